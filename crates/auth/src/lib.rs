@@ -1,0 +1,2 @@
+//! The registry credential chain (being written; see the crate README).
+#![deny(missing_docs)]

@@ -1,0 +1,2 @@
+//! The `acr` command.
+fn main() {}

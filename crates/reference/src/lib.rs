@@ -1,0 +1,2 @@
+//! Image reference grammar and normalization (being written; see the crate README).
+#![deny(missing_docs)]
