@@ -1,2 +1,133 @@
-//! The registry credential chain (being written; see the crate README).
+//! The registry credential chain of acr-import.
+//!
+//! Registries authenticate in a handful of ways, and this crate turns each into an
+//! `Authorization` header without owning a connection stack:
+//!
+//! - [`challenge`] parses `WWW-Authenticate` challenges (`Basic`, RFC 6750 `Bearer`);
+//! - [`Scope`] and [`ScopeSet`] are the distribution token scopes (`repository:app:pull,push`),
+//!   merged per repository;
+//! - [`Credential`] is what a registry is told about the caller (anonymous, basic, refresh
+//!   token, bearer token) and [`CredentialProvider`] says which one to use for a registry;
+//! - [`Authenticator`] runs the flow: remembers each registry's challenge, fetches tokens from
+//!   its realm, caches them per scope set until shortly before they expire, and refuses a
+//!   plain-http realm off loopback;
+//! - [`HttpExchange`] is the one HTTP capability it needs: `acr-import-transfer` supplies it,
+//!   so token traffic uses the same TLS, CA bundle and proxy settings as registry traffic.
+//!
+//! It does not speak the registry API itself (no manifests, no blobs): that is the transport's
+//! job. Secrets are [`Secret`]s, whose `Debug` and `Display` redact.
+//!
+//! ```
+//! use acr_import_auth::{challenge, Challenge, Scope, ScopeSet};
+//!
+//! let header = r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io""#;
+//! let Challenge::Bearer(bearer) = challenge::select([header])? else { unreachable!() };
+//! assert_eq!(bearer.service.as_deref(), Some("registry.docker.io"));
+//!
+//! let scopes = ScopeSet::new().with(Scope::pull("library/nginx")).with(Scope::push("mirror/nginx"));
+//! assert_eq!(scopes.to_string(), "repository:library/nginx:pull repository:mirror/nginx:pull,push");
+//! # Ok::<(), acr_import_auth::AuthError>(())
+//! ```
 #![deny(missing_docs)]
+
+mod authenticator;
+pub mod challenge;
+mod credential;
+mod exchange;
+mod scope;
+mod secret;
+pub mod token;
+
+pub use authenticator::{Authenticator, Authorization};
+pub use challenge::{BearerChallenge, Challenge};
+pub use credential::{
+    Credential, CredentialProvider, NULL_GUID_USERNAME, StaticCredentials, registry_key,
+};
+pub use exchange::{ExchangeError, HttpExchange, is_loopback_host};
+pub use scope::{Action, Scope, ScopeSet};
+pub use secret::Secret;
+
+/// Everything that can go wrong while authenticating.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// A `WWW-Authenticate` header this crate cannot read.
+    #[error("the registry sent a malformed WWW-Authenticate header ({reason}): {header}")]
+    MalformedChallenge {
+        /// The header, cut to 200 characters.
+        header: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A challenge of a scheme other than Basic or Bearer.
+    #[error("the registry asks for an authentication scheme this tool does not support: {schemes}")]
+    UnsupportedChallenge {
+        /// The schemes offered.
+        schemes: String,
+    },
+    /// A token realm that is not a usable URL.
+    #[error("the registry named an invalid token realm `{realm}`: {reason}")]
+    InvalidRealm {
+        /// The realm.
+        realm: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
+    /// A plain-http token realm on a host that is neither loopback nor named insecure.
+    #[error(
+        "refusing to send credentials to the plain-http token realm `{realm}`; \
+         if this registry is really meant to be reached without TLS, name its host with --insecure-registry"
+    )]
+    InsecureRealm {
+        /// The realm.
+        realm: String,
+    },
+    /// The registry wants credentials and none were given.
+    #[error(
+        "the registry requires credentials and {identity} cannot be used for it: \
+         pass --username/--password (or --password-stdin), or log in with a Docker credential helper"
+    )]
+    CredentialsRequired {
+        /// Who was asking (`anonymous`, …).
+        identity: String,
+    },
+    /// The token service refused the credentials.
+    #[error(
+        "the token service {realm} rejected {identity} (HTTP {status}): check the username and password or token"
+    )]
+    CredentialsRejected {
+        /// The realm.
+        realm: String,
+        /// Who was asking.
+        identity: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The token service failed in another way.
+    #[error("the token request to {realm} failed with HTTP {status}: {body}")]
+    TokenRequestFailed {
+        /// The realm.
+        realm: String,
+        /// The HTTP status.
+        status: u16,
+        /// An excerpt of the response body.
+        body: String,
+    },
+    /// The token service answered something that is not a token response.
+    #[error("the token service {realm} sent an invalid token response: {reason}")]
+    InvalidTokenResponse {
+        /// The realm.
+        realm: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A credential that cannot be put on the wire.
+    #[error("invalid credential: {reason}")]
+    InvalidCredential {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP exchange with a token service failed.
+    #[error("cannot reach the token service: {0}")]
+    Exchange(#[from] ExchangeError),
+}

@@ -1,0 +1,170 @@
+//! What a registry is told about who is asking.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::{AuthError, Secret};
+
+/// The username ACR and Docker use to say "the password is a refresh token".
+pub const NULL_GUID_USERNAME: &str = "00000000-0000-0000-0000-000000000000";
+
+/// Credentials for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// No credentials: anonymous pulls.
+    Anonymous,
+    /// A username and password (or personal access token, service principal secret,
+    /// repository-scoped token password): sent as `Basic` to the registry or its token realm.
+    Basic {
+        /// The username.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// A refresh token (Docker's `identitytoken`, ACR's exchanged refresh token): traded at the
+    /// realm for access tokens with `grant_type=refresh_token`.
+    RefreshToken(Secret),
+    /// A ready access token sent as `Authorization: Bearer` as it is.
+    BearerToken(Secret),
+}
+
+impl Credential {
+    /// Username and password, with ACR's convention applied: the null-GUID username means the
+    /// password is a refresh token.
+    pub fn from_username_password(username: impl Into<String>, password: Secret) -> Self {
+        let username = username.into();
+        if username == NULL_GUID_USERNAME {
+            Credential::RefreshToken(password)
+        } else {
+            Credential::Basic { username, password }
+        }
+    }
+
+    /// Who this is, for messages: never the secret.
+    pub fn identity(&self) -> String {
+        match self {
+            Credential::Anonymous => "anonymous".to_owned(),
+            Credential::Basic { username, .. } => format!("user `{username}`"),
+            Credential::RefreshToken(_) => "a refresh (identity) token".to_owned(),
+            Credential::BearerToken(_) => "a bearer token".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::Anonymous => f.write_str("Anonymous"),
+            Credential::Basic { username, .. } => f
+                .debug_struct("Basic")
+                .field("username", username)
+                .field("password", &"[redacted]")
+                .finish(),
+            Credential::RefreshToken(_) => f.write_str("RefreshToken([redacted])"),
+            Credential::BearerToken(_) => f.write_str("BearerToken([redacted])"),
+        }
+    }
+}
+
+/// Answers "which credentials for this registry?".
+///
+/// `registry` is the registry's host as the transport addresses it (`host[:port]`, with Docker
+/// Hub as `registry-1.docker.io`); providers do their own aliasing.
+#[async_trait::async_trait]
+pub trait CredentialProvider: Send + Sync {
+    /// The credential to use, `Credential::Anonymous` when this provider has none.
+    async fn credential(&self, registry: &str) -> Result<Credential, AuthError>;
+}
+
+/// Fixed credentials per registry host, anonymous for the rest.
+#[derive(Debug, Default, Clone)]
+pub struct StaticCredentials {
+    by_registry: HashMap<String, Credential>,
+}
+
+impl StaticCredentials {
+    /// No credentials for anyone.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the credential for `registry` (`host[:port]`, compared case-insensitively; the
+    /// Docker Hub names are aliases of one another).
+    pub fn insert(&mut self, registry: &str, credential: Credential) -> &mut Self {
+        self.by_registry.insert(registry_key(registry), credential);
+        self
+    }
+
+    /// Builder form of [`StaticCredentials::insert`].
+    pub fn with(mut self, registry: &str, credential: Credential) -> Self {
+        self.insert(registry, credential);
+        self
+    }
+
+    /// The credential for `registry`, if one was set.
+    pub fn get(&self, registry: &str) -> Option<&Credential> {
+        self.by_registry.get(&registry_key(registry))
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for StaticCredentials {
+    async fn credential(&self, registry: &str) -> Result<Credential, AuthError> {
+        Ok(self.get(registry).cloned().unwrap_or(Credential::Anonymous))
+    }
+}
+
+/// The key credentials are stored under: lowercase, Docker Hub's names folded into `docker.io`.
+pub fn registry_key(registry: &str) -> String {
+    let lower = registry
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    let host = lower.split('/').next().unwrap_or_default();
+    match host {
+        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_owned()
+        }
+        _ => host.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_secrets() {
+        let c = Credential::Basic {
+            username: "alice".into(),
+            password: Secret::new("pa55word"),
+        };
+        let shown = format!("{c:?} {}", c.identity());
+        assert!(!shown.contains("pa55word"), "{shown}");
+        assert!(shown.contains("alice"));
+        let r = Credential::RefreshToken(Secret::new("eyJrefresh"));
+        assert!(!format!("{r:?}").contains("eyJ"));
+    }
+
+    #[test]
+    fn null_guid_means_refresh_token() {
+        let c = Credential::from_username_password(NULL_GUID_USERNAME, Secret::new("rt"));
+        assert!(matches!(c, Credential::RefreshToken(_)));
+    }
+
+    #[test]
+    fn docker_hub_aliases_share_credentials() {
+        let creds = StaticCredentials::new().with(
+            "index.docker.io",
+            Credential::Basic {
+                username: "u".into(),
+                password: Secret::new("p"),
+            },
+        );
+        assert!(creds.get("registry-1.docker.io").is_some());
+        assert!(creds.get("https://index.docker.io/v1/").is_some());
+        assert!(creds.get("Docker.IO").is_some());
+        assert!(creds.get("ghcr.io").is_none());
+    }
+}
