@@ -33,17 +33,20 @@ pub struct BearerChallenge {
     pub error: Option<String>,
 }
 
+/// A scheme and its parameters (names lowercased), as one challenge of a header.
+pub type RawChallenge = (String, BTreeMap<String, String>);
+
 /// Longest header this parser looks at; anything longer is refused as malformed.
 const MAX_HEADER: usize = 8 * 1024;
 
 /// Parses every challenge in one header value.
 ///
 /// Unknown schemes are skipped; an empty result means none was understood.
-pub fn parse_all(header: &str) -> Result<Vec<(String, BTreeMap<String, String>)>, AuthError> {
+pub fn parse_all(header: &str) -> Result<Vec<RawChallenge>, AuthError> {
     if header.len() > MAX_HEADER {
         return Err(malformed(header, "header is longer than 8 KiB"));
     }
-    let mut out: Vec<(String, BTreeMap<String, String>)> = Vec::new();
+    let mut out: Vec<RawChallenge> = Vec::new();
     let mut p = Parser {
         s: header.as_bytes(),
         i: 0,
