@@ -33,6 +33,7 @@
 mod authenticator;
 pub mod challenge;
 mod credential;
+mod docker_config;
 mod exchange;
 mod scope;
 mod secret;
@@ -42,6 +43,10 @@ pub use authenticator::{Authenticator, Authorization};
 pub use challenge::{BearerChallenge, Challenge};
 pub use credential::{
     Credential, CredentialProvider, NULL_GUID_USERNAME, StaticCredentials, registry_key,
+};
+pub use docker_config::{
+    DEFAULT_HELPER_TIMEOUT, DOCKER_HUB_SERVER_URL, DockerConfigSource, Explanation, Origin,
+    SkipReason, Skipped,
 };
 pub use exchange::{ExchangeError, HttpExchange, is_loopback_host};
 pub use scope::{Action, Scope, ScopeSet};
@@ -125,6 +130,33 @@ pub enum AuthError {
     #[error("invalid credential: {reason}")]
     InvalidCredential {
         /// What is wrong with it.
+        reason: String,
+    },
+    /// A Docker or containers configuration file that exists but cannot be read.
+    #[error("cannot read the registry credentials file {}: {reason}", path.display())]
+    DockerConfigUnreadable {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why (the I/O error).
+        reason: String,
+    },
+    /// A Docker or containers configuration file, or one of its entries, that is not in the
+    /// expected form. Never carries the value of the entry.
+    #[error("the registry credentials file {} is malformed at {entry}: {reason}", path.display())]
+    DockerConfigMalformed {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Which entry (`auths["quay.io"]`, `credHelpers`, `(the file)`…).
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A `docker-credential-<helper>` that cannot be run or failed. Never carries its stdout.
+    #[error("the credential helper docker-credential-{helper} failed: {reason}")]
+    CredentialHelper {
+        /// The helper name (`desktop` for `docker-credential-desktop`).
+        helper: String,
+        /// What went wrong: exit status and at most a short, secret-free stderr excerpt.
         reason: String,
     },
     /// The HTTP exchange with a token service failed.

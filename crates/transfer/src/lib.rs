@@ -1,2 +1,46 @@
-//! Registry transport and copy engine (being written; see the crate README).
+//! The registry transport and copy engine of acr-import.
+//!
+//! [`Transport`] is one HTTP client for every registry a process talks to (hyper 1.x with
+//! rustls, pooled connections, HTTP/2 where ALPN offers it, proxies from the environment,
+//! plain http only for loopback and hosts named insecure). [`Registry`] is a handle on one
+//! registry whose methods are the operations of the OCI distribution API — manifests,
+//! blobs, uploads, cross-repository mounts, tags, referrers — with typed errors
+//! ([`TransferError`]) that keep the HTTP status and the registry's error envelope.
+//!
+//! Credentials come from `acr-import-auth`: the transport asks its
+//! [`Authenticator`](acr_import_auth::Authenticator) for an `Authorization` value per
+//! (registry, scopes), answers `401` challenges, and sends credentials only to the
+//! registry's own origin — never across a redirect or to an upload `Location` on another
+//! host. Manifests are returned and pushed as exact bytes; blobs stream with a running digest.
+//!
+//! ```no_run
+//! use acr_import_transfer::Transport;
+//!
+//! # async fn run() -> Result<(), acr_import_transfer::TransferError> {
+//! let transport = Transport::builder().build()?;
+//! let hub = transport.registry("docker.io")?;
+//! let manifest = hub.get_manifest("library/hello-world", "latest").await?;
+//! println!("{} {}", manifest.media_type, manifest.digest);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
+
+mod body;
+mod connect;
+mod error;
+pub mod manifest;
+mod registry;
+mod retry;
+mod transport;
+
+pub use body::{BlobStream, Hasher, digest_of};
+pub use error::{
+    Operation, RegistryErrorEntry, RequestContext, StatusDetails, TransferError, redact_url,
+};
+pub use manifest::{Descriptor, Manifest, ManifestContent, Platform};
+pub use registry::{
+    DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, Referrers, ReferrersSource, Registry,
+    UploadSession, UploadStart,
+};
+pub use retry::RetryPolicy;
+pub use transport::{HostStats, RequestBody, Transport, TransportBuilder};

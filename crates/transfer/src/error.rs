@@ -1,0 +1,403 @@
+//! Transport errors: what failed, where, and what the registry said.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The registry operation an error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Operation {
+    /// `GET /v2/`.
+    Ping,
+    /// `GET`/`HEAD` of a manifest.
+    GetManifest,
+    /// `PUT` of a manifest.
+    PutManifest,
+    /// `DELETE` of a manifest.
+    DeleteManifest,
+    /// `HEAD` of a blob.
+    HeadBlob,
+    /// `GET` of a blob.
+    GetBlob,
+    /// Starting an upload or a cross-repository mount (`POST …/blobs/uploads/`).
+    StartUpload,
+    /// Sending blob data (`PATCH`/`PUT` on an upload session).
+    Upload,
+    /// `DELETE` of a blob or an upload session.
+    Delete,
+    /// Listing tags.
+    ListTags,
+    /// Listing referrers.
+    Referrers,
+    /// Listing repositories.
+    Catalog,
+    /// A request to a registry-specific API (ACR's `/acr/v1/`, …).
+    Other,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Operation::Ping => "ping",
+            Operation::GetManifest => "manifest fetch",
+            Operation::PutManifest => "manifest push",
+            Operation::DeleteManifest => "manifest delete",
+            Operation::HeadBlob => "blob check",
+            Operation::GetBlob => "blob fetch",
+            Operation::StartUpload => "blob upload start",
+            Operation::Upload => "blob upload",
+            Operation::Delete => "delete",
+            Operation::ListTags => "tag listing",
+            Operation::Referrers => "referrers listing",
+            Operation::Catalog => "repository listing",
+            Operation::Other => "request",
+        })
+    }
+}
+
+/// Where a request went: operation, registry, repository and reference.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    /// The operation.
+    pub operation: Operation,
+    /// The registry host (`host[:port]`).
+    pub registry: String,
+    /// The repository, when the operation has one.
+    pub repository: Option<String>,
+    /// The tag or digest, when the operation has one.
+    pub reference: Option<String>,
+}
+
+impl fmt::Display for RequestContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on {}", self.operation, self.registry)?;
+        if let Some(repo) = &self.repository {
+            write!(f, "/{repo}")?;
+            if let Some(r) = &self.reference {
+                if r.contains(':') {
+                    write!(f, "@{r}")?;
+                } else {
+                    write!(f, ":{r}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One entry of the distribution error envelope `{"errors":[{"code","message","detail"}]}`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct RegistryErrorEntry {
+    /// The code (`MANIFEST_UNKNOWN`, `DENIED`, …; any string a registry invents).
+    #[serde(default)]
+    pub code: String,
+    /// The message.
+    #[serde(default)]
+    pub message: String,
+    /// The detail, as compact JSON.
+    #[serde(default, deserialize_with = "detail_as_text")]
+    pub detail: Option<String>,
+}
+
+fn detail_as_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(v.filter(|v| !v.is_null()).map(|v| match v {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    }))
+}
+
+/// What a registry said when it refused a request.
+#[derive(Debug, Clone)]
+pub struct StatusDetails {
+    /// Where.
+    pub context: RequestContext,
+    /// The HTTP status code.
+    pub status: u16,
+    /// The registry's error envelope, when it sent one.
+    pub errors: Vec<RegistryErrorEntry>,
+    /// A hint on what to do, when one is known.
+    pub hint: Option<String>,
+}
+
+impl StatusDetails {
+    /// The first error code, if any.
+    pub fn code(&self) -> Option<&str> {
+        self.errors.first().map(|e| e.code.as_str())
+    }
+}
+
+impl fmt::Display for StatusDetails {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed with HTTP {}", self.context, self.status)?;
+        for e in &self.errors {
+            write!(f, "; {}", e.code)?;
+            if !e.message.is_empty() {
+                write!(f, ": {}", e.message)?;
+            }
+            if let Some(d) = &e.detail {
+                let d: String = d.chars().take(300).collect();
+                write!(f, " ({d})")?;
+            }
+        }
+        if let Some(h) = &self.hint {
+            write!(f, ". {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the transport can fail with. Nothing here ever holds a credential: URLs are
+/// printed without their query string.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// `401`: the registry did not accept the credentials for this operation.
+    #[error("{0}: the registry did not accept the credentials")]
+    Unauthorized(Box<StatusDetails>),
+    /// `403`: authenticated but not allowed (or blocked by a firewall).
+    #[error("{0}")]
+    Forbidden(Box<StatusDetails>),
+    /// `404`: the repository, manifest or blob does not exist.
+    #[error("{0}")]
+    NotFound(Box<StatusDetails>),
+    /// `429`: rate limited, and still so after the retries.
+    #[error("{details} (rate limited; retried {retries} times)")]
+    RateLimited {
+        /// What the registry said.
+        details: Box<StatusDetails>,
+        /// How many retries were spent.
+        retries: u32,
+    },
+    /// `5xx`, still so after the retries.
+    #[error("{details} (server error; retried {retries} times)")]
+    Server {
+        /// What the registry said.
+        details: Box<StatusDetails>,
+        /// How many retries were spent.
+        retries: u32,
+    },
+    /// Another status the operation does not expect.
+    #[error("{0}")]
+    UnexpectedStatus(Box<StatusDetails>),
+    /// A credential was granted less than the operation needs.
+    #[error(
+        "{identity} may not {action} repository `{repository}` on {registry}: \
+         the token service granted less than this operation needs (check the token's scope map or role)"
+    )]
+    ScopeDenied {
+        /// The registry.
+        registry: String,
+        /// The repository.
+        repository: String,
+        /// The action refused (`pull`, `push`, …).
+        action: String,
+        /// Who asked, without secrets.
+        identity: String,
+    },
+    /// Authentication failed before the registry was asked.
+    #[error("authentication with {registry} failed: {source}")]
+    Auth {
+        /// The registry.
+        registry: String,
+        /// The cause.
+        #[source]
+        source: acr_import_auth::AuthError,
+    },
+    /// No connection could be made or it broke, after the retries.
+    #[error("cannot reach {url}: {message} (retried {retries} times)")]
+    Connection {
+        /// The URL, without its query.
+        url: String,
+        /// What happened.
+        message: String,
+        /// How many retries were spent.
+        retries: u32,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// Nothing arrived for longer than the idle timeout.
+    #[error("{url}: no data for {timeout:?} (idle timeout)")]
+    Timeout {
+        /// The URL, without its query.
+        url: String,
+        /// The idle timeout.
+        timeout: Duration,
+    },
+    /// Content did not hash to the digest it was asked for or announced.
+    #[error("{what}: expected digest {expected}, got {actual}; the content was not used")]
+    DigestMismatch {
+        /// Which content (`blob sha256:… of repo`, `manifest …`).
+        what: String,
+        /// The digest it should have.
+        expected: String,
+        /// The digest it has.
+        actual: String,
+    },
+    /// Content was longer or shorter than announced.
+    #[error("{what}: expected {expected} bytes, got {actual}; the content was not used")]
+    SizeMismatch {
+        /// Which content.
+        what: String,
+        /// The announced size.
+        expected: u64,
+        /// The size received (so far, for an overlong stream).
+        actual: u64,
+    },
+    /// A manifest over the 4 MiB limit the distribution spec sets.
+    #[error("{context}: the manifest is larger than {limit} bytes, the limit registries enforce")]
+    ManifestTooLarge {
+        /// Where.
+        context: RequestContext,
+        /// The limit.
+        limit: u64,
+    },
+    /// A Docker schema 1 manifest.
+    #[error(
+        "{0}: this is a Docker schema 1 manifest, which registries no longer accept; \
+         rebuild or re-push the image with a current client (schema 2 or OCI)"
+    )]
+    Schema1(RequestContext),
+    /// A manifest that is not valid.
+    #[error("{context}: invalid manifest: {reason}")]
+    InvalidManifest {
+        /// Where.
+        context: RequestContext,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A response that breaks the distribution protocol (missing `Location`, bad header…).
+    #[error("{context}: the registry broke the protocol: {reason}")]
+    Protocol {
+        /// Where.
+        context: RequestContext,
+        /// What it did.
+        reason: String,
+    },
+    /// A URL this transport refuses to use (plain http off loopback, https→http redirect…).
+    #[error("refusing {url}: {reason}")]
+    Refused {
+        /// The URL, without its query.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// Bad configuration (unreadable CA file, invalid proxy URL…).
+    #[error("invalid transport configuration: {0}")]
+    Config(String),
+    /// A local I/O failure (an OCI layout folder, a temp file).
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TransferError {
+    /// The HTTP status the registry answered, if the failure was a status.
+    pub fn status(&self) -> Option<u16> {
+        self.details().map(|d| d.status)
+    }
+
+    /// The status details, if the failure was a status.
+    pub fn details(&self) -> Option<&StatusDetails> {
+        match self {
+            TransferError::Unauthorized(d)
+            | TransferError::Forbidden(d)
+            | TransferError::NotFound(d)
+            | TransferError::UnexpectedStatus(d) => Some(d),
+            TransferError::RateLimited { details, .. } | TransferError::Server { details, .. } => {
+                Some(details)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the thing asked for does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, TransferError::NotFound(_))
+    }
+
+    /// Whether the failure is about credentials or permissions.
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            TransferError::Unauthorized(_)
+                | TransferError::Forbidden(_)
+                | TransferError::ScopeDenied { .. }
+                | TransferError::Auth { .. }
+        )
+    }
+
+    /// Whether trying the whole operation again may succeed (connection trouble, timeouts,
+    /// server errors, rate limits, corrupted transfers).
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            TransferError::Connection { .. }
+                | TransferError::Timeout { .. }
+                | TransferError::Server { .. }
+                | TransferError::RateLimited { .. }
+                | TransferError::DigestMismatch { .. }
+                | TransferError::SizeMismatch { .. }
+        )
+    }
+}
+
+/// A URL as it may be printed: scheme, host, port and path, the query replaced by `?…`
+/// (storage redirects carry signatures there) and any userinfo dropped.
+pub fn redact_url(url: &url::Url) -> String {
+    let mut out = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
+    if let Some(p) = url.port() {
+        out.push_str(&format!(":{p}"));
+    }
+    out.push_str(url.path());
+    if url.query().is_some() {
+        out.push_str("?…");
+    }
+    out
+}
+
+/// Parses a distribution error envelope, tolerating anything.
+pub(crate) fn parse_error_envelope(body: &[u8]) -> Vec<RegistryErrorEntry> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        #[serde(default)]
+        errors: Vec<RegistryErrorEntry>,
+    }
+    serde_json::from_slice::<Envelope>(body)
+        .map(|e| e.errors)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_query_and_userinfo() {
+        let u = url::Url::parse("https://user:pw@blob.example:8443/a/b?sig=SECRET&se=1").unwrap();
+        assert_eq!(redact_url(&u), "https://blob.example:8443/a/b?…");
+    }
+
+    #[test]
+    fn envelope_parsing_tolerates_shapes() {
+        let e = parse_error_envelope(
+            br#"{"errors":[{"code":"DENIED","message":"no","detail":[{"Type":"repository","Name":"nats","Action":"pull"}]}]}"#,
+        );
+        assert_eq!(e[0].code, "DENIED");
+        assert!(e[0].detail.as_deref().unwrap().contains("nats"));
+        assert!(parse_error_envelope(b"<html>").is_empty());
+        assert!(
+            parse_error_envelope(br#"{"errors":[{}]}"#)[0]
+                .code
+                .is_empty()
+        );
+    }
+}

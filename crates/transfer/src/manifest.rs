@@ -1,0 +1,274 @@
+//! Manifests as bytes: media types, digests, and the descriptors they reference.
+
+use acr_import_reference::Digest;
+use bytes::Bytes;
+use serde::Deserialize;
+
+/// OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// Docker image manifest, schema 2.
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker schema 1 (refused).
+pub const DOCKER_SCHEMA1: &str = "application/vnd.docker.distribution.manifest.v1+json";
+/// Signed Docker schema 1 (refused).
+pub const DOCKER_SCHEMA1_SIGNED: &str = "application/vnd.docker.distribution.manifest.v1+prettyjws";
+/// The OCI empty descriptor's media type (`{}`), used as the config of artifacts.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// Every manifest media type a fetch accepts, in the `Accept` header.
+pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, \
+application/vnd.oci.image.manifest.v1+json, \
+application/vnd.docker.distribution.manifest.list.v2+json, \
+application/vnd.docker.distribution.manifest.v2+json";
+
+/// The largest manifest registries accept (the distribution spec's 4 MiB).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Whether a media type is an index (OCI index or Docker manifest list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == OCI_INDEX || media_type == DOCKER_LIST
+}
+
+/// A manifest exactly as a registry served it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The bytes, pushed as they are.
+    pub bytes: Bytes,
+    /// The media type (the `Content-Type` it was served with or must be pushed with).
+    pub media_type: String,
+    /// The digest of `bytes`.
+    pub digest: Digest,
+}
+
+impl Manifest {
+    /// Whether it is an index or list.
+    pub fn is_index(&self) -> bool {
+        is_index(&self.media_type)
+    }
+
+    /// Reads the descriptors it references: children of an index; config and layers of an
+    /// image manifest; and the `subject`, when present.
+    pub fn parse(&self) -> Result<ManifestContent, String> {
+        ManifestContent::parse(&self.bytes)
+    }
+}
+
+/// A platform as an index names it. Kept as our own type because `os.version` and
+/// `os.features` matter for Windows images and oci-spec 0.10 drops them.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+pub struct Platform {
+    /// `architecture`.
+    #[serde(default)]
+    pub architecture: String,
+    /// `os`.
+    #[serde(default)]
+    pub os: String,
+    /// `variant`.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// `os.version`.
+    #[serde(default, rename = "os.version")]
+    pub os_version: Option<String>,
+    /// `os.features`.
+    #[serde(default, rename = "os.features")]
+    pub os_features: Option<Vec<String>>,
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A content descriptor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `mediaType`.
+    pub media_type: String,
+    /// `digest`.
+    pub digest: Digest,
+    /// `size`.
+    pub size: u64,
+    /// `urls` (foreign layers).
+    pub urls: Vec<String>,
+    /// `platform`, in an index.
+    pub platform: Option<Platform>,
+    /// `artifactType`.
+    pub artifact_type: Option<String>,
+    /// `annotations`.
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// A layer the registry is not expected to hold: Docker foreign layers, OCI
+    /// non-distributable layers, or any layer with `urls`.
+    pub fn is_foreign(&self) -> bool {
+        !self.urls.is_empty()
+            || self.media_type.contains("foreign")
+            || self.media_type.contains("nondistributable")
+    }
+}
+
+#[derive(Deserialize)]
+struct RawDescriptor {
+    #[serde(rename = "mediaType", default)]
+    media_type: String,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    urls: Option<Vec<String>>,
+    #[serde(default)]
+    platform: Option<Platform>,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
+    #[serde(default)]
+    annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl TryFrom<RawDescriptor> for Descriptor {
+    type Error = String;
+    fn try_from(r: RawDescriptor) -> Result<Self, String> {
+        let digest: Digest = r
+            .digest
+            .parse()
+            .map_err(|e| format!("descriptor digest `{}`: {e}", r.digest))?;
+        if r.size < 0 {
+            return Err(format!("descriptor {digest} has a negative size"));
+        }
+        Ok(Descriptor {
+            media_type: r.media_type,
+            digest,
+            size: r.size as u64,
+            urls: r.urls.unwrap_or_default(),
+            platform: r.platform,
+            artifact_type: r.artifact_type,
+            annotations: r.annotations.unwrap_or_default(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    #[serde(rename = "schemaVersion")]
+    schema_version: Option<i64>,
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
+    #[serde(rename = "artifactType")]
+    artifact_type: Option<String>,
+    config: Option<RawDescriptor>,
+    layers: Option<Vec<RawDescriptor>>,
+    manifests: Option<Vec<RawDescriptor>>,
+    subject: Option<RawDescriptor>,
+    /// Schema 1 has `fsLayers`.
+    #[serde(rename = "fsLayers")]
+    fs_layers: Option<serde_json::Value>,
+}
+
+/// What a manifest references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestContent {
+    /// The `mediaType` field of the body, if present.
+    pub media_type: Option<String>,
+    /// `artifactType`, if present.
+    pub artifact_type: Option<String>,
+    /// The config descriptor (image manifests).
+    pub config: Option<Descriptor>,
+    /// The layers (image manifests).
+    pub layers: Vec<Descriptor>,
+    /// The children (indexes).
+    pub manifests: Vec<Descriptor>,
+    /// The `subject` (OCI 1.1 referrers).
+    pub subject: Option<Descriptor>,
+}
+
+impl ManifestContent {
+    /// Parses the descriptors out of manifest bytes. Schema 1 and anything without a known
+    /// shape is an error.
+    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
+        let raw: RawManifest =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a JSON manifest: {e}"))?;
+        if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
+            return Err("schema 1".to_owned());
+        }
+        if raw.schema_version != Some(2) {
+            return Err(format!(
+                "schemaVersion must be 2, found {}",
+                raw.schema_version
+                    .map_or("none".to_owned(), |v| v.to_string())
+            ));
+        }
+        let convert = |v: Option<Vec<RawDescriptor>>| -> Result<Vec<Descriptor>, String> {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(Descriptor::try_from)
+                .collect()
+        };
+        let content = ManifestContent {
+            media_type: raw.media_type,
+            artifact_type: raw.artifact_type,
+            config: raw.config.map(Descriptor::try_from).transpose()?,
+            layers: convert(raw.layers)?,
+            manifests: convert(raw.manifests)?,
+            subject: raw.subject.map(Descriptor::try_from).transpose()?,
+        };
+        if content.config.is_none() && raw_has_no_manifests(&content) && content.layers.is_empty() {
+            return Err("neither `manifests` nor `config`/`layers`".to_owned());
+        }
+        Ok(content)
+    }
+}
+
+fn raw_has_no_manifests(c: &ManifestContent) -> bool {
+    c.manifests.is_empty() && c.media_type.as_deref().is_none_or(|m| !is_index(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_index_and_manifest_descriptors() {
+        let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000001","size":10,
+             "platform":{"os":"windows","architecture":"amd64","os.version":"10.0.17763.1"}}]}"#;
+        let c = ManifestContent::parse(idx).unwrap();
+        assert_eq!(c.manifests.len(), 1);
+        let p = c.manifests[0].platform.as_ref().unwrap();
+        assert_eq!(p.os_version.as_deref(), Some("10.0.17763.1"));
+        let m = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},
+            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000002","size":5,"urls":["https://x/y"]}]}"#;
+        let c = ManifestContent::parse(m).unwrap();
+        assert!(c.layers[0].is_foreign());
+        assert_eq!(c.config.unwrap().size, 2);
+    }
+
+    #[test]
+    fn refuses_schema1_and_junk() {
+        assert_eq!(
+            ManifestContent::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#).unwrap_err(),
+            "schema 1"
+        );
+        assert!(ManifestContent::parse(b"{").is_err());
+        assert!(ManifestContent::parse(br#"{"schemaVersion":2}"#).is_err());
+        assert!(
+            ManifestContent::parse(
+                br#"{"schemaVersion":2,"config":{"digest":"sha256:XYZ","size":1}}"#
+            )
+            .is_err()
+        );
+        assert!(
+            ManifestContent::parse(
+                br#"{"schemaVersion":2,"config":{"digest":"md5:abc","size":1}}"#
+            )
+            .is_err()
+        );
+    }
+}

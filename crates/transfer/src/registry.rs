@@ -1,0 +1,1164 @@
+//! The registry operations of the OCI distribution API.
+
+use std::time::Duration;
+
+use acr_import_auth::{Scope, ScopeSet};
+use acr_import_reference::{Digest, Tag};
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::{Frame, Incoming};
+use url::Url;
+
+use crate::body::{BlobState, BlobStream, Hasher, digest_of, read_capped};
+use crate::error::{Operation, RequestContext, TransferError, redact_url};
+use crate::manifest::{
+    ACCEPT_MANIFESTS, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, Descriptor, MAX_MANIFEST_BYTES,
+    Manifest, ManifestContent, OCI_INDEX,
+};
+use crate::transport::{Body, Req, Resp, Transport, drain};
+
+/// Blobs above this size are uploaded in chunks by [`Registry::push_blob`] (default 64 MiB).
+pub const DEFAULT_CHUNK_SIZE: u64 = 64 * 1024 * 1024;
+
+/// A handle on one registry, cheap to clone. Every method is one operation of the
+/// distribution API with typed errors.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    transport: Transport,
+    /// `host[:port]`, Docker Hub mapped to its API host.
+    host: String,
+    scheme: Option<&'static str>,
+}
+
+/// What `GET /v2/` told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PingInfo {
+    /// `Docker-Distribution-API-Version`, when sent (`registry/2.0`).
+    pub api_version: Option<String>,
+    /// The scheme that worked (`https`, or `http` on loopback/insecure hosts).
+    pub scheme: &'static str,
+}
+
+/// What a manifest `HEAD` told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// `Docker-Content-Digest`, when the registry sent it.
+    pub digest: Option<Digest>,
+    /// The media type.
+    pub media_type: Option<String>,
+    /// `Content-Length`.
+    pub size: Option<u64>,
+}
+
+/// An upload session on the registry.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    location: Url,
+    repository: String,
+    offset: u64,
+}
+
+impl UploadSession {
+    /// Bytes the registry has accepted so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+}
+
+/// The result of starting an upload.
+#[derive(Debug)]
+pub enum UploadStart {
+    /// A cross-repository mount succeeded: the blob is there, no bytes to send.
+    Mounted,
+    /// An upload session to send the bytes to.
+    Session(UploadSession),
+}
+
+/// How referrers were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSource {
+    /// The OCI 1.1 referrers API.
+    Api,
+    /// The `<alg>-<hex>` tag schema, on a registry without the API.
+    TagSchema,
+}
+
+/// The manifests that name a manifest as their `subject`.
+#[derive(Debug, Clone)]
+pub struct Referrers {
+    /// Their descriptors.
+    pub descriptors: Vec<Descriptor>,
+    /// How they were found.
+    pub source: ReferrersSource,
+    /// On the tag schema: the fallback index itself, if the tag existed (needed to update it).
+    pub fallback_index: Option<Manifest>,
+}
+
+/// The `Content-Type` of blob uploads.
+const OCTET_STREAM: &str = "application/octet-stream";
+
+impl Registry {
+    pub(crate) fn new(transport: Transport, registry: &str) -> Result<Self, TransferError> {
+        let (scheme, rest) = if let Some(r) = registry.strip_prefix("https://") {
+            (Some("https"), r)
+        } else if let Some(r) = registry.strip_prefix("http://") {
+            (Some("http"), r)
+        } else {
+            (None, registry)
+        };
+        let host = rest.trim_end_matches('/').to_ascii_lowercase();
+        if host.is_empty() || host.contains('/') || host.contains('@') {
+            return Err(TransferError::Config(format!(
+                "`{registry}` is not a registry host (expected host[:port])"
+            )));
+        }
+        let host = match host.as_str() {
+            "docker.io" | "index.docker.io" | "registry.hub.docker.com" => {
+                "registry-1.docker.io".to_owned()
+            }
+            _ => host,
+        };
+        let r = Self {
+            transport,
+            host,
+            scheme,
+        };
+        if let Some(s) = scheme {
+            r.transport.check_url(&r.url_with(s, "/v2/")?)?;
+        }
+        Ok(r)
+    }
+
+    /// The registry host as addressed (`host[:port]`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The transport this handle uses.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    fn url_with(&self, scheme: &str, path: &str) -> Result<Url, TransferError> {
+        Url::parse(&format!("{scheme}://{}{path}", self.host)).map_err(|e| {
+            TransferError::Config(format!("`{}` is not a usable host: {e}", self.host))
+        })
+    }
+
+    fn split_host(&self) -> (String, Option<u16>) {
+        let url = Url::parse(&format!("http://{}/", self.host)).ok();
+        (
+            url.as_ref()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_default(),
+            url.and_then(|u| u.port()),
+        )
+    }
+
+    /// The scheme to use: fixed by the caller, learned before, or https — except that a
+    /// loopback or insecure host that does not speak TLS falls back to plain http.
+    async fn scheme(&self) -> Result<&'static str, TransferError> {
+        if let Some(s) = self
+            .scheme
+            .or_else(|| self.transport.known_scheme(&self.host))
+        {
+            return Ok(s);
+        }
+        let (host, port) = self.split_host();
+        if !self.transport.may_use_http(&host, port) {
+            self.transport.remember_scheme(&self.host, "https");
+            return Ok("https");
+        }
+        let probe = self.url_with("https", "/v2/")?;
+        let ctx = self.ctx(Operation::Ping, None, None);
+        let mut req = Req::new(ctx, Method::GET, probe.clone(), ScopeSet::new());
+        req.idempotent = false;
+        let scheme = match self.transport.send(req, &probe).await {
+            Ok(resp) => {
+                drain(resp.response).await;
+                "https"
+            }
+            Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => "http",
+            Err(e) => return Err(e),
+        };
+        self.transport.remember_scheme(&self.host, scheme);
+        Ok(scheme)
+    }
+
+    async fn url(&self, path: &str) -> Result<Url, TransferError> {
+        let scheme = self.scheme().await?;
+        self.url_with(scheme, path)
+    }
+
+    fn ctx(
+        &self,
+        operation: Operation,
+        repository: Option<&str>,
+        reference: Option<&str>,
+    ) -> RequestContext {
+        RequestContext {
+            operation,
+            registry: self.host.clone(),
+            repository: repository.map(str::to_owned),
+            reference: reference.map(str::to_owned),
+        }
+    }
+
+    async fn send(&self, req: Req) -> Result<Resp, TransferError> {
+        let origin = self.url("/").await?;
+        self.transport.send(req, &origin).await
+    }
+
+    async fn fail(&self, ctx: &RequestContext, resp: Resp, scopes: &ScopeSet) -> TransferError {
+        self.transport.status_error(ctx, resp, scopes).await
+    }
+
+    /// `GET /v2/`: is this a registry, and may we talk to it.
+    pub async fn ping(&self) -> Result<PingInfo, TransferError> {
+        let ctx = self.ctx(Operation::Ping, None, None);
+        let url = self.url("/v2/").await?;
+        let scopes = ScopeSet::new();
+        let resp = self
+            .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
+            .await?;
+        if resp.response.status() == StatusCode::OK {
+            let api_version = header_str(&resp.response, "docker-distribution-api-version");
+            drain(resp.response).await;
+            return Ok(PingInfo {
+                api_version,
+                scheme: self.scheme().await?,
+            });
+        }
+        Err(self.fail(&ctx, resp, &scopes).await)
+    }
+
+    /// Fetches a manifest by tag or digest, as exact bytes, refusing anything that does not
+    /// check out: more than 4 MiB, schema 1, invalid JSON, a body whose `mediaType`
+    /// contradicts its `Content-Type`, bytes that do not hash to the digest asked for or to
+    /// the `Docker-Content-Digest` the registry announced.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, TransferError> {
+        let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
+        let wanted = parse_manifest_reference(&ctx, reference)?;
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
+        req.headers
+            .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
+        let resp = self.send(req).await?;
+        if resp.response.status() != StatusCode::OK {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        let too_large = || TransferError::ManifestTooLarge {
+            context: ctx.clone(),
+            limit: MAX_MANIFEST_BYTES,
+        };
+        if content_length(&resp.response).is_some_and(|n| n > MAX_MANIFEST_BYTES) {
+            return Err(too_large());
+        }
+        let content_type = header_str(&resp.response, "content-type")
+            .map(|c| c.split(';').next().unwrap_or_default().trim().to_owned())
+            .unwrap_or_default();
+        let announced = header_str(&resp.response, "docker-content-digest");
+        let bytes = match read_capped(
+            resp.response.into_body(),
+            MAX_MANIFEST_BYTES,
+            self.transport.inner.idle_timeout,
+            &resp.url,
+        )
+        .await
+        {
+            Err(TransferError::SizeMismatch { .. }) => return Err(too_large()),
+            other => other?,
+        };
+        if content_type == DOCKER_SCHEMA1 || content_type == DOCKER_SCHEMA1_SIGNED {
+            return Err(TransferError::Schema1(ctx));
+        }
+        let content = ManifestContent::parse(&bytes).map_err(|reason| {
+            if reason == "schema 1" {
+                TransferError::Schema1(ctx.clone())
+            } else {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason,
+                }
+            }
+        })?;
+        let media_type = resolve_media_type(&ctx, &content_type, &content)?;
+        let algorithm = match &wanted {
+            ManifestRef::Digest(d) => d.algorithm(),
+            ManifestRef::Tag(_) => announced
+                .as_deref()
+                .and_then(|a| a.parse::<Digest>().ok())
+                .map(|d| d.algorithm())
+                .unwrap_or(acr_import_reference::DigestAlgorithm::Sha256),
+        };
+        let digest = digest_of(algorithm, &bytes);
+        if let ManifestRef::Digest(d) = &wanted
+            && *d != digest
+        {
+            return Err(TransferError::DigestMismatch {
+                what: format!("manifest {repository}@{d}"),
+                expected: d.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        if let Some(a) = announced {
+            let claimed: Digest = a.parse().map_err(|e| TransferError::Protocol {
+                context: ctx.clone(),
+                reason: format!("invalid Docker-Content-Digest `{a}`: {e}"),
+            })?;
+            let actual = if claimed.algorithm() == digest.algorithm() {
+                digest.clone()
+            } else {
+                digest_of(claimed.algorithm(), &bytes)
+            };
+            if claimed != actual {
+                return Err(TransferError::DigestMismatch {
+                    what: format!(
+                        "manifest {repository}:{reference} (the registry's Docker-Content-Digest header)"
+                    ),
+                    expected: claimed.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `HEAD` of a manifest: `None` when it does not exist.
+    pub async fn head_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, TransferError> {
+        let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
+        parse_manifest_reference(&ctx, reference)?;
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
+        req.headers
+            .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
+        let resp = self.send(req).await?;
+        match resp.response.status() {
+            StatusCode::OK => Ok(Some(ManifestHead {
+                digest: header_str(&resp.response, "docker-content-digest")
+                    .and_then(|d| d.parse().ok()),
+                media_type: header_str(&resp.response, "content-type")
+                    .map(|c| c.split(';').next().unwrap_or_default().trim().to_owned()),
+                size: content_length(&resp.response),
+            })),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.fail(&ctx, resp, &scopes).await),
+        }
+    }
+
+    /// Pushes a manifest's exact bytes under a tag or its digest. Returns the digest the
+    /// registry stored, which must be the manifest's own.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<Digest, TransferError> {
+        let ctx = self.ctx(Operation::PutManifest, Some(repository), Some(reference));
+        if let ManifestRef::Digest(d) = parse_manifest_reference(&ctx, reference)?
+            && d != manifest.digest
+        {
+            return Err(TransferError::DigestMismatch {
+                what: format!("manifest pushed as {repository}@{d}"),
+                expected: d.to_string(),
+                actual: manifest.digest.to_string(),
+            });
+        }
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::push(repository));
+        let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
+        req.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&manifest.media_type).map_err(|_| {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason: format!(
+                        "media type `{}` is not a valid header value",
+                        manifest.media_type
+                    ),
+                }
+            })?,
+        );
+        req.body = Body::Bytes(manifest.bytes.clone());
+        let resp = self.send(req).await?;
+        if resp.response.status() != StatusCode::CREATED {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        if let Some(stored) = header_str(&resp.response, "docker-content-digest")
+            .and_then(|d| d.parse::<Digest>().ok())
+            && stored.algorithm() == manifest.digest.algorithm()
+            && stored != manifest.digest
+        {
+            return Err(TransferError::DigestMismatch {
+                what: format!("manifest stored at {repository}:{reference}"),
+                expected: manifest.digest.to_string(),
+                actual: stored.to_string(),
+            });
+        }
+        drain(resp.response).await;
+        Ok(manifest.digest.clone())
+    }
+
+    /// Deletes a manifest by digest.
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(), TransferError> {
+        let ctx = self.ctx(
+            Operation::DeleteManifest,
+            Some(repository),
+            Some(digest.as_str()),
+        );
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{digest}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::repository(repository, ["delete"]));
+        let resp = self
+            .send(Req::new(ctx.clone(), Method::DELETE, url, scopes.clone()))
+            .await?;
+        if resp.response.status() == StatusCode::ACCEPTED
+            || resp.response.status() == StatusCode::OK
+        {
+            drain(resp.response).await;
+            return Ok(());
+        }
+        Err(self.fail(&ctx, resp, &scopes).await)
+    }
+
+    /// `HEAD` of a blob: its size, or `None` when the repository does not hold it.
+    pub async fn head_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<u64>, TransferError> {
+        let ctx = self.ctx(Operation::HeadBlob, Some(repository), Some(digest.as_str()));
+        let url = self
+            .url(&format!("/v2/{repository}/blobs/{digest}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
+        req.follow_redirects = true;
+        let resp = self.send(req).await?;
+        match resp.response.status() {
+            StatusCode::OK => Ok(Some(content_length(&resp.response).unwrap_or(0))),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.fail(&ctx, resp, &scopes).await),
+        }
+    }
+
+    /// Downloads a blob as a verified stream (see [`BlobStream`]). `expected_size` is the
+    /// descriptor's size: more or fewer bytes is an error. With `verify` off, the caller
+    /// takes on checking the digest (a registry target does, on `PUT ?digest=`).
+    pub async fn get_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        expected_size: Option<u64>,
+        verify: bool,
+    ) -> Result<BlobStream, TransferError> {
+        let (body, _skip, url, announced) = self.open_blob(repository, digest, 0).await?;
+        if let (Some(expected), Some(announced)) = (expected_size, announced)
+            && expected != announced
+        {
+            return Err(TransferError::SizeMismatch {
+                what: format!("blob {digest} of {repository} (Content-Length)"),
+                expected,
+                actual: announced,
+            });
+        }
+        let state = BlobState {
+            registry: self.clone(),
+            repository: repository.to_owned(),
+            digest: digest.clone(),
+            expected_size,
+            body,
+            url,
+            hasher: verify.then(|| Hasher::new(digest.algorithm())),
+            received: 0,
+            skip: 0,
+            resumes: 0,
+            done: false,
+            idle: self.transport.inner.idle_timeout,
+        };
+        Ok(BlobStream::new(state, expected_size.or(announced)))
+    }
+
+    pub(crate) async fn open_blob_at(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Incoming, u64, Url), TransferError> {
+        self.open_blob(repository, digest, offset)
+            .await
+            .map(|(b, s, u, _)| (b, s, u))
+    }
+
+    /// `GET` of a blob from `offset`: the body, how many leading bytes to drop (a server
+    /// that ignored `Range`), the final URL, and the announced length of the whole blob.
+    async fn open_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<(Incoming, u64, Url, Option<u64>), TransferError> {
+        let ctx = self.ctx(Operation::GetBlob, Some(repository), Some(digest.as_str()));
+        let url = self
+            .url(&format!("/v2/{repository}/blobs/{digest}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
+        req.follow_redirects = true;
+        if offset > 0 {
+            req.headers.insert(
+                header::RANGE,
+                HeaderValue::from_str(&format!("bytes={offset}-"))
+                    .expect("a range is a valid header"),
+            );
+        }
+        let resp = self.send(req).await?;
+        let length = content_length(&resp.response);
+        match resp.response.status() {
+            StatusCode::OK => Ok((resp.response.into_body(), offset, resp.url, length)),
+            StatusCode::PARTIAL_CONTENT if offset > 0 => {
+                let start = header_str(&resp.response, "content-range").and_then(|r| {
+                    r.strip_prefix("bytes ")
+                        .and_then(|r| r.split('-').next())
+                        .and_then(|s| s.parse::<u64>().ok())
+                });
+                match start {
+                    Some(s) if s == offset => Ok((
+                        resp.response.into_body(),
+                        0,
+                        resp.url,
+                        length.map(|l| l + offset),
+                    )),
+                    _ => Err(TransferError::Protocol {
+                        context: ctx,
+                        reason: format!(
+                            "asked for bytes from {offset}, got Content-Range {start:?}"
+                        ),
+                    }),
+                }
+            }
+            _ => Err(self.fail(&ctx, resp, &scopes).await),
+        }
+    }
+
+    /// Starts an upload, or mounts `digest` from `mount_from` (a repository of this registry)
+    /// in one request: `201` means mounted, `202` an upload session to send bytes to.
+    pub async fn start_upload(
+        &self,
+        repository: &str,
+        mount: Option<(&Digest, &str)>,
+    ) -> Result<UploadStart, TransferError> {
+        let ctx = self.ctx(
+            Operation::StartUpload,
+            Some(repository),
+            mount.map(|(d, _)| d.as_str()),
+        );
+        let mut url = self
+            .url(&format!("/v2/{repository}/blobs/uploads/"))
+            .await?;
+        let mut scopes = ScopeSet::new().with(Scope::push(repository));
+        if let Some((digest, from)) = mount {
+            url.query_pairs_mut()
+                .append_pair("mount", digest.as_str())
+                .append_pair("from", from);
+            scopes.insert(Scope::pull(from));
+        }
+        let mut req = Req::new(ctx.clone(), Method::POST, url, scopes.clone());
+        // Starting a session twice leaves an orphan session at worst: safe to retry.
+        req.idempotent = true;
+        let resp = self.send(req).await?;
+        match resp.response.status() {
+            StatusCode::CREATED if mount.is_some() => {
+                drain(resp.response).await;
+                Ok(UploadStart::Mounted)
+            }
+            StatusCode::ACCEPTED => {
+                let location = self.location(&ctx, &resp)?;
+                drain(resp.response).await;
+                Ok(UploadStart::Session(UploadSession {
+                    location,
+                    repository: repository.to_owned(),
+                    offset: 0,
+                }))
+            }
+            _ => Err(self.fail(&ctx, resp, &scopes).await),
+        }
+    }
+
+    fn location(&self, ctx: &RequestContext, resp: &Resp) -> Result<Url, TransferError> {
+        let value =
+            header_str(&resp.response, "location").ok_or_else(|| TransferError::Protocol {
+                context: ctx.clone(),
+                reason: "no Location header on an upload response".to_owned(),
+            })?;
+        let url = resp.url.join(&value).map_err(|e| TransferError::Protocol {
+            context: ctx.clone(),
+            reason: format!("invalid upload Location: {e}"),
+        })?;
+        self.transport.check_url(&url)?;
+        if resp.url.scheme() == "https" && url.scheme() == "http" {
+            return Err(TransferError::Refused {
+                url: redact_url(&url),
+                reason: "an upload Location that downgrades https to plain http".to_owned(),
+            });
+        }
+        Ok(url)
+    }
+
+    /// Completes a session with the whole blob in one `PUT ?digest=` (the registry verifies
+    /// the digest and refuses a mismatch). `data` may be a stream; then the request is sent
+    /// once and a failure is the caller's to retry from a new session.
+    pub async fn put_blob<S>(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        size: u64,
+        data: S,
+    ) -> Result<(), TransferError>
+    where
+        S: Stream<Item = Result<Bytes, TransferError>> + Send + 'static,
+    {
+        let body = StreamBody::new(
+            data.map_ok(Frame::data)
+                .map_err(|e| Box::new(e) as crate::connect::BoxError),
+        );
+        self.finish(
+            session,
+            digest,
+            Some(size),
+            Body::Stream(Some(BodyExt::boxed_unsync(body))),
+        )
+        .await
+    }
+
+    /// Completes a session with bytes in memory (retried on transient failures).
+    pub async fn put_blob_bytes(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        data: Bytes,
+    ) -> Result<(), TransferError> {
+        let size = data.len() as u64;
+        self.finish(session, digest, Some(size), Body::Bytes(data))
+            .await
+    }
+
+    async fn finish(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        size: Option<u64>,
+        body: Body,
+    ) -> Result<(), TransferError> {
+        let ctx = self.ctx(
+            Operation::Upload,
+            Some(&session.repository),
+            Some(digest.as_str()),
+        );
+        let mut url = session.location.clone();
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
+        req.headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+        if let Some(n) = size {
+            req.headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        req.body = body;
+        let resp = match self.send(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.cancel_upload(&session).await;
+                return Err(e);
+            }
+        };
+        if resp.response.status() == StatusCode::CREATED {
+            drain(resp.response).await;
+            return Ok(());
+        }
+        let err = self.fail(&ctx, resp, &scopes).await;
+        self.cancel_upload(&session).await;
+        Err(err)
+    }
+
+    /// Sends one chunk (`PATCH` with `Content-Range`); the session moves on to the new
+    /// `Location` and offset the registry reports.
+    pub async fn upload_chunk(
+        &self,
+        session: UploadSession,
+        data: Bytes,
+    ) -> Result<UploadSession, TransferError> {
+        let ctx = self.ctx(Operation::Upload, Some(&session.repository), None);
+        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let end = session.offset + data.len() as u64;
+        let mut req = Req::new(
+            ctx.clone(),
+            Method::PATCH,
+            session.location.clone(),
+            scopes.clone(),
+        );
+        req.headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
+        req.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(data.len() as u64));
+        if !data.is_empty() {
+            req.headers.insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("{}-{}", session.offset, end - 1))
+                    .expect("a range is a valid header"),
+            );
+        }
+        req.body = Body::Bytes(data);
+        let resp = self.send(req).await?;
+        if resp.response.status() != StatusCode::ACCEPTED {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        let location = self.location(&ctx, &resp)?;
+        let offset = range_end(&resp.response).map_or(end, |e| e + 1);
+        drain(resp.response).await;
+        Ok(UploadSession {
+            location,
+            repository: session.repository,
+            offset,
+        })
+    }
+
+    /// Asks the registry how much of a session it holds (`GET` on the session: `204` with
+    /// `Range: 0-<last>`), to resume a broken chunked upload.
+    pub async fn upload_status(
+        &self,
+        session: &UploadSession,
+    ) -> Result<UploadSession, TransferError> {
+        let ctx = self.ctx(Operation::Upload, Some(&session.repository), None);
+        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let resp = self
+            .send(Req::new(
+                ctx.clone(),
+                Method::GET,
+                session.location.clone(),
+                scopes.clone(),
+            ))
+            .await?;
+        if resp.response.status() != StatusCode::NO_CONTENT {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        let location = self
+            .location(&ctx, &resp)
+            .unwrap_or_else(|_| session.location.clone());
+        let offset = range_end(&resp.response).map_or(0, |e| e + 1);
+        drain(resp.response).await;
+        Ok(UploadSession {
+            location,
+            repository: session.repository.clone(),
+            offset,
+        })
+    }
+
+    /// Cancels a session (best effort: a failure here changes nothing for the caller).
+    pub async fn cancel_upload(&self, session: &UploadSession) {
+        let ctx = self.ctx(Operation::Delete, Some(&session.repository), None);
+        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let mut req = Req::new(ctx, Method::DELETE, session.location.clone(), scopes);
+        req.idempotent = false;
+        if let Ok(resp) = self.send(req).await {
+            drain(resp.response).await;
+        }
+    }
+
+    /// Uploads a blob held in memory: one `PUT` up to `chunk_size`, `PATCH` chunks above it,
+    /// resuming from the registry's reported offset when a chunk fails.
+    pub async fn push_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        data: Bytes,
+        chunk_size: u64,
+    ) -> Result<(), TransferError> {
+        let UploadStart::Session(mut session) = self.start_upload(repository, None).await? else {
+            return Ok(());
+        };
+        if (data.len() as u64) <= chunk_size {
+            return self.put_blob_bytes(session, digest, data).await;
+        }
+        let mut failures = 0;
+        while session.offset < data.len() as u64 {
+            let start = session.offset as usize;
+            let end = (start + chunk_size as usize).min(data.len());
+            match self
+                .upload_chunk(session.clone(), data.slice(start..end))
+                .await
+            {
+                Ok(next) => session = next,
+                Err(e) if e.is_retryable() && failures < 3 => {
+                    failures += 1;
+                    session = self.upload_status(&session).await?;
+                }
+                Err(e) => {
+                    self.cancel_upload(&session).await;
+                    return Err(e);
+                }
+            }
+        }
+        self.finish(session, digest, Some(0), Body::Empty).await
+    }
+
+    /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
+    pub async fn list_tags(
+        &self,
+        repository: &str,
+        page_size: Option<usize>,
+    ) -> Result<Vec<String>, TransferError> {
+        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        if let Some(n) = page_size {
+            url.query_pairs_mut().append_pair("n", &n.to_string());
+        }
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut tags = Vec::new();
+        for _ in 0..10_000 {
+            let resp = self
+                .send(Req::new(
+                    ctx.clone(),
+                    Method::GET,
+                    url.clone(),
+                    scopes.clone(),
+                ))
+                .await?;
+            if resp.response.status() != StatusCode::OK {
+                return Err(self.fail(&ctx, resp, &scopes).await);
+            }
+            let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
+            let body = read_capped(
+                resp.response.into_body(),
+                16 << 20,
+                self.transport.inner.idle_timeout,
+                &resp.url,
+            )
+            .await?;
+            let page: Page =
+                serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
+                    context: ctx.clone(),
+                    reason: format!("invalid tag list: {e}"),
+                })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                Some(n) => {
+                    url = resp.url.join(&n).map_err(|e| TransferError::Protocol {
+                        context: ctx.clone(),
+                        reason: format!("invalid Link header: {e}"),
+                    })?
+                }
+                None => return Ok(tags),
+            }
+        }
+        Err(TransferError::Protocol {
+            context: ctx,
+            reason: "more than 10000 pages of tags".to_owned(),
+        })
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`), following pagination.
+    pub async fn catalog(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
+        let ctx = self.ctx(Operation::Catalog, None, None);
+        let scopes =
+            ScopeSet::new().with(Scope::parse("registry:catalog:*").expect("a valid scope"));
+        let mut url = self.url("/v2/_catalog").await?;
+        if let Some(n) = page_size {
+            url.query_pairs_mut().append_pair("n", &n.to_string());
+        }
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            repositories: Option<Vec<String>>,
+        }
+        let mut repos = Vec::new();
+        for _ in 0..10_000 {
+            let resp = self
+                .send(Req::new(
+                    ctx.clone(),
+                    Method::GET,
+                    url.clone(),
+                    scopes.clone(),
+                ))
+                .await?;
+            if resp.response.status() != StatusCode::OK {
+                return Err(self.fail(&ctx, resp, &scopes).await);
+            }
+            let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
+            let body = read_capped(
+                resp.response.into_body(),
+                16 << 20,
+                self.transport.inner.idle_timeout,
+                &resp.url,
+            )
+            .await?;
+            let page: Page =
+                serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
+                    context: ctx.clone(),
+                    reason: format!("invalid catalog: {e}"),
+                })?;
+            repos.extend(page.repositories.unwrap_or_default());
+            match next.and_then(|n| resp.url.join(&n).ok()) {
+                Some(n) => url = n,
+                None => return Ok(repos),
+            }
+        }
+        Ok(repos)
+    }
+
+    /// The manifests whose `subject` is `digest`: through the OCI 1.1 referrers API, or the
+    /// `<alg>-<hex>` tag schema when the registry has no such API (answers 404).
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers, TransferError> {
+        let ctx = self.ctx(
+            Operation::Referrers,
+            Some(repository),
+            Some(digest.as_str()),
+        );
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut url = self
+            .url(&format!("/v2/{repository}/referrers/{digest}"))
+            .await?;
+        if let Some(t) = artifact_type {
+            url.query_pairs_mut().append_pair("artifactType", t);
+        }
+        let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
+        req.headers
+            .insert(header::ACCEPT, HeaderValue::from_static(OCI_INDEX));
+        let resp = self.send(req).await?;
+        let status = resp.response.status();
+        let is_index =
+            header_str(&resp.response, "content-type").is_some_and(|c| c.starts_with(OCI_INDEX));
+        if status == StatusCode::OK && is_index {
+            let filtered = header_str(&resp.response, "oci-filters-applied")
+                .is_some_and(|f| f.contains("artifactType"));
+            let body = read_capped(
+                resp.response.into_body(),
+                MAX_MANIFEST_BYTES,
+                self.transport.inner.idle_timeout,
+                &resp.url,
+            )
+            .await?;
+            let content =
+                ManifestContent::parse(&body).map_err(|reason| TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason: format!("referrers response: {reason}"),
+                })?;
+            let mut descriptors = content.manifests;
+            if let (Some(t), false) = (artifact_type, filtered) {
+                descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
+            }
+            return Ok(Referrers {
+                descriptors,
+                source: ReferrersSource::Api,
+                fallback_index: None,
+            });
+        }
+        if status != StatusCode::NOT_FOUND && status != StatusCode::OK {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        drain(resp.response).await;
+        let tag = digest.referrers_tag();
+        match self.get_manifest(repository, tag.as_str()).await {
+            Ok(index) => {
+                let content = index
+                    .parse()
+                    .map_err(|reason| TransferError::InvalidManifest {
+                        context: ctx.clone(),
+                        reason: format!("referrers tag {tag}: {reason}"),
+                    })?;
+                let mut descriptors = content.manifests;
+                if let Some(t) = artifact_type {
+                    descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
+                }
+                Ok(Referrers {
+                    descriptors,
+                    source: ReferrersSource::TagSchema,
+                    fallback_index: Some(index),
+                })
+            }
+            Err(e) if e.is_not_found() => Ok(Referrers {
+                descriptors: Vec::new(),
+                source: ReferrersSource::TagSchema,
+                fallback_index: None,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
+    /// and returns the JSON body and the `Link` to the next page, if any.
+    pub async fn get_json(
+        &self,
+        path_and_query: &str,
+        scopes: ScopeSet,
+    ) -> Result<(Bytes, Option<String>), TransferError> {
+        let ctx = self.ctx(Operation::Other, None, None);
+        let url = self.url(path_and_query).await?;
+        let resp = self
+            .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
+            .await?;
+        if resp.response.status() != StatusCode::OK {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
+        let body = read_capped(
+            resp.response.into_body(),
+            16 << 20,
+            self.transport.inner.idle_timeout,
+            &resp.url,
+        )
+        .await?;
+        Ok((body, next))
+    }
+
+    /// The transport's idle timeout, for callers that stream.
+    pub fn idle_timeout(&self) -> Duration {
+        self.transport.inner.idle_timeout
+    }
+}
+
+enum ManifestRef {
+    Tag(#[allow(dead_code)] Tag),
+    Digest(Digest),
+}
+
+fn parse_manifest_reference(
+    ctx: &RequestContext,
+    reference: &str,
+) -> Result<ManifestRef, TransferError> {
+    let invalid = |e: acr_import_reference::ReferenceError| TransferError::Protocol {
+        context: ctx.clone(),
+        reason: format!("`{reference}` is neither a tag nor a digest: {e}"),
+    };
+    if reference.contains(':') {
+        reference.parse().map(ManifestRef::Digest).map_err(invalid)
+    } else {
+        reference.parse().map(ManifestRef::Tag).map_err(invalid)
+    }
+}
+
+/// The media type to push a manifest with: the `Content-Type` it was served with, which must
+/// agree with the body's own `mediaType` when the body has one.
+fn resolve_media_type(
+    ctx: &RequestContext,
+    content_type: &str,
+    content: &ManifestContent,
+) -> Result<String, TransferError> {
+    let generic = content_type.is_empty()
+        || content_type == "application/json"
+        || content_type == "text/plain"
+        || content_type == "application/octet-stream";
+    match (&content.media_type, generic) {
+        (Some(body), true) => Ok(body.clone()),
+        (Some(body), false) if body != content_type => Err(TransferError::InvalidManifest {
+            context: ctx.clone(),
+            reason: format!("served as `{content_type}` but its mediaType field says `{body}`"),
+        }),
+        (None, true) => {
+            // No media type anywhere: an OCI manifest or index by shape.
+            if !content.manifests.is_empty() {
+                Ok(OCI_INDEX.to_owned())
+            } else {
+                Ok(crate::manifest::OCI_MANIFEST.to_owned())
+            }
+        }
+        _ => Ok(content_type.to_owned()),
+    }
+}
+
+fn header_str(resp: &http::Response<Incoming>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn content_length(resp: &http::Response<Incoming>) -> Option<u64> {
+    resp.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The last byte offset of a `Range: 0-<last>` header.
+fn range_end(resp: &http::Response<Incoming>) -> Option<u64> {
+    header_str(resp, "range")?
+        .rsplit('-')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next");
+        is_next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn link_headers() {
+        assert_eq!(
+            next_link(r#"</v2/a/tags/list?n=2&last=b>; rel="next""#).as_deref(),
+            Some("/v2/a/tags/list?n=2&last=b")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/prev>; rel="prev", <https://x/next>; rel="next""#).as_deref(),
+            Some("https://x/next")
+        );
+        assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+    }
+}

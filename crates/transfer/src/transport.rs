@@ -1,0 +1,671 @@
+//! The shared client: builder, per-request auth, retries, redirects, counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use acr_import_auth::{
+    Authenticator, Authorization, CredentialProvider, ExchangeError, HttpExchange, ScopeSet,
+    StaticCredentials, is_loopback_host,
+};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
+
+use crate::body::read_capped;
+use crate::connect::{BoxError, InsecureHosts, ProxyConnector, root_store, tls_config};
+use crate::error::{
+    RequestContext, StatusDetails, TransferError, parse_error_envelope, redact_url,
+};
+use crate::registry::Registry;
+use crate::retry::{RetryPolicy, parse_retry_after};
+
+/// The request body type of the shared client.
+pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+type HyperClient = Client<HttpsConnector<ProxyConnector>, RequestBody>;
+
+/// How many redirects a blob fetch follows.
+const MAX_REDIRECTS: usize = 5;
+/// Cap on error bodies and token responses.
+const SMALL_BODY_LIMIT: u64 = 1 << 20;
+
+/// Builds a [`Transport`]. Every setting states its default.
+pub struct TransportBuilder {
+    credentials: Arc<dyn CredentialProvider>,
+    ca_files: Vec<PathBuf>,
+    insecure_hosts: Vec<String>,
+    connect_timeout: Duration,
+    idle_timeout: Duration,
+    retry: RetryPolicy,
+    proxy_from_env: bool,
+    max_idle_per_host: usize,
+    user_agent: String,
+}
+
+impl Default for TransportBuilder {
+    fn default() -> Self {
+        Self {
+            credentials: Arc::new(StaticCredentials::new()),
+            ca_files: Vec::new(),
+            insecure_hosts: Vec::new(),
+            connect_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(120),
+            retry: RetryPolicy::default(),
+            proxy_from_env: true,
+            max_idle_per_host: 32,
+            user_agent: format!("acr-import/{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+}
+
+impl TransportBuilder {
+    /// Where credentials come from. Default: none (anonymous everywhere).
+    pub fn credentials(mut self, provider: Arc<dyn CredentialProvider>) -> Self {
+        self.credentials = provider;
+        self
+    }
+
+    /// Adds a PEM CA bundle to the trusted roots (the platform's roots stay trusted).
+    /// `SSL_CERT_FILE` is honoured the same way. Default: none.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_files.push(path.into());
+        self
+    }
+
+    /// Names a host (`host` or `host:port`) that may be reached over plain http and whose
+    /// certificate is not verified. Loopback hosts may use plain http without this; no other
+    /// host ever does. Default: none.
+    pub fn insecure_host(mut self, host: impl Into<String>) -> Self {
+        self.insecure_hosts.push(host.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Connect timeout. Default: 30 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The longest wait for response headers or for the next piece of a body; a long healthy
+    /// download is never cut. Default: 120 s.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Retry policy for idempotent requests. Default: [`RetryPolicy::default`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Whether `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY`/`NO_PROXY` are honoured. Default: yes.
+    pub fn proxy_from_env(mut self, yes: bool) -> Self {
+        self.proxy_from_env = yes;
+        self
+    }
+
+    /// Idle connections kept per host. Default: 32.
+    pub fn max_idle_per_host(mut self, n: usize) -> Self {
+        self.max_idle_per_host = n;
+        self
+    }
+
+    /// Builds the transport; fails on an unreadable CA file.
+    pub fn build(self) -> Result<Transport, TransferError> {
+        let mut ca_files = self.ca_files;
+        if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
+            ca_files.push(PathBuf::from(f));
+        }
+        let insecure = InsecureHosts(self.insecure_hosts);
+        let roots = root_store(&ca_files)?;
+        let tls = tls_config(roots, &insecure)?;
+        let matcher = if self.proxy_from_env {
+            Matcher::from_env()
+        } else {
+            Matcher::builder().build()
+        };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(ProxyConnector::new(self.connect_timeout, matcher));
+        let client: HyperClient = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(self.max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        let exchange = Arc::new(TokenExchange {
+            client: client.clone(),
+            idle_timeout: self.idle_timeout,
+            insecure: insecure.clone(),
+            user_agent: self.user_agent.clone(),
+        });
+        let auth = Authenticator::new(exchange, self.credentials)
+            .with_insecure_hosts(insecure.names().iter().cloned());
+        Ok(Transport {
+            inner: Arc::new(Inner {
+                client,
+                auth,
+                insecure,
+                idle_timeout: self.idle_timeout,
+                retry: self.retry,
+                user_agent: self.user_agent,
+                schemes: Mutex::new(HashMap::new()),
+                stats: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+}
+
+/// Requests sent to one host, by method, and the retries spent there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Requests by HTTP method.
+    pub by_method: BTreeMap<String, u64>,
+    /// Retries (each retried attempt counts once).
+    pub retries: u64,
+}
+
+impl HostStats {
+    /// All requests.
+    pub fn total(&self) -> u64 {
+        self.by_method.values().sum()
+    }
+}
+
+/// One HTTP client for every registry a process talks to: pooled connections per host,
+/// HTTP/2 where ALPN offers it, rustls with the platform's roots, proxies from the
+/// environment, and the credential chain. Cheap to clone.
+#[derive(Clone)]
+pub struct Transport {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("insecure_hosts", &self.inner.insecure.names())
+            .field("idle_timeout", &self.inner.idle_timeout)
+            .field("retry", &self.inner.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    client: HyperClient,
+    auth: Authenticator,
+    insecure: InsecureHosts,
+    pub(crate) idle_timeout: Duration,
+    retry: RetryPolicy,
+    user_agent: String,
+    schemes: Mutex<HashMap<String, &'static str>>,
+    stats: Mutex<BTreeMap<String, HostStats>>,
+}
+
+/// A request body that can or cannot be sent twice.
+pub(crate) enum Body {
+    Empty,
+    Bytes(Bytes),
+    /// Sent once; a retry is the caller's business.
+    Stream(Option<RequestBody>),
+}
+
+impl Body {
+    fn replayable(&self) -> bool {
+        !matches!(self, Body::Stream(_))
+    }
+
+    fn take(&mut self) -> RequestBody {
+        match self {
+            Body::Empty => Empty::new().map_err(|never| match never {}).boxed_unsync(),
+            Body::Bytes(b) => Full::new(b.clone())
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+            Body::Stream(s) => s
+                .take()
+                .unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed_unsync()),
+        }
+    }
+}
+
+/// One logical request: the transport adds auth, retries and redirects.
+pub(crate) struct Req {
+    pub ctx: RequestContext,
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Body,
+    pub scopes: ScopeSet,
+    /// Safe to send again (idempotent with a replayable body).
+    pub idempotent: bool,
+    /// Follow 3xx (blob GET/HEAD: registries redirect to storage).
+    pub follow_redirects: bool,
+}
+
+impl Req {
+    pub(crate) fn new(ctx: RequestContext, method: Method, url: Url, scopes: ScopeSet) -> Self {
+        let idempotent = matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE
+        );
+        Self {
+            ctx,
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            scopes,
+            idempotent,
+            follow_redirects: false,
+        }
+    }
+}
+
+/// A response and what was learned on the way (retries spent, the final URL).
+pub(crate) struct Resp {
+    pub response: Response<Incoming>,
+    pub url: Url,
+    pub retries: u32,
+    pub authorization: Option<Authorization>,
+}
+
+impl Transport {
+    /// A builder with every default.
+    pub fn builder() -> TransportBuilder {
+        TransportBuilder::default()
+    }
+
+    /// A handle on one registry: `host[:port]`, or `http://host:port` / `https://host` to fix
+    /// the scheme. Plain http is allowed only for loopback hosts and hosts named insecure; a
+    /// loopback or insecure host given without a scheme is tried over https first, then http.
+    pub fn registry(&self, registry: &str) -> Result<Registry, TransferError> {
+        Registry::new(self.clone(), registry)
+    }
+
+    /// Requests sent so far, per host (`host:port`).
+    pub fn stats(&self) -> BTreeMap<String, HostStats> {
+        self.inner
+            .stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// An [`HttpExchange`] over this transport's connections, for token services.
+    pub fn exchange(&self) -> Arc<dyn HttpExchange> {
+        Arc::new(TokenExchange {
+            client: self.inner.client.clone(),
+            idle_timeout: self.inner.idle_timeout,
+            insecure: self.inner.insecure.clone(),
+            user_agent: self.inner.user_agent.clone(),
+        })
+    }
+
+    pub(crate) fn may_use_http(&self, host: &str, port: Option<u16>) -> bool {
+        is_loopback_host(host) || self.inner.insecure.contains(host, port)
+    }
+
+    pub(crate) fn known_scheme(&self, registry: &str) -> Option<&'static str> {
+        self.inner
+            .schemes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(registry)
+            .copied()
+    }
+
+    pub(crate) fn remember_scheme(&self, registry: &str, scheme: &'static str) {
+        self.inner
+            .schemes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(registry.to_owned(), scheme);
+    }
+
+    fn count(&self, url: &Url, method: &Method, retry: bool) {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default()
+        );
+        let mut stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = stats.entry(host).or_default();
+        *entry.by_method.entry(method.to_string()).or_default() += 1;
+        if retry {
+            entry.retries += 1;
+        }
+    }
+
+    /// Sends one logical request: attaches credentials for the registry's own origin only,
+    /// answers one `401` challenge, retries what is safe to retry, follows redirects when
+    /// asked. Returns the final response whatever its status.
+    pub(crate) async fn send(&self, mut req: Req, origin: &Url) -> Result<Resp, TransferError> {
+        let registry = req.ctx.registry.clone();
+        let auth_err = |source| TransferError::Auth {
+            registry: registry.clone(),
+            source,
+        };
+        let mut authorization = self
+            .inner
+            .auth
+            .authorization(&registry, &req.scopes)
+            .await
+            .map_err(auth_err)?;
+        let mut url = req.url.clone();
+        let mut method = req.method.clone();
+        let mut retries = 0u32;
+        let mut reauthenticated = false;
+        let mut redirects = 0usize;
+        loop {
+            let same_origin = same_origin(&url, origin);
+            let mut builder = http::Request::builder()
+                .method(method.clone())
+                .uri(url.as_str())
+                .header(header::USER_AGENT, &self.inner.user_agent);
+            for (k, v) in &req.headers {
+                builder = builder.header(k, v);
+            }
+            if same_origin && let Some(a) = &authorization {
+                builder = builder.header(header::AUTHORIZATION, a.header_value().clone());
+            }
+            let request = builder
+                .body(req.body.take())
+                .map_err(|e| TransferError::Protocol {
+                    context: req.ctx.clone(),
+                    reason: format!("cannot build the request: {e}"),
+                })?;
+            self.count(&url, &method, retries > 0);
+            let can_retry =
+                req.idempotent && req.body.replayable() && retries < self.inner.retry.max_retries;
+            let sent =
+                tokio::time::timeout(self.inner.idle_timeout, self.inner.client.request(request))
+                    .await;
+            let response = match sent {
+                Err(_) => {
+                    if can_retry {
+                        retries += 1;
+                        tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
+                        continue;
+                    }
+                    return Err(TransferError::Timeout {
+                        url: redact_url(&url),
+                        timeout: self.inner.idle_timeout,
+                    });
+                }
+                Ok(Err(e)) => {
+                    if can_retry {
+                        retries += 1;
+                        tracing::debug!(url = %redact_url(&url), error = %e, retries, "retrying after a connection error");
+                        tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
+                        continue;
+                    }
+                    return Err(TransferError::Connection {
+                        url: redact_url(&url),
+                        message: describe_client_error(&e),
+                        retries,
+                        source: Some(Box::new(e)),
+                    });
+                }
+                Ok(Ok(r)) => r,
+            };
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED && same_origin && !reauthenticated {
+                let values: Vec<String> = response
+                    .headers()
+                    .get_all(header::WWW_AUTHENTICATE)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                    .collect();
+                if !values.is_empty() {
+                    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+                    let fresh = self
+                        .inner
+                        .auth
+                        .respond(&registry, &refs, &req.scopes)
+                        .await
+                        .map_err(auth_err)?;
+                    authorization = Some(fresh);
+                    reauthenticated = true;
+                    if req.body.replayable() {
+                        drain(response).await;
+                        continue;
+                    }
+                }
+            }
+            if req.follow_redirects && status.is_redirection() && status != StatusCode::NOT_MODIFIED
+            {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| TransferError::Protocol {
+                        context: req.ctx.clone(),
+                        reason: format!("HTTP {} without a Location header", status.as_u16()),
+                    })?;
+                let next = url.join(location).map_err(|e| TransferError::Protocol {
+                    context: req.ctx.clone(),
+                    reason: format!("invalid redirect Location: {e}"),
+                })?;
+                self.check_url(&next)?;
+                if url.scheme() == "https" && next.scheme() == "http" {
+                    return Err(TransferError::Refused {
+                        url: redact_url(&next),
+                        reason: "a redirect from https to plain http".to_owned(),
+                    });
+                }
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(TransferError::Protocol {
+                        context: req.ctx.clone(),
+                        reason: format!("more than {MAX_REDIRECTS} redirects"),
+                    });
+                }
+                if status == StatusCode::SEE_OTHER {
+                    method = Method::GET;
+                }
+                drain(response).await;
+                url = next;
+                continue;
+            }
+            let transient = status == StatusCode::REQUEST_TIMEOUT
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status.is_server_error();
+            if transient && can_retry {
+                let after = response
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                retries += 1;
+                tracing::debug!(url = %redact_url(&url), status = status.as_u16(), retries, "retrying");
+                drain(response).await;
+                tokio::time::sleep(self.inner.retry.delay(retries, after)).await;
+                continue;
+            }
+            return Ok(Resp {
+                response,
+                url,
+                retries,
+                authorization,
+            });
+        }
+    }
+
+    /// Refuses plain http to a host that is neither loopback nor named insecure.
+    pub(crate) fn check_url(&self, url: &Url) -> Result<(), TransferError> {
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if self.may_use_http(url.host_str().unwrap_or_default(), url.port()) => Ok(()),
+            "http" => Err(TransferError::Refused {
+                url: redact_url(url),
+                reason: "plain http is used only for loopback hosts and hosts named with --insecure-registry".to_owned(),
+            }),
+            other => Err(TransferError::Refused {
+                url: redact_url(url),
+                reason: format!("unsupported scheme `{other}`"),
+            }),
+        }
+    }
+
+    /// Turns a response the operation did not expect into the matching error.
+    pub(crate) async fn status_error(
+        &self,
+        ctx: &RequestContext,
+        resp: Resp,
+        scopes: &ScopeSet,
+    ) -> TransferError {
+        let status = resp.response.status();
+        let body = read_capped(
+            resp.response.into_body(),
+            SMALL_BODY_LIMIT,
+            self.inner.idle_timeout,
+            &resp.url,
+        )
+        .await
+        .unwrap_or_default();
+        let errors = parse_error_envelope(&body);
+        let mut details = StatusDetails {
+            context: ctx.clone(),
+            status: status.as_u16(),
+            errors,
+            hint: None,
+        };
+        match status.as_u16() {
+            401 | 403 => {
+                if let Some(a) = &resp.authorization
+                    && let Some((scope, action)) = a.missing(scopes)
+                {
+                    return TransferError::ScopeDenied {
+                        registry: ctx.registry.clone(),
+                        repository: scope.name().to_owned(),
+                        action: action.to_owned(),
+                        identity: a.identity().to_owned(),
+                    };
+                }
+                if status == StatusCode::FORBIDDEN && ctx.operation == crate::Operation::Ping {
+                    details.hint = Some(
+                        "the registry refuses this client before any credential is checked: \
+                         its firewall or public-access setting does not allow your IP address"
+                            .to_owned(),
+                    );
+                }
+                if status == StatusCode::UNAUTHORIZED {
+                    if resp.authorization.is_none() {
+                        details.hint = Some("the registry wants credentials: pass --username/--password or log in with a credential helper".to_owned());
+                    }
+                    TransferError::Unauthorized(Box::new(details))
+                } else {
+                    TransferError::Forbidden(Box::new(details))
+                }
+            }
+            404 => TransferError::NotFound(Box::new(details)),
+            429 => TransferError::RateLimited {
+                details: Box::new(details),
+                retries: resp.retries,
+            },
+            500..=599 => TransferError::Server {
+                details: Box::new(details),
+                retries: resp.retries,
+            },
+            _ => TransferError::UnexpectedStatus(Box::new(details)),
+        }
+    }
+}
+
+/// Same scheme, host and port: the only place registry credentials go.
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Reads what is left of a response so its connection can be reused (bounded).
+pub(crate) async fn drain(response: Response<Incoming>) {
+    let mut body = response.into_body();
+    let mut left: u64 = 64 * 1024;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(5), body.frame()).await
+    {
+        if let Some(d) = frame.data_ref() {
+            left = left.saturating_sub(d.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    }
+}
+
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The token-service side of the transport: plain requests, no registry auth, no redirects,
+/// bodies capped at 1 MiB.
+struct TokenExchange {
+    client: HyperClient,
+    idle_timeout: Duration,
+    insecure: InsecureHosts,
+    user_agent: String,
+}
+
+#[async_trait::async_trait]
+impl HttpExchange for TokenExchange {
+    async fn exchange(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<Response<Bytes>, ExchangeError> {
+        let url = Url::parse(&request.uri().to_string())
+            .map_err(|e| ExchangeError::new(format!("invalid URL: {e}")))?;
+        let host = url.host_str().unwrap_or_default().to_owned();
+        if url.scheme() != "https"
+            && !(is_loopback_host(&host) || self.insecure.contains(&host, url.port()))
+        {
+            return Err(ExchangeError::new(format!(
+                "refusing plain http to {}",
+                redact_url(&url)
+            )));
+        }
+        let (mut parts, body) = request.into_parts();
+        parts.headers.entry(header::USER_AGENT).or_insert(
+            HeaderValue::from_str(&self.user_agent)
+                .unwrap_or(HeaderValue::from_static("acr-import")),
+        );
+        let request = http::Request::from_parts(
+            parts,
+            Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        let response = tokio::time::timeout(self.idle_timeout, self.client.request(request))
+            .await
+            .map_err(|_| ExchangeError::new(format!("{}: timed out", redact_url(&url))))?
+            .map_err(|e| {
+                ExchangeError::new(format!(
+                    "{}: {}",
+                    redact_url(&url),
+                    describe_client_error(&e)
+                ))
+            })?;
+        let (parts, body) = response.into_parts();
+        let bytes = read_capped(body, SMALL_BODY_LIMIT, self.idle_timeout, &url)
+            .await
+            .map_err(|e| ExchangeError::new(e.to_string()))?;
+        Ok(Response::from_parts(parts, bytes))
+    }
+}
