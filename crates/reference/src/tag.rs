@@ -1,0 +1,83 @@
+//! Tags: `[\w][\w.-]{0,127}`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::ReferenceError;
+
+/// The longest tag the grammar allows.
+const MAX_TAG_LEN: usize = 128;
+
+/// A validated tag such as `latest`, `1.25-alpine` or `8.0`.
+///
+/// A tag is one to 128 ASCII characters: a letter, digit or `_`, then letters, digits, `_`, `.`
+/// or `-`. Unlike repository names, tags may contain uppercase letters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(String);
+
+impl Tag {
+    /// The tag `latest`, which Docker normalization adds when a reference has neither a tag nor
+    /// a digest.
+    pub fn latest() -> Self {
+        Tag("latest".to_owned())
+    }
+
+    /// The tag as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Wraps a string the caller has already proven valid.
+    pub(crate) fn from_valid(text: String) -> Self {
+        debug_assert!(Tag::parse_at(&text, 0).is_ok());
+        Tag(text)
+    }
+
+    /// Parses a tag that starts at byte `base` of a larger input.
+    pub(crate) fn parse_at(text: &str, base: usize) -> Result<Self, ReferenceError> {
+        if text.is_empty() {
+            return Err(ReferenceError::EmptyTag { position: base });
+        }
+        for (i, character) in text.char_indices() {
+            let allowed = if i == 0 {
+                character.is_ascii_alphanumeric() || character == '_'
+            } else {
+                character.is_ascii_alphanumeric() || matches!(character, '_' | '.' | '-')
+            };
+            if !allowed {
+                return Err(ReferenceError::InvalidTag {
+                    position: base + i,
+                    character,
+                    tag: text.to_owned(),
+                });
+            }
+        }
+        if text.len() > MAX_TAG_LEN {
+            return Err(ReferenceError::TagTooLong {
+                position: base,
+                length: text.len(),
+            });
+        }
+        Ok(Tag(text.to_owned()))
+    }
+}
+
+impl FromStr for Tag {
+    type Err = ReferenceError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Tag::parse_at(s, 0)
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for Tag {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}

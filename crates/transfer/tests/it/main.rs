@@ -1,0 +1,91 @@
+//! Transport tests against real distribution registries (see `acr-import-testsupport`).
+
+mod auth;
+mod faults;
+mod ops;
+
+use std::sync::Arc;
+
+use acr_import_auth::{Credential, Secret, StaticCredentials};
+use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_transfer::{Manifest, Registry, RetryPolicy, Transport, digest_of, manifest};
+use bytes::Bytes;
+
+/// A transport with fast retries and the given credentials.
+pub fn transport_with(creds: StaticCredentials) -> Transport {
+    Transport::builder()
+        .credentials(Arc::new(creds))
+        .retry(RetryPolicy {
+            max_retries: 3,
+            base_delay: std::time::Duration::from_millis(20),
+            max_delay: std::time::Duration::from_secs(3),
+        })
+        .proxy_from_env(false)
+        .build()
+        .expect("transport")
+}
+
+/// A transport without credentials.
+pub fn transport() -> Transport {
+    transport_with(StaticCredentials::new())
+}
+
+/// Basic credentials.
+pub fn basic(user: &str, password: &str) -> Credential {
+    Credential::Basic {
+        username: user.to_owned(),
+        password: Secret::new(password),
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn data(seed: u64, len: usize) -> Bytes {
+    let mut rng = acr_import_testsupport::SplitMix64::new(seed);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+/// The sha256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    digest_of(DigestAlgorithm::Sha256, bytes)
+}
+
+/// Pushes a one-layer OCI image and returns its manifest.
+pub async fn push_image(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    layer_len: usize,
+) -> Manifest {
+    let config = Bytes::from(format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"seed":{seed}}}"#
+    ));
+    let layer = data(seed, layer_len);
+    let (cd, ld) = (sha256(&config), sha256(&layer));
+    reg.push_blob(repo, &cd, config.clone(), u64::MAX)
+        .await
+        .expect("push config");
+    reg.push_blob(repo, &ld, layer.clone(), u64::MAX)
+        .await
+        .expect("push layer");
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
+        manifest::OCI_MANIFEST,
+        config.len(),
+        layer.len()
+    );
+    let m = Manifest {
+        digest: sha256(body.as_bytes()),
+        bytes: Bytes::from(body),
+        media_type: manifest::OCI_MANIFEST.to_owned(),
+    };
+    reg.put_manifest(repo, tag, &m)
+        .await
+        .expect("push manifest");
+    m
+}
