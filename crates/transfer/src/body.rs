@@ -141,6 +141,17 @@ impl BlobStream {
         self.size
     }
 
+    /// Wraps any stream of bytes (an OCI layout file, a test source) as a blob stream.
+    pub fn from_stream(
+        stream: impl Stream<Item = Result<Bytes, TransferError>> + Send + 'static,
+        size: Option<u64>,
+    ) -> Self {
+        Self {
+            inner: Box::pin(stream),
+            size,
+        }
+    }
+
     pub(crate) fn new(state: BlobState, size: Option<u64>) -> Self {
         let stream = futures_util::stream::unfold(state, |mut st| async move {
             let item = st.next().await?;

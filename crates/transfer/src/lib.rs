@@ -39,7 +39,7 @@ pub use error::{
 };
 pub use manifest::{Descriptor, Manifest, ManifestContent, Platform};
 pub use registry::{
-    DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, Referrers, ReferrersSource, Registry,
+    DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource, Registry,
     UploadSession, UploadStart,
 };
 pub use retry::RetryPolicy;

@@ -76,6 +76,15 @@ pub enum UploadStart {
     Session(UploadSession),
 }
 
+/// What a manifest push told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushedManifest {
+    /// The digest stored.
+    pub digest: Digest,
+    /// The `OCI-Subject` the registry answered with: it indexed the manifest's `subject`.
+    pub oci_subject: Option<Digest>,
+}
+
 /// How referrers were found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferrersSource {
@@ -368,12 +377,14 @@ impl Registry {
 
     /// Pushes a manifest's exact bytes under a tag or its digest. Returns the digest the
     /// registry stored, which must be the manifest's own.
-    pub async fn put_manifest(
-        &self,
-        repository: &str,
-        reference: &str,
-        manifest: &Manifest,
-    ) -> Result<Digest, TransferError> {
+    pub async fn put_manifest(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<Digest, TransferError> {
+        self.push_manifest(repository, reference, manifest).await.map(|p| p.digest)
+    }
+
+    /// [`Registry::put_manifest`], also telling whether the registry processed a `subject`
+    /// (the `OCI-Subject` header of OCI 1.1 registries; without it, referrers must be
+    /// recorded in the tag-schema fallback index).
+    pub async fn push_manifest(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<PushedManifest, TransferError> {
         let ctx = self.ctx(Operation::PutManifest, Some(repository), Some(reference));
         if let ManifestRef::Digest(d) = parse_manifest_reference(&ctx, reference)?
             && d != manifest.digest
@@ -384,21 +395,14 @@ impl Registry {
                 actual: manifest.digest.to_string(),
             });
         }
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}")).await?;
         let scopes = ScopeSet::new().with(Scope::push(repository));
         let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
         req.headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_str(&manifest.media_type).map_err(|_| {
-                TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason: format!(
-                        "media type `{}` is not a valid header value",
-                        manifest.media_type
-                    ),
-                }
+            HeaderValue::from_str(&manifest.media_type).map_err(|_| TransferError::InvalidManifest {
+                context: ctx.clone(),
+                reason: format!("media type `{}` is not a valid header value", manifest.media_type),
             })?,
         );
         req.body = Body::Bytes(manifest.bytes.clone());
@@ -406,8 +410,7 @@ impl Registry {
         if resp.response.status() != StatusCode::CREATED {
             return Err(self.fail(&ctx, resp, &scopes).await);
         }
-        if let Some(stored) = header_str(&resp.response, "docker-content-digest")
-            .and_then(|d| d.parse::<Digest>().ok())
+        if let Some(stored) = header_str(&resp.response, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
             && stored.algorithm() == manifest.digest.algorithm()
             && stored != manifest.digest
         {
@@ -417,8 +420,12 @@ impl Registry {
                 actual: stored.to_string(),
             });
         }
+        let oci_subject = header_str(&resp.response, "oci-subject").and_then(|d| d.parse().ok());
         drain(resp.response).await;
-        Ok(manifest.digest.clone())
+        Ok(PushedManifest {
+            digest: manifest.digest.clone(),
+            oci_subject,
+        })
     }
 
     /// Deletes a manifest by digest.
@@ -985,6 +992,7 @@ impl Registry {
             if let (Some(t), false) = (artifact_type, filtered) {
                 descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
             }
+            self.transport.remember_referrers_api(&self.host, true);
             return Ok(Referrers {
                 descriptors,
                 source: ReferrersSource::Api,
@@ -995,6 +1003,14 @@ impl Registry {
             return Err(self.fail(&ctx, resp, &scopes).await);
         }
         drain(resp.response).await;
+        // A 404 for an existing repository means no API: say so once per registry. (A 404
+        // for a missing repository says nothing, so only a NAME_UNKNOWN-free answer counts;
+        // the tag lookup below tells the difference the same way on every registry.)
+        self.transport.remember_referrers_api(&self.host, false);
+        self.referrers_by_tag(&ctx, repository, digest, artifact_type).await
+    }
+
+    async fn referrers_by_tag(&self, ctx: &RequestContext, repository: &str, digest: &Digest, artifact_type: Option<&str>) -> Result<Referrers, TransferError> {
         let tag = digest.referrers_tag();
         match self.get_manifest(repository, tag.as_str()).await {
             Ok(index) => {

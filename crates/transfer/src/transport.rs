@@ -161,6 +161,7 @@ impl TransportBuilder {
                 retry: self.retry,
                 user_agent: self.user_agent,
                 schemes: Mutex::new(HashMap::new()),
+                referrers_api: Mutex::new(HashMap::new()),
                 stats: Mutex::new(BTreeMap::new()),
             }),
         })
@@ -209,6 +210,7 @@ pub(crate) struct Inner {
     retry: RetryPolicy,
     user_agent: String,
     schemes: Mutex<HashMap<String, &'static str>>,
+    referrers_api: Mutex<HashMap<String, bool>>,
     stats: Mutex<BTreeMap<String, HostStats>>,
 }
 
@@ -330,6 +332,24 @@ impl Transport {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(registry.to_owned(), scheme);
+    }
+
+    /// Whether a registry was seen to serve the OCI referrers API (`None`: not asked yet).
+    pub(crate) fn referrers_api(&self, registry: &str) -> Option<bool> {
+        self.inner
+            .referrers_api
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(registry)
+            .copied()
+    }
+
+    pub(crate) fn remember_referrers_api(&self, registry: &str, supported: bool) {
+        self.inner
+            .referrers_api
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(registry.to_owned(), supported);
     }
 
     fn count(&self, url: &Url, method: &Method, retry: bool) {

@@ -1,1 +1,80 @@
-//! Test support (being written).
+//! Test support for acr-import: real registries, a token server and
+//! fault-injecting proxies, all on loopback.
+//!
+//! Nothing here mocks the registry protocol: tests run against the CNCF
+//! distribution registry 2.8 (Debian package `docker-registry`), so what the
+//! client sees — challenges, `Location` headers, digests, error bodies — is
+//! what a real registry sends.
+//!
+//! * [`Registry`] — a `docker-registry serve` process with filesystem
+//!   storage in a temp dir on `127.0.0.1:<free port>`; no auth,
+//!   [htpasswd](RegistryBuilder::htpasswd) (bcrypt via `htpasswd` from
+//!   `apache2-utils`) or [token auth](RegistryBuilder::token_auth). Killed
+//!   and its storage removed on drop (also when a test panics);
+//!   [`Registry::restart`] keeps port and storage.
+//! * [`TokenIssuer`] — an ECDSA P-256 key plus self-signed certificate;
+//!   signs ES256 JWTs (`x5c` header) that the registry accepts. Public so
+//!   other emulators (e.g. of Azure Container Registry) can sign tokens.
+//! * [`TokenServer`] — the distribution token endpoint (`GET /token` with
+//!   optional Basic auth, `POST /token` with `grant_type=password` or
+//!   `refresh_token`), users with per-repository [`Grant`]s, refresh
+//!   tokens, configurable lifetime and a request log.
+//! * [`Proxy`] — an HTTP/1.1 reverse proxy keeping the `Host` header, with
+//!   a request log ([`RecordedRequest`]) and [`FaultRule`]s: canned
+//!   responses (429, 5xx, redirects), flipped bytes, connections cut
+//!   mid-body, truncated bodies, stalls, resets during upload, rewritten
+//!   `Location` headers; deterministic with seeded probabilities.
+//! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
+//! * [`sha256_digest`] and a few small helpers.
+//!
+//! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use acr_import_testsupport::{
+//!     FaultAction, FaultRule, Proxy, ProxyOptions, Registry, TokenServer,
+//! };
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! // A registry behind token auth with the default users
+//! // (alice/s3cret: pull+push+delete everywhere; reader/r3ader: pull).
+//! let tokens = TokenServer::builder().default_users().start().await?;
+//! let registry = Registry::builder().token_auth(&tokens).start().await?;
+//!
+//! // Put a proxy in front that answers the first blob GET with 429.
+//! let proxy = Proxy::start(
+//!     registry.addr(),
+//!     ProxyOptions::with_rules([FaultRule::new(FaultAction::too_many_requests(1))
+//!         .method("GET")
+//!         .path_contains("/blobs/")
+//!         .nth(1)]),
+//! )
+//! .await?;
+//!
+//! // ... point the client at proxy.host() ...
+//! assert_eq!(proxy.count("GET", "/blobs/"), 0);
+//! println!("registry log: {}", registry.log_path().display());
+//! # Ok(())
+//! # }
+//! ```
+
+mod latency;
+mod proxy;
+mod registry;
+mod token;
+mod util;
+
+pub use latency::LatencyProxy;
+pub use proxy::{
+    FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
+};
+pub use registry::{
+    HTPASSWD_BIN_ENV, REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings,
+    htpasswd_binary, htpasswd_line, registry_binary,
+};
+pub use token::{
+    Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
+    decode_claims_unverified, intersect, parse_scopes,
+};
+pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};

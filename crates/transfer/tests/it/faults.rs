@@ -313,7 +313,7 @@ async fn bad_manifests_are_refused() {
     assert!(err.to_string().contains("Docker-Content-Digest"));
 
     let err = reg
-        .get_manifest("a", &sha256(b"other").to_string())
+        .get_manifest("a", sha256(b"other").as_ref())
         .await
         .unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
