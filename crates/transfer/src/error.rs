@@ -285,6 +285,39 @@ pub enum TransferError {
         /// Why.
         reason: String,
     },
+    /// A target tag points at other content and `force` is off.
+    #[error(
+        "the target {target} already points at {existing}, not at the source's {incoming}; \
+         nothing was copied: pass --force to overwrite the tag"
+    )]
+    TagConflict {
+        /// The target tag.
+        target: String,
+        /// What it points at.
+        existing: String,
+        /// What the copy would set.
+        incoming: String,
+    },
+    /// No platform of the index matches the filter.
+    #[error("no platform of the source index matches {requested}; it has: {available}")]
+    NoMatchingPlatform {
+        /// The filter.
+        requested: String,
+        /// The platforms the index lists.
+        available: String,
+    },
+    /// Indexes nested deeper than the limit.
+    #[error("the source nests indexes deeper than {limit} levels; refusing to follow further")]
+    GraphTooDeep {
+        /// The limit.
+        limit: usize,
+    },
+    /// More manifests than the limit.
+    #[error("the source reaches more than {limit} manifests; refusing to copy it")]
+    TooManyManifests {
+        /// The limit.
+        limit: usize,
+    },
     /// Bad configuration (unreadable CA file, invalid proxy URL…).
     #[error("invalid transport configuration: {0}")]
     Config(String),

@@ -27,20 +27,24 @@
 
 mod body;
 mod connect;
+pub mod copy;
 mod error;
+pub mod layout;
 pub mod manifest;
 mod registry;
 mod retry;
 mod transport;
 
 pub use body::{BlobStream, Hasher, digest_of};
+pub use copy::{Copier, CopyOptions, CopyReport, Endpoint, PlatformFilter, Source, Target};
 pub use error::{
     Operation, RegistryErrorEntry, RequestContext, StatusDetails, TransferError, redact_url,
 };
+pub use layout::OciLayout;
 pub use manifest::{Descriptor, Manifest, ManifestContent, Platform};
 pub use registry::{
-    DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource, Registry,
-    UploadSession, UploadStart,
+    DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource,
+    Registry, UploadSession, UploadStart,
 };
 pub use retry::RetryPolicy;
 pub use transport::{HostStats, RequestBody, Transport, TransportBuilder};

@@ -377,14 +377,26 @@ impl Registry {
 
     /// Pushes a manifest's exact bytes under a tag or its digest. Returns the digest the
     /// registry stored, which must be the manifest's own.
-    pub async fn put_manifest(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<Digest, TransferError> {
-        self.push_manifest(repository, reference, manifest).await.map(|p| p.digest)
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<Digest, TransferError> {
+        self.push_manifest(repository, reference, manifest)
+            .await
+            .map(|p| p.digest)
     }
 
     /// [`Registry::put_manifest`], also telling whether the registry processed a `subject`
     /// (the `OCI-Subject` header of OCI 1.1 registries; without it, referrers must be
     /// recorded in the tag-schema fallback index).
-    pub async fn push_manifest(&self, repository: &str, reference: &str, manifest: &Manifest) -> Result<PushedManifest, TransferError> {
+    pub async fn push_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<PushedManifest, TransferError> {
         let ctx = self.ctx(Operation::PutManifest, Some(repository), Some(reference));
         if let ManifestRef::Digest(d) = parse_manifest_reference(&ctx, reference)?
             && d != manifest.digest
@@ -395,14 +407,21 @@ impl Registry {
                 actual: manifest.digest.to_string(),
             });
         }
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}")).await?;
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
         let scopes = ScopeSet::new().with(Scope::push(repository));
         let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
         req.headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_str(&manifest.media_type).map_err(|_| TransferError::InvalidManifest {
-                context: ctx.clone(),
-                reason: format!("media type `{}` is not a valid header value", manifest.media_type),
+            HeaderValue::from_str(&manifest.media_type).map_err(|_| {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason: format!(
+                        "media type `{}` is not a valid header value",
+                        manifest.media_type
+                    ),
+                }
             })?,
         );
         req.body = Body::Bytes(manifest.bytes.clone());
@@ -410,7 +429,8 @@ impl Registry {
         if resp.response.status() != StatusCode::CREATED {
             return Err(self.fail(&ctx, resp, &scopes).await);
         }
-        if let Some(stored) = header_str(&resp.response, "docker-content-digest").and_then(|d| d.parse::<Digest>().ok())
+        if let Some(stored) = header_str(&resp.response, "docker-content-digest")
+            .and_then(|d| d.parse::<Digest>().ok())
             && stored.algorithm() == manifest.digest.algorithm()
             && stored != manifest.digest
         {
@@ -960,6 +980,11 @@ impl Registry {
             Some(digest.as_str()),
         );
         let scopes = ScopeSet::new().with(Scope::pull(repository));
+        if self.transport.referrers_api(&self.host) == Some(false) {
+            return self
+                .referrers_by_tag(&ctx, repository, digest, artifact_type)
+                .await;
+        }
         let mut url = self
             .url(&format!("/v2/{repository}/referrers/{digest}"))
             .await?;
@@ -1002,15 +1027,33 @@ impl Registry {
         if status != StatusCode::NOT_FOUND && status != StatusCode::OK {
             return Err(self.fail(&ctx, resp, &scopes).await);
         }
-        drain(resp.response).await;
-        // A 404 for an existing repository means no API: say so once per registry. (A 404
-        // for a missing repository says nothing, so only a NAME_UNKNOWN-free answer counts;
-        // the tag lookup below tells the difference the same way on every registry.)
-        self.transport.remember_referrers_api(&self.host, false);
-        self.referrers_by_tag(&ctx, repository, digest, artifact_type).await
+        // A registry without the API answers 404 for the unknown route; one with it answers
+        // NAME_UNKNOWN only for a missing repository, which says nothing about the API.
+        let body = read_capped(
+            resp.response.into_body(),
+            64 * 1024,
+            self.transport.inner.idle_timeout,
+            &resp.url,
+        )
+        .await
+        .unwrap_or_default();
+        let name_unknown = crate::error::parse_error_envelope(&body)
+            .iter()
+            .any(|e| e.code == "NAME_UNKNOWN");
+        if !name_unknown {
+            self.transport.remember_referrers_api(&self.host, false);
+        }
+        self.referrers_by_tag(&ctx, repository, digest, artifact_type)
+            .await
     }
 
-    async fn referrers_by_tag(&self, ctx: &RequestContext, repository: &str, digest: &Digest, artifact_type: Option<&str>) -> Result<Referrers, TransferError> {
+    async fn referrers_by_tag(
+        &self,
+        ctx: &RequestContext,
+        repository: &str,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers, TransferError> {
         let tag = digest.referrers_tag();
         match self.get_manifest(repository, tag.as_str()).await {
             Ok(index) => {

@@ -438,6 +438,11 @@ http:
 health:
   storagedriver:
     enabled: false
+validation:
+  manifests:
+    urls:
+      allow:
+        - '^https?://'
 {auth}",
             level = s.log_level,
             no_access_log = !s.access_log,

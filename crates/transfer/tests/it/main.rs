@@ -1,8 +1,11 @@
 //! Transport tests against real distribution registries (see `acr-import-testsupport`).
 
 mod auth;
+mod copy;
 mod faults;
+mod fixtures;
 mod ops;
+mod properties;
 
 use std::sync::Arc;
 

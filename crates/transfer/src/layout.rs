@@ -1,0 +1,1286 @@
+//! OCI image layouts on disk: a folder that holds images the way a registry would.
+//!
+//! The [OCI image-layout specification] defines the folder:
+//!
+//! - `oci-layout`: `{"imageLayoutVersion":"1.0.0"}`, which marks the folder as a layout;
+//! - `index.json`: an OCI image index whose `manifests` name the images the layout holds; an
+//!   image's name (its "tag") is the `org.opencontainers.image.ref.name` annotation of its
+//!   entry ([`REF_NAME_ANNOTATION`]);
+//! - `blobs/<alg>/<hex>`: every blob and manifest, stored under its digest.
+//!
+//! [`OciLayout`] reads and writes such a folder, with the same types the registry code uses:
+//! manifests come back as a [`Manifest`] (exact bytes, media type, digest), blobs as a
+//! [`BlobStream`] that verifies size and digest as it goes. Layouts written here are read by
+//! `skopeo` (`oci:<dir>:<tag>`), and layouts written by `skopeo` are read here.
+//!
+//! # Atomicity
+//!
+//! - A blob is written to a temporary file inside the layout (`blobs/.tmp-…`), hashed while it
+//!   is written, checked against its digest and size, flushed to disk (`fsync`) and only then
+//!   renamed to `blobs/<alg>/<hex>`. On any failure — a stream error, a digest or size
+//!   mismatch, the future being dropped — the temporary file is removed: a blob path either
+//!   does not exist or holds the verified content.
+//! - `index.json` is rewritten as a whole, through a temporary file and a rename, so readers
+//!   see the old or the new index, never a torn one. Updates are serialized by a lock shared
+//!   by every [`OciLayout`] of the same folder in this process, so concurrent
+//!   [`put_manifest`](OciLayout::put_manifest) calls do not lose each other's entries. Other
+//!   processes writing the same layout at the same time are not coordinated with (skopeo
+//!   does not lock layouts either).
+//! - Entries and top-level fields of `index.json` that this code did not write are kept.
+//!
+//! # What is refused
+//!
+//! A layout may come from anywhere, so its content is not trusted:
+//!
+//! - Blob paths are built only from a validated [`Digest`] (`sha256` or `sha512`, lowercase hex
+//!   of the right length), never from text found in `index.json`; an entry whose digest is
+//!   not valid is an [`TransferError::InvalidManifest`] naming `index.json` when it is used.
+//! - Symbolic links are refused for `oci-layout`, `index.json`, `blobs`, `blobs/<alg>` and
+//!   every blob file, so a layout cannot make us read or write outside its folder. (The
+//!   layout folder itself is the user's choice and is not checked.)
+//! - `index.json` larger than [`MAX_INDEX_BYTES`], or not a JSON object with a `manifests`
+//!   array, is an error naming the file; manifests larger than
+//!   [`MAX_MANIFEST_BYTES`] are refused before they are
+//!   read.
+//! - Content that does not hash to its digest, or whose size differs from its descriptor, is
+//!   a [`TransferError::DigestMismatch`] or [`TransferError::SizeMismatch`].
+//!
+//! A missing manifest or blob is a [`TransferError::Io`] of kind
+//! [`std::io::ErrorKind::NotFound`]; [`is_not_found`] recognises it (and a registry's 404).
+//!
+//! [OCI image-layout specification]: https://github.com/opencontainers/image-spec/blob/main/image-layout.md
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use acr_import_reference::{Digest, Tag};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::body::{BlobStream, Hasher, digest_of};
+use crate::error::{Operation, RequestContext, TransferError};
+use crate::manifest::{
+    DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MAX_MANIFEST_BYTES, Manifest, ManifestContent,
+    OCI_INDEX, OCI_MANIFEST,
+};
+
+/// The `imageLayoutVersion` this code reads and writes.
+pub const OCI_LAYOUT_VERSION: &str = "1.0.0";
+
+/// The annotation that names an image in `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+/// The largest `index.json` read (16 MiB).
+pub const MAX_INDEX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The size of the chunks [`OciLayout::get_blob`] reads (256 KiB).
+pub const BLOB_CHUNK_SIZE: usize = 256 * 1024;
+
+/// The largest `oci-layout` file read.
+const MAX_OCI_LAYOUT_BYTES: u64 = 64 * 1024;
+
+/// Whether `error` means that the thing asked for does not exist: a manifest or blob missing
+/// from an OCI layout ([`TransferError::Io`] of kind [`io::ErrorKind::NotFound`]) or a
+/// registry's 404 ([`TransferError::NotFound`]).
+pub fn is_not_found(error: &TransferError) -> bool {
+    match error {
+        TransferError::Io { source, .. } => source.kind() == io::ErrorKind::NotFound,
+        other => other.is_not_found(),
+    }
+}
+
+/// An OCI image layout folder (see the [module documentation](self)).
+///
+/// Cheap to clone: clones share the folder's write lock.
+#[derive(Clone)]
+pub struct OciLayout {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    root: PathBuf,
+    /// Serializes rewrites of `index.json`; shared by every `OciLayout` of this folder.
+    index_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for OciLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OciLayout")
+            .field("root", &self.inner.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One usable entry of `index.json`.
+#[derive(Debug, Clone)]
+struct IndexEntry {
+    digest: Digest,
+    media_type: Option<String>,
+    size: Option<u64>,
+}
+
+impl OciLayout {
+    /// Opens an existing layout: the folder must hold an `oci-layout` file with
+    /// `imageLayoutVersion` `1.0.0` and a valid `index.json`.
+    ///
+    /// Blocks briefly on file-system calls (it reads two small files).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, TransferError> {
+        let root = path.as_ref().to_path_buf();
+        match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io_error(
+                    &root,
+                    io::ErrorKind::InvalidInput,
+                    "not an OCI image layout: not a directory".to_owned(),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(io_error(
+                    &root,
+                    io::ErrorKind::NotFound,
+                    "no such OCI image layout (the directory does not exist)".to_owned(),
+                ));
+            }
+            Err(e) => return Err(io_err(&root, e)),
+        }
+        check_oci_layout_file(&root)?;
+        let index = root.join("index.json");
+        match std::fs::symlink_metadata(&index) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(io_error(
+                    &index,
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "not an OCI image layout: {} has no index.json file",
+                        root.display()
+                    ),
+                ));
+            }
+            Err(e) => return Err(io_err(&index, e)),
+            Ok(_) => {}
+        }
+        let layout = Self::at(root)?;
+        let bytes = read_file_capped_sync(&index, MAX_INDEX_BYTES)?;
+        parse_index(&bytes)
+            .map_err(|reason| layout.bad_index(layout.ctx(Operation::Other, None), &reason))?;
+        if let Some(m) = symlink_metadata_opt(&layout.blobs_dir())?
+            && (m.file_type().is_symlink() || !m.is_dir())
+        {
+            return Err(refuse_link(&layout.blobs_dir()));
+        }
+        Ok(layout)
+    }
+
+    /// Opens a layout, creating what is missing: the folder, `oci-layout`, `blobs/`, and an
+    /// empty `index.json` (`schemaVersion` 2, the OCI index media type, no manifests).
+    /// Existing files are kept; an existing `oci-layout` of another version is an error.
+    ///
+    /// Blocks briefly on file-system calls.
+    pub fn create(path: impl AsRef<Path>) -> Result<Self, TransferError> {
+        let root = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&root).map_err(|e| io_err(&root, e))?;
+        let marker = root.join("oci-layout");
+        if symlink_metadata_opt(&marker)?.is_none() {
+            let body = serde_json::json!({ "imageLayoutVersion": OCI_LAYOUT_VERSION });
+            write_atomic_sync(
+                &root,
+                "oci-layout",
+                &serde_json::to_vec(&body).unwrap_or_default(),
+            )?;
+        }
+        let blobs = root.join("blobs");
+        match symlink_metadata_opt(&blobs)? {
+            None => std::fs::create_dir_all(&blobs).map_err(|e| io_err(&blobs, e))?,
+            Some(m) if m.file_type().is_symlink() || !m.is_dir() => {
+                return Err(refuse_link(&blobs));
+            }
+            Some(_) => {}
+        }
+        if symlink_metadata_opt(&root.join("index.json"))?.is_none() {
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [],
+            });
+            write_atomic_sync(
+                &root,
+                "index.json",
+                &serde_json::to_vec(&body).unwrap_or_default(),
+            )?;
+        }
+        Self::open(root)
+    }
+
+    fn at(root: PathBuf) -> Result<Self, TransferError> {
+        let key = std::fs::canonicalize(&root).map_err(|e| io_err(&root, e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                index_lock: shared_lock(key),
+                root,
+            }),
+        })
+    }
+
+    /// The layout folder, as given to [`open`](Self::open) or [`create`](Self::create).
+    pub fn path(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Finds a manifest and returns its exact bytes, media type and digest.
+    ///
+    /// `reference` is a digest when it contains `:` (any manifest blob of the layout, listed
+    /// in `index.json` or not — the children of an index are not), otherwise a tag: the
+    /// `org.opencontainers.image.ref.name` of an `index.json` entry. The manifest is read
+    /// (refused over [`MAX_MANIFEST_BYTES`]), its digest verified, and its size checked
+    /// against the `index.json` entry when there is one. The media type is the entry's
+    /// `mediaType` when there is one, else the body's `mediaType`, else OCI manifest or
+    /// index by shape — as for a registry that serves no `Content-Type`.
+    ///
+    /// A missing tag or blob is a [`TransferError::Io`] of kind `NotFound` (see
+    /// [`is_not_found`]) whose path is `oci:<folder>:<tag>` or `oci:<folder>@<digest>`.
+    pub async fn get_manifest(&self, reference: &str) -> Result<Manifest, TransferError> {
+        let ctx = self.ctx(Operation::GetManifest, Some(reference));
+        let entries = self.read_index(&ctx).await?;
+        let (digest, entry) = if reference.contains(':') {
+            let digest: Digest = reference.parse().map_err(|e| {
+                io_error(
+                    self.path(),
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid digest `{reference}`: {e}"),
+                )
+            })?;
+            let entry = match entries
+                .iter()
+                .enumerate()
+                .find(|(_, e)| e.get("digest").and_then(Value::as_str) == Some(digest.as_str()))
+            {
+                Some((i, e)) => Some(self.entry(&ctx, i, e)?),
+                None => None,
+            };
+            (digest, entry)
+        } else {
+            let mut found: Option<IndexEntry> = None;
+            for (i, e) in entries.iter().enumerate() {
+                if ref_name(e) != Some(reference) {
+                    continue;
+                }
+                let entry = self.entry(&ctx, i, e)?;
+                if let Some(prev) = &found
+                    && prev.digest != entry.digest
+                {
+                    return Err(self.bad_index(
+                        ctx,
+                        &format!(
+                            "more than one image is named `{reference}` ({} and {})",
+                            prev.digest, entry.digest
+                        ),
+                    ));
+                }
+                found = Some(entry);
+            }
+            let Some(entry) = found else {
+                return Err(io_error(
+                    &PathBuf::from(format!("oci:{}:{reference}", self.path().display())),
+                    io::ErrorKind::NotFound,
+                    format!("no image named `{reference}` in the OCI layout's index.json"),
+                ));
+            };
+            (entry.digest.clone(), Some(entry))
+        };
+        let what = format!(
+            "manifest {reference} in OCI layout {}",
+            self.path().display()
+        );
+        let path = self.blob_path(&digest);
+        let Some((mut file, len)) = self.open_blob(&digest).await? else {
+            return Err(io_error(
+                &PathBuf::from(format!("oci:{}@{digest}", self.path().display())),
+                io::ErrorKind::NotFound,
+                "the manifest blob is not in the OCI layout".to_owned(),
+            ));
+        };
+        if len > MAX_MANIFEST_BYTES {
+            return Err(TransferError::ManifestTooLarge {
+                context: ctx,
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let mut buf = Vec::with_capacity(len as usize);
+        (&mut file)
+            .take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| io_err(&path, e))?;
+        if buf.len() as u64 > MAX_MANIFEST_BYTES {
+            return Err(TransferError::ManifestTooLarge {
+                context: ctx,
+                limit: MAX_MANIFEST_BYTES,
+            });
+        }
+        let bytes = Bytes::from(buf);
+        let actual = digest_of(digest.algorithm(), &bytes);
+        if actual != digest {
+            return Err(TransferError::DigestMismatch {
+                what,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        if let Some(size) = entry.as_ref().and_then(|e| e.size)
+            && size != bytes.len() as u64
+        {
+            return Err(TransferError::SizeMismatch {
+                what: format!("{what} (its index.json entry)"),
+                expected: size,
+                actual: bytes.len() as u64,
+            });
+        }
+        let declared = entry.and_then(|e| e.media_type);
+        if declared
+            .as_deref()
+            .is_some_and(|m| m == DOCKER_SCHEMA1 || m == DOCKER_SCHEMA1_SIGNED)
+        {
+            return Err(TransferError::Schema1(ctx));
+        }
+        let content = ManifestContent::parse(&bytes).map_err(|reason| {
+            if reason == "schema 1" {
+                TransferError::Schema1(ctx.clone())
+            } else {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason,
+                }
+            }
+        })?;
+        let media_type = resolve_media_type(declared.as_deref(), &content).map_err(|reason| {
+            TransferError::InvalidManifest {
+                context: ctx,
+                reason,
+            }
+        })?;
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// The size of a blob (or manifest) of the layout, or `None` when it is not there.
+    pub async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>, TransferError> {
+        self.check_blob_dirs(digest).await?;
+        let path = self.blob_path(digest);
+        match tokio::fs::symlink_metadata(&path).await {
+            Ok(m) if m.file_type().is_symlink() => Err(refuse_link(&path)),
+            Ok(m) if !m.is_file() => Err(not_regular(&path)),
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
+    /// Streams a blob in chunks of [`BLOB_CHUNK_SIZE`] with a running hash. The stream ends
+    /// with a [`TransferError::DigestMismatch`] when the content does not hash to `digest`,
+    /// and with a [`TransferError::SizeMismatch`] when `expected_size` is given and the
+    /// content is longer (as soon as it is) or shorter. The stream's
+    /// [`size`](BlobStream::size) is the file's size on disk.
+    ///
+    /// A missing blob is a [`TransferError::Io`] of kind `NotFound` (see [`is_not_found`]).
+    pub async fn get_blob(
+        &self,
+        digest: &Digest,
+        expected_size: Option<u64>,
+    ) -> Result<BlobStream, TransferError> {
+        let path = self.blob_path(digest);
+        let Some((file, len)) = self.open_blob(digest).await? else {
+            return Err(io_error(
+                &path,
+                io::ErrorKind::NotFound,
+                format!("blob {digest} is not in the OCI layout"),
+            ));
+        };
+        let state = ReadState {
+            file,
+            hasher: Some(Hasher::new(digest.algorithm())),
+            what: format!("blob {digest} in OCI layout {}", self.path().display()),
+            digest: digest.clone(),
+            path,
+            expected: expected_size,
+            received: 0,
+            done: false,
+        };
+        let stream = futures_util::stream::unfold(state, |mut st| async move {
+            let item = st.next().await?;
+            Some((item, st))
+        });
+        Ok(BlobStream::from_stream(stream, Some(len)))
+    }
+
+    /// Writes a blob atomically (see the [module documentation](self#atomicity)): the data is
+    /// hashed while it is written to a temporary file, checked against `digest` and, when
+    /// given, `size` ([`TransferError::DigestMismatch`], [`TransferError::SizeMismatch`]; an
+    /// overlong stream fails as soon as it passes `size`), synced, and renamed into place.
+    /// On any error nothing appears and the temporary file is removed; an error of the
+    /// stream itself is returned as it is.
+    ///
+    /// When the blob is already there (with the given size, if any) nothing is read from
+    /// `data` and the call succeeds; callers that can avoid producing the stream should ask
+    /// [`blob_size`](Self::blob_size) first. A blob on disk with another size than `size`
+    /// is corrupt and is replaced.
+    ///
+    /// `data` needs no `Unpin` or `'static`; the returned future is `Send`, as `data` is.
+    pub async fn put_blob<S>(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        data: S,
+    ) -> Result<(), TransferError>
+    where
+        S: Stream<Item = Result<Bytes, TransferError>> + Send,
+    {
+        if let Some(existing) = self.blob_size(digest).await?
+            && size.is_none_or(|s| s == existing)
+        {
+            return Ok(());
+        }
+        let alg_dir = self.blobs_dir().join(digest.algorithm().as_str());
+        tokio::fs::create_dir_all(&alg_dir)
+            .await
+            .map_err(|e| io_err(&alg_dir, e))?;
+        self.check_blob_dirs(digest).await?;
+        let what = format!(
+            "blob {digest} written to OCI layout {}",
+            self.path().display()
+        );
+        let (file, mut guard) = create_temp(&self.blobs_dir()).await?;
+        let mut file = tokio::io::BufWriter::with_capacity(BLOB_CHUNK_SIZE, file);
+        let mut hasher = Hasher::new(digest.algorithm());
+        let mut written: u64 = 0;
+        let temp = guard.path().to_path_buf();
+        let mut data = std::pin::pin!(data);
+        while let Some(chunk) = data.next().await {
+            let chunk = chunk?;
+            written += chunk.len() as u64;
+            if let Some(expected) = size
+                && written > expected
+            {
+                return Err(TransferError::SizeMismatch {
+                    what,
+                    expected,
+                    actual: written,
+                });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(|e| io_err(&temp, e))?;
+        }
+        if let Some(expected) = size
+            && written != expected
+        {
+            return Err(TransferError::SizeMismatch {
+                what,
+                expected,
+                actual: written,
+            });
+        }
+        let actual = hasher.finish();
+        if actual != *digest {
+            return Err(TransferError::DigestMismatch {
+                what,
+                expected: digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        file.flush().await.map_err(|e| io_err(&temp, e))?;
+        let file = file.into_inner();
+        file.sync_all().await.map_err(|e| io_err(&temp, e))?;
+        drop(file);
+        let target = self.blob_path(digest);
+        tokio::fs::rename(&temp, &target)
+            .await
+            .map_err(|e| io_err(&target, e))?;
+        guard.disarm();
+        sync_dir(alg_dir).await;
+        Ok(())
+    }
+
+    /// Writes a manifest's bytes as a blob, after checking they hash to its digest
+    /// ([`TransferError::DigestMismatch`]), without touching `index.json`. For the children
+    /// of an index, which are reachable through it.
+    pub async fn put_manifest_blob(&self, manifest: &Manifest) -> Result<(), TransferError> {
+        let actual = digest_of(manifest.digest.algorithm(), &manifest.bytes);
+        if actual != manifest.digest {
+            return Err(TransferError::DigestMismatch {
+                what: format!(
+                    "manifest {} written to OCI layout {}",
+                    manifest.digest,
+                    self.path().display()
+                ),
+                expected: manifest.digest.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        let bytes = manifest.bytes.clone();
+        let len = bytes.len() as u64;
+        self.put_blob(
+            &manifest.digest,
+            Some(len),
+            futures_util::stream::iter([Ok(bytes)]),
+        )
+        .await
+    }
+
+    /// Writes a manifest's bytes as a blob (as [`put_manifest_blob`](Self::put_manifest_blob)
+    /// does) and records it in `index.json`, with the descriptor
+    /// `{"mediaType", "digest", "size", "annotations"}`:
+    ///
+    /// - with a `tag` (which must be a valid tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`), under
+    ///   the annotation `org.opencontainers.image.ref.name: <tag>`. Entries with the same name
+    ///   are removed first (re-tagging moves the name); an untagged entry of the same digest
+    ///   becomes the tagged one, keeping its other fields — as `skopeo copy` to `oci:dir:tag`
+    ///   does. Nothing is rewritten when the tag already names this digest.
+    /// - without a tag, as an untagged entry, unless some entry already has this digest, so
+    ///   that an image copied without a name is still reachable from `index.json` (as with
+    ///   `skopeo copy` to `oci:dir`). Use [`put_manifest_blob`](Self::put_manifest_blob) for
+    ///   the children of an index.
+    ///
+    /// The media type written is `manifest.media_type` (or, when empty, the body's own
+    /// `mediaType`, else OCI manifest or index by shape). `index.json` is rewritten
+    /// atomically, and concurrent calls on the same folder in this process are serialized,
+    /// so none loses another's entry.
+    pub async fn put_manifest(
+        &self,
+        manifest: &Manifest,
+        tag: Option<&str>,
+    ) -> Result<(), TransferError> {
+        let ctx = self.ctx(Operation::PutManifest, tag);
+        if let Some(t) = tag {
+            t.parse::<Tag>().map_err(|e| {
+                io_error(
+                    self.path(),
+                    io::ErrorKind::InvalidInput,
+                    format!("cannot name an image `{t}` in an OCI layout: {e}"),
+                )
+            })?;
+        }
+        let media_type = if manifest.media_type.is_empty() {
+            let content = ManifestContent::parse(&manifest.bytes).map_err(|reason| {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason,
+                }
+            })?;
+            resolve_media_type(None, &content).map_err(|reason| TransferError::InvalidManifest {
+                context: ctx.clone(),
+                reason,
+            })?
+        } else {
+            manifest.media_type.clone()
+        };
+        self.put_manifest_blob(manifest).await?;
+
+        let _lock = self.inner.index_lock.lock().await;
+        let index_path = self.index_path();
+        let bytes = self.read_index_bytes().await?;
+        let mut index: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| self.bad_index(ctx.clone(), &format!("not valid JSON: {e}")))?;
+        let Some(object) = index.as_object_mut() else {
+            return Err(self.bad_index(ctx, "not a JSON object"));
+        };
+        let manifests = object
+            .entry("manifests")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        let Some(manifests) = manifests.as_array_mut() else {
+            return Err(self.bad_index(ctx, "`manifests` is not an array"));
+        };
+        let changed = update_entries(
+            manifests,
+            &media_type,
+            &manifest.digest,
+            manifest.bytes.len() as u64,
+            tag,
+        );
+        if !changed {
+            return Ok(());
+        }
+        let out = serde_json::to_vec(&index)
+            .map_err(|e| io_error(&index_path, io::ErrorKind::InvalidData, e.to_string()))?;
+        let root = self.path().to_path_buf();
+        tokio::task::spawn_blocking(move || write_atomic_sync(&root, "index.json", &out))
+            .await
+            .map_err(|e| io_error(&index_path, io::ErrorKind::Other, e.to_string()))?
+    }
+
+    /// The tags of the layout: the `org.opencontainers.image.ref.name` annotations of the
+    /// entries of `index.json`, sorted, without duplicates.
+    pub async fn tags(&self) -> Result<Vec<String>, TransferError> {
+        let ctx = self.ctx(Operation::ListTags, None);
+        let entries = self.read_index(&ctx).await?;
+        let mut tags: Vec<String> = entries
+            .iter()
+            .filter_map(|e| ref_name(e).map(str::to_owned))
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
+    }
+
+    // ----- internals -----
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.inner.root.join("blobs")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.inner.root.join("index.json")
+    }
+
+    /// `blobs/<alg>/<hex>`, from a validated digest only.
+    fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir()
+            .join(digest.algorithm().as_str())
+            .join(digest.encoded())
+    }
+
+    fn ctx(&self, operation: Operation, reference: Option<&str>) -> RequestContext {
+        RequestContext {
+            operation,
+            registry: format!("OCI layout {}", self.path().display()),
+            repository: None,
+            reference: reference.map(str::to_owned),
+        }
+    }
+
+    fn bad_index(&self, context: RequestContext, reason: &str) -> TransferError {
+        TransferError::InvalidManifest {
+            context,
+            reason: format!("{}: {reason}", self.index_path().display()),
+        }
+    }
+
+    /// Refuses `blobs` and `blobs/<alg>` when they are symbolic links or not directories.
+    async fn check_blob_dirs(&self, digest: &Digest) -> Result<(), TransferError> {
+        let blobs = self.blobs_dir();
+        let alg = blobs.join(digest.algorithm().as_str());
+        for dir in [blobs, alg] {
+            match tokio::fs::symlink_metadata(&dir).await {
+                Ok(m) if m.file_type().is_symlink() => return Err(refuse_link(&dir)),
+                Ok(m) if !m.is_dir() => {
+                    return Err(io_error(
+                        &dir,
+                        io::ErrorKind::InvalidData,
+                        "not a directory".to_owned(),
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err(&dir, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a blob file for reading, refusing symbolic links and anything but a regular
+    /// file; `None` when it does not exist.
+    async fn open_blob(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<(tokio::fs::File, u64)>, TransferError> {
+        self.check_blob_dirs(digest).await?;
+        let path = self.blob_path(digest);
+        let before = match tokio::fs::symlink_metadata(&path).await {
+            Ok(m) if m.file_type().is_symlink() => return Err(refuse_link(&path)),
+            Ok(m) if !m.is_file() => return Err(not_regular(&path)),
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path, e)),
+        };
+        let opened = file.metadata().await.map_err(|e| io_err(&path, e))?;
+        if !opened.is_file() || !same_file(&before, &opened) {
+            // Swapped for something else between the check and the open.
+            return Err(refuse_link(&path));
+        }
+        Ok(Some((file, opened.len())))
+    }
+
+    async fn read_index_bytes(&self) -> Result<Vec<u8>, TransferError> {
+        let path = self.index_path();
+        tokio::task::spawn_blocking(move || read_file_capped_sync(&path, MAX_INDEX_BYTES))
+            .await
+            .map_err(|e| io_error(&self.index_path(), io::ErrorKind::Other, e.to_string()))?
+    }
+
+    /// The `manifests` entries of `index.json`.
+    async fn read_index(&self, ctx: &RequestContext) -> Result<Vec<Value>, TransferError> {
+        let bytes = self.read_index_bytes().await?;
+        parse_index(&bytes).map_err(|reason| self.bad_index(ctx.clone(), &reason))
+    }
+
+    /// Validates entry `i` of `index.json`.
+    fn entry(
+        &self,
+        ctx: &RequestContext,
+        i: usize,
+        value: &Value,
+    ) -> Result<IndexEntry, TransferError> {
+        let bad =
+            |reason: String| self.bad_index(ctx.clone(), &format!("manifests[{i}]: {reason}"));
+        let Some(obj) = value.as_object() else {
+            return Err(bad("not a JSON object".to_owned()));
+        };
+        let digest = match obj.get("digest") {
+            Some(Value::String(s)) => s
+                .parse::<Digest>()
+                .map_err(|e| bad(format!("invalid digest `{}`: {e}", s.escape_debug())))?,
+            _ => return Err(bad("no digest".to_owned())),
+        };
+        let media_type = match obj.get("mediaType") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(bad("`mediaType` is not a string".to_owned())),
+        };
+        let size = match obj.get("size") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| bad(format!("invalid size {v}")))?),
+        };
+        Ok(IndexEntry {
+            digest,
+            media_type,
+            size,
+        })
+    }
+}
+
+/// Reads `bytes` as an index and returns its `manifests` (none when the field is missing).
+fn parse_index(bytes: &[u8]) -> Result<Vec<Value>, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("not a JSON object".to_owned());
+    };
+    match object.remove("manifests") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(entries)) => Ok(entries),
+        Some(_) => Err("`manifests` is not an array".to_owned()),
+    }
+}
+
+/// The `org.opencontainers.image.ref.name` of an entry, if it has a non-empty one.
+fn ref_name(entry: &Value) -> Option<&str> {
+    entry
+        .get("annotations")?
+        .get(REF_NAME_ANNOTATION)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+}
+
+/// Updates the `manifests` of `index.json` for a new manifest; `false` when nothing changed.
+fn update_entries(
+    manifests: &mut Vec<Value>,
+    media_type: &str,
+    digest: &Digest,
+    size: u64,
+    tag: Option<&str>,
+) -> bool {
+    let same_digest = |e: &Value| e.get("digest").and_then(Value::as_str) == Some(digest.as_str());
+    match tag {
+        None => {
+            if manifests.iter().any(same_digest) {
+                return false;
+            }
+            manifests.push(serde_json::json!({
+                "mediaType": media_type,
+                "digest": digest.as_str(),
+                "size": size,
+            }));
+            true
+        }
+        Some(tag) => {
+            let named: Vec<&Value> = manifests
+                .iter()
+                .filter(|e| ref_name(e) == Some(tag))
+                .collect();
+            if named.len() == 1
+                && same_digest(named[0])
+                && named[0].get("mediaType").and_then(Value::as_str) == Some(media_type)
+                && named[0].get("size").and_then(Value::as_u64) == Some(size)
+            {
+                return false;
+            }
+            manifests.retain(|e| ref_name(e) != Some(tag));
+            let untagged = manifests
+                .iter_mut()
+                .find(|e| same_digest(e) && ref_name(e).is_none() && e.is_object());
+            let entry = match untagged {
+                Some(e) => e,
+                None => {
+                    manifests.push(Value::Object(Map::new()));
+                    manifests.last_mut().expect("just pushed")
+                }
+            };
+            let obj = entry.as_object_mut().expect("an object");
+            obj.insert("mediaType".to_owned(), Value::from(media_type));
+            obj.insert("digest".to_owned(), Value::from(digest.as_str()));
+            obj.insert("size".to_owned(), Value::from(size));
+            let annotations = obj
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !annotations.is_object() {
+                *annotations = Value::Object(Map::new());
+            }
+            annotations
+                .as_object_mut()
+                .expect("an object")
+                .insert(REF_NAME_ANNOTATION.to_owned(), Value::from(tag));
+            true
+        }
+    }
+}
+
+/// The media type of a manifest: the declared one (an index.json entry's), which must agree
+/// with the body's own `mediaType`; else the body's; else OCI manifest or index by shape.
+fn resolve_media_type(declared: Option<&str>, content: &ManifestContent) -> Result<String, String> {
+    match (declared, &content.media_type) {
+        (Some(d), Some(body)) if d != body => Err(format!(
+            "index.json says `{d}` but its mediaType field says `{body}`"
+        )),
+        (Some(d), _) => Ok(d.to_owned()),
+        (None, Some(body)) => Ok(body.clone()),
+        (None, None) if !content.manifests.is_empty() => Ok(OCI_INDEX.to_owned()),
+        (None, None) => Ok(OCI_MANIFEST.to_owned()),
+    }
+}
+
+/// The lock of a layout folder, shared by every `OciLayout` of it in this process.
+fn shared_lock(key: PathBuf) -> Arc<tokio::sync::Mutex<()>> {
+    type Locks = std::sync::Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>;
+    static LOCKS: OnceLock<Locks> = OnceLock::new();
+    let mut locks = LOCKS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(lock) = locks.get(&key).and_then(Weak::upgrade) {
+        return lock;
+    }
+    locks.retain(|_, w| w.strong_count() > 0);
+    let lock = Arc::new(tokio::sync::Mutex::new(()));
+    locks.insert(key, Arc::downgrade(&lock));
+    lock
+}
+
+/// Checks `<root>/oci-layout`.
+fn check_oci_layout_file(root: &Path) -> Result<(), TransferError> {
+    let path = root.join("oci-layout");
+    let not_layout = |why: String| {
+        io_error(
+            &path,
+            io::ErrorKind::InvalidData,
+            format!("not an OCI image layout: {} {why}", root.display()),
+        )
+    };
+    match symlink_metadata_opt(&path)? {
+        None => return Err(not_layout("has no oci-layout file".to_owned())),
+        Some(m) if m.file_type().is_symlink() => return Err(refuse_link(&path)),
+        Some(m) if !m.is_file() => return Err(not_regular(&path)),
+        Some(_) => {}
+    }
+    let bytes = read_file_capped_sync(&path, MAX_OCI_LAYOUT_BYTES)?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        not_layout(format!(
+            "has an oci-layout file that is not valid JSON: {e}"
+        ))
+    })?;
+    match value.get("imageLayoutVersion").and_then(Value::as_str) {
+        Some(OCI_LAYOUT_VERSION) => Ok(()),
+        Some(other) => Err(not_layout(format!(
+            "has imageLayoutVersion `{}`; only `{OCI_LAYOUT_VERSION}` is supported",
+            other.escape_debug()
+        ))),
+        None => Err(not_layout(
+            "has an oci-layout file without imageLayoutVersion".to_owned(),
+        )),
+    }
+}
+
+/// Reads a small file, refusing symbolic links, non-files, and anything over `limit`.
+fn read_file_capped_sync(path: &Path, limit: u64) -> Result<Vec<u8>, TransferError> {
+    use std::io::Read;
+    let before = std::fs::symlink_metadata(path).map_err(|e| io_err(path, e))?;
+    if before.file_type().is_symlink() {
+        return Err(refuse_link(path));
+    }
+    if !before.is_file() {
+        return Err(not_regular(path));
+    }
+    let too_large = || {
+        io_error(
+            path,
+            io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes; refusing to read it"),
+        )
+    };
+    if before.len() > limit {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(|e| io_err(path, e))?;
+    let opened = file.metadata().map_err(|e| io_err(path, e))?;
+    if !opened.is_file() || !same_file(&before, &opened) {
+        return Err(refuse_link(path));
+    }
+    let mut buf = Vec::with_capacity(before.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io_err(path, e))?;
+    if buf.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(buf)
+}
+
+/// Writes `<dir>/<name>` through a synced temporary file and a rename.
+fn write_atomic_sync(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), TransferError> {
+    use std::io::Write;
+    let target = dir.join(name);
+    if let Some(m) = symlink_metadata_opt(&target)?
+        && m.file_type().is_symlink()
+    {
+        return Err(refuse_link(&target));
+    }
+    let mut guard = None;
+    let mut file = None;
+    for _ in 0..8 {
+        let temp = dir.join(format!("{name}{}", temp_suffix()));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+        {
+            Ok(f) => {
+                guard = Some(TempGuard::new(temp));
+                file = Some(f);
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&temp, e)),
+        }
+    }
+    let (Some(mut guard), Some(mut file)) = (guard, file) else {
+        return Err(io_error(
+            dir,
+            io::ErrorKind::AlreadyExists,
+            "cannot create a temporary file".to_owned(),
+        ));
+    };
+    let temp = guard.path().to_path_buf();
+    file.write_all(bytes).map_err(|e| io_err(&temp, e))?;
+    file.sync_all().map_err(|e| io_err(&temp, e))?;
+    drop(file);
+    std::fs::rename(&temp, &target).map_err(|e| io_err(&target, e))?;
+    guard.disarm();
+    sync_dir_sync(dir);
+    Ok(())
+}
+
+/// Creates a new temporary file in `dir` (`.tmp-<pid>-<time>-<n>`).
+async fn create_temp(dir: &Path) -> Result<(tokio::fs::File, TempGuard), TransferError> {
+    for _ in 0..8 {
+        let temp = dir.join(format!(".tmp{}", temp_suffix()));
+        match tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .await
+        {
+            Ok(f) => return Ok((f, TempGuard::new(temp))),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&temp, e)),
+        }
+    }
+    Err(io_error(
+        dir,
+        io::ErrorKind::AlreadyExists,
+        "cannot create a temporary file".to_owned(),
+    ))
+}
+
+/// `-<pid>-<nanoseconds>-<counter>`: unique in this process, unlikely to collide across.
+fn temp_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("-{}-{nanos:x}-{n}", std::process::id())
+}
+
+/// Removes a temporary file when dropped, unless disarmed (after the rename).
+struct TempGuard {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempGuard {
+    fn new(path: PathBuf) -> Self {
+        Self { path, armed: true }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Syncs a directory so a rename in it is durable (best effort; Unix only).
+async fn sync_dir(dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || sync_dir_sync(&dir)).await;
+}
+
+fn sync_dir_sync(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Whether two metadata describe the same file (device and inode on Unix).
+fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        a.len() == b.len()
+    }
+}
+
+fn symlink_metadata_opt(path: &Path) -> Result<Option<std::fs::Metadata>, TransferError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// A blob read from a layout file.
+struct ReadState {
+    file: tokio::fs::File,
+    hasher: Option<Hasher>,
+    digest: Digest,
+    what: String,
+    path: PathBuf,
+    expected: Option<u64>,
+    received: u64,
+    done: bool,
+}
+
+impl ReadState {
+    async fn next(&mut self) -> Option<Result<Bytes, TransferError>> {
+        if self.done {
+            return None;
+        }
+        let mut buf = BytesMut::with_capacity(BLOB_CHUNK_SIZE);
+        let n = match self.file.read_buf(&mut buf).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(io_err(&self.path, e)));
+            }
+        };
+        if n == 0 {
+            self.done = true;
+            return self.finish().err().map(Err);
+        }
+        self.received += n as u64;
+        if let Some(expected) = self.expected
+            && self.received > expected
+        {
+            self.done = true;
+            return Some(Err(TransferError::SizeMismatch {
+                what: self.what.clone(),
+                expected,
+                actual: self.received,
+            }));
+        }
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf);
+        }
+        Some(Ok(buf.freeze()))
+    }
+
+    fn finish(&mut self) -> Result<(), TransferError> {
+        if let Some(expected) = self.expected
+            && self.received != expected
+        {
+            return Err(TransferError::SizeMismatch {
+                what: self.what.clone(),
+                expected,
+                actual: self.received,
+            });
+        }
+        if let Some(h) = self.hasher.take() {
+            let actual = h.finish();
+            if actual != self.digest {
+                return Err(TransferError::DigestMismatch {
+                    what: self.what.clone(),
+                    expected: self.digest.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn io_err(path: &Path, source: io::Error) -> TransferError {
+    TransferError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn io_error(path: &Path, kind: io::ErrorKind, message: String) -> TransferError {
+    io_err(path, io::Error::new(kind, message))
+}
+
+fn refuse_link(path: &Path) -> TransferError {
+    io_error(
+        path,
+        io::ErrorKind::InvalidData,
+        "refusing a symbolic link in an OCI layout (it could point outside the layout)".to_owned(),
+    )
+}
+
+fn not_regular(path: &Path) -> TransferError {
+    io_error(
+        path,
+        io::ErrorKind::InvalidData,
+        "not a regular file; refusing to use it in an OCI layout".to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        digest_of(acr_import_reference::DigestAlgorithm::Sha256, &[n])
+    }
+
+    #[test]
+    fn untagged_entries_are_added_once() {
+        let mut m = Vec::new();
+        assert!(update_entries(&mut m, OCI_MANIFEST, &digest(1), 10, None));
+        assert!(!update_entries(&mut m, OCI_MANIFEST, &digest(1), 10, None));
+        assert_eq!(m.len(), 1);
+        assert!(m[0].get("annotations").is_none());
+        assert_eq!(m[0]["size"], 10);
+    }
+
+    #[test]
+    fn tagging_replaces_names_and_adopts_untagged_entries() {
+        let mut m = vec![serde_json::json!({
+            "mediaType": OCI_MANIFEST, "digest": digest(1).as_str(), "size": 10,
+            "platform": {"os": "linux", "architecture": "amd64"},
+        })];
+        assert!(update_entries(
+            &mut m,
+            OCI_MANIFEST,
+            &digest(1),
+            10,
+            Some("v1")
+        ));
+        assert_eq!(m.len(), 1, "the untagged entry became the tagged one");
+        assert_eq!(ref_name(&m[0]), Some("v1"));
+        assert_eq!(m[0]["platform"]["os"], "linux", "unknown fields are kept");
+        assert!(!update_entries(
+            &mut m,
+            OCI_MANIFEST,
+            &digest(1),
+            10,
+            Some("v1")
+        ));
+        assert!(update_entries(
+            &mut m,
+            OCI_MANIFEST,
+            &digest(2),
+            20,
+            Some("v2")
+        ));
+        assert!(update_entries(
+            &mut m,
+            OCI_INDEX,
+            &digest(3),
+            30,
+            Some("v1")
+        ));
+        let names: Vec<_> = m.iter().map(|e| ref_name(e).unwrap()).collect();
+        assert_eq!(names, ["v2", "v1"]);
+        assert_eq!(m[1]["digest"], digest(3).as_str());
+        // Untagged, but some entry has the digest: nothing to add.
+        assert!(!update_entries(&mut m, OCI_INDEX, &digest(3), 30, None));
+    }
+
+    #[test]
+    fn media_type_follows_the_registry_rule() {
+        let manifest = ManifestContent::parse(
+            br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(resolve_media_type(None, &manifest).unwrap(), OCI_MANIFEST);
+        assert_eq!(
+            resolve_media_type(Some("application/x-custom"), &manifest).unwrap(),
+            "application/x-custom"
+        );
+        let index = ManifestContent::parse(
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(resolve_media_type(None, &index).unwrap(), OCI_INDEX);
+        assert!(resolve_media_type(Some(OCI_MANIFEST), &index).is_err());
+    }
+
+    #[test]
+    fn index_parsing_is_strict_about_shape() {
+        assert!(parse_index(b"{").is_err());
+        assert!(parse_index(b"[]").is_err());
+        assert!(parse_index(br#"{"manifests":{}}"#).is_err());
+        assert!(parse_index(br#"{"schemaVersion":2}"#).unwrap().is_empty());
+    }
+
+    #[test]
+    fn not_found_covers_layout_and_registry_misses() {
+        let e = io_error(Path::new("x"), io::ErrorKind::NotFound, "gone".to_owned());
+        assert!(is_not_found(&e));
+        assert!(!is_not_found(&refuse_link(Path::new("x"))));
+    }
+
+    #[test]
+    fn temp_names_are_unique() {
+        assert_ne!(temp_suffix(), temp_suffix());
+    }
+}

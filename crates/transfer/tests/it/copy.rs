@@ -1,0 +1,665 @@
+//! The copy engine between real registries (and OCI layouts), verified byte for byte.
+
+use acr_import_testsupport::{Proxy, ProxyOptions, Registry as TestRegistry};
+use acr_import_transfer::copy::{BlobAction, ManifestRole};
+use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, TransferError, manifest};
+
+use crate::fixtures::*;
+use crate::{data, sha256, transport};
+
+fn target(reg: &acr_import_transfer::Registry, repo: &str, tag: Option<&str>) -> Target {
+    Target {
+        endpoint: Endpoint::registry(reg.clone(), repo),
+        tag: tag.map(str::to_owned),
+    }
+}
+
+fn source(reg: &acr_import_transfer::Registry, repo: &str, reference: &str) -> Source {
+    Source {
+        endpoint: Endpoint::registry(reg.clone(), repo),
+        reference: reference.to_owned(),
+    }
+}
+
+async fn pair() -> (
+    TestRegistry,
+    TestRegistry,
+    acr_import_transfer::Registry,
+    acr_import_transfer::Registry,
+) {
+    let (a, b) = tokio::join!(TestRegistry::start(), TestRegistry::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let t = transport();
+    let (ra, rb) = (t.registry(&a.url()).unwrap(), t.registry(&b.url()).unwrap());
+    (a, b, ra, rb)
+}
+
+#[tokio::test]
+async fn multi_arch_index_with_attestations_and_referrers() {
+    let (sa, sb, src, dst) = pair().await;
+    let top = multi_arch(&src, "lib/app", "1.0", 1).await;
+    let sig = artifact(
+        &src,
+        "lib/app",
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        50,
+        Some(&top),
+    )
+    .await;
+    let sbom = artifact(&src, "lib/app", "application/spdx+json", 51, Some(&top)).await;
+    attach(
+        &src,
+        "lib/app",
+        &top,
+        &[
+            (&sig, "application/vnd.dev.cosign.simplesigning.v1+json"),
+            (&sbom, "application/spdx+json"),
+        ],
+    )
+    .await;
+    // A signature of the signature: referrers are followed recursively.
+    let countersig = artifact(
+        &src,
+        "lib/app",
+        "application/vnd.example.countersig",
+        52,
+        Some(&sig),
+    )
+    .await;
+    attach(
+        &src,
+        "lib/app",
+        &sig,
+        &[(&countersig, "application/vnd.example.countersig")],
+    )
+    .await;
+
+    let report = Copier::new(CopyOptions::default())
+        .copy(
+            &source(&src, "lib/app", "1.0"),
+            &[
+                target(&dst, "mirror/app", Some("1.0")),
+                target(&dst, "mirror/app", Some("stable")),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        report.digest,
+        top.digest.to_string(),
+        "digests never change"
+    );
+    assert_eq!(
+        report.totals.platforms, 4,
+        "three platforms and the attestation"
+    );
+    assert!(
+        report
+            .manifests
+            .iter()
+            .filter(|m| m.role == ManifestRole::Referrer)
+            .count()
+            >= 3
+    );
+    assert_eq!(report.tags.len(), 2);
+    let blobs = assert_same(&src, "lib/app", &dst, "mirror/app", "1.0", true).await;
+    assert!(blobs >= 8);
+    assert_eq!(
+        dst.get_manifest("mirror/app", "stable")
+            .await
+            .unwrap()
+            .digest,
+        top.digest
+    );
+    // The shared base layer moved once.
+    let base = sha256(&data(1, 40_000)).to_string();
+    assert_eq!(report.blobs.iter().filter(|b| b.digest == base).count(), 1);
+    if let Some(a) = skopeo_raw(&sa.host(), "lib/app", "1.0") {
+        assert_eq!(a, skopeo_raw(&sb.host(), "mirror/app", "1.0").unwrap());
+        assert_eq!(a, top.bytes.to_vec());
+    }
+    // JSON report serializes.
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(json.contains("\"action\":\"copied\""));
+}
+
+#[tokio::test]
+async fn docker_formats_nested_indexes_helm_and_artifacts() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let copier = Copier::new(CopyOptions::default());
+    // Docker v2 image and list.
+    let l = Blob {
+        bytes: data(3, 20_000),
+        media_type: DOCKER_LAYER,
+    };
+    let d1 = image(&src, "docker", "linux", "amd64", &[&l], true).await;
+    let d2 = image(&src, "docker", "linux", "arm", &[&l], true).await;
+    let list = index(
+        &src,
+        "docker",
+        Some("list"),
+        &[
+            (&d1, Some(("linux", "amd64")), None),
+            (&d2, Some(("linux", "arm")), None),
+        ],
+        true,
+    )
+    .await;
+    src.put_manifest("docker", "single", &d1).await.unwrap();
+    for tag in ["list", "single"] {
+        copier
+            .copy(
+                &source(&src, "docker", tag),
+                &[target(&dst, "docker", Some(tag))],
+            )
+            .await
+            .unwrap();
+        assert_same(&src, "docker", &dst, "docker", tag, false).await;
+    }
+    assert_eq!(
+        dst.get_manifest("docker", "list").await.unwrap().media_type,
+        manifest::DOCKER_LIST
+    );
+    assert_eq!(list.media_type, manifest::DOCKER_LIST);
+
+    // Nested index: an index whose child is an index.
+    let inner = multi_arch(&src, "nested", "inner", 9).await;
+    let solo = image(
+        &src,
+        "nested",
+        "linux",
+        "riscv64",
+        &[&Blob::layer(10, 100)],
+        false,
+    )
+    .await;
+    index(
+        &src,
+        "nested",
+        Some("outer"),
+        &[
+            (&inner, None, None),
+            (&solo, Some(("linux", "riscv64")), None),
+        ],
+        false,
+    )
+    .await;
+    copier
+        .copy(
+            &source(&src, "nested", "outer"),
+            &[target(&dst, "nested", Some("outer"))],
+        )
+        .await
+        .unwrap();
+    assert_same(&src, "nested", &dst, "nested", "outer", false).await;
+
+    // Helm chart and an empty-config artifact with a zero-byte layer.
+    helm_chart(&src, "charts/demo", "0.1.0").await;
+    copier
+        .copy(
+            &source(&src, "charts/demo", "0.1.0"),
+            &[target(&dst, "charts/demo", Some("0.1.0"))],
+        )
+        .await
+        .unwrap();
+    assert_same(&src, "charts/demo", &dst, "charts/demo", "0.1.0", false).await;
+    let empty_layer = Blob {
+        bytes: bytes::Bytes::new(),
+        media_type: OCI_LAYER,
+    };
+    let zero = image(&src, "zero", "linux", "amd64", &[&empty_layer], false).await;
+    src.put_manifest("zero", "v1", &zero).await.unwrap();
+    copier
+        .copy(
+            &source(&src, "zero", "v1"),
+            &[target(&dst, "zero", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert_same(&src, "zero", &dst, "zero", "v1", false).await;
+    let art = artifact(&src, "art", "application/vnd.example.thing", 11, None).await;
+    src.put_manifest("art", "v1", &art).await.unwrap();
+    copier
+        .copy(
+            &source(&src, "art", "v1"),
+            &[target(&dst, "art", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert_same(&src, "art", &dst, "art", "v1", false).await;
+}
+
+#[tokio::test]
+async fn digest_sources_untagged_targets_and_conflicts() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let one = multi_arch(&src, "app", "v1", 20).await;
+    let two = multi_arch(&src, "app", "v2", 21).await;
+    let copier = Copier::new(CopyOptions::default());
+
+    // By digest, to an untagged repository: reachable by digest, no tag created.
+    copier
+        .copy(
+            &source(&src, "app", one.digest.as_str()),
+            &[target(&dst, "untagged", None)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dst.get_manifest("untagged", one.digest.as_str())
+            .await
+            .unwrap(),
+        one
+    );
+    match dst.list_tags("untagged", None).await {
+        Ok(tags) => assert!(tags.is_empty(), "no tag: {tags:?}"),
+        Err(e) => assert!(
+            e.is_not_found(),
+            "a repository without tags has no tag list: {e}"
+        ),
+    }
+
+    copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "app", Some("prod"))],
+        )
+        .await
+        .unwrap();
+    // The same content again is a no-op success.
+    let again = copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "app", Some("prod"))],
+        )
+        .await
+        .unwrap();
+    assert!(again.up_to_date);
+    // Other content without force: refused before any byte moves.
+    let before_blobs = dst
+        .head_blob("app", &sha256(&data(21, 40_000)))
+        .await
+        .unwrap();
+    let err = copier
+        .copy(
+            &source(&src, "app", "v2"),
+            &[target(&dst, "app", Some("prod"))],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransferError::TagConflict { .. }), "{err}");
+    assert!(err.to_string().contains("--force"));
+    assert_eq!(
+        dst.head_blob("app", &sha256(&data(21, 40_000)))
+            .await
+            .unwrap(),
+        before_blobs,
+        "nothing moved"
+    );
+    assert_eq!(
+        dst.get_manifest("app", "prod").await.unwrap().digest,
+        one.digest
+    );
+    // With force: overwritten.
+    let forced = Copier::new(CopyOptions {
+        force: true,
+        ..CopyOptions::default()
+    });
+    forced
+        .copy(
+            &source(&src, "app", "v2"),
+            &[target(&dst, "app", Some("prod"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dst.get_manifest("app", "prod").await.unwrap().digest,
+        two.digest
+    );
+}
+
+#[tokio::test]
+async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
+    let (sa, sb, _src, _dst) = pair().await;
+    let src_proxy = Proxy::start(sa.addr(), ProxyOptions::default())
+        .await
+        .unwrap();
+    let dst_proxy = Proxy::start(sb.addr(), ProxyOptions::default())
+        .await
+        .unwrap();
+    let t = transport();
+    let (src, dst) = (
+        t.registry(&src_proxy.url()).unwrap(),
+        t.registry(&dst_proxy.url()).unwrap(),
+    );
+    let top = multi_arch(&src, "app", "v1", 30).await;
+    let copier = Copier::new(CopyOptions::default());
+    let first = copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "app", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    let new_blobs = first
+        .blobs
+        .iter()
+        .filter(|b| b.action == BlobAction::Copied)
+        .count();
+    assert!(new_blobs >= 8);
+    // Two round trips per new blob on the target: the mount-or-upload POST and the PUT.
+    let posts = dst_proxy.count("POST", "/blobs/uploads/");
+    let puts = dst_proxy.count_where(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"));
+    assert_eq!((posts, puts), (new_blobs, new_blobs));
+    assert_eq!(dst_proxy.count("HEAD", "/blobs/"), 0);
+
+    // Re-copy onto the complete target: no blob moves, no blob request at all.
+    src_proxy.clear_requests();
+    dst_proxy.clear_requests();
+    let again = Copier::new(CopyOptions {
+        referrers: false,
+        ..CopyOptions::default()
+    })
+    .copy(
+        &source(&src, "app", "v1"),
+        &[target(&dst, "app", Some("v1"))],
+    )
+    .await
+    .unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(src_proxy.count("", "/blobs/"), 0);
+    assert_eq!(dst_proxy.count("", "/blobs/"), 0);
+    assert!(
+        dst_proxy.requests().len() <= 1,
+        "{:?}",
+        dst_proxy.requests()
+    );
+    assert!(
+        src_proxy.requests().len() <= 1,
+        "{:?}",
+        src_proxy.requests()
+    );
+
+    // A new tag of content the target has: blobs answer the self-mount at once (one POST each).
+    dst_proxy.clear_requests();
+    let retag = copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "app", Some("v1-again"))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        retag.blobs.iter().all(|b| b.action == BlobAction::Skipped),
+        "{:?}",
+        retag.blobs
+    );
+    assert_eq!(
+        dst_proxy.count_where(|r| r.method == "PUT" && r.path.contains("/blobs/")),
+        0
+    );
+
+    // Same registry, new repository: every blob mounted, nothing read from the source.
+    src_proxy.clear_requests();
+    let same = copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&src, "copy/app", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        same.blobs.iter().all(|b| b.action == BlobAction::Mounted),
+        "{:?}",
+        same.blobs
+    );
+    assert_eq!(src_proxy.count("GET", "/blobs/"), 0);
+    assert_same(&src, "app", &src, "copy/app", "v1", false).await;
+    assert_eq!(
+        src.get_manifest("copy/app", "v1").await.unwrap().digest,
+        top.digest
+    );
+
+    // A batch: a second image sharing layers, to another repository of the target, mounts
+    // them from where this copier put them.
+    let other = Copier::new(CopyOptions::default());
+    other
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "team-a/app", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    let second = other
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "team-b/app", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert!(
+        second.blobs.iter().all(|b| b.action == BlobAction::Mounted),
+        "{:?}",
+        second.blobs
+    );
+}
+
+#[tokio::test]
+async fn platform_filters_are_explicit() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let top = multi_arch(&src, "app", "v1", 40).await;
+    let one = Copier::new(CopyOptions {
+        platforms: vec!["linux/arm64".parse().unwrap()],
+        ..CopyOptions::default()
+    });
+    let r = one
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "one", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    let got = dst.get_manifest("one", "v1").await.unwrap();
+    assert_eq!(
+        got.media_type,
+        manifest::OCI_MANIFEST,
+        "the tag points at the platform manifest"
+    );
+    assert_eq!(r.index_rewritten_from.as_deref(), Some(top.digest.as_str()));
+
+    let two = Copier::new(CopyOptions {
+        platforms: vec![
+            "linux/amd64".parse().unwrap(),
+            "linux/s390x".parse().unwrap(),
+        ],
+        ..CopyOptions::default()
+    });
+    let r = two
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "two", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    let got = dst.get_manifest("two", "v1").await.unwrap();
+    assert_ne!(
+        got.digest, top.digest,
+        "a filtered index never claims the original digest"
+    );
+    assert!(
+        r.notes.iter().any(|n| n.starts_with("index rewritten")),
+        "{:?}",
+        r.notes
+    );
+    let children = got.parse().unwrap().manifests;
+    assert_eq!(
+        children.len(),
+        3,
+        "two platforms and the attestation of amd64"
+    );
+
+    let none = Copier::new(CopyOptions {
+        platforms: vec!["windows/amd64".parse().unwrap()],
+        ..CopyOptions::default()
+    });
+    let err = none
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "none", Some("v1"))],
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("linux/arm64"), "{err}");
+    assert!(
+        "linux"
+            .parse::<acr_import_transfer::PlatformFilter>()
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn foreign_layers_stay_foreign_unless_asked() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let foreign = Blob {
+        bytes: data(60, 5000),
+        media_type: "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+    };
+    let normal = Blob {
+        bytes: data(61, 5000),
+        media_type: DOCKER_LAYER,
+    };
+    push_blobs(&src, "win", &[&normal, &foreign]).await;
+    let config = Blob {
+        bytes: bytes::Bytes::from_static(br#"{"os":"windows","architecture":"amd64"}"#),
+        media_type: "application/vnd.docker.container.image.v1+json",
+    };
+    push_blobs(&src, "win", &[&config]).await;
+    let mut fd = foreign.descriptor();
+    fd["urls"] = serde_json::json!(["https://mcr.microsoft.com/v2/windows/blobs/x"]);
+    let value = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::DOCKER_MANIFEST, "config": config.descriptor(), "layers": [fd, normal.descriptor()]});
+    let m = manifest_of(&value, manifest::DOCKER_MANIFEST);
+    push_manifest(&src, "win", Some("ltsc"), &m).await;
+    let r = Copier::new(CopyOptions::default())
+        .copy(
+            &source(&src, "win", "ltsc"),
+            &[target(&dst, "win", Some("ltsc"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(dst.get_manifest("win", "ltsc").await.unwrap(), m);
+    assert_eq!(
+        dst.head_blob("win", &sha256(&foreign.bytes)).await.unwrap(),
+        None
+    );
+    assert!(r.notes.iter().any(|n| n.contains("foreign layer")));
+    Copier::new(CopyOptions {
+        foreign_layers: true,
+        ..CopyOptions::default()
+    })
+    .copy(
+        &source(&src, "win", "ltsc"),
+        &[target(&dst, "win2", Some("ltsc"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dst.head_blob("win2", &sha256(&foreign.bytes))
+            .await
+            .unwrap(),
+        Some(5000)
+    );
+}
+
+#[tokio::test]
+async fn large_layer_and_dry_run() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let big = Blob::layer(70, 64 * 1024 * 1024);
+    let m = image(&src, "big", "linux", "amd64", &[&big], false).await;
+    src.put_manifest("big", "v1", &m).await.unwrap();
+    let plan = Copier::new(CopyOptions {
+        dry_run: true,
+        ..CopyOptions::default()
+    })
+    .copy(
+        &source(&src, "big", "v1"),
+        &[target(&dst, "big", Some("v1"))],
+    )
+    .await
+    .unwrap();
+    assert!(plan.dry_run);
+    assert!(plan.blobs.iter().all(|b| b.action == BlobAction::WouldCopy));
+    assert_eq!(
+        plan.totals.bytes_copied,
+        64 * 1024 * 1024 + m.parse().unwrap().config.unwrap().size
+    );
+    assert!(
+        dst.head_manifest("big", "v1").await.unwrap().is_none(),
+        "a dry run writes nothing"
+    );
+    let r = Copier::new(CopyOptions::default())
+        .copy(
+            &source(&src, "big", "v1"),
+            &[target(&dst, "big", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.totals.blobs_copied, 2);
+    assert_same(&src, "big", &dst, "big", "v1", false).await;
+}
+
+#[tokio::test]
+async fn skopeo_seeded_docker_image_copies_exactly() {
+    if std::process::Command::new("skopeo")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skopeo not installed: skipped");
+        return;
+    }
+    let (sa, sb, src, dst) = pair().await;
+    // Seed with our code into an OCI layout... via a registry: push OCI, let skopeo convert
+    // it to Docker v2 schema 2 in another repository, then copy what skopeo wrote.
+    let m = image(
+        &src,
+        "oci",
+        "linux",
+        "amd64",
+        &[&Blob::layer(80, 10_000)],
+        false,
+    )
+    .await;
+    src.put_manifest("oci", "v1", &m).await.unwrap();
+    let out = std::process::Command::new("skopeo")
+        .args([
+            "copy",
+            "--format",
+            "v2s2",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{}/oci:v1", sa.host()),
+            &format!("docker://{}/byskopeo:v1", sa.host()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Copier::new(CopyOptions::default())
+        .copy(
+            &source(&src, "byskopeo", "v1"),
+            &[target(&dst, "byskopeo", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert_same(&src, "byskopeo", &dst, "byskopeo", "v1", false).await;
+    assert_eq!(
+        skopeo_raw(&sa.host(), "byskopeo", "v1"),
+        skopeo_raw(&sb.host(), "byskopeo", "v1")
+    );
+    assert_eq!(
+        dst.get_manifest("byskopeo", "v1").await.unwrap().media_type,
+        manifest::DOCKER_MANIFEST
+    );
+}
