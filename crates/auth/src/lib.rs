@@ -31,6 +31,8 @@
 #![deny(missing_docs)]
 
 mod authenticator;
+pub mod azure;
+mod chain;
 pub mod challenge;
 mod credential;
 mod docker_config;
@@ -40,6 +42,11 @@ mod secret;
 pub mod token;
 
 pub use authenticator::{Authenticator, Authorization};
+pub use azure::{
+    AadCredentialChain, AadExplanation, AadOptions, AadSource, AcrAudience, AcrLoginServers,
+    AcrTokenExchange, AzureAdProvider, AzureEnvironment, AzureHttpClient,
+};
+pub use chain::{ChainExplanation, CredentialChain, CredentialSource};
 pub use challenge::{BearerChallenge, Challenge};
 pub use credential::{
     Credential, CredentialProvider, NULL_GUID_USERNAME, StaticCredentials, registry_key,
@@ -162,4 +169,41 @@ pub enum AuthError {
     /// The HTTP exchange with a token service failed.
     #[error("cannot reach the token service: {0}")]
     Exchange(#[from] ExchangeError),
+    /// Azure AD (Entra ID) settings of the environment that cannot be used (a certificate file
+    /// that cannot be read, an authority host that is not https…). Never carries a secret.
+    #[error("the Azure AD configuration cannot be used: {reason}")]
+    AzureConfig {
+        /// What is wrong.
+        reason: String,
+    },
+    /// Getting an Azure AD (Entra ID) access token failed.
+    #[error("cannot get an Azure AD (Entra ID) token with {via}: {reason}")]
+    AzureToken {
+        /// The credential source (`client secret (AZURE_CLIENT_SECRET)`, `Azure CLI`…).
+        via: String,
+        /// Why, as Azure AD or the SDK said it (no secret).
+        reason: String,
+    },
+    /// The ACR token service refused to exchange the Azure AD token for a refresh token.
+    #[error(
+        "Access to registry '{registry}' was denied (HTTP {status}): {detail}. \
+         Run 'az login' again to refresh permissions, or check the identity's role assignment \
+         (AcrPull/AcrPush) on the registry"
+    )]
+    AcrAccessDenied {
+        /// The login server.
+        registry: String,
+        /// The HTTP status of `/oauth2/exchange`.
+        status: u16,
+        /// ACR's error message, cut short, tokens removed.
+        detail: String,
+    },
+    /// The ACR token exchange answered something that is not an exchange response.
+    #[error("the ACR token exchange of '{registry}' sent an invalid response: {reason}")]
+    AcrInvalidExchangeResponse {
+        /// The login server.
+        registry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }

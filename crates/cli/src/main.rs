@@ -1,2 +1,136 @@
-//! The `acr` command.
-fn main() {}
+//! The `acr` command: a thin front end over the acr-import crates — parsing, rendering,
+//! exit codes. Import logic lives in the libraries.
+
+mod args;
+mod import;
+mod render;
+mod repository;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, Command};
+
+/// Exit codes, as `--help` documents them.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// The import (or listing) failed.
+    pub const FAILED: u8 = 1;
+    /// The command line was wrong.
+    pub const USAGE: u8 = 2;
+    /// The network preflight says the import will fail.
+    pub const PREFLIGHT: u8 = 3;
+    /// Authentication or authorization failed.
+    pub const AUTH: u8 = 4;
+    /// Interrupted (Ctrl-C).
+    pub const INTERRUPTED: u8 = 130;
+}
+
+/// An error for the user: what failed, an optional hint, the exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) message: String,
+    pub(crate) hint: Option<String>,
+    pub(crate) code: u8,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            code: exit::USAGE,
+        }
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl From<acr_import_transfer::TransferError> for Failure {
+    fn from(e: acr_import_transfer::TransferError) -> Self {
+        let code = if e.is_auth() {
+            exit::AUTH
+        } else {
+            exit::FAILED
+        };
+        let hint = match &e {
+            acr_import_transfer::TransferError::Forbidden(d) if d.context.operation == acr_import_transfer::Operation::Ping => Some(format!(
+                "if {} is an ACR with a firewall, see its rules with `az acr show --query networkRuleSet --name <registry>`",
+                d.context.registry
+            )),
+            acr_import_transfer::TransferError::Auth { .. } | acr_import_transfer::TransferError::Unauthorized(_) => {
+                Some("pass source credentials with --username and --password-stdin (or ACR_IMPORT_SOURCE_USERNAME/_PASSWORD)".to_owned())
+            }
+            _ => None,
+        };
+        Self {
+            message: e.to_string(),
+            hint,
+            code,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    render::init_logging(&cli.global);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ERROR: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run(cli) => r,
+            _ = tokio::signal::ctrl_c() => Err(Failure {
+                message: "interrupted: uploads in flight were abandoned and no tag was moved".to_owned(),
+                hint: None,
+                code: exit::INTERRUPTED,
+            }),
+        }
+    });
+    // Abandon in-flight requests at once; nothing of theirs commits a tag.
+    runtime.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(f) => {
+            eprintln!("ERROR: {}", f.message);
+            if let Some(h) = f.hint {
+                eprintln!("HINT: {h}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Import(args) => import::run(args, &cli.global).await,
+        Command::Repository(cmd) => repository::run_repository(cmd, &cli.global).await,
+        Command::Manifest(cmd) => repository::run_manifest(cmd, &cli.global).await,
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "acr", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}

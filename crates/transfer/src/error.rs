@@ -352,9 +352,14 @@ impl TransferError {
         }
     }
 
-    /// Whether the thing asked for does not exist.
+    /// Whether the thing asked for does not exist (a registry's 404, or a file missing from
+    /// an OCI layout).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, TransferError::NotFound(_))
+        match self {
+            TransferError::NotFound(_) => true,
+            TransferError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        }
     }
 
     /// Whether the failure is about credentials or permissions.

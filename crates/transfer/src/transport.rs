@@ -41,6 +41,9 @@ const SMALL_BODY_LIMIT: u64 = 1 << 20;
 /// Builds a [`Transport`]. Every setting states its default.
 pub struct TransportBuilder {
     credentials: Arc<dyn CredentialProvider>,
+    #[allow(clippy::type_complexity)]
+    credentials_from:
+        Option<Box<dyn FnOnce(Arc<dyn HttpExchange>) -> Arc<dyn CredentialProvider> + Send>>,
     ca_files: Vec<PathBuf>,
     insecure_hosts: Vec<String>,
     connect_timeout: Duration,
@@ -55,6 +58,7 @@ impl Default for TransportBuilder {
     fn default() -> Self {
         Self {
             credentials: Arc::new(StaticCredentials::new()),
+            credentials_from: None,
             ca_files: Vec::new(),
             insecure_hosts: Vec::new(),
             connect_timeout: Duration::from_secs(30),
@@ -71,6 +75,18 @@ impl TransportBuilder {
     /// Where credentials come from. Default: none (anonymous everywhere).
     pub fn credentials(mut self, provider: Arc<dyn CredentialProvider>) -> Self {
         self.credentials = provider;
+        self
+    }
+
+    /// Where credentials come from, for providers that need HTTP themselves (Azure AD, the
+    /// ACR token exchange): `make` receives this transport's [`HttpExchange`], so their
+    /// traffic uses the same TLS settings, CA bundle and proxy. Replaces
+    /// [`TransportBuilder::credentials`].
+    pub fn credentials_from(
+        mut self,
+        make: impl FnOnce(Arc<dyn HttpExchange>) -> Arc<dyn CredentialProvider> + Send + 'static,
+    ) -> Self {
+        self.credentials_from = Some(Box::new(make));
         self
     }
 
@@ -150,7 +166,11 @@ impl TransportBuilder {
             insecure: insecure.clone(),
             user_agent: self.user_agent.clone(),
         });
-        let auth = Authenticator::new(exchange, self.credentials)
+        let credentials = match self.credentials_from {
+            Some(make) => make(exchange.clone()),
+            None => self.credentials,
+        };
+        let auth = Authenticator::new(exchange, credentials)
             .with_insecure_hosts(insecure.names().iter().cloned());
         Ok(Transport {
             inner: Arc::new(Inner {

@@ -24,6 +24,9 @@
 //!   responses (429, 5xx, redirects), flipped bytes, connections cut
 //!   mid-body, truncated bodies, stalls, resets during upload, rewritten
 //!   `Location` headers; deterministic with seeded probabilities.
+//! * [`AadEmulator`] and [`AcrEmulator`] — Azure AD (Entra ID) token endpoints over TLS with a
+//!   test CA, the App Service managed-identity endpoint, and an ACR login server
+//!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
 //! * [`sha256_digest`] and a few small helpers.
 //!
@@ -59,12 +62,18 @@
 //! # }
 //! ```
 
+mod azure;
 mod latency;
 mod proxy;
 mod registry;
 mod token;
 mod util;
 
+pub use azure::{
+    ACR_AUDIENCE, ACR_ISSUER, ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, AadEmulator, AadEmulatorBuilder,
+    AadRequest, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole, CLIENT_ASSERTION_TYPE,
+    NULL_GUID, TestClientCertificate,
+};
 pub use latency::LatencyProxy;
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,

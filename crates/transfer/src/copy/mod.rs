@@ -156,7 +156,6 @@ impl Endpoint {
 
 fn is_missing(e: &TransferError) -> bool {
     e.is_not_found()
-        || matches!(e, TransferError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 /// What to copy from.
@@ -1141,7 +1140,12 @@ impl Copier {
                     .push_manifest(repository, node.manifest.digest.as_str(), &node.manifest)
                     .await?;
             }
-            Endpoint::Layout(l) => l.put_manifest(&node.manifest, None).await?,
+            // Only the top manifest gets an index.json entry (its tag, or an untagged entry
+            // for an untagged copy); children and referrers are blobs, as skopeo writes them.
+            Endpoint::Layout(l) if node.role == ManifestRole::Top => {
+                l.put_manifest(&node.manifest, None).await?
+            }
+            Endpoint::Layout(l) => l.put_manifest_blob(&node.manifest).await?,
         }
         self.emit(Progress::ManifestPushed {
             digest: entry.digest.clone(),

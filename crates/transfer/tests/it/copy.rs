@@ -663,3 +663,52 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
         manifest::DOCKER_MANIFEST
     );
 }
+
+#[tokio::test]
+async fn through_an_oci_layout_and_back() {
+    let (sa, sb, src, dst) = pair().await;
+    let top = multi_arch(&src, "app", "v1", 90).await;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = acr_import_transfer::OciLayout::create(dir.path().join("export")).unwrap();
+    let copier = Copier::new(CopyOptions::default());
+    let out = Target {
+        endpoint: Endpoint::Layout(layout.clone()),
+        tag: Some("v1".into()),
+    };
+    copier
+        .copy(&source(&src, "app", "v1"), &[out])
+        .await
+        .unwrap();
+    assert_eq!(
+        layout.tags().await.unwrap(),
+        ["v1"],
+        "only the top manifest is listed in index.json"
+    );
+    assert_eq!(layout.get_manifest("v1").await.unwrap(), top);
+    // Re-export is a no-op.
+    let again = copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[Target {
+                endpoint: Endpoint::Layout(layout.clone()),
+                tag: Some("v1".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    assert!(again.up_to_date);
+    // The air-gapped side: layout → another registry.
+    let back = Source {
+        endpoint: Endpoint::Layout(layout.clone()),
+        reference: "v1".into(),
+    };
+    let r = copier
+        .copy(&back, &[target(&dst, "imported/app", Some("v1"))])
+        .await
+        .unwrap();
+    assert_eq!(r.digest, top.digest.to_string());
+    assert_same(&src, "app", &dst, "imported/app", "v1", false).await;
+    if let Some(a) = skopeo_raw(&sa.host(), "app", "v1") {
+        assert_eq!(a, skopeo_raw(&sb.host(), "imported/app", "v1").unwrap());
+    }
+}

@@ -1,0 +1,257 @@
+//! The credential chain: explicit credentials, then Docker configuration, then Azure AD for
+//! ACR login servers, then anonymous.
+
+use std::fmt;
+
+use crate::azure::AzureAdProvider;
+use crate::docker_config::{DockerConfigSource, Origin};
+use crate::{AuthError, Credential, CredentialProvider, StaticCredentials};
+
+/// Where the chain's credential for a registry comes from. Never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CredentialSource {
+    /// Given explicitly (command line, API) for this registry.
+    Explicit,
+    /// A Docker or containers configuration file, or a helper it names.
+    DockerConfig(Origin),
+    /// An Azure AD token exchanged for an ACR refresh token; the text says which credential.
+    AzureAd(String),
+    /// Nothing applies: anonymous.
+    Anonymous,
+}
+
+impl fmt::Display for CredentialSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::Explicit => f.write_str("explicit credentials"),
+            CredentialSource::DockerConfig(origin) => write!(f, "Docker configuration: {origin}"),
+            CredentialSource::AzureAd(what) => f.write_str(what),
+            CredentialSource::Anonymous => f.write_str("anonymous (no credentials)"),
+        }
+    }
+}
+
+/// What [`CredentialChain::explain`] found for one registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainExplanation {
+    /// The registry key looked up.
+    pub registry: String,
+    /// The source that would be used.
+    pub source: CredentialSource,
+    /// The sources consulted before it (and, for Azure AD, the credential sources of the Azure
+    /// AD chain), with why each gave nothing.
+    pub skipped: Vec<String>,
+}
+
+impl ChainExplanation {
+    /// One line for the choice, then one per skipped source.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = vec![format!("{}: using {}", self.registry, self.source)];
+        lines.extend(self.skipped.iter().map(|s| format!("  skipped {s}")));
+        lines
+    }
+}
+
+impl fmt::Display for ChainExplanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.lines().join("\n"))
+    }
+}
+
+/// The credential chain of acr-import, a [`CredentialProvider`]. For each registry, in order:
+///
+/// 1. explicit credentials for it ([`StaticCredentials`]);
+/// 2. Docker and containers configuration files and their helpers ([`DockerConfigSource`]);
+/// 3. for an ACR login server, Azure AD ([`AzureAdProvider`]), when a credential is configured;
+/// 4. anonymous.
+///
+/// [`CredentialChain::explain`] tells which source applies and why the others do not, without
+/// secrets and without fetching any token.
+#[derive(Debug, Default)]
+pub struct CredentialChain {
+    explicit: StaticCredentials,
+    docker: Option<DockerConfigSource>,
+    azure: Option<AzureAdProvider>,
+}
+
+impl CredentialChain {
+    /// An empty chain: anonymous everywhere.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Explicit credentials, first in the chain.
+    pub fn with_explicit(mut self, credentials: StaticCredentials) -> Self {
+        self.explicit = credentials;
+        self
+    }
+
+    /// Docker configuration files, second.
+    pub fn with_docker_config(mut self, source: DockerConfigSource) -> Self {
+        self.docker = Some(source);
+        self
+    }
+
+    /// Azure AD for ACR login servers, third.
+    pub fn with_azure(mut self, provider: AzureAdProvider) -> Self {
+        self.azure = Some(provider);
+        self
+    }
+
+    /// The Azure AD provider, when one is set.
+    pub fn azure(&self) -> Option<&AzureAdProvider> {
+        self.azure.as_ref()
+    }
+
+    /// The credential for `registry` and where it came from. Exchanges tokens for Azure AD.
+    pub async fn resolve(
+        &self,
+        registry: &str,
+    ) -> Result<(Credential, CredentialSource), AuthError> {
+        if let Some(c) = self.explicit.get(registry) {
+            return Ok((c.clone(), CredentialSource::Explicit));
+        }
+        if let Some(docker) = &self.docker
+            && let Some((credential, origin)) = docker.lookup(registry).await?
+        {
+            return Ok((credential, CredentialSource::DockerConfig(origin)));
+        }
+        if let Some(azure) = &self.azure
+            && azure.is_configured()
+            && azure.is_login_server(registry)
+        {
+            let credential = azure.credential(registry).await?;
+            return Ok((credential, CredentialSource::AzureAd(azure.describe())));
+        }
+        Ok((Credential::Anonymous, CredentialSource::Anonymous))
+    }
+
+    /// Which source [`CredentialChain::resolve`] would use for `registry`, and why the others
+    /// do not apply. Runs Docker credential helpers (as a lookup does) but fetches no token.
+    pub async fn explain(&self, registry: &str) -> Result<ChainExplanation, AuthError> {
+        let key = crate::registry_key(registry);
+        let mut skipped = Vec::new();
+        let done = |source, skipped| {
+            Ok(ChainExplanation {
+                registry: key.clone(),
+                source,
+                skipped,
+            })
+        };
+        if self.explicit.get(registry).is_some() {
+            return done(CredentialSource::Explicit, skipped);
+        }
+        skipped.push("explicit credentials: none given for this registry".to_owned());
+        match &self.docker {
+            Some(docker) => {
+                let explanation = docker.explain(registry).await?;
+                if let Some((_, origin)) = explanation.found {
+                    return done(CredentialSource::DockerConfig(origin), skipped);
+                }
+                if explanation.skipped.is_empty() {
+                    skipped.push("Docker configuration: no file to read".to_owned());
+                }
+                for s in explanation.skipped {
+                    skipped.push(format!("Docker configuration: {s}"));
+                }
+            }
+            None => skipped.push("Docker configuration: not consulted".to_owned()),
+        }
+        match &self.azure {
+            None => skipped.push("Azure AD: not enabled".to_owned()),
+            Some(azure) if !azure.is_login_server(registry) => skipped.push(format!(
+                "Azure AD: `{key}` is not an ACR login server (see ACR_IMPORT_LOGIN_SERVER_SUFFIX)"
+            )),
+            Some(azure) if !azure.is_configured() => {
+                let lines = azure
+                    .aad_explanation()
+                    .map(|e| e.lines())
+                    .unwrap_or_default();
+                skipped.push("Azure AD: no Azure AD credential is configured".to_owned());
+                skipped.extend(lines.into_iter().map(|l| format!("  {l}")));
+            }
+            Some(azure) => {
+                if let Some(e) = azure.aad_explanation() {
+                    skipped.extend(
+                        e.skipped
+                            .iter()
+                            .map(|(source, why)| format!("Azure AD {source}: {why}")),
+                    );
+                }
+                return done(CredentialSource::AzureAd(azure.describe()), skipped);
+            }
+        }
+        done(CredentialSource::Anonymous, skipped)
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for CredentialChain {
+    async fn credential(&self, registry: &str) -> Result<Credential, AuthError> {
+        let (credential, source) = self.resolve(registry).await?;
+        tracing::debug!(registry, %source, identity = %credential.identity(), "credential chosen");
+        Ok(credential)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Secret;
+
+    #[tokio::test]
+    async fn explicit_then_docker_then_anonymous() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        // "bob:d0cker-pw"
+        std::fs::write(
+            &file,
+            r#"{"auths":{"quay.io":{"auth":"Ym9iOmQwY2tlci1wdw=="}}}"#,
+        )
+        .unwrap();
+        let chain = CredentialChain::new()
+            .with_explicit(StaticCredentials::new().with(
+                "ghcr.io",
+                Credential::Basic {
+                    username: "alice".into(),
+                    password: Secret::new("expl1cit-pw"),
+                },
+            ))
+            .with_docker_config(DockerConfigSource::new([&file], None));
+
+        let (c, s) = chain.resolve("ghcr.io").await.unwrap();
+        assert!(matches!(c, Credential::Basic { ref username, .. } if username == "alice"));
+        assert_eq!(s, CredentialSource::Explicit);
+
+        let (c, s) = chain.resolve("quay.io").await.unwrap();
+        assert!(matches!(c, Credential::Basic { ref username, .. } if username == "bob"));
+        assert!(matches!(s, CredentialSource::DockerConfig(_)));
+
+        let (c, s) = chain.resolve("myreg.azurecr.io").await.unwrap();
+        assert_eq!(c, Credential::Anonymous);
+        assert_eq!(s, CredentialSource::Anonymous);
+
+        let e = chain.explain("quay.io").await.unwrap();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("quay.io: using Docker configuration: auths entry `quay.io`"),
+            "{text}"
+        );
+        assert!(text.contains("explicit credentials: none given"), "{text}");
+        let e = chain.explain("myreg.azurecr.io").await.unwrap().to_string();
+        assert!(e.contains("using anonymous"), "{e}");
+        assert!(e.contains("Azure AD: not enabled"), "{e}");
+        assert!(e.contains("no entry for this registry"), "{e}");
+        for text in [
+            e,
+            format!("{chain:?}"),
+            chain.explain("ghcr.io").await.unwrap().to_string(),
+        ] {
+            assert!(
+                !text.contains("expl1cit-pw") && !text.contains("d0cker-pw"),
+                "{text}"
+            );
+        }
+    }
+}

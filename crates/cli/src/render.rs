@@ -1,0 +1,271 @@
+//! Output: formats, progress, logging.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use acr_import_transfer::copy::{BlobAction, Progress, human_bytes};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::args::{Global, OutputFormat};
+
+pub fn init_logging(g: &Global) {
+    let default = if g.debug {
+        "debug"
+    } else if g.verbose {
+        "info"
+    } else if g.only_show_errors {
+        "error"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Warnings go to stderr unless `--only-show-errors`.
+pub fn warn(g: &Global, text: &str) {
+    if !g.only_show_errors {
+        eprintln!("WARNING: {text}");
+    }
+}
+
+/// Prints `value` in the chosen format (`default` when none was chosen).
+pub fn print<T: Serialize>(value: &T, format: OutputFormat) -> Result<(), crate::Failure> {
+    let mut out = std::io::stdout().lock();
+    let text = match format {
+        OutputFormat::None => return Ok(()),
+        OutputFormat::Json | OutputFormat::Jsonc => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
+        OutputFormat::Yaml => serde_norway::to_string(value).map_err(|e| e.to_string()),
+        OutputFormat::Table => to_rows(value).map(|rows| table(&rows)),
+        OutputFormat::Tsv => to_rows(value).map(|rows| {
+            rows.iter()
+                .skip(1)
+                .map(|r| r.join("\t") + "\n")
+                .collect::<String>()
+        }),
+    }
+    .map_err(|e| crate::Failure {
+        message: format!("cannot render the output: {e}"),
+        hint: None,
+        code: crate::exit::FAILED,
+    })?;
+    let _ = out.write_all(text.as_bytes());
+    Ok(())
+}
+
+/// Rows for table/tsv: a header from the first object's keys, one row per object, as `az`
+/// flattens lists of objects (nested values shown as JSON).
+fn to_rows<T: Serialize>(value: &T) -> Result<Vec<Vec<String>>, String> {
+    let v = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    let items: Vec<serde_json::Value> = match v {
+        serde_json::Value::Array(a) => a,
+        other => vec![other],
+    };
+    let mut header: Vec<String> = Vec::new();
+    for item in &items {
+        if let serde_json::Value::Object(m) = item {
+            for k in m.keys() {
+                if !header.contains(k) {
+                    header.push(k.clone());
+                }
+            }
+        }
+    }
+    if header.is_empty() {
+        return Ok(std::iter::once(vec!["Result".to_owned()])
+            .chain(items.iter().map(|i| vec![cell(i)]))
+            .collect());
+    }
+    let mut rows = vec![header.iter().map(|h| title(h)).collect::<Vec<_>>()];
+    for item in &items {
+        rows.push(
+            header
+                .iter()
+                .map(|h| item.get(h).map(cell).unwrap_or_default())
+                .collect(),
+        );
+    }
+    Ok(rows)
+}
+
+fn cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::Array(a) if a.iter().all(|x| x.is_string()) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+fn title(key: &str) -> String {
+    let mut out = String::new();
+    let mut upper = true;
+    for c in key.chars() {
+        if c == '_' || c == '-' {
+            upper = true;
+            continue;
+        }
+        if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn table(rows: &[Vec<String>]) -> String {
+    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (n, r) in rows.iter().enumerate() {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if n == 0 {
+            out.push_str(
+                &widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  "),
+            );
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Renders progress events: bars on a terminal, plain lines (with `--verbose`) otherwise.
+pub async fn progress(mut rx: UnboundedReceiver<Progress>, g_verbose: bool, quiet: bool) {
+    let tty = std::io::stderr().is_terminal() && !quiet;
+    let multi = MultiProgress::with_draw_target(if tty {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let overall = multi.add(ProgressBar::new(0));
+    overall.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    overall.enable_steady_tick(Duration::from_millis(200));
+    let mut bars: std::collections::HashMap<String, ProgressBar> = std::collections::HashMap::new();
+    while let Some(event) = rx.recv().await {
+        match event {
+            Progress::Planned { blobs, bytes } => {
+                overall.set_length(bytes);
+                overall.set_message(format!("{blobs} blobs"));
+            }
+            Progress::BlobStarted { digest, size } => {
+                let bar = multi.add(ProgressBar::new(size));
+                bar.set_style(
+                    ProgressStyle::with_template("  {msg:19} {bar:30} {bytes}/{total_bytes}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.set_message(short(&digest));
+                bars.insert(digest, bar);
+            }
+            Progress::BlobBytes { digest, bytes } => {
+                overall.inc(bytes);
+                if let Some(b) = bars.get(&digest) {
+                    b.inc(bytes);
+                }
+            }
+            Progress::BlobDone { digest, action } => {
+                if let Some(b) = bars.remove(&digest) {
+                    b.finish_and_clear();
+                    multi.remove(&b);
+                }
+                if !tty && g_verbose && !quiet {
+                    eprintln!("{} {}", action_word(action), short(&digest));
+                }
+            }
+            Progress::BlobRetried { digest, error } => {
+                if !quiet {
+                    let _ = multi.println(format!("retrying {}: {error}", short(&digest)));
+                    if !tty {
+                        eprintln!("retrying {}: {error}", short(&digest));
+                    }
+                }
+            }
+            Progress::Note(n) => {
+                if !quiet {
+                    if tty {
+                        let _ = multi.println(format!("note: {n}"));
+                    } else {
+                        eprintln!("note: {n}");
+                    }
+                }
+            }
+            Progress::TagWritten { target } => {
+                if !tty && g_verbose && !quiet {
+                    eprintln!("tagged {target}");
+                }
+            }
+            _ => {}
+        }
+    }
+    overall.finish_and_clear();
+}
+
+fn action_word(a: BlobAction) -> &'static str {
+    match a {
+        BlobAction::Copied => "copied",
+        BlobAction::Mounted => "mounted",
+        BlobAction::Skipped => "skipped",
+        BlobAction::Foreign => "foreign",
+        BlobAction::WouldCopy => "would copy",
+        BlobAction::WouldMount => "would mount",
+    }
+}
+
+fn short(digest: &str) -> String {
+    digest.chars().take(19).collect()
+}
+
+/// `12.3 MiB`, re-exported for the summary.
+pub fn bytes(n: u64) -> String {
+    human_bytes(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_flatten_lists_of_objects() {
+        let v = serde_json::json!([{"digest": "sha256:a", "tags": ["v1", "latest"], "timestamp": "t"}, {"digest": "sha256:b", "tags": [], "timestamp": ""}]);
+        let rows = to_rows(&v).unwrap();
+        assert_eq!(rows[0], ["Digest", "Tags", "Timestamp"]);
+        assert_eq!(rows[1], ["sha256:a", "v1, latest", "t"]);
+        let t = table(&rows);
+        assert!(t.lines().nth(1).unwrap().starts_with("--------"));
+    }
+}

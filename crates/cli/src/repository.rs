@@ -1,0 +1,135 @@
+//! `acr repository …` and `acr manifest list-metadata`, through the OCI API.
+
+use acr_import_acr::{Cloud, RegistryTarget};
+use acr_import_transfer::Transport;
+use serde::Serialize;
+
+use crate::args::{
+    Global, ManifestCommand, OutputFormat, RepoArgs, RepositoryCommand, ShowManifestsArgs,
+};
+use crate::{Failure, render};
+
+fn registry(g: &Global, name: &str) -> Result<acr_import_transfer::Registry, Failure> {
+    let cloud: Cloud = g
+        .cloud
+        .parse()
+        .map_err(|e: acr_import_acr::AcrError| Failure::usage(e.to_string()))?;
+    let cloud = cloud.with_overrides(|k| std::env::var(k).ok());
+    let target = RegistryTarget::parse(name, &cloud).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut b = Transport::builder().credentials(std::sync::Arc::new(
+        acr_import_auth::CredentialChain::new()
+            .with_docker_config(acr_import_auth::DockerConfigSource::from_env()),
+    ));
+    if let Some(ca) = &g.ca_file {
+        b = b.ca_file(ca);
+    }
+    for h in &g.insecure_registries {
+        b = b.insecure_host(h.clone());
+    }
+    Ok(b.build()?.registry(target.host())?)
+}
+
+pub async fn run_repository(cmd: RepositoryCommand, g: &Global) -> Result<(), Failure> {
+    match cmd {
+        RepositoryCommand::ShowTags(a) => {
+            let mut tags = registry(g, &a.name)?
+                .list_tags(&a.repository, Some(100))
+                .await?;
+            tags.sort();
+            tags.truncate(a.top.unwrap_or(usize::MAX));
+            render::print(&tags, g.output.unwrap_or(OutputFormat::Json))
+        }
+        RepositoryCommand::List(a) => {
+            let mut repos = registry(g, &a.name)?.catalog(Some(100)).await?;
+            repos.sort();
+            repos.truncate(a.top.unwrap_or(usize::MAX));
+            render::print(&repos, g.output.unwrap_or(OutputFormat::Json))
+        }
+        RepositoryCommand::ShowManifests(a) => show_manifests(a, g).await,
+    }
+}
+
+pub async fn run_manifest(cmd: ManifestCommand, g: &Global) -> Result<(), Failure> {
+    match cmd {
+        ManifestCommand::ListMetadata(a) => show_manifests(a, g).await,
+    }
+}
+
+/// `az`'s shape: `{digest, tags, timestamp}`; `--detail` adds what the OCI API can tell.
+#[derive(Serialize)]
+struct ManifestRow {
+    digest: String,
+    tags: Vec<String>,
+    timestamp: String,
+    #[serde(rename = "mediaType", skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    #[serde(rename = "imageSize", skip_serializing_if = "Option::is_none")]
+    image_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    architecture: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    os: Option<String>,
+}
+
+async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure> {
+    let RepoArgs {
+        name,
+        repository,
+        top,
+    } = a.repo;
+    let reg = registry(g, &name)?;
+    let tags = reg.list_tags(&repository, Some(100)).await?;
+    let mut rows: Vec<ManifestRow> = Vec::new();
+    for tag in tags {
+        let m = reg.get_manifest(&repository, &tag).await?;
+        let digest = m.digest.to_string();
+        if let Some(row) = rows.iter_mut().find(|r| r.digest == digest) {
+            row.tags.push(tag);
+            continue;
+        }
+        let mut row = ManifestRow {
+            digest,
+            tags: vec![tag],
+            timestamp: String::new(),
+            media_type: None,
+            image_size: None,
+            architecture: None,
+            os: None,
+        };
+        if a.detail {
+            row.media_type = Some(m.media_type.clone());
+            if let Ok(content) = m.parse() {
+                let size: u64 = content
+                    .config
+                    .iter()
+                    .chain(content.layers.iter())
+                    .map(|d| d.size)
+                    .sum::<u64>()
+                    + m.bytes.len() as u64;
+                row.image_size = Some(size);
+                if let Some(cfg) = content.config.filter(|c| c.size < 1 << 20)
+                    && let Ok(blob) = reg
+                        .get_blob(&repository, &cfg.digest, Some(cfg.size), true)
+                        .await
+                    && let Ok(bytes) = blob.collect(1 << 20).await
+                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                {
+                    row.architecture = v
+                        .get("architecture")
+                        .and_then(|x| x.as_str())
+                        .map(str::to_owned);
+                    row.os = v.get("os").and_then(|x| x.as_str()).map(str::to_owned);
+                }
+            }
+        }
+        rows.push(row);
+    }
+    for r in &mut rows {
+        r.tags.sort();
+    }
+    if a.orderby.as_deref() == Some("time_desc") {
+        rows.reverse();
+    }
+    rows.truncate(top.unwrap_or(usize::MAX));
+    render::print(&rows, g.output.unwrap_or(OutputFormat::Json))
+}
