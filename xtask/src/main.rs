@@ -1,2 +1,74 @@
-//! `cargo xtask`: project tasks.
-fn main() {}
+//! `cargo xtask`: the demo, the conformance suite, the benchmark and the man page.
+//!
+//! Each task starts what it needs itself (local distribution registries on 127.0.0.1, the
+//! local Azure emulator) and tears it down at the end.
+
+mod bench;
+mod conformance;
+mod demo;
+mod man;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run the offline demo: local registries, every import scenario, printed as it runs.
+    Demo(demo::Args),
+    /// Check a registry (the local one by default) against the OCI distribution spec, and
+    /// our copies against the generated image matrix.
+    Conformance(conformance::Args),
+    /// Time the client-side engine against skopeo and the raw-transfer floor.
+    Bench(bench::Args),
+    /// Write the man page of `acr` to target/man/acr.1.
+    Man,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.task {
+        Task::Demo(a) => demo::run(a),
+        Task::Conformance(a) => conformance::run(a),
+        Task::Bench(a) => bench::run(a),
+        Task::Man => man::run(),
+    }
+}
+
+/// The workspace root (xtask's parent).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+}
+
+/// Builds the `acr` binary (release unless `debug`) and returns its path.
+pub fn build_acr(release: bool) -> anyhow::Result<std::path::PathBuf> {
+    let mut cmd =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    cmd.current_dir(workspace_root()).args([
+        "build",
+        "--quiet",
+        "--package",
+        "acr-import-cli",
+        "--bin",
+        "acr",
+    ]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd.status()?;
+    anyhow::ensure!(status.success(), "building acr failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(target
+        .join(if release { "release" } else { "debug" })
+        .join("acr"))
+}

@@ -18,8 +18,8 @@ use acr_import_transfer::{
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::args::{Global, ImportArgs, ImportSubcommand, Mode, OutputFormat};
 use crate::{Failure, exit, render};
+use acr_import_cli::args::{Global, ImportArgs, ImportSubcommand, Mode, OutputFormat};
 
 /// One import, resolved: where from, where to, and whose credentials.
 struct Plan {

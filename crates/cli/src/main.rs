@@ -1,7 +1,6 @@
 //! The `acr` command: a thin front end over the acr-import crates — parsing, rendering,
 //! exit codes. Import logic lives in the libraries.
 
-mod args;
 mod import;
 mod render;
 mod repository;
@@ -10,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use args::{Cli, Command};
+use acr_import_cli::args::{Cli, Command};
 
 /// Exit codes, as `--help` documents them.
 pub mod exit {

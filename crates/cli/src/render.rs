@@ -8,7 +8,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::args::{Global, OutputFormat};
+use acr_import_cli::args::{Global, OutputFormat};
 
 pub fn init_logging(g: &Global) {
     let default = if g.debug {

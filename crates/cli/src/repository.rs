@@ -4,10 +4,10 @@ use acr_import_acr::{Cloud, RegistryTarget};
 use acr_import_transfer::Transport;
 use serde::Serialize;
 
-use crate::args::{
+use crate::{Failure, render};
+use acr_import_cli::args::{
     Global, ManifestCommand, OutputFormat, RepoArgs, RepositoryCommand, ShowManifestsArgs,
 };
-use crate::{Failure, render};
 
 fn registry(g: &Global, name: &str) -> Result<acr_import_transfer::Registry, Failure> {
     let cloud: Cloud = g

@@ -364,6 +364,13 @@ impl Copier {
                 "no target: name at least one image or repository".to_owned(),
             ));
         }
+        let transport = std::iter::once(&source.endpoint)
+            .chain(targets.iter().map(|t| &t.endpoint))
+            .find_map(|e| match e {
+                Endpoint::Registry { registry, .. } => Some(registry.transport().clone()),
+                Endpoint::Layout(_) => None,
+            });
+        let stats_before = transport.as_ref().map(|t| t.stats()).unwrap_or_default();
         let original = source.endpoint.get_manifest(&source.reference).await?;
         let mut report = CopyReport {
             source: format!(
@@ -387,6 +394,8 @@ impl Copier {
             totals: Totals::default(),
             millis: 0,
             bytes_per_second: 0,
+            requests: std::collections::BTreeMap::new(),
+            retried_requests: 0,
             notes: Vec::new(),
         };
         let top = self
@@ -497,6 +506,16 @@ impl Copier {
         }
         if !up_to_date {
             self.write_tags(&top, targets, &before, &mut report).await?;
+        }
+        if let Some(t) = &transport {
+            for (host, after) in t.stats() {
+                let before = stats_before.get(&host).cloned().unwrap_or_default();
+                let n = after.total() - before.total();
+                if n > 0 {
+                    report.requests.insert(host, n);
+                }
+                report.retried_requests += after.retries - before.retries;
+            }
         }
         report.finish(started);
         Ok(report)

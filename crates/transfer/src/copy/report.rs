@@ -148,6 +148,10 @@ pub struct CopyReport {
     pub millis: u64,
     /// Bytes copied per second.
     pub bytes_per_second: u64,
+    /// HTTP requests this copy sent, per host (`host:port`), retries included.
+    pub requests: std::collections::BTreeMap<String, u64>,
+    /// Requests that were retries.
+    pub retried_requests: u64,
     /// Notes for the user (normalizations, rewritten indexes, skipped foreign layers).
     pub notes: Vec<String>,
 }
