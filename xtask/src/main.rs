@@ -4,9 +4,11 @@
 //! local Azure emulator) and tears it down at the end.
 
 mod bench;
+mod ci;
 mod conformance;
 mod demo;
 mod man;
+mod seed;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,8 @@ enum Task {
     Bench(bench::Args),
     /// Write the man page of `acr` to target/man/acr.1.
     Man,
+    /// The README's test command: fmt, clippy, docs, layering, tests, conformance.
+    Ci,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         Task::Conformance(a) => conformance::run(a),
         Task::Bench(a) => bench::run(a),
         Task::Man => man::run(),
+        Task::Ci => ci::run(),
     }
 }
 

@@ -219,16 +219,8 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
         let report = result?;
         let target_name = plans[0].describe_target(&report);
         match g.output {
-            None => {
-                if !g.only_show_errors {
-                    for n in &report.notes {
-                        if g.verbose || !n.starts_with("referrer ") {
-                            eprintln!("note: {n}");
-                        }
-                    }
-                }
-                println!("{}", report.summary(&target_name));
-            }
+            // Notes were shown by the progress renderer as they happened.
+            None => println!("{}", report.summary(&target_name)),
             Some(f) => render::print(&report, f)?,
         }
         return Ok(());

@@ -216,7 +216,7 @@ pub async fn progress(mut rx: UnboundedReceiver<Progress>, g_verbose: bool, quie
                 }
             }
             Progress::Note(n) => {
-                if !quiet {
+                if !quiet && (g_verbose || !n.starts_with("referrer ")) {
                     if tty {
                         let _ = multi.println(format!("note: {n}"));
                     } else {

@@ -63,7 +63,6 @@ impl HttpClient for AzureHttpClient {
     async fn execute_request(&self, request: &Request) -> azure_core::Result<AsyncRawResponse> {
         let body = match request.body() {
             Body::Bytes(bytes) => Bytes::copy_from_slice(bytes),
-            #[allow(unreachable_patterns)]
             _ => {
                 return Err(Error::with_message(
                     ErrorKind::Other,

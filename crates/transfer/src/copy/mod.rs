@@ -336,6 +336,12 @@ impl Copier {
         &self.options
     }
 
+    /// Records a note in the report and sends it to the progress renderer.
+    fn note(&self, report: &mut CopyReport, text: String) {
+        self.emit(Progress::Note(text.clone()));
+        report.notes.push(text);
+    }
+
     fn emit(&self, p: Progress) {
         if let Some(tx) = &self.options.progress {
             let _ = tx.send(p);
@@ -452,14 +458,17 @@ impl Copier {
             .count()
             .max(1);
         for f in &graph.foreign {
-            report.notes.push(format!(
-                "foreign layer {} left out: the manifest keeps pointing at {}",
-                f.digest,
-                f.urls
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("its original location")
-            ));
+            self.note(
+                &mut report,
+                format!(
+                    "foreign layer {} left out: the manifest keeps pointing at {}",
+                    f.digest,
+                    f.urls
+                        .first()
+                        .map(String::as_str)
+                        .unwrap_or("its original location")
+                ),
+            );
         }
 
         let referrers = if self.options.referrers {
@@ -531,7 +540,8 @@ impl Copier {
     ) -> Result<Manifest, TransferError> {
         if self.options.platforms.is_empty() || !top.is_index() {
             if !self.options.platforms.is_empty() {
-                report.notes.push(
+                self.note(
+                    report,
                     "the source is a single-platform manifest: --platform ignored".to_owned(),
                 );
             }
@@ -578,8 +588,7 @@ impl Copier {
                 child.digest,
                 top.digest
             );
-            self.emit(Progress::Note(note.clone()));
-            report.notes.push(note);
+            self.note(report, note);
             report.index_rewritten_from = Some(top.digest.to_string());
             return Ok(child);
         }
@@ -618,8 +627,7 @@ impl Copier {
                 .filter(|d| d.platform.is_some())
                 .count()
         );
-        self.emit(Progress::Note(note.clone()));
-        report.notes.push(note);
+        self.note(report, note);
         report.index_rewritten_from = Some(top.digest.to_string());
         Ok(rewritten)
     }
@@ -1183,16 +1191,19 @@ impl Copier {
         self.copy_blobs(src, &found.graph.blobs, places, report)
             .await?;
         self.push_graph(&found.graph, places, report).await?;
-        report.notes.push(format!(
-            "referrer {} ({}) of {} copied",
-            found.descriptor.digest,
-            found
-                .descriptor
-                .artifact_type
-                .as_deref()
-                .unwrap_or("no artifactType"),
-            found.subject
-        ));
+        self.note(
+            report,
+            format!(
+                "referrer {} ({}) of {} copied",
+                found.descriptor.digest,
+                found
+                    .descriptor
+                    .artifact_type
+                    .as_deref()
+                    .unwrap_or("no artifactType"),
+                found.subject
+            ),
+        );
         Ok(())
     }
 
