@@ -1,0 +1,521 @@
+//! The `acr` binary against real registries: flags, formats, exit codes, signals.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
+
+const ACR: &str = env!("CARGO_BIN_EXE_acr");
+
+fn acr(args: &[&str]) -> Output {
+    Command::new(ACR)
+        .args(args)
+        .env_remove("ACR_IMPORT_SOURCE_PASSWORD")
+        .env_remove("ACR_IMPORT_SOURCE_USERNAME")
+        .output()
+        .expect("run acr")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Seeds `repo:tag` in `reg` by importing a small OCI layout we write by hand.
+fn seed(reg: &Registry, repo: &str, tag: &str, seed: u8) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("layout");
+    std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
+    let put = |bytes: &[u8]| -> String {
+        let hex = acr_import_testsupport::sha256_digest(bytes);
+        std::fs::write(
+            root.join("blobs/sha256")
+                .join(hex.trim_start_matches("sha256:")),
+            bytes,
+        )
+        .unwrap();
+        hex
+    };
+    let layer: Vec<u8> = (0..50_000u32)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
+    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#);
+    let (ld, cd) = (put(&layer), put(config.as_bytes()));
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
+        config.len(),
+        layer.len()
+    );
+    let md = put(manifest.as_bytes());
+    std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        root.join("index.json"),
+        format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#, manifest.len()),
+    )
+    .unwrap();
+    let o = acr(&[
+        "import",
+        "-n",
+        &reg.host(),
+        "--source",
+        &format!("oci:{}:{tag}", root.display()),
+        "-t",
+        &format!("{repo}:{tag}"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+#[test]
+fn import_summary_formats_and_listing() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 1);
+    let source = format!("{}/app:v1", src.host());
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+        "-t",
+        "app:stable",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(&format!(
+            "imported {source} → {}/app:v1 (2 blobs: 2 copied, 0 mounted, 0 skipped,",
+            dst.host()
+        )),
+        "{out}"
+    );
+    assert!(
+        !out.contains('\u{1b}') && !stderr(&o).contains('\u{1b}'),
+        "no control characters off a terminal"
+    );
+
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+        "-o",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["up_to_date"], true);
+    assert!(report["digest"].as_str().unwrap().starts_with("sha256:"));
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+        "-o",
+        "yaml",
+    ]);
+    assert!(stdout(&o).contains("up_to_date: true"), "{}", stdout(&o));
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+        "-o",
+        "none",
+    ]);
+    assert!(o.status.success() && o.stdout.is_empty());
+
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "app",
+    ]);
+    assert_eq!(
+        serde_json::from_slice::<Vec<String>>(&o.stdout).unwrap(),
+        ["stable", "v1"]
+    );
+    let o = acr(&[
+        "repository",
+        "show-manifests",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "app",
+    ]);
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rows[0]["tags"], serde_json::json!(["stable", "v1"]));
+    assert!(
+        rows[0].get("timestamp").is_some(),
+        "az's shape: digest, tags, timestamp"
+    );
+    let o = acr(&[
+        "manifest",
+        "list-metadata",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "app",
+        "--detail",
+        "-o",
+        "table",
+    ]);
+    let table = stdout(&o);
+    assert!(
+        table.lines().next().unwrap().starts_with("Digest"),
+        "{table}"
+    );
+    assert!(table.contains("amd64"), "{table}");
+    let o = acr(&["repository", "list", "-n", &dst.host(), "-o", "tsv"]);
+    assert_eq!(stdout(&o).trim(), "app");
+
+    let o = acr(&["completion", "bash"]);
+    assert!(stdout(&o).contains("_acr()"));
+}
+
+#[test]
+fn usage_errors_conflicts_and_force() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 2);
+    seed(&src, "app", "v2", 3);
+    assert_eq!(acr(&["import", "-n", &dst.host()]).status.code(), Some(2));
+    let o = acr(&["import", "-n", "my_registry", "--source", "x/y:1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("ERROR: `my_registry` is not a valid registry name"),
+        "{}",
+        stderr(&o)
+    );
+    let o = acr(&["import", "-n", &dst.host(), "--source", "Nginx:latest"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("use `nginx`"), "{}", stderr(&o));
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        "x/y",
+        "-u",
+        "someone",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Please provide password"));
+
+    let v1 = format!("{}/app:v1", src.host());
+    let v2 = format!("{}/app:v2", src.host());
+    assert!(
+        acr(&[
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &v1,
+            "-t",
+            "app:prod"
+        ])
+        .status
+        .success()
+    );
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &v2,
+        "-t",
+        "app:prod",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &v2,
+        "-t",
+        "app:prod",
+        "--force",
+        "false",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &v2,
+        "-t",
+        "app:prod",
+        "--force",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &v1,
+        "-t",
+        "dry:run",
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "dry",
+    ]);
+    assert_ne!(o.status.code(), Some(0), "a dry run writes nothing");
+}
+
+#[test]
+fn credentials_from_stdin_warning_for_p_and_auth_exit_code() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async {
+        tokio::join!(
+            Registry::builder()
+                .htpasswd(&[("alice", "pa55-word")])
+                .start(),
+            Registry::start()
+        )
+    });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    // Seed through a plain registry, then copy into the authenticated one with target env creds.
+    let plain = rt.block_on(Registry::start()).unwrap();
+    seed(&plain, "app", "v1", 4);
+    let o = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &src.host(),
+            "--source",
+            &format!("{}/app:v1", plain.host()),
+            "-t",
+            "app:v1",
+        ])
+        .env("ACR_IMPORT_TARGET_USERNAME", "alice")
+        .env("ACR_IMPORT_TARGET_PASSWORD", "pa55-word")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let source = format!("{}/app:v1", src.host());
+    let mut child = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &source,
+            "-t",
+            "app:v1",
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--debug",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"pa55-word\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("pa55-word") && !stdout(&o).contains("pa55-word"),
+        "the secret never appears, even with --debug"
+    );
+    assert!(!stderr(&o).contains("WARNING"));
+
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v2",
+        "-u",
+        "alice",
+        "-p",
+        "pa55-word",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("WARNING: a password on the command line"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v3",
+        "-u",
+        "alice",
+        "-p",
+        "wrong",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("wrong"), "{}", stderr(&o));
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v3",
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("HINT:"), "{}", stderr(&o));
+}
+
+#[test]
+fn batch_file_reports_every_entry_and_fails_on_one() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "a", "v1", 5);
+    seed(&src, "b", "v1", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {h}/a:v1\n  images: [mirror/a:v1]\n- source: {h}/b:v1\n  repositories: [mirror/b]\n- source: {h}/missing:v1\n",
+            h = src.host()
+        ),
+    )
+    .unwrap();
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--from-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert_eq!(
+        table.lines().filter(|l| l.contains("imported")).count(),
+        2,
+        "{table}"
+    );
+    assert!(table.contains("FAILED"), "{table}");
+    assert!(
+        stderr(&o).contains("1 of 3 imports failed"),
+        "{}",
+        stderr(&o)
+    );
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "mirror/a",
+    ]);
+    assert!(stdout(&o).contains("v1"));
+}
+
+#[test]
+fn interrupt_mid_copy_exits_130_and_moves_no_tag() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 7);
+    // The source's blob downloads stall: the copy is mid-flight when the signal comes.
+    let slow = rt
+        .block_on(Proxy::start(
+            src.addr(),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+                duration: Duration::from_secs(30),
+                after_bytes: Some(1000),
+            })
+            .method("GET")
+            .path_contains("/blobs/")
+            .every()]),
+        ))
+        .unwrap();
+    let child = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &format!("{}/app:v1", slow.host()),
+            "-t",
+            "app:v1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while slow.count("GET", "/blobs/") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        slow.count("GET", "/blobs/") > 0,
+        "the copy reached the blobs"
+    );
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no tag was moved"));
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "app",
+    ]);
+    assert!(!stdout(&o).contains("v1"), "no tag moved: {}", stdout(&o));
+}
