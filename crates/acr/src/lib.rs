@@ -1,26 +1,114 @@
-//! Azure Container Registry specifics for acr-import.
+//! Azure Container Registry specifics for acr-import: cloud profiles, ARM resource IDs,
+//! registry lookup, the network preflight and the server-side `importImage` operation.
 //!
-//! Today: the cloud profiles ([`Cloud`]: ARM endpoint, Azure AD authority, login-server
-//! suffix, with the documented environment overrides) and registry naming
-//! ([`RegistryName`], [`RegistryTarget`]: what a `--name` value means). The ARM half —
-//! resource IDs, registry lookup, the network preflight and the server-side `importImage`
-//! operation — is being built in this crate next. It moves no image bytes itself; those go
-//! through `acr-import-transfer`.
+//! - [`Cloud`]: ARM endpoint, Azure AD authority and login-server suffix per cloud, with the
+//!   documented environment overrides; [`RegistryName`] and [`RegistryTarget`]: what a
+//!   `--name` value means.
+//! - [`RegistryResourceId`]: `/subscriptions/…/resourceGroups/…/providers/
+//!   Microsoft.ContainerRegistry/registries/…`, compared case-insensitively, printed as given.
+//! - [`ArmClient`]: Azure Resource Manager over the project's own HTTP stack
+//!   ([`acr_import_auth::HttpExchange`]) with a bearer token for [`Cloud::arm_scope`] from any
+//!   `azure_core` [`TokenCredential`](azure_core::credentials::TokenCredential): registries
+//!   (get, list with `nextLink`, find by name or login server), subscriptions, and the
+//!   `importImage` long-running operation (`202` + `Location`, `Retry-After`, back-off, a
+//!   client deadline, per-manifest progress).
+//! - [`preflight`]: a pure verdict — will work, will fail (with the exact reason and fix),
+//!   cannot tell — from the registries' network properties and how the source is named.
+//! - [`import`]: source and target resolution, the engine choice (server or client), the
+//!   `importImage` body, and the server-side run.
+//!
+//! It moves no image bytes itself; the client-side engine is `acr-import-transfer`.
 //!
 //! ```
-//! use acr_import_acr::{Cloud, RegistryTarget};
+//! use acr_import_acr::preflight::{evaluate, PreflightEngine, PreflightInput, PreflightSource, RegistryNetwork, Verdict};
+//! use acr_import_acr::{Cloud, RegistryResourceId, RegistryTarget};
 //!
 //! let target = RegistryTarget::parse("myregistry", &Cloud::azure_cloud())?;
 //! assert_eq!(target.host(), "myregistry.azurecr.io");
+//!
+//! let id: RegistryResourceId = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourcegroups/rg/providers/Microsoft.ContainerRegistry/registries/Source1".parse()?;
+//! assert_eq!(id.name().as_str(), "Source1");
+//!
+//! let mut locked = RegistryNetwork::open("myregistry");
+//! locked.default_action_deny = true;
+//! locked.trusted_services_bypass = false;
+//! let verdict = evaluate(&PreflightInput {
+//!     engine: PreflightEngine::Server,
+//!     target: Some(locked),
+//!     source: PreflightSource::External { host: "docker.io".into() },
+//! });
+//! assert_eq!(verdict.verdict, Verdict::WillFail);
+//! assert_eq!(verdict.failures[0].fix, "az acr update -n myregistry --allow-trusted-services true");
 //! # Ok::<(), acr_import_acr::AcrError>(())
 //! ```
 #![deny(missing_docs)]
 
+pub mod arm;
 mod cloud;
+pub mod import;
+pub mod model;
+pub mod preflight;
+mod resource_id;
 
+use std::fmt;
+use std::time::Duration;
+
+pub use arm::{ArmClient, ImportProgress, ImportStart, PollResult, WaitOptions};
 pub use cloud::{Cloud, RegistryName, RegistryTarget};
+pub use import::{
+    AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, ServerOutcome, SourceArgs,
+    SourceResolution,
+};
+pub use model::{ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry};
+pub use preflight::{Preflight, Verdict};
+pub use resource_id::RegistryResourceId;
 
-/// Everything this crate can fail with.
+/// Which registry an import error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The source registry (pulling).
+    Source,
+    /// The target registry (permissions, existing tags).
+    Target,
+    /// Not known from the error.
+    Unknown,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+            Side::Unknown => "unknown",
+        })
+    }
+}
+
+fn side_text(side: &Side) -> &'static str {
+    match side {
+        Side::Source => " (the source side failed)",
+        Side::Target => " (the target side failed)",
+        Side::Unknown => "",
+    }
+}
+
+fn details_text(details: &[String]) -> String {
+    if details.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", details.join("; "))
+    }
+}
+
+fn hint_text(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!(". {hint}")
+    }
+}
+
+/// Everything this crate can fail with. No variant holds a token or password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AcrError {
@@ -39,4 +127,151 @@ pub enum AcrError {
         /// The value given.
         name: String,
     },
+    /// Not a registry resource ID.
+    #[error("`{value}` is not a container registry resource ID: {reason}")]
+    InvalidResourceId {
+        /// The value given (cut to 300 characters).
+        value: String,
+        /// What is wrong and what was expected.
+        reason: String,
+    },
+    /// An ARM endpoint this client refuses.
+    #[error("invalid ARM endpoint `{endpoint}` (ACR_IMPORT_ARM_ENDPOINT or the cloud profile): {reason}")]
+    InvalidArmEndpoint {
+        /// The endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// A URL (`nextLink`, `Location`, an operation URL) outside the ARM endpoint.
+    #[error("refusing to follow `{url}` with the ARM token: {reason} (ARM endpoint: {endpoint})")]
+    ForeignUrl {
+        /// The URL.
+        url: String,
+        /// The ARM endpoint.
+        endpoint: String,
+        /// Why.
+        reason: String,
+    },
+    /// No ARM token.
+    #[error("cannot get an Azure AD token for {scope}: {message}. Sign in (az login) or set AZURE_TENANT_ID/AZURE_CLIENT_ID with a secret, certificate or federated token")]
+    Token {
+        /// The scope asked for.
+        scope: String,
+        /// Why (never the token).
+        message: String,
+    },
+    /// ARM cannot be used at all.
+    #[error("Azure Resource Manager is needed because {reason}, and it is not available here: give a subscription (--subscription or AZURE_SUBSCRIPTION_ID) and an Azure AD credential (AZURE_* variables, a managed identity, or az login)")]
+    ArmUnavailable {
+        /// Why ARM was needed.
+        reason: String,
+    },
+    /// No usable subscription.
+    #[error("no subscription to use: {reason}; name one with --subscription or AZURE_SUBSCRIPTION_ID")]
+    NoSubscription {
+        /// Why.
+        reason: String,
+    },
+    /// No HTTP response.
+    #[error("cannot reach Azure Resource Manager at {url}: {message}")]
+    Http {
+        /// The URL, without its query.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// A response this client cannot use.
+    #[error("Azure Resource Manager answered {url} with something unusable: {reason}")]
+    Protocol {
+        /// The URL, without its query.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// An ARM error response (`{error:{code,message,details}}`), or a failed import.
+    #[error("{operation} failed{side_text}: {code}: {message}{details_text}{hint_text}", side_text = side_text(side), details_text = details_text(details), hint_text = hint_text(hint))]
+    Arm {
+        /// What was being done.
+        operation: String,
+        /// The HTTP status.
+        status: u16,
+        /// `error.code`.
+        code: String,
+        /// `error.message`.
+        message: String,
+        /// `error.details[]` as `code: message`.
+        details: Vec<String>,
+        /// Which registry the failure is about.
+        side: Side,
+        /// What to do (may be empty).
+        hint: String,
+    },
+    /// A registry looked up by name or login server was not found.
+    #[error("The resource with name '{value}' and type 'Microsoft.ContainerRegistry/registries' could not be found in {scope}: check the name, or pass --subscription / --resource-group")]
+    RegistryNotFound {
+        /// The name or login server.
+        value: String,
+        /// Where it was looked for.
+        scope: String,
+    },
+    /// Several registries match.
+    #[error("More than one registry was found by `{value}`: {}; name it by resource ID", matches.join(", "))]
+    AmbiguousRegistry {
+        /// The name or login server.
+        value: String,
+        /// The IDs found.
+        matches: Vec<String>,
+    },
+    /// Credentials together with an Azure source named by resource ID.
+    #[error("--username/--password cannot be used with the Azure source {id}: a source named by resource ID is read with your Azure AD identity (az acr import would drop the credentials silently)")]
+    CredentialsWithResourceId {
+        /// The resource ID.
+        id: String,
+    },
+    /// The request cannot be served as given.
+    #[error("{message} ({hint})")]
+    InvalidRequest {
+        /// What is wrong.
+        message: String,
+        /// What to do.
+        hint: String,
+    },
+    /// The client deadline passed while the operation was still running.
+    #[error("the import did not finish within {waited:?}; it keeps running on the service: follow it with `acr import status {operation_url}`")]
+    Deadline {
+        /// The operation URL.
+        operation_url: String,
+        /// How long was waited.
+        waited: Duration,
+    },
+}
+
+impl AcrError {
+    /// The HTTP status of an ARM error.
+    pub fn arm_status(&self) -> Option<u16> {
+        match self {
+            AcrError::Arm { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an authentication or authorization failure.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, AcrError::Token { .. })
+            || matches!(self, AcrError::Arm { status: 401 | 403, .. })
+    }
+
+    /// Why a registry GET could not read the registry, for the preflight: `403` (no read),
+    /// `401` with an `InvalidAuthenticationTokenTenant` code (another tenant), `404`.
+    pub fn unreadable(&self) -> Option<preflight::Unreadable> {
+        match self {
+            AcrError::Arm { status: 403, .. } => Some(preflight::Unreadable::Forbidden),
+            AcrError::Arm { status: 401, code, .. } if code.contains("Tenant") => {
+                Some(preflight::Unreadable::OtherTenant)
+            }
+            AcrError::Arm { status: 404, .. } => Some(preflight::Unreadable::NotFound),
+            _ => None,
+        }
+    }
 }

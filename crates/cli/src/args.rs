@@ -70,7 +70,7 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Import an image to a registry from another registry or an OCI layout.
-    Import(ImportArgs),
+    Import(Box<ImportArgs>),
     /// Manage repositories (show-tags, show-manifests, list).
     #[command(subcommand)]
     Repository(RepositoryCommand),

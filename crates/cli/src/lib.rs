@@ -2,5 +2,7 @@
 //! page generator in `xtask`) can render it. The binary itself is `src/main.rs`.
 #![deny(missing_docs)]
 
-#[allow(missing_docs)]
+// The doc comments of `args` are clap's help text, written in usage syntax (`host[:port]`,
+// `repo[:tag|@digest]`), not rustdoc links; clap derives documentation for every item.
+#[allow(missing_docs, rustdoc::broken_intra_doc_links)]
 pub mod args;

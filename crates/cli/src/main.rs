@@ -124,7 +124,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Import(args) => import::run(args, &cli.global).await,
+        Command::Import(args) => import::run(*args, &cli.global).await,
         Command::Repository(cmd) => repository::run_repository(cmd, &cli.global).await,
         Command::Manifest(cmd) => repository::run_manifest(cmd, &cli.global).await,
         Command::Completion { shell } => {

@@ -207,27 +207,21 @@ pub async fn progress(mut rx: UnboundedReceiver<Progress>, g_verbose: bool, quie
                     eprintln!("{} {}", action_word(action), short(&digest));
                 }
             }
-            Progress::BlobRetried { digest, error } => {
-                if !quiet {
-                    let _ = multi.println(format!("retrying {}: {error}", short(&digest)));
-                    if !tty {
-                        eprintln!("retrying {}: {error}", short(&digest));
-                    }
+            Progress::BlobRetried { digest, error } if !quiet => {
+                let _ = multi.println(format!("retrying {}: {error}", short(&digest)));
+                if !tty {
+                    eprintln!("retrying {}: {error}", short(&digest));
                 }
             }
-            Progress::Note(n) => {
-                if !quiet && (g_verbose || !n.starts_with("referrer ")) {
-                    if tty {
-                        let _ = multi.println(format!("note: {n}"));
-                    } else {
-                        eprintln!("note: {n}");
-                    }
+            Progress::Note(n) if !quiet && (g_verbose || !n.starts_with("referrer ")) => {
+                if tty {
+                    let _ = multi.println(format!("note: {n}"));
+                } else {
+                    eprintln!("note: {n}");
                 }
             }
-            Progress::TagWritten { target } => {
-                if !tty && g_verbose && !quiet {
-                    eprintln!("tagged {target}");
-                }
+            Progress::TagWritten { target } if !tty && g_verbose && !quiet => {
+                eprintln!("tagged {target}");
             }
             _ => {}
         }

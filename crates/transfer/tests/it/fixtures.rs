@@ -91,12 +91,15 @@ pub async fn image(
     m
 }
 
+/// A child of an index: the manifest, its platform (os, arch), its annotations.
+pub type Child<'a> = (&'a Manifest, Option<(&'a str, &'a str)>, Option<serde_json::Value>);
+
 /// An index (or Docker list) of `children` with their platforms, pushed under `tag`.
 pub async fn index(
     reg: &Registry,
     repo: &str,
     tag: Option<&str>,
-    children: &[(&Manifest, Option<(&str, &str)>, Option<serde_json::Value>)],
+    children: &[Child<'_>],
     docker: bool,
 ) -> Manifest {
     let media_type = if docker {
