@@ -244,6 +244,14 @@ impl BlobState {
                     if let Some(h) = &mut self.hasher {
                         h.update(&data);
                     }
+                    // With the size known, the last chunk is held until the digest checks out:
+                    // an upload fed by this stream never receives a corrupted blob complete.
+                    if self.expected_size == Some(self.received) {
+                        self.done = true;
+                        if let Err(e) = self.finish() {
+                            return Some(Err(e));
+                        }
+                    }
                     return Some(Ok(data));
                 }
                 Ok(None) => {

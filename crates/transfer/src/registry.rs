@@ -224,6 +224,79 @@ impl Registry {
         self.transport.status_error(ctx, resp, scopes).await
     }
 
+    /// Runs a whole operation again (with the transport's backoff) when it failed in a way a
+    /// retry can cure: a body that broke off or stalled, bytes corrupted in transit.
+    async fn again<T, F, Fut>(&self, mut op: F) -> Result<T, TransferError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, TransferError>>,
+    {
+        let policy = self.transport.inner.retry;
+        let mut attempt = 0;
+        loop {
+            match op().await {
+                Err(e) if attempt < policy.max_retries && recoverable(&e) => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "retrying the operation");
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Fetches a manifest by tag or digest, as exact bytes, refusing anything that does not
+    /// check out: more than 4 MiB, schema 1, invalid JSON, a body whose `mediaType`
+    /// contradicts its `Content-Type`, bytes that do not hash to the digest asked for or to
+    /// the `Docker-Content-Digest` the registry announced. A corrupted or broken transfer is
+    /// fetched again before the error is final.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, TransferError> {
+        self.again(|| self.get_manifest_once(repository, reference))
+            .await
+    }
+
+    /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
+    pub async fn list_tags(
+        &self,
+        repository: &str,
+        page_size: Option<usize>,
+    ) -> Result<Vec<String>, TransferError> {
+        self.again(|| self.list_tags_once(repository, page_size))
+            .await
+    }
+
+    /// Every repository of the registry (`/v2/_catalog`), following pagination.
+    pub async fn catalog(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
+        self.again(|| self.catalog_once(page_size)).await
+    }
+
+    /// The manifests whose `subject` is `digest`: through the OCI 1.1 referrers API, or the
+    /// `<alg>-<hex>` tag schema when the registry has no such API (answers 404).
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Referrers, TransferError> {
+        self.again(|| self.referrers_once(repository, digest, artifact_type))
+            .await
+    }
+
+    /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
+    /// and returns the JSON body and the `Link` to the next page, if any.
+    pub async fn get_json(
+        &self,
+        path_and_query: &str,
+        scopes: ScopeSet,
+    ) -> Result<(Bytes, Option<String>), TransferError> {
+        self.again(|| self.get_json_once(path_and_query, scopes.clone()))
+            .await
+    }
+
     /// `GET /v2/`: is this a registry, and may we talk to it.
     pub async fn ping(&self) -> Result<PingInfo, TransferError> {
         let ctx = self.ctx(Operation::Ping, None, None);
@@ -247,7 +320,7 @@ impl Registry {
     /// check out: more than 4 MiB, schema 1, invalid JSON, a body whose `mediaType`
     /// contradicts its `Content-Type`, bytes that do not hash to the digest asked for or to
     /// the `Docker-Content-Digest` the registry announced.
-    pub async fn get_manifest(
+    async fn get_manifest_once(
         &self,
         repository: &str,
         reference: &str,
@@ -858,7 +931,7 @@ impl Registry {
     }
 
     /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
-    pub async fn list_tags(
+    async fn list_tags_once(
         &self,
         repository: &str,
         page_size: Option<usize>,
@@ -918,7 +991,7 @@ impl Registry {
     }
 
     /// Every repository of the registry (`/v2/_catalog`), following pagination.
-    pub async fn catalog(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
+    async fn catalog_once(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
         let ctx = self.ctx(Operation::Catalog, None, None);
         let scopes =
             ScopeSet::new().with(Scope::parse("registry:catalog:*").expect("a valid scope"));
@@ -968,7 +1041,7 @@ impl Registry {
 
     /// The manifests whose `subject` is `digest`: through the OCI 1.1 referrers API, or the
     /// `<alg>-<hex>` tag schema when the registry has no such API (answers 404).
-    pub async fn referrers(
+    async fn referrers_once(
         &self,
         repository: &str,
         digest: &Digest,
@@ -1084,7 +1157,7 @@ impl Registry {
 
     /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
     /// and returns the JSON body and the `Link` to the next page, if any.
-    pub async fn get_json(
+    async fn get_json_once(
         &self,
         path_and_query: &str,
         scopes: ScopeSet,
@@ -1112,6 +1185,12 @@ impl Registry {
     pub fn idle_timeout(&self) -> Duration {
         self.transport.inner.idle_timeout
     }
+}
+
+/// Failures a second attempt can cure: connection trouble, stalls, server errors, and bytes
+/// that arrived corrupted (a digest or size that does not match, JSON that does not parse).
+fn recoverable(e: &TransferError) -> bool {
+    e.is_retryable() || matches!(e, TransferError::InvalidManifest { .. })
 }
 
 enum ManifestRef {

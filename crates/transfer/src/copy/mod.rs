@@ -922,7 +922,7 @@ impl Copier {
                                     .unwrap_or_else(|p| p.into_inner())
                                     .take()
                                     .unwrap_or(e);
-                                if !e.is_retryable() || attempt >= 3 {
+                                if !blob_retryable(&e) || attempt >= 3 {
                                     return Err(e);
                                 }
                                 attempt += 1;
@@ -995,7 +995,7 @@ impl Copier {
                             if matches!(e.status(), Some(429 | 503)) {
                                 limiter.back_off();
                             }
-                            if !e.is_retryable() || attempt >= 3 {
+                            if !blob_retryable(&e) || attempt >= 3 {
                                 return Err(e);
                             }
                             attempt += 1;
@@ -1305,6 +1305,12 @@ impl Copier {
         }
         Ok(())
     }
+}
+
+/// A blob transfer worth another attempt: transient trouble, or content the target found not
+/// to match its digest (corrupted on the way).
+fn blob_retryable(e: &TransferError) -> bool {
+    e.is_retryable() || e.details().and_then(|d| d.code()) == Some("DIGEST_INVALID")
 }
 
 fn invalid(src: &Endpoint, digest: &Digest, reason: String) -> TransferError {

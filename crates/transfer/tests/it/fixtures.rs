@@ -92,7 +92,11 @@ pub async fn image(
 }
 
 /// A child of an index: the manifest, its platform (os, arch), its annotations.
-pub type Child<'a> = (&'a Manifest, Option<(&'a str, &'a str)>, Option<serde_json::Value>);
+pub type Child<'a> = (
+    &'a Manifest,
+    Option<(&'a str, &'a str)>,
+    Option<serde_json::Value>,
+);
 
 /// An index (or Docker list) of `children` with their platforms, pushed under `tag`.
 pub async fn index(

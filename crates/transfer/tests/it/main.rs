@@ -6,6 +6,7 @@ mod faults;
 mod fixtures;
 mod ops;
 mod properties;
+mod soak;
 
 use std::sync::Arc;
 

@@ -1,0 +1,105 @@
+//! Imports through a proxy that faults a seeded share of requests: every import completes
+//! with byte-identical results, and corruption is caught, never stored.
+
+use acr_import_testsupport::{
+    FaultAction, FaultRule, Proxy, ProxyOptions, Registry as TestRegistry,
+};
+use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target};
+
+use crate::fixtures::*;
+use crate::transport;
+
+fn faults(seed: u64) -> Vec<FaultRule> {
+    let mix = FaultAction::OneOf(vec![
+        FaultAction::status(500),
+        FaultAction::status(502),
+        FaultAction::status(503),
+        FaultAction::status(504),
+        FaultAction::too_many_requests(0),
+        FaultAction::CutAfter { bytes: 100 },
+        FaultAction::Truncate { missing: 7 },
+        FaultAction::FlipByte { offset: 3 },
+        FaultAction::DropConnection,
+        FaultAction::ResetDuringUpload { after_bytes: 50 },
+    ]);
+    vec![FaultRule::new(mix).probability(0.15, seed).label("fault")]
+}
+
+#[tokio::test]
+async fn thirty_imports_through_faults_are_exact() {
+    let (sa, sb) = tokio::join!(TestRegistry::start(), TestRegistry::start());
+    let (sa, sb) = (sa.unwrap(), sb.unwrap());
+    let direct = transport();
+    let (src_direct, dst_direct) = (
+        direct.registry(&sa.url()).unwrap(),
+        direct.registry(&sb.url()).unwrap(),
+    );
+    // Seed: multi-arch images with signatures, and artifacts.
+    let mut sources = Vec::new();
+    for i in 0..10u64 {
+        let top = multi_arch(&src_direct, &format!("soak/img{i}"), "v1", 1000 + i).await;
+        let sig = artifact(
+            &src_direct,
+            &format!("soak/img{i}"),
+            "application/vnd.example.sig",
+            2000 + i,
+            Some(&top),
+        )
+        .await;
+        attach(
+            &src_direct,
+            &format!("soak/img{i}"),
+            &top,
+            &[(&sig, "application/vnd.example.sig")],
+        )
+        .await;
+        sources.push(format!("soak/img{i}"));
+    }
+    let (src_proxy, dst_proxy) = tokio::join!(
+        Proxy::start(sa.addr(), ProxyOptions::with_rules(faults(7))),
+        Proxy::start(sb.addr(), ProxyOptions::with_rules(faults(11)))
+    );
+    let (src_proxy, dst_proxy) = (src_proxy.unwrap(), dst_proxy.unwrap());
+    let t = transport();
+    let (src, dst) = (
+        t.registry(&src_proxy.url()).unwrap(),
+        t.registry(&dst_proxy.url()).unwrap(),
+    );
+    let copier = Copier::new(CopyOptions::default());
+    let mut retries = 0;
+    for round in 0..3 {
+        for repo in &sources {
+            let target_repo = format!("{repo}-r{round}");
+            let report = copier
+                .copy(
+                    &Source {
+                        endpoint: Endpoint::registry(src.clone(), repo.clone()),
+                        reference: "v1".into(),
+                    },
+                    &[Target {
+                        endpoint: Endpoint::registry(dst.clone(), target_repo.clone()),
+                        tag: Some("v1".into()),
+                    }],
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{repo} round {round}: {e}"));
+            retries += report.totals.retries as u64 + report.retried_requests;
+            assert_same(&src_direct, repo, &dst_direct, &target_repo, "v1", true).await;
+        }
+    }
+    let requests = src_proxy.requests().len() + dst_proxy.requests().len();
+    let faulted = src_proxy.fired("fault") + dst_proxy.fired("fault");
+    assert!(
+        faulted * 10 >= requests,
+        "at least 10 % faulted: {faulted} of {requests}"
+    );
+    assert!(retries > 0, "the reports count the retries");
+    let refused = dst_proxy.count_where(|r| {
+        r.method == "PUT" && r.path.contains("/blobs/uploads/") && r.status == Some(400)
+    });
+    assert_eq!(
+        refused, 0,
+        "corruption is caught before an upload completes, never left to the target"
+    );
+    eprintln!("soak: {requests} requests, {faulted} faulted, {retries} retries, 30 imports exact");
+}
