@@ -1,6 +1,7 @@
 //! Transport tests against real distribution registries (see `acr-import-testsupport`).
 
 mod auth;
+mod badinput;
 mod copy;
 mod faults;
 mod fixtures;
