@@ -61,7 +61,7 @@ pub fn run() -> anyhow::Result<()> {
     // Last, so that its `N passed, N failed` line closes the output.
     step(
         "conformance",
-        &mut Command::new(std::env::current_exe()?).arg("conformance"),
+        Command::new(std::env::current_exe()?).arg("conformance"),
     )
 }
 

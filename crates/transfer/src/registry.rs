@@ -919,7 +919,15 @@ impl Registry {
                 Ok(next) => session = next,
                 Err(e) if e.is_retryable() && failures < 3 => {
                     failures += 1;
-                    session = self.upload_status(&session).await?;
+                    // Ask where the session stands; a registry may have applied the chunk and
+                    // moved the session on (its old Location then answers 404): start over.
+                    session = match self.upload_status(&session).await {
+                        Ok(s) => s,
+                        Err(_) => match self.start_upload(repository, None).await? {
+                            UploadStart::Session(fresh) => fresh,
+                            UploadStart::Mounted => return Ok(()),
+                        },
+                    };
                 }
                 Err(e) => {
                     self.cancel_upload(&session).await;

@@ -246,13 +246,7 @@ pub async fn attach(
         .collect();
     let value = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries});
     let m = manifest_of(&value, manifest::OCI_INDEX)?;
-    push_manifest(
-        reg,
-        repo,
-        Some(subject.digest.referrers_tag().as_str()),
-        &m,
-    )
-    .await?;
+    push_manifest(reg, repo, Some(subject.digest.referrers_tag().as_str()), &m).await?;
     Ok(m)
 }
 

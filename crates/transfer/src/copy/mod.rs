@@ -510,8 +510,25 @@ impl Copier {
             self.copy_referrer(&source.endpoint, r, &places, &mut report)
                 .await?;
         }
-        if !referrers.is_empty() {
-            self.update_fallback_indexes(&referrers, &places).await?;
+        // Every copied manifest with a subject must be findable from that subject on the
+        // target: the discovered referrers, and manifests that carry a subject themselves (a
+        // signature copied on its own). Registries without the referrers API need the
+        // `<alg>-<hex>` fallback index updated by the client.
+        let mut links: Vec<(Digest, Descriptor)> = referrers
+            .iter()
+            .map(|r| (r.subject.clone(), r.descriptor.clone()))
+            .collect();
+        for node in graph
+            .nodes
+            .iter()
+            .chain(referrers.iter().flat_map(|r| r.graph.nodes.iter()))
+        {
+            if let Some(subject) = &node.content.subject {
+                links.push((subject.digest.clone(), referrer_descriptor(node)));
+            }
+        }
+        if !links.is_empty() {
+            self.update_fallback_indexes(&links, &places).await?;
         }
         if !up_to_date {
             self.write_tags(&top, targets, &before, &mut report).await?;
@@ -1211,19 +1228,20 @@ impl Copier {
     /// `<alg>-<hex>` fallback index of each subject (merged with what is there).
     async fn update_fallback_indexes(
         &self,
-        found: &[FoundReferrer],
+        links: &[(Digest, Descriptor)],
         places: &[&Endpoint],
     ) -> Result<(), TransferError> {
         if self.options.dry_run {
             return Ok(());
         }
         let mut by_subject: BTreeMap<String, (Digest, Vec<&Descriptor>)> = BTreeMap::new();
-        for f in found {
-            by_subject
-                .entry(f.subject.to_string())
-                .or_insert_with(|| (f.subject.clone(), Vec::new()))
-                .1
-                .push(&f.descriptor);
+        for (subject, descriptor) in links {
+            let entry = by_subject
+                .entry(subject.to_string())
+                .or_insert_with(|| (subject.clone(), Vec::new()));
+            if !entry.1.iter().any(|d| d.digest == descriptor.digest) {
+                entry.1.push(descriptor);
+            }
         }
         for place in places {
             let Endpoint::Registry {
@@ -1322,6 +1340,29 @@ fn invalid(src: &Endpoint, digest: &Digest, reason: String) -> TransferError {
             reference: Some(digest.to_string()),
         },
         reason,
+    }
+}
+
+/// The descriptor a referrers index lists for a manifest: its media type, digest and size,
+/// its `artifactType` (or, as the spec says, its config's media type) and its annotations.
+fn referrer_descriptor(node: &Node) -> Descriptor {
+    let annotations = serde_json::from_slice::<serde_json::Value>(&node.manifest.bytes)
+        .ok()
+        .and_then(|v| v.get("annotations").cloned())
+        .and_then(|a| serde_json::from_value(a).ok())
+        .unwrap_or_default();
+    Descriptor {
+        media_type: node.manifest.media_type.clone(),
+        digest: node.manifest.digest.clone(),
+        size: node.manifest.bytes.len() as u64,
+        urls: Vec::new(),
+        platform: None,
+        artifact_type: node
+            .content
+            .artifact_type
+            .clone()
+            .or_else(|| node.content.config.as_ref().map(|c| c.media_type.clone())),
+        annotations,
     }
 }
 

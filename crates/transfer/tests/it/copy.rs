@@ -712,3 +712,56 @@ async fn through_an_oci_layout_and_back() {
         assert_eq!(a, skopeo_raw(&sb.host(), "imported/app", "v1").unwrap());
     }
 }
+
+#[tokio::test]
+async fn a_signature_copied_alone_is_listed_under_its_subject() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let subject = multi_arch(&src, "app", "v1", 95).await;
+    let sig = artifact(
+        &src,
+        "app",
+        "application/vnd.example.sig",
+        96,
+        Some(&subject),
+    )
+    .await;
+    src.put_manifest("app", "sig", &sig).await.unwrap();
+    let copier = Copier::new(CopyOptions::default());
+    copier
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "app", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    copier
+        .copy(
+            &source(&src, "app", "sig"),
+            &[target(&dst, "app", Some("sig"))],
+        )
+        .await
+        .unwrap();
+    let found = dst.referrers("app", &subject.digest, None).await.unwrap();
+    assert_eq!(found.descriptors.len(), 1, "{:?}", found.descriptors);
+    assert_eq!(found.descriptors[0].digest, sig.digest);
+    assert_eq!(
+        found.descriptors[0].artifact_type.as_deref(),
+        Some("application/vnd.example.sig")
+    );
+    // Copying it again adds nothing twice.
+    copier
+        .copy(
+            &source(&src, "app", "sig"),
+            &[target(&dst, "app", Some("sig"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        dst.referrers("app", &subject.digest, None)
+            .await
+            .unwrap()
+            .descriptors
+            .len(),
+        1
+    );
+}

@@ -8,6 +8,7 @@ mod fixtures;
 mod ops;
 mod properties;
 mod soak;
+mod tls;
 
 use std::sync::Arc;
 

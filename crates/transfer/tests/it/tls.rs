@@ -1,0 +1,61 @@
+//! TLS: verification is always on unless a host is named; a private CA is trusted by file.
+
+use acr_import_testsupport::AadEmulator;
+use acr_import_transfer::{TransferError, Transport};
+
+fn reached(r: Result<acr_import_transfer::PingInfo, TransferError>) -> bool {
+    // The emulator is no registry: any HTTP answer proves the TLS handshake succeeded.
+    match r {
+        Ok(_) => true,
+        Err(TransferError::Connection { .. }) => false,
+        Err(e) => e.status().is_some(),
+    }
+}
+
+#[tokio::test]
+async fn self_signed_is_refused_unless_trusted_or_named() {
+    let server = AadEmulator::builder().start().await.unwrap();
+    let url = format!("https://127.0.0.1:{}", server.addr().port());
+
+    let plain = Transport::builder()
+        .proxy_from_env(false)
+        .retry(acr_import_transfer::RetryPolicy::none())
+        .build()
+        .unwrap();
+    let err = plain.registry(&url).unwrap().ping().await.unwrap_err();
+    assert!(matches!(err, TransferError::Connection { .. }), "{err}");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    server.write_ca_file(&ca).unwrap();
+    let trusting = Transport::builder()
+        .proxy_from_env(false)
+        .ca_file(&ca)
+        .build()
+        .unwrap();
+    assert!(reached(trusting.registry(&url).unwrap().ping().await));
+    let by_name = format!("https://localhost:{}", server.addr().port());
+    assert!(reached(trusting.registry(&by_name).unwrap().ping().await));
+
+    let named = Transport::builder()
+        .proxy_from_env(false)
+        .insecure_host("127.0.0.1")
+        .build()
+        .unwrap();
+    assert!(reached(named.registry(&url).unwrap().ping().await));
+    // Naming one host turns nothing off for another.
+    let err = named.registry(&by_name).unwrap().ping().await.unwrap_err();
+    assert!(matches!(err, TransferError::Connection { .. }), "{err}");
+
+    let bad_ca = dir.path().join("empty.pem");
+    std::fs::write(&bad_ca, "not a certificate").unwrap();
+    let err = Transport::builder().ca_file(&bad_ca).build().unwrap_err();
+    assert!(
+        matches!(err, TransferError::Config(_)) && err.to_string().contains("empty.pem"),
+        "{err}"
+    );
+}
