@@ -1,0 +1,118 @@
+//! The binary under SIGKILL and a target restart: no tag ever points at incomplete content,
+//! and running the import again completes.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry, SplitMix64};
+use acr_import_transfer::{Registry as Client, Transport};
+
+const ACR: &str = env!("CARGO_BIN_EXE_acr");
+
+/// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1` with the transfer crate.
+async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
+    let mut rng = SplitMix64::new(seed);
+    let mut descs = Vec::new();
+    for _ in 0..layers {
+        let bytes: Vec<u8> = (0..256 * 1024 / 8).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
+        let d = acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &bytes);
+        reg.push_blob(repo, &d, bytes.into(), u64::MAX).await.unwrap();
+        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": 256 * 1024}));
+    }
+    let config = bytes::Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
+    let cd = acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &config);
+    reg.push_blob(repo, &cd, config.clone(), u64::MAX).await.unwrap();
+    let body = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()}, "layers": descs}))
+    .unwrap();
+    let m = acr_import_transfer::Manifest {
+        digest: acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &body),
+        bytes: body.into(),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+    };
+    reg.put_manifest(repo, "v1", &m).await.unwrap();
+}
+
+/// Every tag of `repo` resolves, and every blob its manifest names exists.
+async fn tags_are_complete(reg: &Client, repo: &str) -> usize {
+    let tags = match reg.list_tags(repo, None).await {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return 0,
+        Err(e) => panic!("{e}"),
+    };
+    for tag in &tags {
+        let m = reg.get_manifest(repo, tag).await.unwrap_or_else(|e| panic!("tag {tag} does not resolve: {e}"));
+        let c = m.parse().unwrap();
+        for d in c.config.iter().chain(c.layers.iter()) {
+            assert_eq!(reg.head_blob(repo, &d.digest).await.unwrap(), Some(d.size), "tag {tag} points at incomplete content");
+        }
+    }
+    tags.len()
+}
+
+fn import(src: &str, dst: &str) -> Command {
+    let mut c = Command::new(ACR);
+    c.args(["import", "-n", dst, "--source", &format!("{src}/app:v1"), "-t", "app:v1", "--jobs", "3"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let t = Transport::builder().build().unwrap();
+    let (s, d) = (t.registry(&src.url()).unwrap(), t.registry(&dst.url()).unwrap());
+    rt.block_on(seed(&s, "app", 12, 1));
+    // Slow blob reads so that kills land in the middle of the copy.
+    let slow = rt
+        .block_on(Proxy::start(
+            src.addr(),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall { duration: Duration::from_millis(150), after_bytes: None }).method("GET").path_contains("/blobs/").every()]),
+        ))
+        .unwrap();
+    let mut rng = SplitMix64::new(2026);
+    for round in 0..5 {
+        let delay = 100 + rng.below(900);
+        let mut child = import(&slow.host(), &dst.host()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let _ = child.wait();
+        let tags = rt.block_on(tags_are_complete(&d, "app"));
+        eprintln!("round {round}: killed after {delay} ms, {tags} complete tag(s)");
+    }
+    let o = import(&slow.host(), &dst.host()).output().unwrap();
+    assert!(o.status.success(), "the run after the kills completes: {}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
+    assert_eq!(rt.block_on(s.get_manifest("app", "v1")).unwrap(), rt.block_on(d.get_manifest("app", "v1")).unwrap());
+}
+
+#[test]
+fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let t = Transport::builder().build().unwrap();
+    let (s, d) = (t.registry(&src.url()).unwrap(), t.registry(&dst.url()).unwrap());
+    rt.block_on(seed(&s, "app", 12, 3));
+    let slow = rt
+        .block_on(Proxy::start(
+            src.addr(),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall { duration: Duration::from_millis(200), after_bytes: None }).method("GET").path_contains("/blobs/").every()]),
+        ))
+        .unwrap();
+    let child = import(&slow.host(), &dst.host()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    rt.block_on(dst.restart()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    match o.status.code() {
+        Some(0) => eprintln!("the import rode through the restart"),
+        Some(1) => assert!(err.starts_with("ERROR: "), "a clean, one-line error: {err}"),
+        other => panic!("unexpected exit {other:?}: {err}"),
+    }
+    rt.block_on(tags_are_complete(&d, "app"));
+    let o = import(&slow.host(), &dst.host()).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
+}
