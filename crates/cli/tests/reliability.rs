@@ -14,19 +14,29 @@ async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
     let mut rng = SplitMix64::new(seed);
     let mut descs = Vec::new();
     for _ in 0..layers {
-        let bytes: Vec<u8> = (0..256 * 1024 / 8).flat_map(|_| rng.next_u64().to_le_bytes()).collect();
-        let d = acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &bytes);
-        reg.push_blob(repo, &d, bytes.into(), u64::MAX).await.unwrap();
+        let bytes: Vec<u8> = (0..256 * 1024 / 8)
+            .flat_map(|_| rng.next_u64().to_le_bytes())
+            .collect();
+        let d =
+            acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &bytes);
+        reg.push_blob(repo, &d, bytes.into(), u64::MAX)
+            .await
+            .unwrap();
         descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": 256 * 1024}));
     }
     let config = bytes::Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
     let cd = acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &config);
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX).await.unwrap();
+    reg.push_blob(repo, &cd, config.clone(), u64::MAX)
+        .await
+        .unwrap();
     let body = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()}, "layers": descs}))
     .unwrap();
     let m = acr_import_transfer::Manifest {
-        digest: acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &body),
+        digest: acr_import_transfer::digest_of(
+            acr_import_reference::DigestAlgorithm::Sha256,
+            &body,
+        ),
         bytes: body.into(),
         media_type: "application/vnd.oci.image.manifest.v1+json".into(),
     };
@@ -41,10 +51,17 @@ async fn tags_are_complete(reg: &Client, repo: &str) -> usize {
         Err(e) => panic!("{e}"),
     };
     for tag in &tags {
-        let m = reg.get_manifest(repo, tag).await.unwrap_or_else(|e| panic!("tag {tag} does not resolve: {e}"));
+        let m = reg
+            .get_manifest(repo, tag)
+            .await
+            .unwrap_or_else(|e| panic!("tag {tag} does not resolve: {e}"));
         let c = m.parse().unwrap();
         for d in c.config.iter().chain(c.layers.iter()) {
-            assert_eq!(reg.head_blob(repo, &d.digest).await.unwrap(), Some(d.size), "tag {tag} points at incomplete content");
+            assert_eq!(
+                reg.head_blob(repo, &d.digest).await.unwrap(),
+                Some(d.size),
+                "tag {tag} points at incomplete content"
+            );
         }
     }
     tags.len()
@@ -52,7 +69,19 @@ async fn tags_are_complete(reg: &Client, repo: &str) -> usize {
 
 fn import(src: &str, dst: &str) -> Command {
     let mut c = Command::new(ACR);
-    c.args(["import", "-n", dst, "--source", &format!("{src}/app:v1"), "-t", "app:v1", "--jobs", "3"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.args([
+        "import",
+        "-n",
+        dst,
+        "--source",
+        &format!("{src}/app:v1"),
+        "-t",
+        "app:v1",
+        "--jobs",
+        "3",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     c
 }
 
@@ -62,13 +91,22 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
     let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let t = Transport::builder().build().unwrap();
-    let (s, d) = (t.registry(&src.url()).unwrap(), t.registry(&dst.url()).unwrap());
+    let (s, d) = (
+        t.registry(&src.url()).unwrap(),
+        t.registry(&dst.url()).unwrap(),
+    );
     rt.block_on(seed(&s, "app", 12, 1));
     // Slow blob reads so that kills land in the middle of the copy.
     let slow = rt
         .block_on(Proxy::start(
             src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall { duration: Duration::from_millis(150), after_bytes: None }).method("GET").path_contains("/blobs/").every()]),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+                duration: Duration::from_millis(150),
+                after_bytes: None,
+            })
+            .method("GET")
+            .path_contains("/blobs/")
+            .every()]),
         ))
         .unwrap();
     let mut rng = SplitMix64::new(2026);
@@ -82,9 +120,16 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
         eprintln!("round {round}: killed after {delay} ms, {tags} complete tag(s)");
     }
     let o = import(&slow.host(), &dst.host()).output().unwrap();
-    assert!(o.status.success(), "the run after the kills completes: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "the run after the kills completes: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
-    assert_eq!(rt.block_on(s.get_manifest("app", "v1")).unwrap(), rt.block_on(d.get_manifest("app", "v1")).unwrap());
+    assert_eq!(
+        rt.block_on(s.get_manifest("app", "v1")).unwrap(),
+        rt.block_on(d.get_manifest("app", "v1")).unwrap()
+    );
 }
 
 #[test]
@@ -93,12 +138,21 @@ fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let t = Transport::builder().build().unwrap();
-    let (s, d) = (t.registry(&src.url()).unwrap(), t.registry(&dst.url()).unwrap());
+    let (s, d) = (
+        t.registry(&src.url()).unwrap(),
+        t.registry(&dst.url()).unwrap(),
+    );
     rt.block_on(seed(&s, "app", 12, 3));
     let slow = rt
         .block_on(Proxy::start(
             src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall { duration: Duration::from_millis(200), after_bytes: None }).method("GET").path_contains("/blobs/").every()]),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+                duration: Duration::from_millis(200),
+                after_bytes: None,
+            })
+            .method("GET")
+            .path_contains("/blobs/")
+            .every()]),
         ))
         .unwrap();
     let child = import(&slow.host(), &dst.host()).spawn().unwrap();
@@ -115,4 +169,102 @@ fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     let o = import(&slow.host(), &dst.host()).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
+}
+
+/// Peak RSS (VmHWM) of a running process, read until it exits.
+fn watch(child: &mut std::process::Child, port: u16) -> (u64, usize) {
+    let status = format!("/proc/{}/status", child.id());
+    let (mut peak_kib, mut conns) = (0u64, 0usize);
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak_kib = peak_kib.max(
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            );
+        }
+        if let Ok(o) = Command::new("ss")
+            .args([
+                "-Htn",
+                "state",
+                "established",
+                &format!("( dport = :{port} )"),
+            ])
+            .output()
+        {
+            conns = conns.max(String::from_utf8_lossy(&o.stdout).lines().count());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (peak_kib, conns)
+}
+
+#[test]
+fn fifty_images_in_one_batch_stay_bounded() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let t = Transport::builder().build().unwrap();
+    let s = t.registry(&src.url()).unwrap();
+    let mut yaml = String::new();
+    for i in 0..50u64 {
+        rt.block_on(seed(&s, &format!("img{i}"), 2, 100 + i));
+        yaml.push_str(&format!(
+            "- source: {{SRC}}/img{i}:v1\n  images: [mirror/img{i}:v1]\n"
+        ));
+    }
+    let (sp, dp) = rt.block_on(async {
+        tokio::join!(
+            Proxy::start(src.addr(), ProxyOptions::default()),
+            Proxy::start(dst.addr(), ProxyOptions::default())
+        )
+    });
+    let (sp, dp) = (sp.unwrap(), dp.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mirror.yaml");
+    std::fs::write(&file, yaml.replace("{SRC}", &sp.host())).unwrap();
+    let mut child = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &dp.host(),
+            "--from-file",
+            file.to_str().unwrap(),
+            "-o",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (peak_kib, src_conns) = watch(&mut child, sp.addr().port());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["result"] == "imported")
+            .count(),
+        50
+    );
+    let d = t.registry(&dst.url()).unwrap();
+    for i in 0..50 {
+        rt.block_on(tags_are_complete(&d, &format!("mirror/img{i}")));
+    }
+    eprintln!(
+        "50 images: peak RSS {} MiB, at most {src_conns} connections to the source at once, {} + {} requests",
+        peak_kib / 1024,
+        sp.requests().len(),
+        dp.requests().len()
+    );
+    assert!(
+        peak_kib > 0 && peak_kib < 128 * 1024,
+        "peak RSS {peak_kib} KiB"
+    );
+    assert!(src_conns <= 32, "{src_conns} connections to one registry");
 }

@@ -271,4 +271,38 @@ mod tests {
             .is_err()
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 2000, ..Default::default() })]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = ManifestContent::parse(&bytes);
+        }
+
+        #[test]
+        fn manifest_shaped_json_never_panics(
+            schema in proptest::option::of(-2i64..4),
+            media in proptest::option::of("[a-z./+-]{0,40}"),
+            digest in "(sha256|sha512|md5|SHA256)?:?[0-9a-fA-F]{0,70}",
+            size in proptest::num::i64::ANY,
+            n in 0usize..4,
+            urls in proptest::option::of(proptest::collection::vec("[ -~]{0,20}", 0..3)),
+        ) {
+            let d = serde_json::json!({"mediaType": media, "digest": digest, "size": size, "urls": urls,
+                "platform": {"os": "linux", "architecture": "amd64", "os.features": ["x"]}});
+            let descs: Vec<_> = std::iter::repeat_n(d.clone(), n).collect();
+            for doc in [
+                serde_json::json!({"schemaVersion": schema, "mediaType": media, "manifests": descs}),
+                serde_json::json!({"schemaVersion": schema, "config": d, "layers": descs, "subject": d}),
+            ] {
+                if let Ok(c) = ManifestContent::parse(doc.to_string().as_bytes()) {
+                    // Whatever parses has valid digests and non-negative sizes.
+                    for x in c.manifests.iter().chain(c.layers.iter()).chain(c.config.iter()) {
+                        proptest::prop_assert!(x.digest.as_str().starts_with("sha"));
+                    }
+                }
+            }
+        }
+    }
 }
