@@ -177,10 +177,12 @@ pub(crate) fn tls_config(
 pub(crate) struct ProxyConnector {
     direct: HttpConnector,
     matcher: Arc<Matcher>,
+    /// Loopback destinations never use an environment proxy.
+    loopback_direct: bool,
 }
 
 impl ProxyConnector {
-    pub(crate) fn new(connect_timeout: Duration, matcher: Matcher) -> Self {
+    pub(crate) fn new(connect_timeout: Duration, matcher: Matcher, loopback_direct: bool) -> Self {
         let mut direct = HttpConnector::new();
         direct.enforce_http(false);
         direct.set_connect_timeout(Some(connect_timeout));
@@ -188,6 +190,7 @@ impl ProxyConnector {
         Self {
             direct,
             matcher: Arc::new(matcher),
+            loopback_direct,
         }
     }
 }
@@ -203,7 +206,7 @@ impl tower_service::Service<Uri> for ProxyConnector {
 
     fn call(&mut self, dst: Uri) -> Self::Future {
         let loopback = dst.host().is_some_and(acr_import_auth::is_loopback_host);
-        let intercept = if loopback {
+        let intercept = if loopback && self.loopback_direct {
             None
         } else {
             self.matcher.intercept(&dst)

@@ -50,6 +50,7 @@ pub struct TransportBuilder {
     idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
     proxy_from_env: bool,
+    proxy: Option<String>,
     max_idle_per_host: usize,
     user_agent: String,
 }
@@ -65,6 +66,7 @@ impl Default for TransportBuilder {
             idle_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             proxy_from_env: true,
+            proxy: None,
             max_idle_per_host: 32,
             user_agent: format!("acr-import/{}", env!("CARGO_PKG_VERSION")),
         }
@@ -130,6 +132,14 @@ impl TransportBuilder {
         self
     }
 
+    /// Sends every request through this proxy (`http://[user:pass@]host:port`; https is
+    /// tunnelled with `CONNECT`), loopback destinations included, instead of the proxy the
+    /// environment names. Default: none (the environment decides; loopback goes direct).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = Some(url.into());
+        self
+    }
+
     /// Idle connections kept per host. Default: 32.
     pub fn max_idle_per_host(mut self, n: usize) -> Self {
         self.max_idle_per_host = n;
@@ -145,17 +155,22 @@ impl TransportBuilder {
         let insecure = InsecureHosts(self.insecure_hosts);
         let roots = root_store(&ca_files)?;
         let tls = tls_config(roots, &insecure)?;
-        let matcher = if self.proxy_from_env {
-            Matcher::from_env()
-        } else {
-            Matcher::builder().build()
+        let explicit = self.proxy.is_some();
+        let matcher = match &self.proxy {
+            Some(url) => Matcher::builder().all(url.clone()).build(),
+            None if self.proxy_from_env => Matcher::from_env(),
+            None => Matcher::builder().build(),
         };
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()
-            .wrap_connector(ProxyConnector::new(self.connect_timeout, matcher));
+            .wrap_connector(ProxyConnector::new(
+                self.connect_timeout,
+                matcher,
+                !explicit,
+            ));
         let client: HyperClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))

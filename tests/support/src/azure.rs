@@ -532,6 +532,7 @@ impl AadEmulatorBuilder {
         Ok(AadEmulator {
             addr,
             mi_addr,
+            tls: tls.config.clone(),
             ca_pem: tls.ca_pem,
             state,
             tasks,
@@ -544,6 +545,7 @@ pub struct AadEmulator {
     addr: SocketAddr,
     mi_addr: Option<SocketAddr>,
     ca_pem: String,
+    tls: Arc<rustls::ServerConfig>,
     state: Arc<AadState>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -594,6 +596,21 @@ impl AadEmulator {
     /// Writes [`Self::ca_pem`] to `path`.
     pub fn write_ca_file(&self, path: &Path) -> anyhow::Result<()> {
         std::fs::write(path, &self.ca_pem).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// A TLS server configuration with a certificate for `127.0.0.1` / `localhost` signed by the
+    /// test CA ([`Self::ca_pem`]), for other emulators (e.g. of Azure Resource Manager) that
+    /// clients trusting this CA must reach over HTTPS.
+    pub fn tls_server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.tls.clone()
+    }
+
+    /// A handle that verifies this emulator's access tokens (signature and `exp`) from other
+    /// tasks, for emulators of resource servers.
+    pub fn token_verifier(&self) -> AadTokenVerifier {
+        AadTokenVerifier {
+            state: self.state.clone(),
+        }
     }
 
     /// `http://127.0.0.1:PORT/msi/token`: what `IDENTITY_ENDPOINT` must be (when a managed
@@ -651,6 +668,30 @@ impl AadEmulator {
 
     fn state(&self) -> Arc<AadState> {
         self.state.clone()
+    }
+}
+
+/// Verifies the access tokens of an [`AadEmulator`] ([`AadEmulator::token_verifier`]).
+#[derive(Clone)]
+pub struct AadTokenVerifier {
+    state: Arc<AadState>,
+}
+
+impl fmt::Debug for AadTokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AadTokenVerifier").finish_non_exhaustive()
+    }
+}
+
+impl AadTokenVerifier {
+    /// Checks a token's signature and `exp`, returning its claims.
+    pub fn verify(&self, token: &str) -> anyhow::Result<Value> {
+        self.state.signer.verify(token)
+    }
+
+    /// The object ID (`oid`) of a registered client or managed identity.
+    pub fn object_id(&self, client_id: &str) -> Option<String> {
+        self.state.object_id(client_id)
     }
 }
 

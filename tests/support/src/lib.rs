@@ -63,6 +63,7 @@
 //! ```
 
 mod azure;
+mod connect_proxy;
 mod latency;
 mod proxy;
 mod registry;
@@ -71,9 +72,10 @@ mod util;
 
 pub use azure::{
     ACR_AUDIENCE, ACR_ISSUER, ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, AadEmulator, AadEmulatorBuilder,
-    AadRequest, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole, CLIENT_ASSERTION_TYPE,
-    NULL_GUID, TestClientCertificate,
+    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
+    CLIENT_ASSERTION_TYPE, NULL_GUID, TestClientCertificate,
 };
+pub use connect_proxy::ConnectProxy;
 pub use latency::LatencyProxy;
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,

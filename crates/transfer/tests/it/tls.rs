@@ -59,3 +59,40 @@ async fn self_signed_is_refused_unless_trusted_or_named() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn https_goes_through_a_connect_proxy() {
+    let server = AadEmulator::builder().start().await.unwrap();
+    let proxy = acr_import_testsupport::ConnectProxy::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    server.write_ca_file(&ca).unwrap();
+    let url = format!("https://127.0.0.1:{}", server.addr().port());
+    let t = Transport::builder()
+        .proxy(proxy.url())
+        .ca_file(&ca)
+        .build()
+        .unwrap();
+    assert!(
+        reached(t.registry(&url).unwrap().ping().await),
+        "TLS inside the tunnel still verifies"
+    );
+    let connects = proxy.connects();
+    assert_eq!(connects.len(), 1, "{connects:?}");
+    assert_eq!(connects[0].0, format!("127.0.0.1:{}", server.addr().port()));
+    // Proxy credentials from the URL go in Proxy-Authorization, on the CONNECT only.
+    let with_auth = format!(
+        "http://user:pw@{}",
+        proxy.url().trim_start_matches("http://")
+    );
+    let t = Transport::builder()
+        .proxy(with_auth)
+        .ca_file(&ca)
+        .build()
+        .unwrap();
+    assert!(reached(t.registry(&url).unwrap().ping().await));
+    assert!(
+        proxy.connects().last().unwrap().1,
+        "Proxy-Authorization sent"
+    );
+}
