@@ -938,7 +938,6 @@ impl Registry {
         self.finish(session, digest, Some(0), Body::Empty).await
     }
 
-    /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
     async fn list_tags_once(
         &self,
         repository: &str,
@@ -946,16 +945,33 @@ impl Registry {
     ) -> Result<Vec<String>, TransferError> {
         let ctx = self.ctx(Operation::ListTags, Some(repository), None);
         let scopes = ScopeSet::new().with(Scope::pull(repository));
-        let mut url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        let url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        self.paginate(ctx, url, scopes, page_size, "tags").await
+    }
+
+    async fn catalog_once(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
+        let ctx = self.ctx(Operation::Catalog, None, None);
+        let scopes =
+            ScopeSet::new().with(Scope::parse("registry:catalog:*").expect("a valid scope"));
+        let url = self.url("/v2/_catalog").await?;
+        self.paginate(ctx, url, scopes, page_size, "repositories")
+            .await
+    }
+
+    /// Collects the string list `field` of every page, following `Link: <…>; rel="next"`
+    /// (the tags list and the catalog paginate the same way).
+    async fn paginate(
+        &self,
+        ctx: RequestContext,
+        mut url: Url,
+        scopes: ScopeSet,
+        page_size: Option<usize>,
+        field: &str,
+    ) -> Result<Vec<String>, TransferError> {
         if let Some(n) = page_size {
             url.query_pairs_mut().append_pair("n", &n.to_string());
         }
-        #[derive(serde::Deserialize)]
-        struct Page {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
-        let mut tags = Vec::new();
+        let mut items = Vec::new();
         for _ in 0..10_000 {
             let resp = self
                 .send(Req::new(
@@ -976,12 +992,23 @@ impl Registry {
                 &resp.url,
             )
             .await?;
-            let page: Page =
+            let page: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
                     context: ctx.clone(),
-                    reason: format!("invalid tag list: {e}"),
+                    reason: format!("invalid {field} page: {e}"),
                 })?;
-            tags.extend(page.tags.unwrap_or_default());
+            match page.get(field) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::Array(list)) => {
+                    items.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+                }
+                Some(_) => {
+                    return Err(TransferError::Protocol {
+                        context: ctx,
+                        reason: format!("`{field}` is not a list"),
+                    });
+                }
+            }
             match next {
                 Some(n) => {
                     url = resp.url.join(&n).map_err(|e| TransferError::Protocol {
@@ -989,62 +1016,13 @@ impl Registry {
                         reason: format!("invalid Link header: {e}"),
                     })?
                 }
-                None => return Ok(tags),
+                None => return Ok(items),
             }
         }
         Err(TransferError::Protocol {
             context: ctx,
-            reason: "more than 10000 pages of tags".to_owned(),
+            reason: format!("more than 10000 pages of {field}"),
         })
-    }
-
-    /// Every repository of the registry (`/v2/_catalog`), following pagination.
-    async fn catalog_once(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
-        let ctx = self.ctx(Operation::Catalog, None, None);
-        let scopes =
-            ScopeSet::new().with(Scope::parse("registry:catalog:*").expect("a valid scope"));
-        let mut url = self.url("/v2/_catalog").await?;
-        if let Some(n) = page_size {
-            url.query_pairs_mut().append_pair("n", &n.to_string());
-        }
-        #[derive(serde::Deserialize)]
-        struct Page {
-            #[serde(default)]
-            repositories: Option<Vec<String>>,
-        }
-        let mut repos = Vec::new();
-        for _ in 0..10_000 {
-            let resp = self
-                .send(Req::new(
-                    ctx.clone(),
-                    Method::GET,
-                    url.clone(),
-                    scopes.clone(),
-                ))
-                .await?;
-            if resp.response.status() != StatusCode::OK {
-                return Err(self.fail(&ctx, resp, &scopes).await);
-            }
-            let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
-            let body = read_capped(
-                resp.response.into_body(),
-                16 << 20,
-                self.transport.inner.idle_timeout,
-                &resp.url,
-            )
-            .await?;
-            let page: Page =
-                serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
-                    context: ctx.clone(),
-                    reason: format!("invalid catalog: {e}"),
-                })?;
-            repos.extend(page.repositories.unwrap_or_default());
-            match next.and_then(|n| resp.url.join(&n).ok()) {
-                Some(n) => url = n,
-                None => return Ok(repos),
-            }
-        }
-        Ok(repos)
     }
 
     /// The manifests whose `subject` is `digest`: through the OCI 1.1 referrers API, or the
