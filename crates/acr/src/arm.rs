@@ -74,12 +74,18 @@ pub struct ImportProgress {
 
 impl fmt::Display for ImportProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Importing image... {}", self.status.as_deref().unwrap_or("Running"))?;
+        write!(
+            f,
+            "Importing image... {}",
+            self.status.as_deref().unwrap_or("Running")
+        )?;
         if !self.manifests.is_empty() {
             let done = self
                 .manifests
                 .iter()
-                .filter(|(_, s)| s.eq_ignore_ascii_case("Succeeded") || s.eq_ignore_ascii_case("Completed"))
+                .filter(|(_, s)| {
+                    s.eq_ignore_ascii_case("Succeeded") || s.eq_ignore_ascii_case("Completed")
+                })
                 .count();
             write!(f, " ({done}/{} manifests done", self.manifests.len())?;
             for (m, s) in &self.manifests {
@@ -224,7 +230,8 @@ impl ArmClient {
             return Err(AcrError::ForeignUrl {
                 url: url.to_owned(),
                 endpoint: self.endpoint.to_string(),
-                reason: "it is not on the ARM endpoint, and the ARM token is sent only there".into(),
+                reason: "it is not on the ARM endpoint, and the ARM token is sent only there"
+                    .into(),
             });
         }
         Ok(parsed)
@@ -234,7 +241,8 @@ impl ArmClient {
         let mut url = self.endpoint.clone();
         let base = self.endpoint.path().trim_end_matches('/');
         url.set_path(&format!("{base}{path}"));
-        url.query_pairs_mut().append_pair("api-version", api_version);
+        url.query_pairs_mut()
+            .append_pair("api-version", api_version);
         Ok(url)
     }
 
@@ -271,8 +279,8 @@ impl ArmClient {
                     message: e.to_string(),
                 })?;
             let status = response.status();
-            let transient = status == StatusCode::TOO_MANY_REQUESTS
-                || matches!(status.as_u16(), 502..=504);
+            let transient =
+                status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 502..=504);
             if transient && method == Method::GET && attempt < GET_ATTEMPTS {
                 let wait = retry_after(response.headers())
                     .unwrap_or(Duration::from_secs(1))
@@ -307,7 +315,11 @@ impl ArmClient {
             .await
     }
 
-    async fn list<T: DeserializeOwned>(&self, operation: &str, first: Url) -> Result<Vec<T>, AcrError> {
+    async fn list<T: DeserializeOwned>(
+        &self,
+        operation: &str,
+        first: Url,
+    ) -> Result<Vec<T>, AcrError> {
         #[derive(serde::Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Page<T> {
@@ -341,11 +353,16 @@ impl ArmClient {
     /// Every registry of a subscription (`nextLink` pages followed).
     pub async fn list_registries(&self, subscription: &str) -> Result<Vec<Registry>, AcrError> {
         let url = self.url(
-            &format!("/subscriptions/{subscription}/providers/Microsoft.ContainerRegistry/registries"),
+            &format!(
+                "/subscriptions/{subscription}/providers/Microsoft.ContainerRegistry/registries"
+            ),
             &self.api_version,
         )?;
-        self.list(&format!("listing registries of subscription {subscription}"), url)
-            .await
+        self.list(
+            &format!("listing registries of subscription {subscription}"),
+            url,
+        )
+        .await
     }
 
     /// The one registry, in any of `subscriptions`, whose name or login server is `value`
@@ -388,7 +405,9 @@ impl ArmClient {
             url: redact(&url),
             reason: e.to_string(),
         })?;
-        let response = self.send(Method::POST, &url, Some(Bytes::from(json))).await?;
+        let response = self
+            .send(Method::POST, &url, Some(Bytes::from(json)))
+            .await?;
         match response.status() {
             StatusCode::OK | StatusCode::NO_CONTENT => Ok(ImportStart::Done),
             StatusCode::ACCEPTED | StatusCode::CREATED => {
@@ -435,7 +454,10 @@ impl ArmClient {
                 let body: serde_json::Value =
                     serde_json::from_slice(response.body()).unwrap_or_default();
                 match body.get("status").and_then(|s| s.as_str()) {
-                    Some(s) if s.eq_ignore_ascii_case("Failed") || s.eq_ignore_ascii_case("Canceled") => {
+                    Some(s)
+                        if s.eq_ignore_ascii_case("Failed")
+                            || s.eq_ignore_ascii_case("Canceled") =>
+                    {
                         Err(arm_error("the import", &response))
                     }
                     Some(s)
@@ -575,7 +597,10 @@ pub(crate) fn arm_error(operation: &str, response: &http::Response<Bytes>) -> Ac
         ),
         None => (
             format!("HTTP{status}"),
-            String::from_utf8_lossy(response.body()).chars().take(500).collect(),
+            String::from_utf8_lossy(response.body())
+                .chars()
+                .take(500)
+                .collect(),
             Vec::new(),
         ),
     };
@@ -613,7 +638,8 @@ pub fn classify(status: u16, code: &str, message: &str, details: &[String]) -> (
             "you need Microsoft.ContainerRegistry/registries/importImage/action on the target: role Container Registry Data Importer and Data Reader, or Contributor".into(),
         );
     }
-    if has("already exists") || code.eq_ignore_ascii_case("Conflict") || code == "TagAlreadyExists" {
+    if has("already exists") || code.eq_ignore_ascii_case("Conflict") || code == "TagAlreadyExists"
+    {
         return (
             Side::Target,
             "a target tag already exists and the import ran in NoForce mode: pass --force to move it".into(),
@@ -631,13 +657,21 @@ pub fn classify(status: u16, code: &str, message: &str, details: &[String]) -> (
             "the service could not pull from the source: name an Azure source with --registry (Azure AD), or pass its credentials with --username/--password; Docker Hub official images need the library/ prefix".into(),
         );
     }
-    if has("unable to find manifest") || has("manifest_unknown") || has("name_unknown") || has("not found in source") {
+    if has("unable to find manifest")
+        || has("manifest_unknown")
+        || has("name_unknown")
+        || has("not found in source")
+    {
         return (
             Side::Source,
             "the source image does not exist: check the repository, tag or digest".into(),
         );
     }
-    if has("rfc 7233") || has("unexpected length of body") || has("error copying blobs") || has("docker-content-digest") {
+    if has("rfc 7233")
+        || has("unexpected length of body")
+        || has("error copying blobs")
+        || has("docker-content-digest")
+    {
         return (
             Side::Source,
             "the source registry does not serve what the import service needs (Range requests, digests): retry, or use --mode client".into(),
@@ -656,7 +690,10 @@ pub fn classify(status: u16, code: &str, message: &str, details: &[String]) -> (
         );
     }
     if status == 429 || status >= 500 {
-        return (Side::Unknown, "the service is busy or failing: retry later".into());
+        return (
+            Side::Unknown,
+            "the service is busy or failing: retry later".into(),
+        );
     }
     (Side::Unknown, String::new())
 }
@@ -667,15 +704,26 @@ mod tests {
 
     #[test]
     fn geo_endpoints_map_to_the_login_server() {
-        assert_eq!(normalize_login_server("MyReg.EastUS.geo.azurecr.io"), "myreg.azurecr.io");
-        assert_eq!(normalize_login_server("myreg.azurecr.io"), "myreg.azurecr.io");
+        assert_eq!(
+            normalize_login_server("MyReg.EastUS.geo.azurecr.io"),
+            "myreg.azurecr.io"
+        );
+        assert_eq!(
+            normalize_login_server("myreg.azurecr.io"),
+            "myreg.azurecr.io"
+        );
         assert_eq!(normalize_login_server("ghcr.io"), "ghcr.io");
-        assert_eq!(normalize_login_server("https://x.y.geo.azurecr.cn/"), "x.azurecr.cn");
+        assert_eq!(
+            normalize_login_server("https://x.y.geo.azurecr.cn/"),
+            "x.azurecr.cn"
+        );
     }
 
     #[test]
     fn progress_bodies() {
-        let p = parse_progress(br#"{"status":"Accepted","app@sha256:aa":"Pending","app@sha256:bb":"Succeeded"}"#);
+        let p = parse_progress(
+            br#"{"status":"Accepted","app@sha256:aa":"Pending","app@sha256:bb":"Succeeded"}"#,
+        );
         assert_eq!(p.status.as_deref(), Some("Accepted"));
         assert_eq!(p.manifests.len(), 2);
         assert!(p.to_string().contains("1/2 manifests done"));
@@ -685,14 +733,62 @@ mod tests {
     #[test]
     fn error_classification() {
         let cases: &[(u16, &str, &str, Side, &str)] = &[
-            (403, "AuthorizationFailed", "The client 'x' with object id 'y' has permission to perform action 'Microsoft.ContainerRegistry/registries/importImage/action' on scope 't'; however, it does not have permission to perform action 'read' on the linked scope(s) 's'", Side::Source, "Reader"),
-            (403, "AuthorizationFailed", "does not have authorization to perform action 'Microsoft.ContainerRegistry/registries/importImage/action'", Side::Target, "Data Importer"),
-            (409, "Conflict", "Tag app:v1 already exists in target registry", Side::Target, "--force"),
-            (400, "InvalidParameters", "Operation registries-1 failed. Resource /x Invalid message Unauthorized Unauthorized {\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}", Side::Source, "library/"),
-            (400, "InvalidParameters", "Unable to find manifest digest Repo: app Tag: nope", Side::Source, "does not exist"),
-            (400, "InvalidParameters", "Error copying blobs", Side::Source, "--mode client"),
-            (401, "InvalidAuthenticationTokenTenant", "wrong issuer", Side::Unknown, "tenant"),
-            (404, "ResourceNotFound", "not found", Side::Unknown, "--subscription"),
+            (
+                403,
+                "AuthorizationFailed",
+                "The client 'x' with object id 'y' has permission to perform action 'Microsoft.ContainerRegistry/registries/importImage/action' on scope 't'; however, it does not have permission to perform action 'read' on the linked scope(s) 's'",
+                Side::Source,
+                "Reader",
+            ),
+            (
+                403,
+                "AuthorizationFailed",
+                "does not have authorization to perform action 'Microsoft.ContainerRegistry/registries/importImage/action'",
+                Side::Target,
+                "Data Importer",
+            ),
+            (
+                409,
+                "Conflict",
+                "Tag app:v1 already exists in target registry",
+                Side::Target,
+                "--force",
+            ),
+            (
+                400,
+                "InvalidParameters",
+                "Operation registries-1 failed. Resource /x Invalid message Unauthorized Unauthorized {\"errors\":[{\"code\":\"UNAUTHORIZED\"}]}",
+                Side::Source,
+                "library/",
+            ),
+            (
+                400,
+                "InvalidParameters",
+                "Unable to find manifest digest Repo: app Tag: nope",
+                Side::Source,
+                "does not exist",
+            ),
+            (
+                400,
+                "InvalidParameters",
+                "Error copying blobs",
+                Side::Source,
+                "--mode client",
+            ),
+            (
+                401,
+                "InvalidAuthenticationTokenTenant",
+                "wrong issuer",
+                Side::Unknown,
+                "tenant",
+            ),
+            (
+                404,
+                "ResourceNotFound",
+                "not found",
+                Side::Unknown,
+                "--subscription",
+            ),
             (400, "InvalidParameters", "bad", Side::Unknown, "--source"),
             (503, "ServiceUnavailable", "x", Side::Unknown, "retry"),
         ];
@@ -701,6 +797,100 @@ mod tests {
             assert_eq!(s, *side, "{code}: {message}");
             assert!(h.contains(hint), "{code}: {h}");
         }
+    }
+
+    #[derive(Debug)]
+    struct FakeCredential(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl TokenCredential for FakeCredential {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            self.0
+                .lock()
+                .unwrap()
+                .extend(scopes.iter().map(|s| s.to_string()));
+            Ok(AccessToken::new(
+                "fake-Token~secret",
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    struct FakeHttp(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl HttpExchange for FakeHttp {
+        async fn exchange(
+            &self,
+            request: http::Request<Bytes>,
+        ) -> Result<http::Response<Bytes>, acr_import_auth::ExchangeError> {
+            self.0.lock().unwrap().push(request.uri().to_string());
+            let body = br#"{"id":"/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg1","name":"myreg1","properties":{"loginServer":"myreg1.azurecr.cn"}}"#;
+            Ok(http::Response::new(Bytes::from_static(body)))
+        }
+    }
+
+    #[tokio::test]
+    async fn sovereign_clouds_use_their_endpoint_and_audience() {
+        let id: RegistryResourceId = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/myreg1".parse().unwrap();
+        for (cloud, host, scope) in [
+            (
+                Cloud::azure_china_cloud(),
+                "management.chinacloudapi.cn",
+                "https://management.chinacloudapi.cn/.default",
+            ),
+            (
+                Cloud::azure_us_government(),
+                "management.usgovcloudapi.net",
+                "https://management.usgovcloudapi.net/.default",
+            ),
+            (
+                Cloud::azure_cloud(),
+                "management.azure.com",
+                "https://management.azure.com/.default",
+            ),
+        ] {
+            let cred = Arc::new(FakeCredential(Default::default()));
+            let http = Arc::new(FakeHttp(Default::default()));
+            let arm = ArmClient::new(&cloud, http.clone(), cred.clone()).unwrap();
+            assert!(!format!("{arm:?}").contains("fake-Token"));
+            arm.get_registry(&id).await.unwrap();
+            arm.get_registry(&id).await.unwrap();
+            assert_eq!(*cred.0.lock().unwrap(), [scope], "one token, cached");
+            let urls = http.0.lock().unwrap().clone();
+            assert_eq!(urls.len(), 2);
+            assert!(
+                urls[0].starts_with(&format!("https://{host}/subscriptions/")),
+                "{urls:?}"
+            );
+            assert!(urls[0].ends_with("?api-version=2025-04-01"), "{urls:?}");
+        }
+        // An emulator endpoint keeps the cloud's audience.
+        let cloud = Cloud::azure_cloud().with_overrides(|k| {
+            (k == "ACR_IMPORT_ARM_ENDPOINT").then(|| "https://127.0.0.1:9".to_owned())
+        });
+        let cred = Arc::new(FakeCredential(Default::default()));
+        let http = Arc::new(FakeHttp(Default::default()));
+        let arm = ArmClient::new(&cloud, http.clone(), cred.clone())
+            .unwrap()
+            .with_api_version("2023-07-01");
+        arm.get_registry(&id).await.unwrap();
+        assert_eq!(
+            *cred.0.lock().unwrap(),
+            ["https://management.azure.com/.default"]
+        );
+        assert!(http.0.lock().unwrap()[0].starts_with("https://127.0.0.1:9/subscriptions/"));
+        assert!(http.0.lock().unwrap()[0].ends_with("api-version=2023-07-01"));
+        // A nextLink or Location elsewhere never gets the token.
+        assert!(arm.same_origin("https://evil.example/x").is_err());
+        assert!(
+            arm.same_origin("https://127.0.0.1:9/x?api-version=1")
+                .is_ok()
+        );
     }
 
     #[test]

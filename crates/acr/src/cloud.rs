@@ -11,6 +11,9 @@ pub struct Cloud {
     name: String,
     /// ARM, e.g. `https://management.azure.com`.
     pub arm_endpoint: String,
+    /// The ARM token audience, e.g. `https://management.azure.com` (unchanged when only the
+    /// endpoint is overridden, as for an emulator or a private ARM front end).
+    pub arm_audience: String,
     /// Azure AD, e.g. `https://login.microsoftonline.com`.
     pub authority_host: String,
     /// Registry login servers end with this, e.g. `.azurecr.io`.
@@ -52,6 +55,7 @@ impl Cloud {
         Self {
             name: name.to_owned(),
             arm_endpoint: arm.to_owned(),
+            arm_audience: arm.to_owned(),
             authority_host: aad.to_owned(),
             login_server_suffix: suffix.to_owned(),
         }
@@ -62,12 +66,14 @@ impl Cloud {
         &self.name
     }
 
-    /// The ARM token audience (`<arm endpoint>/.default`).
+    /// The ARM token scope (`<arm audience>/.default`, e.g.
+    /// `https://management.azure.com/.default`).
     pub fn arm_scope(&self) -> String {
-        format!("{}/.default", self.arm_endpoint.trim_end_matches('/'))
+        format!("{}/.default", self.arm_audience.trim_end_matches('/'))
     }
 
-    /// Applies the documented overrides: `AZURE_AUTHORITY_HOST`, `ACR_IMPORT_ARM_ENDPOINT`,
+    /// Applies the documented overrides: `AZURE_AUTHORITY_HOST`, `ACR_IMPORT_ARM_ENDPOINT`
+    /// (the endpoint only: the token audience stays the cloud's), `ACR_IMPORT_ARM_AUDIENCE`,
     /// `ACR_IMPORT_LOGIN_SERVER_SUFFIX`, read through `var` (the process environment in
     /// production, a map in tests).
     pub fn with_overrides(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
@@ -76,6 +82,9 @@ impl Cloud {
         }
         if let Some(v) = var("ACR_IMPORT_ARM_ENDPOINT").filter(|v| !v.is_empty()) {
             self.arm_endpoint = v.trim_end_matches('/').to_owned();
+        }
+        if let Some(v) = var("ACR_IMPORT_ARM_AUDIENCE").filter(|v| !v.is_empty()) {
+            self.arm_audience = v.trim_end_matches('/').to_owned();
         }
         if let Some(v) = var("ACR_IMPORT_LOGIN_SERVER_SUFFIX").filter(|v| !v.is_empty()) {
             self.login_server_suffix = if v.starts_with('.') {
@@ -252,7 +261,15 @@ mod tests {
             _ => None,
         });
         assert_eq!(c.arm_endpoint, "https://127.0.0.1:8443");
-        assert_eq!(c.arm_scope(), "https://127.0.0.1:8443/.default");
+        assert_eq!(c.arm_scope(), "https://management.azure.com/.default");
+        assert_eq!(
+            Cloud::azure_china_cloud().arm_scope(),
+            "https://management.chinacloudapi.cn/.default"
+        );
+        assert_eq!(
+            Cloud::azure_us_government().arm_scope(),
+            "https://management.usgovcloudapi.net/.default"
+        );
         assert_eq!(c.login_server_suffix, ".example.test");
         assert!(
             "AzureUSGovernment"

@@ -8,8 +8,13 @@ use acr_import_auth::Secret;
 use acr_import_reference::{AnyReference, RepositoryReference};
 
 use crate::arm::{ArmClient, ImportProgress, ImportStart, WaitOptions, normalize_login_server};
-use crate::model::{ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry, Subscription};
-use crate::preflight::{PreflightEngine, PreflightInput, PreflightSource, RegistryNetwork, Unreadable};
+use crate::model::{
+    ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,
+    Subscription,
+};
+use crate::preflight::{
+    PreflightEngine, PreflightInput, PreflightSource, RegistryNetwork, Unreadable,
+};
 use crate::{AcrError, Cloud, RegistryResourceId, RegistryTarget, resource_id::is_guid};
 
 /// What the ARM side knows about the caller: the client, the subscription, and what it can
@@ -48,7 +53,10 @@ impl AzureContext {
             Some(s) if is_guid(s) => s.to_owned(),
             Some(s) => subscriptions
                 .iter()
-                .find(|x| x.display_name.eq_ignore_ascii_case(s) || x.subscription_id.eq_ignore_ascii_case(s))
+                .find(|x| {
+                    x.display_name.eq_ignore_ascii_case(s)
+                        || x.subscription_id.eq_ignore_ascii_case(s)
+                })
                 .map(|x| x.subscription_id.clone())
                 .ok_or_else(|| AcrError::NoSubscription {
                     reason: format!("no subscription named `{s}` is visible to this identity"),
@@ -65,7 +73,10 @@ impl AzureContext {
                         reason: format!(
                             "this identity sees {} subscriptions ({})",
                             many.len(),
-                            many.iter().map(|s| s.subscription_id.as_str()).collect::<Vec<_>>().join(", ")
+                            many.iter()
+                                .map(|s| s.subscription_id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     });
                 }
@@ -111,7 +122,9 @@ impl AzureContext {
             return self.arm.get_registry(&id).await;
         }
         let target = RegistryTarget::parse(name, &self.cloud)?;
-        if let (Some(rg), Some(n), RegistryTarget::Acr { .. }) = (resource_group, target.acr_name(), &target) {
+        if let (Some(rg), Some(n), RegistryTarget::Acr { .. }) =
+            (resource_group, target.acr_name(), &target)
+        {
             let id = RegistryResourceId::new(&self.subscription, rg, n)?;
             return self.arm.get_registry(&id).await;
         }
@@ -131,7 +144,10 @@ impl AzureContext {
                 {
                     return Err(AcrError::RegistryNotFound {
                         value: name.to_owned(),
-                        scope: format!("resource group '{rg}' of subscription '{}'", self.subscription),
+                        scope: format!(
+                            "resource group '{rg}' of subscription '{}'",
+                            self.subscription
+                        ),
                     });
                 }
                 Ok(r)
@@ -197,7 +213,9 @@ impl ResolvedSource {
     /// `sourceImage`.
     pub fn image(&self) -> Option<&str> {
         match self {
-            ResolvedSource::Azure { image, .. } | ResolvedSource::External { image, .. } => Some(image),
+            ResolvedSource::Azure { image, .. } | ResolvedSource::External { image, .. } => {
+                Some(image)
+            }
             ResolvedSource::Layout { .. } => None,
         }
     }
@@ -205,7 +223,9 @@ impl ResolvedSource {
     /// The host a client-side copy pulls from.
     pub fn pull_host(&self) -> Option<String> {
         match self {
-            ResolvedSource::Azure { registry, .. } => registry.as_ref().map(|r| r.login_server().to_owned()),
+            ResolvedSource::Azure { registry, .. } => {
+                registry.as_ref().map(|r| r.login_server().to_owned())
+            }
             ResolvedSource::External { host, .. } => Some(host.clone()),
             ResolvedSource::Layout { .. } => None,
         }
@@ -220,7 +240,11 @@ impl ResolvedSource {
             .map(|d| d.to_string())
             .or_else(|| r.tag().map(|t| t.to_string()))
             .unwrap_or_else(|| "latest".to_owned());
-        Some((r.repository().to_string(), reference, r.tag().map(|t| t.to_string())))
+        Some((
+            r.repository().to_string(),
+            reference,
+            r.tag().map(|t| t.to_string()),
+        ))
     }
 
     /// The preflight's view of this source.
@@ -251,11 +275,15 @@ impl ResolvedSource {
                 cross_tenant: false,
             },
             ResolvedSource::External {
-                host, unknown_acr: true, ..
+                host,
+                unknown_acr: true,
+                ..
             } => PreflightSource::UnknownAcr {
                 login_server: host.clone(),
             },
-            ResolvedSource::External { host, .. } => PreflightSource::External { host: host.clone() },
+            ResolvedSource::External { host, .. } => {
+                PreflightSource::External { host: host.clone() }
+            }
             ResolvedSource::Layout { .. } => PreflightSource::Local,
         }
     }
@@ -276,7 +304,13 @@ pub struct SourceResolution {
 /// endpoint of one), or a loopback host (local emulators and mirrors).
 pub fn is_acr_candidate(host: &str, cloud: &Cloud) -> bool {
     let h = normalize_login_server(host);
-    let bare = h.rsplit_once(':').map_or(h.as_str(), |(a, p)| if p.bytes().all(|b| b.is_ascii_digit()) { a } else { h.as_str() });
+    let bare = h.rsplit_once(':').map_or(h.as_str(), |(a, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            a
+        } else {
+            h.as_str()
+        }
+    });
     bare.ends_with(&cloud.login_server_suffix) || acr_import_auth::is_loopback_host(bare)
 }
 
@@ -293,7 +327,8 @@ fn parse_image(image: &str) -> Result<String, AcrError> {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() > prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix)).then(|| &s[prefix.len()..])
+    (s.len() > prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
 }
 
 /// Resolves the source (see the crate docs for the rules). `azure` is `None` when ARM cannot
@@ -308,13 +343,17 @@ pub async fn resolve_source(
     if args.username.is_some() && args.password.is_none() {
         return Err(AcrError::InvalidRequest {
             message: "Authentication failed. Please provide password.".into(),
-            hint: "add --password-stdin and pipe the password, or set ACR_IMPORT_SOURCE_PASSWORD".into(),
+            hint: "add --password-stdin and pipe the password, or set ACR_IMPORT_SOURCE_PASSWORD"
+                .into(),
         });
     }
     let credentials = args.password.clone().map(|p| (args.username.clone(), p));
     let target_tenant = azure.and_then(|a| a.tenant_of(&a.subscription).map(str::to_owned));
     let cross = |id: &RegistryResourceId| -> bool {
-        match (azure.and_then(|a| a.tenant_of(id.subscription())), &target_tenant) {
+        match (
+            azure.and_then(|a| a.tenant_of(id.subscription())),
+            &target_tenant,
+        ) {
             (Some(t), Some(home)) => !t.eq_ignore_ascii_case(home),
             _ => false,
         }
@@ -351,9 +390,14 @@ pub async fn resolve_source(
             }
             let image = parse_image(&args.source)?;
             let source = read_by_id(id, image).await?;
-            return Ok(SourceResolution { source, warnings, notes });
+            return Ok(SourceResolution {
+                source,
+                warnings,
+                notes,
+            });
         }
-        let looks_like_host = r.contains('.') || r.contains(':') || r.eq_ignore_ascii_case("localhost");
+        let looks_like_host =
+            r.contains('.') || r.contains(':') || r.eq_ignore_ascii_case("localhost");
         let found = match azure {
             Some(a) => a.arm.find_registry(r, &a.search_order()).await?,
             None => None,
@@ -376,7 +420,9 @@ pub async fn resolve_source(
                     return Err(AcrError::CredentialsWithResourceId { id: reg.id.clone() });
                 }
                 let id = reg.resource_id()?;
-                notes.push(format!("--registry {r} is {id} (Azure AD authorizes the service to read it)"));
+                notes.push(format!(
+                    "--registry {r} is {id} (Azure AD authorizes the service to read it)"
+                ));
                 let cross_tenant = cross(&id);
                 Ok(SourceResolution {
                     source: ResolvedSource::Azure {
@@ -416,7 +462,10 @@ pub async fn resolve_source(
                 }),
                 Some(a) => Err(AcrError::RegistryNotFound {
                     value: r.to_owned(),
-                    scope: format!("any of the {} subscription(s) you can read", a.search_order().len()),
+                    scope: format!(
+                        "any of the {} subscription(s) you can read",
+                        a.search_order().len()
+                    ),
                 }),
             },
         };
@@ -429,7 +478,9 @@ pub async fn resolve_source(
     let reference = match parsed {
         AnyReference::OciLayout(l) => {
             return Ok(SourceResolution {
-                source: ResolvedSource::Layout { reference: l.to_string() },
+                source: ResolvedSource::Layout {
+                    reference: l.to_string(),
+                },
                 warnings,
                 notes,
             });
@@ -449,18 +500,26 @@ pub async fn resolve_source(
             }
         ));
     }
-    let host = normalized.domain().map(|d| d.as_str().to_owned()).unwrap_or_default();
+    let host = normalized
+        .domain()
+        .map(|d| d.as_str().to_owned())
+        .unwrap_or_default();
     let image = match (normalized.digest(), normalized.tag()) {
         (Some(d), _) => format!("{}@{d}", normalized.repository()),
         (None, Some(t)) => format!("{}:{t}", normalized.repository()),
         (None, None) => format!("{}:latest", normalized.repository()),
     };
     let candidate = is_acr_candidate(&host, cloud);
-    if candidate && credentials.is_none()
-        && let Some(a) = azure
-    {
-        let lookup = normalize_login_server(&host);
-        if let Some(reg) = a.arm.find_registry(&lookup, &a.search_order()).await? {
+    let found = match azure {
+        Some(a) if candidate => {
+            a.arm
+                .find_registry(&normalize_login_server(&host), &a.search_order())
+                .await?
+        }
+        _ => None,
+    };
+    match found {
+        Some(reg) if credentials.is_none() => {
             let id = reg.resource_id()?;
             notes.push(format!(
                 "{host} is the Azure registry {id}: importing with Azure AD (resourceId), not anonymously"
@@ -478,11 +537,33 @@ pub async fn resolve_source(
                 notes,
             });
         }
-        warnings.push(format!(
-            "{host} is not a registry in any subscription you can read: the import will be anonymous (pass --username/--password, or --registry <resource ID> if you can get read access)"
-        ));
-    } else if candidate && credentials.is_some() {
-        notes.push(format!("{host}: using the credentials given (registryUri)"));
+        Some(reg) => {
+            notes.push(format!(
+                "{host} is the Azure registry {}, named by login server with the credentials given (registryUri); drop the credentials to use Azure AD",
+                reg.id
+            ));
+            return Ok(SourceResolution {
+                source: ResolvedSource::External {
+                    host,
+                    image,
+                    credentials,
+                    unknown_acr: false,
+                    registry: Some(Box::new(reg)),
+                },
+                warnings,
+                notes,
+            });
+        }
+        None if candidate && azure.is_some() => warnings.push(if credentials.is_some() {
+            format!(
+                "{host} is not a registry in any subscription you can read: the import uses the credentials given (registryUri)"
+            )
+        } else {
+            format!(
+                "{host} is not a registry in any subscription you can read: the import will be anonymous (pass --username/--password, or --registry <resource ID> if you can get read access)"
+            )
+        }),
+        None => {}
     }
     Ok(SourceResolution {
         source: ResolvedSource::External {
@@ -535,7 +616,9 @@ pub fn import_body(
         ),
         ResolvedSource::Layout { reference } => {
             return Err(AcrError::InvalidRequest {
-                message: format!("{reference} is a local OCI layout, which the server-side import cannot read"),
+                message: format!(
+                    "{reference} is a local OCI layout, which the server-side import cannot read"
+                ),
                 hint: "use --mode client".into(),
             });
         }
@@ -543,7 +626,9 @@ pub fn import_body(
     for r in repositories {
         if r.contains(':') || r.contains('@') {
             return Err(AcrError::InvalidRequest {
-                message: format!("--repository `{r}` takes a repository name without tag or digest"),
+                message: format!(
+                    "--repository `{r}` takes a repository name without tag or digest"
+                ),
                 hint: "use --image repo:tag for tagged targets".into(),
             });
         }
@@ -564,7 +649,11 @@ pub fn import_body(
         source: import_source,
         target_tags,
         untagged_target_repositories: repositories.to_vec(),
-        mode: if force { ImportMode::Force } else { ImportMode::NoForce },
+        mode: if force {
+            ImportMode::Force
+        } else {
+            ImportMode::NoForce
+        },
     })
 }
 
@@ -633,13 +722,18 @@ pub fn choose_engine(mode: EngineMode, facts: &EngineFacts) -> Result<(Engine, S
         EngineMode::Server => {
             if let Some(why) = &facts.target_via_arm {
                 return Err(AcrError::InvalidRequest {
-                    message: format!("--mode server needs an ACR target reachable through Azure Resource Manager: {why}"),
+                    message: format!(
+                        "--mode server needs an ACR target reachable through Azure Resource Manager: {why}"
+                    ),
                     hint: "use --mode client, or fix the Azure access named above".into(),
                 });
             }
             if !unsupported.is_empty() {
                 return Err(AcrError::InvalidRequest {
-                    message: format!("--mode server cannot do this import: {}", unsupported.join("; ")),
+                    message: format!(
+                        "--mode server cannot do this import: {}",
+                        unsupported.join("; ")
+                    ),
                     hint: "use --mode client (or --mode auto)".into(),
                 });
             }
@@ -647,12 +741,20 @@ pub fn choose_engine(mode: EngineMode, facts: &EngineFacts) -> Result<(Engine, S
         }
         EngineMode::Auto => {
             if let Some(why) = &facts.target_via_arm {
-                return Ok((Engine::Client, format!("the target is not an ACR reachable through Azure Resource Manager ({why})")));
+                return Ok((
+                    Engine::Client,
+                    format!(
+                        "the target is not an ACR reachable through Azure Resource Manager ({why})"
+                    ),
+                ));
             }
             if !unsupported.is_empty() {
                 return Ok((Engine::Client, unsupported.join("; ")));
             }
-            Ok((Engine::Server, "the target is an ACR reachable through Azure Resource Manager".into()))
+            Ok((
+                Engine::Server,
+                "the target is an ACR reachable through Azure Resource Manager".into(),
+            ))
         }
     }
 }
@@ -680,14 +782,19 @@ pub async fn run_server_import(
     let started = tokio::time::Instant::now();
     match arm.begin_import(target, body).await? {
         ImportStart::Done => Ok(ServerOutcome::Completed),
-        ImportStart::Accepted { operation_url, retry_after } => {
+        ImportStart::Accepted {
+            operation_url,
+            retry_after,
+        } => {
             let Some(options) = wait else {
                 return Ok(ServerOutcome::Started { operation_url });
             };
             if let Some(first) = retry_after {
                 tokio::time::sleep(first.min(options.max_interval)).await;
             }
-            let remaining = options.deadline.map(|d| d.saturating_sub(started.elapsed()));
+            let remaining = options
+                .deadline
+                .map(|d| d.saturating_sub(started.elapsed()));
             let options = WaitOptions {
                 deadline: remaining.map(|r| r.max(Duration::from_millis(1))),
                 ..options.clone()
@@ -744,10 +851,24 @@ mod tests {
         assert_eq!(b.target_tags, ["app:v1"]);
         assert_eq!(b.mode, ImportMode::NoForce);
         assert!(b.source.resource_id.is_some() && b.source.registry_uri.is_none());
-        let b = import_body(&azure_source("app@sha256:0000000000000000000000000000000000000000000000000000000000000000"), &[], &[], true).unwrap();
+        let b = import_body(
+            &azure_source(
+                "app@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            &[],
+            &[],
+            true,
+        )
+        .unwrap();
         assert_eq!(b.target_tags, ["app"]);
         assert_eq!(b.mode, ImportMode::Force);
-        let b = import_body(&azure_source("app:v1"), &["a:1".into(), "b:2".into()], &["c".into()], false).unwrap();
+        let b = import_body(
+            &azure_source("app:v1"),
+            &["a:1".into(), "b:2".into()],
+            &["c".into()],
+            false,
+        )
+        .unwrap();
         assert_eq!(b.target_tags, ["a:1", "b:2"]);
         assert_eq!(b.untagged_target_repositories, ["c"]);
         let b = import_body(&azure_source("app:v1"), &[], &["c".into()], false).unwrap();
@@ -764,26 +885,60 @@ mod tests {
         assert_eq!(b.source.registry_uri.as_deref(), Some("docker.io"));
         assert_eq!(b.source.credentials.as_ref().unwrap().password, "pw-Secret");
         assert!(!format!("{b:?}").contains("pw-Secret"));
-        assert!(import_body(&ResolvedSource::Layout { reference: "oci:x".into() }, &[], &[], false).is_err());
+        assert!(
+            import_body(
+                &ResolvedSource::Layout {
+                    reference: "oci:x".into()
+                },
+                &[],
+                &[],
+                false
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn engine_choice() {
         let ok = EngineFacts::default();
-        assert_eq!(choose_engine(EngineMode::Auto, &ok).unwrap().0, Engine::Server);
-        assert_eq!(choose_engine(EngineMode::Client, &ok).unwrap().0, Engine::Client);
-        let no_arm = EngineFacts { target_via_arm: Some("no subscription".into()), ..Default::default() };
+        assert_eq!(
+            choose_engine(EngineMode::Auto, &ok).unwrap().0,
+            Engine::Server
+        );
+        assert_eq!(
+            choose_engine(EngineMode::Client, &ok).unwrap().0,
+            Engine::Client
+        );
+        let no_arm = EngineFacts {
+            target_via_arm: Some("no subscription".into()),
+            ..Default::default()
+        };
         let (e, why) = choose_engine(EngineMode::Auto, &no_arm).unwrap();
         assert_eq!(e, Engine::Client);
         assert!(why.contains("no subscription"));
         assert!(choose_engine(EngineMode::Server, &no_arm).is_err());
         for facts in [
-            EngineFacts { referrers_requested: true, ..Default::default() },
-            EngineFacts { platform_filter: true, ..Default::default() },
-            EngineFacts { oci_layout: true, ..Default::default() },
-            EngineFacts { dry_run: true, ..Default::default() },
+            EngineFacts {
+                referrers_requested: true,
+                ..Default::default()
+            },
+            EngineFacts {
+                platform_filter: true,
+                ..Default::default()
+            },
+            EngineFacts {
+                oci_layout: true,
+                ..Default::default()
+            },
+            EngineFacts {
+                dry_run: true,
+                ..Default::default()
+            },
         ] {
-            assert_eq!(choose_engine(EngineMode::Auto, &facts).unwrap().0, Engine::Client);
+            assert_eq!(
+                choose_engine(EngineMode::Auto, &facts).unwrap().0,
+                Engine::Client
+            );
             assert!(choose_engine(EngineMode::Server, &facts).is_err());
         }
     }
@@ -791,7 +946,16 @@ mod tests {
     #[tokio::test]
     async fn resolution_without_arm() {
         let cloud = Cloud::azure_cloud();
-        let r = resolve_source(None, &cloud, &SourceArgs { source: "nats:2.1.8".into(), ..Default::default() }).await.unwrap();
+        let r = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "nats:2.1.8".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         match &r.source {
             ResolvedSource::External { host, image, .. } => {
                 assert_eq!(host, "docker.io");
@@ -800,27 +964,110 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(r.notes.iter().any(|n| n.contains("library/")));
-        let r = resolve_source(None, &cloud, &SourceArgs { source: "localhost:5000/x".into(), ..Default::default() }).await.unwrap();
-        assert!(matches!(&r.source, ResolvedSource::External { host, image, .. } if host == "localhost:5000" && image == "x:latest"));
-        let r = resolve_source(None, &cloud, &SourceArgs { source: "[::1]:5000/x:1".into(), ..Default::default() }).await.unwrap();
+        let r = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "localhost:5000/x".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(&r.source, ResolvedSource::External { host, image, .. } if host == "localhost:5000" && image == "x:latest")
+        );
+        let r = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "[::1]:5000/x:1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert!(matches!(&r.source, ResolvedSource::External { host, .. } if host == "[::1]:5000"));
-        let r = resolve_source(None, &cloud, &SourceArgs { source: "oci:./layout:v1".into(), ..Default::default() }).await.unwrap();
+        let r = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "oci:./layout:v1".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert!(matches!(r.source, ResolvedSource::Layout { .. }));
         // --registry as a host, with the login server repeated in --source.
-        let r = resolve_source(None, &cloud, &SourceArgs { source: "MyReg.azurecr.io/app:v1".into(), registry: Some("myreg.azurecr.io".into()), ..Default::default() }).await.unwrap();
+        let r = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "MyReg.azurecr.io/app:v1".into(),
+                registry: Some("myreg.azurecr.io".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
         assert!(matches!(&r.source, ResolvedSource::External { image, .. } if image == "app:v1"));
         assert!(r.warnings[0].contains("will be ignored"));
         // A resource ID needs ARM; credentials with one are refused.
         let id = "/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/source1";
-        let e = resolve_source(None, &cloud, &SourceArgs { source: "app:v1".into(), registry: Some(id.into()), ..Default::default() }).await.unwrap_err();
+        let e = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "app:v1".into(),
+                registry: Some(id.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, AcrError::ArmUnavailable { .. }), "{e}");
-        let e = resolve_source(None, &cloud, &SourceArgs { source: "app:v1".into(), registry: Some(id.into()), username: Some("u".into()), password: Some(Secret::new("p")) }).await.unwrap_err();
-        assert!(matches!(e, AcrError::CredentialsWithResourceId { .. }), "{e}");
-        let e = resolve_source(None, &cloud, &SourceArgs { source: "app:v1".into(), registry: Some("/subscriptions/x/resourceGroups/rg/providers/Microsoft.Web/sites/app".into()), ..Default::default() }).await.unwrap_err();
+        let e = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "app:v1".into(),
+                registry: Some(id.into()),
+                username: Some("u".into()),
+                password: Some(Secret::new("p")),
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, AcrError::CredentialsWithResourceId { .. }),
+            "{e}"
+        );
+        let e = resolve_source(None, &cloud, &SourceArgs { source: "app:v1".into(), registry: Some("/subscriptions/0b1f6471-1bf0-4dda-aec3-cb9272f09590/resourceGroups/rg/providers/Microsoft.Web/sites/app".into()), ..Default::default() }).await.unwrap_err();
         assert!(e.to_string().contains("expected"), "{e}");
-        let e = resolve_source(None, &cloud, &SourceArgs { source: "app:v1".into(), username: Some("u".into()), ..Default::default() }).await.unwrap_err();
+        let e = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "app:v1".into(),
+                username: Some("u".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("Please provide password"));
-        let e = resolve_source(None, &cloud, &SourceArgs { source: "app:v1".into(), registry: Some("myregistry".into()), ..Default::default() }).await.unwrap_err();
+        let e = resolve_source(
+            None,
+            &cloud,
+            &SourceArgs {
+                source: "app:v1".into(),
+                registry: Some("myregistry".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, AcrError::ArmUnavailable { .. }));
     }
 
@@ -832,6 +1079,9 @@ mod tests {
         assert!(is_acr_candidate("127.0.0.1:5000", &cloud));
         assert!(!is_acr_candidate("docker.io", &cloud));
         assert!(!is_acr_candidate("myreg.azurecr.cn", &cloud));
-        assert!(is_acr_candidate("myreg.azurecr.cn", &Cloud::azure_china_cloud()));
+        assert!(is_acr_candidate(
+            "myreg.azurecr.cn",
+            &Cloud::azure_china_cloud()
+        ));
     }
 }

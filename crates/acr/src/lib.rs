@@ -4,8 +4,9 @@
 //! - [`Cloud`]: ARM endpoint, Azure AD authority and login-server suffix per cloud, with the
 //!   documented environment overrides; [`RegistryName`] and [`RegistryTarget`]: what a
 //!   `--name` value means.
-//! - [`RegistryResourceId`]: `/subscriptions/…/resourceGroups/…/providers/
-//!   Microsoft.ContainerRegistry/registries/…`, compared case-insensitively, printed as given.
+//! - [`RegistryResourceId`]: the ARM ID of a registry
+//!   (`/subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerRegistry/registries/…`),
+//!   compared case-insensitively, printed as given.
 //! - [`ArmClient`]: Azure Resource Manager over the project's own HTTP stack
 //!   ([`acr_import_auth::HttpExchange`]) with a bearer token for [`Cloud::arm_scope`] from any
 //!   `azure_core` [`TokenCredential`](azure_core::credentials::TokenCredential): registries
@@ -59,7 +60,9 @@ pub use import::{
     AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, ServerOutcome, SourceArgs,
     SourceResolution,
 };
-pub use model::{ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry};
+pub use model::{
+    ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,
+};
 pub use preflight::{Preflight, Verdict};
 pub use resource_id::RegistryResourceId;
 
@@ -136,7 +139,9 @@ pub enum AcrError {
         reason: String,
     },
     /// An ARM endpoint this client refuses.
-    #[error("invalid ARM endpoint `{endpoint}` (ACR_IMPORT_ARM_ENDPOINT or the cloud profile): {reason}")]
+    #[error(
+        "invalid ARM endpoint `{endpoint}` (ACR_IMPORT_ARM_ENDPOINT or the cloud profile): {reason}"
+    )]
     InvalidArmEndpoint {
         /// The endpoint.
         endpoint: String,
@@ -154,7 +159,9 @@ pub enum AcrError {
         reason: String,
     },
     /// No ARM token.
-    #[error("cannot get an Azure AD token for {scope}: {message}. Sign in (az login) or set AZURE_TENANT_ID/AZURE_CLIENT_ID with a secret, certificate or federated token")]
+    #[error(
+        "cannot get an Azure AD token for {scope}: {message}. Sign in (az login) or set AZURE_TENANT_ID/AZURE_CLIENT_ID with a secret, certificate or federated token"
+    )]
     Token {
         /// The scope asked for.
         scope: String,
@@ -162,13 +169,17 @@ pub enum AcrError {
         message: String,
     },
     /// ARM cannot be used at all.
-    #[error("Azure Resource Manager is needed because {reason}, and it is not available here: give a subscription (--subscription or AZURE_SUBSCRIPTION_ID) and an Azure AD credential (AZURE_* variables, a managed identity, or az login)")]
+    #[error(
+        "Azure Resource Manager is needed because {reason}, and it is not available here: give a subscription (--subscription or AZURE_SUBSCRIPTION_ID) and an Azure AD credential (AZURE_* variables, a managed identity, or az login)"
+    )]
     ArmUnavailable {
         /// Why ARM was needed.
         reason: String,
     },
     /// No usable subscription.
-    #[error("no subscription to use: {reason}; name one with --subscription or AZURE_SUBSCRIPTION_ID")]
+    #[error(
+        "no subscription to use: {reason}; name one with --subscription or AZURE_SUBSCRIPTION_ID"
+    )]
     NoSubscription {
         /// Why.
         reason: String,
@@ -208,7 +219,9 @@ pub enum AcrError {
         hint: String,
     },
     /// A registry looked up by name or login server was not found.
-    #[error("The resource with name '{value}' and type 'Microsoft.ContainerRegistry/registries' could not be found in {scope}: check the name, or pass --subscription / --resource-group")]
+    #[error(
+        "The resource with name '{value}' and type 'Microsoft.ContainerRegistry/registries' could not be found in {scope}: check the name, or pass --subscription / --resource-group"
+    )]
     RegistryNotFound {
         /// The name or login server.
         value: String,
@@ -224,7 +237,9 @@ pub enum AcrError {
         matches: Vec<String>,
     },
     /// Credentials together with an Azure source named by resource ID.
-    #[error("--username/--password cannot be used with the Azure source {id}: a source named by resource ID is read with your Azure AD identity (az acr import would drop the credentials silently)")]
+    #[error(
+        "--username/--password cannot be used with the Azure source {id}: a source named by resource ID is read with your Azure AD identity (az acr import would drop the credentials silently)"
+    )]
     CredentialsWithResourceId {
         /// The resource ID.
         id: String,
@@ -238,7 +253,9 @@ pub enum AcrError {
         hint: String,
     },
     /// The client deadline passed while the operation was still running.
-    #[error("the import did not finish within {waited:?}; it keeps running on the service: follow it with `acr import status {operation_url}`")]
+    #[error(
+        "the import did not finish within {waited:?}; it keeps running on the service: follow it with `acr import status {operation_url}`"
+    )]
     Deadline {
         /// The operation URL.
         operation_url: String,
@@ -259,7 +276,13 @@ impl AcrError {
     /// Whether this is an authentication or authorization failure.
     pub fn is_auth(&self) -> bool {
         matches!(self, AcrError::Token { .. })
-            || matches!(self, AcrError::Arm { status: 401 | 403, .. })
+            || matches!(
+                self,
+                AcrError::Arm {
+                    status: 401 | 403,
+                    ..
+                }
+            )
     }
 
     /// Why a registry GET could not read the registry, for the preflight: `403` (no read),
@@ -267,9 +290,9 @@ impl AcrError {
     pub fn unreadable(&self) -> Option<preflight::Unreadable> {
         match self {
             AcrError::Arm { status: 403, .. } => Some(preflight::Unreadable::Forbidden),
-            AcrError::Arm { status: 401, code, .. } if code.contains("Tenant") => {
-                Some(preflight::Unreadable::OtherTenant)
-            }
+            AcrError::Arm {
+                status: 401, code, ..
+            } if code.contains("Tenant") => Some(preflight::Unreadable::OtherTenant),
             AcrError::Arm { status: 404, .. } => Some(preflight::Unreadable::NotFound),
             _ => None,
         }

@@ -38,7 +38,9 @@ impl Registry {
     /// The network-relevant facts of this registry, for [`crate::preflight`].
     pub fn network(&self) -> crate::preflight::RegistryNetwork {
         let p = &self.properties;
-        let eq = |v: &Option<String>, want: &str| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want));
+        let eq = |v: &Option<String>, want: &str| {
+            v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(want))
+        };
         crate::preflight::RegistryNetwork {
             name: self.name.clone(),
             sku: self.sku.name.parse().unwrap_or(SkuName::Other),
@@ -294,11 +296,20 @@ mod tests {
         }))
         .unwrap();
         let n = r.network();
-        assert!(n.public_network_access_disabled && n.default_action_deny && !n.trusted_services_bypass && n.export_policy_disabled);
+        assert!(
+            n.public_network_access_disabled
+                && n.default_action_deny
+                && !n.trusted_services_bypass
+                && n.export_policy_disabled
+        );
         assert_eq!(n.sku, SkuName::Premium);
         assert_eq!(n.ip_rules, ["1.2.3.0/24"]);
         let plain: Registry = serde_json::from_value(json!({"id": "x", "name": "myreg2"})).unwrap();
         let n = plain.network();
-        assert!(!n.public_network_access_disabled && !n.default_action_deny && n.trusted_services_bypass);
+        assert!(
+            !n.public_network_access_disabled
+                && !n.default_action_deny
+                && n.trusted_services_bypass
+        );
     }
 }

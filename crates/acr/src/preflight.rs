@@ -84,7 +84,11 @@ impl RegistryNetwork {
             } else {
                 "Enabled"
             },
-            if self.default_action_deny { "Deny" } else { "Allow" },
+            if self.default_action_deny {
+                "Deny"
+            } else {
+                "Allow"
+            },
             self.ip_rules.join(", "),
             if self.trusted_services_bypass {
                 "allowed (AzureServices)"
@@ -113,7 +117,11 @@ pub fn cidr_contains(rule: &str, ip: Ipv4Addr) -> bool {
     let Ok(addr) = addr.parse::<Ipv4Addr>() else {
         return false;
     };
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     u32::from(addr) & mask == u32::from(ip) & mask
 }
 
@@ -265,16 +273,26 @@ impl Preflight {
 impl fmt::Display for Preflight {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let head = match self.verdict {
-            Verdict::WillWork => "preflight: the import will work as far as network rules and policies go",
+            Verdict::WillWork => {
+                "preflight: the import will work as far as network rules and policies go"
+            }
             Verdict::WillFail => "preflight: the import will fail",
             Verdict::CannotTell => "preflight: cannot tell whether the import will work",
         };
         writeln!(f, "{head}")?;
         for x in &self.failures {
-            writeln!(f, "  FAIL {}: {}\n       fix: {}", x.registry, x.reason, x.fix)?;
+            writeln!(
+                f,
+                "  FAIL {}: {}\n       fix: {}",
+                x.registry, x.reason, x.fix
+            )?;
         }
         for x in &self.unknowns {
-            writeln!(f, "  UNKNOWN {}: {}\n       to be sure: {}", x.registry, x.reason, x.fix)?;
+            writeln!(
+                f,
+                "  UNKNOWN {}: {}\n       to be sure: {}",
+                x.registry, x.reason, x.fix
+            )?;
         }
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
@@ -543,7 +561,11 @@ mod tests {
     }
 
     fn rules(p: &Preflight) -> Vec<Rule> {
-        p.failures.iter().chain(&p.unknowns).map(|f| f.rule).collect()
+        p.failures
+            .iter()
+            .chain(&p.unknowns)
+            .map(|f| f.rule)
+            .collect()
     }
 
     #[test]
@@ -558,30 +580,239 @@ mod tests {
         };
         let src = |f: fn(&mut RegistryNetwork)| reg("source", f);
         let cases: Vec<(&str, RegistryNetwork, PreflightSource, Verdict, Vec<Rule>)> = vec![
-            ("all open", open(), azure(src(|_| {}), true, false), Verdict::WillWork, vec![]),
-            ("classic target", reg("target", |r| r.sku = SkuName::Classic), azure(src(|_| {}), true, false), Verdict::WillFail, vec![ClassicSku]),
-            ("unknown sku", reg("target", |r| r.sku = SkuName::Other), azure(src(|_| {}), true, false), Verdict::WillFail, vec![ClassicSku]),
-            ("target deny, bypass", deny(true), azure(src(|_| {}), true, false), Verdict::WillWork, vec![]),
-            ("target deny, no bypass", deny(false), azure(src(|_| {}), true, false), Verdict::WillFail, vec![TargetTrustedServicesOff]),
-            ("target private, no bypass", reg("target", |r| { r.public_network_access_disabled = true; r.trusted_services_bypass = false; }), PreflightSource::External { host: "docker.io".into() }, Verdict::WillFail, vec![TargetTrustedServicesOff]),
-            ("target ip rules do not help", reg("target", |r| { r.default_action_deny = true; r.ip_rules = vec!["0.0.0.0/0".into()]; r.trusted_services_bypass = false; }), PreflightSource::External { host: "docker.io".into() }, Verdict::WillFail, vec![TargetTrustedServicesOff]),
-            ("private endpoints alone do not restrict", reg("target", |r| { r.private_endpoints = 2; r.trusted_services_bypass = false; }), azure(src(|_| {}), true, false), Verdict::WillWork, vec![]),
-            ("source deny, no bypass", open(), azure(src(|r| { r.default_action_deny = true; r.trusted_services_bypass = false; }), true, false), Verdict::WillFail, vec![SourceTrustedServicesOff]),
-            ("source deny, bypass", open(), azure(src(|r| r.default_action_deny = true), false, false), Verdict::WillWork, vec![]),
-            ("source private by login server", open(), azure(src(|r| r.public_network_access_disabled = true), false, false), Verdict::WillFail, vec![SourceNeedsResourceId]),
-            ("source private by id", open(), azure(src(|r| r.public_network_access_disabled = true), true, false), Verdict::WillWork, vec![]),
-            ("source private cross tenant", open(), azure(src(|r| r.public_network_access_disabled = true), true, true), Verdict::WillFail, vec![CrossTenantPublicAccessDisabled]),
-            ("source private cross tenant by login server", open(), azure(src(|r| r.public_network_access_disabled = true), false, true), Verdict::WillFail, vec![CrossTenantPublicAccessDisabled]),
-            ("export disabled", open(), azure(src(|r| { r.public_network_access_disabled = true; r.export_policy_disabled = true; }), true, false), Verdict::WillFail, vec![ExportPolicyDisabled]),
-            ("cross tenant by id", open(), azure(src(|_| {}), true, true), Verdict::WillFail, vec![CrossTenantResourceId]),
-            ("cross tenant by login server", open(), azure(src(|_| {}), false, true), Verdict::WillWork, vec![]),
-            ("unreadable", open(), PreflightSource::Unreadable { id: "/subscriptions/x".into(), why: Unreadable::Forbidden }, Verdict::WillFail, vec![LinkedScopeReadMissing]),
-            ("other tenant id", open(), PreflightSource::Unreadable { id: "/subscriptions/x".into(), why: Unreadable::OtherTenant }, Verdict::WillFail, vec![CrossTenantResourceId]),
-            ("missing", open(), PreflightSource::Unreadable { id: "/subscriptions/x".into(), why: Unreadable::NotFound }, Verdict::WillFail, vec![SourceNotFound]),
-            ("unknown acr", open(), PreflightSource::UnknownAcr { login_server: "other.azurecr.io".into() }, Verdict::CannotTell, vec![SourceRulesUnknown]),
-            ("external", open(), PreflightSource::External { host: "docker.io".into() }, Verdict::WillWork, vec![]),
-            ("local", open(), PreflightSource::Local, Verdict::WillFail, vec![LocalSource]),
-            ("several", deny(false), azure(src(|r| { r.default_action_deny = true; r.trusted_services_bypass = false; r.export_policy_disabled = true; }), true, false), Verdict::WillFail, vec![TargetTrustedServicesOff, SourceTrustedServicesOff, ExportPolicyDisabled]),
+            (
+                "all open",
+                open(),
+                azure(src(|_| {}), true, false),
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "classic target",
+                reg("target", |r| r.sku = SkuName::Classic),
+                azure(src(|_| {}), true, false),
+                Verdict::WillFail,
+                vec![ClassicSku],
+            ),
+            (
+                "unknown sku",
+                reg("target", |r| r.sku = SkuName::Other),
+                azure(src(|_| {}), true, false),
+                Verdict::WillFail,
+                vec![ClassicSku],
+            ),
+            (
+                "target deny, bypass",
+                deny(true),
+                azure(src(|_| {}), true, false),
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "target deny, no bypass",
+                deny(false),
+                azure(src(|_| {}), true, false),
+                Verdict::WillFail,
+                vec![TargetTrustedServicesOff],
+            ),
+            (
+                "target private, no bypass",
+                reg("target", |r| {
+                    r.public_network_access_disabled = true;
+                    r.trusted_services_bypass = false;
+                }),
+                PreflightSource::External {
+                    host: "docker.io".into(),
+                },
+                Verdict::WillFail,
+                vec![TargetTrustedServicesOff],
+            ),
+            (
+                "target ip rules do not help",
+                reg("target", |r| {
+                    r.default_action_deny = true;
+                    r.ip_rules = vec!["0.0.0.0/0".into()];
+                    r.trusted_services_bypass = false;
+                }),
+                PreflightSource::External {
+                    host: "docker.io".into(),
+                },
+                Verdict::WillFail,
+                vec![TargetTrustedServicesOff],
+            ),
+            (
+                "private endpoints alone do not restrict",
+                reg("target", |r| {
+                    r.private_endpoints = 2;
+                    r.trusted_services_bypass = false;
+                }),
+                azure(src(|_| {}), true, false),
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "source deny, no bypass",
+                open(),
+                azure(
+                    src(|r| {
+                        r.default_action_deny = true;
+                        r.trusted_services_bypass = false;
+                    }),
+                    true,
+                    false,
+                ),
+                Verdict::WillFail,
+                vec![SourceTrustedServicesOff],
+            ),
+            (
+                "source deny, bypass",
+                open(),
+                azure(src(|r| r.default_action_deny = true), false, false),
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "source private by login server",
+                open(),
+                azure(
+                    src(|r| r.public_network_access_disabled = true),
+                    false,
+                    false,
+                ),
+                Verdict::WillFail,
+                vec![SourceNeedsResourceId],
+            ),
+            (
+                "source private by id",
+                open(),
+                azure(
+                    src(|r| r.public_network_access_disabled = true),
+                    true,
+                    false,
+                ),
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "source private cross tenant",
+                open(),
+                azure(src(|r| r.public_network_access_disabled = true), true, true),
+                Verdict::WillFail,
+                vec![CrossTenantPublicAccessDisabled],
+            ),
+            (
+                "source private cross tenant by login server",
+                open(),
+                azure(
+                    src(|r| r.public_network_access_disabled = true),
+                    false,
+                    true,
+                ),
+                Verdict::WillFail,
+                vec![CrossTenantPublicAccessDisabled],
+            ),
+            (
+                "export disabled",
+                open(),
+                azure(
+                    src(|r| {
+                        r.public_network_access_disabled = true;
+                        r.export_policy_disabled = true;
+                    }),
+                    true,
+                    false,
+                ),
+                Verdict::WillFail,
+                vec![ExportPolicyDisabled],
+            ),
+            (
+                "cross tenant by id",
+                open(),
+                azure(src(|_| {}), true, true),
+                Verdict::WillFail,
+                vec![CrossTenantResourceId],
+            ),
+            (
+                "cross tenant by login server",
+                open(),
+                azure(src(|_| {}), false, true),
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "unreadable",
+                open(),
+                PreflightSource::Unreadable {
+                    id: "/subscriptions/x".into(),
+                    why: Unreadable::Forbidden,
+                },
+                Verdict::WillFail,
+                vec![LinkedScopeReadMissing],
+            ),
+            (
+                "other tenant id",
+                open(),
+                PreflightSource::Unreadable {
+                    id: "/subscriptions/x".into(),
+                    why: Unreadable::OtherTenant,
+                },
+                Verdict::WillFail,
+                vec![CrossTenantResourceId],
+            ),
+            (
+                "missing",
+                open(),
+                PreflightSource::Unreadable {
+                    id: "/subscriptions/x".into(),
+                    why: Unreadable::NotFound,
+                },
+                Verdict::WillFail,
+                vec![SourceNotFound],
+            ),
+            (
+                "unknown acr",
+                open(),
+                PreflightSource::UnknownAcr {
+                    login_server: "other.azurecr.io".into(),
+                },
+                Verdict::CannotTell,
+                vec![SourceRulesUnknown],
+            ),
+            (
+                "external",
+                open(),
+                PreflightSource::External {
+                    host: "docker.io".into(),
+                },
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "local",
+                open(),
+                PreflightSource::Local,
+                Verdict::WillFail,
+                vec![LocalSource],
+            ),
+            (
+                "several",
+                deny(false),
+                azure(
+                    src(|r| {
+                        r.default_action_deny = true;
+                        r.trusted_services_bypass = false;
+                        r.export_policy_disabled = true;
+                    }),
+                    true,
+                    false,
+                ),
+                Verdict::WillFail,
+                vec![
+                    TargetTrustedServicesOff,
+                    SourceTrustedServicesOff,
+                    ExportPolicyDisabled,
+                ],
+            ),
         ];
         for (what, target, source, verdict, want) in cases {
             let p = server(target, source);
@@ -600,24 +831,56 @@ mod tests {
                 r.default_action_deny = true;
                 r.trusted_services_bypass = false;
             }),
-            PreflightSource::External { host: "docker.io".into() },
+            PreflightSource::External {
+                host: "docker.io".into(),
+            },
         );
-        assert_eq!(p.failures[0].fix, "az acr update -n target --allow-trusted-services true");
+        assert_eq!(
+            p.failures[0].fix,
+            "az acr update -n target --allow-trusted-services true"
+        );
         let text = p.to_string();
-        assert!(text.contains("will fail") && text.contains("--allow-trusted-services true"), "{text}");
+        assert!(
+            text.contains("will fail") && text.contains("--allow-trusted-services true"),
+            "{text}"
+        );
         let p = server(
             reg("target", |_| {}),
-            azure(reg("source", |r| r.export_policy_disabled = true), true, false),
+            azure(
+                reg("source", |r| r.export_policy_disabled = true),
+                true,
+                false,
+            ),
         );
-        assert!(p.failures[0].reason.contains("export policy disabled on source"));
-        let p = server(reg("target", |r| r.sku = SkuName::Classic), PreflightSource::Local);
+        assert!(
+            p.failures[0]
+                .reason
+                .contains("export policy disabled on source")
+        );
+        let p = server(
+            reg("target", |r| r.sku = SkuName::Classic),
+            PreflightSource::Local,
+        );
         assert!(p.failures[0].reason.contains("Classic SKU cannot import"));
         let p = server(
             reg("t", |_| {}),
-            azure(reg("s", |r| r.public_network_access_disabled = true), true, true),
+            azure(
+                reg("s", |r| r.public_network_access_disabled = true),
+                true,
+                true,
+            ),
         );
-        assert!(p.failures[0].reason.contains("cross-tenant import from a registry with public access disabled is not supported"));
-        let p = server(reg("t", |_| {}), azure(reg("s", |r| r.public_network_access_disabled = true), false, false));
+        assert!(p.failures[0].reason.contains(
+            "cross-tenant import from a registry with public access disabled is not supported"
+        ));
+        let p = server(
+            reg("t", |_| {}),
+            azure(
+                reg("s", |r| r.public_network_access_disabled = true),
+                false,
+                false,
+            ),
+        );
         assert!(p.failures[0].fix.contains("name the source by resource ID"));
     }
 
@@ -633,21 +896,120 @@ mod tests {
                 r.trusted_services_bypass = false;
             })
         };
-        let cases: Vec<(&str, PreflightEngine, Option<RegistryNetwork>, PreflightSource, Verdict, Vec<Rule>)> = vec![
-            ("open", client(None), Some(reg("t", |_| {})), PreflightSource::External { host: "docker.io".into() }, Verdict::WillWork, vec![]),
-            ("non-azure target", client(None), None, PreflightSource::External { host: "docker.io".into() }, Verdict::WillWork, vec![]),
-            ("ip allowed by cidr", client(Some(ip)), Some(deny_with(&["203.0.113.0/24"])), PreflightSource::Local, Verdict::WillWork, vec![]),
-            ("ip allowed exactly", client(Some(ip)), Some(deny_with(&["203.0.113.7"])), PreflightSource::Local, Verdict::WillWork, vec![]),
-            ("ip not allowed", client(Some(ip)), Some(deny_with(&["198.51.100.0/24"])), PreflightSource::Local, Verdict::WillFail, vec![ClientIpNotAllowed]),
-            ("ip unknown", client(None), Some(deny_with(&["198.51.100.0/24"])), PreflightSource::Local, Verdict::CannotTell, vec![ClientIpUnknown]),
-            ("source denies ip", client(Some(ip)), None, azure(deny_with(&[]), true, false), Verdict::WillFail, vec![ClientIpNotAllowed]),
-            ("private, no endpoint", client(None), Some(reg("t", |r| r.public_network_access_disabled = true)), PreflightSource::Local, Verdict::WillFail, vec![PrivateEndpointOnly]),
-            ("private with endpoint", client(None), Some(reg("t", |r| { r.public_network_access_disabled = true; r.private_endpoints = 1; })), PreflightSource::Local, Verdict::CannotTell, vec![PrivateEndpointOnly]),
-            ("trusted services do not help the client", client(Some(ip)), Some(reg("t", |r| { r.default_action_deny = true; r.trusted_services_bypass = true; })), PreflightSource::Local, Verdict::WillFail, vec![ClientIpNotAllowed]),
-            ("export policy is a server matter", client(None), None, azure(reg("s", |r| r.export_policy_disabled = true), false, false), Verdict::WillWork, vec![]),
+        type ClientCase = (
+            &'static str,
+            PreflightEngine,
+            Option<RegistryNetwork>,
+            PreflightSource,
+            Verdict,
+            Vec<Rule>,
+        );
+        let cases: Vec<ClientCase> = vec![
+            (
+                "open",
+                client(None),
+                Some(reg("t", |_| {})),
+                PreflightSource::External {
+                    host: "docker.io".into(),
+                },
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "non-azure target",
+                client(None),
+                None,
+                PreflightSource::External {
+                    host: "docker.io".into(),
+                },
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "ip allowed by cidr",
+                client(Some(ip)),
+                Some(deny_with(&["203.0.113.0/24"])),
+                PreflightSource::Local,
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "ip allowed exactly",
+                client(Some(ip)),
+                Some(deny_with(&["203.0.113.7"])),
+                PreflightSource::Local,
+                Verdict::WillWork,
+                vec![],
+            ),
+            (
+                "ip not allowed",
+                client(Some(ip)),
+                Some(deny_with(&["198.51.100.0/24"])),
+                PreflightSource::Local,
+                Verdict::WillFail,
+                vec![ClientIpNotAllowed],
+            ),
+            (
+                "ip unknown",
+                client(None),
+                Some(deny_with(&["198.51.100.0/24"])),
+                PreflightSource::Local,
+                Verdict::CannotTell,
+                vec![ClientIpUnknown],
+            ),
+            (
+                "source denies ip",
+                client(Some(ip)),
+                None,
+                azure(deny_with(&[]), true, false),
+                Verdict::WillFail,
+                vec![ClientIpNotAllowed],
+            ),
+            (
+                "private, no endpoint",
+                client(None),
+                Some(reg("t", |r| r.public_network_access_disabled = true)),
+                PreflightSource::Local,
+                Verdict::WillFail,
+                vec![PrivateEndpointOnly],
+            ),
+            (
+                "private with endpoint",
+                client(None),
+                Some(reg("t", |r| {
+                    r.public_network_access_disabled = true;
+                    r.private_endpoints = 1;
+                })),
+                PreflightSource::Local,
+                Verdict::CannotTell,
+                vec![PrivateEndpointOnly],
+            ),
+            (
+                "trusted services do not help the client",
+                client(Some(ip)),
+                Some(reg("t", |r| {
+                    r.default_action_deny = true;
+                    r.trusted_services_bypass = true;
+                })),
+                PreflightSource::Local,
+                Verdict::WillFail,
+                vec![ClientIpNotAllowed],
+            ),
+            (
+                "export policy is a server matter",
+                client(None),
+                None,
+                azure(reg("s", |r| r.export_policy_disabled = true), false, false),
+                Verdict::WillWork,
+                vec![],
+            ),
         ];
         for (what, engine, target, source, verdict, want) in cases {
-            let p = evaluate(&PreflightInput { engine, target, source });
+            let p = evaluate(&PreflightInput {
+                engine,
+                target,
+                source,
+            });
             assert_eq!(p.verdict, verdict, "{what}: {p}");
             assert_eq!(rules(&p), want, "{what}: {p}");
         }
@@ -656,7 +1018,11 @@ mod tests {
             target: Some(deny_with(&["198.51.100.0/24"])),
             source: PreflightSource::Local,
         });
-        assert!(p.failures[0].reason.contains("your IP 203.0.113.7 is not allowed by the registry's firewall"));
+        assert!(
+            p.failures[0]
+                .reason
+                .contains("your IP 203.0.113.7 is not allowed by the registry's firewall")
+        );
         assert!(p.failures[0].reason.contains("198.51.100.0/24"));
     }
 

@@ -5,7 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acr_import_acr::{Cloud, RegistryTarget};
+use acr_import_acr::import::{
+    choose_engine, import_body, preflight_input, resolve_source, run_server_import,
+};
+use acr_import_acr::preflight::evaluate;
+use acr_import_acr::{
+    AcrError, ArmClient, AzureContext, Cloud, Engine, EngineFacts, EngineMode, RegistryResourceId,
+    RegistryTarget, ResolvedSource, ServerOutcome, SourceArgs, Verdict, WaitOptions,
+};
 use acr_import_auth::azure::{
     AadCredentialChain, AadOptions, AcrAudience, AcrLoginServers, AzureAdProvider, AzureEnvironment,
 };
@@ -73,48 +80,118 @@ struct BatchRow {
     detail: String,
 }
 
-pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
-    if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
-        return Err(Failure::usage(format!(
-            "cannot poll {operation_url}: server-side imports (the ARM importImage operation) are not available in this build"
-        )));
+/// Maps an error of the ARM half to an exit code.
+pub(crate) fn acr_failure(e: AcrError) -> Failure {
+    let code = if e.is_auth() {
+        exit::AUTH
+    } else {
+        match e {
+            AcrError::InvalidRequest { .. }
+            | AcrError::CredentialsWithResourceId { .. }
+            | AcrError::InvalidResourceId { .. }
+            | AcrError::InvalidRegistryName { .. }
+            | AcrError::UnknownCloud { .. }
+            | AcrError::ArmUnavailable { .. }
+            | AcrError::NoSubscription { .. } => exit::USAGE,
+            _ => exit::FAILED,
+        }
+    };
+    Failure {
+        message: e.to_string(),
+        hint: None,
+        code,
     }
+}
+
+fn cloud_of(g: &Global) -> Result<Cloud, Failure> {
     let cloud: Cloud = g
         .cloud
         .parse()
-        .map_err(|e: acr_import_acr::AcrError| Failure::usage(e.to_string()))?;
-    let cloud = cloud.with_overrides(|k| std::env::var(k).ok());
+        .map_err(|e: AcrError| Failure::usage(e.to_string()))?;
+    Ok(cloud.with_overrides(|k| std::env::var(k).ok()))
+}
+
+/// An ARM client signed in with the environment's Azure AD credential, or why there is none.
+fn arm_client(g: &Global, cloud: &Cloud) -> Result<ArmClient, String> {
+    let mut builder = Transport::builder();
+    if let Some(ca) = &g.ca_file {
+        builder = builder.ca_file(ca);
+    }
+    let http = builder.build().map_err(|e| e.to_string())?.exchange();
+    let chain = AadCredentialChain::from_env(http.clone(), AadOptions::default())
+        .map_err(|e| e.to_string())?;
+    if chain.source().is_none() {
+        return Err("no Azure AD credential is configured (AZURE_* variables, a managed identity, or az login)".into());
+    }
+    let mut arm = ArmClient::new(cloud, http, Arc::new(chain)).map_err(|e| e.to_string())?;
+    if let Ok(v) = std::env::var(acr_import_acr::arm::API_VERSION_ENV)
+        && !v.is_empty()
+    {
+        arm = arm.with_api_version(v);
+    }
+    Ok(arm)
+}
+
+fn progress_printer(g: &Global) -> impl FnMut(&acr_import_acr::ImportProgress) + Send + use<> {
+    let quiet = g.only_show_errors || matches!(g.output, Some(OutputFormat::None));
+    move |p| {
+        if !quiet {
+            eprintln!("{p}");
+        }
+    }
+}
+
+/// `acr import status URL`.
+async fn status(operation_url: &str, args: &ImportArgs, g: &Global) -> Result<(), Failure> {
+    let cloud = cloud_of(g)?;
+    let arm = arm_client(g, &cloud).map_err(|why| {
+        acr_failure(AcrError::ArmUnavailable {
+            reason: format!("polling an import operation needs it ({why})"),
+        })
+    })?;
+    let options = WaitOptions {
+        deadline: args.timeout.map(Duration::from_secs),
+        ..WaitOptions::default()
+    };
+    let mut progress = progress_printer(g);
+    arm.wait(operation_url, &options, &mut progress)
+        .await
+        .map_err(acr_failure)?;
+    match g.output {
+        None | Some(OutputFormat::None) => {
+            if !g.only_show_errors {
+                eprintln!("the import finished successfully");
+            }
+            Ok(())
+        }
+        Some(f) => render::print(
+            &serde_json::json!({"operationUrl": operation_url, "status": "Succeeded"}),
+            f,
+        ),
+    }
+}
+
+/// Whether `--name` (or `--registry`) needs or can use ARM.
+fn is_azure_name(value: &str, cloud: &Cloud) -> bool {
+    if RegistryResourceId::looks_like(value) {
+        return true;
+    }
+    RegistryTarget::parse(value, cloud).is_ok_and(|t| t.acr_name().is_some())
+}
+
+pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
+    if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
+        return status(operation_url, &args, g).await;
+    }
+    let cloud = cloud_of(g)?;
     let name = args
         .name
         .clone()
         .ok_or_else(|| Failure::usage("the following arguments are required: --name/-n"))?;
-    let target = resolve_target(&name, &cloud)?;
-    if args.preflight_only {
-        return Err(Failure::usage(
-            "--preflight-only reads the registries' network rules through Azure Resource Manager, which this build cannot reach yet",
-        ));
-    }
-    match args.mode {
-        Mode::Server => {
-            return Err(Failure::usage(
-                "--mode server needs Azure Resource Manager (the importImage operation), which this build does not include yet; use --mode client",
-            ));
-        }
-        Mode::Auto
-            if matches!(&target, TargetSpec::Registry(h) if h.ends_with(&cloud.login_server_suffix))
-                && !g.only_show_errors =>
-        {
-            eprintln!(
-                "note: importing client-side (bytes stream through this machine): server-side import through ARM is not available in this build"
-            );
-        }
-        _ => {}
-    }
-    if args.no_wait {
-        render::warn(
-            g,
-            "--no-wait applies to server-side imports only; this import runs client-side and waits",
-        );
+    if RegistryResourceId::looks_like(&name) {
+        name.parse::<RegistryResourceId>().map_err(acr_failure)?;
+    } else if !name.starts_with("oci:") {
+        RegistryTarget::parse(&name, &cloud).map_err(|e| Failure::usage(e.to_string()))?;
     }
     let password = source_password(&args, g)?;
     if args.username.is_some() && password.is_none() {
@@ -124,10 +201,21 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
             ),
         );
     }
-
-    let mut plans = Vec::new();
-    if let Some(file) = &args.from_file {
-        let entries = read_batch(file)?;
+    if let Some(from_file) = &args.from_file {
+        if args.mode == Mode::Server || args.preflight_only {
+            return Err(Failure::usage(
+                "--from-file imports run client-side: --mode server and --preflight-only take a single --source",
+            ));
+        }
+        let target = resolve_target(&name, &cloud)?;
+        if args.no_wait {
+            render::warn(
+                g,
+                "--no-wait applies to server-side imports only; this import runs client-side and waits",
+            );
+        }
+        let mut plans = Vec::new();
+        let entries = read_batch(from_file)?;
         for (i, e) in entries.into_iter().enumerate() {
             let creds = match &e.credentials_env {
                 Some(prefix) => {
@@ -155,24 +243,297 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
                 g,
             )?);
         }
+        return execute_client(plans, &args, g, &cloud, None).await;
+    }
+    let source_text = args
+        .source
+        .clone()
+        .ok_or_else(|| Failure::usage("the following arguments are required: --source"))?;
+
+    // Azure Resource Manager: needed for Azure names, wanted for ACR targets (server-side
+    // import, preflight), optional otherwise.
+    let target_is_layout = name.starts_with("oci:");
+    let target_azure = !target_is_layout && is_azure_name(&name, &cloud);
+    let registry_azure = args.registry.as_deref().is_some_and(|r| {
+        is_azure_name(r, &cloud) && !r.contains('.') || RegistryResourceId::looks_like(r)
+    });
+    let mut azure: Option<AzureContext> = None;
+    let mut no_arm_reason = String::new();
+    if target_azure || registry_azure || args.preflight_only {
+        match arm_client(g, &cloud) {
+            Ok(arm) => {
+                match AzureContext::connect(arm, cloud.clone(), g.subscription.as_deref()).await {
+                    Ok(ctx) => azure = Some(ctx),
+                    Err(e) => no_arm_reason = e.to_string(),
+                }
+            }
+            Err(why) => no_arm_reason = why,
+        }
+        if azure.is_none() {
+            tracing::info!("Azure Resource Manager unavailable: {no_arm_reason}");
+        }
     } else {
-        let source = args
-            .source
-            .clone()
-            .ok_or_else(|| Failure::usage("the following arguments are required: --source"))?;
-        let creds = password.map(|p| (args.username.clone().unwrap_or_default(), p));
-        plans.push(plan(
-            &source,
-            args.registry.as_deref(),
-            &args.images,
-            &args.repositories,
-            creds,
-            &target,
-            g,
-        )?);
+        no_arm_reason = "the target is not an Azure registry name".into();
     }
 
-    let transport = build_transport(g, &plans, &cloud)?;
+    // The target: through ARM when possible.
+    let mut target_registry: Option<acr_import_acr::Registry> = None;
+    if let (Some(ctx), true) = (&azure, target_azure) {
+        match ctx
+            .resolve_target(&name, args.resource_group.as_deref())
+            .await
+        {
+            Ok(r) => target_registry = Some(r),
+            Err(e) if args.mode == Mode::Server || args.preflight_only => {
+                return Err(acr_failure(e));
+            }
+            Err(e) => no_arm_reason = format!("looking up {name} failed: {e}"),
+        }
+    }
+    if args.mode == Mode::Server && target_registry.is_none() {
+        return Err(acr_failure(AcrError::InvalidRequest {
+            message: format!(
+                "--mode server needs the target through Azure Resource Manager: {no_arm_reason}"
+            ),
+            hint: "use --mode client, or configure Azure access".into(),
+        }));
+    }
+
+    // The source.
+    let source_args = SourceArgs {
+        source: source_text.clone(),
+        registry: args.registry.clone(),
+        username: args.username.clone(),
+        password: password.clone(),
+    };
+    let resolution = resolve_source(azure.as_ref(), &cloud, &source_args)
+        .await
+        .map_err(acr_failure)?;
+    for w in &resolution.warnings {
+        render::warn(g, w);
+    }
+    if !g.only_show_errors {
+        for n in &resolution.notes {
+            eprintln!("note: {n}");
+        }
+    }
+
+    // The engine.
+    let facts = EngineFacts {
+        target_via_arm: target_registry.is_none().then(|| no_arm_reason.clone()),
+        referrers_requested: args.include_referrers == Some(true),
+        platform_filter: !args.platforms.is_empty(),
+        oci_layout: target_is_layout || matches!(resolution.source, ResolvedSource::Layout { .. }),
+        dry_run: args.dry_run,
+    };
+    let mode = match args.mode {
+        Mode::Auto => EngineMode::Auto,
+        Mode::Server => EngineMode::Server,
+        Mode::Client => EngineMode::Client,
+    };
+    let (engine, why) = choose_engine(mode, &facts).map_err(acr_failure)?;
+    if !g.only_show_errors && !args.preflight_only && (target_azure || engine == Engine::Server) {
+        let short = match engine {
+            Engine::Server => "server-side",
+            Engine::Client => "client-side",
+        };
+        eprintln!("note: importing {short}: {why}");
+    }
+
+    // The preflight, for both engines.
+    let client_ip = std::env::var("ACR_IMPORT_CLIENT_IP")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let verdict = (azure.is_some()).then(|| {
+        evaluate(&preflight_input(
+            engine,
+            target_registry.as_ref(),
+            &resolution.source,
+            client_ip,
+        ))
+    });
+    if args.preflight_only {
+        let Some(v) = verdict else {
+            println!(
+                "preflight: cannot tell whether the import will work: Azure Resource Manager is not available ({no_arm_reason})"
+            );
+            return Ok(());
+        };
+        match g.output {
+            None => print!("{v}"),
+            Some(f) => render::print(&v, f)?,
+        }
+        return if v.will_fail() {
+            Err(Failure {
+                message: "the preflight says the import will fail (see above)".into(),
+                hint: None,
+                code: exit::PREFLIGHT,
+            })
+        } else {
+            Ok(())
+        };
+    }
+    if let Some(v) = &verdict {
+        match v.verdict {
+            Verdict::WillFail => {
+                return Err(Failure {
+                    message: v.to_string().trim_end().to_owned(),
+                    hint: Some(
+                        "nothing was started; fix the above, or check with --preflight-only".into(),
+                    ),
+                    code: exit::PREFLIGHT,
+                });
+            }
+            Verdict::CannotTell => {
+                for u in &v.unknowns {
+                    render::warn(
+                        g,
+                        &format!("preflight cannot tell: {}: {}", u.registry, u.reason),
+                    );
+                }
+            }
+            Verdict::WillWork => {
+                for n in &v.notes {
+                    tracing::info!("preflight: {n}");
+                }
+            }
+        }
+    }
+
+    match engine {
+        Engine::Server => {
+            let (Some(ctx), Some(target)) = (&azure, &target_registry) else {
+                return Err(acr_failure(AcrError::ArmUnavailable {
+                    reason: no_arm_reason,
+                }));
+            };
+            run_server(ctx, target, &resolution.source, &args, g).await
+        }
+        Engine::Client => {
+            if args.no_wait {
+                render::warn(
+                    g,
+                    "--no-wait applies to server-side imports only; this import runs client-side and waits",
+                );
+            }
+            let target_spec = match &target_registry {
+                Some(r) => TargetSpec::Registry(r.login_server().to_owned()),
+                None if RegistryResourceId::looks_like(&name) => {
+                    return Err(acr_failure(AcrError::ArmUnavailable {
+                        reason: format!("the target is named by resource ID ({no_arm_reason})"),
+                    }));
+                }
+                None => resolve_target(&name, &cloud)?,
+            };
+            let plan = match &resolution.source {
+                ResolvedSource::Layout { .. } => plan(
+                    &source_text,
+                    None,
+                    &args.images,
+                    &args.repositories,
+                    None,
+                    &target_spec,
+                    g,
+                )?,
+                resolved => {
+                    let host = resolved.pull_host().ok_or_else(|| Failure::usage(format!(
+                        "the source {source_text} cannot be read client-side: its login server is unknown (you cannot read the registry through Azure Resource Manager)"
+                    )))?;
+                    let image = resolved.image().unwrap_or_default();
+                    let creds = match resolved {
+                        ResolvedSource::External {
+                            credentials: Some((u, p)),
+                            ..
+                        } => Some((u.clone().unwrap_or_default(), p.clone())),
+                        _ => None,
+                    };
+                    let mut p = plan(
+                        &format!("{host}/{image}"),
+                        None,
+                        &args.images,
+                        &args.repositories,
+                        creds,
+                        &target_spec,
+                        g,
+                    )?;
+                    p.label = source_text.clone();
+                    p
+                }
+            };
+            let firewall = target_registry.as_ref().map(|r| r.network());
+            execute_client(vec![plan], &args, g, &cloud, firewall).await
+        }
+    }
+}
+
+/// The server-side engine: `importImage`, then (unless `--no-wait`) the operation to its end.
+async fn run_server(
+    ctx: &AzureContext,
+    target: &acr_import_acr::Registry,
+    source: &ResolvedSource,
+    args: &ImportArgs,
+    g: &Global,
+) -> Result<(), Failure> {
+    let body = import_body(
+        source,
+        &args.images,
+        &args.repositories,
+        args.force.unwrap_or(false),
+    )
+    .map_err(acr_failure)?;
+    let target_id = target.resource_id().map_err(acr_failure)?;
+    let wait = (!args.no_wait).then(|| WaitOptions {
+        deadline: args.timeout.map(Duration::from_secs),
+        ..WaitOptions::default()
+    });
+    let mut progress = progress_printer(g);
+    let outcome = run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress)
+        .await
+        .map_err(acr_failure)?;
+    let targets: Vec<String> = body
+        .target_tags
+        .iter()
+        .chain(&body.untagged_target_repositories)
+        .map(|t| format!("{}/{t}", target.login_server()))
+        .collect();
+    let row = match &outcome {
+        ServerOutcome::Completed => serde_json::json!({
+            "engine": "server", "status": "Succeeded", "source": args.source, "target": target.id,
+            "targetTags": body.target_tags, "untaggedTargetRepositories": body.untagged_target_repositories,
+            "mode": body.mode,
+        }),
+        ServerOutcome::Started { operation_url } => serde_json::json!({
+            "engine": "server", "status": "Started", "source": args.source, "target": target.id,
+            "operationUrl": operation_url,
+        }),
+    };
+    match (g.output, &outcome) {
+        (None, ServerOutcome::Completed) => println!(
+            "imported {} to {} server-side (no bytes through this machine)",
+            args.source.as_deref().unwrap_or_default(),
+            targets.join(", ")
+        ),
+        (None, ServerOutcome::Started { operation_url }) => {
+            render::warn(
+                g,
+                "Import has started. Due to no-wait option, failures will not be reflected here: follow it with `acr import status <url>`",
+            );
+            println!("{operation_url}");
+        }
+        (Some(f), _) => render::print(&row, f)?,
+    }
+    Ok(())
+}
+
+/// The client-side engine for resolved plans.
+async fn execute_client(
+    plans: Vec<Plan>,
+    args: &ImportArgs,
+    g: &Global,
+    cloud: &Cloud,
+    firewall: Option<acr_import_acr::preflight::RegistryNetwork>,
+) -> Result<(), Failure> {
+    let transport = build_transport(g, &plans, cloud)?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
     let options = CopyOptions {
         force: args.force.unwrap_or(false),
@@ -216,7 +577,14 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
 
     if args.from_file.is_none() {
         let (_, result) = results.into_iter().next().expect("one plan");
-        let report = result?;
+        let report = result.map_err(|mut f| {
+            if let Some(net) = &firewall
+                && f.message.contains("HTTP 403")
+            {
+                f.hint = Some(acr_import_acr::import::firewall_message(net));
+            }
+            f
+        })?;
         let target_name = plans[0].describe_target(&report);
         match g.output {
             // Notes were shown by the progress renderer as they happened.

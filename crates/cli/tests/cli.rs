@@ -523,13 +523,32 @@ fn interrupt_mid_copy_exits_130_and_moves_no_tag() {
 #[test]
 fn trace_logs_carry_no_secret() {
     let rt = rt();
-    let tokens = rt.block_on(acr_import_testsupport::TokenServer::builder().default_users().start()).unwrap();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::builder().token_auth(&tokens).start(), Registry::start()) });
+    let tokens = rt
+        .block_on(
+            acr_import_testsupport::TokenServer::builder()
+                .default_users()
+                .start(),
+        )
+        .unwrap();
+    let (src, dst) = rt.block_on(async {
+        tokio::join!(
+            Registry::builder().token_auth(&tokens).start(),
+            Registry::start()
+        )
+    });
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let plain = rt.block_on(Registry::start()).unwrap();
     seed(&plain, "app", "v1", 9);
     let o = Command::new(ACR)
-        .args(["import", "-n", &src.host(), "--source", &format!("{}/app:v1", plain.host()), "-t", "app:v1"])
+        .args([
+            "import",
+            "-n",
+            &src.host(),
+            "--source",
+            &format!("{}/app:v1", plain.host()),
+            "-t",
+            "app:v1",
+        ])
         .env("ACR_IMPORT_TARGET_USERNAME", "alice")
         .env("ACR_IMPORT_TARGET_PASSWORD", "s3cret")
         .env("RUST_LOG", "trace")
@@ -538,7 +557,20 @@ fn trace_logs_carry_no_secret() {
     assert!(o.status.success(), "{}", stderr(&o));
     let mut all = stdout(&o) + &stderr(&o);
     let mut child = Command::new(ACR)
-        .args(["import", "-n", &dst.host(), "--source", &format!("{}/app:v1", src.host()), "-t", "app:v1", "-u", "alice", "--password-stdin", "-o", "json"])
+        .args([
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &format!("{}/app:v1", src.host()),
+            "-t",
+            "app:v1",
+            "-u",
+            "alice",
+            "--password-stdin",
+            "-o",
+            "json",
+        ])
         .env("RUST_LOG", "trace")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

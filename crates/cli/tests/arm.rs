@@ -1,0 +1,345 @@
+//! `acr import` server-side, end to end: the binary against the local Azure (Azure AD, ARM and
+//! two ACR login servers in front of real registries).
+
+use std::process::Output;
+use std::time::Duration;
+
+use acr_import_tests::world::{ADMIN, IMPORTER, READER, SUB};
+use acr_import_tests::{ArmWorld, ArmWorldOptions};
+
+const ACR: &str = env!("CARGO_BIN_EXE_acr");
+
+async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args(args)
+        .arg("--ca-file")
+        .arg(w.ca_file())
+        .env_clear()
+        .envs(w.env_for(who))
+        .env("AZURE_SUBSCRIPTION_ID", SUB)
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("acr finished in time")
+        .expect("run acr")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_mode_imports_by_resource_id() {
+    let w = ArmWorld::start().await.expect("world");
+    let id = w.source_id();
+    let o = acr(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            &id,
+            "--mode",
+            "server",
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("server-side"), "{}", out(&o));
+    assert!(err(&o).contains("Importing image..."), "{}", err(&o));
+    assert_eq!(
+        w.target_digest("app", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+    assert_eq!(
+        w.arm.import_bodies()[0]["source"]["resourceId"],
+        id.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_mode_says_which_engine_and_why() {
+    let w = ArmWorld::start().await.expect("world");
+    // ACR target through ARM, plain request: server-side, with JSON output.
+    let o = acr(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v2",
+            "-r",
+            "sourcereg",
+            "-t",
+            "mirror/app:2",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("importing server-side: the target is an ACR"),
+        "{}",
+        err(&o)
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(v["engine"], "server");
+    assert_eq!(v["targetTags"][0], "mirror/app:2");
+    assert_eq!(
+        w.target_digest("mirror/app", "2").await.as_deref(),
+        Some(w.app_v2.as_str())
+    );
+    // A platform filter is not something importImage does: client-side, and it says why.
+    let src = format!("{}/lib/tool:1", w.external.host());
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args([
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        &src,
+        "--platform",
+        "linux/amd64",
+        "-t",
+        "tool:1",
+    ])
+    .arg("--ca-file")
+    .arg(w.ca_file())
+    .env_clear()
+    .envs(w.env_for(IMPORTER))
+    .env("AZURE_SUBSCRIPTION_ID", SUB)
+    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
+    let o = cmd.output().await.expect("run");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("importing client-side: a platform filter"),
+        "{}",
+        err(&o)
+    );
+    assert!(w.target_digest("tool", "1").await.is_some());
+    assert_eq!(
+        w.arm.import_bodies().len(),
+        1,
+        "the client-side import did not call importImage"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn preflight_only_prints_the_verdict_and_exit_code() {
+    let w = ArmWorld::start_with(ArmWorldOptions {
+        target: Box::new(|r| r.deny_except(&[]).trusted_services(false)),
+        ..Default::default()
+    })
+    .await
+    .expect("world");
+    let id = w.source_id();
+    let o = acr(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            &id,
+            "--preflight-only",
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    assert!(out(&o).contains("will fail"), "{}", out(&o));
+    assert!(
+        out(&o).contains("az acr update -n targetreg --allow-trusted-services true"),
+        "{}",
+        out(&o)
+    );
+    assert!(w.arm.import_bodies().is_empty());
+    // Without --preflight-only the import is refused before it starts, with the same reason.
+    let o = acr(
+        &w,
+        IMPORTER,
+        &["import", "-n", "targetreg", "--source", "app:v1", "-r", &id],
+    )
+    .await;
+    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("--allow-trusted-services true"),
+        "{}",
+        err(&o)
+    );
+    assert!(w.arm.import_bodies().is_empty());
+
+    let w = ArmWorld::start().await.expect("world");
+    let o = acr(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            "sourcereg",
+            "--preflight-only",
+            "-o",
+            "json",
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(v["verdict"], "WillWork");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_wait_then_status_resumes() {
+    let w = ArmWorld::start().await.expect("world");
+    let id = w.source_id();
+    let o = acr(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            &id,
+            "--no-wait",
+        ],
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let url = out(&o).trim().to_owned();
+    assert!(
+        url.starts_with(&w.arm.endpoint()) && url.contains("operationResults"),
+        "{url}"
+    );
+    assert!(err(&o).contains("Import has started"), "{}", err(&o));
+    let o = acr(&w, IMPORTER, &["import", "status", &url]).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("finished successfully"), "{}", err(&o));
+    assert_eq!(
+        w.target_digest("app", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflicts_force_timeouts_and_refusals() {
+    let w = ArmWorld::start().await.expect("world");
+    let id = w.source_id();
+    let run = |args: Vec<String>, who| {
+        let w = &w;
+        async move {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            acr(w, who, &a).await
+        }
+    };
+    let base = |extra: &[&str]| {
+        let mut v: Vec<String> = ["import", "-n", "targetreg", "-r", id.as_str()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let o = run(base(&["--source", "app:v1", "-t", "app:prod"]), IMPORTER).await;
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let o = run(base(&["--source", "app:v2", "-t", "app:prod"]), IMPORTER).await;
+    assert_eq!(code(&o), 1, "{}", err(&o));
+    assert!(
+        err(&o).contains("already exists") && err(&o).contains("--force"),
+        "{}",
+        err(&o)
+    );
+    assert!(err(&o).contains("target side"), "{}", err(&o));
+    assert_eq!(
+        w.target_digest("app", "prod").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+    let o = run(
+        base(&["--source", "app:v2", "-t", "app:prod", "--force"]),
+        IMPORTER,
+    )
+    .await;
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    assert_eq!(
+        w.target_digest("app", "prod").await.as_deref(),
+        Some(w.app_v2.as_str())
+    );
+    assert_eq!(w.arm.import_bodies()[2]["mode"], "Force");
+
+    // A stalled operation and --timeout: exit 1, and how to resume.
+    w.arm.set_stalled(true);
+    let o = run(
+        base(&["--source", "app:v1", "-t", "app:late", "--timeout", "2"]),
+        IMPORTER,
+    )
+    .await;
+    assert_eq!(code(&o), 1, "{}", err(&o));
+    assert!(
+        err(&o).contains("acr import status https://"),
+        "{}",
+        err(&o)
+    );
+    w.arm.set_stalled(false);
+
+    // Credentials with a resource-ID source: refused, nothing sent.
+    let before = w.arm.import_bodies().len();
+    let o = run(
+        base(&["--source", "app:v1", "-u", "someone", "-p", "pw-Secret"]),
+        IMPORTER,
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", err(&o));
+    assert!(
+        err(&o).contains("cannot be used with the Azure source"),
+        "{}",
+        err(&o)
+    );
+    assert!(!err(&o).contains("pw-Secret"));
+    assert_eq!(w.arm.import_bodies().len(), before);
+
+    // No import right: exit 4.
+    let o = run(base(&["--source", "app:v1", "-t", "app:denied"]), READER).await;
+    assert_eq!(code(&o), 4, "{}", err(&o));
+    assert!(err(&o).contains("importImage/action"), "{}", err(&o));
+
+    // --mode server with a target that is no ACR: a usage error.
+    let o = run(
+        vec![
+            "import".into(),
+            "-n".into(),
+            w.external.host(),
+            "--source".into(),
+            format!("{}/lib/tool:1", w.external.host()),
+            "--mode".into(),
+            "server".into(),
+        ],
+        IMPORTER,
+    )
+    .await;
+    assert_eq!(code(&o), 2, "{}", err(&o));
+    assert!(err(&o).contains("--mode server needs"), "{}", err(&o));
+}
