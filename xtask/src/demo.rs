@@ -71,6 +71,19 @@ fn show(
     env: &[(&str, &str)],
     stdin: Option<&str>,
 ) -> anyhow::Result<()> {
+    run_shown(acr, args, env, stdin, false, true)
+}
+
+/// Runs `acr` as the demo prints it. `isolated`: only `env` (the local Azure's variables), not
+/// the caller's own Azure settings. `expect_ok`: a non-zero exit fails the demo.
+fn run_shown(
+    acr: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+    isolated: bool,
+    expect_ok: bool,
+) -> anyhow::Result<()> {
     let shown: Vec<String> = args
         .iter()
         .map(|a| {
@@ -89,6 +102,9 @@ fn show(
     };
     println!("\n$ {pipe}{prefix}acr {}", shown.join(" "));
     let mut cmd = Command::new(acr);
+    if isolated {
+        cmd.env_clear();
+    }
     cmd.args(args).envs(env.iter().copied());
     let status = if let Some(input) = stdin {
         use std::io::Write;
@@ -102,8 +118,11 @@ fn show(
     } else {
         cmd.status()?
     };
-    if !status.success() {
+    if expect_ok && !status.success() {
         bail!("acr exited with {status}");
+    }
+    if !expect_ok {
+        println!("(exit code {})", status.code().unwrap_or(-1));
     }
     Ok(())
 }
@@ -297,10 +316,7 @@ async fn scenarios(acr: &Path, keep: bool) -> anyhow::Result<()> {
         None,
     )?;
     show(acr, &["repository", "list", "-n", &t], &[], None)?;
-    println!(
-        "\nNot in this demo yet: importing from an emulated ACR by ARM resource ID, and the firewall preflight \
-         (both need the Azure Resource Manager support that is being built in crates/acr)."
-    );
+    azure(acr).await?;
     if keep {
         println!(
             "\nRegistries: public {p}, private {q} (demo/demo-password), target {t}. Press Enter to stop them."
@@ -309,5 +325,96 @@ async fn scenarios(acr: &Path, keep: bool) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
     }
     println!("\nDemo done; stopping the local registries.");
+    Ok(())
+}
+
+/// The Azure scenarios, against the local Azure: Azure AD, ARM and two ACR login servers in
+/// front of real registries (`sourcereg` holds app:v1 and app:v2).
+async fn azure(acr: &Path) -> anyhow::Result<()> {
+    use acr_import_tests::world::{IMPORTER, SUB};
+    println!(
+        "\nStarting the local Azure (Azure AD, Resource Manager, two ACRs: targetreg and sourcereg)…"
+    );
+    let world = acr_import_tests::ArmWorld::start().await?;
+    let ca = world.ca_file().display().to_string();
+    let mut env: Vec<(String, String)> = world.env_for(IMPORTER);
+    env.push(("AZURE_SUBSCRIPTION_ID".into(), SUB.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let source_id = world.source_id();
+
+    println!(
+        "\n# 9. From another ACR (another subscription) named by its ARM resource ID: server-side, no bytes through this machine."
+    );
+    run_shown(
+        acr,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            &source_id,
+            "--ca-file",
+            &ca,
+        ],
+        &env,
+        None,
+        true,
+        true,
+    )?;
+
+    println!(
+        "\n# 10. The target's firewall now denies everything and does not trust Azure services: the preflight says so, and how to fix it."
+    );
+    world.arm.update_registry("targetreg", |r| {
+        r.default_action_deny = true;
+        r.trusted_services = false;
+    });
+    run_shown(
+        acr,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v2",
+            "-r",
+            "sourcereg",
+            "--preflight-only",
+            "--ca-file",
+            &ca,
+        ],
+        &env,
+        None,
+        true,
+        false,
+    )?;
+    println!(
+        "\n# 11. After `az acr update -n targetreg --allow-trusted-services true`, the same import works."
+    );
+    world
+        .arm
+        .update_registry("targetreg", |r| r.trusted_services = true);
+    run_shown(
+        acr,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v2",
+            "-r",
+            "sourcereg",
+            "-t",
+            "app:v2",
+            "--ca-file",
+            &ca,
+        ],
+        &env,
+        None,
+        true,
+        true,
+    )?;
     Ok(())
 }

@@ -132,6 +132,9 @@ impl Default for WaitOptions {
     }
 }
 
+/// The shortest pause between two polls of an operation, whatever `Retry-After` says.
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
 /// Reads `Retry-After` (delta seconds; an HTTP date counts as "unknown").
 fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     headers
@@ -506,7 +509,8 @@ impl ArmClient {
             };
             on_progress(&progress);
             let pause = match after {
-                Some(d) => d,
+                // `Retry-After: 0` would make a busy loop of the poll: keep a floor.
+                Some(d) => d.max(MIN_POLL_INTERVAL),
                 None => {
                     let d = interval;
                     interval = (interval * 2).min(options.max_interval);

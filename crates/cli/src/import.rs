@@ -134,9 +134,13 @@ fn arm_client(g: &Global, cloud: &Cloud) -> Result<ArmClient, String> {
 
 fn progress_printer(g: &Global) -> impl FnMut(&acr_import_acr::ImportProgress) + Send + use<> {
     let quiet = g.only_show_errors || matches!(g.output, Some(OutputFormat::None));
+    let mut last = String::new();
     move |p| {
-        if !quiet {
-            eprintln!("{p}");
+        // One line per change of state, not one per poll.
+        let text = p.to_string();
+        if !quiet && text != last {
+            eprintln!("{text}");
+            last = text;
         }
     }
 }
