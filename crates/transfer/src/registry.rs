@@ -180,16 +180,29 @@ impl Registry {
             self.transport.remember_scheme(&self.host, "https");
             return Ok("https");
         }
-        let probe = self.url_with("https", "/v2/")?;
+        // Loopback registries almost always speak plain http: ask that first (one request,
+        // no TLS handshake against a plain port). A TLS server answers plain http with 400 or
+        // closes the connection. A host named insecure is asked over https first.
+        let first = if acr_import_auth::is_loopback_host(&host) {
+            "http"
+        } else {
+            "https"
+        };
+        let probe = self.url_with(first, "/v2/")?;
         let ctx = self.ctx(Operation::Ping, None, None);
         let mut req = Req::new(ctx, Method::GET, probe.clone(), ScopeSet::new());
         req.idempotent = false;
+        let other = if first == "http" { "https" } else { "http" };
         let scheme = match self.transport.send(req, &probe).await {
+            Ok(resp) if first == "http" && resp.response.status() == StatusCode::BAD_REQUEST => {
+                drain(resp.response).await;
+                other
+            }
             Ok(resp) => {
                 drain(resp.response).await;
-                "https"
+                first
             }
-            Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => "http",
+            Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => other,
             Err(e) => return Err(e),
         };
         self.transport.remember_scheme(&self.host, scheme);
@@ -1038,12 +1051,50 @@ impl Registry {
             Some(repository),
             Some(digest.as_str()),
         );
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
-        if self.transport.referrers_api(&self.host) == Some(false) {
-            return self
-                .referrers_by_tag(&ctx, repository, digest, artifact_type)
-                .await;
+        match self.transport.referrers_api(&self.host) {
+            Some(false) => {
+                self.referrers_by_tag(&ctx, repository, digest, artifact_type)
+                    .await
+            }
+            Some(true) => match self
+                .referrers_by_api(repository, digest, artifact_type)
+                .await?
+            {
+                Some(r) => Ok(r),
+                None => {
+                    self.referrers_by_tag(&ctx, repository, digest, artifact_type)
+                        .await
+                }
+            },
+            // Not known yet: ask the API and the tag schema at once, so a registry without the
+            // API costs no extra round trip.
+            None => {
+                let (api, tag) = tokio::join!(
+                    self.referrers_by_api(repository, digest, artifact_type),
+                    self.referrers_by_tag(&ctx, repository, digest, artifact_type)
+                );
+                match api? {
+                    Some(r) => Ok(r),
+                    None => tag,
+                }
+            }
         }
+    }
+
+    /// The referrers API: `Ok(None)` when the registry answered 404 (no API, or no such
+    /// repository), so the tag schema must be asked.
+    async fn referrers_by_api(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Option<Referrers>, TransferError> {
+        let ctx = self.ctx(
+            Operation::Referrers,
+            Some(repository),
+            Some(digest.as_str()),
+        );
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut url = self
             .url(&format!("/v2/{repository}/referrers/{digest}"))
             .await?;
@@ -1077,11 +1128,11 @@ impl Registry {
                 descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
             }
             self.transport.remember_referrers_api(&self.host, true);
-            return Ok(Referrers {
+            return Ok(Some(Referrers {
                 descriptors,
                 source: ReferrersSource::Api,
                 fallback_index: None,
-            });
+            }));
         }
         if status != StatusCode::NOT_FOUND && status != StatusCode::OK {
             return Err(self.fail(&ctx, resp, &scopes).await);
@@ -1102,8 +1153,7 @@ impl Registry {
         if !name_unknown {
             self.transport.remember_referrers_api(&self.host, false);
         }
-        self.referrers_by_tag(&ctx, repository, digest, artifact_type)
-            .await
+        Ok(None)
     }
 
     async fn referrers_by_tag(

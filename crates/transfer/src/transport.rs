@@ -173,6 +173,9 @@ impl TransportBuilder {
             ));
         let client: HyperClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.max_idle_per_host)
+            // Bounds the per-connection read buffer (hyper's default is ~400 KiB): with a dozen
+            // blob streams in flight this keeps memory flat without costing throughput.
+            .http1_max_buf_size(128 * 1024)
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
         let exchange = Arc::new(TokenExchange {

@@ -377,7 +377,19 @@ impl Copier {
                 Endpoint::Layout(_) => None,
             });
         let stats_before = transport.as_ref().map(|t| t.stats()).unwrap_or_default();
-        let original = source.endpoint.get_manifest(&source.reference).await?;
+        // The source manifest and the target tags are independent: ask for both at once (one
+        // round trip instead of two before a re-copy knows it has nothing to do).
+        let (original, tagged_before) = tokio::join!(
+            source.endpoint.get_manifest(&source.reference),
+            futures_util::future::try_join_all(targets.iter().map(|t| async move {
+                match &t.tag {
+                    Some(tag) => t.endpoint.resolve(tag).await.map(Some),
+                    None => Ok(None),
+                }
+            }))
+        );
+        let original = original?;
+        let tagged_before = tagged_before?;
         let mut report = CopyReport {
             source: format!(
                 "{}{}{}",
@@ -412,12 +424,18 @@ impl Copier {
 
         // Target tags first: a conflict fails before any byte moves, and targets that hold
         // the digest already need nothing but (maybe) referrers.
-        let before: Vec<Option<Digest>> =
-            futures_util::future::try_join_all(targets.iter().map(|t| {
-                let reference = t.tag.clone().unwrap_or_else(|| top.digest.to_string());
-                async move { t.endpoint.resolve(&reference).await }
-            }))
-            .await?;
+        let before: Vec<Option<Digest>> = futures_util::future::try_join_all(
+            targets.iter().zip(tagged_before).map(|(t, tagged)| {
+                let digest = top.digest.to_string();
+                async move {
+                    match (&t.tag, tagged) {
+                        (Some(_), found) => Ok(found.flatten()),
+                        (None, _) => t.endpoint.resolve(&digest).await,
+                    }
+                }
+            }),
+        )
+        .await?;
         for (t, b) in targets.iter().zip(&before) {
             if let (Some(tag), Some(existing)) = (&t.tag, b)
                 && *existing != top.digest
