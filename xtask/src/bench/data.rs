@@ -381,13 +381,13 @@ pub async fn seed_image(
 
 /// `64 MiB`, `256 KiB`, `1 GiB`.
 pub fn human(n: u64) -> String {
-    if n >= 1024 * MIB && n % (1024 * MIB) == 0 {
+    if n >= 1024 * MIB && n.is_multiple_of(1024 * MIB) {
         format!("{} GiB", n / (1024 * MIB))
-    } else if n >= MIB && n % MIB == 0 {
+    } else if n >= MIB && n.is_multiple_of(MIB) {
         format!("{} MiB", n / MIB)
     } else if n >= MIB {
         format!("{:.1} MiB", n as f64 / MIB as f64)
-    } else if n >= KIB && n % KIB == 0 {
+    } else if n >= KIB && n.is_multiple_of(KIB) {
         format!("{} KiB", n / KIB)
     } else {
         format!("{n} B")
@@ -415,5 +415,36 @@ mod tests {
             let n: u64 = l.chunks().map(|c| c.len() as u64).sum();
             assert_eq!(n, l.size(), "payload {payload}");
         }
+    }
+
+    /// `gzip -dc` accepts the blob and yields the payload the diff ID names.
+    #[test]
+    fn layers_are_valid_gzip() {
+        use std::io::Write as _;
+        let l = LayerSpec {
+            seed: 5,
+            payload: 3 * BLOCK + 11,
+        };
+        let mut chunks = l.chunks();
+        let blob: Vec<u8> = chunks.by_ref().flatten().collect();
+        let Ok(mut gz) = std::process::Command::new("gzip")
+            .arg("-dc")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        else {
+            return; // no gzip here
+        };
+        gz.stdin.take().unwrap().write_all(&blob).unwrap();
+        let out = gz.wait_with_output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout.len() as u64, l.payload);
+        assert_eq!(
+            Some(&acr_import_transfer::digest_of(
+                DigestAlgorithm::Sha256,
+                &out.stdout
+            )),
+            chunks.diff_id()
+        );
     }
 }

@@ -21,13 +21,31 @@ pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
 #[derive(Debug, Default)]
 pub struct Peak {
     kib: u64,
+    /// Also look at descendants (for commands run through a shell).
+    tree: bool,
 }
 
 impl Peak {
+    /// Also counts the descendants of the watched processes (a few levels deep).
+    pub fn with_descendants() -> Self {
+        Self { kib: 0, tree: true }
+    }
+
     /// Folds in one reading.
     fn see(&mut self, pid: u32) {
+        self.see_at(pid, 0);
+    }
+
+    fn see_at(&mut self, pid: u32, depth: usize) {
         if let Some(k) = vm_hwm_kib(pid) {
             self.kib = self.kib.max(k);
+        }
+        if self.tree && depth < 4 {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                self.see_at(c, depth + 1);
+            }
         }
     }
 
@@ -91,23 +109,21 @@ pub struct Outcome {
     pub peak_kib: Option<u64>,
     /// Its standard output.
     pub stdout: String,
-    /// Its standard error.
-    pub stderr: String,
 }
 
 /// Runs `cmd` to completion with stdout and stderr in files under `scratch`; an error when it
-/// fails (with the tail of its stderr) or exceeds `timeout`.
+/// fails (with the tail of its stderr) or exceeds `timeout`. `peak` decides whose RSS counts.
 pub fn run(
     mut cmd: Command,
     scratch: &std::path::Path,
     timeout: Duration,
+    mut peak: Peak,
 ) -> anyhow::Result<Outcome> {
     let out_path = scratch.join("stdout");
     let err_path = scratch.join("stderr");
     cmd.stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path)?)
         .stderr(std::fs::File::create(&err_path)?);
-    let mut peak = Peak::default();
     let started = Instant::now();
     let child = cmd
         .spawn()
@@ -125,7 +141,6 @@ pub fn run(
         secs,
         peak_kib: peak.kib(),
         stdout,
-        stderr,
     })
 }
 
