@@ -285,6 +285,8 @@ struct State {
     polls_before_done: Mutex<usize>,
     retry_after: Mutex<u64>,
     stalled: Mutex<bool>,
+    /// Polls still to answer with this server error (a fault in front of the operation).
+    poll_faults: Mutex<(usize, u16)>,
     page_size: usize,
     log: Mutex<Vec<ArmRequest>>,
     bodies: Mutex<Vec<Value>>,
@@ -378,6 +380,7 @@ impl ArmEmulatorBuilder {
             polls_before_done: Mutex::new(self.polls_before_done),
             retry_after: Mutex::new(self.retry_after),
             stalled: Mutex::new(false),
+            poll_faults: Mutex::new((0, 503)),
             page_size: self.page_size,
             log: Mutex::new(Vec::new()),
             bodies: Mutex::new(Vec::new()),
@@ -462,6 +465,12 @@ impl ArmEmulator {
     /// Stalled operations answer `202` forever (as reported for some sources).
     pub fn set_stalled(&self, stalled: bool) {
         *lock(&self.state.stalled) = stalled;
+    }
+
+    /// The next `count` polls of any operation answer `status` (a 5xx, as ARM's front ends
+    /// sometimes do) with an ARM error body, before the operation is looked at.
+    pub fn fail_polls(&self, count: usize, status: u16) {
+        *lock(&self.state.poll_faults) = (count, status);
     }
 
     /// Changes a registry (by name, case-insensitively).
@@ -1370,6 +1379,18 @@ fn pull_failure(e: &TransferError, repo: &str, reference: &str) -> Failure {
 }
 
 fn poll(state: &Arc<State>, caller: &Caller, op: &str) -> Reply {
+    {
+        let mut faults = lock(&state.poll_faults);
+        if faults.0 > 0 {
+            faults.0 -= 1;
+            let status = StatusCode::from_u16(faults.1).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return error(
+                status,
+                "ServiceUnavailable",
+                "The service is temporarily unavailable (injected).",
+            );
+        }
+    }
     let needed = *lock(&state.polls_before_done);
     let stalled = *lock(&state.stalled);
     let retry = *lock(&state.retry_after);

@@ -855,3 +855,59 @@ async fn listing_follows_next_links_and_lookups_ignore_case() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn server_errors_while_polling_are_retried_then_reported() {
+    let w = ArmWorld::start().await.expect("world");
+    let ctx = connect(&w, IMPORTER).await;
+    // Two 503s in front of the operation: polled again, and the import completes.
+    w.arm.fail_polls(2, 503);
+    import(
+        &w,
+        &ctx,
+        src("app:v1", Some(&w.source_id())),
+        &["polled:v1"],
+        false,
+    )
+    .await
+    .expect("rides through 503s on the poll");
+    assert_eq!(
+        w.target_digest("polled", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+    // A poll that keeps failing: a typed error with the status, naming the target side or
+    // the operation, after a bounded number of tries.
+    w.arm.fail_polls(50, 503);
+    let before = w.arm.count("GET", "/operationResults/");
+    let err = import(
+        &w,
+        &ctx,
+        src("app:v2", Some(&w.source_id())),
+        &["polled:v2"],
+        false,
+    )
+    .await
+    .expect_err("a poll that keeps failing fails the import");
+    let polls = w.arm.count("GET", "/operationResults/") - before;
+    assert!((2..=6).contains(&polls), "bounded retries: {polls} polls");
+    assert_eq!(err.arm_status(), Some(503), "{err}");
+    assert!(
+        !err.to_string().contains("eyJ"),
+        "no token in the error: {err}"
+    );
+    // A 500 is not a transient front-end answer: reported at once.
+    w.arm.fail_polls(1, 500);
+    let before = w.arm.count("GET", "/operationResults/");
+    let err = import(
+        &w,
+        &ctx,
+        src("app:v2", Some(&w.source_id())),
+        &["polled:v3"],
+        false,
+    )
+    .await
+    .expect_err("a 500 on the poll fails the import");
+    assert_eq!(w.arm.count("GET", "/operationResults/") - before, 1);
+    assert_eq!(err.arm_status(), Some(500), "{err}");
+    w.arm.fail_polls(0, 503);
+}
