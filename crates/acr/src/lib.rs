@@ -47,6 +47,7 @@
 pub mod arm;
 mod cloud;
 pub mod import;
+pub mod metadata;
 pub mod model;
 pub mod preflight;
 mod resource_id;

@@ -78,6 +78,29 @@ async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure>
         top,
     } = a.repo;
     let reg = registry(g, &name)?;
+    let order = match a.orderby.as_deref() {
+        None => None,
+        Some(o) => Some(
+            acr_import_acr::metadata::ManifestOrder::parse(o).ok_or_else(|| {
+                Failure::usage(format!("--orderby `{o}`: use time_asc or time_desc"))
+            })?,
+        ),
+    };
+    // An ACR answers through its metadata API (tags, timestamps, sizes); any other registry
+    // through the OCI API below.
+    if let Some(entries) =
+        acr_import_acr::metadata::list_manifests(&reg, &repository, order, top).await?
+    {
+        let rows: Vec<serde_json::Value> = if a.detail {
+            entries
+        } else {
+            entries
+                .iter()
+                .map(acr_import_acr::metadata::summary)
+                .collect()
+        };
+        return render::print(&rows, g.output.unwrap_or(OutputFormat::Json));
+    }
     let tags = reg.list_tags(&repository, Some(100)).await?;
     let mut rows: Vec<ManifestRow> = Vec::new();
     for tag in tags {

@@ -343,3 +343,108 @@ async fn conflicts_force_timeouts_and_refusals() {
     assert_eq!(code(&o), 2, "{}", err(&o));
     assert!(err(&o).contains("--mode server needs"), "{}", err(&o));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn show_manifests_reads_the_acr_metadata_api() {
+    let w = ArmWorld::start().await.expect("world");
+    let ls = w.source.login_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let auth = acr_import_testsupport::basic_auth(ADMIN.0, ADMIN.1);
+    let config =
+        serde_json::json!({"auths": {ls.clone(): {"auth": auth.trim_start_matches("Basic ")}}});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("config");
+    let run = |args: Vec<String>| {
+        let ca = w.ca_file();
+        let docker = dir.path().to_path_buf();
+        async move {
+            let mut cmd = tokio::process::Command::new(ACR);
+            cmd.args(&args)
+                .arg("--ca-file")
+                .arg(ca)
+                .env_clear()
+                .env("DOCKER_CONFIG", docker)
+                .kill_on_drop(true);
+            tokio::time::timeout(Duration::from_secs(60), cmd.output())
+                .await
+                .expect("in time")
+                .expect("run acr")
+        }
+    };
+    let list = |extra: &[&str]| {
+        let mut a: Vec<String> = [
+            "repository",
+            "show-manifests",
+            "-n",
+            &ls,
+            "--repository",
+            "app",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let o = run(list(&[])).await;
+    assert_eq!(code(&o), 0, "{}", err(&o));
+    let rows: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let rows = rows.as_array().expect("a list");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in rows {
+        assert_eq!(
+            r.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["digest", "tags", "timestamp"]
+        );
+        assert!(
+            !r["timestamp"].as_str().unwrap().is_empty(),
+            "the service's lastUpdateTime: {r}"
+        );
+    }
+    let digests: Vec<&str> = rows.iter().map(|r| r["digest"].as_str().unwrap()).collect();
+    assert!(digests.contains(&w.app_v1.as_str()) && digests.contains(&w.app_v2.as_str()));
+    assert!(
+        w.source
+            .requests()
+            .iter()
+            .any(|r| r.path == "/acr/v1/app/_manifests"),
+        "through the metadata API"
+    );
+
+    let o = run(list(&["--orderby", "time_desc"])).await;
+    let desc: Vec<String> = serde_json::from_str::<serde_json::Value>(&out(&o))
+        .expect("json")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().to_owned())
+        .collect();
+    let asc: Vec<String> = {
+        let o = run(list(&["--orderby", "time_asc"])).await;
+        serde_json::from_str::<serde_json::Value>(&out(&o))
+            .expect("json")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["digest"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        desc.iter().rev().collect::<Vec<_>>(),
+        asc.iter().collect::<Vec<_>>()
+    );
+
+    let o = run(list(&["--detail", "--top", "1"])).await;
+    let detail: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(detail.as_array().unwrap().len(), 1);
+    assert!(
+        detail[0]["mediaType"]
+            .as_str()
+            .unwrap()
+            .starts_with("application/vnd."),
+        "{detail}"
+    );
+    assert!(detail[0]["changeableAttributes"].is_object(), "{detail}");
+
+    let o = run(list(&["--orderby", "size"])).await;
+    assert_eq!(code(&o), 2, "{}", err(&o));
+}
