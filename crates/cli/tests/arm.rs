@@ -448,3 +448,52 @@ async fn show_manifests_reads_the_acr_metadata_api() {
     let o = run(list(&["--orderby", "size"])).await;
     assert_eq!(code(&o), 2, "{}", err(&o));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
+    let w = ArmWorld::start_with(ArmWorldOptions {
+        target: Box::new(|r| r.deny_except(&["203.0.113.0/24"])),
+        ..Default::default()
+    })
+    .await
+    .expect("world");
+    w.target.set_firewall(true);
+    let src = format!("{}/lib/tool:1", w.external.host());
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args([
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        &src,
+        "-t",
+        "tool:1",
+        "--mode",
+        "client",
+    ])
+    .arg("--ca-file")
+    .arg(w.ca_file())
+    .env_clear()
+    .envs(w.env_for(IMPORTER))
+    .env("AZURE_SUBSCRIPTION_ID", SUB)
+    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
+    let o = cmd.output().await.expect("run");
+    assert_ne!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("HINT: your IP is not allowed by the registry's firewall"),
+        "{e}"
+    );
+    assert!(
+        e.contains("203.0.113.0/24"),
+        "the rules are summarized: {e}"
+    );
+    assert!(
+        e.contains("az acr show --query networkRuleSet --name targetreg"),
+        "{e}"
+    );
+    // Seen from inside the firewall: nothing was imported.
+    w.target.set_firewall(false);
+    assert!(w.target_digest("tool", "1").await.is_none());
+}

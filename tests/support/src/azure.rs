@@ -1328,6 +1328,9 @@ struct AcrState {
     /// When the metadata listing first saw each digest (its `createdTime`/`lastUpdateTime`),
     /// with a sequence number that keeps the order stable within a second.
     first_seen: Mutex<HashMap<String, (i64, u64)>>,
+    /// The data plane refuses every client, as a registry firewall does to an IP it does
+    /// not allow.
+    firewall: Mutex<bool>,
 }
 
 /// Configures and starts an [`AcrEmulator`].
@@ -1451,6 +1454,7 @@ impl AcrEmulatorBuilder {
             upstream: registry.addr(),
             log: Mutex::new(Vec::new()),
             first_seen: Mutex::new(HashMap::new()),
+            firewall: Mutex::new(false),
         });
         let task = tokio::spawn(plain_accept_loop(listener, {
             let state = state.clone();
@@ -1527,6 +1531,12 @@ impl AcrEmulator {
         &self.state.issuer
     }
 
+    /// With `deny`, every data-plane request (not `/oauth2/*`) is refused with ACR's
+    /// firewall answer: `403 DENIED`, "client with IP … is not allowed access".
+    pub fn set_firewall(&self, deny: bool) {
+        *lock(&self.state.firewall) = deny;
+    }
+
     /// Changes a principal's role (`None` removes it).
     pub fn set_role(&self, principal: &str, role: Option<AcrRole>) {
         let oid = self
@@ -1592,6 +1602,14 @@ fn acr_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Byt
 
 async fn acr_handle(state: &AcrState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
+    if *lock(&state.firewall) && !path.starts_with("/oauth2/") {
+        // ACR's answer to a client outside its network rules, before any credential check.
+        return acr_error(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "client with IP '127.0.0.1' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.",
+        );
+    }
     if let Some(repo) = path
         .strip_prefix("/acr/v1/")
         .and_then(|p| p.strip_suffix("/_manifests"))
