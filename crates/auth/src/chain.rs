@@ -3,9 +3,13 @@
 
 use std::fmt;
 
-use crate::azure::AzureAdProvider;
+use std::sync::Arc;
+
+use crate::azure::{
+    AadCredentialChain, AadOptions, AcrAudience, AcrLoginServers, AzureAdProvider, AzureEnvironment,
+};
 use crate::docker_config::{DockerConfigSource, Origin};
-use crate::{AuthError, Credential, CredentialProvider, StaticCredentials};
+use crate::{AuthError, Credential, CredentialProvider, HttpExchange, StaticCredentials};
 
 /// Where the chain's credential for a registry comes from. Never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +95,36 @@ impl CredentialChain {
     pub fn with_docker_config(mut self, source: DockerConfigSource) -> Self {
         self.docker = Some(source);
         self
+    }
+
+    /// The chain a command-line tool wants, from the process environment: `explicit` first,
+    /// then the Docker / podman config files and credential helpers, then Azure AD (the
+    /// `AZURE_*` variables, a managed identity, the Azure CLI) for ACR login servers — the
+    /// standard suffixes, `ACR_IMPORT_LOGIN_SERVER_SUFFIX` and `login_server_suffix` — then
+    /// anonymous. Azure AD traffic goes through `http`. An Azure AD configuration that cannot
+    /// be used is logged and skipped: registries that need no Azure AD keep working.
+    pub fn from_env(
+        http: Arc<dyn HttpExchange>,
+        explicit: StaticCredentials,
+        login_server_suffix: &str,
+    ) -> Self {
+        let env = AzureEnvironment::from_env();
+        let servers = AcrLoginServers::from_env(&env).with_suffix(login_server_suffix);
+        let chain = Self::new()
+            .with_explicit(explicit)
+            .with_docker_config(DockerConfigSource::from_env());
+        match AadCredentialChain::from_env(http.clone(), AadOptions::default()) {
+            Ok(aad) => chain.with_azure(AzureAdProvider::from_chain(
+                &aad,
+                http,
+                servers,
+                AcrAudience::default(),
+            )),
+            Err(e) => {
+                tracing::warn!("Azure AD credentials unavailable: {e}");
+                chain
+            }
+        }
     }
 
     /// Azure AD for ACR login servers, third.

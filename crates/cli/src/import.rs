@@ -1,6 +1,6 @@
 //! `acr import`: resolve names, build the transport and copier, render the result.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +13,8 @@ use acr_import_acr::{
     AcrError, ArmClient, AzureContext, Cloud, Engine, EngineFacts, EngineMode, RegistryResourceId,
     RegistryTarget, ResolvedSource, ServerOutcome, SourceArgs, Verdict, WaitOptions,
 };
-use acr_import_auth::azure::{
-    AadCredentialChain, AadOptions, AcrAudience, AcrLoginServers, AzureAdProvider, AzureEnvironment,
-};
-use acr_import_auth::{Credential, CredentialChain, DockerConfigSource, Secret, StaticCredentials};
+use acr_import_auth::azure::{AadCredentialChain, AadOptions};
+use acr_import_auth::{Credential, Secret, StaticCredentials};
 use acr_import_reference::{AnyReference, RepositoryReference};
 use acr_import_transfer::copy::Progress;
 use acr_import_transfer::{
@@ -103,14 +101,6 @@ pub(crate) fn acr_failure(e: AcrError) -> Failure {
     }
 }
 
-fn cloud_of(g: &Global) -> Result<Cloud, Failure> {
-    let cloud: Cloud = g
-        .cloud
-        .parse()
-        .map_err(|e: AcrError| Failure::usage(e.to_string()))?;
-    Ok(cloud.with_overrides(|k| std::env::var(k).ok()))
-}
-
 /// An ARM client signed in with the environment's Azure AD credential, or why there is none.
 fn arm_client(g: &Global, cloud: &Cloud) -> Result<ArmClient, String> {
     let mut builder = Transport::builder();
@@ -147,7 +137,7 @@ fn progress_printer(g: &Global) -> impl FnMut(&acr_import_acr::ImportProgress) +
 
 /// `acr import status URL`.
 async fn status(operation_url: &str, args: &ImportArgs, g: &Global) -> Result<(), Failure> {
-    let cloud = cloud_of(g)?;
+    let cloud = crate::settings::cloud(g)?;
     let arm = arm_client(g, &cloud).map_err(|why| {
         acr_failure(AcrError::ArmUnavailable {
             reason: format!("polling an import operation needs it ({why})"),
@@ -187,7 +177,7 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
     if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
         return status(operation_url, &args, g).await;
     }
-    let cloud = cloud_of(g)?;
+    let cloud = crate::settings::cloud(g)?;
     let name = args
         .name
         .clone()
@@ -927,34 +917,5 @@ fn build_transport(g: &Global, plans: &[Plan], cloud: &Cloud) -> Result<Transpor
             }
         }
     }
-    let suffix = cloud.login_server_suffix.clone();
-    let mut builder = Transport::builder().credentials_from(move |http| {
-        let env = AzureEnvironment::from_env();
-        let servers = AcrLoginServers::from_env(&env).with_suffix(&suffix);
-        let mut chain = CredentialChain::new()
-            .with_explicit(explicit)
-            .with_docker_config(DockerConfigSource::from_env());
-        match AadCredentialChain::from_env(http.clone(), AadOptions::default()) {
-            Ok(aad) => {
-                chain = chain.with_azure(AzureAdProvider::from_chain(
-                    &aad,
-                    http,
-                    servers,
-                    AcrAudience::default(),
-                ))
-            }
-            Err(e) => tracing::warn!("Azure AD credentials unavailable: {e}"),
-        }
-        Arc::new(chain)
-    });
-    if let Some(ca) = &g.ca_file {
-        builder = builder.ca_file(ca);
-    }
-    for h in &g.insecure_registries {
-        builder = builder.insecure_host(h.clone());
-    }
-    if !std::io::stderr().is_terminal() {
-        tracing::debug!("stderr is not a terminal: plain progress lines");
-    }
-    Ok(builder.build()?)
+    crate::settings::transport(g, cloud, explicit)
 }

@@ -4,6 +4,7 @@
 mod import;
 mod render;
 mod repository;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -1,7 +1,6 @@
 //! `acr repository …` and `acr manifest list-metadata`, through the OCI API.
 
-use acr_import_acr::{Cloud, RegistryTarget};
-use acr_import_transfer::Transport;
+use acr_import_acr::RegistryTarget;
 use serde::Serialize;
 
 use crate::{Failure, render};
@@ -10,23 +9,11 @@ use acr_import_cli::args::{
 };
 
 fn registry(g: &Global, name: &str) -> Result<acr_import_transfer::Registry, Failure> {
-    let cloud: Cloud = g
-        .cloud
-        .parse()
-        .map_err(|e: acr_import_acr::AcrError| Failure::usage(e.to_string()))?;
-    let cloud = cloud.with_overrides(|k| std::env::var(k).ok());
+    let cloud = crate::settings::cloud(g)?;
     let target = RegistryTarget::parse(name, &cloud).map_err(|e| Failure::usage(e.to_string()))?;
-    let mut b = Transport::builder().credentials(std::sync::Arc::new(
-        acr_import_auth::CredentialChain::new()
-            .with_docker_config(acr_import_auth::DockerConfigSource::from_env()),
-    ));
-    if let Some(ca) = &g.ca_file {
-        b = b.ca_file(ca);
-    }
-    for h in &g.insecure_registries {
-        b = b.insecure_host(h.clone());
-    }
-    Ok(b.build()?.registry(target.host())?)
+    let transport =
+        crate::settings::transport(g, &cloud, acr_import_auth::StaticCredentials::new())?;
+    Ok(transport.registry(target.host())?)
 }
 
 pub async fn run_repository(cmd: RepositoryCommand, g: &Global) -> Result<(), Failure> {

@@ -1164,7 +1164,8 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Referrers, TransferError> {
         let tag = digest.referrers_tag();
-        match self.get_manifest(repository, tag.as_str()).await {
+        // The once-variant: `referrers` already retries the whole lookup.
+        match self.get_manifest_once(repository, tag.as_str()).await {
             Ok(index) => {
                 let content = index
                     .parse()

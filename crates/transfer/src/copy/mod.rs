@@ -118,7 +118,7 @@ impl Endpoint {
             },
             Endpoint::Layout(l) => match l.get_manifest(reference).await {
                 Ok(m) => Ok(Some(m.digest)),
-                Err(e) if is_missing(&e) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),
             },
         }
@@ -152,10 +152,6 @@ impl Endpoint {
             Endpoint::Layout(_) => Ok(Vec::new()),
         }
     }
-}
-
-fn is_missing(e: &TransferError) -> bool {
-    e.is_not_found()
 }
 
 /// What to copy from.
