@@ -46,11 +46,37 @@ impl InsecureHosts {
     }
 }
 
-/// Verifies certificates with webpki, except for hosts named insecure.
-#[derive(Debug)]
+/// Verifies certificates with webpki, except for hosts named insecure. The trusted roots
+/// are loaded on the first certificate to verify: reading the platform's store costs more
+/// than a whole copy between plain-http loopback registries, which never need it.
 struct Verifier {
-    inner: Arc<WebPkiServerVerifier>,
+    roots: std::sync::OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
+    extra: Vec<PathBuf>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
     insecure: InsecureHosts,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("extra", &self.extra)
+            .field("roots_loaded", &self.roots.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    fn webpki(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
+        self.roots
+            .get_or_init(|| {
+                let roots = root_store(&self.extra).map_err(|e| e.to_string())?;
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+                    .build()
+                    .map_err(|e| format!("cannot build the certificate verifier: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| rustls::Error::General(e.clone()))
+    }
 }
 
 impl ServerCertVerifier for Verifier {
@@ -70,8 +96,13 @@ impl ServerCertVerifier for Verifier {
         if !name.is_empty() && self.insecure.contains(&name, None) {
             return Ok(ServerCertVerified::assertion());
         }
-        self.inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        self.webpki()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
     }
 
     fn verify_tls12_signature(
@@ -80,7 +111,12 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -89,11 +125,18 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -148,18 +191,23 @@ fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TransferEr
     Ok(())
 }
 
+/// The client TLS configuration. Bundles the user named (`extra`) are checked now, so a
+/// bad one fails at once with its name; the platform's roots and the `environment`'s
+/// bundle (`SSL_CERT_FILE`) load on first use.
 pub(crate) fn tls_config(
-    roots: RootCertStore,
+    mut extra: Vec<PathBuf>,
+    environment: Option<PathBuf>,
     insecure: &InsecureHosts,
 ) -> Result<rustls::ClientConfig, TransferError> {
+    for path in &extra {
+        add_pem_file(&mut RootCertStore::empty(), path)?;
+    }
+    extra.extend(environment);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| {
-            TransferError::Config(format!("cannot build the certificate verifier: {e}"))
-        })?;
     let verifier = Arc::new(Verifier {
-        inner: webpki,
+        roots: std::sync::OnceLock::new(),
+        extra,
+        provider: provider.clone(),
         insecure: insecure.clone(),
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)

@@ -168,6 +168,10 @@ impl Registry {
 
     /// The scheme to use: fixed by the caller, learned before, or https — except that a
     /// loopback or insecure host that does not speak TLS falls back to plain http.
+    ///
+    /// Loopback registries almost always speak plain http, so an unknown loopback host is
+    /// tentatively http: [`Self::send`] lets the first request that can be sent twice serve
+    /// as the probe, and settles the scheme from its answer (no separate `GET /v2/`).
     async fn scheme(&self) -> Result<&'static str, TransferError> {
         if let Some(s) = self
             .scheme
@@ -180,9 +184,22 @@ impl Registry {
             self.transport.remember_scheme(&self.host, "https");
             return Ok("https");
         }
-        // Loopback registries almost always speak plain http: ask that first (one request,
-        // no TLS handshake against a plain port). A TLS server answers plain http with 400 or
-        // closes the connection. A host named insecure is asked over https first.
+        if acr_import_auth::is_loopback_host(&host) {
+            return Ok("http");
+        }
+        self.probe().await
+    }
+
+    /// Whether the scheme of this host is still a guess (loopback, not yet confirmed).
+    fn scheme_tentative(&self) -> bool {
+        self.scheme.is_none() && self.transport.known_scheme(&self.host).is_none()
+    }
+
+    /// Settles the scheme of a loopback or insecure host with a `GET /v2/`: a TLS server
+    /// answers plain http with 400 or closes the connection. Loopback hosts are asked over
+    /// http first, a host named insecure over https first.
+    async fn probe(&self) -> Result<&'static str, TransferError> {
+        let (host, _) = self.split_host();
         let first = if acr_import_auth::is_loopback_host(&host) {
             "http"
         } else {
@@ -228,7 +245,51 @@ impl Registry {
         }
     }
 
-    async fn send(&self, req: Req) -> Result<Resp, TransferError> {
+    async fn send(&self, mut req: Req) -> Result<Resp, TransferError> {
+        if self.scheme_tentative() && req.url.scheme() == "http" {
+            match req.try_clone() {
+                // The request itself is the probe: sent once, without retries.
+                Some(mut first) => {
+                    first.idempotent = false;
+                    let origin = self.url_with("http", "/")?;
+                    match self.transport.send(first, &origin).await {
+                        Ok(resp) if resp.response.status() != StatusCode::BAD_REQUEST => {
+                            self.transport.remember_scheme(&self.host, "http");
+                            let status = resp.response.status();
+                            if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error()
+                            {
+                                return Ok(resp);
+                            }
+                            // Transient: sent again below, with the usual retries.
+                            drain(resp.response).await;
+                        }
+                        Ok(resp) => {
+                            // A TLS server's answer to plain http, or a real 400.
+                            if self.probe().await? == "http" {
+                                return Ok(resp);
+                            }
+                            drain(resp.response).await;
+                        }
+                        Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => {
+                            self.probe().await?;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => {
+                    self.probe().await?;
+                }
+            }
+            let scheme = self.scheme().await?;
+            if scheme != "http" {
+                req.url.set_scheme(scheme).map_err(|()| {
+                    TransferError::Config(format!(
+                        "`{}` cannot be addressed over {scheme}",
+                        self.host
+                    ))
+                })?;
+            }
+        }
         let origin = self.url("/").await?;
         self.transport.send(req, &origin).await
     }

@@ -21,7 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use url::Url;
 
 use crate::body::read_capped;
-use crate::connect::{BoxError, InsecureHosts, ProxyConnector, root_store, tls_config};
+use crate::connect::{BoxError, InsecureHosts, ProxyConnector, tls_config};
 use crate::error::{
     RequestContext, StatusDetails, TransferError, parse_error_envelope, redact_url,
 };
@@ -146,15 +146,16 @@ impl TransportBuilder {
         self
     }
 
-    /// Builds the transport; fails on an unreadable CA file.
+    /// Builds the transport; fails on an unreadable CA file given with
+    /// [`Self::ca_file`]. The platform's roots (and `SSL_CERT_FILE`) load on the first TLS
+    /// connection; a broken `SSL_CERT_FILE` fails that connection, naming the file.
     pub fn build(self) -> Result<Transport, TransferError> {
-        let mut ca_files = self.ca_files;
-        if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
-            ca_files.push(PathBuf::from(f));
-        }
         let insecure = InsecureHosts(self.insecure_hosts);
-        let roots = root_store(&ca_files)?;
-        let tls = tls_config(roots, &insecure)?;
+        let tls = tls_config(
+            self.ca_files,
+            std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
+            &insecure,
+        )?;
         let explicit = self.proxy.is_some();
         let matcher = match &self.proxy {
             Some(url) => Matcher::builder().all(url.clone()).build(),
@@ -293,6 +294,25 @@ pub(crate) struct Req {
 }
 
 impl Req {
+    /// A copy to send again, when the body allows it.
+    pub(crate) fn try_clone(&self) -> Option<Req> {
+        let body = match &self.body {
+            Body::Empty => Body::Empty,
+            Body::Bytes(b) => Body::Bytes(b.clone()),
+            Body::Stream(_) => return None,
+        };
+        Some(Req {
+            ctx: self.ctx.clone(),
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+            scopes: self.scopes.clone(),
+            idempotent: self.idempotent,
+            follow_redirects: self.follow_redirects,
+        })
+    }
+
     pub(crate) fn new(ctx: RequestContext, method: Method, url: Url, scopes: ScopeSet) -> Self {
         let idempotent = matches!(
             method,

@@ -40,6 +40,15 @@ async fn self_signed_is_refused_unless_trusted_or_named() {
     assert!(reached(trusting.registry(&url).unwrap().ping().await));
     let by_name = format!("https://localhost:{}", server.addr().port());
     assert!(reached(trusting.registry(&by_name).unwrap().ping().await));
+    // Without a scheme, a loopback host is tried over plain http by the first request
+    // itself; a TLS server there is found out, and the request goes again over https.
+    let bare = trusting
+        .registry(&format!("127.0.0.1:{}", server.addr().port()))
+        .unwrap();
+    let answer = bare.ping().await;
+    assert!(reached(answer), "reached over https without a scheme");
+    let answer = bare.ping().await;
+    assert!(reached(answer), "and again, with the scheme known");
 
     let named = Transport::builder()
         .proxy_from_env(false)
