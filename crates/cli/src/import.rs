@@ -541,6 +541,7 @@ async fn execute_client(
         foreign_layers: args.include_foreign_layers,
         jobs: args.jobs.max(1),
         dry_run: args.dry_run,
+        verify: args.verify_blobs,
         progress: Some(tx),
         ..CopyOptions::default()
     };

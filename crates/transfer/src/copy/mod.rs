@@ -7,14 +7,17 @@
 //! 2. every target tag is looked up: a tag that already holds the same digest is done, a tag
 //!    holding something else is a conflict unless `force` is set — checked before any byte
 //!    moves;
-//! 3. the manifest graph is read (child manifests concurrently, depth- and size-limited), and
-//!    the referrers of every manifest in it (signatures, SBOMs, attestations);
-//! 4. blobs move, each once per target repository however many manifests share it: one
+//! 3. the manifest graph is read (child manifests concurrently, depth- and size-limited);
+//! 4. blobs move, each once per target repository however many manifests share it, while
+//!    the referrers of every manifest (signatures, SBOMs, attestations) are looked up: one
 //!    `POST` that mounts from the source repository (same registry), from a repository this
 //!    run already pushed it to, or from the target repository itself (a blob already there
 //!    answers `201` at once), and otherwise opens the session that the source `GET` streams
-//!    into with one `PUT`;
-//! 5. child manifests by digest, then the top manifest by digest, then referrers;
+//!    into with one `PUT`. Largest blobs first; sessions open ahead of their turn; a slot
+//!    is freed when the last byte is sent, not when the target has committed the blob;
+//! 5. child manifests by digest, then the top manifest by digest, then referrers — or, when
+//!    nothing refers to the top manifest, it goes with its first tag (one `PUT` that stores
+//!    it and moves the tag);
 //! 6. tags last.
 
 mod limiter;
@@ -250,12 +253,21 @@ pub struct CopyOptions {
     /// Blob transfers in flight at most, across platforms (adapts down on 429/503).
     /// Default: 8.
     pub jobs: usize,
+    /// Bytes of blobs streaming at once to one target registry, at most; a blob counts for
+    /// its size up to half of this, so two big blobs always stream together. Blobs go
+    /// largest first: a few big ones stream while small ones fill the other slots, the big
+    /// uploads finish one after another, and a target that syncs each blob to disk before
+    /// answering keeps receiving others meanwhile. Default: 128 MiB.
+    pub bytes_in_flight: u64,
     /// Deepest nesting of indexes followed. Default: 8.
     pub max_depth: usize,
     /// Most manifests in one copy (ACR import allows 50 per image). Default: 1000.
     pub max_manifests: usize,
-    /// Hash blobs while streaming (a corrupted source is caught before the upload
-    /// completes); off leaves the check to the target's `PUT ?digest=`. Default: on.
+    /// Also hash blobs on this side while streaming them to a registry, so that a corrupted
+    /// source is caught before the upload completes. Off, the target registry's own check
+    /// of `PUT ?digest=` catches it (it refuses the upload; the blob is sent again): the
+    /// same guarantee for half the client CPU. Blobs written to an OCI layout are always
+    /// hashed here. Default: off.
     pub verify: bool,
     /// Report what would be done, write nothing. Default: off.
     pub dry_run: bool,
@@ -271,9 +283,10 @@ impl Default for CopyOptions {
             referrers: true,
             foreign_layers: false,
             jobs: 8,
+            bytes_in_flight: 128 << 20,
             max_depth: 8,
             max_manifests: 1000,
-            verify: true,
+            verify: false,
             dry_run: false,
             progress: None,
         }
@@ -349,7 +362,12 @@ impl Copier {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(host.to_owned())
-            .or_insert_with(|| Arc::new(Limiter::new(self.options.jobs)))
+            .or_insert_with(|| {
+                Arc::new(Limiter::with_budget(
+                    self.options.jobs,
+                    self.options.bytes_in_flight,
+                ))
+            })
             .clone()
     }
 
@@ -485,12 +503,6 @@ impl Copier {
             );
         }
 
-        let referrers = if self.options.referrers {
-            self.discover_referrers(&source.endpoint, &graph).await?
-        } else {
-            Vec::new()
-        };
-
         // Each distinct target place gets the content once; tags are written at the end.
         let mut places: Vec<&Endpoint> = Vec::new();
         for t in targets {
@@ -498,8 +510,19 @@ impl Copier {
                 places.push(&t.endpoint);
             }
         }
+        let discover = async {
+            if self.options.referrers {
+                self.discover_referrers(&source.endpoint, &graph).await
+            } else {
+                Ok(Vec::new())
+            }
+        };
 
+        // Referrers are looked up while the blobs move (they do not depend on each other).
+        let referrers;
+        let mut deferred: Vec<&Endpoint> = Vec::new();
         if up_to_date {
+            referrers = discover.await?;
             report.up_to_date = true;
             for (t, b) in targets.iter().zip(&before) {
                 if let Some(tag) = &t.tag {
@@ -516,9 +539,31 @@ impl Copier {
                 blobs: graph.blobs.len() * places.len(),
                 bytes: planned_bytes * places.len() as u64,
             });
-            self.copy_blobs(&source.endpoint, &graph.blobs, &places, &mut report)
+            let (found, copied) = tokio::join!(
+                discover,
+                self.copy_blobs(&source.endpoint, &graph.blobs, &places, &mut report)
+            );
+            copied?;
+            referrers = found?;
+            // With nothing that names the top manifest as its subject, a registry that gets
+            // the top manifest under a tag gets it that way only: one PUT stores the manifest
+            // and moves the tag together, instead of a PUT by digest and another by tag.
+            let subjects =
+                !referrers.is_empty() || graph.nodes.iter().any(|n| n.content.subject.is_some());
+            if !subjects {
+                deferred = places
+                    .iter()
+                    .copied()
+                    .filter(|p| matches!(p, Endpoint::Registry { .. }))
+                    .filter(|p| {
+                        targets
+                            .iter()
+                            .any(|t| t.tag.is_some() && t.endpoint.same_place(p))
+                    })
+                    .collect();
+            }
+            self.push_graph(&graph, &places, &deferred, &mut report)
                 .await?;
-            self.push_graph(&graph, &places, &mut report).await?;
         }
         for r in &referrers {
             self.copy_referrer(&source.endpoint, r, &places, &mut report)
@@ -545,7 +590,8 @@ impl Copier {
             self.update_fallback_indexes(&links, &places).await?;
         }
         if !up_to_date {
-            self.write_tags(&top, targets, &before, &mut report).await?;
+            self.write_tags(&top, targets, &before, &deferred, &mut report)
+                .await?;
         }
         if let Some(t) = &transport {
             for (host, after) in t.stats() {
@@ -900,13 +946,19 @@ impl Copier {
             rounds.push(rest);
         }
         for round in rounds {
-            let jobs: Vec<(&Descriptor, &Endpoint)> = blobs
+            let mut jobs: Vec<(&Descriptor, &Endpoint)> = blobs
                 .iter()
                 .flat_map(|b| round.iter().map(move |p| (b, *p)))
                 .collect();
+            // Largest first: the big uploads finish (and the target syncs them to disk) while
+            // small ones still stream, instead of all finishing together at the end.
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.0.size));
             let entries: Vec<BlobEntry> =
                 stream::iter(jobs.into_iter().map(|(b, p)| self.transfer_blob(src, b, p)))
-                    .buffer_unordered(self.options.jobs.max(1))
+                    // Four times the slots: blobs waiting for a slot have their upload session
+                    // open already, and an upload whose bytes are all sent gives its slot to
+                    // the next blob while the target commits it (syncs it to disk, links it).
+                    .buffer_unordered(self.options.jobs.max(1) * 4)
                     .try_collect()
                     .await?;
             report.blobs.extend(entries);
@@ -942,9 +994,11 @@ impl Copier {
                         digest: entry.digest.clone(),
                         size: desc.size,
                     });
+                    let limiter = self.limiter(&format!("oci:{}", layout.path().display()));
+                    let _slot = limiter.acquire().await;
                     let mut attempt = 0;
                     loop {
-                        let (stream, failure) = self.source_stream(src, desc, false).await?;
+                        let (stream, failure) = self.source_stream(src, desc, false, None).await?;
                         match layout.put_blob(&desc.digest, Some(desc.size), stream).await {
                             Ok(()) => break,
                             Err(e) => {
@@ -1010,10 +1064,12 @@ impl Copier {
                     return Ok(entry);
                 }
                 let limiter = self.limiter(&host);
-                let _slot = limiter.acquire().await;
                 let mut attempt = 0;
                 loop {
-                    match self.push_one(src, desc, registry, repository, &from).await {
+                    match self
+                        .push_one(src, desc, registry, repository, &from, &limiter)
+                        .await
+                    {
                         Ok(action) => {
                             limiter.succeeded();
                             entry.action = action;
@@ -1053,7 +1109,10 @@ impl Copier {
         Ok(entry)
     }
 
-    /// One attempt: mount-or-start, then stream the source into the session.
+    /// One attempt: mount-or-start, then stream the source into the session. The slot is
+    /// held from the `POST` until the last byte is handed to the upload, not while the
+    /// target commits the blob: a registry that syncs each blob to disk before answering
+    /// then keeps receiving other blobs meanwhile.
     async fn push_one(
         &self,
         src: &Endpoint,
@@ -1061,6 +1120,7 @@ impl Copier {
         registry: &Registry,
         repository: &str,
         from: &str,
+        limiter: &Arc<Limiter>,
     ) -> Result<BlobAction, TransferError> {
         match registry
             .start_upload(repository, Some((&desc.digest, from)))
@@ -1072,18 +1132,24 @@ impl Copier {
                 BlobAction::Mounted
             }),
             UploadStart::Session(session) => {
+                // A blob weighs its size, up to half the budget: two big blobs stream at once
+                // however big, small ones fill the remaining slots.
+                let weight = desc.size.min(self.options.bytes_in_flight / 2);
+                let slot = limiter.acquire_weighted(weight).await;
                 self.emit(Progress::BlobStarted {
                     digest: desc.digest.to_string(),
                     size: desc.size,
                 });
-                let (stream, failure) =
-                    match self.source_stream(src, desc, self.options.verify).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            registry.cancel_upload(&session).await;
-                            return Err(e);
-                        }
-                    };
+                let (stream, failure) = match self
+                    .source_stream(src, desc, self.options.verify, Some(slot))
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        registry.cancel_upload(&session).await;
+                        return Err(e);
+                    }
+                };
                 match registry
                     .put_blob(session, &desc.digest, desc.size, stream)
                     .await
@@ -1101,12 +1167,14 @@ impl Copier {
     }
 
     /// The source blob as a stream that reports progress and keeps its own error, so that a
-    /// failed upload can say what really went wrong.
+    /// failed upload can say what really went wrong. `permit` is released once the stream has
+    /// yielded the blob's last byte (or failed).
     async fn source_stream(
         &self,
         src: &Endpoint,
         desc: &Descriptor,
         verify: bool,
+        mut permit: Option<Slot>,
     ) -> Result<
         (
             impl futures_util::Stream<Item = Result<Bytes, TransferError>> + Send + Unpin + 'static,
@@ -1119,8 +1187,13 @@ impl Copier {
         let slot = failure.clone();
         let progress = self.options.progress.clone();
         let digest = desc.digest.to_string();
+        let (size, mut sent) = (desc.size, 0u64);
         let stream = blob.map(move |item| match item {
             Ok(bytes) => {
+                sent += bytes.len() as u64;
+                if sent >= size {
+                    permit.take();
+                }
                 if let Some(tx) = &progress {
                     let _ = tx.send(Progress::BlobBytes {
                         digest: digest.clone(),
@@ -1130,6 +1203,7 @@ impl Copier {
                 Ok(bytes)
             }
             Err(e) => {
+                permit.take();
                 let shown = TransferError::Connection {
                     url: "the source".to_owned(),
                     message: e.to_string(),
@@ -1145,10 +1219,13 @@ impl Copier {
 
     /// Pushes the graph's manifests by digest to every place, leaves first; manifests of one
     /// height go concurrently.
+    /// The top manifest is not pushed by digest to the `deferred` places: their first tag
+    /// write stores it.
     async fn push_graph(
         &self,
         graph: &Graph,
         places: &[&Endpoint],
+        deferred: &[&Endpoint],
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
         let max_height = graph.nodes.iter().map(|n| n.height).max().unwrap_or(0);
@@ -1157,20 +1234,25 @@ impl Copier {
             let jobs = level
                 .iter()
                 .flat_map(|n| places.iter().map(move |p| (*n, *p)));
-            let entries: Vec<ManifestEntry> =
-                stream::iter(jobs.map(|(n, p)| self.push_manifest(n, p)))
-                    .buffer_unordered(self.options.jobs.max(1))
-                    .try_collect()
-                    .await?;
+            let entries: Vec<ManifestEntry> = stream::iter(jobs.map(|(n, p)| {
+                let later = n.role == ManifestRole::Top && deferred.iter().any(|d| d.same_place(p));
+                self.push_manifest(n, p, later)
+            }))
+            .buffer_unordered(self.options.jobs.max(1))
+            .try_collect()
+            .await?;
             report.manifests.extend(entries);
         }
         Ok(())
     }
 
+    /// Pushes one manifest by digest; `with_tag`: it goes with the tag write instead (the
+    /// entry is reported now, the copy fails as a whole if that write does).
     async fn push_manifest(
         &self,
         node: &Node,
         place: &Endpoint,
+        with_tag: bool,
     ) -> Result<ManifestEntry, TransferError> {
         let entry = ManifestEntry {
             digest: node.manifest.digest.to_string(),
@@ -1186,7 +1268,7 @@ impl Copier {
                 ManifestAction::Pushed
             },
         };
-        if self.options.dry_run {
+        if self.options.dry_run || with_tag {
             return Ok(entry);
         }
         match place {
@@ -1221,7 +1303,7 @@ impl Copier {
     ) -> Result<(), TransferError> {
         self.copy_blobs(src, &found.graph.blobs, places, report)
             .await?;
-        self.push_graph(&found.graph, places, report).await?;
+        self.push_graph(&found.graph, places, &[], report).await?;
         self.note(
             report,
             format!(
@@ -1305,17 +1387,26 @@ impl Copier {
         Ok(())
     }
 
+    /// Writes the tags; on a `deferred` place, the first tag write is also how the top
+    /// manifest arrives there, so it is written even where the tag already holds it.
     async fn write_tags(
         &self,
         top: &Manifest,
         targets: &[Target],
         before: &[Option<Digest>],
+        deferred: &[&Endpoint],
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
+        let mut stored: Vec<&Endpoint> = Vec::new();
         for (t, b) in targets.iter().zip(before) {
             let Some(tag) = &t.tag else { continue };
             let name = format!("{}:{tag}", t.endpoint.describe());
-            if !self.options.dry_run && b.as_ref() != Some(&top.digest) {
+            let first_on_deferred = deferred.iter().any(|d| d.same_place(&t.endpoint))
+                && !stored.iter().any(|s| s.same_place(&t.endpoint));
+            if first_on_deferred {
+                stored.push(&t.endpoint);
+            }
+            if !self.options.dry_run && (b.as_ref() != Some(&top.digest) || first_on_deferred) {
                 match &t.endpoint {
                     Endpoint::Registry {
                         registry,

@@ -351,6 +351,23 @@ async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
     let puts = dst_proxy.count_where(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"));
     assert_eq!((posts, puts), (new_blobs, new_blobs));
     assert_eq!(dst_proxy.count("HEAD", "/blobs/"), 0);
+    // The target's scheme came from the first real request (no separate `GET /v2/`), and
+    // the top manifest arrived with its tag: one PUT, not one by digest and one by tag.
+    assert_eq!(
+        dst_proxy.count_where(|r| r.method == "GET" && r.path == "/v2/"),
+        0
+    );
+    let top_puts: Vec<String> = dst_proxy
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            r.method == "PUT"
+                && (r.path.ends_with("/manifests/v1")
+                    || r.path.ends_with(&format!("/manifests/{}", top.digest)))
+        })
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(top_puts, vec!["/v2/app/manifests/v1".to_owned()]);
 
     // Re-copy onto the complete target: no blob moves, no blob request at all.
     src_proxy.clear_requests();

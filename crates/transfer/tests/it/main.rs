@@ -19,10 +19,19 @@ use bytes::Bytes;
 
 /// A transport with fast retries and the given credentials.
 pub fn transport_with(creds: StaticCredentials) -> Transport {
+    build_transport(creds, 3)
+}
+
+/// A transport without credentials that retries `max_retries` times.
+pub fn transport_with_retries(max_retries: u32) -> Transport {
+    build_transport(StaticCredentials::new(), max_retries)
+}
+
+fn build_transport(creds: StaticCredentials, max_retries: u32) -> Transport {
     Transport::builder()
         .credentials(Arc::new(creds))
         .retry(RetryPolicy {
-            max_retries: 3,
+            max_retries,
             base_delay: std::time::Duration::from_millis(20),
             max_delay: std::time::Duration::from_secs(3),
         })
