@@ -1416,6 +1416,12 @@ impl Copier {
                     }
                     Endpoint::Layout(l) => l.put_manifest(top, Some(tag)).await?,
                 }
+                if first_on_deferred {
+                    self.emit(Progress::ManifestPushed {
+                        digest: top.digest.to_string(),
+                        target: t.endpoint.describe(),
+                    });
+                }
                 self.emit(Progress::TagWritten {
                     target: name.clone(),
                 });
