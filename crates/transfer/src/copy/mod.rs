@@ -1109,8 +1109,9 @@ impl Copier {
         Ok(entry)
     }
 
-    /// One attempt: mount-or-start, then stream the source into the session. The slot is
-    /// held from the `POST` until the last byte is handed to the upload, not while the
+    /// One attempt: mount-or-start, then stream the source into the session. The `POST`
+    /// goes without a slot (sessions open ahead of their turn); the slot is taken once the
+    /// session is open and held until the last byte is handed to the upload, not while the
     /// target commits the blob: a registry that syncs each blob to disk before answering
     /// then keeps receiving other blobs meanwhile.
     async fn push_one(
