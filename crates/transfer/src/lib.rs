@@ -11,7 +11,8 @@
 //! [`Authenticator`](acr_import_auth::Authenticator) for an `Authorization` value per
 //! (registry, scopes), answers `401` challenges, and sends credentials only to the
 //! registry's own origin — never across a redirect or to an upload `Location` on another
-//! host. Manifests are returned and pushed as exact bytes; blobs stream with a running digest.
+//! host. Manifests are returned and pushed as exact bytes; blobs stream with their size
+//! checked and, when asked, a running digest (a target registry checks every digest itself).
 //!
 //! ```no_run
 //! use acr_import_transfer::Transport;
