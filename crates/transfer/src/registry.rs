@@ -247,39 +247,10 @@ impl Registry {
 
     async fn send(&self, mut req: Req) -> Result<Resp, TransferError> {
         if self.scheme_tentative() && req.url.scheme() == "http" {
-            match req.try_clone() {
-                // The request itself is the probe: sent once, without retries.
-                Some(mut first) => {
-                    first.idempotent = false;
-                    let origin = self.url_with("http", "/")?;
-                    match self.transport.send(first, &origin).await {
-                        Ok(resp) if resp.response.status() != StatusCode::BAD_REQUEST => {
-                            self.transport.remember_scheme(&self.host, "http");
-                            let status = resp.response.status();
-                            if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error()
-                            {
-                                return Ok(resp);
-                            }
-                            // Transient: sent again below, with the usual retries.
-                            drain(resp.response).await;
-                        }
-                        Ok(resp) => {
-                            // A TLS server's answer to plain http, or a real 400.
-                            if self.probe().await? == "http" {
-                                return Ok(resp);
-                            }
-                            drain(resp.response).await;
-                        }
-                        Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => {
-                            self.probe().await?;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                None => {
-                    self.probe().await?;
-                }
+            if let Some(resp) = self.send_as_probe(req.try_clone()).await? {
+                return Ok(resp);
             }
+            // The scheme is settled now; the request goes again the usual way.
             let scheme = self.scheme().await?;
             if scheme != "http" {
                 req.url.set_scheme(scheme).map_err(|()| {
@@ -292,6 +263,43 @@ impl Registry {
         }
         let origin = self.url("/").await?;
         self.transport.send(req, &origin).await
+    }
+
+    /// Sends a copy of a request to a loopback host whose scheme is still a guess (http),
+    /// once and without retries, as the probe. `Some`: the answer, final. `None`: the scheme
+    /// is settled (by this answer, or by [`Self::probe`] when it was a TLS server's 400, a
+    /// broken connection, or there was no copy: a body that cannot be sent twice) and the
+    /// request must go again.
+    async fn send_as_probe(&self, copy: Option<Req>) -> Result<Option<Resp>, TransferError> {
+        let Some(mut first) = copy else {
+            self.probe().await?;
+            return Ok(None);
+        };
+        first.idempotent = false;
+        let origin = self.url_with("http", "/")?;
+        match self.transport.send(first, &origin).await {
+            Ok(resp) if resp.response.status() != StatusCode::BAD_REQUEST => {
+                self.transport.remember_scheme(&self.host, "http");
+                let status = resp.response.status();
+                if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                    // Transient: sent again, with the usual retries.
+                    drain(resp.response).await;
+                    return Ok(None);
+                }
+                Ok(Some(resp))
+            }
+            // A TLS server's answer to plain http, or a real 400.
+            Ok(resp) if self.probe().await? == "http" => Ok(Some(resp)),
+            Ok(resp) => {
+                drain(resp.response).await;
+                Ok(None)
+            }
+            Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => {
+                self.probe().await?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn fail(&self, ctx: &RequestContext, resp: Resp, scopes: &ScopeSet) -> TransferError {
