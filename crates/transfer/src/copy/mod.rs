@@ -32,6 +32,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::mpsc::UnboundedSender;
 
+use limiter::{Admission, Turn, Turns};
 pub use limiter::{Limiter, Slot};
 pub use report::{
     BlobAction, BlobEntry, CopyReport, ManifestAction, ManifestEntry, ManifestRole, Progress,
@@ -72,6 +73,14 @@ impl Endpoint {
                 registry,
                 repository,
             } => format!("{}/{repository}", registry.host()),
+            Endpoint::Layout(l) => format!("oci:{}", l.path().display()),
+        }
+    }
+
+    /// The key of this endpoint's limiter: a registry host, or a layout's path.
+    fn limiter_key(&self) -> String {
+        match self {
+            Endpoint::Registry { registry, .. } => registry.host().to_owned(),
             Endpoint::Layout(l) => format!("oci:{}", l.path().display()),
         }
     }
@@ -931,11 +940,7 @@ impl Copier {
         let mut seen_hosts: HashSet<String> = HashSet::new();
         let (mut first, mut rest) = (Vec::new(), Vec::new());
         for p in places {
-            let key = match p {
-                Endpoint::Registry { registry, .. } => registry.host().to_owned(),
-                Endpoint::Layout(l) => format!("oci:{}", l.path().display()),
-            };
-            if seen_hosts.insert(key) {
+            if seen_hosts.insert(p.limiter_key()) {
                 first.push(*p);
             } else {
                 rest.push(*p);
@@ -953,14 +958,28 @@ impl Copier {
             // Largest first: the big uploads finish (and the target syncs them to disk) while
             // small ones still stream, instead of all finishing together at the end.
             jobs.sort_by_key(|j| std::cmp::Reverse(j.0.size));
-            let entries: Vec<BlobEntry> =
-                stream::iter(jobs.into_iter().map(|(b, p)| self.transfer_blob(src, b, p)))
-                    // Four times the slots: blobs waiting for a slot have their upload session
-                    // open already, and an upload whose bytes are all sent gives its slot to
-                    // the next blob while the target commits it (syncs it to disk, links it).
-                    .buffer_unordered(self.options.jobs.max(1) * 4)
-                    .try_collect()
-                    .await?;
+            // And in that order they take their slots, whichever upload session opens first.
+            let mut turns: HashMap<String, Arc<Turns>> = HashMap::new();
+            let jobs: Vec<_> = jobs
+                .into_iter()
+                .map(|(b, p)| {
+                    (
+                        b,
+                        p,
+                        turns.entry(p.limiter_key()).or_default().by_size(b.size),
+                    )
+                })
+                .collect();
+            let entries: Vec<BlobEntry> = stream::iter(
+                jobs.into_iter()
+                    .map(|(b, p, t)| self.transfer_blob(src, b, p, t)),
+            )
+            // Four times the slots: blobs waiting for a slot have their upload session
+            // open already, and an upload whose bytes are all sent gives its slot to
+            // the next blob while the target commits it (syncs it to disk, links it).
+            .buffer_unordered(self.options.jobs.max(1) * 4)
+            .try_collect()
+            .await?;
             report.blobs.extend(entries);
         }
         Ok(())
@@ -971,6 +990,7 @@ impl Copier {
         src: &Endpoint,
         desc: &Descriptor,
         target: &Endpoint,
+        turn: Turn,
     ) -> Result<BlobEntry, TransferError> {
         let started = Instant::now();
         let mut entry = BlobEntry {
@@ -994,7 +1014,7 @@ impl Copier {
                         digest: entry.digest.clone(),
                         size: desc.size,
                     });
-                    let limiter = self.limiter(&format!("oci:{}", layout.path().display()));
+                    let limiter = self.limiter(&target.limiter_key());
                     let _slot = limiter.acquire().await;
                     let mut attempt = 0;
                     loop {
@@ -1063,15 +1083,18 @@ impl Copier {
                     };
                     return Ok(entry);
                 }
-                let limiter = self.limiter(&host);
+                let mut admission = Admission {
+                    limiter: self.limiter(&host),
+                    turn,
+                };
                 let mut attempt = 0;
                 loop {
                     match self
-                        .push_one(src, desc, registry, repository, &from, &limiter)
+                        .push_one(src, desc, registry, repository, &from, &mut admission)
                         .await
                     {
                         Ok(action) => {
-                            limiter.succeeded();
+                            admission.limiter.succeeded();
                             entry.action = action;
                             if action == BlobAction::Mounted {
                                 entry.mounted_from = Some(from.clone());
@@ -1079,8 +1102,11 @@ impl Copier {
                             break;
                         }
                         Err(e) => {
+                            // A retry goes without waiting for its turn again; those after it
+                            // do not wait for it either.
+                            admission.turn.done();
                             if matches!(e.status(), Some(429 | 503)) {
-                                limiter.back_off();
+                                admission.limiter.back_off();
                             }
                             if !blob_retryable(&e) || attempt >= 3 {
                                 return Err(e);
@@ -1111,7 +1137,8 @@ impl Copier {
 
     /// One attempt: mount-or-start, then stream the source into the session. The `POST`
     /// goes without a slot (sessions open ahead of their turn); the slot is taken once the
-    /// session is open and held until the last byte is handed to the upload, not while the
+    /// session is open and every larger blob has taken its own (the blob's turn), and held
+    /// until the last byte is handed to the upload, not while the
     /// target commits the blob: a registry that syncs each blob to disk before answering
     /// then keeps receiving other blobs meanwhile.
     async fn push_one(
@@ -1121,7 +1148,7 @@ impl Copier {
         registry: &Registry,
         repository: &str,
         from: &str,
-        limiter: &Arc<Limiter>,
+        admission: &mut Admission,
     ) -> Result<BlobAction, TransferError> {
         match registry
             .start_upload(repository, Some((&desc.digest, from)))
@@ -1136,7 +1163,7 @@ impl Copier {
                 // A blob weighs its size, up to half the budget: two big blobs stream at once
                 // however big, small ones fill the remaining slots.
                 let weight = desc.size.min(self.options.bytes_in_flight / 2);
-                let slot = limiter.acquire_weighted(weight).await;
+                let slot = admission.slot(weight).await;
                 self.emit(Progress::BlobStarted {
                     digest: desc.digest.to_string(),
                     size: desc.size,

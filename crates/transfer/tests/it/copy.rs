@@ -1,6 +1,10 @@
 //! The copy engine between real registries (and OCI layouts), verified byte for byte.
 
-use acr_import_testsupport::{Proxy, ProxyOptions, Registry as TestRegistry};
+use std::time::Duration;
+
+use acr_import_testsupport::{
+    FaultAction, FaultRule, Proxy, ProxyOptions, Registry as TestRegistry,
+};
 use acr_import_transfer::copy::{BlobAction, ManifestRole};
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, TransferError, manifest};
 
@@ -314,6 +318,63 @@ async fn digest_sources_untagged_targets_and_conflicts() {
     assert_eq!(
         dst.get_manifest("app", "prod").await.unwrap().digest,
         two.digest
+    );
+}
+
+#[tokio::test]
+async fn the_largest_blob_streams_first_even_when_its_session_opens_last() {
+    let (_sa, sb, src, _dst) = pair().await;
+    let big = Blob::layer(70, 1 << 20);
+    let small: Vec<Blob> = (71..74).map(|seed| Blob::layer(seed, 4096)).collect();
+    let layers: Vec<&Blob> = std::iter::once(&big).chain(&small).collect();
+    let m = image(&src, "app", "linux", "amd64", &layers, false).await;
+    push_manifest(&src, "app", Some("v1"), &m).await;
+    // The target opens the big blob's upload session last: its POST is held 400 ms.
+    let big_hex = sha256(&big.bytes).to_string().replace("sha256:", "");
+    let dst_proxy = Proxy::start(
+        sb.addr(),
+        ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+            duration: Duration::from_millis(400),
+            after_bytes: None,
+        })
+        .method("POST")
+        .path_contains(&big_hex)]),
+    )
+    .await
+    .unwrap();
+    let dst = transport().registry(&dst_proxy.url()).unwrap();
+    Copier::new(CopyOptions {
+        jobs: 1,
+        ..CopyOptions::default()
+    })
+    .copy(
+        &source(&src, "app", "v1"),
+        &[target(&dst, "app", Some("v1"))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        dst_proxy.count_where(|r| r.method == "POST" && r.fault.is_some()),
+        1,
+        "the big blob's session was not held"
+    );
+    // One slot: the small blobs, ready long before, still wait for the big one's turn.
+    let puts: Vec<String> = dst_proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/blobs/uploads/"))
+        .map(|r| {
+            r.path
+                .split("digest=")
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(puts.len(), 5, "{puts:?}");
+    assert!(
+        puts[0].contains(&big_hex),
+        "the first upload is not the largest blob: {puts:?}"
     );
 }
 
