@@ -170,8 +170,8 @@ impl Turns {
         }
     }
 
-    /// The next place for a blob of `size` bytes, handed out largest first: blobs within a
-    /// factor of two of each other in size (the same bit length) share a gate.
+    /// The next place, for a blob of `size` bytes (call it for blobs sorted largest first):
+    /// blobs within a factor of two of each other in size (the same bit length) share a gate.
     pub fn by_size(self: &Arc<Self>, size: u64) -> Turn {
         let (index, gate) = {
             let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());

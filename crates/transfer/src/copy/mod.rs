@@ -263,10 +263,11 @@ pub struct CopyOptions {
     /// Default: 8.
     pub jobs: usize,
     /// Bytes of blobs streaming at once to one target registry, at most; a blob counts for
-    /// its size up to half of this, so two big blobs always stream together. Blobs go
-    /// largest first: a few big ones stream while small ones fill the other slots, the big
-    /// uploads finish one after another, and a target that syncs each blob to disk before
-    /// answering keeps receiving others meanwhile. Default: 128 MiB.
+    /// its size up to half of this, so two big blobs always stream together. Blobs take
+    /// their slots largest first (a smaller blob waits until every blob at least twice its
+    /// size has a slot) and fill what the budget leaves: the big uploads finish one after
+    /// another, and a target that syncs each blob to disk before answering keeps receiving
+    /// others meanwhile. Default: 128 MiB.
     pub bytes_in_flight: u64,
     /// Deepest nesting of indexes followed. Default: 8.
     pub max_depth: usize,
@@ -1161,7 +1162,7 @@ impl Copier {
             }),
             UploadStart::Session(session) => {
                 // A blob weighs its size, up to half the budget: two big blobs stream at once
-                // however big, small ones fill the remaining slots.
+                // however big, smaller ones fill what the budget leaves once their turn comes.
                 let weight = desc.size.min(self.options.bytes_in_flight / 2);
                 let slot = admission.slot(weight).await;
                 self.emit(Progress::BlobStarted {
