@@ -9,7 +9,8 @@
 //! a new repository of the same registry. Contenders run interleaved (run 1: ours, skopeo,
 //! floor, others; run 2: …), each timed from spawn to exit, with its peak RSS polled from
 //! `/proc/<pid>/status`. Request counts come from our JSON report and, for every contender,
-//! from one extra untimed run through a counting proxy.
+//! from one extra untimed run through a counting proxy. The floor batches blobs under 4 MiB
+//! through files; `--floor-pipes` adds it with a pipeline for every blob.
 //!
 //! Output: a table on stdout, `target/bench/report.md` and `target/bench/report.json`.
 //! Never run in CI as a timed test.
@@ -54,6 +55,10 @@ pub struct Args {
     /// Also copy an image with a single 1 GiB layer with ours and report its peak RSS.
     #[arg(long)]
     big: bool,
+    /// Also time the floor as the issue words it: every blob, small ones too, as its own
+    /// `curl GET | curl PUT` pipeline (the `floor-pipes` contender; ratios stay to `floor`).
+    #[arg(long)]
+    floor_pipes: bool,
 }
 
 /// Who copies.
@@ -63,8 +68,8 @@ enum Kind {
     Ours(PathBuf),
     /// `skopeo copy --all`; as `nobody` with a fresh blob-info cache when `isolated`.
     Skopeo { isolated: bool },
-    /// curl pipelines.
-    Floor,
+    /// curl pipelines; blobs below `small` bytes through files in two batches.
+    Floor { small: u64 },
     /// A command template with `{src}` and `{dst}`.
     Custom(String),
 }
@@ -517,10 +522,11 @@ impl Bench {
                     ..Done::default()
                 })
             }
-            Kind::Floor => {
+            Kind::Floor { small } => {
                 let mut peak = Peak::default();
                 let started = Instant::now();
                 let f = floor::FloorCopy {
+                    small: *small,
                     src: job.src,
                     src_repo: job.src_repo,
                     dst: job.dst,
@@ -585,7 +591,7 @@ impl Bench {
             };
             let floor = contenders
                 .iter()
-                .find(|c| matches!(c.kind, Kind::Floor))
+                .find(|c| c.slug == "floor")
                 .ok_or_else(|| anyhow::anyhow!("no floor contender"))?;
             self.copy(floor, &job)?;
             self.verify(&net.dst_direct, &complete, w)?;
@@ -858,8 +864,23 @@ fn contenders(args: &Args, acr: &Path, notes: &mut Vec<String>) -> anyhow::Resul
     contenders.push(Contender {
         name: "floor".into(),
         slug: "floor".into(),
-        kind: Kind::Floor,
+        kind: Kind::Floor {
+            small: floor::SMALL,
+        },
     });
+    if args.floor_pipes {
+        contenders.push(Contender {
+            name: "floor-pipes".into(),
+            slug: "floor-pipes".into(),
+            kind: Kind::Floor { small: 0 },
+        });
+        notes.push(
+            "floor-pipes: the floor with every blob, however small, in its own `curl GET | \
+             curl PUT` pipeline, as the issue words the floor; ratios are to `floor`, which \
+             batches blobs under 4 MiB."
+                .to_owned(),
+        );
+    }
     for spec in &args.contenders {
         let (name, template) = spec
             .split_once('=')

@@ -30,7 +30,7 @@ use super::proc::{Peak, no_proxy_env, tail, wait_all};
 const ACCEPT: &str = "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
 /// Blobs below this size are fetched into files and uploaded in two batches.
-const SMALL: u64 = 4 * 1024 * 1024;
+pub const SMALL: u64 = 4 * 1024 * 1024;
 
 /// What `curl -w` prints for every transfer of a batch: status, URL, the two headers we use.
 const WRITE_OUT: &str =
@@ -39,6 +39,8 @@ const WRITE_OUT: &str =
 /// One floor copy.
 #[derive(Debug)]
 pub struct FloorCopy<'a> {
+    /// Blobs below this size go through files in two batches ([`SMALL`]; 0: none do).
+    pub small: u64,
     /// Source `host:port`.
     pub src: &'a str,
     /// Source repository.
@@ -291,7 +293,7 @@ pub fn copy(f: &FloorCopy<'_>, peak: &mut Peak, deadline: Instant) -> anyhow::Re
             );
             let blob_url = format!("http://{}/v2/{}/blobs/{}", f.src, f.src_repo, b.digest);
             let put_url = upload_url(f.dst, &a.location, b.digest.as_str());
-            if b.size < SMALL {
+            if b.size < f.small {
                 let path = file(format!("blob-{i}"));
                 small_get.push(vec!["-o".to_owned(), path.clone(), blob_url]);
                 let mut t = args(&["-T", &path, "-o", "/dev/null", "-H", "Expect:", "-H"]);
