@@ -161,7 +161,7 @@ pub struct Turn {
 impl Turns {
     /// The place of job `index` (each index once, from 0 up without gaps), which goes once
     /// the jobs below `gate` (at most `index`) have gone.
-    pub fn turn(self: &Arc<Self>, index: usize, gate: usize) -> Turn {
+    fn turn(self: &Arc<Self>, index: usize, gate: usize) -> Turn {
         Turn {
             turns: self.clone(),
             index,
