@@ -51,7 +51,10 @@ impl InsecureHosts {
 /// than a whole copy between plain-http loopback registries, which never need it.
 struct Verifier {
     roots: std::sync::OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
-    extra: Vec<PathBuf>,
+    /// The bundles the user named, read when the transport was built.
+    named: RootCertStore,
+    /// `SSL_CERT_FILE`, read with the platform's store on first use.
+    environment: Option<PathBuf>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     insecure: InsecureHosts,
 }
@@ -59,7 +62,8 @@ struct Verifier {
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("extra", &self.extra)
+            .field("named", &self.named.len())
+            .field("environment", &self.environment)
             .field("roots_loaded", &self.roots.get().is_some())
             .finish_non_exhaustive()
     }
@@ -69,7 +73,8 @@ impl Verifier {
     fn webpki(&self) -> Result<&Arc<WebPkiServerVerifier>, rustls::Error> {
         self.roots
             .get_or_init(|| {
-                let roots = root_store(&self.extra).map_err(|e| e.to_string())?;
+                let roots = root_store(&self.named, self.environment.as_deref())
+                    .map_err(|e| e.to_string())?;
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
                     .build()
                     .map_err(|e| format!("cannot build the certificate verifier: {e}"))
@@ -141,14 +146,18 @@ impl ServerCertVerifier for Verifier {
 }
 
 /// The root store: the platform's certificates (or Mozilla's when the platform has none),
-/// plus every extra CA bundle given.
-pub(crate) fn root_store(extra: &[PathBuf]) -> Result<RootCertStore, TransferError> {
+/// the bundles the user named (already read), and the `environment`'s bundle
+/// (`SSL_CERT_FILE`).
+fn root_store(
+    named: &RootCertStore,
+    environment: Option<&Path>,
+) -> Result<RootCertStore, TransferError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(native.certs);
     // SSL_CERT_FILE replaces the platform store inside rustls-native-certs; we want it to add
     // to it, so read the usual system bundles explicitly too.
-    let ssl_cert_file = std::env::var_os("SSL_CERT_FILE").is_some();
+    let ssl_cert_file = environment.is_some();
     if ssl_cert_file {
         for p in [
             "/etc/ssl/certs/ca-certificates.crt",
@@ -164,7 +173,8 @@ pub(crate) fn root_store(extra: &[PathBuf]) -> Result<RootCertStore, TransferErr
     if added == 0 && !ssl_cert_file {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
-    for path in extra {
+    roots.extend(named.roots.iter().cloned());
+    if let Some(path) = environment {
         add_pem_file(&mut roots, path)?;
     }
     Ok(roots)
@@ -191,22 +201,23 @@ fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TransferEr
     Ok(())
 }
 
-/// The client TLS configuration. Bundles the user named (`extra`) are checked now, so a
-/// bad one fails at once with its name; the platform's roots and the `environment`'s
-/// bundle (`SSL_CERT_FILE`) load on first use.
+/// The client TLS configuration. Bundles the user named are read now, so a bad one fails at
+/// once with its name; the platform's roots and the `environment`'s bundle
+/// (`SSL_CERT_FILE`) load on first use.
 pub(crate) fn tls_config(
-    mut extra: Vec<PathBuf>,
+    named: &[PathBuf],
     environment: Option<PathBuf>,
     insecure: &InsecureHosts,
 ) -> Result<rustls::ClientConfig, TransferError> {
-    for path in &extra {
-        add_pem_file(&mut RootCertStore::empty(), path)?;
+    let mut named_roots = RootCertStore::empty();
+    for path in named {
+        add_pem_file(&mut named_roots, path)?;
     }
-    extra.extend(environment);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = Arc::new(Verifier {
         roots: std::sync::OnceLock::new(),
-        extra,
+        named: named_roots,
+        environment,
         provider: provider.clone(),
         insecure: insecure.clone(),
     });

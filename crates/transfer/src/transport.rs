@@ -152,7 +152,7 @@ impl TransportBuilder {
     pub fn build(self) -> Result<Transport, TransferError> {
         let insecure = InsecureHosts(self.insecure_hosts);
         let tls = tls_config(
-            self.ca_files,
+            &self.ca_files,
             std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
             &insecure,
         )?;

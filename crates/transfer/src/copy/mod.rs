@@ -961,20 +961,10 @@ impl Copier {
             jobs.sort_by_key(|j| std::cmp::Reverse(j.0.size));
             // And in that order they take their slots, whichever upload session opens first.
             let mut turns: HashMap<String, Arc<Turns>> = HashMap::new();
-            let jobs: Vec<_> = jobs
-                .into_iter()
-                .map(|(b, p)| {
-                    (
-                        b,
-                        p,
-                        turns.entry(p.limiter_key()).or_default().by_size(b.size),
-                    )
-                })
-                .collect();
-            let entries: Vec<BlobEntry> = stream::iter(
-                jobs.into_iter()
-                    .map(|(b, p, t)| self.transfer_blob(src, b, p, t)),
-            )
+            let entries: Vec<BlobEntry> = stream::iter(jobs.into_iter().map(|(b, p)| {
+                let turn = turns.entry(p.limiter_key()).or_default().by_size(b.size);
+                self.transfer_blob(src, b, p, turn)
+            }))
             // Four times the slots: blobs waiting for a slot have their upload session
             // open already, and an upload whose bytes are all sent gives its slot to
             // the next blob while the target commits it (syncs it to disk, links it).
@@ -1139,9 +1129,9 @@ impl Copier {
     /// One attempt: mount-or-start, then stream the source into the session. The `POST`
     /// goes without a slot (sessions open ahead of their turn); the slot is taken once the
     /// session is open and every larger blob has taken its own (the blob's turn), and held
-    /// until the last byte is handed to the upload, not while the
-    /// target commits the blob: a registry that syncs each blob to disk before answering
-    /// then keeps receiving other blobs meanwhile.
+    /// until the last byte is handed to the upload, not while the target commits the blob:
+    /// a registry that syncs each blob to disk before answering then keeps receiving other
+    /// blobs meanwhile.
     async fn push_one(
         &self,
         src: &Endpoint,
