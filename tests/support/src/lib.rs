@@ -8,8 +8,8 @@
 //!
 //! * [`Registry`] — a `docker-registry serve` process with filesystem
 //!   storage in a temp dir on `127.0.0.1:<free port>`; no auth,
-//!   [htpasswd](RegistryBuilder::htpasswd) (bcrypt via `htpasswd` from
-//!   `apache2-utils`) or [token auth](RegistryBuilder::token_auth). Killed
+//!   [htpasswd](RegistryBuilder::htpasswd) (bcrypt lines made in-process)
+//!   or [token auth](RegistryBuilder::token_auth). Killed
 //!   and its storage removed on drop (also when a test panics);
 //!   [`Registry::restart`] keeps port and storage.
 //! * [`TokenIssuer`] — an ECDSA P-256 key plus self-signed certificate;
@@ -81,8 +81,8 @@ pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };
 pub use registry::{
-    HTPASSWD_BIN_ENV, REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings,
-    htpasswd_binary, htpasswd_line, registry_binary,
+    REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings,
+    htpasswd_line, registry_binary,
 };
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,

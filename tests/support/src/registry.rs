@@ -16,8 +16,6 @@ use crate::util::random_hex;
 
 /// Environment variable naming the registry binary (default: `docker-registry` on `PATH`).
 pub const REGISTRY_BIN_ENV: &str = "ACR_IMPORT_REGISTRY_BIN";
-/// Environment variable naming the `htpasswd` binary (default: `htpasswd` on `PATH`).
-pub const HTPASSWD_BIN_ENV: &str = "ACR_IMPORT_HTPASSWD_BIN";
 
 /// How many fresh ports to try when the chosen one turns out to be taken.
 const PORT_ATTEMPTS: usize = 5;
@@ -48,35 +46,15 @@ pub fn registry_binary() -> anyhow::Result<PathBuf> {
     })
 }
 
-/// The `htpasswd` binary, or a clear error naming the Debian package.
-pub fn htpasswd_binary() -> anyhow::Result<PathBuf> {
-    find_binary("htpasswd", HTPASSWD_BIN_ENV).ok_or_else(|| {
-        anyhow::anyhow!(
-            "htpasswd not found: install it with `apt-get install -y apache2-utils` \
-             (or set {HTPASSWD_BIN_ENV})"
-        )
-    })
-}
-
-/// One bcrypt htpasswd line (`user:$2y$...`), made by `htpasswd -Bbn`.
+/// One bcrypt htpasswd line (`user:$2b$...`), as distribution's htpasswd auth reads it. Made
+/// here (cost 5: the registry checks it on every request) so no `htpasswd` tool is needed.
 pub fn htpasswd_line(user: &str, password: &str) -> anyhow::Result<String> {
-    let bin = htpasswd_binary()?;
-    let out = Command::new(&bin)
-        .args(["-B", "-C", "5", "-b", "-n", user, password])
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {}", bin.display()))?;
     anyhow::ensure!(
-        out.status.success(),
-        "htpasswd failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        !user.contains(':') && !user.contains('\n'),
+        "an htpasswd user name cannot contain `:` or a newline: {user:?}"
     );
-    let line = String::from_utf8(out.stdout)?.trim().to_string();
-    anyhow::ensure!(
-        line.contains(":$2"),
-        "htpasswd did not produce a bcrypt entry: {line}"
-    );
-    Ok(line)
+    let hash = bcrypt::hash(password, 5).context("bcrypt hashing failed")?;
+    Ok(format!("{user}:{hash}"))
 }
 
 /// The `auth.token` settings of a token-auth registry.
@@ -138,8 +116,8 @@ impl Default for RegistryBuilder {
 }
 
 impl RegistryBuilder {
-    /// Basic auth from an htpasswd file with these users (bcrypt, made by
-    /// the `htpasswd` tool from Debian's `apache2-utils`).
+    /// Basic auth from an htpasswd file with these users (bcrypt lines made here, see
+    /// [`htpasswd_line`]).
     pub fn htpasswd(mut self, users: &[(&str, &str)]) -> Self {
         self.auth = Auth::Htpasswd {
             realm: "acr-import-test".into(),
