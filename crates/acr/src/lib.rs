@@ -48,6 +48,7 @@ pub mod arm;
 mod cloud;
 pub mod import;
 pub mod metadata;
+pub mod mirror;
 pub mod model;
 pub mod preflight;
 mod resource_id;
@@ -253,6 +254,9 @@ pub enum AcrError {
         /// What to do.
         hint: String,
     },
+    /// A mirror file, tag filter or shard that is not valid.
+    #[error(transparent)]
+    Mirror(#[from] mirror::MirrorError),
     /// The client deadline passed while the operation was still running.
     #[error(
         "the import did not finish within {waited:?}; it keeps running on the service: follow it with `acr import status {operation_url}`"

@@ -1,0 +1,3 @@
+//! Integration tests of acr-import-acr (one binary, modules by concern).
+
+mod filter_properties;
