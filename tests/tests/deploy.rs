@@ -14,8 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn manifest() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy/kubernetes/mirror-job.yaml");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/mirror-job.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     serde_norway::Deserializer::from_str(&text)
         .map(|doc| Value::deserialize(doc).unwrap())
@@ -45,9 +45,8 @@ fn lost(original: &Value, typed: &Value, at: &str) -> Option<String> {
 /// Parses `doc` as `T`, refusing any field that `T` does not have (its serialized form must
 /// hold everything the document says).
 fn strict<T: DeserializeOwned + serde::Serialize>(doc: &Value) -> T {
-    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| {
-        panic!("{} {}: {e}", doc["kind"], doc["metadata"]["name"])
-    });
+    let typed: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{} {}: {e}", doc["kind"], doc["metadata"]["name"]));
     let back = serde_json::to_value(&typed).unwrap();
     if let Some(path) = lost(doc, &back, "") {
         panic!(
@@ -90,7 +89,11 @@ fn check_shards(spec: &JobSpec) -> String {
         field,
         Some("metadata.annotations['batch.kubernetes.io/job-completion-index']")
     );
-    let file = &args[args.iter().position(|a| a == "--from-file").expect("--from-file") + 1];
+    let file = &args[args
+        .iter()
+        .position(|a| a == "--from-file")
+        .expect("--from-file")
+        + 1];
     // The file is in the ConfigMap's volume.
     let mount = c
         .volume_mounts
@@ -114,7 +117,11 @@ fn check_shards(spec: &JobSpec) -> String {
 #[test]
 fn the_kubernetes_manifests_are_valid_api_objects_that_run_every_shard() {
     let docs = manifest();
-    assert_eq!(docs.len(), 5, "ConfigMap, Secret, ServiceAccount, Job, CronJob");
+    assert_eq!(
+        docs.len(),
+        5,
+        "ConfigMap, Secret, ServiceAccount, Job, CronJob"
+    );
     let jobs = kind(&docs, "Job");
     let crons = kind(&docs, "CronJob");
     assert_eq!((jobs.len(), crons.len()), (1, 1));
@@ -149,7 +156,9 @@ fn the_kubernetes_manifests_are_valid_api_objects_that_run_every_shard() {
     }));
     let labels = job_spec.template.metadata.as_ref().unwrap().labels.as_ref();
     assert_eq!(
-        labels.and_then(|l| l.get("azure.workload.identity/use")).map(String::as_str),
+        labels
+            .and_then(|l| l.get("azure.workload.identity/use"))
+            .map(String::as_str),
         Some("true")
     );
 

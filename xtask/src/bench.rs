@@ -17,6 +17,7 @@
 
 mod data;
 mod floor;
+mod mirror;
 mod proc;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,10 @@ pub struct Args {
     /// `curl GET | curl PUT` pipeline (the `floor-pipes` contender; ratios stay to `floor`).
     #[arg(long)]
     floor_pipes: bool,
+    /// Instead of the image workloads: mirror a generated catalog of 60 repositories × 4 tags
+    /// with `acr import --from-file` and with `skopeo sync`, first run and unchanged re-run.
+    #[arg(long)]
+    mirror: bool,
 }
 
 /// Who copies.
@@ -239,6 +244,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     eprintln!("bench: building the release acr …");
     let acr = crate::build_acr(true)?;
+    if args.mirror {
+        return mirror::run(&args, &acr);
+    }
     let bench_started = Instant::now();
 
     let contenders = contenders(&args, &acr, &mut notes)?;
@@ -483,28 +491,7 @@ impl Bench {
                 })
             }
             Kind::Skopeo { isolated } => {
-                let mut cmd = if *isolated {
-                    set_mode(dir.path(), 0o777)?;
-                    let mut cmd = Command::new("setpriv");
-                    cmd.args([
-                        &format!("--reuid={NOBODY}"),
-                        &format!("--regid={NOBODY}"),
-                        "--clear-groups",
-                        "skopeo",
-                    ]);
-                    for v in [
-                        "HOME",
-                        "XDG_DATA_HOME",
-                        "XDG_RUNTIME_DIR",
-                        "XDG_CONFIG_HOME",
-                    ] {
-                        cmd.env(v, dir.path());
-                    }
-                    cmd.env("TMPDIR", dir.path());
-                    cmd
-                } else {
-                    Command::new("skopeo")
-                };
+                let mut cmd = skopeo_command(*isolated, dir.path())?;
                 proc::no_proxy_env(&mut cmd);
                 cmd.args([
                     "copy",
@@ -832,17 +819,7 @@ fn contenders(args: &Args, acr: &Path, notes: &mut Vec<String>) -> anyhow::Resul
         slug: "ours".into(),
         kind: Kind::Ours(acr.to_owned()),
     }];
-    if proc::first_line("skopeo", &["--version"]).is_some() {
-        let isolated = Command::new("setpriv")
-            .args([
-                &format!("--reuid={NOBODY}"),
-                &format!("--regid={NOBODY}"),
-                "--clear-groups",
-                "skopeo",
-                "--version",
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success());
+    if let Some(isolated) = skopeo_isolation() {
         notes.push(if isolated {
             "skopeo runs as uid 65534 (setpriv) with a fresh HOME/XDG_DATA_HOME per copy, so its \
              blob-info cache starts empty: it cannot mount blobs it saw in earlier runs (it \
@@ -902,6 +879,47 @@ fn contenders(args: &Args, acr: &Path, notes: &mut Vec<String>) -> anyhow::Resul
     }
 
     Ok(contenders)
+}
+
+/// Whether skopeo is on PATH (`None` if not), and whether it can run as `nobody` (setpriv).
+fn skopeo_isolation() -> Option<bool> {
+    proc::first_line("skopeo", &["--version"])?;
+    let isolated = Command::new("setpriv")
+        .args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            "skopeo",
+            "--version",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    Some(isolated)
+}
+
+/// `skopeo`, as `nobody` with `dir` as its home (a fresh blob-info cache) when `isolated`.
+fn skopeo_command(isolated: bool, dir: &Path) -> anyhow::Result<Command> {
+    if !isolated {
+        return Ok(Command::new("skopeo"));
+    }
+    set_mode(dir, 0o777)?;
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        &format!("--reuid={NOBODY}"),
+        &format!("--regid={NOBODY}"),
+        "--clear-groups",
+        "skopeo",
+    ]);
+    for v in [
+        "HOME",
+        "XDG_DATA_HOME",
+        "XDG_RUNTIME_DIR",
+        "XDG_CONFIG_HOME",
+        "TMPDIR",
+    ] {
+        cmd.env(v, dir);
+    }
+    Ok(cmd)
 }
 
 /// Medians, ranges and ratios of one scenario's cells.
@@ -1003,7 +1021,7 @@ fn markdown(r: &Report) -> String {
             f0(c.proxy_mib),
         ]);
     }
-    s.push_str(&table(&header, &rows));
+    s.push_str(&table(&header, &rows, 3));
     let extra: Vec<String> = r
         .results
         .iter()
@@ -1055,14 +1073,15 @@ fn markdown(r: &Report) -> String {
 }
 
 /// A Markdown table with aligned columns (readable as plain text too).
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+/// Columns from `numeric_from` on are right-aligned.
+fn table(header: &[&str], rows: &[Vec<String>], numeric_from: usize) -> String {
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (w, cell) in width.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let numeric = |i: usize| i >= 3;
+    let numeric = |i: usize| i >= numeric_from;
     let line = |cells: Vec<String>| {
         let mut s = String::from("|");
         for (i, (c, w)) in cells.iter().zip(&width).enumerate() {
