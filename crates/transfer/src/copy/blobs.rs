@@ -5,11 +5,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use acr_import_reference::Digest;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::limiter::{Admission, Slot, Turn, Turns};
-use super::{BlobAction, BlobEntry, Copier, CopyReport, Endpoint, Progress};
+use super::{BlobAction, BlobCell, BlobEntry, Copier, CopyReport, Endpoint, Progress};
 use crate::layout::OciLayout;
 use crate::manifest::Descriptor;
 use crate::{Registry, TransferError, UploadStart};
@@ -157,51 +158,57 @@ impl Copier {
 
     /// A blob into a registry repository: skipped when this run put it there, mounted when
     /// it can be, streamed otherwise. Returns whether progress should report it done.
+    ///
+    /// Copies running at once take turns per place: the one that puts the blob into a
+    /// repository holds that repository's cell meanwhile (others wait, then skip it), and the
+    /// one that uploads it to a registry from the source holds the registry's cell (others
+    /// wait, then mount from where it went). Cells are taken in that order, never the other.
     async fn blob_to_registry(
         &self,
         src: &Endpoint,
         desc: &Descriptor,
         registry: &Registry,
         repository: &str,
-        turn: Turn,
+        mut turn: Turn,
         entry: &mut BlobEntry,
     ) -> Result<bool, TransferError> {
         let host = registry.host().to_owned();
-        let known = self
-            .pushed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(host.clone(), desc.digest.clone()))
-            .cloned();
-        if known.as_deref() == Some(repository) {
+        if self.options.dry_run {
+            return self
+                .blob_dry_run(src, desc, registry, repository, entry)
+                .await;
+        }
+        let placed = self.placed_cell(&host, repository, &desc.digest);
+        let mut here = lock_or_yield(&placed, &mut turn).await;
+        if *here {
             entry.action = BlobAction::Skipped;
             return Ok(false);
         }
         // Mount from the source repository (same registry), from where this run put the
         // blob, or from the target repository itself: a blob it already holds answers 201 at
         // once, a missing one opens the upload session.
-        let from = match src {
+        let same_registry = match src {
             Endpoint::Registry {
                 registry: s,
                 repository: r,
-            } if s.host() == host => r.clone(),
-            _ => known.clone().unwrap_or_else(|| repository.to_owned()),
+            } if s.host() == host => Some(r.clone()),
+            _ => None,
         };
-        if self.options.dry_run {
-            entry.action = if registry
-                .head_blob(repository, &desc.digest)
-                .await?
-                .is_some()
-            {
-                BlobAction::Skipped
-            } else if from != repository {
-                entry.mounted_from = Some(from);
-                BlobAction::WouldMount
-            } else {
-                BlobAction::WouldCopy
-            };
-            return Ok(false);
-        }
+        let holder = self.holder_cell(&host, &desc.digest);
+        let mut uploading = None;
+        let from = match same_registry {
+            Some(r) => r,
+            None => {
+                let held = lock_or_yield(&holder, &mut turn).await;
+                match held.clone() {
+                    Some(r) => r,
+                    None => {
+                        uploading = Some(held);
+                        repository.to_owned()
+                    }
+                }
+            }
+        };
         let mut admission = Admission {
             limiter: self.limiter(&host),
             turn,
@@ -239,12 +246,67 @@ impl Copier {
                 }
             }
         }
-        self.pushed
+        *here = true;
+        match uploading {
+            Some(mut held) => *held = Some(repository.to_owned()),
+            None => {
+                if let Ok(mut held) = holder.try_lock()
+                    && held.is_none()
+                {
+                    *held = Some(repository.to_owned());
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// What [`Copier::blob_to_registry`] would do.
+    async fn blob_dry_run(
+        &self,
+        src: &Endpoint,
+        desc: &Descriptor,
+        registry: &Registry,
+        repository: &str,
+        entry: &mut BlobEntry,
+    ) -> Result<bool, TransferError> {
+        let from = match src {
+            Endpoint::Registry {
+                registry: s,
+                repository: r,
+            } if s.host() == registry.host() => Some(r.clone()),
+            _ => None,
+        };
+        entry.action = if registry
+            .head_blob(repository, &desc.digest)
+            .await?
+            .is_some()
+        {
+            BlobAction::Skipped
+        } else if let Some(from) = from {
+            entry.mounted_from = Some(from);
+            BlobAction::WouldMount
+        } else {
+            BlobAction::WouldCopy
+        };
+        Ok(false)
+    }
+
+    fn placed_cell(&self, host: &str, repository: &str, digest: &Digest) -> BlobCell<bool> {
+        self.placed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((host, desc.digest.clone()))
-            .or_insert_with(|| repository.to_owned());
-        Ok(true)
+            .entry((host.to_owned(), repository.to_owned(), digest.clone()))
+            .or_default()
+            .clone()
+    }
+
+    fn holder_cell(&self, host: &str, digest: &Digest) -> BlobCell<Option<String>> {
+        self.holders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((host.to_owned(), digest.clone()))
+            .or_default()
+            .clone()
     }
 
     /// One attempt: mount-or-start, then stream the source into the session. The `POST`
@@ -355,6 +417,18 @@ impl Copier {
             }
         });
         Ok((stream, failure))
+    }
+}
+
+/// Locks `cell`; when another copy holds it, gives up `turn` first, so that this copy's
+/// smaller blobs do not wait for a blob another copy is moving.
+async fn lock_or_yield<T>(cell: &BlobCell<T>, turn: &mut Turn) -> tokio::sync::OwnedMutexGuard<T> {
+    match cell.clone().try_lock_owned() {
+        Ok(guard) => guard,
+        Err(_) => {
+            turn.done();
+            cell.clone().lock_owned().await
+        }
     }
 }
 

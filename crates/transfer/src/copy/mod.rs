@@ -13,7 +13,10 @@
 //!    `POST` that mounts from the source repository (same registry), from a repository this
 //!    run already pushed it to, or from the target repository itself (a blob already there
 //!    answers `201` at once), and otherwise opens the session that the source `GET` streams
-//!    into with one `PUT`. Largest blobs first; sessions open ahead of their turn; a slot
+//!    into with one `PUT`. Copies running at once on one [`Copier`] share this: a blob goes
+//!    into a repository once, and into a registry from the source once (the others wait for
+//!    that upload and mount from it), so no repository gets a blob again while another copy's
+//!    manifest `PUT` is being checked against it. Largest blobs first; sessions open ahead of their turn; a slot
 //!    is freed when the last byte is sent, not when the target has committed the blob;
 //! 5. child manifests by digest, then the top manifest by digest, then referrers — or, when
 //!    nothing refers to the top manifest, it goes with its first tag (one `PUT` that stores
@@ -49,15 +52,26 @@ pub use report::{
 use crate::TransferError;
 use crate::manifest::{Descriptor, Manifest};
 
-/// Copies content between registries and OCI layouts. One `Copier` can run many copies
-/// (the CLI's batch mode): blobs pushed by one are mounted by the next.
+/// Copies content between registries and OCI layouts. One `Copier` can run many copies at
+/// once (a batch): a blob goes into each target repository once however many copies need it
+/// there, and into a registry from the source once — the first copy that needs it uploads it
+/// while the others wait, then mount it from there.
 #[derive(Debug)]
 pub struct Copier {
     options: CopyOptions,
     limiters: Mutex<HashMap<String, Arc<Limiter>>>,
-    /// (target host, digest) → a repository of that host that holds it, from this run.
-    pushed: Mutex<HashMap<(String, Digest), String>>,
+    /// (target host, digest) → a repository of that host that holds it, from this run; locked
+    /// while the first upload of the blob to that host runs.
+    holders: Cells<(String, Digest), Option<String>>,
+    /// (target host, repository, digest) → whether this run put the blob there; locked while
+    /// it is being put there.
+    placed: Cells<(String, String, Digest), bool>,
 }
+
+/// The state of one blob at one place, held across the `await`s of the copy that moves it.
+type BlobCell<T> = Arc<tokio::sync::Mutex<T>>;
+/// Blob cells by place.
+type Cells<K, T> = Mutex<HashMap<K, BlobCell<T>>>;
 
 impl Copier {
     /// A copier with these options.
@@ -65,7 +79,8 @@ impl Copier {
         Self {
             options,
             limiters: Mutex::new(HashMap::new()),
-            pushed: Mutex::new(HashMap::new()),
+            holders: Mutex::new(HashMap::new()),
+            placed: Mutex::new(HashMap::new()),
         }
     }
 

@@ -843,3 +843,90 @@ async fn a_signature_copied_alone_is_listed_under_its_subject() {
         1
     );
 }
+
+/// A batch: sixteen copies at once on one `Copier`, four tags in each of four repositories, all
+/// images sharing a base layer and a config. Each shared blob leaves the source once, is
+/// uploaded to the target registry once and goes into each target repository once (the
+/// others wait, then mount or skip it): no repository gets a blob again while another copy's
+/// manifest `PUT` is checked against it.
+#[tokio::test]
+async fn concurrent_copies_move_a_shared_blob_once_per_place() {
+    let (sa, sb, src, _) = pair().await;
+    let base = Blob::layer(900, 256 << 10);
+    let mut images = Vec::new();
+    for r in 0..4 {
+        for t in 0..4 {
+            let own = Blob::layer(1000 + r * 10 + t, 4 << 10);
+            let repo = format!("lib/r{r}");
+            let m = image(&src, &repo, "linux", "amd64", &[&base, &own], false).await;
+            push_manifest(&src, &repo, Some(&format!("t{t}")), &m).await;
+            images.push((repo, format!("t{t}"), m.digest));
+        }
+    }
+    let (src_proxy, dst_proxy) = tokio::join!(
+        Proxy::start(sa.addr(), ProxyOptions::default()),
+        Proxy::start(sb.addr(), ProxyOptions::default())
+    );
+    let (src_proxy, dst_proxy) = (src_proxy.unwrap(), dst_proxy.unwrap());
+    let t = transport();
+    let (src, dst) = (
+        t.registry(&src_proxy.url()).unwrap(),
+        t.registry(&dst_proxy.url()).unwrap(),
+    );
+    let copier = Copier::new(CopyOptions::default());
+    let results = futures_util::future::join_all(images.iter().map(|(repo, tag, _)| {
+        let (copier, src, dst) = (&copier, &src, &dst);
+        async move {
+            copier
+                .copy(
+                    &source(src, repo, tag),
+                    &[target(dst, &format!("mirror/{repo}"), Some(tag))],
+                )
+                .await
+        }
+    }))
+    .await;
+    for (r, (repo, tag, digest)) in results.into_iter().zip(&images) {
+        let report = r.unwrap_or_else(|e| panic!("{repo}:{tag}: {e}"));
+        assert_eq!(report.digest, digest.to_string());
+    }
+    let base_digest = sha256(&base.bytes).to_string();
+    let got = src_proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&format!("/blobs/{base_digest}")))
+        .count();
+    assert_eq!(got, 1, "the base layer left the source {got} times");
+    let dst_seen = dst_proxy.requests();
+    let uploads = dst_seen
+        .iter()
+        .filter(|r| {
+            r.method == "PUT"
+                && r.path
+                    .replace("%3A", ":")
+                    .contains(&format!("digest={base_digest}"))
+        })
+        .count();
+    assert_eq!(uploads, 1, "the base layer was uploaded {uploads} times");
+    for r in 0..4 {
+        let posts = dst_seen
+            .iter()
+            .filter(|q| {
+                q.method == "POST"
+                    && q.path
+                        .starts_with(&format!("/v2/mirror/lib/r{r}/blobs/uploads/"))
+                    && q.path
+                        .replace("%3A", ":")
+                        .contains(&format!("mount={base_digest}"))
+            })
+            .count();
+        assert_eq!(posts, 1, "the base went into mirror/lib/r{r} {posts} times");
+    }
+    for (repo, tag, digest) in &images {
+        let head = dst
+            .head_manifest(&format!("mirror/{repo}"), tag)
+            .await
+            .unwrap();
+        assert_eq!(head.and_then(|h| h.digest).as_ref(), Some(digest));
+    }
+}
