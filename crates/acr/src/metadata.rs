@@ -1,8 +1,9 @@
 //! ACR's metadata API (`/acr/v1/…`): the manifests of a repository with their tags and
 //! timestamps, as `az acr manifest list-metadata` (formerly `repository show-manifests`)
-//! shows them.
+//! shows them, and its tags with their digests (what a mirror compares in one request).
 
 use acr_import_auth::{Scope, ScopeSet};
+use acr_import_reference::Digest;
 use acr_import_transfer::{Registry, TransferError};
 
 /// The order of a listing.
@@ -43,11 +44,63 @@ pub async fn list_manifests(
     order: Option<ManifestOrder>,
     top: Option<usize>,
 ) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
-    let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
     let mut path = format!("/acr/v1/{repository}/_manifests?n=100");
     if let Some(o) = order {
         path.push_str(&format!("&orderby={}", o.query()));
     }
+    list(registry, repository, path, "manifests", top).await
+}
+
+/// The tags of `repository` with the digest each names, in one request per 1000 tags, through
+/// `GET /acr/v1/{repo}/_tags` (scope `repository:{repo}:metadata_read`). `Ok(None)`: the
+/// registry has no such API (it is not an ACR); a repository it does not know is an error
+/// whose [`TransferError::is_not_found`] holds.
+pub async fn list_tags(
+    registry: &Registry,
+    repository: &str,
+) -> Result<Option<Vec<(String, Digest)>>, TransferError> {
+    let path = format!("/acr/v1/{repository}/_tags?n=1000");
+    let Some(rows) = list(registry, repository, path, "tags", None).await? else {
+        return Ok(None);
+    };
+    rows.iter()
+        .map(|row| {
+            let name = row["name"].as_str();
+            let digest = row["digest"].as_str().and_then(|d| d.parse().ok());
+            match (name, digest) {
+                (Some(n), Some(d)) => Ok((n.to_owned(), d)),
+                _ => Err(protocol(
+                    registry,
+                    repository,
+                    format!("a tag of the listing has no name or digest: {row}"),
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn protocol(registry: &Registry, repository: &str, reason: String) -> TransferError {
+    TransferError::Protocol {
+        context: acr_import_transfer::RequestContext {
+            operation: acr_import_transfer::Operation::Other,
+            registry: registry.host().to_owned(),
+            repository: Some(repository.to_owned()),
+            reference: None,
+        },
+        reason,
+    }
+}
+
+/// The `field` lists of every page from `path` on, following `Link`, at most `top`.
+async fn list(
+    registry: &Registry,
+    repository: &str,
+    mut path: String,
+    field: &str,
+    top: Option<usize>,
+) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
+    let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
     let limit = top.unwrap_or(usize::MAX);
     let mut out = Vec::new();
     for _ in 0..10_000 {
@@ -61,17 +114,14 @@ pub async fn list_manifests(
             }
             Err(e) => return Err(e),
         };
-        let page: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
-                context: acr_import_transfer::RequestContext {
-                    operation: acr_import_transfer::Operation::Other,
-                    registry: registry.host().to_owned(),
-                    repository: Some(repository.to_owned()),
-                    reference: None,
-                },
-                reason: format!("the metadata listing is not JSON: {e}"),
-            })?;
-        out.extend(page["manifests"].as_array().into_iter().flatten().cloned());
+        let page: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+            protocol(
+                registry,
+                repository,
+                format!("the metadata listing is not JSON: {e}"),
+            )
+        })?;
+        out.extend(page[field].as_array().into_iter().flatten().cloned());
         if out.len() >= limit {
             out.truncate(limit);
             break;

@@ -1610,11 +1610,13 @@ async fn acr_handle(state: &AcrState, req: Request<Incoming>) -> Response<Full<B
             "client with IP '127.0.0.1' is not allowed access. Refer https://aka.ms/acr/firewall to grant access.",
         );
     }
-    if let Some(repo) = path
-        .strip_prefix("/acr/v1/")
-        .and_then(|p| p.strip_suffix("/_manifests"))
-    {
-        let response = acr_metadata(state, &req, repo).await;
+    let listing = path.strip_prefix("/acr/v1/").and_then(|p| {
+        p.strip_suffix("/_manifests")
+            .map(|r| (r, Listing::Manifests))
+            .or_else(|| p.strip_suffix("/_tags").map(|r| (r, Listing::Tags)))
+    });
+    if let Some((repo, listing)) = listing {
+        let response = acr_metadata(state, &req, repo, listing).await;
         lock(&state.log).push(AcrRequest {
             method: req.method().to_string(),
             path: path.clone(),
@@ -1964,17 +1966,45 @@ fn token(
     Ok(json!({ "access_token": token }))
 }
 
-/// Sends a request to the registry and returns its whole response.
+/// Which listing of ACR's metadata API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Listing {
+    /// `/_manifests`: one object per tagged manifest.
+    Manifests,
+    /// `/_tags`: one object per tag (`{name, digest, createdTime, lastUpdateTime,
+    /// changeableAttributes}`, as in the data-plane specification's `GetTagList` example),
+    /// in tag order.
+    Tags,
+}
+
+impl Listing {
+    fn key(self) -> &'static str {
+        match self {
+            Listing::Manifests => "manifests",
+            Listing::Tags => "tags",
+        }
+    }
+    /// The field `last=` names.
+    fn last_field(self) -> &'static str {
+        match self {
+            Listing::Manifests => "digest",
+            Listing::Tags => "name",
+        }
+    }
+}
+
 /// `GET /acr/v1/{repo}/_manifests[?n=&orderby=timeasc|timedesc&last=]`, ACR's manifest
 /// metadata listing, in the documented shape (`{registry, imageName, manifests: [{digest,
 /// imageSize, createdTime, lastUpdateTime, mediaType, tags, changeableAttributes}]}`, `Link`
-/// for the next page). It needs a token granting `metadata_read` on the repository; the data
-/// comes from the registry behind (its tags and manifest heads), timestamps from when this
-/// listing first saw each digest.
+/// for the next page), and `GET /acr/v1/{repo}/_tags[?n=&last=]`, its tag listing (`{registry,
+/// imageName, tags: [{name, digest, …}]}`). Both need a token granting `metadata_read` on the
+/// repository; the data comes from the registry behind (its tags and manifest heads),
+/// timestamps from when this listing first saw each digest.
 async fn acr_metadata(
     state: &AcrState,
     req: &Request<Incoming>,
     repo: &str,
+    listing: Listing,
 ) -> Response<Full<Bytes>> {
     let challenge = |error: Option<&str>| {
         let mut value = format!(
@@ -2030,12 +2060,18 @@ async fn acr_metadata(
         Err(response) => response,
         Ok(mut rows) => {
             rows.sort_by_key(|r| r.0);
+            if listing == Listing::Tags {
+                rows = tag_rows(rows);
+            }
             if orderby == "timedesc" {
                 rows.reverse();
             }
             let start = query
                 .get("last")
-                .and_then(|last| rows.iter().position(|r| r.1["digest"] == last.as_str()))
+                .and_then(|last| {
+                    rows.iter()
+                        .position(|r| r.1[listing.last_field()] == last.as_str())
+                })
                 .map_or(0, |i| i + 1);
             let page: Vec<Value> = rows
                 .iter()
@@ -2045,12 +2081,12 @@ async fn acr_metadata(
                 .collect();
             let mut response = json_response(
                 StatusCode::OK,
-                &json!({"registry": state.login_server, "imageName": repo, "manifests": page}),
+                &json!({"registry": state.login_server, "imageName": repo, listing.key(): page}),
             );
             if start + n < rows.len()
-                && let Some(last) = page.last().and_then(|p| p["digest"].as_str())
+                && let Some(last) = page.last().and_then(|p| p[listing.last_field()].as_str())
             {
-                let mut link = format!("</acr/v1/{repo}/_manifests?last={last}&n={n}");
+                let mut link = format!("</acr/v1/{repo}/_{}?last={last}&n={n}", listing.key());
                 if !orderby.is_empty() {
                     link.push_str(&format!("&orderby={orderby}"));
                 }
@@ -2062,6 +2098,26 @@ async fn acr_metadata(
             response
         }
     }
+}
+
+/// The manifest rows as tag rows, in tag order.
+fn tag_rows(manifests: Vec<MetadataRow>) -> Vec<MetadataRow> {
+    let mut tags: Vec<(String, Value)> = manifests
+        .iter()
+        .flat_map(|(_, m)| {
+            m["tags"].as_array().into_iter().flatten().filter_map(|t| {
+                let name = t.as_str()?.to_owned();
+                let row = json!({"name": name, "digest": m["digest"], "createdTime": m["createdTime"],
+                    "lastUpdateTime": m["lastUpdateTime"], "changeableAttributes": m["changeableAttributes"]});
+                Some((name, row))
+            })
+        })
+        .collect();
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    tags.into_iter()
+        .enumerate()
+        .map(|(i, (_, row))| ((0, i as u64), row))
+        .collect()
 }
 
 /// One row of the metadata listing with its order key (first seen, then sequence).
