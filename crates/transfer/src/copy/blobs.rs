@@ -292,7 +292,8 @@ impl Copier {
     }
 
     fn placed_cell(&self, host: &str, repository: &str, digest: &Digest) -> BlobCell<bool> {
-        self.placed
+        self.shared
+            .placed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry((host.to_owned(), repository.to_owned(), digest.clone()))
@@ -301,7 +302,8 @@ impl Copier {
     }
 
     fn holder_cell(&self, host: &str, digest: &Digest) -> BlobCell<Option<String>> {
-        self.holders
+        self.shared
+            .holders
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry((host.to_owned(), digest.clone()))

@@ -59,6 +59,13 @@ use crate::manifest::{Descriptor, Manifest};
 #[derive(Debug)]
 pub struct Copier {
     options: CopyOptions,
+    shared: Arc<Shared>,
+}
+
+/// What copiers made with [`Copier::with_options`] share: the limits per registry and the
+/// blobs in flight.
+#[derive(Debug, Default)]
+struct Shared {
     limiters: Mutex<HashMap<String, Arc<Limiter>>>,
     /// (target host, digest) → a repository of that host that holds it, from this run; locked
     /// while the first upload of the blob to that host runs.
@@ -78,9 +85,17 @@ impl Copier {
     pub fn new(options: CopyOptions) -> Self {
         Self {
             options,
-            limiters: Mutex::new(HashMap::new()),
-            holders: Mutex::new(HashMap::new()),
-            placed: Mutex::new(HashMap::new()),
+            shared: Arc::default(),
+        }
+    }
+
+    /// A copier with other options (per-entry `force`, platforms or referrers of a batch) that
+    /// shares this one's limits per registry and its blobs in flight: copies running on both
+    /// still move a blob into a repository once.
+    pub fn with_options(&self, options: CopyOptions) -> Copier {
+        Copier {
+            options,
+            shared: self.shared.clone(),
         }
     }
 
@@ -102,7 +117,8 @@ impl Copier {
     }
 
     fn limiter(&self, host: &str) -> Arc<Limiter> {
-        self.limiters
+        self.shared
+            .limiters
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(host.to_owned())

@@ -149,6 +149,12 @@ impl Registry {
         &self.transport
     }
 
+    /// Whether this registry was seen to serve the OCI referrers API (`None`: not asked yet;
+    /// [`Registry::referrers`] asks, and falls back to the referrers tag when it does not).
+    pub fn serves_referrers_api(&self) -> Option<bool> {
+        self.transport.referrers_api(&self.host)
+    }
+
     fn url_with(&self, scheme: &str, path: &str) -> Result<Url, TransferError> {
         Url::parse(&format!("{scheme}://{}{path}", self.host)).map_err(|e| {
             TransferError::Config(format!("`{}` is not a usable host: {e}", self.host))
