@@ -67,9 +67,9 @@ pub use import::{
     SourceResolution,
 };
 pub use importer::{
-    BatchFile, BatchReport, BatchRequest, ClientReport, EntryOutcome, ImportEntry, ImportError,
-    ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
-    ImporterConfig, PreflightOutcome, Referrers, ServerReport, SourceCredentials,
+    BatchReport, BatchRequest, ClientReport, EntryOutcome, ImportEntry, ImportError, ImportEvent,
+    ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer, ImporterConfig,
+    PreflightOutcome, Referrers, ServerReport, SourceCredentials,
 };
 pub use model::{
     ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,

@@ -180,10 +180,15 @@ pub struct ImportArgs {
     /// Give up after this many seconds.
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// Many imports from a YAML or JSON list of {source, images, repositories, registry,
-    /// credentials-env}.
+    /// A mirror file: a YAML or JSON list of single images ({source, images, repositories,
+    /// registry, credentials-env, platforms, referrers, force}) and repositories ({source,
+    /// target, tags: {semver, include, exclude, latest}, …}).
     #[arg(long, conflicts_with_all = ["source", "images", "repositories"])]
     pub from_file: Option<PathBuf>,
+    /// With --from-file: run only the I-th of N disjoint parts of the plan (0 <= I < N), by a
+    /// stable hash of each target tag, e.g. --shard 0/4 … --shard 3/4 in four processes.
+    #[arg(long, value_name = "I/N", requires = "from_file")]
+    pub shard: Option<acr_import_acr::mirror::Shard>,
 }
 
 #[derive(Debug, Subcommand)]

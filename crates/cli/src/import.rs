@@ -6,26 +6,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use acr_import_acr::{
-    AcrError, BatchFile, BatchReport, BatchRequest, EngineMode, ImportEntry, ImportError,
-    ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
-    PreflightOutcome, Referrers, ServerOutcome, ServerReport, SourceCredentials,
+    AcrError, EngineMode, ImportEntry, ImportError, ImportEvent, ImportObserver, ImportOptions,
+    ImportReport, ImportRequest, Importer, PreflightOutcome, Referrers, ServerOutcome,
+    ServerReport, SourceCredentials,
 };
 use acr_import_auth::Secret;
 use acr_import_transfer::copy::Progress;
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::{Failure, exit, render};
 use acr_import_cli::args::{Global, ImportArgs, ImportSubcommand, Mode, OutputFormat};
-
-#[derive(Serialize)]
-struct BatchRow {
-    source: String,
-    result: String,
-    digest: String,
-    blobs: String,
-    detail: String,
-}
 
 /// Maps an error of the ARM half to an exit code.
 pub(crate) fn acr_failure(e: AcrError) -> Failure {
@@ -190,22 +180,13 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
     }
     let options = options(&args)?;
     if let Some(from_file) = &args.from_file {
-        if args.mode == Mode::Server || args.preflight_only {
+        if args.preflight_only {
             return Err(Failure::usage(
-                "--from-file imports run client-side: --mode server and --preflight-only take a single --source",
+                "--preflight-only takes a single --source, not --from-file",
             ));
         }
-        let entries = BatchFile::read(from_file)
-            .and_then(|f| f.into_entries(|k| std::env::var(k).ok()))
-            .map_err(import_failure)?;
-        let batch = BatchRequest {
-            options,
-            ..BatchRequest::new(name, entries)
-        };
-        let report = observed(g, async |o| importer.import_batch(&batch, o).await)
-            .await
-            .map_err(import_failure)?;
-        return render_batch(report, g);
+        let shard = args.shard.unwrap_or_default();
+        return crate::mirror::run(&importer, name, from_file, options, shard, g).await;
     }
     let source = args
         .source
@@ -306,55 +287,6 @@ fn render_server(s: &ServerReport, g: &Global) -> Result<(), Failure> {
         }
         (Some(f), _) => render::print(&row, f),
     }
-}
-
-fn render_batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
-    let mut rows = Vec::new();
-    let mut failed = Vec::new();
-    for entry in report.entries {
-        match entry.result {
-            Ok(rep) => rows.push(BatchRow {
-                source: entry.label,
-                result: if rep.copy.up_to_date {
-                    "up to date".into()
-                } else {
-                    "imported".into()
-                },
-                digest: rep.copy.digest.clone(),
-                blobs: format!(
-                    "{} copied, {} mounted, {} skipped",
-                    rep.copy.totals.blobs_copied,
-                    rep.copy.totals.blobs_mounted,
-                    rep.copy.totals.blobs_skipped
-                ),
-                detail: render::bytes(rep.copy.totals.bytes_copied),
-            }),
-            Err(e) => {
-                failed.push(entry.label.clone());
-                rows.push(BatchRow {
-                    source: entry.label,
-                    result: "FAILED".into(),
-                    digest: String::new(),
-                    blobs: String::new(),
-                    detail: e.to_string(),
-                });
-            }
-        }
-    }
-    render::print(&rows, g.output.unwrap_or(OutputFormat::Table))?;
-    if failed.is_empty() {
-        return Ok(());
-    }
-    Err(Failure {
-        message: format!(
-            "{} of {} imports failed: {}",
-            failed.len(),
-            rows.len(),
-            failed.join(", ")
-        ),
-        hint: None,
-        code: exit::FAILED,
-    })
 }
 
 fn source_password(args: &ImportArgs, g: &Global) -> Result<Option<Secret>, Failure> {

@@ -445,7 +445,7 @@ fn batch_file_reports_every_entry_and_fails_on_one() {
     );
     assert!(table.contains("FAILED"), "{table}");
     assert!(
-        stderr(&o).contains("1 of 3 imports failed"),
+        stderr(&o).contains("1 of 3 entries failed"),
         "{}",
         stderr(&o)
     );

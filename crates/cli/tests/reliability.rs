@@ -243,12 +243,13 @@ fn fifty_images_in_one_batch_stay_bounded() {
     let (peak_kib, src_conns) = watch(&mut child, sp.addr().port());
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        rows.as_array()
+        report["entries"]
+            .as_array()
             .unwrap()
             .iter()
-            .filter(|r| r["result"] == "imported")
+            .filter(|r| r["copied"] == 1 && r["failed"] == 0)
             .count(),
         50
     );

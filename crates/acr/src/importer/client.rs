@@ -24,48 +24,53 @@ pub(crate) struct Run<'a> {
 /// `(index, label, outcome)` of each plan.
 pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
 
-impl Run<'_> {
-    fn transport(&self, plans: &[ClientPlan]) -> Result<Transport, ImportError> {
-        let mut explicit = StaticCredentials::new();
+/// One transport for `plans`: their source credentials, and the configured target
+/// credential for their target registries.
+pub(crate) fn transport_for(
+    config: &ImporterConfig,
+    plans: &[ClientPlan],
+) -> Result<Transport, ImportError> {
+    let mut explicit = StaticCredentials::new();
+    for p in plans {
+        for (host, c) in &p.credentials {
+            explicit.insert(host, c.clone());
+        }
+    }
+    if let Some(c) = &config.target_credential {
         for p in plans {
-            for (host, c) in &p.credentials {
-                explicit.insert(host, c.clone());
+            if let TargetSpec::Registry(h) = &p.target {
+                explicit.insert(h, c.clone());
             }
         }
-        if let Some(c) = &self.config.target_credential {
-            for p in plans {
-                if let TargetSpec::Registry(h) = &p.target {
-                    explicit.insert(h, c.clone());
-                }
-            }
-        }
-        self.config
-            .transport(explicit)
-            .map_err(|e| ImportError::copy(Side::Unknown, e))
     }
+    config
+        .transport(explicit)
+        .map_err(|e| ImportError::copy(Side::Unknown, e))
+}
 
-    fn copy_options(&self) -> CopyOptions {
-        let o = self.options;
-        CopyOptions {
-            force: o.force,
-            platforms: o.platforms.clone(),
-            referrers: o.referrers != Referrers::Skip,
-            foreign_layers: o.foreign_layers,
-            jobs: o.jobs.max(1),
-            dry_run: o.dry_run,
-            verify: o.verify_blobs,
-            ..CopyOptions::default()
-        }
+/// The copy engine's options for `options`.
+pub(crate) fn copy_options(o: &ImportOptions) -> CopyOptions {
+    CopyOptions {
+        force: o.force,
+        platforms: o.platforms.clone(),
+        referrers: o.referrers != Referrers::Skip,
+        foreign_layers: o.foreign_layers,
+        jobs: o.jobs.max(1),
+        dry_run: o.dry_run,
+        verify: o.verify_blobs,
+        ..CopyOptions::default()
     }
+}
 
+impl Run<'_> {
     /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
     /// they finish). `Err` only when nothing could start or the timeout passed.
     pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
-        let transport = self.transport(&plans)?;
+        let transport = transport_for(self.config, &plans)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let options = CopyOptions {
             progress: Some(tx),
-            ..self.copy_options()
+            ..copy_options(self.options)
         };
         let observer = self.observer;
         let plans = &plans;
@@ -106,7 +111,8 @@ impl Run<'_> {
     }
 }
 
-async fn run_one(
+/// Copies one plan with `copier`.
+pub(crate) async fn run_one(
     p: &ClientPlan,
     transport: &Transport,
     copier: &Copier,

@@ -21,10 +21,10 @@
 //! # Ok(()) }
 //! ```
 
-mod client;
+pub(crate) mod client;
 mod error;
 mod observer;
-mod plan;
+pub(crate) mod plan;
 mod report;
 mod request;
 mod server;
@@ -42,8 +42,7 @@ pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
 pub use report::{BatchReport, ClientReport, EntryOutcome, ImportReport, ServerReport};
 pub use request::{
-    BatchFile, BatchFileEntry, BatchRequest, ImportEntry, ImportOptions, ImportRequest, Referrers,
-    SourceCredentials,
+    BatchRequest, ImportEntry, ImportOptions, ImportRequest, Referrers, SourceCredentials,
 };
 
 use crate::import::{

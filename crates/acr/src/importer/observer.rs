@@ -17,6 +17,17 @@ pub enum ImportEvent {
     Copy(Progress),
     /// The server-side operation's state, each time it is polled.
     Server(ImportProgress),
+    /// A mirror's plan is made (every tag looked up): what it will do.
+    MirrorPlanned {
+        /// Entries of the file.
+        entries: usize,
+        /// Target tags this run owns.
+        tags: usize,
+        /// Of those, the ones to copy (or for the copy engine to check).
+        to_copy: usize,
+    },
+    /// An entry of a mirror finished (in completion order), with what became of it.
+    MirrorEntry(crate::mirror::EntryReport),
     /// An entry of a batch finished (in completion order, not batch order).
     EntryFinished {
         /// Its place in the batch.

@@ -1,14 +1,11 @@
-//! What an import is asked to do: the request, its options, a batch of entries, and the batch
-//! file that lists them.
+//! What an import is asked to do: the request, its options, a batch of entries. (The file
+//! `acr import --from-file` reads is [`crate::mirror::MirrorFile`].)
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use acr_import_auth::Secret;
 use acr_import_transfer::PlatformFilter;
-use serde::Deserialize;
 
-use super::ImportError;
 use crate::EngineMode;
 
 /// Credentials for the source registry (`--username` / `--password`). The username may be
@@ -216,107 +213,5 @@ impl BatchRequest {
             options: ImportOptions::default(),
             concurrency: 4,
         }
-    }
-}
-
-/// An entry of a batch file (`--from-file`), YAML or JSON:
-///
-/// ```yaml
-/// - source: docker.io/library/nginx:1.27
-///   images: [nginx:1.27, nginx:stable]
-/// - source: quay.io/org/private:2.0
-///   credentials-env: QUAY        # QUAY_USERNAME / QUAY_PASSWORD
-/// ```
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct BatchFileEntry {
-    /// The source.
-    pub source: String,
-    /// Target `repo[:tag]`s.
-    #[serde(default)]
-    pub images: Vec<String>,
-    /// Target repositories for untagged copies.
-    #[serde(default)]
-    pub repositories: Vec<String>,
-    /// The source registry.
-    #[serde(default)]
-    pub registry: Option<String>,
-    /// `PREFIX`: the source credentials are `PREFIX_USERNAME` / `PREFIX_PASSWORD`.
-    #[serde(default)]
-    pub credentials_env: Option<String>,
-}
-
-/// A batch file: a YAML or JSON list of [`BatchFileEntry`].
-#[derive(Debug, Clone)]
-pub struct BatchFile {
-    /// Where it was read from.
-    pub path: PathBuf,
-    /// Its entries, in file order.
-    pub entries: Vec<BatchFileEntry>,
-}
-
-impl BatchFile {
-    /// Reads and parses `path` (JSON when it starts with `[`, YAML otherwise). An empty
-    /// list is an error.
-    pub fn read(path: &Path) -> Result<Self, ImportError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ImportError::usage(format!("cannot read {}: {e}", path.display())))?;
-        Self::parse(path, &text)
-    }
-
-    /// Parses the text of a batch file; `path` names it in errors.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ImportError> {
-        let entries: Vec<BatchFileEntry> = if text.trim_start().starts_with('[') {
-            serde_json::from_str(text)
-                .map_err(|e| ImportError::usage(format!("{}: {e}", path.display())))?
-        } else {
-            serde_norway::from_str(text)
-                .map_err(|e| ImportError::usage(format!("{}: {e}", path.display())))?
-        };
-        if entries.is_empty() {
-            return Err(ImportError::usage(format!(
-                "{} lists no imports",
-                path.display()
-            )));
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            entries,
-        })
-    }
-
-    /// The entries as imports, `credentials-env` looked up with `env` (e.g.
-    /// `|name| std::env::var(name).ok()`).
-    pub fn into_entries(
-        self,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Vec<ImportEntry>, ImportError> {
-        let mut out = Vec::new();
-        for (i, e) in self.entries.into_iter().enumerate() {
-            let credentials = match &e.credentials_env {
-                Some(prefix) => {
-                    let user = env(&format!("{prefix}_USERNAME"));
-                    let Some(pass) = env(&format!("{prefix}_PASSWORD")) else {
-                        return Err(ImportError::usage(format!(
-                            "entry {}: credentials-env `{prefix}` needs {prefix}_PASSWORD in the environment",
-                            i + 1
-                        )));
-                    };
-                    Some(SourceCredentials {
-                        username: Some(user.unwrap_or_default()),
-                        password: Secret::new(pass),
-                    })
-                }
-                None => None,
-            };
-            out.push(ImportEntry {
-                source: e.source,
-                registry: e.registry,
-                images: e.images,
-                repositories: e.repositories,
-                credentials,
-            });
-        }
-        Ok(out)
     }
 }

@@ -1,0 +1,211 @@
+//! [`Importer::mirror`]: a mirror file in, a report out.
+
+use std::time::Instant;
+
+use acr_import_transfer::Transport;
+
+use super::lookup::Lookups;
+use super::plan::Planner;
+use super::report::{MirrorReport, TagAction};
+use super::schedule::{ClientRun, assemble};
+use super::{MirrorEntry, MirrorFile, Shard};
+use crate::importer::client::transport_for;
+use crate::importer::plan::{ClientPlan, TargetSpec, plan};
+use crate::{ImportError, ImportEvent, ImportObserver, ImportOptions, Importer, SourceCredentials};
+
+/// An entry of a mirror with its source credentials.
+#[derive(Debug, Clone)]
+pub struct MirrorItem {
+    /// The entry.
+    pub entry: MirrorEntry,
+    /// Credentials for its source registry, used for that registry only.
+    pub credentials: Option<SourceCredentials>,
+}
+
+/// A mirror: the entries of a mirror file into one target registry. Every field states its
+/// default ([`MirrorRequest::new`]).
+#[derive(Debug, Clone)]
+pub struct MirrorRequest {
+    /// The target registry (`--name`): an ACR name, a login server, any `host[:port]`, or
+    /// `oci:PATH`.
+    pub target: String,
+    /// The entries, reported in this order.
+    pub items: Vec<MirrorItem>,
+    /// Options for every entry; an entry's `force`, `platforms` and `referrers` win.
+    pub options: ImportOptions,
+    /// The part of the plan to run. Default: all of it.
+    pub shard: Shard,
+    /// Copies running at once; their blob transfers are bounded per registry by
+    /// [`ImportOptions::jobs`] for the whole batch. Default: 16.
+    pub concurrency: usize,
+    /// Tag listings and manifest `HEAD`s in flight per registry while planning. Default: 16.
+    pub lookups_per_host: usize,
+}
+
+impl MirrorRequest {
+    /// A mirror of `file` into `target`, without source credentials, with default options.
+    pub fn new(target: impl Into<String>, file: MirrorFile) -> Self {
+        Self {
+            target: target.into(),
+            items: file
+                .entries
+                .into_iter()
+                .map(|entry| MirrorItem {
+                    entry,
+                    credentials: None,
+                })
+                .collect(),
+            options: ImportOptions::default(),
+            shard: Shard::ALL,
+            concurrency: 16,
+            lookups_per_host: 16,
+        }
+    }
+
+    /// Reads each entry's `credentials-env: PREFIX` from `env` (`PREFIX_USERNAME`,
+    /// `PREFIX_PASSWORD`; e.g. `|name| std::env::var(name).ok()`).
+    pub fn credentials_from(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ImportError> {
+        for (i, item) in self.items.iter_mut().enumerate() {
+            let Some(prefix) = &item.entry.options().credentials_env else {
+                continue;
+            };
+            let Some(password) = env(&format!("{prefix}_PASSWORD")) else {
+                return Err(ImportError::usage(format!(
+                    "entry {} ({}): credentials-env `{prefix}` needs {prefix}_PASSWORD in the environment",
+                    i + 1,
+                    item.entry.source()
+                )));
+            };
+            item.credentials = Some(SourceCredentials {
+                username: Some(env(&format!("{prefix}_USERNAME")).unwrap_or_default()),
+                password: acr_import_auth::Secret::new(password),
+            });
+        }
+        Ok(self)
+    }
+}
+
+impl Importer {
+    /// Runs a mirror: plans every entry (a repository entry's tags listed once and filtered,
+    /// each target tag of this shard looked up at the source and the target, all at once),
+    /// then copies what changed, the whole file on one copy engine. An entry's failure is in
+    /// its row of the report and never stops the others; `Err` means nothing could run (a bad
+    /// target, the timeout).
+    pub async fn mirror(
+        &self,
+        request: &MirrorRequest,
+        observer: &dyn ImportObserver,
+    ) -> Result<MirrorReport, ImportError> {
+        let started = Instant::now();
+        self.check_target(&request.target)?;
+        if request.options.engine == crate::EngineMode::Server {
+            return Err(ImportError::usage(
+                "a mirror runs client-side here: leave out --mode server",
+            ));
+        }
+        let target = TargetSpec::parse(&request.target, &self.config().cloud)?;
+        // Each entry as a single import: its source, credentials and (image entries) targets.
+        let bases: Vec<Result<ClientPlan, String>> = request
+            .items
+            .iter()
+            .map(|item| base_plan(item, &target, observer))
+            .collect();
+        let planned: Vec<ClientPlan> = bases.iter().filter_map(|b| b.clone().ok()).collect();
+        let transport = transport_for(self.config(), &planned)?;
+        let planner = Planner {
+            transport: &transport,
+            target: &target,
+            cloud: &self.config().cloud,
+            shard: request.shard,
+            defaults: &request.options,
+            lookups: Lookups::new(request.lookups_per_host),
+        };
+        let plan = planner.plan(&request.items, &bases).await;
+        let (mut entries, mut tags, groups) = assemble(plan);
+        observer.event(&ImportEvent::MirrorPlanned {
+            entries: entries.len(),
+            tags: tags.len(),
+            to_copy: tags
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t.action,
+                        TagAction::Copy | TagAction::Replace | TagAction::Check
+                    )
+                })
+                .count(),
+        });
+        let mut copies = Vec::new();
+        let run = ClientRun {
+            transport: &transport,
+            options: &request.options,
+            concurrency: request.concurrency,
+            observer,
+        };
+        run.run(groups, &mut entries, &mut tags, &mut copies)
+            .await?;
+        Ok(MirrorReport {
+            engine: "client".to_owned(),
+            target: describe(&target),
+            shard: request.shard,
+            dry_run: request.options.dry_run,
+            entries,
+            tags,
+            copies,
+            millis: started.elapsed().as_millis() as u64,
+            requests: requests(&transport),
+        })
+    }
+}
+
+/// An entry as a single import (a repository entry's targets are chosen later).
+fn base_plan(
+    item: &MirrorItem,
+    target: &TargetSpec,
+    observer: &dyn ImportObserver,
+) -> Result<ClientPlan, String> {
+    let credentials = item.credentials.as_ref();
+    let planned = match &item.entry {
+        MirrorEntry::Image(i) => plan(
+            &i.source,
+            i.registry.as_deref(),
+            &i.images,
+            &i.repositories,
+            credentials,
+            target,
+            observer,
+        ),
+        MirrorEntry::Repository(r) => plan(
+            &r.source,
+            r.registry.as_deref(),
+            &[],
+            &[],
+            credentials,
+            target,
+            observer,
+        ),
+    };
+    planned.map_err(|e| match e.hint() {
+        Some(h) => format!("{e} ({h})"),
+        None => e.to_string(),
+    })
+}
+
+fn describe(target: &TargetSpec) -> String {
+    match target {
+        TargetSpec::Registry(h) => h.clone(),
+        TargetSpec::Layout(p) => format!("oci:{}", p.display()),
+    }
+}
+
+fn requests(transport: &Transport) -> std::collections::BTreeMap<String, u64> {
+    transport
+        .stats()
+        .into_iter()
+        .map(|(host, s)| (host, s.total()))
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}

@@ -1,0 +1,289 @@
+//! From the plan to copies, and the copies run for the whole file at once: one copy engine
+//! whose blob transfers are bounded per registry for the batch, a blob shared by many images
+//! fetched once and mounted elsewhere, each entry's own options, one failure never stopping
+//! the others.
+
+use std::collections::HashMap;
+
+use acr_import_transfer::copy::Progress;
+use acr_import_transfer::{Copier, CopyOptions, CopyReport, Transport};
+use futures_util::StreamExt;
+
+use super::plan::{Planned, Unit};
+use super::report::{CopySummary, EntryReport, TagAction, TagReport, TagResult};
+use crate::importer::client::{copy_options, run_one};
+use crate::importer::plan::{ClientPlan, SourceSpec};
+use crate::{ImportError, ImportEvent, ImportObserver, ImportOptions};
+
+/// One copy of the plan: a source image (by digest when the plan knows it) to the target tags
+/// of one entry that need it.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub(crate) entry: usize,
+    pub(crate) plan: ClientPlan,
+    pub(crate) settings: super::plan::Settings,
+    /// Indices into the report's tags.
+    pub(crate) tags: Vec<usize>,
+}
+
+/// The report's rows and tags from the plan, and the copies to make.
+pub(crate) fn assemble(planned: Planned) -> (Vec<EntryReport>, Vec<TagReport>, Vec<Group>) {
+    let mut tags = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
+    let mut by_source: HashMap<(usize, String), usize> = HashMap::new();
+    for unit in planned.units {
+        let source = unit.source_text();
+        let mut pending = Vec::new();
+        for t in &unit.targets {
+            let (result, error) = match t.action {
+                TagAction::UpToDate => (TagResult::UpToDate, None),
+                TagAction::Conflict => (
+                    TagResult::Failed,
+                    Some(format!(
+                        "the target tag holds {} and the source {}: set `force: true` on the entry (or --force) to replace it",
+                        t.before
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default(),
+                        unit.source_digest
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .unwrap_or_default()
+                    )),
+                ),
+                TagAction::Unreadable => (TagResult::Failed, unit.error.clone()),
+                TagAction::Copy | TagAction::Replace | TagAction::Check => {
+                    pending.push((tags.len(), t.clone()));
+                    (TagResult::Failed, None)
+                }
+            };
+            tags.push(TagReport {
+                entry: unit.entry,
+                source: source.clone(),
+                source_digest: unit.source_digest.as_ref().map(ToString::to_string),
+                target: unit.target_text(t),
+                before: t.before.as_ref().map(ToString::to_string),
+                action: t.action,
+                result,
+                copy: None,
+                error,
+            });
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let key = (unit.entry, group_source(&unit));
+        let g = match by_source.get(&key) {
+            Some(&g) => g,
+            None => {
+                by_source.insert(key, groups.len());
+                groups.push(new_group(&unit));
+                groups.len() - 1
+            }
+        };
+        for (i, t) in pending {
+            groups[g].plan.images.push((t.repository, t.tag));
+            groups[g].tags.push(i);
+        }
+    }
+    (planned.entries, tags, groups)
+}
+
+/// Tags of one entry that name the same content copy together.
+fn group_source(unit: &Unit) -> String {
+    match (&unit.source_digest, &unit.plan.source) {
+        (
+            Some(d),
+            SourceSpec::Registry {
+                host, repository, ..
+            },
+        ) => format!("{host}/{repository}@{d}"),
+        _ => unit.source_text(),
+    }
+}
+
+fn new_group(unit: &Unit) -> Group {
+    let mut plan = unit.plan.clone();
+    plan.images.clear();
+    // Copy what the plan looked at, not what the tag names by the time the copy starts.
+    if let (
+        Some(d),
+        SourceSpec::Registry {
+            host, repository, ..
+        },
+    ) = (&unit.source_digest, &plan.source)
+    {
+        plan.source = SourceSpec::Registry {
+            host: host.clone(),
+            repository: repository.clone(),
+            reference: d.to_string(),
+        };
+    }
+    Group {
+        entry: unit.entry,
+        plan,
+        settings: unit.settings.clone(),
+        tags: Vec::new(),
+    }
+}
+
+/// Fills in an entry's counts from its tags and copies.
+pub(crate) fn tally(row: &mut EntryReport, tags: &[TagReport], copies: &[CopySummary]) {
+    let mine = || tags.iter().filter(|t| t.entry == row.index);
+    row.copied = mine()
+        .filter(|t| matches!(t.result, TagResult::Copied | TagResult::WouldCopy))
+        .count();
+    row.up_to_date = mine().filter(|t| t.result == TagResult::UpToDate).count();
+    row.failed = mine().filter(|t| t.result == TagResult::Failed).count();
+    for c in copies.iter().filter(|c| c.entry == row.index) {
+        row.blobs_copied += c.blobs_copied;
+        row.blobs_mounted += c.blobs_mounted;
+        row.bytes_copied += c.bytes;
+    }
+    if row.error.is_none() {
+        row.error = mine().find_map(|t| t.error.clone());
+    }
+}
+
+/// Runs the groups client-side, `concurrency` at a time, on one copy engine.
+pub(crate) struct ClientRun<'a> {
+    pub(crate) transport: &'a Transport,
+    pub(crate) options: &'a ImportOptions,
+    pub(crate) concurrency: usize,
+    pub(crate) observer: &'a dyn ImportObserver,
+}
+
+impl ClientRun<'_> {
+    /// Copies every group; fills in the tags' results, the copies and the entry rows (an
+    /// entry's row goes to the observer when its last copy ends).
+    pub(crate) async fn run(
+        &self,
+        groups: Vec<Group>,
+        entries: &mut [EntryReport],
+        tags: &mut [TagReport],
+        copies: &mut Vec<CopySummary>,
+    ) -> Result<(), ImportError> {
+        let mut left: HashMap<usize, usize> = HashMap::new();
+        for g in &groups {
+            *left.entry(g.entry).or_default() += 1;
+        }
+        for row in entries.iter_mut().filter(|r| !left.contains_key(&r.index)) {
+            tally(row, tags, copies);
+            self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let base = CopyOptions {
+            progress: Some(tx),
+            ..copy_options(self.options)
+        };
+        // The progress sender lives in `base`, moved into `work`: when the copies end (or the
+        // timeout drops them), the forwarding below ends too.
+        let work = async {
+            let base = base;
+            let copier = Copier::new(base.clone());
+            let copier = &copier;
+            let transport = self.transport;
+            let mut running = futures_util::stream::iter(groups.into_iter().map(|g| {
+                let options = CopyOptions {
+                    force: g.settings.force,
+                    platforms: g.settings.platforms.clone(),
+                    referrers: g.settings.referrers,
+                    ..base.clone()
+                };
+                async move {
+                    let engine = copier.with_options(options);
+                    let result = run_one(&g.plan, transport, &engine).await;
+                    (g, result.map(|r| r.copy))
+                }
+            }))
+            .buffer_unordered(self.concurrency.max(1));
+            while let Some((g, result)) = running.next().await {
+                let entry = g.entry;
+                record(g, result, self.options.dry_run, tags, copies);
+                let n = left.entry(entry).or_default();
+                *n -= 1;
+                if *n == 0
+                    && let Some(row) = entries.iter_mut().find(|r| r.index == entry)
+                {
+                    tally(row, tags, copies);
+                    self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
+                }
+            }
+        };
+        let timed = async {
+            match self.options.timeout {
+                Some(after) => tokio::time::timeout(after, work)
+                    .await
+                    .map_err(|_| ImportError::Timeout { after }),
+                None => {
+                    work.await;
+                    Ok(())
+                }
+            }
+        };
+        let forward = async {
+            while let Some(p) = rx.recv().await {
+                self.observer.event(&ImportEvent::Copy(p));
+            }
+        };
+        let (result, ()) = tokio::join!(timed, forward);
+        result
+    }
+}
+
+/// A group's outcome into its tags and the copies.
+fn record(
+    g: Group,
+    result: Result<CopyReport, ImportError>,
+    dry_run: bool,
+    tags: &mut [TagReport],
+    copies: &mut Vec<CopySummary>,
+) {
+    let mut summary = CopySummary {
+        entry: g.entry,
+        source: match &g.plan.source {
+            SourceSpec::Registry {
+                host,
+                repository,
+                reference,
+            } => format!(
+                "{host}/{repository}{}{reference}",
+                if reference.contains(':') { "@" } else { ":" }
+            ),
+            SourceSpec::Layout { path, reference } => format!("oci:{}:{reference}", path.display()),
+        },
+        targets: g.tags.iter().map(|&i| tags[i].target.clone()).collect(),
+        ..CopySummary::default()
+    };
+    let (result, error) = match result {
+        Ok(report) => {
+            summary.digest = Some(report.digest.clone());
+            summary.blobs_copied = report.totals.blobs_copied;
+            summary.blobs_mounted = report.totals.blobs_mounted;
+            summary.blobs_skipped = report.totals.blobs_skipped;
+            summary.bytes = report.totals.bytes_copied;
+            let r = if report.up_to_date {
+                TagResult::UpToDate
+            } else if dry_run {
+                TagResult::WouldCopy
+            } else {
+                TagResult::Copied
+            };
+            (r, None)
+        }
+        Err(e) => {
+            let text = match e.hint() {
+                Some(h) => format!("{e} ({h})"),
+                None => e.to_string(),
+            };
+            summary.error = Some(text.clone());
+            (TagResult::Failed, Some(text))
+        }
+    };
+    for &i in &g.tags {
+        tags[i].result = result;
+        tags[i].error = error.clone();
+        tags[i].copy = Some(copies.len());
+    }
+    copies.push(summary);
+}
