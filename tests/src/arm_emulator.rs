@@ -252,6 +252,33 @@ pub struct ArmRequest {
     pub status: u16,
     /// `error.code`, when refused.
     pub code: Option<String>,
+    /// When it was answered.
+    pub at: std::time::Instant,
+}
+
+/// ARM's write throttling of a subscription: `capacity` writes per `window`.
+#[derive(Debug, Clone)]
+struct WriteBudget {
+    capacity: u64,
+    left: u64,
+    window: Duration,
+    since: std::time::Instant,
+}
+
+impl WriteBudget {
+    /// Takes a write: `Ok(left)`, or `Err(retry after)` when none is left.
+    fn take(&mut self) -> Result<u64, Duration> {
+        let now = std::time::Instant::now();
+        if now.duration_since(self.since) >= self.window {
+            self.since = now;
+            self.left = self.capacity;
+        }
+        if self.left == 0 {
+            return Err(self.window.saturating_sub(now.duration_since(self.since)));
+        }
+        self.left -= 1;
+        Ok(self.left)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,6 +293,8 @@ struct Operation {
     status: OpStatus,
     polls: usize,
     manifests: Vec<(String, String)>,
+    /// A poll has told the caller it ended.
+    reported: bool,
 }
 
 struct Subscription {
@@ -287,6 +316,10 @@ struct State {
     stalled: Mutex<bool>,
     /// Polls still to answer with this server error (a fault in front of the operation).
     poll_faults: Mutex<(usize, u16)>,
+    /// ARM's write throttling of the subscription, when set.
+    writes: Mutex<Option<WriteBudget>>,
+    /// Operations started and not yet seen ended by a poll: now, and the most at once.
+    outstanding: Mutex<(usize, usize)>,
     page_size: usize,
     log: Mutex<Vec<ArmRequest>>,
     bodies: Mutex<Vec<Value>>,
@@ -381,6 +414,8 @@ impl ArmEmulatorBuilder {
             retry_after: Mutex::new(self.retry_after),
             stalled: Mutex::new(false),
             poll_faults: Mutex::new((0, 503)),
+            writes: Mutex::new(None),
+            outstanding: Mutex::new((0, 0)),
             page_size: self.page_size,
             log: Mutex::new(Vec::new()),
             bodies: Mutex::new(Vec::new()),
@@ -471,6 +506,26 @@ impl ArmEmulator {
     /// sometimes do) with an ARM error body, before the operation is looked at.
     pub fn fail_polls(&self, count: usize, status: u16) {
         *lock(&self.state.poll_faults) = (count, status);
+    }
+
+    /// ARM's write throttling from now on: `writes` per `window` for the subscription, each
+    /// `importImage` counting one; every answer to one says how many are left
+    /// (`x-ms-ratelimit-remaining-subscription-writes`), and past the limit ARM answers `429
+    /// TooManyRequests` with `Retry-After` until the window ends (the documented contract:
+    /// <https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling>).
+    pub fn set_write_budget(&self, writes: u64, window: Duration) {
+        *lock(&self.state.writes) = Some(WriteBudget {
+            capacity: writes,
+            left: writes,
+            window,
+            since: std::time::Instant::now(),
+        });
+    }
+
+    /// The most `importImage` operations that were running at once (started, and not yet
+    /// seen ended by a poll).
+    pub fn max_running_imports(&self) -> usize {
+        lock(&self.state.outstanding).1
     }
 
     /// Changes a registry (by name, case-insensitively).
@@ -578,6 +633,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
         api_version,
         status: status.as_u16(),
         code: value["error"]["code"].as_str().map(str::to_owned),
+        at: std::time::Instant::now(),
     });
     let bytes = if value.is_null() {
         Bytes::new()
@@ -1014,6 +1070,52 @@ fn import_image(
     if let Err(r) = state.check_subscription(caller, sub) {
         return r;
     }
+    let left = match lock(&state.writes).as_mut().map(WriteBudget::take) {
+        None => None,
+        Some(Ok(left)) => Some(left),
+        Some(Err(wait)) => {
+            let (status, body, mut headers) = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "The request is being throttled as the limit has been reached for operation type - Write.",
+            );
+            headers.push((
+                "retry-after",
+                wait.as_secs_f64().ceil().max(1.0).to_string(),
+            ));
+            headers.push((
+                "x-ms-ratelimit-remaining-subscription-writes",
+                "0".to_owned(),
+            ));
+            return (status, body, headers);
+        }
+    };
+    let (status, body, mut headers) =
+        start_import(state, caller, sub, rg, name, content_type, &value);
+    if let Some(left) = left {
+        headers.push((
+            "x-ms-ratelimit-remaining-subscription-writes",
+            left.to_string(),
+        ));
+    }
+    if status == StatusCode::ACCEPTED {
+        let mut o = lock(&state.outstanding);
+        o.0 += 1;
+        o.1 = o.1.max(o.0);
+    }
+    (status, body, headers)
+}
+
+/// `importImage` past ARM's throttling: checks, then the operation.
+fn start_import(
+    state: &Arc<State>,
+    caller: &Caller,
+    sub: &str,
+    rg: &str,
+    name: &str,
+    content_type: Option<&str>,
+    value: &Value,
+) -> Reply {
     if !content_type.is_some_and(|c| c.starts_with("application/json")) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -1045,7 +1147,7 @@ fn import_image(
             ),
         );
     }
-    let parsed = match parse_body(&value) {
+    let parsed = match parse_body(value) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -1087,6 +1189,7 @@ fn import_image(
             status: OpStatus::Running,
             polls: 0,
             manifests: Vec::new(),
+            reported: false,
         },
     );
     let location = format!(
@@ -1408,6 +1511,12 @@ fn poll(state: &Arc<State>, caller: &Caller, op: &str) -> Reply {
             "InvalidAuthenticationTokenTenant",
             "The access token is from the wrong issuer.",
         );
+    }
+    let ended = !stalled && o.polls >= needed && o.status != OpStatus::Running;
+    if ended && !o.reported {
+        o.reported = true;
+        let mut outstanding = lock(&state.outstanding);
+        outstanding.0 = outstanding.0.saturating_sub(1);
     }
     match &o.status {
         OpStatus::Succeeded if !stalled && o.polls >= needed => {

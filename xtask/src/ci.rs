@@ -59,7 +59,7 @@ pub fn run() -> anyhow::Result<()> {
         "tests",
         Command::new(&cargo).args(["test", "--workspace", "--quiet"]),
     )?;
-    println!("==> the library example (crates/acr/examples/import.rs)");
+    println!("==> the library examples (crates/acr/examples/import.rs, mirror.rs)");
     example(&cargo)?;
     // Last, so that its `N passed, N failed` line closes the output.
     step(
@@ -126,6 +126,48 @@ fn example(cargo: &str) -> anyhow::Result<()> {
             image.digest
         );
         println!("    example/hello:1.0 holds {}", copied.digest);
+
+        // The mirror example: the same repository, every tag, into another repository.
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("mirror.yaml");
+        std::fs::write(
+            &file,
+            format!(
+                "- source: {}/library/hello\n  target: example/mirror\n",
+                source.host()
+            ),
+        )?;
+        let status = tokio::process::Command::new(cargo)
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "acr-import-acr",
+                "--example",
+                "mirror",
+                "--",
+            ])
+            .arg(target.host())
+            .arg(&file)
+            .current_dir(workspace_root())
+            .status()
+            .await
+            .context("cannot run the mirror example")?;
+        if !status.success() {
+            bail!("the mirror example failed ({status})");
+        }
+        let mirrored = transport
+            .registry(&target.url())?
+            .get_manifest("example/mirror", "1.0")
+            .await
+            .context("the mirror example's target tag")?;
+        anyhow::ensure!(
+            mirrored.digest == image.digest,
+            "the mirror example tagged {} instead of the source's {}",
+            mirrored.digest,
+            image.digest
+        );
+        println!("    example/mirror:1.0 holds {}", mirrored.digest);
         Ok(())
     })
 }

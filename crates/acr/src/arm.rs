@@ -36,6 +36,18 @@ pub struct ArmClient {
     scope: String,
     api_version: String,
     token: tokio::sync::Mutex<Option<AccessToken>>,
+    /// What ARM last said about its throttling.
+    throttle: std::sync::Mutex<Throttle>,
+}
+
+/// ARM's throttling, as its last answers said it (`x-ms-ratelimit-remaining-subscription-writes`
+/// on writes, `Retry-After` on a `429`), for callers that start many writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Throttle {
+    /// Writes the subscription has left in ARM's current window.
+    pub remaining_writes: Option<u64>,
+    /// How long the last `429` asked to wait.
+    pub retry_after: Option<Duration>,
 }
 
 impl fmt::Debug for ArmClient {
@@ -179,6 +191,7 @@ impl ArmClient {
             scope: cloud.arm_scope(),
             api_version: DEFAULT_API_VERSION.to_owned(),
             token: tokio::sync::Mutex::new(None),
+            throttle: std::sync::Mutex::new(Throttle::default()),
         })
     }
 
@@ -196,6 +209,26 @@ impl ArmClient {
     /// The ARM endpoint.
     pub fn endpoint(&self) -> &str {
         self.endpoint.as_str()
+    }
+
+    /// What ARM's last answers said about throttling.
+    pub fn throttle(&self) -> Throttle {
+        *self.throttle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn observe_throttle(&self, response: &http::Response<Bytes>) {
+        let remaining = response
+            .headers()
+            .get("x-ms-ratelimit-remaining-subscription-writes")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        let mut t = self.throttle.lock().unwrap_or_else(|e| e.into_inner());
+        if remaining.is_some() {
+            t.remaining_writes = remaining;
+        }
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            t.retry_after = retry_after(response.headers());
+        }
     }
 
     async fn bearer(&self) -> Result<String, AcrError> {
@@ -281,6 +314,7 @@ impl ArmClient {
                     url: redact(url),
                     message: e.to_string(),
                 })?;
+            self.observe_throttle(&response);
             let status = response.status();
             let transient =
                 status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 502..=504);

@@ -60,7 +60,7 @@ mod resource_id;
 use std::fmt;
 use std::time::Duration;
 
-pub use arm::{ArmClient, ImportProgress, ImportStart, PollResult, WaitOptions};
+pub use arm::{ArmClient, ImportProgress, ImportStart, PollResult, Throttle, WaitOptions};
 pub use cloud::{Cloud, RegistryName, RegistryTarget};
 pub use import::{
     AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, ServerOutcome, SourceArgs,

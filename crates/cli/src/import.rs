@@ -185,8 +185,8 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
                 "--preflight-only takes a single --source, not --from-file",
             ));
         }
-        let shard = args.shard.unwrap_or_default();
-        return crate::mirror::run(&importer, name, from_file, options, shard, g).await;
+        let place = (args.shard.unwrap_or_default(), args.resource_group.clone());
+        return crate::mirror::run(&importer, name, from_file, options, place, g).await;
     }
     let source = args
         .source

@@ -23,13 +23,14 @@ pub async fn run(
     target: String,
     path: &Path,
     options: ImportOptions,
-    shard: Shard,
+    (shard, resource_group): (Shard, Option<String>),
     g: &Global,
 ) -> Result<(), Failure> {
     let file = MirrorFile::read(path).map_err(|e| Failure::usage(e.to_string()))?;
     let request = MirrorRequest {
         options,
         shard,
+        resource_group,
         ..MirrorRequest::new(target, file)
     }
     .credentials_from(|k| std::env::var(k).ok())

@@ -497,3 +497,127 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
     w.target.set_firewall(false);
     assert!(w.target_digest("tool", "1").await.is_none());
 }
+
+/// A mirror into an ACR through ARM runs server-side: one `importImage` per copy, at most 8
+/// running at once, started only as fast as ARM's write throttling allows (no write left: a
+/// pause; `429`: the operation waits its `Retry-After` and is started again), polled together.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
+    let w = ArmWorld::start().await.expect("world");
+    let seed = acr_import_transfer::Transport::builder()
+        .proxy_from_env(false)
+        .build()
+        .unwrap();
+    let mut digests = std::collections::BTreeMap::new();
+    for i in 0..12u64 {
+        let m = acr_import_tests::world::push_image(
+            &seed,
+            &w.external.host(),
+            "lib/many",
+            &format!("1.{i}"),
+            500 + i,
+        )
+        .await
+        .unwrap();
+        digests.insert(format!("1.{i}"), m.digest.to_string());
+    }
+    let file = w.dir().join("mirror.yaml");
+    let write_file = |target: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "- source: {}/lib/many\n  target: {target}\n",
+                w.external.host()
+            ),
+        )
+        .unwrap()
+    };
+    // The plan reads the target's tags with the admin user (the emulated login server is on
+    // loopback, not under the cloud's login-server suffix that Azure AD is used for).
+    let mirror = |extra: &'static [&'static str]| {
+        let mut cmd = tokio::process::Command::new(ACR);
+        cmd.args(["import", "-n", "targetreg", "--from-file"])
+            .arg(&file)
+            .args(["--mode", "server"])
+            .args(extra)
+            .arg("--ca-file")
+            .arg(w.ca_file())
+            .env_clear()
+            .envs(w.env_for(IMPORTER))
+            .env("AZURE_SUBSCRIPTION_ID", SUB)
+            .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+            .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1)
+            .kill_on_drop(true);
+        async move {
+            tokio::time::timeout(Duration::from_secs(120), cmd.output())
+                .await
+                .expect("in time")
+                .expect("run acr")
+        }
+    };
+    // Unthrottled: 8 operations run at once, no more.
+    write_file("mirror/bound");
+    let o = mirror(&[]).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(w.arm.max_running_imports(), 8);
+
+    // Throttled: 5 writes per 3 s.
+    w.arm.set_write_budget(5, Duration::from_secs(3));
+    let before = w.arm.count("POST", "/importImage");
+    write_file("mirror/many");
+    let o = mirror(&["-o", "json"]).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let report: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(report["engine"], "server");
+    assert_eq!(report["entries"][0]["copied"], 12, "{report}");
+    for (tag, digest) in &digests {
+        assert_eq!(
+            w.target_digest("mirror/many", tag).await.as_deref(),
+            Some(digest.as_str()),
+            "{tag}"
+        );
+    }
+    let posts: Vec<_> = w
+        .arm
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/importImage"))
+        .skip(before)
+        .collect();
+    let throttled: Vec<usize> = (0..posts.len())
+        .filter(|&i| posts[i].status == 429)
+        .collect();
+    assert_eq!(posts.len() - throttled.len(), 12, "{posts:?}");
+    eprintln!(
+        "{} imports, {} POSTs answered 429",
+        posts.len() - throttled.len(),
+        throttled.len()
+    );
+    // The client stopped when ARM said no write was left, and waited out each 429.
+    assert!(throttled.len() <= 3, "{} throttled POSTs", throttled.len());
+    for &i in &throttled {
+        if let Some(next) = posts.get(i + 1) {
+            let waited = next.at.duration_since(posts[i].at);
+            assert!(
+                waited >= Duration::from_millis(900),
+                "started again {waited:?} after a 429"
+            );
+        }
+    }
+
+    // Nothing changed: the re-run looks, and starts no import.
+    let before = w.arm.count("POST", "/importImage");
+    let o = mirror(&[]).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(w.arm.count("POST", "/importImage"), before);
+    // The target's tags were read from ACR's listing with digests, once.
+    assert_eq!(
+        w.target
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/acr/v1/mirror/many/_tags" && r.status != 401)
+            .count(),
+        2,
+        "one listing per run (besides the challenge that asks for a token)"
+    );
+}

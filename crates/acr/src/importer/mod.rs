@@ -183,7 +183,7 @@ fn warn_no_wait(options: &ImportOptions, observer: &dyn ImportObserver) {
 }
 
 /// Whether `--name` (or `--registry`) needs or can use ARM.
-fn is_azure_name(value: &str, cloud: &Cloud) -> bool {
+pub(crate) fn is_azure_name(value: &str, cloud: &Cloud) -> bool {
     if RegistryResourceId::looks_like(value) {
         return true;
     }
@@ -215,7 +215,7 @@ impl Importer {
 
     /// ARM, when the environment has an Azure AD credential and a subscription; otherwise
     /// why not.
-    async fn connect_azure(&self) -> (Option<AzureContext>, String) {
+    pub(crate) async fn connect_azure(&self) -> (Option<AzureContext>, String) {
         let reason = match self.config.arm_client() {
             Ok(arm) => match AzureContext::connect(
                 arm,

@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+mod fanout;
 mod file;
 mod filter;
 mod lookup;

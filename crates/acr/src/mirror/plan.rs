@@ -66,16 +66,7 @@ pub(crate) struct Unit {
 impl Unit {
     /// `host/repository:tag` (or `@digest`) of the source as the entry names it.
     pub(crate) fn source_text(&self) -> String {
-        match &self.plan.source {
-            SourceSpec::Registry {
-                host,
-                repository,
-                reference,
-            } => format!("{host}/{repository}{}{reference}", sep(reference)),
-            SourceSpec::Layout { path, reference } => {
-                format!("oci:{}{}{reference}", path.display(), sep(reference))
-            }
-        }
+        source_text(&self.plan.source)
     }
 
     /// `host/repository:tag` of a target.
@@ -93,8 +84,24 @@ impl Unit {
     }
 }
 
-fn sep(reference: &str) -> &'static str {
-    if reference.contains(':') { "@" } else { ":" }
+/// `repository:tag`, or `repository@digest`.
+pub(crate) fn image_text(repository: &str, reference: &str) -> String {
+    let sep = if reference.contains(':') { "@" } else { ":" };
+    format!("{repository}{sep}{reference}")
+}
+
+/// `host/repository:tag` (or `@digest`), or `oci:PATH:tag`.
+pub(crate) fn source_text(source: &SourceSpec) -> String {
+    match source {
+        SourceSpec::Registry {
+            host,
+            repository,
+            reference,
+        } => format!("{host}/{}", image_text(repository, reference)),
+        SourceSpec::Layout { path, reference } => {
+            format!("oci:{}", image_text(&path.display().to_string(), reference))
+        }
+    }
 }
 
 /// The plan of a mirror: a report row per entry (with what expanding it found) and the units.
@@ -111,6 +118,8 @@ pub(crate) struct Planner<'a> {
     pub(crate) cloud: &'a Cloud,
     pub(crate) shard: Shard,
     pub(crate) defaults: &'a ImportOptions,
+    /// The server-side engine copies: no referrers, no platform filter.
+    pub(crate) server: bool,
     pub(crate) lookups: Lookups,
 }
 
@@ -158,7 +167,13 @@ impl Planner<'_> {
             MirrorEntry::Repository(_) => EntryKind::Repository,
         };
         let mut row = EntryReport::new(index, item.entry.source(), kind);
-        let expanded = match (Settings::of(&item.entry, self.defaults), base) {
+        let settings = Settings::of(&item.entry, self.defaults).map(|mut s| {
+            if self.server {
+                s.referrers = false;
+            }
+            s
+        });
+        let expanded = match (settings, base) {
             (Err(e), _) => Err(e),
             (_, Err(e)) => Err(e.clone()),
             (Ok(settings), Ok(base)) => {

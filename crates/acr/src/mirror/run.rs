@@ -4,14 +4,19 @@ use std::time::Instant;
 
 use acr_import_transfer::Transport;
 
+use super::fanout::ServerRun;
 use super::lookup::Lookups;
 use super::plan::Planner;
 use super::report::{MirrorReport, TagAction};
 use super::schedule::{ClientRun, assemble};
 use super::{MirrorEntry, MirrorFile, Shard};
 use crate::importer::client::transport_for;
+use crate::importer::is_azure_name;
 use crate::importer::plan::{ClientPlan, TargetSpec, plan};
-use crate::{ImportError, ImportEvent, ImportObserver, ImportOptions, Importer, SourceCredentials};
+use crate::{
+    AcrError, AzureContext, EngineMode, ImportError, ImportEvent, ImportObserver, ImportOptions,
+    Importer, Referrers, Registry, SourceCredentials,
+};
 
 /// An entry of a mirror with its source credentials.
 #[derive(Debug, Clone)]
@@ -26,18 +31,22 @@ pub struct MirrorItem {
 /// default ([`MirrorRequest::new`]).
 #[derive(Debug, Clone)]
 pub struct MirrorRequest {
-    /// The target registry (`--name`): an ACR name, a login server, any `host[:port]`, or
-    /// `oci:PATH`.
+    /// The target registry (`--name`): an ACR name, a login server, an ARM resource ID, any
+    /// `host[:port]`, or `oci:PATH`.
     pub target: String,
+    /// The target's resource group (`--resource-group`), for an ACR found by name.
+    pub resource_group: Option<String>,
     /// The entries, reported in this order.
     pub items: Vec<MirrorItem>,
     /// Options for every entry; an entry's `force`, `platforms` and `referrers` win.
     pub options: ImportOptions,
     /// The part of the plan to run. Default: all of it.
     pub shard: Shard,
-    /// Copies running at once; their blob transfers are bounded per registry by
+    /// Client-side copies running at once; their blob transfers are bounded per registry by
     /// [`ImportOptions::jobs`] for the whole batch. Default: 16.
     pub concurrency: usize,
+    /// Server-side `importImage` operations running at once. Default: 8.
+    pub server_concurrency: usize,
     /// Tag listings and manifest `HEAD`s in flight per registry while planning. Default: 16.
     pub lookups_per_host: usize,
 }
@@ -47,6 +56,7 @@ impl MirrorRequest {
     pub fn new(target: impl Into<String>, file: MirrorFile) -> Self {
         Self {
             target: target.into(),
+            resource_group: None,
             items: file
                 .entries
                 .into_iter()
@@ -58,6 +68,7 @@ impl MirrorRequest {
             options: ImportOptions::default(),
             shard: Shard::ALL,
             concurrency: 16,
+            server_concurrency: 8,
             lookups_per_host: 16,
         }
     }
@@ -101,12 +112,20 @@ impl Importer {
     ) -> Result<MirrorReport, ImportError> {
         let started = Instant::now();
         self.check_target(&request.target)?;
-        if request.options.engine == crate::EngineMode::Server {
-            return Err(ImportError::usage(
-                "a mirror runs client-side here: leave out --mode server",
-            ));
-        }
-        let target = TargetSpec::parse(&request.target, &self.config().cloud)?;
+        let server = self.mirror_engine(request, observer).await?;
+        let target = match &server {
+            Some((_, registry)) => TargetSpec::Registry(registry.login_server().to_owned()),
+            None => TargetSpec::parse(&request.target, &self.config().cloud)?,
+        };
+        // The server-side engine brings no referrers: none are looked for.
+        let options = ImportOptions {
+            referrers: if server.is_some() {
+                Referrers::Skip
+            } else {
+                request.options.referrers
+            },
+            ..request.options.clone()
+        };
         // Each entry as a single import: its source, credentials and (image entries) targets.
         let bases: Vec<Result<ClientPlan, String>> = request
             .items
@@ -120,7 +139,8 @@ impl Importer {
             target: &target,
             cloud: &self.config().cloud,
             shard: request.shard,
-            defaults: &request.options,
+            defaults: &options,
+            server: server.is_some(),
             lookups: Lookups::new(request.lookups_per_host),
         };
         let plan = planner.plan(&request.items, &bases).await;
@@ -139,25 +159,111 @@ impl Importer {
                 .count(),
         });
         let mut copies = Vec::new();
-        let run = ClientRun {
-            transport: &transport,
-            options: &request.options,
-            concurrency: request.concurrency,
-            observer,
-        };
-        run.run(groups, &mut entries, &mut tags, &mut copies)
-            .await?;
+        match &server {
+            Some((ctx, registry)) => {
+                let run = ServerRun {
+                    arm: &ctx.arm,
+                    target: registry.resource_id()?,
+                    concurrency: request.server_concurrency,
+                    credentials: request
+                        .items
+                        .iter()
+                        .map(|i| i.credentials.clone())
+                        .collect(),
+                    timeout: options.timeout,
+                    observer,
+                };
+                run.run(groups, &mut entries, &mut tags, &mut copies)
+                    .await?;
+            }
+            None => {
+                let run = ClientRun {
+                    transport: &transport,
+                    options: &options,
+                    concurrency: request.concurrency,
+                    observer,
+                };
+                run.run(groups, &mut entries, &mut tags, &mut copies)
+                    .await?;
+            }
+        }
         Ok(MirrorReport {
-            engine: "client".to_owned(),
+            engine: if server.is_some() { "server" } else { "client" }.to_owned(),
             target: describe(&target),
             shard: request.shard,
-            dry_run: request.options.dry_run,
+            dry_run: options.dry_run,
             entries,
             tags,
             copies,
             millis: started.elapsed().as_millis() as u64,
             requests: requests(&transport),
         })
+    }
+
+    /// The server-side engine (ARM and the target registry) when the mirror runs there: when
+    /// asked (`--mode server`), or by default when the target is an ACR reachable through
+    /// ARM and no entry needs the client-side engine (a platform filter, referrers asked for,
+    /// an OCI layout, a dry run). `None`: client-side.
+    async fn mirror_engine(
+        &self,
+        request: &MirrorRequest,
+        observer: &dyn ImportObserver,
+    ) -> Result<Option<(AzureContext, Registry)>, ImportError> {
+        let mode = request.options.engine;
+        if mode == EngineMode::Client {
+            return Ok(None);
+        }
+        let cloud = &self.config().cloud;
+        let target_azure =
+            !request.target.starts_with("oci:") && is_azure_name(&request.target, cloud);
+        let o = &request.options;
+        let client_only = o.dry_run
+            || o.referrers == Referrers::Requested
+            || !o.platforms.is_empty()
+            || request.items.iter().any(|i| {
+                let e = i.entry.options();
+                !e.platforms.is_empty()
+                    || e.referrers == Some(true)
+                    || i.entry.source().starts_with("oci:")
+            });
+        if mode == EngineMode::Auto && (!target_azure || client_only) {
+            if target_azure {
+                observer.event(&ImportEvent::Note(
+                    "mirroring client-side: an entry asks for what importImage does not do (a platform filter, referrers, an OCI layout, or a dry run)".to_owned(),
+                ));
+            }
+            return Ok(None);
+        }
+        let (azure, why) = self.connect_azure().await;
+        let found = match azure {
+            Some(ctx) => match ctx
+                .resolve_target(&request.target, request.resource_group.as_deref())
+                .await
+            {
+                Ok(registry) => Ok((ctx, registry)),
+                Err(e) => Err(format!("looking up {} failed: {e}", request.target)),
+            },
+            None => Err(why),
+        };
+        match (found, mode) {
+            (Ok(found), _) => {
+                observer.event(&ImportEvent::Note(
+                    "mirroring server-side: each copy is an importImage operation of the target ACR (referrers are not copied that way; --mode client brings them)".to_owned(),
+                ));
+                Ok(Some(found))
+            }
+            (Err(why), EngineMode::Server) => Err(AcrError::InvalidRequest {
+                message: format!(
+                    "--mode server needs the target through Azure Resource Manager: {why}"
+                ),
+                hint: "use --mode client, or configure Azure access".into(),
+            }
+            .into()),
+            (Err(why), _) => {
+                observer.event(&ImportEvent::Note(format!("mirroring client-side: {why}")));
+                Ok(None)
+            }
+        }
     }
 }
 

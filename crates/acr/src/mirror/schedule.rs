@@ -9,7 +9,7 @@ use acr_import_transfer::copy::Progress;
 use acr_import_transfer::{Copier, CopyOptions, CopyReport, Transport};
 use futures_util::StreamExt;
 
-use super::plan::{Planned, Unit};
+use super::plan::{Planned, Unit, source_text};
 use super::report::{CopySummary, EntryReport, TagAction, TagReport, TagResult};
 use crate::importer::client::{copy_options, run_one};
 use crate::importer::plan::{ClientPlan, SourceSpec};
@@ -241,17 +241,7 @@ fn record(
 ) {
     let mut summary = CopySummary {
         entry: g.entry,
-        source: match &g.plan.source {
-            SourceSpec::Registry {
-                host,
-                repository,
-                reference,
-            } => format!(
-                "{host}/{repository}{}{reference}",
-                if reference.contains(':') { "@" } else { ":" }
-            ),
-            SourceSpec::Layout { path, reference } => format!("oci:{}:{reference}", path.display()),
-        },
+        source: source_text(&g.plan.source),
         targets: g.tags.iter().map(|&i| tags[i].target.clone()).collect(),
         ..CopySummary::default()
     };

@@ -1,0 +1,239 @@
+//! The server-side engine for a mirror: the copies of the plan as `importImage` operations,
+//! many at once but at most a bound, started as fast as ARM's write throttling allows and
+//! polled together.
+//!
+//! ARM counts writes per subscription and says how many are left
+//! (`x-ms-ratelimit-remaining-subscription-writes`); past the limit it answers `429` with
+//! `Retry-After` (<https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling>).
+//! So: with no write left, no operation starts for a moment; a `429` puts the operation back
+//! in the queue and holds every start for `Retry-After` (or a back-off doubling from 2 s when
+//! none is sent). Polls are reads, each operation's at its own `Retry-After`.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::time::Instant;
+
+use super::plan::{image_text, source_text};
+use super::report::{CopySummary, EntryReport, TagReport, TagResult};
+use super::schedule::{Group, tally};
+use crate::arm::{ImportStart, MIN_POLL_INTERVAL, PollResult};
+use crate::import::{ResolvedSource, import_body};
+use crate::importer::plan::SourceSpec;
+use crate::{
+    AcrError, ArmClient, ImportError, ImportEvent, ImportObserver, RegistryResourceId,
+    SourceCredentials,
+};
+
+/// The first wait when ARM throttles without saying for how long, doubled up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The pause before the next start when ARM says no write is left.
+const NO_WRITES_LEFT: Duration = Duration::from_secs(1);
+/// Polling interval when the service sends no `Retry-After`.
+const POLL_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs the groups as `importImage` operations.
+pub(crate) struct ServerRun<'a> {
+    pub(crate) arm: &'a ArmClient,
+    pub(crate) target: RegistryResourceId,
+    /// Operations running at once.
+    pub(crate) concurrency: usize,
+    /// Source credentials by entry.
+    pub(crate) credentials: Vec<Option<SourceCredentials>>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) observer: &'a dyn ImportObserver,
+}
+
+/// An operation the service runs.
+struct Running {
+    group: Group,
+    operation_url: String,
+    next_poll: Instant,
+}
+
+impl ServerRun<'_> {
+    /// Runs every group; fills in the tags' results, the copies and the entry rows.
+    pub(crate) async fn run(
+        &self,
+        groups: Vec<Group>,
+        entries: &mut [EntryReport],
+        tags: &mut [TagReport],
+        copies: &mut Vec<CopySummary>,
+    ) -> Result<(), ImportError> {
+        let mut left: HashMap<usize, usize> = HashMap::new();
+        for g in &groups {
+            *left.entry(g.entry).or_default() += 1;
+        }
+        for row in entries.iter_mut().filter(|r| !left.contains_key(&r.index)) {
+            tally(row, tags, copies);
+            self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
+        }
+        let mut done = |g: Group, outcome: Result<(), String>| {
+            let entry = g.entry;
+            record(g, outcome, tags, copies);
+            let n = left.entry(entry).or_default();
+            *n -= 1;
+            if *n == 0
+                && let Some(row) = entries.iter_mut().find(|r| r.index == entry)
+            {
+                tally(row, tags, copies);
+                self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
+            }
+        };
+        let work = self.drive(groups, &mut done);
+        match self.timeout {
+            Some(after) => tokio::time::timeout(after, work)
+                .await
+                .map_err(|_| ImportError::Timeout { after }),
+            None => {
+                work.await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts, throttles and polls until every group has its outcome.
+    async fn drive(&self, groups: Vec<Group>, done: &mut dyn FnMut(Group, Result<(), String>)) {
+        let mut queue: VecDeque<Group> = groups.into();
+        let mut running: Vec<Running> = Vec::new();
+        let mut not_before = Instant::now();
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            while running.len() < self.concurrency.max(1) && Instant::now() >= not_before {
+                let Some(group) = queue.pop_front() else {
+                    break;
+                };
+                match self.start(&group).await {
+                    Ok(ImportStart::Done) => done(group, Ok(())),
+                    Ok(ImportStart::Accepted {
+                        operation_url,
+                        retry_after,
+                    }) => {
+                        backoff = FIRST_BACKOFF;
+                        running.push(Running {
+                            group,
+                            operation_url,
+                            next_poll: Instant::now()
+                                + retry_after.unwrap_or(POLL_EVERY).max(MIN_POLL_INTERVAL),
+                        });
+                    }
+                    Err(e) if e.arm_status() == Some(429) => {
+                        let wait = self.arm.throttle().retry_after.unwrap_or(backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        self.observer.event(&ImportEvent::Note(format!(
+                            "Azure Resource Manager throttles writes: the next import starts in {} s",
+                            wait.as_secs_f64().ceil()
+                        )));
+                        not_before = Instant::now() + wait;
+                        queue.push_front(group);
+                        break;
+                    }
+                    Err(e) => done(group, Err(e.to_string())),
+                }
+                if self.arm.throttle().remaining_writes == Some(0) {
+                    not_before = not_before.max(Instant::now() + NO_WRITES_LEFT);
+                }
+            }
+            if queue.is_empty() && running.is_empty() {
+                return;
+            }
+            // Poll every operation that is due, together.
+            let now = Instant::now();
+            let (due, later): (Vec<Running>, Vec<Running>) =
+                running.drain(..).partition(|r| r.next_poll <= now);
+            running = later;
+            let polled = join_all(due.into_iter().map(|r| async {
+                let result = self.arm.poll(&r.operation_url).await;
+                (r, result)
+            }))
+            .await;
+            for (mut r, result) in polled {
+                match result {
+                    Ok(PollResult::Succeeded) => done(r.group, Ok(())),
+                    Ok(PollResult::Running { retry_after, .. }) => {
+                        r.next_poll = Instant::now()
+                            + retry_after.unwrap_or(POLL_EVERY).max(MIN_POLL_INTERVAL);
+                        running.push(r);
+                    }
+                    Err(e) => done(r.group, Err(e.to_string())),
+                }
+            }
+            let mut wake = running.iter().map(|r| r.next_poll).min();
+            if !queue.is_empty() && running.len() < self.concurrency.max(1) {
+                wake = Some(wake.map_or(not_before, |w| w.min(not_before)));
+            }
+            if let Some(w) = wake {
+                tokio::time::sleep_until(w.max(Instant::now() + Duration::from_millis(20))).await;
+            }
+        }
+    }
+
+    /// `POST importImage` for a group.
+    async fn start(&self, group: &Group) -> Result<ImportStart, AcrError> {
+        let source = match &group.plan.source {
+            SourceSpec::Registry {
+                host,
+                repository,
+                reference,
+            } => ResolvedSource::External {
+                // Docker Hub's API host is not what the service takes as its name.
+                host: if host == "registry-1.docker.io" {
+                    "docker.io".to_owned()
+                } else {
+                    host.clone()
+                },
+                image: image_text(repository, reference),
+                credentials: self
+                    .credentials
+                    .get(group.entry)
+                    .cloned()
+                    .flatten()
+                    .map(|c| (c.username, c.password)),
+                unknown_acr: false,
+                registry: None,
+            },
+            SourceSpec::Layout { path, reference } => ResolvedSource::Layout {
+                reference: format!("oci:{}:{reference}", path.display()),
+            },
+        };
+        let (mut images, mut repositories) = (Vec::new(), Vec::new());
+        for (repo, tag) in &group.plan.images {
+            match tag {
+                Some(t) => images.push(format!("{repo}:{t}")),
+                None => repositories.push(repo.clone()),
+            }
+        }
+        let body = import_body(&source, &images, &repositories, group.settings.force)?;
+        self.arm.begin_import(&self.target, &body).await
+    }
+}
+
+/// An operation's outcome into its tags and the copies.
+fn record(
+    g: Group,
+    outcome: Result<(), String>,
+    tags: &mut [TagReport],
+    copies: &mut Vec<CopySummary>,
+) {
+    let source = source_text(&g.plan.source);
+    let summary = CopySummary {
+        entry: g.entry,
+        source,
+        targets: g.tags.iter().map(|&i| tags[i].target.clone()).collect(),
+        error: outcome.clone().err(),
+        ..CopySummary::default()
+    };
+    for &i in &g.tags {
+        tags[i].result = if outcome.is_ok() {
+            TagResult::Copied
+        } else {
+            TagResult::Failed
+        };
+        tags[i].error = outcome.clone().err();
+        tags[i].copy = Some(copies.len());
+    }
+    copies.push(summary);
+}
