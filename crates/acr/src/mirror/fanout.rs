@@ -22,8 +22,7 @@ use crate::arm::{ImportStart, MIN_POLL_INTERVAL, PollResult};
 use crate::import::{ResolvedSource, import_body};
 use crate::importer::plan::SourceSpec;
 use crate::{
-    AcrError, ArmClient, ImportError, ImportEvent, ImportObserver, RegistryResourceId,
-    SourceCredentials,
+    AcrError, ArmClient, ImportEvent, ImportObserver, RegistryResourceId, SourceCredentials,
 };
 
 /// The first wait when ARM throttles without saying for how long, doubled up to
@@ -43,7 +42,6 @@ pub(crate) struct ServerRun<'a> {
     pub(crate) concurrency: usize,
     /// Source credentials by entry.
     pub(crate) credentials: Vec<Option<SourceCredentials>>,
-    pub(crate) timeout: Option<Duration>,
     pub(crate) observer: &'a dyn ImportObserver,
 }
 
@@ -62,7 +60,7 @@ impl ServerRun<'_> {
         entries: &mut [EntryReport],
         tags: &mut [TagReport],
         copies: &mut Vec<CopySummary>,
-    ) -> Result<(), ImportError> {
+    ) {
         let mut left: HashMap<usize, usize> = HashMap::new();
         for g in &groups {
             *left.entry(g.entry).or_default() += 1;
@@ -83,16 +81,7 @@ impl ServerRun<'_> {
                 self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
             }
         };
-        let work = self.drive(groups, &mut done);
-        match self.timeout {
-            Some(after) => tokio::time::timeout(after, work)
-                .await
-                .map_err(|_| ImportError::Timeout { after }),
-            None => {
-                work.await;
-                Ok(())
-            }
-        }
+        self.drive(groups, &mut done).await;
     }
 
     /// Starts, throttles and polls until every group has its outcome.

@@ -110,6 +110,20 @@ impl Importer {
         request: &MirrorRequest,
         observer: &dyn ImportObserver,
     ) -> Result<MirrorReport, ImportError> {
+        let run = self.mirror_run(request, observer);
+        match request.options.timeout {
+            Some(after) => tokio::time::timeout(after, run)
+                .await
+                .map_err(|_| ImportError::Timeout { after })?,
+            None => run.await,
+        }
+    }
+
+    async fn mirror_run(
+        &self,
+        request: &MirrorRequest,
+        observer: &dyn ImportObserver,
+    ) -> Result<MirrorReport, ImportError> {
         let started = Instant::now();
         self.check_target(&request.target)?;
         let server = self.mirror_engine(request, observer).await?;
@@ -170,11 +184,9 @@ impl Importer {
                         .iter()
                         .map(|i| i.credentials.clone())
                         .collect(),
-                    timeout: options.timeout,
                     observer,
                 };
-                run.run(groups, &mut entries, &mut tags, &mut copies)
-                    .await?;
+                run.run(groups, &mut entries, &mut tags, &mut copies).await;
             }
             None => {
                 let run = ClientRun {
@@ -183,8 +195,7 @@ impl Importer {
                     concurrency: request.concurrency,
                     observer,
                 };
-                run.run(groups, &mut entries, &mut tags, &mut copies)
-                    .await?;
+                run.run(groups, &mut entries, &mut tags, &mut copies).await;
             }
         }
         Ok(MirrorReport {

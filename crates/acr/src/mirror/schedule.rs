@@ -162,7 +162,7 @@ impl ClientRun<'_> {
         entries: &mut [EntryReport],
         tags: &mut [TagReport],
         copies: &mut Vec<CopySummary>,
-    ) -> Result<(), ImportError> {
+    ) {
         let mut left: HashMap<usize, usize> = HashMap::new();
         for g in &groups {
             *left.entry(g.entry).or_default() += 1;
@@ -176,7 +176,7 @@ impl ClientRun<'_> {
             progress: Some(tx),
             ..copy_options(self.options)
         };
-        // The progress sender lives in `base`, moved into `work`: when the copies end (or the
+        // The progress sender lives in `base`, moved into `work`: when the copies end (or a
         // timeout drops them), the forwarding below ends too.
         let work = async {
             let base = base;
@@ -210,24 +210,12 @@ impl ClientRun<'_> {
                 }
             }
         };
-        let timed = async {
-            match self.options.timeout {
-                Some(after) => tokio::time::timeout(after, work)
-                    .await
-                    .map_err(|_| ImportError::Timeout { after }),
-                None => {
-                    work.await;
-                    Ok(())
-                }
-            }
-        };
         let forward = async {
             while let Some(p) = rx.recv().await {
                 self.observer.event(&ImportEvent::Copy(p));
             }
         };
-        let (result, ()) = tokio::join!(timed, forward);
-        result
+        tokio::join!(work, forward);
     }
 }
 
