@@ -5,6 +5,7 @@ use std::fmt;
 
 use std::sync::Arc;
 
+use crate::azure::env::ACR_IMPORT_ACR_AUDIENCE;
 use crate::azure::{
     AadCredentialChain, AadOptions, AcrAudience, AcrLoginServers, AzureAdProvider, AzureEnvironment,
 };
@@ -108,18 +109,38 @@ impl CredentialChain {
         explicit: StaticCredentials,
         login_server_suffix: &str,
     ) -> Self {
+        let aad = AadCredentialChain::from_env(http.clone(), AadOptions::default());
+        Self::from_env_with_aad(http, explicit, login_server_suffix, aad)
+    }
+
+    /// [`CredentialChain::from_env`] with an Azure AD chain built by the caller, so that one
+    /// chain (and its token cache) serves the registries and Azure Resource Manager alike. The
+    /// exchange's audience is `ACR_IMPORT_ACR_AUDIENCE` (`auto`, the default, `acr` or `arm`;
+    /// see [`AcrAudience`]).
+    pub fn from_env_with_aad(
+        http: Arc<dyn HttpExchange>,
+        explicit: StaticCredentials,
+        login_server_suffix: &str,
+        aad: Result<AadCredentialChain, AuthError>,
+    ) -> Self {
         let env = AzureEnvironment::from_env();
         let servers = AcrLoginServers::from_env(&env).with_suffix(login_server_suffix);
+        let audience = match env
+            .var(ACR_IMPORT_ACR_AUDIENCE)
+            .map(str::parse::<AcrAudience>)
+        {
+            Some(Ok(a)) => a,
+            Some(Err(e)) => {
+                tracing::warn!("{e}; using the default (auto)");
+                AcrAudience::default()
+            }
+            None => AcrAudience::default(),
+        };
         let chain = Self::new()
             .with_explicit(explicit)
             .with_docker_config(DockerConfigSource::from_env());
-        match AadCredentialChain::from_env(http.clone(), AadOptions::default()) {
-            Ok(aad) => chain.with_azure(AzureAdProvider::from_chain(
-                &aad,
-                http,
-                servers,
-                AcrAudience::default(),
-            )),
+        match aad {
+            Ok(aad) => chain.with_azure(AzureAdProvider::from_chain(&aad, http, servers, audience)),
             Err(e) => {
                 tracing::warn!("Azure AD credentials unavailable: {e}");
                 chain

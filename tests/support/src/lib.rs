@@ -81,8 +81,7 @@ pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };
 pub use registry::{
-    REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings,
-    htpasswd_line, registry_binary,
+    REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
