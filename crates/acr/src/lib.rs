@@ -49,13 +49,16 @@ mod cloud;
 pub mod import;
 pub mod metadata;
 pub mod model;
+pub mod permissions;
 pub mod preflight;
 mod resource_id;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use arm::{ArmClient, ImportProgress, ImportStart, PollResult, WaitOptions};
+pub use arm::{
+    ArmClient, ImportProgress, ImportStart, PollResult, RequestIds, RetryPolicy, WaitOptions,
+};
 pub use cloud::{Cloud, RegistryName, RegistryTarget};
 pub use import::{
     AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, ServerOutcome, SourceArgs,
@@ -63,6 +66,7 @@ pub use import::{
 };
 pub use model::{
     ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,
+    RoleAssignmentMode,
 };
 pub use preflight::{Preflight, Verdict};
 pub use resource_id::RegistryResourceId;
@@ -88,11 +92,15 @@ impl fmt::Display for Side {
     }
 }
 
-fn side_text(side: &Side) -> &'static str {
-    match side {
-        Side::Source => " (the source side failed)",
-        Side::Target => " (the target side failed)",
-        Side::Unknown => "",
+fn side_text(side: &Side, registry: &Option<String>) -> String {
+    let side = match side {
+        Side::Source => " on the source side",
+        Side::Target => " on the target side",
+        Side::Unknown => return String::new(),
+    };
+    match registry {
+        Some(r) => format!("{side} ({r})"),
+        None => side.to_owned(),
     }
 }
 
@@ -186,12 +194,16 @@ pub enum AcrError {
         reason: String,
     },
     /// No HTTP response.
-    #[error("cannot reach Azure Resource Manager at {url}: {message}")]
+    #[error(
+        "cannot reach Azure Resource Manager at {url}: {message} (x-ms-client-request-id {client_request_id})"
+    )]
     Http {
         /// The URL, without its query.
         url: String,
         /// What happened.
         message: String,
+        /// The `x-ms-client-request-id` sent.
+        client_request_id: String,
     },
     /// A response this client cannot use.
     #[error("Azure Resource Manager answered {url} with something unusable: {reason}")]
@@ -202,7 +214,7 @@ pub enum AcrError {
         reason: String,
     },
     /// An ARM error response (`{error:{code,message,details}}`), or a failed import.
-    #[error("{operation} failed{side_text}: {code}: {message}{details_text}{hint_text}", side_text = side_text(side), details_text = details_text(details), hint_text = hint_text(hint))]
+    #[error("{operation} failed{side_text}: HTTP {status} {code}: {message}{details_text}{hint_text} ({ids})", side_text = side_text(side, registry), details_text = details_text(details), hint_text = hint_text(hint))]
     Arm {
         /// What was being done.
         operation: String,
@@ -214,10 +226,15 @@ pub enum AcrError {
         message: String,
         /// `error.details[]` as `code: message`.
         details: Vec<String>,
-        /// Which registry the failure is about.
+        /// Which side of an import the failure is about.
         side: Side,
+        /// The registry of that side, when known
+        /// ([`AcrError::with_import_registries`]).
+        registry: Option<String>,
         /// What to do (may be empty).
         hint: String,
+        /// The request's ids, for Azure support.
+        ids: arm::RequestIds,
     },
     /// A registry looked up by name or login server was not found.
     #[error(

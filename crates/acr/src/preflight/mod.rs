@@ -107,8 +107,17 @@ impl Preflight {
     }
 
     /// Both preflights in one: the findings and notes of each, and the verdict they give
-    /// together (a failure wins, then an unknown).
+    /// together (a failure wins, then an unknown). A finding of `other` replaces one of `self`
+    /// with the same rule about the same registry (the permissions check says more precisely
+    /// what the network check also saw).
     pub fn merge(mut self, other: Preflight) -> Preflight {
+        let same = |a: &Finding, b: &Finding| {
+            a.rule == b.rule && a.registry.eq_ignore_ascii_case(&b.registry)
+        };
+        for x in other.failures.iter().chain(&other.unknowns) {
+            self.failures.retain(|y| !same(x, y));
+            self.unknowns.retain(|y| !same(x, y));
+        }
         self.failures.extend(other.failures);
         self.unknowns.extend(other.unknowns);
         self.notes.extend(other.notes);
@@ -218,9 +227,14 @@ mod tests {
         c.fail(Rule::PermissionMissing, "t", "r".into(), "f".into());
         let m = m.merge(c.finish());
         assert_eq!(m.verdict, Verdict::WillFail);
+        let mut d = Findings::default();
+        d.fail(Rule::PermissionMissing, "T", "precise".into(), "f2".into());
+        let m = m.merge(d.finish());
+        assert_eq!(m.failures.len(), 1, "replaced, not repeated");
+        assert_eq!(m.failures[0].reason, "precise");
         assert_eq!((m.failures.len(), m.unknowns.len()), (1, 1));
         let text = m.to_string();
-        assert!(text.contains("FAIL t: r\n       fix: f"), "{text}");
+        assert!(text.contains("FAIL T: precise\n       fix: f2"), "{text}");
         assert!(text.contains("UNKNOWN t: r"), "{text}");
     }
 }
