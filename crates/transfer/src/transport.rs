@@ -429,16 +429,15 @@ impl Transport {
     /// asked. Returns the final response whatever its status.
     pub(crate) async fn send(&self, mut req: Req, origin: &Url) -> Result<Resp, TransferError> {
         let registry = req.ctx.registry.clone();
-        let auth_err = |source| TransferError::Auth {
-            registry: registry.clone(),
-            source,
-        };
         let mut authorization = self
             .inner
             .auth
             .authorization(&registry, &req.scopes)
             .await
-            .map_err(auth_err)?;
+            .map_err(|source| TransferError::Auth {
+                registry: registry.clone(),
+                source,
+            })?;
         let mut url = req.url.clone();
         let mut method = req.method.clone();
         let mut retries = 0u32;
@@ -446,22 +445,9 @@ impl Transport {
         let mut redirects = 0usize;
         loop {
             let same_origin = same_origin(&url, origin);
-            let mut builder = http::Request::builder()
-                .method(method.clone())
-                .uri(url.as_str())
-                .header(header::USER_AGENT, &self.inner.user_agent);
-            for (k, v) in &req.headers {
-                builder = builder.header(k, v);
-            }
-            if same_origin && let Some(a) = &authorization {
-                builder = builder.header(header::AUTHORIZATION, a.header_value().clone());
-            }
-            let request = builder
-                .body(req.body.take())
-                .map_err(|e| TransferError::Protocol {
-                    context: req.ctx.clone(),
-                    reason: format!("cannot build the request: {e}"),
-                })?;
+            // Credentials go to the registry's own origin only: never across a redirect.
+            let credential = authorization.as_ref().filter(|_| same_origin);
+            let request = self.build_request(&mut req, &method, &url, credential)?;
             self.count(&url, &method, retries > 0);
             let can_retry =
                 req.idempotent && req.body.replayable() && retries < self.inner.retry.max_retries;
@@ -469,24 +455,25 @@ impl Transport {
                 tokio::time::timeout(self.inner.idle_timeout, self.inner.client.request(request))
                     .await;
             let response = match sent {
+                Ok(Ok(r)) => r,
+                Err(_) if can_retry => {
+                    retries += 1;
+                    tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
+                    continue;
+                }
                 Err(_) => {
-                    if can_retry {
-                        retries += 1;
-                        tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
-                        continue;
-                    }
                     return Err(TransferError::Timeout {
                         url: redact_url(&url),
                         timeout: self.inner.idle_timeout,
                     });
                 }
+                Ok(Err(e)) if can_retry => {
+                    retries += 1;
+                    tracing::debug!(url = %redact_url(&url), error = %e, retries, "retrying after a connection error");
+                    tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
+                    continue;
+                }
                 Ok(Err(e)) => {
-                    if can_retry {
-                        retries += 1;
-                        tracing::debug!(url = %redact_url(&url), error = %e, retries, "retrying after a connection error");
-                        tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
-                        continue;
-                    }
                     return Err(TransferError::Connection {
                         url: redact_url(&url),
                         message: describe_client_error(&e),
@@ -494,65 +481,30 @@ impl Transport {
                         source: Some(Box::new(e)),
                     });
                 }
-                Ok(Ok(r)) => r,
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && same_origin && !reauthenticated {
-                let values: Vec<String> = response
-                    .headers()
-                    .get_all(header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                    .collect();
-                if !values.is_empty() {
-                    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-                    let fresh = self
-                        .inner
-                        .auth
-                        .respond(&registry, &refs, &req.scopes)
-                        .await
-                        .map_err(auth_err)?;
-                    authorization = Some(fresh);
-                    reauthenticated = true;
-                    if req.body.replayable() {
-                        drain(response).await;
-                        continue;
-                    }
+            if status == StatusCode::UNAUTHORIZED
+                && same_origin
+                && !reauthenticated
+                && let Some(fresh) = self
+                    .answer_challenge(&registry, &response, &req.scopes)
+                    .await?
+            {
+                authorization = Some(fresh);
+                reauthenticated = true;
+                if req.body.replayable() {
+                    drain(response).await;
+                    continue;
                 }
             }
             if req.follow_redirects && status.is_redirection() && status != StatusCode::NOT_MODIFIED
             {
-                let location = response
-                    .headers()
-                    .get(header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| TransferError::Protocol {
-                        context: req.ctx.clone(),
-                        reason: format!("HTTP {} without a Location header", status.as_u16()),
-                    })?;
-                let next = url.join(location).map_err(|e| TransferError::Protocol {
-                    context: req.ctx.clone(),
-                    reason: format!("invalid redirect Location: {e}"),
-                })?;
-                self.check_url(&next)?;
-                if url.scheme() == "https" && next.scheme() == "http" {
-                    return Err(TransferError::Refused {
-                        url: redact_url(&next),
-                        reason: "a redirect from https to plain http".to_owned(),
-                    });
-                }
                 redirects += 1;
-                if redirects > MAX_REDIRECTS {
-                    return Err(TransferError::Protocol {
-                        context: req.ctx.clone(),
-                        reason: format!("more than {MAX_REDIRECTS} redirects"),
-                    });
-                }
+                url = self.redirect_target(&req.ctx, &url, &response, redirects)?;
                 if status == StatusCode::SEE_OTHER {
                     method = Method::GET;
                 }
                 drain(response).await;
-                url = next;
                 continue;
             }
             let transient = status == StatusCode::REQUEST_TIMEOUT
@@ -577,6 +529,102 @@ impl Transport {
                 authorization,
             });
         }
+    }
+
+    /// One attempt of `req` to `url`, with `authorization` when it may go there. The body is
+    /// taken from `req` (a replayable body stays to be sent again).
+    fn build_request(
+        &self,
+        req: &mut Req,
+        method: &Method,
+        url: &Url,
+        authorization: Option<&Authorization>,
+    ) -> Result<http::Request<RequestBody>, TransferError> {
+        let mut builder = http::Request::builder()
+            .method(method.clone())
+            .uri(url.as_str())
+            .header(header::USER_AGENT, &self.inner.user_agent);
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(a) = authorization {
+            builder = builder.header(header::AUTHORIZATION, a.header_value().clone());
+        }
+        builder
+            .body(req.body.take())
+            .map_err(|e| TransferError::Protocol {
+                context: req.ctx.clone(),
+                reason: format!("cannot build the request: {e}"),
+            })
+    }
+
+    /// Answers a `401` from the registry's own origin: the credentials its challenges ask
+    /// for, or `None` when it sent no challenge.
+    async fn answer_challenge(
+        &self,
+        registry: &str,
+        response: &Response<Incoming>,
+        scopes: &ScopeSet,
+    ) -> Result<Option<Authorization>, TransferError> {
+        let values: Vec<String> = response
+            .headers()
+            .get_all(header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        if values.is_empty() {
+            return Ok(None);
+        }
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        self.inner
+            .auth
+            .respond(registry, &refs, scopes)
+            .await
+            .map(Some)
+            .map_err(|source| TransferError::Auth {
+                registry: registry.to_owned(),
+                source,
+            })
+    }
+
+    /// Where a redirect leads, refused when it leaves https for http, uses a scheme or host
+    /// this transport does not allow, or is one redirect too many.
+    fn redirect_target(
+        &self,
+        ctx: &RequestContext,
+        url: &Url,
+        response: &Response<Incoming>,
+        redirects: usize,
+    ) -> Result<Url, TransferError> {
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| TransferError::Protocol {
+                context: ctx.clone(),
+                reason: format!(
+                    "HTTP {} without a Location header",
+                    response.status().as_u16()
+                ),
+            })?;
+        let next = url.join(location).map_err(|e| TransferError::Protocol {
+            context: ctx.clone(),
+            reason: format!("invalid redirect Location: {e}"),
+        })?;
+        self.check_url(&next)?;
+        if url.scheme() == "https" && next.scheme() == "http" {
+            return Err(TransferError::Refused {
+                url: redact_url(&next),
+                reason: "a redirect from https to plain http".to_owned(),
+            });
+        }
+        if redirects > MAX_REDIRECTS {
+            return Err(TransferError::Protocol {
+                context: ctx.clone(),
+                reason: format!("more than {MAX_REDIRECTS} redirects"),
+            });
+        }
+        Ok(next)
     }
 
     /// Refuses plain http to a host that is neither loopback nor named insecure.

@@ -1,0 +1,365 @@
+//! Blobs: each moved once per target repository, mounted where it can be, streamed from
+//! the source into the target otherwise, largest first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::{StreamExt, TryStreamExt, stream};
+
+use super::limiter::{Admission, Slot, Turn, Turns};
+use super::{BlobAction, BlobEntry, Copier, CopyReport, Endpoint, Progress};
+use crate::layout::OciLayout;
+use crate::manifest::Descriptor;
+use crate::{Registry, TransferError, UploadStart};
+
+impl Copier {
+    /// Moves every blob to every place: to the first place of each registry first, so the
+    /// others mount from it.
+    pub(super) async fn copy_blobs(
+        &self,
+        src: &Endpoint,
+        blobs: &[Descriptor],
+        places: &[&Endpoint],
+        report: &mut CopyReport,
+    ) -> Result<(), TransferError> {
+        let mut rounds: Vec<Vec<&Endpoint>> = Vec::new();
+        let mut seen_hosts: HashSet<String> = HashSet::new();
+        let (mut first, mut rest) = (Vec::new(), Vec::new());
+        for p in places {
+            if seen_hosts.insert(p.limiter_key()) {
+                first.push(*p);
+            } else {
+                rest.push(*p);
+            }
+        }
+        rounds.push(first);
+        if !rest.is_empty() {
+            rounds.push(rest);
+        }
+        for round in rounds {
+            let mut jobs: Vec<(&Descriptor, &Endpoint)> = blobs
+                .iter()
+                .flat_map(|b| round.iter().map(move |p| (b, *p)))
+                .collect();
+            // Largest first: the big uploads finish (and the target syncs them to disk) while
+            // small ones still stream, instead of all finishing together at the end.
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.0.size));
+            // And in that order they take their slots, whichever upload session opens first.
+            let mut turns: HashMap<String, Arc<Turns>> = HashMap::new();
+            let entries: Vec<BlobEntry> = stream::iter(jobs.into_iter().map(|(b, p)| {
+                let turn = turns.entry(p.limiter_key()).or_default().by_size(b.size);
+                self.transfer_blob(src, b, p, turn)
+            }))
+            // Four times the slots: blobs waiting for a slot have their upload session
+            // open already, and an upload whose bytes are all sent gives its slot to
+            // the next blob while the target commits it (syncs it to disk, links it).
+            .buffer_unordered(self.options.jobs.max(1) * 4)
+            .try_collect()
+            .await?;
+            report.blobs.extend(entries);
+        }
+        Ok(())
+    }
+
+    async fn transfer_blob(
+        &self,
+        src: &Endpoint,
+        desc: &Descriptor,
+        target: &Endpoint,
+        turn: Turn,
+    ) -> Result<BlobEntry, TransferError> {
+        let started = Instant::now();
+        let mut entry = BlobEntry {
+            digest: desc.digest.to_string(),
+            size: desc.size,
+            media_type: desc.media_type.clone(),
+            target: target.describe(),
+            action: BlobAction::Skipped,
+            mounted_from: None,
+            millis: 0,
+            retries: 0,
+        };
+        let done = match target {
+            Endpoint::Layout(layout) => {
+                self.blob_to_layout(src, desc, layout, &target.limiter_key(), &mut entry)
+                    .await?
+            }
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => {
+                self.blob_to_registry(src, desc, registry, repository, turn, &mut entry)
+                    .await?
+            }
+        };
+        if done {
+            self.emit(Progress::BlobDone {
+                digest: entry.digest.clone(),
+                action: entry.action,
+            });
+        }
+        entry.millis = started.elapsed().as_millis() as u64;
+        Ok(entry)
+    }
+
+    /// A blob into an OCI layout (hashed on the way in). Returns whether progress should
+    /// report it done.
+    async fn blob_to_layout(
+        &self,
+        src: &Endpoint,
+        desc: &Descriptor,
+        layout: &OciLayout,
+        limiter_key: &str,
+        entry: &mut BlobEntry,
+    ) -> Result<bool, TransferError> {
+        if layout.blob_size(&desc.digest).await?.is_some() {
+            entry.action = BlobAction::Skipped;
+            return Ok(true);
+        }
+        if self.options.dry_run {
+            entry.action = BlobAction::WouldCopy;
+            return Ok(true);
+        }
+        self.emit(Progress::BlobStarted {
+            digest: entry.digest.clone(),
+            size: desc.size,
+        });
+        let limiter = self.limiter(limiter_key);
+        let _slot = limiter.acquire().await;
+        let mut attempt = 0;
+        loop {
+            let (stream, failure) = self.source_stream(src, desc, false, None).await?;
+            match layout.put_blob(&desc.digest, Some(desc.size), stream).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let e = failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .unwrap_or(e);
+                    if !blob_retryable(&e) || attempt >= 3 {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    entry.retries += 1;
+                    self.emit(Progress::BlobRetried {
+                        digest: entry.digest.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        entry.action = BlobAction::Copied;
+        Ok(true)
+    }
+
+    /// A blob into a registry repository: skipped when this run put it there, mounted when
+    /// it can be, streamed otherwise. Returns whether progress should report it done.
+    async fn blob_to_registry(
+        &self,
+        src: &Endpoint,
+        desc: &Descriptor,
+        registry: &Registry,
+        repository: &str,
+        turn: Turn,
+        entry: &mut BlobEntry,
+    ) -> Result<bool, TransferError> {
+        let host = registry.host().to_owned();
+        let known = self
+            .pushed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(host.clone(), desc.digest.clone()))
+            .cloned();
+        if known.as_deref() == Some(repository) {
+            entry.action = BlobAction::Skipped;
+            return Ok(false);
+        }
+        // Mount from the source repository (same registry), from where this run put the
+        // blob, or from the target repository itself: a blob it already holds answers 201 at
+        // once, a missing one opens the upload session.
+        let from = match src {
+            Endpoint::Registry {
+                registry: s,
+                repository: r,
+            } if s.host() == host => r.clone(),
+            _ => known.clone().unwrap_or_else(|| repository.to_owned()),
+        };
+        if self.options.dry_run {
+            entry.action = if registry
+                .head_blob(repository, &desc.digest)
+                .await?
+                .is_some()
+            {
+                BlobAction::Skipped
+            } else if from != repository {
+                entry.mounted_from = Some(from);
+                BlobAction::WouldMount
+            } else {
+                BlobAction::WouldCopy
+            };
+            return Ok(false);
+        }
+        let mut admission = Admission {
+            limiter: self.limiter(&host),
+            turn,
+        };
+        let mut attempt = 0;
+        loop {
+            match self
+                .push_one(src, desc, registry, repository, &from, &mut admission)
+                .await
+            {
+                Ok(action) => {
+                    admission.limiter.succeeded();
+                    entry.action = action;
+                    if action == BlobAction::Mounted {
+                        entry.mounted_from = Some(from.clone());
+                    }
+                    break;
+                }
+                Err(e) => {
+                    // A retry goes without waiting for its turn again; those after it do not
+                    // wait for it either.
+                    admission.turn.done();
+                    if matches!(e.status(), Some(429 | 503)) {
+                        admission.limiter.back_off();
+                    }
+                    if !blob_retryable(&e) || attempt >= 3 {
+                        return Err(e);
+                    }
+                    attempt += 1;
+                    entry.retries += 1;
+                    self.emit(Progress::BlobRetried {
+                        digest: entry.digest.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+        self.pushed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((host, desc.digest.clone()))
+            .or_insert_with(|| repository.to_owned());
+        Ok(true)
+    }
+
+    /// One attempt: mount-or-start, then stream the source into the session. The `POST`
+    /// goes without a slot (sessions open ahead of their turn); the slot is taken once the
+    /// session is open and every larger blob has taken its own (the blob's turn), and held
+    /// until the last byte is handed to the upload, not while the target commits the blob:
+    /// a registry that syncs each blob to disk before answering then keeps receiving other
+    /// blobs meanwhile.
+    async fn push_one(
+        &self,
+        src: &Endpoint,
+        desc: &Descriptor,
+        registry: &Registry,
+        repository: &str,
+        from: &str,
+        admission: &mut Admission,
+    ) -> Result<BlobAction, TransferError> {
+        match registry
+            .start_upload(repository, Some((&desc.digest, from)))
+            .await?
+        {
+            UploadStart::Mounted => Ok(if from == repository {
+                BlobAction::Skipped
+            } else {
+                BlobAction::Mounted
+            }),
+            UploadStart::Session(session) => {
+                // A blob weighs its size, up to half the budget: two big blobs stream at once
+                // however big, smaller ones fill what the budget leaves once their turn comes.
+                let weight = desc.size.min(self.options.bytes_in_flight / 2);
+                let slot = admission.slot(weight).await;
+                self.emit(Progress::BlobStarted {
+                    digest: desc.digest.to_string(),
+                    size: desc.size,
+                });
+                let (stream, failure) = match self
+                    .source_stream(src, desc, self.options.verify, Some(slot))
+                    .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        registry.cancel_upload(&session).await;
+                        return Err(e);
+                    }
+                };
+                match registry
+                    .put_blob(session, &desc.digest, desc.size, stream)
+                    .await
+                {
+                    Ok(()) => Ok(BlobAction::Copied),
+                    // A failure of the source side explains the failed upload better.
+                    Err(e) => Err(failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .unwrap_or(e)),
+                }
+            }
+        }
+    }
+
+    /// The source blob as a stream that reports progress and keeps its own error, so that a
+    /// failed upload can say what really went wrong. `permit` is released once the stream has
+    /// yielded the blob's last byte (or failed).
+    async fn source_stream(
+        &self,
+        src: &Endpoint,
+        desc: &Descriptor,
+        verify: bool,
+        mut permit: Option<Slot>,
+    ) -> Result<
+        (
+            impl futures_util::Stream<Item = Result<Bytes, TransferError>> + Send + Unpin + 'static,
+            Arc<Mutex<Option<TransferError>>>,
+        ),
+        TransferError,
+    > {
+        let blob = src.get_blob(desc, verify).await?;
+        let failure: Arc<Mutex<Option<TransferError>>> = Arc::new(Mutex::new(None));
+        let slot = failure.clone();
+        let progress = self.options.progress.clone();
+        let digest = desc.digest.to_string();
+        let (size, mut sent) = (desc.size, 0u64);
+        let stream = blob.map(move |item| match item {
+            Ok(bytes) => {
+                sent += bytes.len() as u64;
+                if sent >= size {
+                    permit.take();
+                }
+                if let Some(tx) = &progress {
+                    let _ = tx.send(Progress::BlobBytes {
+                        digest: digest.clone(),
+                        bytes: bytes.len() as u64,
+                    });
+                }
+                Ok(bytes)
+            }
+            Err(e) => {
+                permit.take();
+                let shown = TransferError::Connection {
+                    url: "the source".to_owned(),
+                    message: e.to_string(),
+                    retries: 0,
+                    source: None,
+                };
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                Err(shown)
+            }
+        });
+        Ok((stream, failure))
+    }
+}
+
+/// A blob transfer worth another attempt: transient trouble, or content the target found not
+/// to match its digest (corrupted on the way).
+fn blob_retryable(e: &TransferError) -> bool {
+    e.is_retryable() || e.details().and_then(|d| d.code()) == Some("DIGEST_INVALID")
+}

@@ -1,0 +1,166 @@
+//! Where a copy reads and writes: a registry repository or an OCI layout, and the source
+//! and targets of one copy.
+
+use acr_import_reference::Digest;
+
+use crate::layout::OciLayout;
+use crate::manifest::{Descriptor, Manifest};
+use crate::{BlobStream, Registry, TransferError};
+
+/// Where content lives: a repository of a registry, or an OCI image-layout folder.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// A repository of a registry.
+    Registry {
+        /// The registry.
+        registry: Registry,
+        /// The repository.
+        repository: String,
+    },
+    /// An OCI image layout.
+    Layout(OciLayout),
+}
+
+impl Endpoint {
+    /// A registry repository.
+    pub fn registry(registry: Registry, repository: impl Into<String>) -> Self {
+        Endpoint::Registry {
+            registry,
+            repository: repository.into(),
+        }
+    }
+
+    /// `host/repository` or `oci:path`.
+    pub fn describe(&self) -> String {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => format!("{}/{repository}", registry.host()),
+            Endpoint::Layout(l) => format!("oci:{}", l.path().display()),
+        }
+    }
+
+    /// The key of this endpoint's limiter: a registry host, or a layout's path.
+    pub(super) fn limiter_key(&self) -> String {
+        match self {
+            Endpoint::Registry { registry, .. } => registry.host().to_owned(),
+            Endpoint::Layout(l) => format!("oci:{}", l.path().display()),
+        }
+    }
+
+    pub(super) fn same_place(&self, other: &Endpoint) -> bool {
+        match (self, other) {
+            (
+                Endpoint::Registry {
+                    registry: a,
+                    repository: ra,
+                },
+                Endpoint::Registry {
+                    registry: b,
+                    repository: rb,
+                },
+            ) => a.host() == b.host() && ra == rb,
+            (Endpoint::Layout(a), Endpoint::Layout(b)) => a.path() == b.path(),
+            _ => false,
+        }
+    }
+
+    pub(super) async fn get_manifest(&self, reference: &str) -> Result<Manifest, TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry.get_manifest(repository, reference).await,
+            Endpoint::Layout(l) => l.get_manifest(reference).await,
+        }
+    }
+
+    /// The digest a tag (or digest) resolves to, `None` when absent.
+    pub(super) async fn resolve(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => match registry.head_manifest(repository, reference).await? {
+                None => Ok(None),
+                Some(head) => match head.digest {
+                    Some(d) => Ok(Some(d)),
+                    // A registry that sends no Docker-Content-Digest: read the manifest.
+                    None => Ok(Some(
+                        registry.get_manifest(repository, reference).await?.digest,
+                    )),
+                },
+            },
+            Endpoint::Layout(l) => match l.get_manifest(reference).await {
+                Ok(m) => Ok(Some(m.digest)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    pub(super) async fn get_blob(
+        &self,
+        desc: &Descriptor,
+        verify: bool,
+    ) -> Result<BlobStream, TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => {
+                registry
+                    .get_blob(repository, &desc.digest, Some(desc.size), verify)
+                    .await
+            }
+            Endpoint::Layout(l) => l.get_blob(&desc.digest, Some(desc.size)).await,
+        }
+    }
+
+    pub(super) async fn referrers(
+        &self,
+        digest: &Digest,
+    ) -> Result<Vec<Descriptor>, TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => Ok(registry
+                .referrers(repository, digest, None)
+                .await?
+                .descriptors),
+            // A layout has no referrers index; manifests with a subject stored there are
+            // copied when named, not discovered.
+            Endpoint::Layout(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// What to copy from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// A tag or a digest.
+    pub reference: String,
+}
+
+/// What to copy to: an endpoint and a tag, or no tag (pushed by digest only).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where.
+    pub endpoint: Endpoint,
+    /// The tag to set, or `None` for an untagged copy.
+    pub tag: Option<String>,
+}
+
+impl Target {
+    /// `host/repo:tag`, `host/repo@digest` or `oci:path:tag`.
+    pub fn describe(&self, digest: &Digest) -> String {
+        match &self.tag {
+            Some(t) => format!("{}:{t}", self.endpoint.describe()),
+            None => format!("{}@{digest}", self.endpoint.describe()),
+        }
+    }
+}

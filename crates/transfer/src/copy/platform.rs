@@ -1,0 +1,114 @@
+//! `--platform`: keep one platform's manifest, or rewrite the index to the kept ones.
+
+use std::collections::HashSet;
+
+use bytes::Bytes;
+
+use super::{Copier, CopyReport, invalid};
+use crate::TransferError;
+use crate::copy::Endpoint;
+use crate::manifest::{Descriptor, Manifest, Platform};
+
+impl Copier {
+    /// Applies `--platform`: one platform kept ⇒ that platform's manifest; several ⇒ a new
+    /// index of those children (and their attestations), announced as rewritten.
+    pub(super) async fn apply_platform_filter(
+        &self,
+        src: &Endpoint,
+        top: Manifest,
+        report: &mut CopyReport,
+    ) -> Result<Manifest, TransferError> {
+        if self.options.platforms.is_empty() || !top.is_index() {
+            if !self.options.platforms.is_empty() {
+                self.note(
+                    report,
+                    "the source is a single-platform manifest: --platform ignored".to_owned(),
+                );
+            }
+            return Ok(top);
+        }
+        let content = top
+            .parse()
+            .map_err(|reason| invalid(src, &top.digest, reason))?;
+        let kept: Vec<&Descriptor> = content
+            .manifests
+            .iter()
+            .filter(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| self.options.platforms.iter().any(|f| f.matches(p)))
+            })
+            .collect();
+        if kept.is_empty() {
+            let available: Vec<String> = content
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(Platform::to_string))
+                .collect();
+            return Err(TransferError::NoMatchingPlatform {
+                requested: self
+                    .options
+                    .platforms
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                available: available.join(", "),
+            });
+        }
+        if kept.len() == 1 {
+            let child = src.get_manifest(kept[0].digest.as_str()).await?;
+            let note = format!(
+                "platform {} selected: the target points at that platform's manifest {} instead of the index {}",
+                kept[0]
+                    .platform
+                    .as_ref()
+                    .map(Platform::to_string)
+                    .unwrap_or_default(),
+                child.digest,
+                top.digest
+            );
+            self.note(report, note);
+            report.index_rewritten_from = Some(top.digest.to_string());
+            return Ok(child);
+        }
+        let kept_digests: HashSet<String> = kept.iter().map(|d| d.digest.to_string()).collect();
+        let mut value: serde_json::Value = serde_json::from_slice(&top.bytes)
+            .map_err(|e| invalid(src, &top.digest, e.to_string()))?;
+        if let Some(list) = value.get_mut("manifests").and_then(|m| m.as_array_mut()) {
+            list.retain(|entry| {
+                let digest = entry
+                    .get("digest")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or_default();
+                let attests = entry
+                    .pointer("/annotations/vnd.docker.reference.digest")
+                    .and_then(|d| d.as_str())
+                    .is_some_and(|d| kept_digests.contains(d));
+                kept_digests.contains(digest) || attests
+            });
+        }
+        let bytes = Bytes::from(
+            serde_json::to_vec(&value).map_err(|e| invalid(src, &top.digest, e.to_string()))?,
+        );
+        let rewritten = Manifest {
+            digest: crate::digest_of(top.digest.algorithm(), &bytes),
+            bytes,
+            media_type: top.media_type.clone(),
+        };
+        let note = format!(
+            "index rewritten: {} → {} ({} of {} platforms kept)",
+            top.digest,
+            rewritten.digest,
+            kept.len(),
+            content
+                .manifests
+                .iter()
+                .filter(|d| d.platform.is_some())
+                .count()
+        );
+        self.note(report, note);
+        report.index_rewritten_from = Some(top.digest.to_string());
+        Ok(rewritten)
+    }
+}

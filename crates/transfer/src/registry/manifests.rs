@@ -1,0 +1,311 @@
+//! Manifests: fetched as exact bytes and checked, looked up with `HEAD`, pushed, deleted.
+
+use acr_import_auth::{Scope, ScopeSet};
+use acr_import_reference::{Digest, Tag};
+use http::{HeaderValue, Method, StatusCode, header};
+
+use super::{ManifestHead, PushedManifest, Registry, content_length, header_str};
+use crate::body::{digest_of, read_capped};
+use crate::error::{Operation, RequestContext, TransferError};
+use crate::manifest::{
+    ACCEPT_MANIFESTS, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MAX_MANIFEST_BYTES, Manifest,
+    ManifestContent, OCI_INDEX,
+};
+use crate::transport::{Body, Req, drain};
+
+impl Registry {
+    /// Fetches a manifest by tag or digest, as exact bytes, refusing anything that does not
+    /// check out: more than 4 MiB, schema 1, invalid JSON, a body whose `mediaType`
+    /// contradicts its `Content-Type`, bytes that do not hash to the digest asked for or to
+    /// the `Docker-Content-Digest` the registry announced. A corrupted or broken transfer is
+    /// fetched again before the error is final.
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, TransferError> {
+        self.again(|| self.get_manifest_once(repository, reference))
+            .await
+    }
+
+    /// Fetches a manifest by tag or digest, as exact bytes, refusing anything that does not
+    /// check out: more than 4 MiB, schema 1, invalid JSON, a body whose `mediaType`
+    /// contradicts its `Content-Type`, bytes that do not hash to the digest asked for or to
+    /// the `Docker-Content-Digest` the registry announced.
+    pub(super) async fn get_manifest_once(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Manifest, TransferError> {
+        let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
+        let wanted = parse_manifest_reference(&ctx, reference)?;
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
+        req.headers
+            .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
+        let resp = self.send(req).await?;
+        if resp.response.status() != StatusCode::OK {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        let too_large = || TransferError::ManifestTooLarge {
+            context: ctx.clone(),
+            limit: MAX_MANIFEST_BYTES,
+        };
+        if content_length(&resp.response).is_some_and(|n| n > MAX_MANIFEST_BYTES) {
+            return Err(too_large());
+        }
+        let content_type = header_str(&resp.response, "content-type")
+            .map(|c| c.split(';').next().unwrap_or_default().trim().to_owned())
+            .unwrap_or_default();
+        let announced = header_str(&resp.response, "docker-content-digest");
+        let bytes = match read_capped(
+            resp.response.into_body(),
+            MAX_MANIFEST_BYTES,
+            self.transport.inner.idle_timeout,
+            &resp.url,
+        )
+        .await
+        {
+            Err(TransferError::SizeMismatch { .. }) => return Err(too_large()),
+            other => other?,
+        };
+        if content_type == DOCKER_SCHEMA1 || content_type == DOCKER_SCHEMA1_SIGNED {
+            return Err(TransferError::Schema1(ctx));
+        }
+        let content = ManifestContent::parse(&bytes).map_err(|reason| {
+            if reason == "schema 1" {
+                TransferError::Schema1(ctx.clone())
+            } else {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason,
+                }
+            }
+        })?;
+        let media_type = resolve_media_type(&ctx, &content_type, &content)?;
+        let algorithm = match &wanted {
+            ManifestRef::Digest(d) => d.algorithm(),
+            ManifestRef::Tag(_) => announced
+                .as_deref()
+                .and_then(|a| a.parse::<Digest>().ok())
+                .map(|d| d.algorithm())
+                .unwrap_or(acr_import_reference::DigestAlgorithm::Sha256),
+        };
+        let digest = digest_of(algorithm, &bytes);
+        if let ManifestRef::Digest(d) = &wanted
+            && *d != digest
+        {
+            return Err(TransferError::DigestMismatch {
+                what: format!("manifest {repository}@{d}"),
+                expected: d.to_string(),
+                actual: digest.to_string(),
+            });
+        }
+        if let Some(a) = announced {
+            let claimed: Digest = a.parse().map_err(|e| TransferError::Protocol {
+                context: ctx.clone(),
+                reason: format!("invalid Docker-Content-Digest `{a}`: {e}"),
+            })?;
+            let actual = if claimed.algorithm() == digest.algorithm() {
+                digest.clone()
+            } else {
+                digest_of(claimed.algorithm(), &bytes)
+            };
+            if claimed != actual {
+                return Err(TransferError::DigestMismatch {
+                    what: format!(
+                        "manifest {repository}:{reference} (the registry's Docker-Content-Digest header)"
+                    ),
+                    expected: claimed.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+        }
+        Ok(Manifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `HEAD` of a manifest: `None` when it does not exist.
+    pub async fn head_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, TransferError> {
+        let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
+        parse_manifest_reference(&ctx, reference)?;
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
+        req.headers
+            .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
+        let resp = self.send(req).await?;
+        match resp.response.status() {
+            StatusCode::OK => Ok(Some(ManifestHead {
+                digest: header_str(&resp.response, "docker-content-digest")
+                    .and_then(|d| d.parse().ok()),
+                media_type: header_str(&resp.response, "content-type")
+                    .map(|c| c.split(';').next().unwrap_or_default().trim().to_owned()),
+                size: content_length(&resp.response),
+            })),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.fail(&ctx, resp, &scopes).await),
+        }
+    }
+
+    /// Pushes a manifest's exact bytes under a tag or its digest. Returns the digest the
+    /// registry stored, which must be the manifest's own.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<Digest, TransferError> {
+        self.push_manifest(repository, reference, manifest)
+            .await
+            .map(|p| p.digest)
+    }
+
+    /// [`Registry::put_manifest`], also telling whether the registry processed a `subject`
+    /// (the `OCI-Subject` header of OCI 1.1 registries; without it, referrers must be
+    /// recorded in the tag-schema fallback index).
+    pub async fn push_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        manifest: &Manifest,
+    ) -> Result<PushedManifest, TransferError> {
+        let ctx = self.ctx(Operation::PutManifest, Some(repository), Some(reference));
+        if let ManifestRef::Digest(d) = parse_manifest_reference(&ctx, reference)?
+            && d != manifest.digest
+        {
+            return Err(TransferError::DigestMismatch {
+                what: format!("manifest pushed as {repository}@{d}"),
+                expected: d.to_string(),
+                actual: manifest.digest.to_string(),
+            });
+        }
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{reference}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::push(repository));
+        let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
+        req.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&manifest.media_type).map_err(|_| {
+                TransferError::InvalidManifest {
+                    context: ctx.clone(),
+                    reason: format!(
+                        "media type `{}` is not a valid header value",
+                        manifest.media_type
+                    ),
+                }
+            })?,
+        );
+        req.body = Body::Bytes(manifest.bytes.clone());
+        let resp = self.send(req).await?;
+        if resp.response.status() != StatusCode::CREATED {
+            return Err(self.fail(&ctx, resp, &scopes).await);
+        }
+        if let Some(stored) = header_str(&resp.response, "docker-content-digest")
+            .and_then(|d| d.parse::<Digest>().ok())
+            && stored.algorithm() == manifest.digest.algorithm()
+            && stored != manifest.digest
+        {
+            return Err(TransferError::DigestMismatch {
+                what: format!("manifest stored at {repository}:{reference}"),
+                expected: manifest.digest.to_string(),
+                actual: stored.to_string(),
+            });
+        }
+        let oci_subject = header_str(&resp.response, "oci-subject").and_then(|d| d.parse().ok());
+        drain(resp.response).await;
+        Ok(PushedManifest {
+            digest: manifest.digest.clone(),
+            oci_subject,
+        })
+    }
+
+    /// Deletes a manifest by digest.
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(), TransferError> {
+        let ctx = self.ctx(
+            Operation::DeleteManifest,
+            Some(repository),
+            Some(digest.as_str()),
+        );
+        let url = self
+            .url(&format!("/v2/{repository}/manifests/{digest}"))
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::repository(repository, ["delete"]));
+        let resp = self
+            .send(Req::new(ctx.clone(), Method::DELETE, url, scopes.clone()))
+            .await?;
+        if resp.response.status() == StatusCode::ACCEPTED
+            || resp.response.status() == StatusCode::OK
+        {
+            drain(resp.response).await;
+            return Ok(());
+        }
+        Err(self.fail(&ctx, resp, &scopes).await)
+    }
+}
+
+enum ManifestRef {
+    Tag(#[allow(dead_code)] Tag),
+    Digest(Digest),
+}
+
+fn parse_manifest_reference(
+    ctx: &RequestContext,
+    reference: &str,
+) -> Result<ManifestRef, TransferError> {
+    let invalid = |e: acr_import_reference::ReferenceError| TransferError::Protocol {
+        context: ctx.clone(),
+        reason: format!("`{reference}` is neither a tag nor a digest: {e}"),
+    };
+    if reference.contains(':') {
+        reference.parse().map(ManifestRef::Digest).map_err(invalid)
+    } else {
+        reference.parse().map(ManifestRef::Tag).map_err(invalid)
+    }
+}
+
+/// The media type to push a manifest with: the `Content-Type` it was served with, which must
+/// agree with the body's own `mediaType` when the body has one.
+fn resolve_media_type(
+    ctx: &RequestContext,
+    content_type: &str,
+    content: &ManifestContent,
+) -> Result<String, TransferError> {
+    let generic = content_type.is_empty()
+        || content_type == "application/json"
+        || content_type == "text/plain"
+        || content_type == "application/octet-stream";
+    match (&content.media_type, generic) {
+        (Some(body), true) => Ok(body.clone()),
+        (Some(body), false) if body != content_type => Err(TransferError::InvalidManifest {
+            context: ctx.clone(),
+            reason: format!("served as `{content_type}` but its mediaType field says `{body}`"),
+        }),
+        (None, true) => {
+            // No media type anywhere: an OCI manifest or index by shape.
+            if !content.manifests.is_empty() {
+                Ok(OCI_INDEX.to_owned())
+            } else {
+                Ok(crate::manifest::OCI_MANIFEST.to_owned())
+            }
+        }
+        _ => Ok(content_type.to_owned()),
+    }
+}
