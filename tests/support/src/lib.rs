@@ -66,6 +66,7 @@ mod azure;
 mod connect_proxy;
 mod latency;
 mod proxy;
+mod rbac;
 mod registry;
 mod token;
 mod util;
@@ -80,6 +81,7 @@ pub use latency::LatencyProxy;
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };
+pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };
