@@ -104,6 +104,15 @@ fn side_text(side: &Side, registry: &Option<String>) -> String {
     }
 }
 
+/// `HTTP 403 ` for an error answer; nothing for a failed operation reported by a `200` poll.
+fn status_text(status: u16) -> String {
+    if status >= 400 {
+        format!("HTTP {status} ")
+    } else {
+        String::new()
+    }
+}
+
 fn details_text(details: &[String]) -> String {
     if details.is_empty() {
         String::new()
@@ -214,7 +223,7 @@ pub enum AcrError {
         reason: String,
     },
     /// An ARM error response (`{error:{code,message,details}}`), or a failed import.
-    #[error("{operation} failed{side_text}: HTTP {status} {code}: {message}{details_text}{hint_text} ({ids})", side_text = side_text(side, registry), details_text = details_text(details), hint_text = hint_text(hint))]
+    #[error("{operation} failed{side_text}: {status_text}{code}: {message}{details_text}{hint_text} ({ids})", side_text = side_text(side, registry), status_text = status_text(*status), details_text = details_text(details), hint_text = hint_text(hint))]
     Arm {
         /// What was being done.
         operation: String,

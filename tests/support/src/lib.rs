@@ -73,7 +73,7 @@ mod util;
 
 pub use azure::{
     ACR_AUDIENCE, ACR_ISSUER, ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, AadEmulator, AadEmulatorBuilder,
-    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
+    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrHandle, AcrRequest, AcrRole,
     CLIENT_ASSERTION_TYPE, NULL_GUID, TestClientCertificate,
 };
 pub use connect_proxy::ConnectProxy;

@@ -7,7 +7,8 @@
 //! data actions for pulls and pushes, granted per repository by conditions the permissions API
 //! does not evaluate.
 //!
-//! [`evaluate`] is pure: the caller's effective permissions come from
+//! [`gather`] reads what it needs from ARM; [`evaluate`] is pure: the caller's effective
+//! permissions come from
 //! [`ArmClient::list_permissions`](crate::ArmClient::list_permissions) (`GET {registry
 //! id}/providers/Microsoft.Authorization/permissions`) and are matched here ([`grant`]:
 //! wildcards, `notActions`, conditions). A failing verdict names the missing action, the built-in
@@ -44,6 +45,7 @@
 
 mod actions;
 mod evaluate;
+mod gather;
 pub mod roles;
 
 pub use actions::{
@@ -54,3 +56,4 @@ pub use evaluate::{
     PermissionsEngine, PermissionsInput, PermissionsRead, PermissionsSource, RegistryAccess,
     evaluate,
 };
+pub use gather::{TargetRef, gather, registry_access, source_access};

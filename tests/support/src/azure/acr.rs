@@ -400,6 +400,14 @@ impl AcrEmulator {
             .unwrap_or_else(|| principal.to_string())
     }
 
+    /// A handle on the registry's settings that an ARM emulator keeps in step with the
+    /// registry resource it serves.
+    pub fn handle(&self) -> AcrHandle {
+        AcrHandle {
+            state: self.state.clone(),
+        }
+    }
+
     /// Lifetime of refresh tokens exchanged from now on.
     pub fn set_refresh_token_lifetime(&self, lifetime: Duration) {
         *lock(&self.state.refresh_lifetime) = lifetime;
@@ -427,6 +435,37 @@ impl AcrEmulator {
             .iter()
             .filter(|r| r.path == path)
             .count()
+    }
+}
+
+/// Settings of a running [`AcrEmulator`] that the registry's ARM resource decides.
+#[derive(Clone)]
+pub struct AcrHandle {
+    state: Arc<AcrState>,
+}
+
+impl fmt::Debug for AcrHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcrHandle")
+            .field("login_server", &self.state.login_server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AcrHandle {
+    /// `policies.azureADAuthenticationAsArmPolicy`: ARM-audience tokens accepted or not.
+    pub fn set_authentication_as_arm(&self, enabled: bool) {
+        *lock(&self.state.arm_audience) = enabled;
+    }
+
+    /// The registry's resource ID (the scope its role assignments are looked up at).
+    pub fn set_scope(&self, scope: &str) {
+        *lock(&self.state.scope) = scope.to_owned();
+    }
+
+    /// The role assignments the data plane follows.
+    pub fn rbac(&self) -> Arc<Rbac> {
+        self.state.rbac.clone()
     }
 }
 

@@ -231,5 +231,5 @@ use acr_service::*;
 use certs::*;
 
 pub use aad::{AadEmulator, AadEmulatorBuilder, AadRequest, AadTokenVerifier};
-pub use acr::{AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole};
+pub use acr::{AcrEmulator, AcrEmulatorBuilder, AcrHandle, AcrRequest, AcrRole};
 pub use certs::TestClientCertificate;

@@ -200,7 +200,8 @@ impl Rbac {
         lock(&self.abac).contains(&registry_scope.trim_end_matches('/').to_ascii_lowercase())
     }
 
-    fn denied(&self, principal: &str, scope: &str, action: &str) -> bool {
+    /// Whether a deny assignment refuses `action` to `principal` at `scope`.
+    pub fn denies(&self, principal: &str, scope: &str, action: &str) -> bool {
         let scope = scope.to_ascii_lowercase();
         lock(&self.denies).iter().any(|(p, s, a)| {
             p.eq_ignore_ascii_case(principal)
@@ -230,7 +231,7 @@ impl Rbac {
 
     /// Whether `principal` may perform the control-plane `action` at `scope`.
     pub fn allows_action(&self, principal: &str, scope: &str, action: &str) -> bool {
-        !self.denied(principal, scope, action)
+        !self.denies(principal, scope, action)
             && self
                 .applying(principal, scope)
                 .iter()
@@ -246,7 +247,7 @@ impl Rbac {
         action: &str,
         repository: Option<&str>,
     ) -> bool {
-        !self.denied(principal, scope, action)
+        !self.denies(principal, scope, action)
             && self
                 .applying(principal, scope)
                 .iter()
