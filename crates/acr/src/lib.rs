@@ -55,6 +55,7 @@ pub mod metadata;
 pub mod model;
 pub mod permissions;
 pub mod preflight;
+pub mod profile;
 mod resource_id;
 
 use std::fmt;
