@@ -1,5 +1,6 @@
 //! Azure Container Registry specifics for acr-import: cloud profiles, ARM resource IDs,
-//! registry lookup, the network preflight and the server-side `importImage` operation.
+//! registry lookup, the network and permissions preflight and the server-side `importImage`
+//! operation.
 //!
 //! - [`Cloud`]: ARM endpoint, Azure AD authority and login-server suffix per cloud, with the
 //!   documented environment overrides; [`RegistryName`] and [`RegistryTarget`]: what a
@@ -10,11 +11,15 @@
 //! - [`ArmClient`]: Azure Resource Manager over the project's own HTTP stack
 //!   ([`acr_import_auth::HttpExchange`]) with a bearer token for [`Cloud::arm_scope`] from any
 //!   `azure_core` [`TokenCredential`](azure_core::credentials::TokenCredential): registries
-//!   (get, list with `nextLink`, find by name or login server), subscriptions, and the
-//!   `importImage` long-running operation (`202` + `Location`, `Retry-After`, back-off, a
-//!   client deadline, per-manifest progress).
+//!   (get, list with `nextLink`, find by name or login server), subscriptions, the caller's
+//!   permissions, and the `importImage` long-running operation (`Azure-AsyncOperation` /
+//!   `Location`, `Retry-After`, back-off, a client deadline, per-manifest progress); the
+//!   Azure SDKs' [`RetryPolicy`] and an `x-ms-client-request-id` on every call
+//!   ([`RequestIds`] in every failure).
 //! - [`preflight`]: a pure verdict — will work, will fail (with the exact reason and fix),
-//!   cannot tell — from the registries' network properties and how the source is named.
+//!   cannot tell — from the registries' network properties and how the source is named;
+//!   [`permissions`]: the same for the caller's role assignments (the action missing, the
+//!   built-in role that grants it, the `az role assignment create` to run).
 //! - [`import`]: source and target resolution, the engine choice (server or client), the
 //!   `importImage` body, and the server-side run.
 //! - [`Importer`]: the import as one call — an [`ImportRequest`] (source, targets, options,
@@ -139,6 +144,17 @@ fn hint_text(hint: &str) -> String {
     }
 }
 
+/// What else an ARM failure says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArmContext {
+    /// `error.details[]` as `code: message`.
+    pub details: Vec<String>,
+    /// The registry of the failing side, when known ([`AcrError::with_import_registries`]).
+    pub registry: Option<String>,
+    /// The request's ids, for Azure support.
+    pub ids: arm::RequestIds,
+}
+
 /// Everything this crate can fail with. No variant holds a token or password.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -233,7 +249,7 @@ pub enum AcrError {
         reason: String,
     },
     /// An ARM error response (`{error:{code,message,details}}`), or a failed import.
-    #[error("{operation} failed{side_text}: {status_text}{code}: {message}{details_text}{hint_text} ({ids})", side_text = side_text(side, registry), status_text = status_text(*status), details_text = details_text(details), hint_text = hint_text(hint))]
+    #[error("{operation} failed{side_text}: {status_text}{code}: {message}{details_text}{hint_text} ({ids})", side_text = side_text(side, &context.registry), status_text = status_text(*status), details_text = details_text(&context.details), hint_text = hint_text(hint), ids = context.ids)]
     Arm {
         /// What was being done.
         operation: String,
@@ -243,17 +259,12 @@ pub enum AcrError {
         code: String,
         /// `error.message`.
         message: String,
-        /// `error.details[]` as `code: message`.
-        details: Vec<String>,
         /// Which side of an import the failure is about.
         side: Side,
-        /// The registry of that side, when known
-        /// ([`AcrError::with_import_registries`]).
-        registry: Option<String>,
         /// What to do (may be empty).
         hint: String,
-        /// The request's ids, for Azure support.
-        ids: arm::RequestIds,
+        /// The details, the side's registry and the request ids.
+        context: Box<ArmContext>,
     },
     /// A registry looked up by name or login server was not found.
     #[error(

@@ -503,7 +503,7 @@ impl ArmEmulatorBuilder {
     pub async fn start(self) -> anyhow::Result<ArmEmulator> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let rbac = self.rbac.unwrap_or_else(Rbac::new);
+        let rbac = self.rbac.unwrap_or_default();
         for r in &self.registries {
             if let Some(acr) = &r.acr
                 && !Arc::ptr_eq(&acr.rbac(), &rbac)

@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::RequestIds;
-use crate::{AcrError, Side};
+use crate::{AcrError, ArmContext, Side};
 
 /// Turns an ARM error response into an [`AcrError::Arm`].
 pub(crate) fn arm_error(
@@ -84,11 +84,13 @@ fn build(
         status,
         code,
         message,
-        details,
         side,
-        registry: None,
         hint,
-        ids: ids.clone(),
+        context: Box::new(ArmContext {
+            details,
+            registry: None,
+            ids: ids.clone(),
+        }),
     }
 }
 
@@ -212,12 +214,10 @@ impl AcrError {
                 status,
                 code,
                 message,
-                details,
                 side,
-                registry: None,
                 hint,
-                ids,
-            } => {
+                mut context,
+            } if context.registry.is_none() => {
                 let mentions = |login_server: &str| {
                     !login_server.is_empty()
                         && message
@@ -229,7 +229,7 @@ impl AcrError {
                     (Side::Unknown, _) if mentions(target.1) => Side::Target,
                     (s, _) => s,
                 };
-                let registry = match side {
+                context.registry = match side {
                     Side::Target => Some(target.0.to_owned()),
                     Side::Source => source.map(|(name, _)| name.to_owned()),
                     Side::Unknown => None,
@@ -239,11 +239,9 @@ impl AcrError {
                     status,
                     code,
                     message,
-                    details,
                     side,
-                    registry,
                     hint,
-                    ids,
+                    context,
                 }
             }
             other => other,

@@ -181,7 +181,10 @@ mod tests {
     fn not_actions_subtract_within_their_entry_only() {
         let contributor_like = entry(&["*"], &["Microsoft.ContainerRegistry/*/action"], &[]);
         let import = [Operation::Action(IMPORT_IMAGE)];
-        assert_eq!(grant(&[contributor_like.clone()], &import), Grant::Denied);
+        assert_eq!(
+            grant(std::slice::from_ref(&contributor_like), &import),
+            Grant::Denied
+        );
         let importer = entry(&[IMPORT_IMAGE], &[], &[]);
         assert_eq!(
             grant(&[contributor_like, importer], &import),

@@ -34,6 +34,7 @@ fn rules(p: &Preflight) -> Vec<Rule> {
         .collect()
 }
 
+// Long: a table, one case per rule and combination.
 #[test]
 fn server_rules_table() {
     use Rule::*;

@@ -538,6 +538,7 @@ pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Resp
     response
 }
 
+// Long: every check of the v2 token endpoint, in the order Azure AD makes them.
 pub(super) fn v2_token(
     state: &AadState,
     tenant: &str,
