@@ -62,6 +62,7 @@ impl Registry {
                 .is_some_and(|e| e.status.eq_ignore_ascii_case("disabled")),
             private_endpoints: p.private_endpoint_connections.len(),
             data_endpoints: self.data_endpoints(),
+            arm_audience_tokens: self.accepts_arm_audience_tokens(),
         }
     }
 

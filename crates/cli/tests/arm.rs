@@ -599,14 +599,13 @@ async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
         }
         args
     };
-    // The ARM audience, asked for, is refused by this registry: an authentication failure.
+    // The ARM audience, asked for, is refused by this registry: the preflight reads the
+    // registry's policy and says so before anything moves.
     let o = acr(&w, PUSHER, &import("mirror:arm", Some("arm"))).await;
-    assert_eq!(code(&o), 4, "{}{}", out(&o), err(&o));
-    assert!(
-        err(&o).contains("authentication as ARM is disabled"),
-        "{}",
-        err(&o)
-    );
+    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("accepts only ACR-audience"), "{}", err(&o));
+    assert!(err(&o).contains("drop --acr-audience arm"), "{}", err(&o));
+    assert!(w.target_digest("mirror", "arm").await.is_none());
     // The default asks for the ACR audience: accepted.
     let o = acr(&w, PUSHER, &import("mirror:v1", None)).await;
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));

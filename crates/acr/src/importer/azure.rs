@@ -183,6 +183,36 @@ pub(crate) async fn permissions_verdict(
     evaluate(&input)
 }
 
+/// A failure when Azure AD tokens of the ARM audience are asked for (`--acr-audience arm`) and a
+/// registry the client signs in to refuses them.
+pub(crate) async fn arm_audience_verdict(
+    config: &ImporterConfig,
+    engine: Engine,
+    target: Option<&Registry>,
+    source: &ResolvedSource,
+) -> Preflight {
+    let mut f = crate::preflight::Findings::default();
+    let arm_asked = config.acr_audience.or_else(|| {
+        std::env::var(acr_import_auth::azure::env::ACR_IMPORT_ACR_AUDIENCE)
+            .ok()
+            .and_then(|v| v.parse().ok())
+    }) == Some(acr_import_auth::AcrAudience::Arm);
+    if engine == Engine::Client && arm_asked {
+        let hosts = acr_hosts(target, source);
+        for (host, accepts) in &hosts {
+            if *accepts == Some(false) && config.signs_in_with_azure_ad(host, &hosts).await {
+                f.fail(
+                    crate::preflight::Rule::ArmAudienceRefused,
+                    host,
+                    "the registry accepts only ACR-audience Azure AD tokens (azureADAuthenticationAsArmPolicy disabled), and ARM-audience tokens were asked for (--acr-audience arm)".into(),
+                    "drop --acr-audience arm (the default asks for the ACR audience), or allow ARM tokens: az acr config authentication-as-arm update -r <registry> --status enabled".into(),
+                );
+            }
+        }
+    }
+    f.finish()
+}
+
 /// The verdict for a server-side import into a target named by resource ID that ARM would
 /// not let the caller read: what its permissions there say.
 pub(crate) async fn unreadable_target_verdict(

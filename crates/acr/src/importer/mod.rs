@@ -372,7 +372,14 @@ impl Importer {
                     &resolution.source,
                 )
                 .await;
-                Some(network.merge(permissions))
+                let audience = azure::arm_audience_verdict(
+                    &self.config,
+                    engine,
+                    target_registry.as_ref(),
+                    &resolution.source,
+                )
+                .await;
+                Some(network.merge(permissions).merge(audience))
             }
             None => None,
         };

@@ -61,6 +61,8 @@ pub enum Rule {
     PermissionConditional,
     /// The caller's permissions could not be read.
     PermissionsUnreadable,
+    /// ARM-audience Azure AD tokens were asked for and the registry refuses them.
+    ArmAudienceRefused,
 }
 
 /// One reason an import will fail (or may).

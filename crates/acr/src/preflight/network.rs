@@ -51,6 +51,9 @@ pub struct RegistryNetwork {
     /// The data endpoints blobs come from (`dataEndpointHostNames`, when enabled): a client
     /// firewall or proxy must let them through as well as the login server.
     pub data_endpoints: Vec<String>,
+    /// `policies.azureADAuthenticationAsArmPolicy` enabled (the default): the registry accepts
+    /// Azure AD tokens of the ARM audience at its token exchange.
+    pub arm_audience_tokens: bool,
 }
 
 fn display<T: fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -70,6 +73,7 @@ impl RegistryNetwork {
             export_policy_disabled: false,
             private_endpoints: 0,
             data_endpoints: Vec::new(),
+            arm_audience_tokens: true,
         }
     }
 
@@ -382,6 +386,12 @@ fn server_azure_source(
 /// The client-side rules of one Azure registry: this machine's address against its firewall.
 fn client_registry(f: &mut Findings, r: &RegistryNetwork, client_ip: Option<Ipv4Addr>) {
     let data = data_endpoint_advice(r);
+    if !r.arm_audience_tokens {
+        f.note(format!(
+            "{} accepts only ACR-audience Azure AD tokens (authentication as ARM is disabled): Azure AD sign-in asks for that audience (not with --acr-audience arm)",
+            r.name
+        ));
+    }
     if r.public_network_access_disabled {
         let reason = format!(
             "public network access is disabled: {} is reachable only through a private endpoint ({} configured)",

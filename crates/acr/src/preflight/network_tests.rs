@@ -534,4 +534,12 @@ fn client_advice_names_the_data_endpoints() {
     });
     assert_eq!(p.verdict, Verdict::WillWork);
     assert!(p.notes[0].contains("t.westus2.data.azurecr.io"), "{p}");
+    // A registry that refuses ARM-audience tokens: said, without changing the verdict.
+    let p = evaluate(&PreflightInput {
+        engine: PreflightEngine::Client { client_ip: None },
+        target: Some(reg("t", |r| r.arm_audience_tokens = false)),
+        source: PreflightSource::Local,
+    });
+    assert_eq!(p.verdict, Verdict::WillWork);
+    assert!(p.notes[0].contains("only ACR-audience"), "{p}");
 }
