@@ -493,6 +493,10 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
         e.contains("HINT: your IP is not allowed by the registry's firewall"),
         "{e}"
     );
+    // The failure names the side, the registry, the operation and the status.
+    assert!(e.contains("the target side failed: "), "{e}");
+    assert!(e.contains(&w.target.login_server()), "{e}");
+    assert!(e.contains("HTTP 403"), "{e}");
     assert!(
         e.contains("203.0.113.0/24"),
         "the rules are summarized: {e}"
