@@ -19,16 +19,20 @@ pub(crate) struct Run<'a> {
     /// Plans copying at once.
     pub(crate) concurrency: usize,
     pub(crate) observer: &'a dyn ImportObserver,
+    /// ACR login servers known through ARM, with whether each accepts ARM-audience tokens.
+    pub(crate) acr_hosts: Vec<(String, Option<bool>)>,
 }
 
 /// `(index, label, outcome)` of each plan.
 pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
 
-/// One transport for `plans`: their source credentials, and the configured target
-/// credential for their target registries.
+/// One transport for `plans`: their source credentials, the configured target credential for
+/// their target registries, and `acr_hosts` (ACR login servers known through ARM, each with
+/// whether it accepts ARM-audience tokens) for Azure AD.
 pub(crate) fn transport_for(
     config: &ImporterConfig,
     plans: &[ClientPlan],
+    acr_hosts: Vec<(String, Option<bool>)>,
 ) -> Result<Transport, ImportError> {
     let mut explicit = StaticCredentials::new();
     for p in plans {
@@ -44,7 +48,7 @@ pub(crate) fn transport_for(
         }
     }
     config
-        .transport(explicit)
+        .transport_with(explicit, acr_hosts)
         .map_err(|e| ImportError::copy(Side::Unknown, e))
 }
 
@@ -66,7 +70,7 @@ impl Run<'_> {
     /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
     /// they finish). `Err` only when nothing could start or the timeout passed.
     pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
-        let transport = transport_for(self.config, &plans)?;
+        let transport = transport_for(self.config, &plans, self.acr_hosts.clone())?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let options = CopyOptions {
             progress: Some(tx),

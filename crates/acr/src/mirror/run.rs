@@ -147,7 +147,17 @@ impl Importer {
             .map(|item| base_plan(item, &target, observer))
             .collect();
         let planned: Vec<ClientPlan> = bases.iter().filter_map(|b| b.clone().ok()).collect();
-        let transport = transport_for(self.config(), &planned)?;
+        // A target found through ARM is an ACR for Azure AD, whatever its host looks like.
+        let acr_hosts = server
+            .iter()
+            .map(|(_, r)| {
+                (
+                    r.login_server().to_owned(),
+                    Some(r.accepts_arm_audience_tokens()),
+                )
+            })
+            .collect();
+        let transport = transport_for(self.config(), &planned, acr_hosts)?;
         let planner = Planner {
             transport: &transport,
             target: &target,
@@ -245,7 +255,7 @@ impl Importer {
             }
             return Ok(None);
         }
-        let (azure, why) = self.connect_azure().await;
+        let (azure, why) = self.connect_azure(&request.target).await;
         let found = match azure {
             Some(ctx) => match ctx
                 .resolve_target(&request.target, request.resource_group.as_deref())
