@@ -264,35 +264,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         transport: Transport::builder().proxy_from_env(false).build()?,
     };
 
-    eprintln!("bench: starting two registries …");
-    let (src_reg, dst_reg) = bench.rt.block_on(async {
-        let a = Registry::start().await?;
-        let b = Registry::start().await?;
-        anyhow::Ok((a, b))
-    })?;
-    let (src_lat, dst_lat) = if args.wan {
-        let (a, b) = bench.rt.block_on(async {
-            let a = LatencyProxy::start(src_reg.addr(), WAN_DELAY).await?;
-            let b = LatencyProxy::start(dst_reg.addr(), WAN_DELAY).await?;
-            anyhow::Ok((a, b))
-        })?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
-    let src_host = src_lat
-        .as_ref()
-        .map_or_else(|| src_reg.host(), |p| p.host());
-    let dst_host = dst_lat
-        .as_ref()
-        .map_or_else(|| dst_reg.host(), |p| p.host());
-    let (src_count, dst_count) = bench.rt.block_on(async {
-        let a = Proxy::start(src_reg.addr(), ProxyOptions::default()).await?;
-        let b = Proxy::start(dst_reg.addr(), ProxyOptions::default()).await?;
-        anyhow::Ok((a, b))
-    })?;
-    let src_direct = bench.transport.registry(&src_reg.url())?;
-    let dst_direct = bench.transport.registry(&dst_reg.url())?;
+    let lab = start_lab(&bench.rt, &bench.transport, args.wan)?;
+    let net = &lab.net;
 
     eprintln!("bench: seeding the workloads …");
     let seeded = Instant::now();
@@ -302,10 +275,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (vec![MIB, 8 * MIB, 32 * MIB, 64 * MIB], 40, 256 * KIB)
     };
     let workloads = bench.rt.block_on(async {
-        let a = data::seed_index(&src_direct, "bench/multi", "v1", &a_sizes).await?;
+        let a = data::seed_index(&net.src_direct, "bench/multi", "v1", &a_sizes).await?;
         let b = data::seed_image(
             "B",
-            &src_direct,
+            &net.src_direct,
             "bench/layers",
             "v1",
             b_count,
@@ -325,19 +298,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seeded.elapsed().as_secs_f64()
     );
 
-    let net = Net {
-        label: if args.wan { "wan" } else { "lan" },
-        src_host,
-        dst_host,
-        src_direct,
-        dst_direct,
-        src_count,
-        dst_count,
-    };
     let mut cells: Vec<Cell> = Vec::new();
     for w in &workloads {
         for scenario in Scenario::ALL {
-            cells.extend(bench.scenario(&net, &contenders, runs, w, scenario)?);
+            cells.extend(bench.scenario(net, &contenders, runs, w, scenario)?);
         }
     }
 
@@ -345,7 +309,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(
             bench.big(
                 &contenders[0],
-                &net,
+                net,
                 cells
                     .iter()
                     .filter(|c| c.workload == "A" && c.contender == "ours")
@@ -395,14 +359,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let report = Report {
-        network: if args.wan {
-            format!(
-                "wan: {} ms each way in front of both registries",
-                WAN_DELAY.as_millis()
-            )
-        } else {
-            "loopback".to_owned()
-        },
+        network: network(args.wan),
         quick: args.quick,
         runs,
         machine: machine(),
@@ -448,6 +405,71 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let failed: usize = report.results.iter().map(|c| c.errors.len()).sum();
     anyhow::ensure!(failed == 0, "{failed} copies failed (see the report)");
     Ok(())
+}
+
+/// Two registries, a latency proxy in front of each with `--wan`, and a counting proxy straight
+/// in front of each. Dropping it stops them.
+struct Lab {
+    net: Net,
+    _registries: (Registry, Registry),
+    _latency: Option<(LatencyProxy, LatencyProxy)>,
+}
+
+fn start_lab(
+    rt: &tokio::runtime::Runtime,
+    transport: &Transport,
+    wan: bool,
+) -> anyhow::Result<Lab> {
+    eprintln!("bench: starting two registries …");
+    let (src, dst) = rt.block_on(async {
+        let a = Registry::start().await?;
+        let b = Registry::start().await?;
+        anyhow::Ok((a, b))
+    })?;
+    let latency = if wan {
+        Some(rt.block_on(async {
+            let a = LatencyProxy::start(src.addr(), WAN_DELAY).await?;
+            let b = LatencyProxy::start(dst.addr(), WAN_DELAY).await?;
+            anyhow::Ok((a, b))
+        })?)
+    } else {
+        None
+    };
+    let (src_count, dst_count) = rt.block_on(async {
+        let a = Proxy::start(src.addr(), ProxyOptions::default()).await?;
+        let b = Proxy::start(dst.addr(), ProxyOptions::default()).await?;
+        anyhow::Ok((a, b))
+    })?;
+    let net = Net {
+        label: if wan { "wan" } else { "lan" },
+        src_host: latency
+            .as_ref()
+            .map_or_else(|| src.host(), |(a, _)| a.host()),
+        dst_host: latency
+            .as_ref()
+            .map_or_else(|| dst.host(), |(_, b)| b.host()),
+        src_direct: transport.registry(&src.url())?,
+        dst_direct: transport.registry(&dst.url())?,
+        src_count,
+        dst_count,
+    };
+    Ok(Lab {
+        net,
+        _registries: (src, dst),
+        _latency: latency,
+    })
+}
+
+/// What the report says of the network.
+fn network(wan: bool) -> String {
+    if wan {
+        format!(
+            "wan: {} ms each way in front of both registries",
+            WAN_DELAY.as_millis()
+        )
+    } else {
+        "loopback".to_owned()
+    }
 }
 
 impl Bench {

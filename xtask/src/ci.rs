@@ -80,8 +80,9 @@ fn step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the library example against two local registries and checks that the target holds
-/// the source's digest under the tag it named.
+/// Runs the library examples against two local registries and checks that the target holds
+/// the source's digest under the tags they named: `import` copies one image, `mirror` runs a
+/// mirror file with the same repository (every tag) into another repository.
 fn example(cargo: &str) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
@@ -94,40 +95,6 @@ fn example(cargo: &str) -> anyhow::Result<()> {
         let image =
             crate::seed::multi_arch(&transport.registry(&source.url())?, "library/hello", "1.0")
                 .await?;
-        let status = tokio::process::Command::new(cargo)
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "acr-import-acr",
-                "--example",
-                "import",
-                "--",
-            ])
-            .arg(target.host())
-            .arg(format!("{}/library/hello:1.0", source.host()))
-            .arg("example/hello:1.0")
-            .current_dir(workspace_root())
-            .status()
-            .await
-            .context("cannot run the example")?;
-        if !status.success() {
-            bail!("the example failed ({status})");
-        }
-        let copied = transport
-            .registry(&target.url())?
-            .get_manifest("example/hello", "1.0")
-            .await
-            .context("the example's target tag")?;
-        anyhow::ensure!(
-            copied.digest == image.digest,
-            "the example tagged {} instead of the source's {}",
-            copied.digest,
-            image.digest
-        );
-        println!("    example/hello:1.0 holds {}", copied.digest);
-
-        // The mirror example: the same repository, every tag, into another repository.
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("mirror.yaml");
         std::fs::write(
@@ -137,37 +104,50 @@ fn example(cargo: &str) -> anyhow::Result<()> {
                 source.host()
             ),
         )?;
-        let status = tokio::process::Command::new(cargo)
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "acr-import-acr",
-                "--example",
-                "mirror",
-                "--",
-            ])
-            .arg(target.host())
-            .arg(&file)
-            .current_dir(workspace_root())
-            .status()
-            .await
-            .context("cannot run the mirror example")?;
-        if !status.success() {
-            bail!("the mirror example failed ({status})");
+        let runs = [
+            (
+                "import",
+                vec![
+                    format!("{}/library/hello:1.0", source.host()),
+                    "example/hello:1.0".to_owned(),
+                ],
+                "example/hello",
+            ),
+            ("mirror", vec![file.display().to_string()], "example/mirror"),
+        ];
+        for (name, args, repo) in runs {
+            let status = tokio::process::Command::new(cargo)
+                .args([
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "acr-import-acr",
+                    "--example",
+                    name,
+                    "--",
+                ])
+                .arg(target.host())
+                .args(&args)
+                .current_dir(workspace_root())
+                .status()
+                .await
+                .with_context(|| format!("cannot run the {name} example"))?;
+            if !status.success() {
+                bail!("the {name} example failed ({status})");
+            }
+            let copied = transport
+                .registry(&target.url())?
+                .get_manifest(repo, "1.0")
+                .await
+                .with_context(|| format!("the {name} example's target tag"))?;
+            anyhow::ensure!(
+                copied.digest == image.digest,
+                "the {name} example tagged {} instead of the source's {}",
+                copied.digest,
+                image.digest
+            );
+            println!("    {repo}:1.0 holds {}", copied.digest);
         }
-        let mirrored = transport
-            .registry(&target.url())?
-            .get_manifest("example/mirror", "1.0")
-            .await
-            .context("the mirror example's target tag")?;
-        anyhow::ensure!(
-            mirrored.digest == image.digest,
-            "the mirror example tagged {} instead of the source's {}",
-            mirrored.digest,
-            image.digest
-        );
-        println!("    example/mirror:1.0 holds {}", mirrored.digest);
         Ok(())
     })
 }

@@ -11,13 +11,7 @@ fn sha(b: &[u8]) -> Digest {
 
 /// Deterministic incompressible bytes.
 pub fn noise(seed: u64, len: usize) -> Bytes {
-    let mut rng = acr_import_testsupport::SplitMix64::new(seed);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
+    Bytes::from(acr_import_testsupport::noise(seed, len))
 }
 
 async fn blob(

@@ -41,13 +41,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn bytes(seed: u64, len: usize) -> Bytes {
-    let mut rng = acr_import_testsupport::SplitMix64::new(seed);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
+    Bytes::from(acr_import_testsupport::noise(seed, len))
 }
 
 /// Seeds images in `reg`: for each (repository, tags), one image per tag made of a base layer
@@ -146,21 +140,7 @@ fn write(dir: &Path, text: &str) -> String {
 fn kinds(requests: &[acr_import_testsupport::RecordedRequest]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
     for r in requests {
-        let path = r.path.split('?').next().unwrap_or_default();
-        let kind = if path.contains("/blobs/uploads") {
-            "uploads"
-        } else if path.contains("/blobs/") {
-            "blobs"
-        } else if path.contains("/manifests/") {
-            "manifests"
-        } else if path.ends_with("/tags/list") {
-            "tags/list"
-        } else if path.contains("/referrers/") {
-            "referrers"
-        } else {
-            "other"
-        };
-        *out.entry(format!("{} {kind}", r.method)).or_default() += 1;
+        *out.entry(format!("{} {}", r.method, r.kind())).or_default() += 1;
     }
     out
 }

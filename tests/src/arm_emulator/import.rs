@@ -177,17 +177,19 @@ pub(super) fn import_image(
                 "retry-after",
                 wait.as_secs_f64().ceil().max(1.0).to_string(),
             ));
-            reply
-                .2
-                .push(("x-ms-ratelimit-remaining-subscription-writes", "0".to_owned()));
+            reply.2.push((
+                "x-ms-ratelimit-remaining-subscription-writes",
+                "0".to_owned(),
+            ));
             return reply;
         }
     };
     let mut reply = authorized_import(state, caller, sub, rg, name, r, &value);
     if let Some(left) = left {
-        reply
-            .2
-            .push(("x-ms-ratelimit-remaining-subscription-writes", left.to_string()));
+        reply.2.push((
+            "x-ms-ratelimit-remaining-subscription-writes",
+            left.to_string(),
+        ));
     }
     if reply.0 == StatusCode::ACCEPTED {
         let mut o = lock(&state.outstanding);

@@ -48,12 +48,14 @@
 //!
 //! Faults a front end of ARM produces can be injected: throttled POSTs
 //! ([`ArmEmulator::throttle_imports`]), error answers to polls ([`ArmEmulator::fail_polls`]),
-//! and `200` answers with a status that is not terminal ([`ArmEmulator::set_nonterminal_200s`]).
+//! `200` answers with a status that is not terminal ([`ArmEmulator::set_nonterminal_200s`]), and
+//! a write budget per subscription ([`ArmEmulator::set_write_budget`]).
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use acr_import_auth::{Credential, NULL_GUID_USERNAME, Secret};
 use acr_import_testsupport::{

@@ -89,4 +89,4 @@ pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
 };
-pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};
+pub use util::{SplitMix64, form_encode, hex, noise, rfc3339, sha256_digest};

@@ -356,6 +356,29 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// What the request is about, by its path: `uploads`, `blobs`, `manifests`, `tags/list`,
+    /// `referrers`, `_tags` (ACR's tag listing), `/v2/`, or `other`.
+    pub fn kind(&self) -> &'static str {
+        let path = self.path.split('?').next().unwrap_or_default();
+        if path.contains("/blobs/uploads") {
+            "uploads"
+        } else if path.contains("/blobs/") {
+            "blobs"
+        } else if path.contains("/manifests/") {
+            "manifests"
+        } else if path.ends_with("/tags/list") {
+            "tags/list"
+        } else if path.contains("/referrers/") {
+            "referrers"
+        } else if path.ends_with("/_tags") {
+            "_tags"
+        } else if path == "/v2/" || path == "/v2" {
+            "/v2/"
+        } else {
+            "other"
+        }
+    }
+
     /// First value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -22,6 +22,17 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex(&Sha256::digest(bytes)))
 }
 
+/// `len` deterministic pseudo-random bytes from `seed` (incompressible test content).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut rng = SplitMix64::new(seed);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
 /// A tiny deterministic PRNG (SplitMix64). Same seed, same sequence; good
 /// enough for choosing which requests get a fault, never for cryptography.
 #[derive(Debug, Clone)]

@@ -46,6 +46,20 @@ impl LayerSpec {
         10 + self.payload + 5 * self.blocks() + 8
     }
 
+    /// The whole blob in memory, and its diff ID.
+    pub fn generate(&self) -> anyhow::Result<(Bytes, Digest)> {
+        let mut chunks = self.chunks();
+        let mut all = Vec::with_capacity(self.size() as usize);
+        for c in chunks.by_ref() {
+            all.extend_from_slice(&c);
+        }
+        let diff_id = chunks
+            .diff_id()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("layer generator did not finish"))?;
+        Ok((Bytes::from(all), diff_id))
+    }
+
     /// The blob, chunk by chunk.
     pub fn chunks(&self) -> LayerChunks {
         LayerChunks {
@@ -206,18 +220,9 @@ async fn push_layer(
     layer: LayerSpec,
 ) -> anyhow::Result<(Digest, Digest)> {
     if layer.size() <= IN_MEMORY_MAX {
-        let mut chunks = layer.chunks();
-        let mut all = Vec::with_capacity(layer.size() as usize);
-        for c in chunks.by_ref() {
-            all.extend_from_slice(&c);
-        }
-        let diff_id = chunks
-            .diff_id()
-            .cloned()
-            .ok_or_else(|| anyhow::anyhow!("layer generator did not finish"))?;
+        let (all, diff_id) = layer.generate()?;
         let digest = acr_import_transfer::digest_of(DigestAlgorithm::Sha256, &all);
-        reg.push_blob(repo, &digest, Bytes::from(all), u64::MAX)
-            .await?;
+        reg.push_blob(repo, &digest, all, u64::MAX).await?;
         return Ok((digest, diff_id));
     }
     let mut hasher = Hasher::new(DigestAlgorithm::Sha256);

@@ -19,7 +19,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use acr_import_reference::{Digest, DigestAlgorithm};
-use acr_import_testsupport::{LatencyProxy, Proxy, ProxyOptions};
 use acr_import_transfer::{Manifest, Registry, Transport, UploadStart, manifest};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -27,7 +26,7 @@ use serde::Serialize;
 
 use super::data::{KIB, LayerSpec, human};
 use super::proc::{self, Peak};
-use super::{Args, WAN_DELAY};
+use super::{Args, Net, WAN_DELAY};
 
 /// Repositories in the catalog.
 const REPOS: usize = 60;
@@ -127,16 +126,6 @@ struct Report {
     notes: Vec<String>,
 }
 
-/// Where things are, as the contenders see them and directly.
-struct Net {
-    src_host: String,
-    dst_host: String,
-    src_direct: Registry,
-    dst_direct: Registry,
-    src_count: Proxy,
-    dst_count: Proxy,
-}
-
 struct MirrorBench<'a> {
     rt: &'a tokio::runtime::Runtime,
     scratch: &'a Path,
@@ -159,38 +148,8 @@ pub fn run(args: &Args, acr: &Path) -> anyhow::Result<()> {
     super::set_mode(scratch.path(), 0o755)?;
     let transport = Transport::builder().proxy_from_env(false).build()?;
 
-    eprintln!("bench: starting two registries …");
-    let (src_reg, dst_reg) = rt.block_on(async {
-        let a = acr_import_testsupport::Registry::start().await?;
-        let b = acr_import_testsupport::Registry::start().await?;
-        anyhow::Ok((a, b))
-    })?;
-    let latency = if args.wan {
-        Some(rt.block_on(async {
-            let a = LatencyProxy::start(src_reg.addr(), WAN_DELAY).await?;
-            let b = LatencyProxy::start(dst_reg.addr(), WAN_DELAY).await?;
-            anyhow::Ok((a, b))
-        })?)
-    } else {
-        None
-    };
-    let (src_count, dst_count) = rt.block_on(async {
-        let a = Proxy::start(src_reg.addr(), ProxyOptions::default()).await?;
-        let b = Proxy::start(dst_reg.addr(), ProxyOptions::default()).await?;
-        anyhow::Ok((a, b))
-    })?;
-    let net = Net {
-        src_host: latency
-            .as_ref()
-            .map_or_else(|| src_reg.host(), |(a, _)| a.host()),
-        dst_host: latency
-            .as_ref()
-            .map_or_else(|| dst_reg.host(), |(_, b)| b.host()),
-        src_direct: transport.registry(&src_reg.url())?,
-        dst_direct: transport.registry(&dst_reg.url())?,
-        src_count,
-        dst_count,
-    };
+    let lab = super::start_lab(&rt, &transport, args.wan)?;
+    let net = &lab.net;
 
     eprintln!(
         "bench: seeding {REPOS} repositories × {} tags …",
@@ -226,18 +185,11 @@ pub fn run(args: &Args, acr: &Path) -> anyhow::Result<()> {
 
     let mut cells = Vec::new();
     for scenario in [Scenario::First, Scenario::Rerun] {
-        cells.extend(bench.scenario(&net, &who, runs, scenario));
+        cells.extend(bench.scenario(net, &who, runs, scenario));
     }
     notes.extend(notes_for(args, &who));
     let report = Report {
-        network: if args.wan {
-            format!(
-                "wan: {} ms each way in front of both registries",
-                WAN_DELAY.as_millis()
-            )
-        } else {
-            "loopback".to_owned()
-        },
+        network: super::network(args.wan),
         runs,
         repositories: REPOS,
         tags: bench.catalog.digests.len(),
@@ -308,21 +260,6 @@ fn load() -> String {
         .unwrap_or_default()
 }
 
-/// Generates a layer once: its bytes and diff ID.
-fn layer(seed: u64, payload: u64) -> anyhow::Result<(Bytes, Digest)> {
-    let spec = LayerSpec { seed, payload };
-    let mut chunks = spec.chunks();
-    let mut all = Vec::with_capacity(spec.size() as usize);
-    for c in chunks.by_ref() {
-        all.extend_from_slice(&c);
-    }
-    let diff_id = chunks
-        .diff_id()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("layer generator did not finish"))?;
-    Ok((Bytes::from(all), diff_id))
-}
-
 /// Puts `bytes` into `repo`: mounted from `from` when given, uploaded otherwise.
 async fn put_blob(
     reg: &Registry,
@@ -348,9 +285,19 @@ async fn seed(reg: &Registry, quick: bool) -> anyhow::Result<Catalog> {
     } else {
         (1024 * KIB, 256 * KIB, 32 * KIB)
     };
-    let base = layer(7000, base_size)?;
+    let base = LayerSpec {
+        seed: 7000,
+        payload: base_size,
+    }
+    .generate()?;
     let runtimes: Vec<(Bytes, Digest)> = (0..3)
-        .map(|i| layer(7100 + i, runtime_size))
+        .map(|i| {
+            LayerSpec {
+                seed: 7100 + i,
+                payload: runtime_size,
+            }
+            .generate()
+        })
         .collect::<anyhow::Result<_>>()?;
     let first = format!("{SOURCE_PREFIX}/r00");
     put_blob(reg, &first, &base.0, None).await?;
@@ -374,7 +321,11 @@ async fn seed(reg: &Registry, quick: bool) -> anyhow::Result<Catalog> {
             let mut out = Vec::new();
             let all_tags = TAGS.iter().copied().chain([SKIPPED_TAG]);
             for (t, tag) in all_tags.enumerate() {
-                let app = layer(8000 + (i * 10 + t) as u64, app_size)?;
+                let app = LayerSpec {
+                    seed: 8000 + (i * 10 + t) as u64,
+                    payload: app_size,
+                }
+                .generate()?;
                 let app_digest = put_blob(reg, repo, &app.0, None).await?;
                 let mut layers = Vec::new();
                 let mut diff_ids = Vec::new();
@@ -627,7 +578,7 @@ impl MirrorBench<'_> {
         {
             *cell
                 .request_kinds
-                .entry(format!("{side} {} {}", r.method, kind_of(&r.path)))
+                .entry(format!("{side} {} {}", r.method, r.kind()))
                 .or_default() += 1;
             log.push_str(&format!(
                 "{side} {} {} -> {}\n",
@@ -643,26 +594,6 @@ impl MirrorBench<'_> {
             log,
         )?;
         Ok(())
-    }
-}
-
-/// `manifests`, `blobs`, `uploads`, `tags/list`, `_tags`, `/v2/`…
-fn kind_of(path: &str) -> &'static str {
-    let path = path.split('?').next().unwrap_or(path);
-    if path.contains("/blobs/uploads") {
-        "uploads"
-    } else if path.contains("/blobs/") {
-        "blobs"
-    } else if path.contains("/manifests/") {
-        "manifests"
-    } else if path.ends_with("/tags/list") {
-        "tags/list"
-    } else if path.contains("/_tags") {
-        "_tags"
-    } else if path == "/v2/" || path == "/v2" {
-        "/v2/"
-    } else {
-        "other"
     }
 }
 

@@ -9,15 +9,15 @@
 //! in the queue and holds every start for `Retry-After` (or a back-off doubling from 2 s when
 //! none is sent). Polls are reads, each operation's at its own `Retry-After`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::plan::{image_text, source_text};
-use super::report::{CopySummary, EntryReport, TagReport, TagResult};
-use super::schedule::{Group, tally};
+use super::plan::image_text;
+use super::report::TagResult;
+use super::schedule::{Group, Ledger};
 use crate::arm::{ImportStart, MIN_POLL_INTERVAL, PollResult};
 use crate::import::{ResolvedSource, import_body};
 use crate::importer::plan::SourceSpec;
@@ -53,33 +53,17 @@ struct Running {
 }
 
 impl ServerRun<'_> {
-    /// Runs every group; fills in the tags' results, the copies and the entry rows.
-    pub(crate) async fn run(
-        &self,
-        groups: Vec<Group>,
-        entries: &mut [EntryReport],
-        tags: &mut [TagReport],
-        copies: &mut Vec<CopySummary>,
-    ) {
-        let mut left: HashMap<usize, usize> = HashMap::new();
-        for g in &groups {
-            *left.entry(g.entry).or_default() += 1;
-        }
-        for row in entries.iter_mut().filter(|r| !left.contains_key(&r.index)) {
-            tally(row, tags, copies);
-            self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
-        }
+    /// Runs every group into the ledger.
+    pub(crate) async fn run(&self, groups: Vec<Group>, ledger: &mut Ledger<'_>) {
         let mut done = |g: Group, outcome: Result<(), String>| {
-            let entry = g.entry;
-            record(g, outcome, tags, copies);
-            let n = left.entry(entry).or_default();
-            *n -= 1;
-            if *n == 0
-                && let Some(row) = entries.iter_mut().find(|r| r.index == entry)
-            {
-                tally(row, tags, copies);
-                self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
-            }
+            let mut summary = ledger.summary(&g);
+            summary.error = outcome.err();
+            let result = if summary.error.is_none() {
+                TagResult::Copied
+            } else {
+                TagResult::Failed
+            };
+            ledger.finish(&g, summary, result);
         };
         self.drive(groups, &mut done).await;
     }
@@ -198,31 +182,4 @@ impl ServerRun<'_> {
         let body = import_body(&source, &images, &repositories, group.settings.force)?;
         self.arm.begin_import(&self.target, &body).await
     }
-}
-
-/// An operation's outcome into its tags and the copies.
-fn record(
-    g: Group,
-    outcome: Result<(), String>,
-    tags: &mut [TagReport],
-    copies: &mut Vec<CopySummary>,
-) {
-    let source = source_text(&g.plan.source);
-    let summary = CopySummary {
-        entry: g.entry,
-        source,
-        targets: g.tags.iter().map(|&i| tags[i].target.clone()).collect(),
-        error: outcome.clone().err(),
-        ..CopySummary::default()
-    };
-    for &i in &g.tags {
-        tags[i].result = if outcome.is_ok() {
-            TagResult::Copied
-        } else {
-            TagResult::Failed
-        };
-        tags[i].error = outcome.clone().err();
-        tags[i].copy = Some(copies.len());
-    }
-    copies.push(summary);
 }

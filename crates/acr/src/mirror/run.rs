@@ -8,7 +8,7 @@ use super::fanout::ServerRun;
 use super::lookup::Lookups;
 use super::plan::Planner;
 use super::report::{MirrorReport, TagAction};
-use super::schedule::{ClientRun, assemble};
+use super::schedule::{ClientRun, Ledger, assemble};
 use super::{MirrorEntry, MirrorFile, Shard};
 use crate::importer::client::transport_for;
 use crate::importer::is_azure_name;
@@ -183,6 +183,7 @@ impl Importer {
                 .count(),
         });
         let mut copies = Vec::new();
+        let mut ledger = Ledger::new(&groups, &mut entries, &mut tags, &mut copies, observer);
         match &server {
             Some((ctx, registry)) => {
                 let run = ServerRun {
@@ -196,7 +197,7 @@ impl Importer {
                         .collect(),
                     observer,
                 };
-                run.run(groups, &mut entries, &mut tags, &mut copies).await;
+                run.run(groups, &mut ledger).await;
             }
             None => {
                 let run = ClientRun {
@@ -205,7 +206,7 @@ impl Importer {
                     concurrency: request.concurrency,
                     observer,
                 };
-                run.run(groups, &mut entries, &mut tags, &mut copies).await;
+                run.run(groups, &mut ledger).await;
             }
         }
         Ok(MirrorReport {

@@ -145,6 +145,75 @@ pub(crate) fn tally(row: &mut EntryReport, tags: &[TagReport], copies: &[CopySum
     }
 }
 
+/// The report being filled in as copies end: each copy's outcome goes to its tags, and an
+/// entry's row is tallied and told to the observer when its last copy ends (at once for an
+/// entry with none).
+pub(crate) struct Ledger<'a> {
+    pub(crate) entries: &'a mut [EntryReport],
+    pub(crate) tags: &'a mut [TagReport],
+    pub(crate) copies: &'a mut Vec<CopySummary>,
+    left: HashMap<usize, usize>,
+    observer: &'a dyn ImportObserver,
+}
+
+impl<'a> Ledger<'a> {
+    pub(crate) fn new(
+        groups: &[Group],
+        entries: &'a mut [EntryReport],
+        tags: &'a mut [TagReport],
+        copies: &'a mut Vec<CopySummary>,
+        observer: &'a dyn ImportObserver,
+    ) -> Self {
+        let mut left: HashMap<usize, usize> = HashMap::new();
+        for g in groups {
+            *left.entry(g.entry).or_default() += 1;
+        }
+        for row in entries.iter_mut().filter(|r| !left.contains_key(&r.index)) {
+            tally(row, tags, copies);
+            observer.event(&ImportEvent::MirrorEntry(row.clone()));
+        }
+        Self {
+            entries,
+            tags,
+            copies,
+            left,
+            observer,
+        }
+    }
+
+    /// A copy summary for `g`, its targets filled in.
+    pub(crate) fn summary(&self, g: &Group) -> CopySummary {
+        CopySummary {
+            entry: g.entry,
+            source: source_text(&g.plan.source),
+            targets: g
+                .tags
+                .iter()
+                .map(|&i| self.tags[i].target.clone())
+                .collect(),
+            ..CopySummary::default()
+        }
+    }
+
+    /// `g` ended: `result` for each of its tags, `summary` in the copies.
+    pub(crate) fn finish(&mut self, g: &Group, summary: CopySummary, result: TagResult) {
+        for &i in &g.tags {
+            self.tags[i].result = result;
+            self.tags[i].error = summary.error.clone();
+            self.tags[i].copy = Some(self.copies.len());
+        }
+        self.copies.push(summary);
+        let n = self.left.entry(g.entry).or_default();
+        *n = n.saturating_sub(1);
+        if *n == 0
+            && let Some(row) = self.entries.iter_mut().find(|r| r.index == g.entry)
+        {
+            tally(row, self.tags, self.copies);
+            self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
+        }
+    }
+}
+
 /// Runs the groups client-side, `concurrency` at a time, on one copy engine.
 pub(crate) struct ClientRun<'a> {
     pub(crate) transport: &'a Transport,
@@ -154,23 +223,8 @@ pub(crate) struct ClientRun<'a> {
 }
 
 impl ClientRun<'_> {
-    /// Copies every group; fills in the tags' results, the copies and the entry rows (an
-    /// entry's row goes to the observer when its last copy ends).
-    pub(crate) async fn run(
-        &self,
-        groups: Vec<Group>,
-        entries: &mut [EntryReport],
-        tags: &mut [TagReport],
-        copies: &mut Vec<CopySummary>,
-    ) {
-        let mut left: HashMap<usize, usize> = HashMap::new();
-        for g in &groups {
-            *left.entry(g.entry).or_default() += 1;
-        }
-        for row in entries.iter_mut().filter(|r| !left.contains_key(&r.index)) {
-            tally(row, tags, copies);
-            self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
-        }
+    /// Copies every group into the ledger.
+    pub(crate) async fn run(&self, groups: Vec<Group>, ledger: &mut Ledger<'_>) {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let base = CopyOptions {
             progress: Some(tx),
@@ -198,16 +252,7 @@ impl ClientRun<'_> {
             }))
             .buffer_unordered(self.concurrency.max(1));
             while let Some((g, result)) = running.next().await {
-                let entry = g.entry;
-                record(g, result, self.options.dry_run, tags, copies);
-                let n = left.entry(entry).or_default();
-                *n -= 1;
-                if *n == 0
-                    && let Some(row) = entries.iter_mut().find(|r| r.index == entry)
-                {
-                    tally(row, tags, copies);
-                    self.observer.event(&ImportEvent::MirrorEntry(row.clone()));
-                }
+                record(&g, result, self.options.dry_run, ledger);
             }
         };
         let forward = async {
@@ -219,49 +264,36 @@ impl ClientRun<'_> {
     }
 }
 
-/// A group's outcome into its tags and the copies.
+/// A copy's outcome into the ledger.
 fn record(
-    g: Group,
+    g: &Group,
     result: Result<CopyReport, ImportError>,
     dry_run: bool,
-    tags: &mut [TagReport],
-    copies: &mut Vec<CopySummary>,
+    ledger: &mut Ledger<'_>,
 ) {
-    let mut summary = CopySummary {
-        entry: g.entry,
-        source: source_text(&g.plan.source),
-        targets: g.tags.iter().map(|&i| tags[i].target.clone()).collect(),
-        ..CopySummary::default()
-    };
-    let (result, error) = match result {
+    let mut summary = ledger.summary(g);
+    let result = match result {
         Ok(report) => {
             summary.digest = Some(report.digest.clone());
             summary.blobs_copied = report.totals.blobs_copied;
             summary.blobs_mounted = report.totals.blobs_mounted;
             summary.blobs_skipped = report.totals.blobs_skipped;
             summary.bytes = report.totals.bytes_copied;
-            let r = if report.up_to_date {
+            if report.up_to_date {
                 TagResult::UpToDate
             } else if dry_run {
                 TagResult::WouldCopy
             } else {
                 TagResult::Copied
-            };
-            (r, None)
+            }
         }
         Err(e) => {
-            let text = match e.hint() {
+            summary.error = Some(match e.hint() {
                 Some(h) => format!("{e} ({h})"),
                 None => e.to_string(),
-            };
-            summary.error = Some(text.clone());
-            (TagResult::Failed, Some(text))
+            });
+            TagResult::Failed
         }
     };
-    for &i in &g.tags {
-        tags[i].result = result;
-        tags[i].error = error.clone();
-        tags[i].copy = Some(copies.len());
-    }
-    copies.push(summary);
+    ledger.finish(g, summary, result);
 }
