@@ -37,6 +37,7 @@ pub mod challenge;
 mod credential;
 mod docker_config;
 mod exchange;
+mod jwt;
 mod scope;
 mod secret;
 pub mod token;

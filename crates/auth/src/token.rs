@@ -4,14 +4,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::jwt;
 use crate::scope::{Scope, ScopeSet};
 use crate::{AuthError, Secret};
 
 /// The lifetime the distribution spec assumes when a token response names none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The longest a token is used, whatever its response or its `exp` claim say.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// A bearer token ready to send, with when to stop sending it.
 #[derive(Debug, Clone)]
@@ -61,18 +64,13 @@ pub fn parse_response(realm: &str, body: &[u8], received: Instant) -> Result<Tok
         .or(raw.token.filter(|t| !t.is_empty()))
         .ok_or_else(|| invalid("neither `token` nor `access_token` is present".to_owned()))?;
     let claims = jwt_claims(&value);
+    // Both come from the token service, untrusted: saturated and bounded.
     let lifetime = match raw.expires_in {
-        Some(secs) if secs > 0 => Duration::from_secs(secs.max(60) as u64),
+        Some(secs) if secs > 0 => Duration::from_secs(secs.max(60) as u64).min(MAX_TOKEN_LIFETIME),
         _ => claims
             .as_ref()
             .and_then(|c| c.exp)
-            .map(|exp| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs() as i64;
-                Duration::from_secs((exp - now).max(0) as u64)
-            })
+            .map(|exp| jwt::time_until(exp, MAX_TOKEN_LIFETIME))
             .unwrap_or(DEFAULT_LIFETIME),
     };
     // `issued_at` in the past shortens what is left; a clock skew into the future is ignored.
@@ -116,11 +114,7 @@ struct RawAccess {
 /// Reads the payload of a JWT without verifying it: the registry verifies, this crate only
 /// wants to know when to refresh and what was granted. `None` for anything not a JWT.
 pub(crate) fn jwt_claims(token: &str) -> Option<Claims> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let raw: RawClaims = serde_json::from_slice(&bytes).ok()?;
+    let raw: RawClaims = jwt::payload(token)?;
     Some(Claims {
         exp: raw.exp,
         access: raw.access.map(|list| {
@@ -223,14 +217,7 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn jwt(claims: &str) -> String {
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!(
-            "{}.{}.sig",
-            e.encode(r#"{"alg":"ES256"}"#),
-            e.encode(claims)
-        )
-    }
+    use crate::jwt::unsigned as jwt;
 
     #[test]
     fn docker_style_response() {
@@ -336,7 +323,45 @@ mod tests {
         );
     }
 
+    fn lifetime_of(body: &str) -> Duration {
+        let now = Instant::now();
+        let t = parse_response("r", body.as_bytes(), now).unwrap();
+        t.use_until.saturating_duration_since(now)
+    }
+
+    #[test]
+    fn hostile_expiries_saturate_and_stay_bounded() {
+        for exp in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX, i64::MAX - 1] {
+            let body = format!(
+                r#"{{"access_token":"{}"}}"#,
+                jwt(&format!(r#"{{"exp":{exp}}}"#))
+            );
+            let left = lifetime_of(&body);
+            assert!(left <= MAX_TOKEN_LIFETIME, "exp {exp}: {left:?}");
+        }
+        let left = lifetime_of(&format!(r#"{{"token":"t","expires_in":{}}}"#, i64::MAX));
+        assert!(
+            left <= MAX_TOKEN_LIFETIME && left > MAX_TOKEN_LIFETIME / 2,
+            "{left:?}"
+        );
+    }
+
     proptest::proptest! {
+        #[test]
+        fn any_exp_claim_gives_a_bounded_lifetime(exp in proptest::num::i64::ANY) {
+            let body = format!(r#"{{"access_token":"{}"}}"#, jwt(&format!(r#"{{"exp":{exp}}}"#)));
+            proptest::prop_assert!(lifetime_of(&body) <= MAX_TOKEN_LIFETIME);
+        }
+
+        #[test]
+        fn exp_claims_near_now_are_honoured(ahead in -100_000i64..100_000) {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+            let body = format!(r#"{{"access_token":"{}"}}"#, jwt(&format!(r#"{{"exp":{}}}"#, now + ahead)));
+            let left = lifetime_of(&body);
+            let lifetime = Duration::from_secs(ahead.max(0) as u64).min(MAX_TOKEN_LIFETIME);
+            proptest::prop_assert!(left <= lifetime, "{left:?} > {lifetime:?}");
+        }
+
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = parse_response("r", &body, Instant::now());

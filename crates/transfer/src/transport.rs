@@ -753,7 +753,8 @@ impl HttpExchange for TokenExchange {
             .map_err(|e| ExchangeError::new(format!("invalid URL: {e}")))?;
         let host = url.host_str().unwrap_or_default().to_owned();
         if url.scheme() != "https"
-            && !(is_loopback_host(&host) || self.insecure.contains(&host, url.port_or_known_default()))
+            && !(is_loopback_host(&host)
+                || self.insecure.contains(&host, url.port_or_known_default()))
         {
             return Err(ExchangeError::new(format!(
                 "refusing plain http to {}",

@@ -12,10 +12,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
-use base64::Engine as _;
 use bytes::Bytes;
 
 use super::aad::{AadCredentialChain, AadExplanation};
@@ -408,25 +407,19 @@ fn jwt_claim_str(token: &str, claim: &str) -> Option<String> {
 }
 
 fn jwt_claims(token: &str) -> Option<serde_json::Value> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    crate::jwt::payload(token)
 }
 
 /// When a refresh token should be exchanged again: before its `exp` by a fifth of its
-/// remaining life, at most [`MAX_REFRESH_MARGIN`].
+/// remaining life, at most [`MAX_REFRESH_MARGIN`]; never later than
+/// [`MAX_TOKEN_LIFETIME`](crate::token::MAX_TOKEN_LIFETIME) from now.
 fn reuse_until(token: &str) -> Instant {
     let now = Instant::now();
     let exp = jwt_claims(token).and_then(|c| c.get("exp").and_then(serde_json::Value::as_i64));
     let Some(exp) = exp else {
         return now + DEFAULT_REFRESH_TOKEN_REUSE;
     };
-    let unix_now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let left = Duration::from_secs(exp.saturating_sub(unix_now).max(0) as u64);
+    let left = crate::jwt::time_until(exp, crate::token::MAX_TOKEN_LIFETIME);
     let margin = (left / 5).min(MAX_REFRESH_MARGIN);
     now + left.saturating_sub(margin)
 }
@@ -482,7 +475,9 @@ mod tests {
     use crate::exchange::ExchangeError;
     use azure_core::credentials::{AccessToken, TokenRequestOptions};
     use azure_core::time::OffsetDateTime;
+    use base64::Engine as _;
     use std::sync::Mutex;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     fn jwt(claims: serde_json::Value) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
