@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -132,45 +132,12 @@ pub(crate) fn jwt_claims(token: &str) -> Option<Claims> {
     })
 }
 
-/// Age of an RFC 3339 UTC timestamp (`2024-05-01T10:00:00Z`, fractional seconds and offsets
+/// Age of an RFC 3339 timestamp (`2024-05-01T10:00:00Z`, fractional seconds and offsets
 /// accepted); `None` if unparsable or in the future.
 fn parse_rfc3339_age(text: &str) -> Option<Duration> {
-    let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { text.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &text[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            sign * (rest.get(1..3)?.parse::<i64>().ok()? * 3600
-                + rest.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let epoch = days * 86_400 + h * 3600 + mi * 60 + s - offset;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
-    (now >= epoch).then(|| Duration::from_secs((now - epoch) as u64))
+    let then: jiff::Timestamp = text.parse().ok()?;
+    let age = jiff::Timestamp::now().duration_since(then);
+    Duration::try_from(age).ok()
 }
 
 /// Tokens by (registry, scopes), dropped once stale.
@@ -218,6 +185,7 @@ mod tests {
     use super::*;
 
     use crate::jwt::unsigned as jwt;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     #[test]
     fn docker_style_response() {
@@ -272,6 +240,24 @@ mod tests {
         let body = br#"{"token":"abc","expires_in":3600,"issued_at":"2001-01-01T00:00:00.123Z"}"#;
         let t = parse_response("r", body, now).unwrap();
         assert!(t.use_until <= now);
+    }
+
+    #[test]
+    fn rfc3339_ages() {
+        let z = parse_rfc3339_age("2001-01-01T00:00:00Z").unwrap();
+        let plus_one = parse_rfc3339_age("2001-01-01T00:00:00.5+01:00").unwrap();
+        let diff = plus_one.abs_diff(z).as_secs_f64();
+        assert!((diff - 3600.0).abs() < 2.0, "{diff}");
+        assert!(parse_rfc3339_age("2001-01-01t00:00:00z").is_some());
+        for not_an_age in [
+            "2999-01-01T00:00:00Z",
+            "2001-01-01",
+            "2001-01-01T00:00:00",
+            "soon",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_age(not_an_age), None, "{not_an_age}");
+        }
     }
 
     #[test]
