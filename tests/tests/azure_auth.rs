@@ -766,7 +766,7 @@ async fn the_chain_explains_its_choice_and_never_shows_a_secret() {
         format!("{aad_chain:?}"),
         aad_chain.explanation().to_string(),
         format!("{exchange:?}"),
-        format!("{refresh:?} {refresh}"),
+        format!("{refresh:?}"),
         format!("{:?}", Credential::RefreshToken(refresh.clone())),
         format!("{:?}", w.acr.requests()),
         format!("{:?}", w.aad.requests()),

@@ -15,7 +15,8 @@
 //!   so token traffic uses the same TLS, CA bundle and proxy settings as registry traffic.
 //!
 //! It does not speak the registry API itself (no manifests, no blobs): that is the transport's
-//! job. Secrets are [`Secret`]s, whose `Debug` and `Display` redact.
+//! job. Secrets are [`Secret`]s (a `secrecy::SecretString` inside): `Debug` redacts and there is
+//! no `Display`, so formatting one into a message does not compile.
 //!
 //! ```
 //! use acr_import_auth::{challenge, Challenge, Scope, ScopeSet};
