@@ -39,9 +39,7 @@ impl Registry {
     ) -> Result<Manifest, TransferError> {
         let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
         let wanted = parse_manifest_reference(&ctx, reference)?;
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.v2_url(repository, &["manifests", reference]).await?;
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
         req.headers
@@ -139,9 +137,7 @@ impl Registry {
     ) -> Result<Option<ManifestHead>, TransferError> {
         let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
         parse_manifest_reference(&ctx, reference)?;
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.v2_url(repository, &["manifests", reference]).await?;
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
         req.headers
@@ -192,9 +188,7 @@ impl Registry {
                 actual: manifest.digest.to_string(),
             });
         }
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.v2_url(repository, &["manifests", reference]).await?;
         let scopes = ScopeSet::new().with(Scope::push(repository));
         let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
         req.headers.insert(
@@ -245,7 +239,7 @@ impl Registry {
             Some(digest.as_str()),
         );
         let url = self
-            .url(&format!("/v2/{repository}/manifests/{digest}"))
+            .v2_url(repository, &["manifests", digest.as_str()])
             .await?;
         let scopes = ScopeSet::new().with(Scope::repository(repository, ["delete"]));
         let resp = self

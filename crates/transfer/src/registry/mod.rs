@@ -28,6 +28,8 @@ pub struct Registry {
     transport: Transport,
     /// `host[:port]`, Docker Hub mapped to its API host.
     host: String,
+    /// `https://host[:port]/`: every URL of this registry is built from it, by path segments.
+    base: Url,
     scheme: Option<&'static str>,
 }
 
@@ -128,13 +130,19 @@ impl Registry {
             }
             _ => host,
         };
+        let base = base_url(&host).map_err(|reason| {
+            TransferError::Config(format!(
+                "`{registry}` is not a usable registry host: {reason}"
+            ))
+        })?;
         let r = Self {
             transport,
             host,
+            base,
             scheme,
         };
         if let Some(s) = scheme {
-            r.transport.check_url(&r.url_with(s, "/v2/")?)?;
+            r.transport.check_url(&r.url_with(s, ["v2", ""]))?;
         }
         Ok(r)
     }
@@ -149,19 +157,22 @@ impl Registry {
         &self.transport
     }
 
-    fn url_with(&self, scheme: &str, path: &str) -> Result<Url, TransferError> {
-        Url::parse(&format!("{scheme}://{}{path}", self.host)).map_err(|e| {
-            TransferError::Config(format!("`{}` is not a usable host: {e}", self.host))
-        })
+    /// The URL of `segments` under the registry's root over `scheme` (each segment escaped,
+    /// `.` and `..` dropped; an empty last segment gives a trailing `/`).
+    fn url_with<'a>(&self, scheme: &str, segments: impl IntoIterator<Item = &'a str>) -> Url {
+        let mut url = self.base.clone();
+        // Both are special schemes: switching between them cannot fail.
+        let _ = url.set_scheme(scheme);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.clear().extend(segments);
+        }
+        url
     }
 
     fn split_host(&self) -> (String, Option<u16>) {
-        let url = Url::parse(&format!("http://{}/", self.host)).ok();
         (
-            url.as_ref()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_default(),
-            url.and_then(|u| u.port()),
+            self.base.host_str().unwrap_or_default().to_owned(),
+            self.base.port(),
         )
     }
 
@@ -204,7 +215,7 @@ impl Registry {
         } else {
             "https"
         };
-        let probe = self.url_with(first, "/v2/")?;
+        let probe = self.url_with(first, ["v2", ""]);
         let ctx = self.ctx(Operation::Ping, None, None);
         let mut req = Req::new(ctx, Method::GET, probe.clone(), ScopeSet::new());
         req.idempotent = false;
@@ -225,9 +236,23 @@ impl Registry {
         Ok(scheme)
     }
 
-    async fn url(&self, path: &str) -> Result<Url, TransferError> {
+    /// The URL of `segments` under the registry's root, over the scheme in use.
+    async fn url<'a>(
+        &self,
+        segments: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Url, TransferError> {
         let scheme = self.scheme().await?;
-        self.url_with(scheme, path)
+        Ok(self.url_with(scheme, segments))
+    }
+
+    /// `/v2/<repository>/<tail…>`: the repository's components are path segments.
+    async fn v2_url(&self, repository: &str, tail: &[&str]) -> Result<Url, TransferError> {
+        self.url(
+            std::iter::once("v2")
+                .chain(repository.split('/'))
+                .chain(tail.iter().copied()),
+        )
+        .await
     }
 
     fn ctx(
@@ -260,7 +285,7 @@ impl Registry {
                 })?;
             }
         }
-        let origin = self.url("/").await?;
+        let origin = self.url([]).await?;
         self.transport.send(req, &origin).await
     }
 
@@ -275,7 +300,7 @@ impl Registry {
             return Ok(None);
         };
         first.idempotent = false;
-        let origin = self.url_with("http", "/")?;
+        let origin = self.url_with("http", []);
         match self.transport.send(first, &origin).await {
             Ok(resp) if resp.response.status() != StatusCode::BAD_REQUEST => {
                 self.transport.remember_scheme(&self.host, "http");
@@ -332,6 +357,25 @@ impl Registry {
     }
 }
 
+/// `https://<host>/` for a `host[:port]` (IPv6 addresses in brackets), refusing anything
+/// else: userinfo, a path, a query, a port that is not a number.
+fn base_url(host: &str) -> Result<Url, String> {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (name, Some(port)),
+        Some(_) if host.starts_with('[') && host.ends_with(']') => (host, None),
+        Some(_) => return Err("an IPv6 address must be written in brackets".to_owned()),
+        None => (host, None),
+    };
+    let port = port
+        .map(|p| p.parse::<u16>().map_err(|_| format!("`{p}` is not a port")))
+        .transpose()?;
+    let mut url = Url::parse("https://localhost/").expect("a valid URL");
+    url.set_host(Some(name)).map_err(|e| e.to_string())?;
+    url.set_port(port)
+        .map_err(|()| "a port needs a host".to_owned())?;
+    Ok(url)
+}
+
 /// Failures a second attempt can cure: connection trouble, stalls, server errors, and bytes
 /// that arrived corrupted (a digest or size that does not match, JSON that does not parse).
 fn recoverable(e: &TransferError) -> bool {
@@ -360,4 +404,53 @@ fn range_end(resp: &http::Response<Incoming>) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hosts_become_origins_or_are_refused() {
+        for (host, origin) in [
+            ("127.0.0.1:5000", "https://127.0.0.1:5000/"),
+            ("registry.example", "https://registry.example/"),
+            ("[::1]:5000", "https://[::1]:5000/"),
+            ("[::1]", "https://[::1]/"),
+        ] {
+            assert_eq!(base_url(host).unwrap().as_str(), origin, "{host}");
+        }
+        for bad in ["a@b", "a:b", "::1", "a:99999", "a?b", "a#b", "a b", "a:"] {
+            assert!(base_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn urls_are_built_from_segments() {
+        let transport = Transport::builder().proxy_from_env(false).build().unwrap();
+        let reg = Registry::new(transport.clone(), "https://r.example:5000").unwrap();
+        let url = reg
+            .v2_url("team/app", &["manifests", "v1?x#y"])
+            .await
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://r.example:5000/v2/team/app/manifests/v1%3Fx%23y"
+        );
+        let url = reg.v2_url("../../x", &["blobs", "uploads", ""]).await;
+        assert_eq!(
+            url.unwrap().as_str(),
+            "https://r.example:5000/v2/x/blobs/uploads/"
+        );
+        // A page of another registry is refused before anything is sent.
+        let elsewhere = Url::parse("https://evil.example/acr/v1/x").unwrap();
+        let err = reg
+            .get_json_page(&elsewhere, ScopeSet::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransferError::Refused { .. }), "{err}");
+        for bad in ["https://user@r.example", "http://a:b", "r.example/path"] {
+            assert!(Registry::new(transport.clone(), bad).is_err(), "{bad}");
+        }
+    }
 }
