@@ -776,16 +776,13 @@ impl HttpExchange for TokenExchange {
             .await
             .map_err(|_| ExchangeError::new(format!("{}: timed out", redact_url(&url))))?
             .map_err(|e| {
-                ExchangeError::new(format!(
-                    "{}: {}",
-                    redact_url(&url),
-                    describe_client_error(&e)
-                ))
+                let message = format!("{}: {}", redact_url(&url), describe_client_error(&e));
+                ExchangeError::with_source(message, e)
             })?;
         let (parts, body) = response.into_parts();
         let bytes = read_capped(body, SMALL_BODY_LIMIT, self.idle_timeout, &url)
             .await
-            .map_err(|e| ExchangeError::new(e.to_string()))?;
+            .map_err(|e| ExchangeError::with_source(e.to_string(), e))?;
         Ok(Response::from_parts(parts, bytes))
     }
 }

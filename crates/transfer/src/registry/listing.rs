@@ -256,11 +256,8 @@ impl Registry {
                 &resp.url,
             )
             .await?;
-            let content =
-                ManifestContent::parse(&body).map_err(|reason| TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason: format!("referrers response: {reason}"),
-                })?;
+            let content = ManifestContent::parse(&body)
+                .map_err(|e| TransferError::manifest(ctx.clone(), e))?;
             let mut descriptors = content.manifests;
             if let (Some(t), false) = (artifact_type, filtered) {
                 descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
@@ -305,12 +302,11 @@ impl Registry {
         // The once-variant: `referrers` already retries the whole lookup.
         match self.get_manifest_once(repository, tag.as_str()).await {
             Ok(index) => {
-                let content = index
-                    .parse()
-                    .map_err(|reason| TransferError::InvalidManifest {
-                        context: ctx.clone(),
-                        reason: format!("referrers tag {tag}: {reason}"),
-                    })?;
+                let content = index.parse().map_err(|e| {
+                    let mut context = ctx.clone();
+                    context.reference = Some(tag.to_string());
+                    TransferError::manifest(context, e)
+                })?;
                 let mut descriptors = content.manifests;
                 if let Some(t) = artifact_type {
                     descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
