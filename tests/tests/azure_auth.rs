@@ -667,7 +667,12 @@ async fn azure_cli_account_through_a_fake_az() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let path = format!("{}:/usr/bin:/bin", bin.display());
+    // The fake `az` and the shell that runs it, nothing else.
+    let sh = acr_import_testsupport::find_tool("sh").expect("sh on PATH");
+    let path = std::env::join_paths([bin.as_path(), sh.parent().expect("a directory")])
+        .expect("a PATH")
+        .into_string()
+        .expect("UTF-8");
     let vars = [(PATH, path.as_str())];
     let aad = w.aad_chain(&vars).expect("chain");
     assert_eq!(aad.source(), Some(AadSource::AzureCli));

@@ -1,5 +1,8 @@
 //! `cargo xtask ci`: the README's test command, and what `.ci/run` runs.
 //!
+//! It refuses to start with `ACR_IMPORT_ALLOW_MISSING_TOOLS` set: a test whose tool is missing
+//! fails here, it never passes as a skip.
+//!
 //! Gates, in order, each failing the run: formatting, clippy with warnings denied, docs with
 //! warnings denied, the crate layering, a single TLS crypto provider, the test suites, the
 //! library example against local registries, and the conformance suite against a local
@@ -21,6 +24,13 @@ const LAYERS: &[&str] = &[
 ];
 
 pub fn run() -> anyhow::Result<()> {
+    if acr_import_testsupport::missing_tools_allowed() {
+        bail!(
+            "{} is set: tests would skip where a tool is missing, and this run must run every \
+             test; unset it (and install what the tests name)",
+            acr_import_testsupport::ALLOW_MISSING_TOOLS_ENV
+        );
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     step(
         "format",

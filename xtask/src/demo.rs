@@ -44,7 +44,7 @@ fn ensure_registry_installed() -> anyhow::Result<()> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
-    let apt = Path::new("/usr/bin/apt-get").exists();
+    let apt = acr_import_testsupport::find_tool("apt-get").is_some();
     if root && apt {
         println!("installing the CNCF distribution registry (Debian package docker-registry)…");
         let ok = Command::new("apt-get")

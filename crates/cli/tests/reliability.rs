@@ -171,7 +171,8 @@ fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
 }
 
-/// Peak RSS (VmHWM) of a running process, read until it exits.
+/// Peak RSS (VmHWM) of a running process and the most connections it held at once to
+/// `port`, read until it exits.
 fn watch(child: &mut std::process::Child, port: u16) -> (u64, usize) {
     let status = format!("/proc/{}/status", child.id());
     let (mut peak_kib, mut conns) = (0u64, 0usize);
@@ -186,16 +187,13 @@ fn watch(child: &mut std::process::Child, port: u16) -> (u64, usize) {
                     .unwrap_or(0),
             );
         }
-        if let Ok(o) = Command::new("ss")
-            .args([
-                "-Htn",
-                "state",
-                "established",
-                &format!("( dport = :{port} )"),
-            ])
-            .output()
-        {
-            conns = conns.max(String::from_utf8_lossy(&o.stdout).lines().count());
+        // Read from /proc: an error is a failure, except once the process has exited.
+        match acr_import_testsupport::tcp_connections(child.id(), port) {
+            Ok(n) => conns = conns.max(n),
+            Err(e) => assert!(
+                child.try_wait().unwrap().is_some(),
+                "cannot count the connections of a running process: {e}"
+            ),
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -266,5 +264,8 @@ fn fifty_images_in_one_batch_stay_bounded() {
         peak_kib > 0 && peak_kib < 128 * 1024,
         "peak RSS {peak_kib} KiB"
     );
-    assert!(src_conns <= 32, "{src_conns} connections to one registry");
+    assert!(
+        (1..=32).contains(&src_conns),
+        "{src_conns} connections to one registry (at least the one that copied)"
+    );
 }

@@ -28,6 +28,9 @@
 //!   test CA, the App Service managed-identity endpoint, and an ACR login server
 //!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
+//! * [`require_tool`] — the external programs tests use, found on `PATH`: a missing one fails
+//!   the test (or, with [`ALLOW_MISSING_TOOLS_ENV`], skips it visibly); [`tcp_connections`]
+//!   counts a process's connections from `/proc`.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -68,6 +71,7 @@ mod latency;
 mod proxy;
 mod registry;
 mod token;
+mod tools;
 mod util;
 
 pub use azure::{
@@ -86,5 +90,8 @@ pub use registry::{
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
+};
+pub use tools::{
+    ALLOW_MISSING_TOOLS_ENV, find_tool, missing_tools_allowed, require_tool, tcp_connections,
 };
 pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};

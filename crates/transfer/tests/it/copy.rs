@@ -118,8 +118,12 @@ async fn multi_arch_index_with_attestations_and_referrers() {
     // The shared base layer moved once.
     let base = sha256(&data(1, 40_000)).to_string();
     assert_eq!(report.blobs.iter().filter(|b| b.digest == base).count(), 1);
-    if let Some(a) = skopeo_raw(&sa.host(), "lib/app", "1.0") {
-        assert_eq!(a, skopeo_raw(&sb.host(), "mirror/app", "1.0").unwrap());
+    let test = "copy::multi_arch_index_with_attestations_and_referrers";
+    if let Some(a) = skopeo_raw(test, &sa.host(), "lib/app", "1.0") {
+        assert_eq!(
+            a,
+            skopeo_raw(test, &sb.host(), "mirror/app", "1.0").unwrap()
+        );
         assert_eq!(a, top.bytes.to_vec());
     }
     // JSON report serializes.
@@ -686,14 +690,10 @@ async fn large_layer_and_dry_run() {
 
 #[tokio::test]
 async fn skopeo_seeded_docker_image_copies_exactly() {
-    if std::process::Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skopeo not installed: skipped");
+    let test = "copy::skopeo_seeded_docker_image_copies_exactly";
+    let Some(skopeo) = acr_import_testsupport::require_tool("skopeo", "skopeo", test) else {
         return;
-    }
+    };
     let (sa, sb, src, dst) = pair().await;
     // Seed with our code into an OCI layout... via a registry: push OCI, let skopeo convert
     // it to Docker v2 schema 2 in another repository, then copy what skopeo wrote.
@@ -707,7 +707,7 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
     )
     .await;
     src.put_manifest("oci", "v1", &m).await.unwrap();
-    let out = std::process::Command::new("skopeo")
+    let out = std::process::Command::new(skopeo)
         .args([
             "copy",
             "--format",
@@ -733,8 +733,8 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
         .unwrap();
     assert_same(&src, "byskopeo", &dst, "byskopeo", "v1", false).await;
     assert_eq!(
-        skopeo_raw(&sa.host(), "byskopeo", "v1"),
-        skopeo_raw(&sb.host(), "byskopeo", "v1")
+        skopeo_raw(test, &sa.host(), "byskopeo", "v1"),
+        skopeo_raw(test, &sb.host(), "byskopeo", "v1")
     );
     assert_eq!(
         dst.get_manifest("byskopeo", "v1").await.unwrap().media_type,
@@ -786,8 +786,12 @@ async fn through_an_oci_layout_and_back() {
         .unwrap();
     assert_eq!(r.digest, top.digest.to_string());
     assert_same(&src, "app", &dst, "imported/app", "v1", false).await;
-    if let Some(a) = skopeo_raw(&sa.host(), "app", "v1") {
-        assert_eq!(a, skopeo_raw(&sb.host(), "imported/app", "v1").unwrap());
+    let test = "copy::through_an_oci_layout_and_back";
+    if let Some(a) = skopeo_raw(test, &sa.host(), "app", "v1") {
+        assert_eq!(
+            a,
+            skopeo_raw(test, &sb.host(), "imported/app", "v1").unwrap()
+        );
     }
 }
 

@@ -282,11 +282,13 @@ pub async fn assert_same(
     blobs
 }
 
-/// `skopeo inspect --raw` of a reference on a plain-http loopback registry, when skopeo is
-/// installed.
-pub fn skopeo_raw(host: &str, repo: &str, reference: &str) -> Option<Vec<u8>> {
+/// `skopeo inspect --raw` of a reference on a plain-http loopback registry, for `test`.
+/// Without skopeo on `PATH` the test fails, or (missing tools allowed) this is `None`: see
+/// [`acr_import_testsupport::require_tool`].
+pub fn skopeo_raw(test: &str, host: &str, repo: &str, reference: &str) -> Option<Vec<u8>> {
+    let skopeo = acr_import_testsupport::require_tool("skopeo", "skopeo", test)?;
     let sep = if reference.contains(':') { "@" } else { ":" };
-    let out = std::process::Command::new("skopeo")
+    let out = std::process::Command::new(skopeo)
         .args([
             "inspect",
             "--raw",
@@ -294,7 +296,7 @@ pub fn skopeo_raw(host: &str, repo: &str, reference: &str) -> Option<Vec<u8>> {
             &format!("docker://{host}/{repo}{sep}{reference}"),
         ])
         .output()
-        .ok()?;
+        .expect("skopeo runs");
     assert!(
         out.status.success(),
         "skopeo: {}",
