@@ -142,12 +142,13 @@ pub enum AuthError {
         reason: String,
     },
     /// A Docker or containers configuration file that exists but cannot be read.
-    #[error("cannot read the registry credentials file {}: {reason}", path.display())]
+    #[error("cannot read the registry credentials file {}: {source}", path.display())]
     DockerConfigUnreadable {
         /// The file.
         path: std::path::PathBuf,
-        /// Why (the I/O error).
-        reason: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A Docker or containers configuration file, or one of its entries, that is not in the
     /// expected form. Never carries the value of the entry.
