@@ -11,36 +11,15 @@ const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
 /// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1` with the transfer crate.
 async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
-    let mut rng = SplitMix64::new(seed);
-    let mut descs = Vec::new();
-    for _ in 0..layers {
-        let bytes: Vec<u8> = (0..256 * 1024 / 8)
-            .flat_map(|_| rng.next_u64().to_le_bytes())
-            .collect();
-        let d =
-            acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &bytes);
-        reg.push_blob(repo, &d, bytes.into(), u64::MAX)
-            .await
-            .unwrap();
-        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": 256 * 1024}));
-    }
-    let config = bytes::Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
-    let cd = acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &config);
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX)
+    use acr_import_testsupport::seed::{Blob, image, push_manifest};
+    let blobs: Vec<Blob> = (0..layers as u64)
+        .map(|k| Blob::layer(seed * 1000 + k, 256 * 1024))
+        .collect();
+    let refs: Vec<&Blob> = blobs.iter().collect();
+    let m = image(reg, repo, "linux", "amd64", &refs, false)
         .await
         .unwrap();
-    let body = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()}, "layers": descs}))
-    .unwrap();
-    let m = acr_import_transfer::Manifest {
-        digest: acr_import_transfer::digest_of(
-            acr_import_reference::DigestAlgorithm::Sha256,
-            &body,
-        ),
-        bytes: body.into(),
-        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-    };
-    reg.put_manifest(repo, "v1", &m).await.unwrap();
+    push_manifest(reg, repo, Some("v1"), &m).await.unwrap();
 }
 
 /// Every tag of `repo` resolves, and every blob its manifest names exists.

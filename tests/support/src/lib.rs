@@ -31,6 +31,8 @@
 //! * [`require_tool`] — the external programs tests use, found on `PATH`: a missing one fails
 //!   the test (or, with [`ALLOW_MISSING_TOOLS_ENV`], skips it visibly); [`tcp_connections`]
 //!   counts a process's connections from `/proc`.
+//! * [`seed`] — content seeded into a registry with the project's client: images, indexes,
+//!   attestations, artifacts and their referrers, Helm charts, foreign layers.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -70,6 +72,7 @@ mod connect_proxy;
 mod latency;
 mod proxy;
 mod registry;
+pub mod seed;
 mod token;
 mod tools;
 mod util;

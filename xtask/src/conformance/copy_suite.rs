@@ -28,8 +28,8 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 
-use super::fixtures::{self, Blob, data};
 use super::{Outcome, Setup};
+use acr_import_testsupport::seed::{self as fixtures, Blob, data};
 
 /// The images of the matrix.
 pub const CASES: &[&str] = &[
@@ -646,8 +646,8 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
                 repo,
                 None,
                 &[
-                    (&amd, Some(("linux", "amd64")), None),
-                    (&arm, Some(("linux", "arm64")), None),
+                    (&amd, Some("linux/amd64"), None),
+                    (&arm, Some("linux/arm64"), None),
                 ],
                 true,
             )
@@ -673,8 +673,8 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
                 repo,
                 None,
                 &[
-                    (&amd, Some(("linux", "amd64")), None),
-                    (&arm, Some(("linux", "arm64")), None),
+                    (&amd, Some("linux/amd64"), None),
+                    (&arm, Some("linux/arm64"), None),
                 ],
                 false,
             )
@@ -683,15 +683,12 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
                 reg,
                 repo,
                 None,
-                &[
-                    (&inner, None, None),
-                    (&s390, Some(("linux", "s390x")), None),
-                ],
+                &[(&inner, None, None), (&s390, Some("linux/s390x"), None)],
                 false,
             )
             .await?
         }
-        "helm-chart" => fixtures::helm_chart(reg, repo, TAG).await?,
+        "helm-chart" => fixtures::helm_chart(reg, repo, TAG, "demo").await?,
         "empty-config-artifact" => {
             artifact(reg, repo, "application/vnd.example.data.v1", 241, None).await?
         }
