@@ -57,7 +57,7 @@ pub use docker_config::{
     DEFAULT_HELPER_TIMEOUT, DOCKER_HUB_SERVER_URL, DockerConfigSource, Explanation, Origin,
     SkipReason, Skipped,
 };
-pub use exchange::{ExchangeError, HttpExchange, is_loopback_host};
+pub use exchange::{ExchangeError, HttpExchange, host_url, is_loopback_host};
 pub use scope::{Action, Scope, ScopeSet};
 pub use secret::Secret;
 

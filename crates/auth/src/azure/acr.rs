@@ -196,15 +196,22 @@ impl AcrTokenExchange {
         self
     }
 
-    /// The `/oauth2/exchange` URL of `login_server`.
-    pub fn exchange_url(&self, login_server: &str) -> String {
+    /// The `/oauth2/exchange` URL of `login_server` (`host[:port]`); an error for anything
+    /// that is not a host (userinfo, a path…).
+    pub fn exchange_url(&self, login_server: &str) -> Result<url::Url, AuthError> {
         let key = registry_key(login_server);
         let scheme = if self.loopback_http && is_loopback_host(host_of(&key)) {
             "http"
         } else {
             "https"
         };
-        format!("{scheme}://{key}/oauth2/exchange")
+        let mut url = crate::host_url(scheme, &key).map_err(|reason| AuthError::AzureConfig {
+            reason: format!("`{login_server}` is not a login server: {reason}"),
+        })?;
+        url.path_segments_mut()
+            .expect("http(s) URLs have a path")
+            .extend(["oauth2", "exchange"]);
+        Ok(url)
     }
 
     /// Forgets the cached refresh token of `login_server` (the registry refused it).
@@ -275,7 +282,7 @@ impl AcrTokenExchange {
             form.append_pair("access_token", aad_token.expose());
             Secret::new(form.finish())
         };
-        let request = http::Request::post(self.exchange_url(key))
+        let request = http::Request::post(self.exchange_url(key)?.as_str())
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -632,17 +639,20 @@ mod tests {
     #[test]
     fn exchange_urls() {
         let (_, _, e) = setup(200, String::new());
+        let url = |e: &AcrTokenExchange, ls: &str| e.exchange_url(ls).unwrap().to_string();
         assert_eq!(
-            e.exchange_url("MyReg.azurecr.io"),
+            url(&e, "MyReg.azurecr.io"),
             "https://myreg.azurecr.io/oauth2/exchange"
         );
         assert_eq!(
-            e.exchange_url("127.0.0.1:5000"),
+            url(&e, "127.0.0.1:5000"),
             "http://127.0.0.1:5000/oauth2/exchange"
         );
+        // A login server is a host: userinfo cannot send the exchange elsewhere.
+        assert!(e.exchange_url("evil.example@myreg.azurecr.io").is_err());
         let e = e.with_loopback_http(false);
         assert_eq!(
-            e.exchange_url("localhost:5000"),
+            url(&e, "localhost:5000"),
             "https://localhost:5000/oauth2/exchange"
         );
     }

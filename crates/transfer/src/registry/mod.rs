@@ -130,7 +130,7 @@ impl Registry {
             }
             _ => host,
         };
-        let base = base_url(&host).map_err(|reason| {
+        let base = acr_import_auth::host_url("https", &host).map_err(|reason| {
             TransferError::Config(format!(
                 "`{registry}` is not a usable registry host: {reason}"
             ))
@@ -357,25 +357,6 @@ impl Registry {
     }
 }
 
-/// `https://<host>/` for a `host[:port]` (IPv6 addresses in brackets), refusing anything
-/// else: userinfo, a path, a query, a port that is not a number.
-fn base_url(host: &str) -> Result<Url, String> {
-    let (name, port) = match host.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') || name.ends_with(']') => (name, Some(port)),
-        Some(_) if host.starts_with('[') && host.ends_with(']') => (host, None),
-        Some(_) => return Err("an IPv6 address must be written in brackets".to_owned()),
-        None => (host, None),
-    };
-    let port = port
-        .map(|p| p.parse::<u16>().map_err(|_| format!("`{p}` is not a port")))
-        .transpose()?;
-    let mut url = Url::parse("https://localhost/").expect("a valid URL");
-    url.set_host(Some(name)).map_err(|e| e.to_string())?;
-    url.set_port(port)
-        .map_err(|()| "a port needs a host".to_owned())?;
-    Ok(url)
-}
-
 /// Failures a second attempt can cure: connection trouble, stalls, server errors, and bytes
 /// that arrived corrupted (a digest or size that does not match, JSON that does not parse).
 fn recoverable(e: &TransferError) -> bool {
@@ -409,21 +390,6 @@ fn range_end(resp: &http::Response<Incoming>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn registry_hosts_become_origins_or_are_refused() {
-        for (host, origin) in [
-            ("127.0.0.1:5000", "https://127.0.0.1:5000/"),
-            ("registry.example", "https://registry.example/"),
-            ("[::1]:5000", "https://[::1]:5000/"),
-            ("[::1]", "https://[::1]/"),
-        ] {
-            assert_eq!(base_url(host).unwrap().as_str(), origin, "{host}");
-        }
-        for bad in ["a@b", "a:b", "::1", "a:99999", "a?b", "a#b", "a b", "a:"] {
-            assert!(base_url(bad).is_err(), "{bad}");
-        }
-    }
 
     #[tokio::test]
     async fn urls_are_built_from_segments() {
