@@ -97,6 +97,7 @@ pub use token::{
     decode_claims_unverified, intersect, parse_scopes,
 };
 pub use tools::{
-    ALLOW_MISSING_TOOLS_ENV, find_tool, missing_tools_allowed, require_tool, tcp_connections,
+    ALLOW_MISSING_TOOLS_ENV, find_tool, missing_tools_allowed, require_tool, run_tool,
+    tcp_connections,
 };
 pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};

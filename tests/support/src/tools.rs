@@ -44,6 +44,27 @@ pub fn require_tool(name: &str, package: &str, test: &str) -> Option<PathBuf> {
     panic!("{test} cannot run: {why}; or set {ALLOW_MISSING_TOOLS_ENV}=1 to skip it");
 }
 
+/// Runs `tool` with `args` and returns what it printed on stdout; a tool that cannot start
+/// or exits unsuccessfully fails the test, with its stderr.
+pub fn run_tool<I, S>(tool: &Path, args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tool.display()));
+    assert!(
+        out.status.success(),
+        "{} failed ({}): {}",
+        tool.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    out.stdout
+}
+
 #[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
@@ -116,6 +137,9 @@ mod tests {
     fn tools_are_found_on_path_only() {
         let sh = find_tool("sh").expect("a POSIX system has sh on PATH");
         assert!(sh.is_absolute());
+        assert_eq!(run_tool(&sh, ["-c", "printf ok"]), b"ok");
+        let failed = std::panic::catch_unwind(|| run_tool(&sh, ["-c", "echo why >&2; exit 3"]));
+        assert!(failed.is_err(), "a failing tool fails the test");
         assert_eq!(find_tool("no-such-tool-acr-import"), None);
         assert_eq!(find_tool("../sh"), None, "a name, not a path");
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 use zeroize::Zeroizing;
 
-use super::DockerConfigSource;
+use super::{DockerConfigSource, Explanation, SkipReason};
 use crate::{AuthError, Credential, Secret};
 
 /// What helpers print (on stdout, as the docker-credential-helpers library does) when they have
@@ -24,8 +24,30 @@ const TOKEN_USERNAME: &str = "<token>";
 const STDERR_EXCERPT_CHARS: usize = 200;
 
 impl DockerConfigSource {
+    /// The credential `helper` (named in `path`) has for `server_url`; when it has none, the
+    /// skip is recorded in `explanation`.
+    pub(super) async fn ask(
+        &self,
+        path: &Path,
+        helper: &str,
+        server_url: &str,
+        explanation: &mut Explanation,
+    ) -> Result<Option<Credential>, AuthError> {
+        let found = self.run_helper(helper, server_url).await?;
+        if found.is_none() {
+            explanation.skip(
+                path,
+                SkipReason::HelperHadNone {
+                    helper: helper.to_owned(),
+                    server_url: server_url.to_owned(),
+                },
+            );
+        }
+        Ok(found)
+    }
+
     /// Runs `docker-credential-<helper> get` for `server_url`: `None` when it has nothing.
-    pub(super) async fn run_helper(
+    async fn run_helper(
         &self,
         helper: &str,
         server_url: &str,

@@ -223,23 +223,14 @@ impl DockerConfigSource {
 
         if let Some((key, helper)) = best_match(&config.cred_helpers, target) {
             consulted = true;
-            match self.run_helper(helper, &server_url).await? {
-                Some(credential) => {
-                    let origin = Origin::CredHelper {
-                        path: path.clone(),
-                        key: key.clone(),
-                        helper: helper.clone(),
-                        server_url,
-                    };
-                    return Ok(Some((credential, origin)));
-                }
-                None => explanation.skip(
-                    path,
-                    SkipReason::HelperHadNone {
-                        helper: helper.clone(),
-                        server_url: server_url.clone(),
-                    },
-                ),
+            if let Some(credential) = self.ask(path, helper, &server_url, explanation).await? {
+                let origin = Origin::CredHelper {
+                    path: path.clone(),
+                    key: key.clone(),
+                    helper: helper.clone(),
+                    server_url,
+                };
+                return Ok(Some((credential, origin)));
             }
         }
 
@@ -265,22 +256,13 @@ impl DockerConfigSource {
 
         if let Some(helper) = &config.creds_store {
             consulted = true;
-            match self.run_helper(helper, &server_url).await? {
-                Some(credential) => {
-                    let origin = Origin::CredsStore {
-                        path: path.clone(),
-                        helper: helper.clone(),
-                        server_url,
-                    };
-                    return Ok(Some((credential, origin)));
-                }
-                None => explanation.skip(
-                    path,
-                    SkipReason::HelperHadNone {
-                        helper: helper.clone(),
-                        server_url,
-                    },
-                ),
+            if let Some(credential) = self.ask(path, helper, &server_url, explanation).await? {
+                let origin = Origin::CredsStore {
+                    path: path.clone(),
+                    helper: helper.clone(),
+                    server_url,
+                };
+                return Ok(Some((credential, origin)));
             }
         }
 

@@ -129,25 +129,7 @@ impl Registry {
         }
         let mut items = Vec::new();
         for _ in 0..10_000 {
-            let resp = self
-                .send(Req::new(
-                    ctx.clone(),
-                    Method::GET,
-                    url.clone(),
-                    scopes.clone(),
-                ))
-                .await?;
-            if resp.response.status() != StatusCode::OK {
-                return Err(self.fail(&ctx, resp, &scopes).await);
-            }
-            let next = next_page(&resp)?;
-            let body = read_capped(
-                resp.response.into_body(),
-                16 << 20,
-                self.transport.inner.idle_timeout,
-                &resp.url,
-            )
-            .await?;
+            let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
             let page: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
                     context: ctx.clone(),
@@ -333,6 +315,16 @@ impl Registry {
         scopes: ScopeSet,
     ) -> Result<(Bytes, Option<Url>), TransferError> {
         let ctx = self.ctx(Operation::Other, None, None);
+        self.get_page(&ctx, url, &scopes).await
+    }
+
+    /// One page of a listing: its body (at most 16 MiB) and the next page it links to.
+    async fn get_page(
+        &self,
+        ctx: &RequestContext,
+        url: &Url,
+        scopes: &ScopeSet,
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
         let resp = self
             .send(Req::new(
                 ctx.clone(),
@@ -342,7 +334,7 @@ impl Registry {
             ))
             .await?;
         if resp.response.status() != StatusCode::OK {
-            return Err(self.fail(&ctx, resp, &scopes).await);
+            return Err(self.fail(ctx, resp, scopes).await);
         }
         let next = next_page(&resp)?;
         let body = read_capped(

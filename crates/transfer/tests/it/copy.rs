@@ -728,8 +728,9 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
     .await
     .unwrap();
     src.put_manifest("oci", "v1", &m).await.unwrap();
-    let out = std::process::Command::new(skopeo)
-        .args([
+    acr_import_testsupport::run_tool(
+        &skopeo,
+        [
             "copy",
             "--format",
             "v2s2",
@@ -737,13 +738,7 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
             "--dest-tls-verify=false",
             &format!("docker://{}/oci:v1", sa.host()),
             &format!("docker://{}/byskopeo:v1", sa.host()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     Copier::new(CopyOptions::default())
         .copy(

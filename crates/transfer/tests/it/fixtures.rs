@@ -73,19 +73,13 @@ pub async fn assert_same(
 pub fn skopeo_raw(test: &str, host: &str, repo: &str, reference: &str) -> Option<Vec<u8>> {
     let skopeo = acr_import_testsupport::require_tool("skopeo", "skopeo", test)?;
     let sep = if reference.contains(':') { "@" } else { ":" };
-    let out = std::process::Command::new(skopeo)
-        .args([
+    Some(acr_import_testsupport::run_tool(
+        &skopeo,
+        [
             "inspect",
             "--raw",
             "--tls-verify=false",
             &format!("docker://{host}/{repo}{sep}{reference}"),
-        ])
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(out.stdout)
+        ],
+    ))
 }
