@@ -54,7 +54,7 @@ pub struct ArmClient {
     scope: String,
     api_version: String,
     retry: RetryPolicy,
-    token: tokio::sync::Mutex<Option<AccessToken>>,
+    token: tokio::sync::Mutex<Option<(std::time::Instant, AccessToken)>>,
     /// The `Location` of each operation polled through its `Azure-AsyncOperation` monitor.
     final_locations: std::sync::Mutex<HashMap<String, String>>,
 }
@@ -134,9 +134,8 @@ impl ArmClient {
 
     async fn bearer(&self) -> Result<String, AcrError> {
         let mut cached = self.token.lock().await;
-        let fresh = cached.as_ref().is_some_and(|t| {
-            t.expires_on - azure_core::time::Duration::seconds(120)
-                > azure_core::time::OffsetDateTime::now_utc()
+        let fresh = cached.as_ref().is_some_and(|(fetched, t)| {
+            acr_import_auth::azure::reusable(t, *fetched, azure_core::time::Duration::seconds(120))
         });
         if !fresh {
             let token = self
@@ -147,11 +146,11 @@ impl ArmClient {
                     scope: self.scope.clone(),
                     message: e.to_string(),
                 })?;
-            *cached = Some(token);
+            *cached = Some((std::time::Instant::now(), token));
         }
         Ok(cached
             .as_ref()
-            .map(|t| t.token.secret().to_owned())
+            .map(|(_, t)| t.token.secret().to_owned())
             .unwrap_or_default())
     }
 
