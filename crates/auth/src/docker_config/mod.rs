@@ -363,7 +363,7 @@ impl fmt::Display for Origin {
 /// The outcome of [`DockerConfigSource::explain`].
 #[derive(Debug, Clone)]
 pub struct Explanation {
-    /// The registry key looked up (after [`registry_key`]).
+    /// The registry key looked up (after [`registry_key`](crate::registry_key)).
     pub registry: String,
     /// The credential chosen and its origin; `None` when nothing had one.
     pub found: Option<(Credential, Origin)>,
