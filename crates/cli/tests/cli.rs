@@ -588,3 +588,102 @@ fn trace_logs_carry_no_secret() {
         assert!(!all.contains(secret), "`{secret}` leaked into the output");
     }
 }
+
+/// Imports `oci:` content into an authenticated registry as `alice`.
+fn seed_as(reg: &Registry, user: (&str, &str), repo: &str, tag: &str, n: u8) {
+    let plain = rt().block_on(Registry::start()).unwrap();
+    seed(&plain, repo, tag, n);
+    let o = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &reg.host(),
+            "--source",
+            &format!("{}/{repo}:{tag}", plain.host()),
+        ])
+        .env("ACR_IMPORT_TARGET_USERNAME", user.0)
+        .env("ACR_IMPORT_TARGET_PASSWORD", user.1)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn batch_entries_on_one_host_keep_their_own_credentials() {
+    use acr_import_testsupport::{Grant, TokenServer};
+    let rt = rt();
+    // ann may read team-a only, bob team-b only: each entry works only with its own
+    // credentials.
+    let tokens = rt
+        .block_on(
+            TokenServer::builder()
+                .default_users()
+                .user("ann", "ann-pw", [Grant::repository("team-a", &["pull"])])
+                .user("bob", "bob-pw", [Grant::repository("team-b", &["pull"])])
+                .start(),
+        )
+        .unwrap();
+    let (src, dst) = rt.block_on(async {
+        tokio::join!(
+            Registry::builder().token_auth(&tokens).start(),
+            Registry::start()
+        )
+    });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed_as(&src, TokenServer::ALICE, "team-a", "v1", 11);
+    seed_as(&src, TokenServer::ALICE, "team-b", "v1", 12);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-b:v1\n  credentials-env: BOB\n",
+            h = src.host()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(ACR)
+        .args(["import", "-n", &dst.host(), "--from-file"])
+        .arg(&file)
+        .env("ANN_USERNAME", "ann")
+        .env("ANN_PASSWORD", "ann-pw")
+        .env("BOB_USERNAME", "bob")
+        .env("BOB_PASSWORD", "bob-pw")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    for repo in ["team-a", "team-b"] {
+        let o = acr(&[
+            "repository",
+            "show-tags",
+            "-n",
+            &dst.host(),
+            "--repository",
+            repo,
+        ]);
+        assert!(stdout(&o).contains("v1"), "{repo}: {}", stdout(&o));
+    }
+    // One repository read with two different credentials: refused before anything runs.
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-a:v1\n  images: [copy:v1]\n  credentials-env: BOB\n",
+            h = src.host()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(ACR)
+        .args(["import", "-n", &dst.host(), "--from-file"])
+        .arg(&file)
+        .envs([("ANN_USERNAME", "ann"), ("ANN_PASSWORD", "ann-pw")])
+        .envs([("BOB_USERNAME", "bob"), ("BOB_PASSWORD", "bob-pw")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("different credentials"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("-pw"), "{}", stderr(&o));
+}

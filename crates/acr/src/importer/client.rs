@@ -26,11 +26,30 @@ pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>
 
 impl Run<'_> {
     fn transport(&self, plans: &[ClientPlan]) -> Result<Transport, ImportError> {
+        // Each entry's source credentials serve its source repository: two entries on one
+        // host keep their own, and one repository cannot be read with two.
         let mut explicit = StaticCredentials::new();
+        let mut owners: Vec<(&str, &str, &str)> = Vec::new();
         for p in plans {
-            for (host, c) in &p.credentials {
-                explicit.insert(host, c.clone());
+            let Some((host, repository, c)) = &p.credentials else {
+                continue;
+            };
+            if let Some(before) = explicit.insert_for_repository(host, repository, c.clone())
+                && before != *c
+            {
+                let first = owners
+                    .iter()
+                    .find(|(h, r, _)| h == host && r == repository)
+                    .map_or("another entry", |(_, _, label)| label);
+                return Err(ImportError::usage_with_hint(
+                    format!(
+                        "`{}` and `{first}` read {host}/{repository} with different credentials",
+                        p.label
+                    ),
+                    "give the entries that read one repository the same credentials",
+                ));
             }
+            owners.push((host, repository, &p.label));
         }
         if let Some(c) = &self.config.target_credential {
             for p in plans {

@@ -19,8 +19,8 @@ pub(crate) struct ClientPlan {
     pub(crate) target: TargetSpec,
     /// `(repository, tag)`: `None` for an untagged copy; an empty repository for a layout.
     pub(crate) images: Vec<(String, Option<String>)>,
-    /// Source credentials, per registry host.
-    pub(crate) credentials: Vec<(String, Credential)>,
+    /// Source credentials: `(host, repository, credential)`, for the source repository only.
+    pub(crate) credentials: Option<(String, String, Credential)>,
 }
 
 /// Where a client-side import reads from.
@@ -248,16 +248,22 @@ pub(crate) fn plan(
             Some(default_tag),
         ));
     }
-    let mut credentials = Vec::new();
-    if let (Some(c), SourceSpec::Registry { host, .. }) = (creds, &spec) {
-        credentials.push((
+    let credentials = match (creds, &spec) {
+        (
+            Some(c),
+            SourceSpec::Registry {
+                host, repository, ..
+            },
+        ) => Some((
             host.clone(),
+            repository.clone(),
             Credential::from_username_password(
                 c.username.clone().unwrap_or_default(),
                 c.password.clone(),
             ),
-        ));
-    }
+        )),
+        _ => None,
+    };
     Ok(ClientPlan {
         label: source.to_owned(),
         source: spec,
