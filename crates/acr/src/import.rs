@@ -779,6 +779,19 @@ pub async fn run_server_import(
     wait: Option<&WaitOptions>,
     on_progress: &mut (dyn FnMut(&ImportProgress) + Send),
 ) -> Result<ServerOutcome, AcrError> {
+    run_server_import_with(arm, target, body, wait, &mut |_| {}, on_progress).await
+}
+
+/// [`run_server_import`], telling `on_started` the operation URL as soon as the service
+/// has accepted the import (from then on it runs whatever this process does).
+pub async fn run_server_import_with(
+    arm: &ArmClient,
+    target: &RegistryResourceId,
+    body: &ImportImageParameters,
+    wait: Option<&WaitOptions>,
+    on_started: &mut (dyn FnMut(&str) + Send),
+    on_progress: &mut (dyn FnMut(&ImportProgress) + Send),
+) -> Result<ServerOutcome, AcrError> {
     let started = tokio::time::Instant::now();
     match arm.begin_import(target, body).await? {
         ImportStart::Done => Ok(ServerOutcome::Completed),
@@ -786,6 +799,7 @@ pub async fn run_server_import(
             operation_url,
             retry_after,
         } => {
+            on_started(&operation_url);
             let Some(options) = wait else {
                 return Ok(ServerOutcome::Started { operation_url });
             };

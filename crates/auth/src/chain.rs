@@ -110,6 +110,16 @@ impl CredentialChain {
     ) -> Self {
         let env = AzureEnvironment::from_env();
         let servers = AcrLoginServers::from_env(&env).with_suffix(login_server_suffix);
+        Self::from_env_for(http, explicit, servers)
+    }
+
+    /// [`CredentialChain::from_env`] with the ACR login servers given: `servers` (e.g. the
+    /// environment's plus hosts Azure Resource Manager named as login servers).
+    pub fn from_env_for(
+        http: Arc<dyn HttpExchange>,
+        explicit: StaticCredentials,
+        servers: AcrLoginServers,
+    ) -> Self {
         let chain = Self::new()
             .with_explicit(explicit)
             .with_docker_config(DockerConfigSource::from_env());

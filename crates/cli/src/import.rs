@@ -69,22 +69,74 @@ pub(crate) fn import_failure(e: ImportError) -> Failure {
     }
 }
 
+/// What an interrupted import leaves behind, as far as this process saw: the tags it
+/// moved, a server-side import that runs on.
+#[derive(Debug, Default)]
+pub(crate) struct Aftermath {
+    tags: Mutex<Vec<String>>,
+    operation: Mutex<Option<String>>,
+}
+
+impl Aftermath {
+    /// The failure to report when Ctrl-C stopped the command.
+    pub(crate) fn interrupted(&self) -> Failure {
+        let tags = self.tags.lock().unwrap_or_else(|e| e.into_inner());
+        let operation = self.operation.lock().unwrap_or_else(|e| e.into_inner());
+        let message = match (&*operation, tags.as_slice()) {
+            (Some(url), _) => format!(
+                "interrupted: the server-side import runs on in Azure; follow it with `acr import status {url}`"
+            ),
+            (None, []) => {
+                "interrupted: uploads in flight were abandoned and no tag was moved".to_owned()
+            }
+            (None, moved) => format!(
+                "interrupted: uploads in flight were abandoned; {} tag{} had moved before: {}",
+                moved.len(),
+                if moved.len() == 1 { "" } else { "s" },
+                moved.join(", ")
+            ),
+        };
+        Failure {
+            message,
+            hint: None,
+            code: exit::INTERRUPTED,
+        }
+    }
+}
+
 /// Renders what the import tells: warnings, notes, the server-side state (one line per
-/// change), and the copy engine's progress (handed to the progress renderer).
-struct Observer {
+/// change), and the copy engine's progress (handed to the progress renderer); keeps what an
+/// interrupt must report.
+struct Observer<'a> {
     only_errors: bool,
     quiet: bool,
     progress: UnboundedSender<Progress>,
     last_state: Mutex<String>,
+    aftermath: &'a Aftermath,
 }
 
-impl ImportObserver for Observer {
+impl ImportObserver for Observer<'_> {
     fn event(&self, event: &ImportEvent) {
         match event {
             ImportEvent::Warning(w) if !self.only_errors => eprintln!("WARNING: {w}"),
             ImportEvent::Note(n) if !self.only_errors => eprintln!("note: {n}"),
             ImportEvent::Copy(p) => {
+                if let Progress::TagWritten { target } = p {
+                    let mut tags = self
+                        .aftermath
+                        .tags
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    tags.push(target.clone());
+                }
                 let _ = self.progress.send(p.clone());
+            }
+            ImportEvent::ServerStarted { operation_url } => {
+                *self
+                    .aftermath
+                    .operation
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(operation_url.clone());
             }
             ImportEvent::Server(p) => {
                 let text = p.to_string();
@@ -101,7 +153,7 @@ impl ImportObserver for Observer {
 
 /// Runs `f` with an observer whose copy progress is drawn by the progress renderer; the
 /// renderer has finished (its bars cleared) when this returns.
-async fn observed<T>(g: &Global, f: impl AsyncFnOnce(&Observer) -> T) -> T {
+async fn observed<T>(g: &Global, aftermath: &Aftermath, f: impl AsyncFnOnce(&Observer) -> T) -> T {
     let quiet = g.only_show_errors || matches!(g.output, Some(OutputFormat::None));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let renderer = tokio::spawn(render::progress(rx, g.verbose, quiet));
@@ -110,6 +162,7 @@ async fn observed<T>(g: &Global, f: impl AsyncFnOnce(&Observer) -> T) -> T {
         quiet,
         progress: tx,
         last_state: Mutex::new(String::new()),
+        aftermath,
     };
     let out = f(&observer).await;
     drop(observer);
@@ -118,10 +171,15 @@ async fn observed<T>(g: &Global, f: impl AsyncFnOnce(&Observer) -> T) -> T {
 }
 
 /// `acr import status URL`.
-async fn status(operation_url: &str, args: &ImportArgs, g: &Global) -> Result<(), Failure> {
+async fn status(
+    operation_url: &str,
+    args: &ImportArgs,
+    g: &Global,
+    aftermath: &Aftermath,
+) -> Result<(), Failure> {
     let importer = Importer::new(crate::settings::config(g)?);
     let timeout = args.timeout.map(Duration::from_secs);
-    observed(g, async |o| {
+    observed(g, aftermath, async |o| {
         importer.wait_operation(operation_url, timeout, o).await
     })
     .await
@@ -170,9 +228,9 @@ fn options(args: &ImportArgs) -> Result<ImportOptions, Failure> {
     })
 }
 
-pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
+pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<(), Failure> {
     if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
-        return status(operation_url, &args, g).await;
+        return status(operation_url, &args, g, aftermath).await;
     }
     let importer = Importer::new(crate::settings::config(g)?);
     let name = args
@@ -202,9 +260,11 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
             options,
             ..BatchRequest::new(name, entries)
         };
-        let report = observed(g, async |o| importer.import_batch(&batch, o).await)
-            .await
-            .map_err(import_failure)?;
+        let report = observed(g, aftermath, async |o| {
+            importer.import_batch(&batch, o).await
+        })
+        .await
+        .map_err(import_failure)?;
         return render_batch(report, g);
     }
     let source = args
@@ -227,9 +287,9 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
         options,
     };
     if args.preflight_only {
-        return preflight(&importer, &request, g).await;
+        return preflight(&importer, &request, g, aftermath).await;
     }
-    let report = observed(g, async |o| importer.import(&request, o).await)
+    let report = observed(g, aftermath, async |o| importer.import(&request, o).await)
         .await
         .map_err(import_failure)?;
     match report {
@@ -251,8 +311,9 @@ async fn preflight(
     importer: &Importer,
     request: &ImportRequest,
     g: &Global,
+    aftermath: &Aftermath,
 ) -> Result<(), Failure> {
-    let outcome = observed(g, async |o| importer.preflight(request, o).await)
+    let outcome = observed(g, aftermath, async |o| importer.preflight(request, o).await)
         .await
         .map_err(import_failure)?;
     let v = match outcome {

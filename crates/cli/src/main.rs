@@ -99,17 +99,15 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
+    let aftermath = import::Aftermath::default();
     let result = runtime.block_on(async {
         tokio::select! {
-            r = run(cli) => r,
-            _ = tokio::signal::ctrl_c() => Err(Failure {
-                message: "interrupted: uploads in flight were abandoned and no tag was moved".to_owned(),
-                hint: None,
-                code: exit::INTERRUPTED,
-            }),
+            r = run(cli, &aftermath) => r,
+            _ = tokio::signal::ctrl_c() => Err(aftermath.interrupted()),
         }
     });
-    // Abandon in-flight requests at once; nothing of theirs commits a tag.
+    // Abandon in-flight requests at once; a tag is written only after everything it reaches
+    // is in place, so the tags already written are all that moved.
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::from(exit::OK),
@@ -123,9 +121,9 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+async fn run(cli: Cli, aftermath: &import::Aftermath) -> Result<(), Failure> {
     match cli.command {
-        Command::Import(args) => import::run(*args, &cli.global).await,
+        Command::Import(args) => import::run(*args, &cli.global, aftermath).await,
         Command::Repository(cmd) => repository::run_repository(cmd, &cli.global).await,
         Command::Manifest(cmd) => repository::run_manifest(cmd, &cli.global).await,
         Command::Completion { shell } => {

@@ -497,3 +497,87 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
     w.target.set_firewall(false);
     assert!(w.target_digest("tool", "1").await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupting_a_server_side_import_says_it_runs_on() {
+    let w = ArmWorld::start().await.expect("world");
+    w.arm.set_stalled(true);
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args([
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        "app:v1",
+        "-r",
+        &w.source_id(),
+    ])
+    .arg("--ca-file")
+    .arg(w.ca_file())
+    .env_clear()
+    .envs(w.env_for(IMPORTER))
+    .env("AZURE_SUBSCRIPTION_ID", SUB)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .kill_on_drop(true);
+    let child = cmd.spawn().expect("run acr");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.arm.import_bodies().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(w.arm.import_bodies().len(), 1, "the import was accepted");
+    // Give the client a moment to read the 202 before the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().await.expect("wait");
+    assert_eq!(code(&o), 130, "{}", err(&o));
+    assert!(!err(&o).contains("no tag was moved"), "{}", err(&o));
+    assert!(
+        err(&o).contains("runs on in Azure") && err(&o).contains("acr import status https://"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_entry_names_its_source_registry_like_registry_does() {
+    let w = ArmWorld::start().await.expect("world");
+    // Client-side, the importer reads the source with its Azure AD identity.
+    w.source
+        .set_role(IMPORTER.0, Some(acr_import_testsupport::AcrRole::Pull));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("batch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
+            w.source_id()
+        ),
+    )
+    .expect("batch file");
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args(["import", "-n", "targetreg", "--from-file"])
+        .arg(&file)
+        .arg("--ca-file")
+        .arg(w.ca_file())
+        .env_clear()
+        .envs(w.env_for(IMPORTER))
+        .env("AZURE_SUBSCRIPTION_ID", SUB)
+        .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+        .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
+    let o = cmd.output().await.expect("run");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(
+        w.target_digest("batch/app", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+    assert_eq!(
+        w.target_digest("batch/app", "v2").await.as_deref(),
+        Some(w.app_v2.as_str())
+    );
+}

@@ -687,3 +687,72 @@ fn batch_entries_on_one_host_keep_their_own_credentials() {
     );
     assert!(!stderr(&o).contains("-pw"), "{}", stderr(&o));
 }
+
+#[test]
+fn interrupt_after_some_entries_names_the_tags_they_moved() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "fast", "v1", 13);
+    seed(&src, "slow", "v1", 14);
+    let slow = rt
+        .block_on(Proxy::start(
+            src.addr(),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+                duration: Duration::from_secs(30),
+                after_bytes: Some(1000),
+            })
+            .method("GET")
+            .path_contains("/blobs/")
+            .every()]),
+        ))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {}/fast:v1\n  images: [fast:v1]\n- source: {}/slow:v1\n  images: [slow:v1]\n",
+            src.host(),
+            slow.host()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(ACR)
+        .args(["import", "-n", &dst.host(), "--from-file"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tagged = || {
+        stdout(&acr(&[
+            "repository",
+            "show-tags",
+            "-n",
+            &dst.host(),
+            "--repository",
+            "fast",
+        ]))
+        .contains("v1")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(tagged() && slow.count("GET", "/blobs/") > 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(tagged(), "the fast entry finished");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("no tag was moved"), "{err}");
+    assert!(
+        err.contains(&format!("{}/fast:v1", dst.host())),
+        "names the tag that moved: {err}"
+    );
+    assert!(!err.contains("slow:v1"), "{err}");
+}

@@ -25,12 +25,15 @@ pub(crate) struct Run<'a> {
 pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
 
 impl Run<'_> {
-    fn transport(&self, plans: &[ClientPlan]) -> Result<Transport, ImportError> {
+    fn transport<'p>(
+        &self,
+        plans: impl Iterator<Item = &'p ClientPlan> + Clone,
+    ) -> Result<Transport, ImportError> {
         // Each entry's source credentials serve its source repository: two entries on one
         // host keep their own, and one repository cannot be read with two.
         let mut explicit = StaticCredentials::new();
         let mut owners: Vec<(&str, &str, &str)> = Vec::new();
-        for p in plans {
+        for p in plans.clone() {
             let Some((host, repository, c)) = &p.credentials else {
                 continue;
             };
@@ -52,14 +55,15 @@ impl Run<'_> {
             owners.push((host, repository, &p.label));
         }
         if let Some(c) = &self.config.target_credential {
-            for p in plans {
+            for p in plans.clone() {
                 if let TargetSpec::Registry(h) = &p.target {
                     explicit.insert(h, c.clone());
                 }
             }
         }
+        let acr_hosts: Vec<String> = plans.flat_map(|p| p.acr_hosts.iter().cloned()).collect();
         self.config
-            .transport(explicit)
+            .transport_for(explicit, &acr_hosts)
             .map_err(|e| ImportError::copy(Side::Unknown, e))
     }
 
@@ -79,8 +83,11 @@ impl Run<'_> {
 
     /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
     /// they finish). `Err` only when nothing could start or the timeout passed.
-    pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
-        let transport = self.transport(&plans)?;
+    pub(crate) async fn execute(
+        &self,
+        plans: Vec<(usize, ClientPlan)>,
+    ) -> Result<Outcomes, ImportError> {
+        let transport = self.transport(plans.iter().map(|(_, p)| p))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let options = CopyOptions {
             progress: Some(tx),
@@ -94,7 +101,8 @@ impl Run<'_> {
         let work = async move {
             let copier = Copier::new(options);
             let copier = &copier;
-            futures_util::stream::iter(plans.iter().enumerate().map(|(i, p)| async move {
+            futures_util::stream::iter(plans.iter().map(|(i, p)| async move {
+                let i = *i;
                 let result = run_one(p, transport, copier).await;
                 observer.event(&ImportEvent::EntryFinished {
                     index: i,

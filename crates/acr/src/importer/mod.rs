@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod batch;
 mod client;
 mod error;
 mod observer;
@@ -34,7 +35,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acr_import_auth::azure::{AadCredentialChain, AadOptions};
+use acr_import_auth::azure::{AadCredentialChain, AadOptions, AcrLoginServers, AzureEnvironment};
 use acr_import_auth::{Credential, CredentialChain, Secret, StaticCredentials};
 use acr_import_transfer::{TransferError, Transport};
 
@@ -53,7 +54,7 @@ use crate::import::{
 use crate::preflight::evaluate;
 use crate::{AcrError, ArmClient, Cloud, Preflight, Registry, RegistryResourceId, RegistryTarget};
 use crate::{Verdict, WaitOptions};
-use plan::{TargetSpec, plan};
+use plan::{ClientPlan, TargetSpec, plan};
 
 /// Where imports run and with what. Every field states its default ([`ImporterConfig::new`]).
 #[derive(Debug, Clone)]
@@ -110,9 +111,23 @@ impl ImporterConfig {
     /// credential chain with `explicit` first (then the Docker configuration, then Azure AD
     /// for ACR login servers).
     pub fn transport(&self, explicit: StaticCredentials) -> Result<Transport, TransferError> {
-        let suffix = self.cloud.login_server_suffix.clone();
+        self.transport_for(explicit, &[])
+    }
+
+    /// [`ImporterConfig::transport`], with `acr_hosts` taken for ACR login servers (Azure AD
+    /// applies to them) besides the cloud's suffix: hosts ARM named as login servers.
+    pub(crate) fn transport_for(
+        &self,
+        explicit: StaticCredentials,
+        acr_hosts: &[String],
+    ) -> Result<Transport, TransferError> {
+        let mut servers = AcrLoginServers::from_env(&AzureEnvironment::from_env())
+            .with_suffix(&self.cloud.login_server_suffix);
+        for h in acr_hosts {
+            servers = servers.with_host(h);
+        }
         let mut builder = Transport::builder().credentials_from(move |http| {
-            Arc::new(CredentialChain::from_env(http, explicit, &suffix))
+            Arc::new(CredentialChain::from_env_for(http, explicit, servers))
         });
         if let Some(ca) = &self.ca_file {
             builder = builder.ca_file(ca);
@@ -173,6 +188,59 @@ struct Prepared {
     verdict: Option<Preflight>,
 }
 
+/// The client-side plan of `entry`, its source resolved.
+fn client_plan(
+    entry: &ImportEntry,
+    source: &ResolvedSource,
+    target: &TargetSpec,
+    observer: &dyn ImportObserver,
+) -> Result<ClientPlan, ImportError> {
+    if let ResolvedSource::Layout { .. } = source {
+        return plan(
+            &entry.source,
+            &entry.images,
+            &entry.repositories,
+            None,
+            target,
+            observer,
+        );
+    }
+    let host = source.pull_host().ok_or_else(|| ImportError::usage(format!(
+        "the source {} cannot be read client-side: its login server is unknown (you cannot read the registry through Azure Resource Manager)",
+        entry.source
+    )))?;
+    let image = source.image().unwrap_or_default();
+    let creds = match source {
+        ResolvedSource::External {
+            credentials: Some((u, p)),
+            ..
+        } => Some(SourceCredentials {
+            username: Some(u.clone().unwrap_or_default()),
+            password: p.clone(),
+        }),
+        _ => None,
+    };
+    let mut plan = plan(
+        &format!("{host}/{image}"),
+        &entry.images,
+        &entry.repositories,
+        creds.as_ref(),
+        target,
+        observer,
+    )?;
+    plan.label = entry.source.clone();
+    if let ResolvedSource::Azure {
+        registry: Some(r), ..
+    }
+    | ResolvedSource::External {
+        registry: Some(r), ..
+    } = source
+    {
+        plan.acr_hosts.push(r.login_server().to_owned());
+    }
+    Ok(plan)
+}
+
 /// `no_wait` does not apply to the client-side engine: says so.
 fn warn_no_wait(options: &ImportOptions, observer: &dyn ImportObserver) {
     if options.no_wait {
@@ -181,6 +249,13 @@ fn warn_no_wait(options: &ImportOptions, observer: &dyn ImportObserver) {
                 .into(),
         ));
     }
+}
+
+/// Whether a source `--registry` names an Azure registry by name or resource ID (which only
+/// ARM can resolve), not by host.
+fn names_azure_registry(registry: &str, cloud: &Cloud) -> bool {
+    is_azure_name(registry, cloud) && !registry.contains('.')
+        || RegistryResourceId::looks_like(registry)
 }
 
 /// Whether `--name` (or `--registry`) needs or can use ARM.
@@ -248,9 +323,11 @@ impl Importer {
         // import, preflight), optional otherwise.
         let target_is_layout = name.starts_with("oci:");
         let target_azure = !target_is_layout && is_azure_name(name, cloud);
-        let registry_azure = request.entry.registry.as_deref().is_some_and(|r| {
-            is_azure_name(r, cloud) && !r.contains('.') || RegistryResourceId::looks_like(r)
-        });
+        let registry_azure = request
+            .entry
+            .registry
+            .as_deref()
+            .is_some_and(|r| names_azure_registry(r, cloud));
         let (azure, mut no_arm_reason) = if target_azure || registry_azure || preflight_only {
             self.connect_azure().await
         } else {
@@ -407,46 +484,10 @@ impl Importer {
             }
             None => TargetSpec::parse(name, &self.config.cloud)?,
         };
-        let entry = &request.entry;
-        let plan = match &p.source {
-            ResolvedSource::Layout { .. } => plan(
-                &entry.source,
-                None,
-                &entry.images,
-                &entry.repositories,
-                None,
-                &target,
-                observer,
-            )?,
-            resolved => {
-                let host = resolved.pull_host().ok_or_else(|| ImportError::usage(format!(
-                    "the source {} cannot be read client-side: its login server is unknown (you cannot read the registry through Azure Resource Manager)",
-                    entry.source
-                )))?;
-                let image = resolved.image().unwrap_or_default();
-                let creds = match resolved {
-                    ResolvedSource::External {
-                        credentials: Some((u, p)),
-                        ..
-                    } => Some(SourceCredentials {
-                        username: Some(u.clone().unwrap_or_default()),
-                        password: p.clone(),
-                    }),
-                    _ => None,
-                };
-                let mut plan = plan(
-                    &format!("{host}/{image}"),
-                    None,
-                    &entry.images,
-                    &entry.repositories,
-                    creds.as_ref(),
-                    &target,
-                    observer,
-                )?;
-                plan.label = entry.source.clone();
-                plan
-            }
-        };
+        let mut plan = client_plan(&request.entry, &p.source, &target, observer)?;
+        if let Some(r) = &p.target_registry {
+            plan.acr_hosts.push(r.login_server().to_owned());
+        }
         let firewall = p.target_registry.as_ref().map(Registry::network);
         let run = client::Run {
             config: &self.config,
@@ -454,7 +495,7 @@ impl Importer {
             concurrency: 1,
             observer,
         };
-        let mut results = run.execute(vec![plan]).await?;
+        let mut results = run.execute(vec![(0, plan)]).await?;
         let (_, _, result) = results.remove(0);
         result.map_err(|e| match (e, &firewall) {
             (
@@ -470,54 +511,6 @@ impl Importer {
                 hint: Some(crate::import::firewall_message(net)),
             },
             (e, _) => e,
-        })
-    }
-
-    /// Runs every entry of `batch` client-side through one transport and one copy engine,
-    /// `batch.concurrency` at a time. An error here means nothing ran (a bad target, an
-    /// entry that cannot be planned, or the timeout); each entry's own failure is in its
-    /// outcome.
-    pub async fn import_batch(
-        &self,
-        batch: &BatchRequest,
-        observer: &dyn ImportObserver,
-    ) -> Result<BatchReport, ImportError> {
-        self.check_target(&batch.target)?;
-        if batch.options.engine == EngineMode::Server {
-            return Err(ImportError::usage(
-                "--from-file imports run client-side: --mode server and --preflight-only take a single --source",
-            ));
-        }
-        let target = TargetSpec::parse(&batch.target, &self.config.cloud)?;
-        warn_no_wait(&batch.options, observer);
-        let mut plans = Vec::new();
-        for e in &batch.entries {
-            plans.push(plan(
-                &e.source,
-                e.registry.as_deref(),
-                &e.images,
-                &e.repositories,
-                e.credentials.as_ref(),
-                &target,
-                observer,
-            )?);
-        }
-        let run = client::Run {
-            config: &self.config,
-            options: &batch.options,
-            concurrency: batch.concurrency.max(1),
-            observer,
-        };
-        let results = run.execute(plans).await?;
-        Ok(BatchReport {
-            entries: results
-                .into_iter()
-                .map(|(index, label, result)| EntryOutcome {
-                    index,
-                    label,
-                    result,
-                })
-                .collect(),
         })
     }
 

@@ -21,6 +21,8 @@ pub(crate) struct ClientPlan {
     pub(crate) images: Vec<(String, Option<String>)>,
     /// Source credentials: `(host, repository, credential)`, for the source repository only.
     pub(crate) credentials: Option<(String, String, Credential)>,
+    /// Hosts Azure Resource Manager named as ACR login servers (Azure AD applies to them).
+    pub(crate) acr_hosts: Vec<String>,
 }
 
 /// Where a client-side import reads from.
@@ -114,54 +116,6 @@ impl ClientPlan {
 /// What a source names: the spec, the repository a default target takes, the source tag.
 type ParsedSource = (SourceSpec, String, Option<String>);
 
-/// `--registry HOST` with `--source repo[:tag|@digest]`.
-fn source_in_registry(
-    source: &str,
-    r: &str,
-    observer: &dyn ImportObserver,
-) -> Result<ParsedSource, ImportError> {
-    let looks_like_host = r.contains('.') || r.contains(':') || r.eq_ignore_ascii_case("localhost");
-    if !looks_like_host {
-        return Err(ImportError::usage_with_hint(
-            format!(
-                "--registry `{r}` names an Azure registry by name or resource ID, which needs Azure Resource Manager access that this build does not include yet"
-            ),
-            format!(
-                "name it by its login server instead: --registry {}.azurecr.io",
-                r.rsplit('/').next().unwrap_or(r).to_ascii_lowercase()
-            ),
-        ));
-    }
-    let host = r
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    let mut repo_ref: RepositoryReference = source
-        .parse()
-        .map_err(|e| ImportError::usage(format!("--source `{source}`: {e}")))?;
-    if let Some(stripped) = repo_ref.strip_login_server(&host) {
-        observer.event(&ImportEvent::Warning(format!(
-            "The login server name of \"{host}\" in the \"--source\" argument will be ignored as \"--registry\" already supplies the same information"
-        )));
-        repo_ref = stripped;
-    }
-    let reference = repo_ref
-        .digest()
-        .map(|d| d.to_string())
-        .or_else(|| repo_ref.tag().map(|t| t.to_string()))
-        .unwrap_or_else(|| "latest".to_owned());
-    let repository = repo_ref.repository().to_string();
-    Ok((
-        SourceSpec::Registry {
-            host,
-            repository: repository.clone(),
-            reference,
-        },
-        repository,
-        repo_ref.tag().map(|t| t.to_string()),
-    ))
-}
-
 /// A full `--source`: a registry reference or an OCI layout.
 fn full_source(source: &str, observer: &dyn ImportObserver) -> Result<ParsedSource, ImportError> {
     match source.parse::<AnyReference>() {
@@ -209,21 +163,17 @@ fn full_source(source: &str, observer: &dyn ImportObserver) -> Result<ParsedSour
     }
 }
 
-/// Resolves one client-side import: source, targets (`images`, `repositories`, or the
-/// source's own name) and the source credentials.
+/// Resolves one client-side import of a full source reference: source, targets (`images`,
+/// `repositories`, or the source's own name) and the source credentials.
 pub(crate) fn plan(
     source: &str,
-    registry: Option<&str>,
     images: &[String],
     repositories: &[String],
     creds: Option<&SourceCredentials>,
     target: &TargetSpec,
     observer: &dyn ImportObserver,
 ) -> Result<ClientPlan, ImportError> {
-    let (spec, default_repo, source_tag) = match registry {
-        Some(r) => source_in_registry(source, r, observer)?,
-        None => full_source(source, observer)?,
-    };
+    let (spec, default_repo, source_tag) = full_source(source, observer)?;
     let default_tag = source_tag.clone().unwrap_or_else(|| "latest".to_owned());
     let mut targets: Vec<(String, Option<String>)> = Vec::new();
     for i in images {
@@ -270,6 +220,7 @@ pub(crate) fn plan(
         target: target.clone(),
         images: targets,
         credentials,
+        acr_hosts: Vec::new(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The server-side engine: `importImage`, then (unless `no_wait`) the operation to its end.
 
 use super::{ImportError, ImportEvent, ImportObserver, ImportRequest, ServerReport};
-use crate::import::{AzureContext, ResolvedSource, import_body, run_server_import};
+use crate::import::{AzureContext, ResolvedSource, import_body, run_server_import_with};
 use crate::{ImportProgress, Registry, WaitOptions};
 
 pub(crate) async fn run(
@@ -23,9 +23,21 @@ pub(crate) async fn run(
         deadline: request.options.timeout,
         ..WaitOptions::default()
     });
+    let mut started = |url: &str| {
+        observer.event(&ImportEvent::ServerStarted {
+            operation_url: url.to_owned(),
+        })
+    };
     let mut progress = |p: &ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
-    let outcome =
-        run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress).await?;
+    let outcome = run_server_import_with(
+        &ctx.arm,
+        &target_id,
+        &body,
+        wait.as_ref(),
+        &mut started,
+        &mut progress,
+    )
+    .await?;
     Ok(ServerReport {
         source: entry.source.clone(),
         target_id: target.id.clone(),
