@@ -34,14 +34,23 @@ enum Task {
     Ci,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    acr_import_cli::report::quiet_panics("Error");
     let cli = Cli::parse();
-    match cli.task {
+    let result = match cli.task {
         Task::Demo(a) => demo::run(a),
         Task::Conformance(a) => conformance::run(a),
         Task::Bench(a) => bench::run(a),
         Task::Man => man::run(),
         Task::Ci => ci::run(),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message and its causes; never anyhow's backtrace.
+            acr_import_cli::report::print_error("Error", e.as_ref());
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

@@ -43,16 +43,11 @@ pub(crate) fn acr_failure(e: AcrError) -> Failure {
             _ => exit::FAILED,
         }
     };
-    Failure {
-        message: e.to_string(),
-        hint: None,
-        code,
-    }
+    Failure::from_error(code, &e)
 }
 
 /// Maps an import error to what the user reads and the exit code.
 pub(crate) fn import_failure(e: ImportError) -> Failure {
-    let hint = e.hint();
     let code = match &e {
         ImportError::InvalidRequest { .. } => exit::USAGE,
         ImportError::WillFail(_) => exit::PREFLIGHT,
@@ -61,11 +56,13 @@ pub(crate) fn import_failure(e: ImportError) -> Failure {
     };
     match e {
         ImportError::Azure(a) => acr_failure(*a),
-        e => Failure {
-            message: e.to_string(),
-            hint,
-            code,
-        },
+        e => {
+            let failure = Failure::from_error(code, &e);
+            match e.hint() {
+                Some(h) => failure.with_hint(h),
+                None => failure,
+            }
+        }
     }
 }
 
@@ -96,11 +93,7 @@ impl Aftermath {
                 moved.join(", ")
             ),
         };
-        Failure {
-            message,
-            hint: None,
-            code: exit::INTERRUPTED,
-        }
+        Failure::new(exit::INTERRUPTED, message)
     }
 }
 
@@ -297,7 +290,7 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
         ImportReport::Client(c) => match g.output {
             // Notes were shown by the progress renderer as they happened.
             None => {
-                println!("{}", c.summary());
+                render::line(&c.summary());
                 Ok(())
             }
             Some(f) => render::print(&c.copy, f),
@@ -319,22 +312,21 @@ async fn preflight(
     let v = match outcome {
         PreflightOutcome::Verdict(v) => v,
         PreflightOutcome::Unavailable(reason) => {
-            println!(
+            render::line(&format!(
                 "preflight: cannot tell whether the import will work: Azure Resource Manager is not available ({reason})"
-            );
+            ));
             return Ok(());
         }
     };
     match g.output {
-        None => print!("{v}"),
+        None => render::out(v.to_string().as_bytes()),
         Some(f) => render::print(&v, f)?,
     }
     if v.will_fail() {
-        Err(Failure {
-            message: "the preflight says the import will fail (see above)".into(),
-            hint: None,
-            code: exit::PREFLIGHT,
-        })
+        Err(Failure::new(
+            exit::PREFLIGHT,
+            "the preflight says the import will fail (see above)",
+        ))
     } else {
         Ok(())
     }
@@ -354,7 +346,7 @@ fn render_server(s: &ServerReport, g: &Global) -> Result<(), Failure> {
     };
     match (g.output, &s.outcome) {
         (None, ServerOutcome::Completed) => {
-            println!("{}", s.summary());
+            render::line(&s.summary());
             Ok(())
         }
         (None, ServerOutcome::Started { operation_url }) => {
@@ -362,7 +354,7 @@ fn render_server(s: &ServerReport, g: &Global) -> Result<(), Failure> {
                 g,
                 "Import has started. Due to no-wait option, failures will not be reflected here: follow it with `acr import status <url>`",
             );
-            println!("{operation_url}");
+            render::line(operation_url);
             Ok(())
         }
         (Some(f), _) => render::print(&row, f),
@@ -406,16 +398,15 @@ fn render_batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
     if failed.is_empty() {
         return Ok(());
     }
-    Err(Failure {
-        message: format!(
+    Err(Failure::new(
+        exit::FAILED,
+        format!(
             "{} of {} imports failed: {}",
             failed.len(),
             rows.len(),
             failed.join(", ")
         ),
-        hint: None,
-        code: exit::FAILED,
-    })
+    ))
 }
 
 fn source_password(args: &ImportArgs, g: &Global) -> Result<Option<Secret>, Failure> {

@@ -29,6 +29,18 @@ pub fn init_logging(g: &Global) {
         .try_init();
 }
 
+/// Writes `bytes` to standard output. A closed pipe (`acr … | head -1`) is not an error:
+/// the reader wanted no more.
+pub fn out(bytes: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+}
+
+/// Writes one line to standard output (see [`out`]).
+pub fn line(text: &str) {
+    out(format!("{text}\n").as_bytes());
+}
+
 /// Warnings go to stderr unless `--only-show-errors`.
 pub fn warn(g: &Global, text: &str) {
     if !g.only_show_errors {
@@ -53,10 +65,11 @@ pub fn print<T: Serialize>(value: &T, format: OutputFormat) -> Result<(), crate:
                 .collect::<String>()
         }),
     }
-    .map_err(|e| crate::Failure {
-        message: format!("cannot render the output: {e}"),
-        hint: None,
-        code: crate::exit::FAILED,
+    .map_err(|e| {
+        crate::Failure::new(
+            crate::exit::FAILED,
+            format!("cannot render the output: {e}"),
+        )
     })?;
     let _ = out.write_all(text.as_bytes());
     Ok(())

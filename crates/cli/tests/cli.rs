@@ -756,3 +756,19 @@ fn interrupt_after_some_entries_names_the_tags_they_moved() {
     );
     assert!(!err.contains("slow:v1"), "{err}");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_backtrace() {
+    // `acr completion bash | head -1`: the reader is gone before the script is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(ACR)
+        .args(["completion", "bash"])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
