@@ -21,14 +21,10 @@ const LAYERS: &[&str] = &[
 ];
 
 pub fn run() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    step(
-        "format",
-        Command::new(&cargo).args(["fmt", "--all", "--check"]),
-    )?;
+    step("format", crate::cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "clippy",
-        Command::new(&cargo).args([
+        crate::cargo().args([
             "clippy",
             "--workspace",
             "--all-targets",
@@ -40,16 +36,15 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     step(
         "docs",
-        Command::new(&cargo)
+        crate::cargo()
             .args(["doc", "--workspace", "--no-deps", "--quiet"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     println!("==> layering");
-    layering(&cargo)?;
+    layering()?;
     println!("==> one crypto provider (ring, not aws-lc-rs)");
-    let out = Command::new(&cargo)
+    let out = crate::cargo()
         .args(["tree", "--workspace", "-i", "aws-lc-rs", "--quiet"])
-        .current_dir(workspace_root())
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && !text.trim().is_empty() {
@@ -57,10 +52,10 @@ pub fn run() -> anyhow::Result<()> {
     }
     step(
         "tests",
-        Command::new(&cargo).args(["test", "--workspace", "--quiet"]),
+        crate::cargo().args(["test", "--workspace", "--quiet"]),
     )?;
     println!("==> the library example (crates/acr/examples/import.rs)");
-    example(&cargo)?;
+    example()?;
     // Last, so that its `N passed, N failed` line closes the output.
     step(
         "conformance",
@@ -82,7 +77,7 @@ fn step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs the library example against two local registries and checks that the target holds
 /// the source's digest under the tag it named.
-fn example(cargo: &str) -> anyhow::Result<()> {
+fn example() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (source, target) = tokio::join!(
@@ -94,20 +89,20 @@ fn example(cargo: &str) -> anyhow::Result<()> {
         let image =
             crate::seed::multi_arch(&transport.registry(&source.url())?, "library/hello", "1.0")
                 .await?;
-        let status = tokio::process::Command::new(cargo)
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "acr-import-acr",
-                "--example",
-                "import",
-                "--",
-            ])
-            .arg(target.host())
-            .arg(format!("{}/library/hello:1.0", source.host()))
-            .arg("example/hello:1.0")
-            .current_dir(workspace_root())
+        let mut cmd = crate::cargo();
+        cmd.args([
+            "run",
+            "--quiet",
+            "-p",
+            "acr-import-acr",
+            "--example",
+            "import",
+            "--",
+        ])
+        .arg(target.host())
+        .arg(format!("{}/library/hello:1.0", source.host()))
+        .arg("example/hello:1.0");
+        let status = tokio::process::Command::from(cmd)
             .status()
             .await
             .context("cannot run the example")?;
@@ -132,10 +127,9 @@ fn example(cargo: &str) -> anyhow::Result<()> {
 
 /// Checks with `cargo metadata` that every crate of ours depends only on the crates above
 /// it in the design card's order (dev-dependencies included, test support excepted).
-fn layering(cargo: &str) -> anyhow::Result<()> {
-    let out = Command::new(cargo)
+fn layering() -> anyhow::Result<()> {
+    let out = crate::cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root())
         .output()?;
     anyhow::ensure!(out.status.success(), "cargo metadata failed");
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;

@@ -62,11 +62,42 @@ pub fn workspace_root() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from("."))
 }
 
-/// Builds the `acr` binary (release unless `debug`) and returns its path.
-pub fn build_acr(release: bool) -> anyhow::Result<std::path::PathBuf> {
+/// Variables `cargo run` sets for the program it runs (this one) that a cargo started from
+/// here must not inherit: build scripts that track them (ring's tracks `CARGO_MANIFEST_DIR`)
+/// would see them change between that cargo and the one that built xtask, and both would
+/// rebuild everything each time.
+const CARGO_RUN_VARS: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_TARGET_TMPDIR",
+    "CARGO_RUSTC_CURRENT_DIR",
+    "OUT_DIR",
+];
+
+/// A `cargo` command (the cargo that runs xtask) in the workspace root, without the
+/// variables `cargo run` set for xtask (see [`CARGO_RUN_VARS`], and every `CARGO_PKG_*`).
+pub fn cargo() -> std::process::Command {
     let mut cmd =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
-    cmd.current_dir(workspace_root()).args([
+    cmd.current_dir(workspace_root());
+    for var in CARGO_RUN_VARS {
+        cmd.env_remove(var);
+    }
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("CARGO_PKG_") {
+            cmd.env_remove(var);
+        }
+    }
+    cmd
+}
+
+/// Builds the `acr` binary (release unless `debug`) and returns its path.
+pub fn build_acr(release: bool) -> anyhow::Result<std::path::PathBuf> {
+    let mut cmd = cargo();
+    cmd.args([
         "build",
         "--quiet",
         "--package",
@@ -85,4 +116,34 @@ pub fn build_acr(release: bool) -> anyhow::Result<std::path::PathBuf> {
     Ok(target
         .join(if release { "release" } else { "debug" })
         .join("acr"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn child_cargos_do_not_inherit_what_cargo_run_set() {
+        // `cargo test` sets these for this process as `cargo run` does for xtask.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        let cmd = super::cargo();
+        let removed: Vec<String> = cmd
+            .get_envs()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        for var in ["CARGO_MANIFEST_DIR", "CARGO_PKG_NAME", "CARGO_PKG_VERSION"] {
+            assert!(
+                removed.iter().any(|r| r == var),
+                "{var} is cleared: {removed:?}"
+            );
+        }
+        assert!(
+            !removed
+                .iter()
+                .any(|r| r == "CARGO_TARGET_DIR" || r == "CARGO_HOME")
+        );
+        assert_eq!(
+            cmd.get_current_dir(),
+            Some(super::workspace_root().as_path())
+        );
+    }
 }
