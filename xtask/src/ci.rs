@@ -56,6 +56,8 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     println!("==> the library example (crates/acr/examples/import.rs)");
     example()?;
+    println!("==> a fresh machine: the demo with htpasswd and skopeo out of reach");
+    fresh_machine()?;
     // Last, so that its `N passed, N failed` line closes the output.
     step(
         "conformance",
@@ -123,6 +125,129 @@ fn example() -> anyhow::Result<()> {
         println!("    example/hello:1.0 holds {}", copied.digest);
         Ok(())
     })
+}
+
+/// Tools a fresh machine does not have and the demo must not need.
+const NOT_ON_A_FRESH_MACHINE: &[&str] = &["htpasswd", "skopeo"];
+
+/// Runs `cargo xtask demo` as a machine with only Rust (and the registry the demo installs)
+/// would: `PATH` holds the Rust toolchain only, and, as root with `unshare`, every copy of
+/// the tools in [`NOT_ON_A_FRESH_MACHINE`] in the usual directories is covered with
+/// `/dev/null` in a private mount namespace (so an absolute path does not reach them
+/// either). Fails unless the demo runs to its end.
+fn fresh_machine() -> anyhow::Result<()> {
+    // Built here, with the usual environment, so that the run below compiles nothing.
+    crate::build_acr(false)?;
+    let xtask = std::env::current_exe()?;
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
+    let tool = acr_import_testsupport::tool_on_path;
+    let mut cmd = match (root, tool("unshare"), tool("mount"), tool("sh")) {
+        (true, Some(unshare), Some(mount), Some(sh)) => {
+            let covered = installed_copies(NOT_ON_A_FRESH_MACHINE);
+            println!(
+                "    in a private mount namespace, covering: {}",
+                if covered.is_empty() {
+                    "(none installed)".to_owned()
+                } else {
+                    covered.join(", ")
+                }
+            );
+            // Cover each copy, check that none runs, then become the demo.
+            let script = format!(
+                "set -e; for f in \"$@\"; do {mount} --bind /dev/null \"$f\"; done; \
+                 for f in \"$@\"; do if [ -x \"$f\" ]; then echo \"$f is still there\"; exit 1; fi; done; \
+                 exec \"$XTASK\" demo",
+                mount = mount.display()
+            );
+            let mut cmd = Command::new(unshare);
+            cmd.args(["--mount", "--propagation", "private", "--"])
+                .arg(sh)
+                .args(["-c", &script, "sh"])
+                .args(&covered);
+            cmd
+        }
+        _ => {
+            println!("    not root (or no unshare): PATH without them only");
+            let mut cmd = Command::new(&xtask);
+            cmd.arg("demo");
+            cmd
+        }
+    };
+    let path = toolchain_path()?;
+    for t in NOT_ON_A_FRESH_MACHINE {
+        let reachable = std::env::split_paths(&path).any(|d| d.join(t).exists());
+        anyhow::ensure!(
+            !reachable,
+            "{t} is in the toolchain's directory; cannot hide it"
+        );
+    }
+    let out = cmd
+        .env("PATH", &path)
+        .env("XTASK", &xtask)
+        .current_dir(workspace_root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot start the demo")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let scenarios = text.lines().filter(|l| l.starts_with("# ")).count();
+    if !out.status.success() || !text.contains("Demo done") {
+        println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "the demo did not complete on a fresh machine ({}, {scenarios} scenarios started)",
+            out.status
+        );
+    }
+    println!("    the demo completed: {scenarios} scenarios");
+    Ok(())
+}
+
+/// Every installed copy of `tools` in the usual binary directories and on `PATH`.
+fn installed_copies(tools: &[&str]) -> Vec<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    for d in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        dirs.push(d.into());
+    }
+    let mut found: Vec<String> = Vec::new();
+    for d in dirs {
+        for t in tools {
+            // The real file: /bin is often a link to /usr/bin.
+            if let Ok(p) = d.join(t).canonicalize()
+                && p.is_file()
+            {
+                let p = p.display().to_string();
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A `PATH` with the Rust toolchain only: where `cargo` and `rustc` are.
+fn toolchain_path() -> anyhow::Result<std::ffi::OsString> {
+    let mut dirs = Vec::new();
+    let cargo = std::env::var_os("CARGO").map(std::path::PathBuf::from);
+    let rustc = acr_import_testsupport::tool_on_path("rustc");
+    for bin in [cargo, rustc].into_iter().flatten() {
+        if let Some(d) = bin.parent()
+            && !dirs.iter().any(|x: &std::path::PathBuf| x == d)
+        {
+            dirs.push(d.to_path_buf());
+        }
+    }
+    Ok(std::env::join_paths(dirs)?)
 }
 
 /// Checks with `cargo metadata` that every crate of ours depends only on the crates above

@@ -34,29 +34,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // success, error and Ctrl-C alike.
 }
 
-/// Installs Debian's `docker-registry` when missing and we are root; otherwise says how.
+/// Installs Debian's `docker-registry` when missing and we are root (with `apt-get` on
+/// `PATH`); otherwise says in one line what to install. It is the only thing the demo needs
+/// besides Rust: htpasswd lines are made in-process, and no other tool is run.
 fn ensure_registry_installed() -> anyhow::Result<()> {
     if acr_import_testsupport::registry_binary().is_ok() {
         return Ok(());
     }
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    let apt = Path::new("/usr/bin/apt-get").exists();
-    if root && apt {
+    // The owner of /proc/self is this process's effective user.
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
+    if let (true, Some(apt)) = (root, acr_import_testsupport::tool_on_path("apt-get")) {
         println!("installing the CNCF distribution registry (Debian package docker-registry)…");
-        let ok = Command::new("apt-get")
+        let ok = Command::new(&apt)
             .args(["update", "-qq"])
             .status()?
             .success()
-            && Command::new("apt-get")
+            && Command::new(&apt)
                 .args(["install", "-y", "-qq", "docker-registry"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status()?
                 .success();
-        if ok {
+        if ok && acr_import_testsupport::registry_binary().is_ok() {
             return Ok(());
         }
     }

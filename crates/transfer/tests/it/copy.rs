@@ -118,10 +118,9 @@ async fn multi_arch_index_with_attestations_and_referrers() {
     // The shared base layer moved once.
     let base = sha256(&data(1, 40_000)).to_string();
     assert_eq!(report.blobs.iter().filter(|b| b.digest == base).count(), 1);
-    if let Some(a) = skopeo_raw(&sa.host(), "lib/app", "1.0") {
-        assert_eq!(a, skopeo_raw(&sb.host(), "mirror/app", "1.0").unwrap());
-        assert_eq!(a, top.bytes.to_vec());
-    }
+    let a = skopeo_raw(&sa.host(), "lib/app", "1.0");
+    assert_eq!(a, skopeo_raw(&sb.host(), "mirror/app", "1.0"));
+    assert_eq!(a, top.bytes.to_vec());
     // JSON report serializes.
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"action\":\"copied\""));
@@ -686,14 +685,7 @@ async fn large_layer_and_dry_run() {
 
 #[tokio::test]
 async fn skopeo_seeded_docker_image_copies_exactly() {
-    if std::process::Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skopeo not installed: skipped");
-        return;
-    }
+    let skopeo = acr_import_testsupport::skopeo();
     let (sa, sb, src, dst) = pair().await;
     // Seed with our code into an OCI layout... via a registry: push OCI, let skopeo convert
     // it to Docker v2 schema 2 in another repository, then copy what skopeo wrote.
@@ -707,7 +699,7 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
     )
     .await;
     src.put_manifest("oci", "v1", &m).await.unwrap();
-    let out = std::process::Command::new("skopeo")
+    let out = std::process::Command::new(skopeo)
         .args([
             "copy",
             "--format",
@@ -786,9 +778,10 @@ async fn through_an_oci_layout_and_back() {
         .unwrap();
     assert_eq!(r.digest, top.digest.to_string());
     assert_same(&src, "app", &dst, "imported/app", "v1", false).await;
-    if let Some(a) = skopeo_raw(&sa.host(), "app", "v1") {
-        assert_eq!(a, skopeo_raw(&sb.host(), "imported/app", "v1").unwrap());
-    }
+    assert_eq!(
+        skopeo_raw(&sa.host(), "app", "v1"),
+        skopeo_raw(&sb.host(), "imported/app", "v1")
+    );
 }
 
 #[tokio::test]
