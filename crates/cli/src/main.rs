@@ -79,6 +79,7 @@ impl From<acr_import_transfer::TransferError> for Failure {
     fn from(e: acr_import_transfer::TransferError) -> Self {
         import::import_failure(acr_import_acr::ImportError::copy(
             acr_import_acr::Side::Unknown,
+            None,
             e,
         ))
     }

@@ -772,3 +772,113 @@ fn output_into_a_closed_pipe_ends_quietly_without_a_backtrace() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_target_that_wants_a_login_gets_the_target_hint() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async {
+        tokio::join!(
+            Registry::start(),
+            Registry::builder()
+                .htpasswd(&[("alice", "pa55-word")])
+                .start()
+        )
+    });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 15);
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &format!("{}/app:v1", src.host()),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("ERROR: on the target side"),
+        "which side refused: {err}"
+    );
+    assert!(err.contains(&dst.host()), "which registry: {err}");
+    let hint = err
+        .lines()
+        .find(|l| l.starts_with("HINT:"))
+        .unwrap_or_default();
+    assert!(hint.contains("docker login"), "{err}");
+    assert!(hint.contains("ACR_IMPORT_TARGET_USERNAME"), "{err}");
+    assert!(!err.contains("--username"), "no source advice: {err}");
+}
+
+#[test]
+fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operation() {
+    // Nothing listens on a port we held and let go; a name under .invalid never resolves.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dst = rt().block_on(Registry::start()).unwrap();
+    for (source, host, why) in [
+        (
+            format!("127.0.0.1:{port}/app:v1"),
+            format!("127.0.0.1:{port}"),
+            "nothing listens there",
+        ),
+        (
+            "registry.invalid/app:v1".to_owned(),
+            "registry.invalid".to_owned(),
+            "does not resolve",
+        ),
+    ] {
+        let o = acr(&["import", "-n", &dst.host(), "--source", &source]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!(
+                "ERROR: on the source side: manifest fetch on {host}/app:v1"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+        // Retrying cannot help, so nothing was retried (it took 14 s of retries before).
+        assert!(!err.contains("retried"), "{err}");
+    }
+}
+
+#[test]
+fn a_timeout_keeps_the_failure_it_was_retrying() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 16);
+    // The source answers 503 to every manifest request: retried until the timeout.
+    let busy = rt
+        .block_on(Proxy::start(
+            src.addr(),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Respond {
+                status: 503,
+                headers: vec![("Retry-After".into(), "1".into())],
+                body: bytes::Bytes::new(),
+            })
+            .path_contains("/manifests/")
+            .every()]),
+        ))
+        .unwrap();
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &format!("{}/app:v1", busy.host()),
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("did not finish within 1 s"), "{err}");
+    assert!(err.contains("no tag was moved"), "{err}");
+    assert!(
+        err.contains("it was retrying after: GET") && err.contains("HTTP 503"),
+        "the cause: {err}"
+    );
+}

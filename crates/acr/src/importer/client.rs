@@ -64,7 +64,7 @@ impl Run<'_> {
         let acr_hosts: Vec<String> = plans.flat_map(|p| p.acr_hosts.iter().cloned()).collect();
         self.config
             .transport_for(explicit, &acr_hosts)
-            .map_err(|e| ImportError::copy(Side::Unknown, e))
+            .map_err(|e| ImportError::copy(Side::Unknown, None, e))
     }
 
     fn copy_options(&self) -> CopyOptions {
@@ -117,19 +117,25 @@ impl Run<'_> {
         };
         let timed = async {
             match self.options.timeout {
-                Some(after) => tokio::time::timeout(after, work)
-                    .await
-                    .map_err(|_| ImportError::Timeout { after }),
+                Some(after) => tokio::time::timeout(after, work).await.map_err(|_| after),
                 None => Ok(work.await),
             }
         };
+        let mut tags_moved = Vec::new();
         let forward = async {
             while let Some(p) = rx.recv().await {
+                if let Progress::TagWritten { target } = &p {
+                    tags_moved.push(target.clone());
+                }
                 observer.event(&ImportEvent::Copy(p));
             }
         };
         let (results, ()) = tokio::join!(timed, forward);
-        results
+        results.map_err(|after| ImportError::Timeout {
+            after,
+            tags_moved,
+            cause: transport.last_retried_failure(),
+        })
     }
 }
 
@@ -147,7 +153,10 @@ async fn run_one(
             target: p.describe_target(&copy),
             copy,
         }),
-        Err(source) => Err(ImportError::copy(side_of(&source, p), source)),
+        Err(source) => {
+            let registry = place_of(&source).map(|(place, _)| place);
+            Err(ImportError::copy(side_of(&source, p), registry, source))
+        }
     }
 }
 
@@ -170,6 +179,9 @@ fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
         | TransferError::InvalidManifest { context, .. }
         | TransferError::Protocol { context, .. }
         | TransferError::Schema1(context) => {
+            Some((context.registry.clone(), context.repository.clone()))
+        }
+        TransferError::Unreachable { context, .. } => {
             Some((context.registry.clone(), context.repository.clone()))
         }
         TransferError::ScopeDenied {

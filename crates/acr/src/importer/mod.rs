@@ -501,12 +501,14 @@ impl Importer {
             (
                 ImportError::Copy {
                     side,
+                    registry,
                     source,
                     hint: None,
                 },
                 Some(net),
             ) if source.status() == Some(403) => ImportError::Copy {
                 side,
+                registry,
                 source,
                 hint: Some(crate::import::firewall_message(net)),
             },
