@@ -267,7 +267,8 @@ impl CredentialProvider for CredentialChain {
         scopes: &ScopeSet,
     ) -> Result<Credential, AuthError> {
         let (credential, source) = self.resolve_for(registry, scopes).await?;
-        tracing::debug!(registry, %source, identity = %credential.identity(), "credential chosen");
+        // Per request: trace, not debug (--debug shows the requests themselves).
+        tracing::trace!(registry, %source, identity = %credential.identity(), "credential chosen");
         Ok(credential)
     }
 }

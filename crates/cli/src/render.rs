@@ -11,8 +11,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use acr_import_cli::args::{Global, OutputFormat};
 
 pub fn init_logging(g: &Global) {
+    // --debug: each request (method, URL without secrets, status, duration) and what our
+    // crates say at debug level, not the connection pool's chatter (RUST_LOG shows that).
     let default = if g.debug {
-        "debug"
+        "warn,acr_import::http=debug,acr_import_transfer=debug,acr_import_acr=debug,acr_import_auth=debug,acr=debug"
     } else if g.verbose {
         "info"
     } else if g.only_show_errors {

@@ -882,3 +882,30 @@ fn a_timeout_keeps_the_failure_it_was_retrying() {
         "the cause: {err}"
     );
 }
+
+#[test]
+fn debug_shows_each_request_and_no_chatter() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 17);
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &format!("{}/app:v1", src.host()),
+        "--debug",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let manifest = format!("GET http://{}/v2/app/manifests/v1 → 200 in ", src.host());
+    assert!(err.contains(&manifest), "{err}");
+    let put = format!("PUT http://{}/v2/app/manifests/v1 → 201 in ", dst.host());
+    assert!(err.contains(&put), "{err}");
+    // Upload sessions carry state in their query: never printed.
+    assert!(!err.contains("_state="), "{err}");
+    for chatter in ["credential chosen", "hyper_util", "pooling", "rustls"] {
+        assert!(!err.contains(chatter), "`{chatter}` in: {err}");
+    }
+}
