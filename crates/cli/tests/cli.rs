@@ -909,3 +909,26 @@ fn debug_shows_each_request_and_no_chatter() {
         assert!(!err.contains(chatter), "`{chatter}` in: {err}");
     }
 }
+
+#[test]
+fn a_digest_is_no_target_tag() {
+    let hex = "0123456789abcdef".repeat(4);
+    let o = acr(&[
+        "import",
+        "-n",
+        "127.0.0.1:1",
+        "--source",
+        "127.0.0.1:2/app:v1",
+        "-t",
+        &format!("x@sha256:{hex}"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "ERROR: --image `x@sha256:{hex}` names a digest: a target is repo[:tag]"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("HINT: to copy by digest without a tag, use --repository x"));
+}

@@ -224,26 +224,77 @@ pub(crate) fn plan(
     })
 }
 
-/// `repo[:tag]` → (repo, tag); a layout target takes `tag` or `repo:tag` and keeps the tag.
+/// `repo[:tag]` → (repo, tag), parsed with the reference grammar; a layout target takes
+/// `tag` or `repo:tag` and keeps the tag. A digest is refused: a target is a tag (or, with
+/// `--repository`, no tag at all).
 fn split_image(
     image: &str,
     default_tag: &str,
     target: &TargetSpec,
 ) -> Result<(String, String), ImportError> {
-    let (repo, tag) = match image.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
-        _ => (image.to_owned(), default_tag.to_owned()),
-    };
-    if matches!(target, TargetSpec::Layout(_)) {
-        let tag = if image.contains(':') {
-            tag
-        } else {
-            image.to_owned()
+    if let TargetSpec::Layout(_) = target {
+        let tag = match image.rsplit_once(':') {
+            Some((_, t)) => t,
+            None => image,
         };
-        return Ok((String::new(), tag));
+        if image.contains('@') || tag.is_empty() {
+            return Err(ImportError::usage(format!(
+                "--image `{image}`: an OCI layout target takes a tag (e.g. -t 1.0), not a digest"
+            )));
+        }
+        return Ok((String::new(), tag.to_owned()));
     }
-    let check = format!("{repo}:{tag}")
+    let parsed = image
         .parse::<RepositoryReference>()
         .map_err(|e| ImportError::usage(format!("--image `{image}`: {e}")))?;
-    Ok((check.repository().to_string(), tag))
+    if parsed.digest().is_some() {
+        return Err(ImportError::usage_with_hint(
+            format!("--image `{image}` names a digest: a target is repo[:tag]"),
+            format!(
+                "to copy by digest without a tag, use --repository {}",
+                parsed.repository()
+            ),
+        ));
+    }
+    let tag = parsed
+        .tag()
+        .map_or_else(|| default_tag.to_owned(), |t| t.to_string());
+    Ok((parsed.repository().to_string(), tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn target_images_are_parsed_with_the_reference_grammar() {
+        let registry = TargetSpec::Registry("reg.example".into());
+        let split = |i: &str| split_image(i, "1.0", &registry);
+        assert_eq!(split("app").unwrap(), ("app".into(), "1.0".into()));
+        assert_eq!(
+            split("team/app:v2").unwrap(),
+            ("team/app".into(), "v2".into())
+        );
+        let e = split(&format!("x@sha256:{HEX}")).unwrap_err();
+        assert!(e.to_string().contains("names a digest"), "{e}");
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("to copy by digest without a tag, use --repository x")
+        );
+        let e = split(&format!("x:v1@sha256:{HEX}")).unwrap_err();
+        assert!(e.to_string().contains("names a digest"), "{e}");
+        assert!(split("Bad:Name").unwrap_err().is_invalid_request());
+        let layout = TargetSpec::Layout("out".into());
+        assert_eq!(
+            split_image("1.0", "x", &layout).unwrap(),
+            (String::new(), "1.0".into())
+        );
+        assert_eq!(
+            split_image("app:2.0", "x", &layout).unwrap(),
+            (String::new(), "2.0".into())
+        );
+        assert!(split_image(&format!("app@sha256:{HEX}"), "x", &layout).is_err());
+    }
 }
