@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use acr_import_auth::Secret;
-use acr_import_reference::{AnyReference, RepositoryReference};
+use acr_import_reference::{AnyReference, ReferenceError, RepositoryReference};
 
 use crate::arm::{ArmClient, ImportProgress, ImportStart, WaitOptions, normalize_login_server};
 use crate::model::{
@@ -315,9 +315,19 @@ pub fn is_acr_candidate(host: &str, cloud: &Cloud) -> bool {
 }
 
 fn parse_image(image: &str) -> Result<String, AcrError> {
-    let r: RepositoryReference = image.parse().map_err(|e| AcrError::InvalidRequest {
-        message: format!("--source `{image}`: {e}"),
-        hint: "inside --registry, --source is repo[:tag|@digest]".into(),
+    let r: RepositoryReference = image.parse().map_err(|e| {
+        // Only where --source names no repository at all.
+        let hint = matches!(
+            e,
+            ReferenceError::Empty | ReferenceError::MissingRepository { .. }
+        )
+        .then(|| "inside --registry, --source is repo[:tag|@digest]".to_owned());
+        AcrError::InvalidReference {
+            flag: "--source",
+            value: image.to_owned(),
+            source: e,
+            hint,
+        }
     })?;
     Ok(match (r.digest(), r.tag()) {
         (Some(d), _) => format!("{}@{d}", r.repository()),
@@ -471,9 +481,19 @@ pub async fn resolve_source(
         };
     }
 
-    let parsed: AnyReference = args.source.parse().map_err(|e| AcrError::InvalidRequest {
-        message: format!("--source `{}`: {e}", args.source),
-        hint: "give a full reference (registry/repository:tag) or name the source registry with --registry".into(),
+    let parsed: AnyReference = args.source.parse().map_err(|e| {
+        // Only where the reference says nothing about where the image is.
+        let hint = matches!(
+            e,
+            ReferenceError::Empty | ReferenceError::MissingRepository { .. }
+        )
+        .then(|| "give a full reference (registry/repository:tag) or name the source registry with --registry".to_owned());
+        AcrError::InvalidReference {
+            flag: "--source",
+            value: args.source.clone(),
+            source: e,
+            hint,
+        }
     })?;
     let reference = match parsed {
         AnyReference::OciLayout(l) => {

@@ -34,6 +34,7 @@ pub(crate) fn acr_failure(e: AcrError) -> Failure {
     } else {
         match e {
             AcrError::InvalidRequest { .. }
+            | AcrError::InvalidReference { .. }
             | AcrError::CredentialsWithResourceId { .. }
             | AcrError::InvalidResourceId { .. }
             | AcrError::InvalidRegistryName { .. }

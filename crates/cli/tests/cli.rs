@@ -932,3 +932,23 @@ fn a_digest_is_no_target_tag() {
     );
     assert!(err.contains("HINT: to copy by digest without a tag, use --repository x"));
 }
+
+#[test]
+fn reference_errors_carry_only_advice_that_fits() {
+    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", "Nginx:latest"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "ERROR: --source `Nginx:latest`: repository name must be lowercase: `Nginx` at position 0; use `nginx`"
+    );
+    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", "app@sha256:abc"]);
+    assert!(!stderr(&o).contains("--registry"), "{}", stderr(&o));
+    // Where the reference names no repository, pointing at a full reference fits.
+    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", ":v1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("give a full reference"),
+        "{}",
+        stderr(&o)
+    );
+}
