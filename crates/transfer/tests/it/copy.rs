@@ -594,6 +594,31 @@ async fn platform_filters_are_explicit() {
 }
 
 #[tokio::test]
+async fn naming_every_platform_keeps_the_index() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let top = multi_arch(&src, "app", "v1", 41).await;
+    let all = Copier::new(CopyOptions {
+        platforms: ["linux/amd64", "linux/arm64", "linux/s390x"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+        ..CopyOptions::default()
+    });
+    let r = all
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "all", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.index_rewritten_from, None, "{:?}", r.notes);
+    assert_eq!(r.digest, top.digest.to_string());
+    let got = dst.get_manifest("all", "v1").await.unwrap();
+    assert_eq!(got.digest, top.digest, "the original index, not a rewrite");
+    assert_eq!(got.bytes, top.bytes);
+}
+
+#[tokio::test]
 async fn foreign_layers_stay_foreign_unless_asked() {
     let (_sa, _sb, src, dst) = pair().await;
     let foreign = Blob {
