@@ -104,6 +104,23 @@ fn import_summary_formats_and_listing() {
         "no control characters off a terminal"
     );
 
+    // Again: nothing to do, and the summary says so.
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+    ]);
+    assert_eq!(
+        stdout(&o).trim_end(),
+        format!(
+            "{source} → {}/app:v1: up to date (2 blobs already there)",
+            dst.host()
+        )
+    );
     let o = acr(&[
         "import",
         "-n",

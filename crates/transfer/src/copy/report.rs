@@ -190,9 +190,32 @@ impl CopyReport {
         };
     }
 
-    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB in 2.1 s)`.
+    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB in 2.1 s)`,
+    /// or, when every target had it already, `… → …: up to date (3 platforms already there)`.
     pub fn summary(&self, target: &str) -> String {
         let t = &self.totals;
+        if self.up_to_date {
+            let mut what = Vec::new();
+            if t.platforms > 1 {
+                what.push(format!("{} platforms", t.platforms));
+            }
+            if t.blobs_skipped > 0 {
+                what.push(format!(
+                    "{} blob{}",
+                    t.blobs_skipped,
+                    if t.blobs_skipped == 1 { "" } else { "s" }
+                ));
+            }
+            let what = if what.is_empty() {
+                "everything".to_owned()
+            } else {
+                what.join(", ")
+            };
+            return format!(
+                "{} → {target}: up to date ({what} already there)",
+                self.source
+            );
+        }
         let verb = if self.dry_run {
             "would import"
         } else {

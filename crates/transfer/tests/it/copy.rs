@@ -594,6 +594,38 @@ async fn platform_filters_are_explicit() {
 }
 
 #[tokio::test]
+async fn an_up_to_date_copy_says_so() {
+    let (_sa, _sb, src, dst) = pair().await;
+    multi_arch(&src, "app", "v1", 42).await;
+    let copier = Copier::new(CopyOptions::default());
+    let (from, to) = (source(&src, "app", "v1"), [target(&dst, "app", Some("v1"))]);
+    let first = copier.copy(&from, &to).await.unwrap();
+    assert!(!first.up_to_date);
+    let again = copier.copy(&from, &to).await.unwrap();
+    assert!(again.up_to_date);
+    let line = again.summary("dst/app:v1");
+    assert!(
+        line.ends_with("→ dst/app:v1: up to date (3 platforms already there)"),
+        "{line}"
+    );
+    // A single-platform manifest names its blobs: they are all there.
+    let index = src.get_manifest("app", "v1").await.unwrap();
+    let child = index.parse().unwrap().manifests[0].digest.to_string();
+    let (from, to) = (
+        source(&src, "app", &child),
+        [target(&dst, "one", Some("v1"))],
+    );
+    copier.copy(&from, &to).await.unwrap();
+    let again = copier.copy(&from, &to).await.unwrap();
+    let line = again.summary("dst/one:v1");
+    assert!(
+        line.ends_with("up to date (3 blobs already there)"),
+        "{line}"
+    );
+    assert_eq!(again.totals.blobs_copied, 0);
+}
+
+#[tokio::test]
 async fn naming_every_platform_keeps_the_index() {
     let (_sa, _sb, src, dst) = pair().await;
     let top = multi_arch(&src, "app", "v1", 41).await;
