@@ -68,7 +68,7 @@ pub use import::{
 pub use importer::{
     BatchFile, BatchReport, BatchRequest, ClientReport, EntryOutcome, ImportEntry, ImportError,
     ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
-    ImporterConfig, PreflightOutcome, Referrers, ServerReport, SourceCredentials,
+    ImporterConfig, PreflightOutcome, Referrers, ServerReport, SourceCredentials, TargetSummary,
 };
 pub use model::{
     ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,

@@ -6,26 +6,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use acr_import_acr::{
-    AcrError, BatchFile, BatchReport, BatchRequest, EngineMode, ImportEntry, ImportError,
-    ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
-    PreflightOutcome, Referrers, ServerOutcome, ServerReport, SourceCredentials,
+    AcrError, BatchFile, BatchRequest, EngineMode, ImportEntry, ImportError, ImportEvent,
+    ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer, PreflightOutcome,
+    Referrers, SourceCredentials,
 };
 use acr_import_auth::Secret;
 use acr_import_transfer::copy::Progress;
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{Failure, exit, render};
+use crate::{Failure, exit, output, render};
 use acr_import_cli::args::{Global, ImportArgs, ImportSubcommand, Mode, OutputFormat};
-
-#[derive(Serialize)]
-struct BatchRow {
-    source: String,
-    result: String,
-    digest: String,
-    blobs: String,
-    detail: String,
-}
 
 /// Maps an error of the ARM half to an exit code.
 pub(crate) fn acr_failure(e: AcrError) -> Failure {
@@ -259,7 +249,7 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
         })
         .await
         .map_err(import_failure)?;
-        return render_batch(report, g);
+        return output::batch(report, g);
     }
     let source = args
         .source
@@ -287,15 +277,8 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
         .await
         .map_err(import_failure)?;
     match report {
-        ImportReport::Server(s) => render_server(&s, g),
-        ImportReport::Client(c) => match g.output {
-            // Notes were shown by the progress renderer as they happened.
-            None => {
-                render::line(&c.summary());
-                Ok(())
-            }
-            Some(f) => render::print(&c.copy, f),
-        },
+        ImportReport::Server(s) => output::server(&s, g),
+        ImportReport::Client(c) => output::client(&c, g),
         _ => Ok(()),
     }
 }
@@ -331,83 +314,6 @@ async fn preflight(
     } else {
         Ok(())
     }
-}
-
-fn render_server(s: &ServerReport, g: &Global) -> Result<(), Failure> {
-    let row = match &s.outcome {
-        ServerOutcome::Completed => serde_json::json!({
-            "engine": "server", "status": "Succeeded", "source": s.source, "target": s.target_id,
-            "targetTags": s.target_tags, "untaggedTargetRepositories": s.untagged_target_repositories,
-            "mode": s.mode,
-        }),
-        ServerOutcome::Started { operation_url } => serde_json::json!({
-            "engine": "server", "status": "Started", "source": s.source, "target": s.target_id,
-            "operationUrl": operation_url,
-        }),
-    };
-    match (g.output, &s.outcome) {
-        (None, ServerOutcome::Completed) => {
-            render::line(&s.summary());
-            Ok(())
-        }
-        (None, ServerOutcome::Started { operation_url }) => {
-            render::warn(
-                g,
-                "Import has started. Due to no-wait option, failures will not be reflected here: follow it with `acr import status <url>`",
-            );
-            render::line(operation_url);
-            Ok(())
-        }
-        (Some(f), _) => render::print(&row, f),
-    }
-}
-
-fn render_batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
-    let mut rows = Vec::new();
-    let mut failed = Vec::new();
-    for entry in report.entries {
-        match entry.result {
-            Ok(rep) => rows.push(BatchRow {
-                source: entry.label,
-                result: if rep.copy.up_to_date {
-                    "up to date".into()
-                } else {
-                    "imported".into()
-                },
-                digest: rep.copy.digest.clone(),
-                blobs: format!(
-                    "{} copied, {} mounted, {} skipped",
-                    rep.copy.totals.blobs_copied,
-                    rep.copy.totals.blobs_mounted,
-                    rep.copy.totals.blobs_skipped
-                ),
-                detail: render::bytes(rep.copy.totals.bytes_copied),
-            }),
-            Err(e) => {
-                failed.push(entry.label.clone());
-                rows.push(BatchRow {
-                    source: entry.label,
-                    result: "FAILED".into(),
-                    digest: String::new(),
-                    blobs: String::new(),
-                    detail: e.to_string(),
-                });
-            }
-        }
-    }
-    render::print(&rows, g.output.unwrap_or(OutputFormat::Table))?;
-    if failed.is_empty() {
-        return Ok(());
-    }
-    Err(Failure::new(
-        exit::FAILED,
-        format!(
-            "{} of {} imports failed: {}",
-            failed.len(),
-            rows.len(),
-            failed.join(", ")
-        ),
-    ))
 }
 
 fn source_password(args: &ImportArgs, g: &Global) -> Result<Option<Secret>, Failure> {

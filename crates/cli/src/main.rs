@@ -2,6 +2,7 @@
 //! exit codes. Import logic lives in the libraries.
 
 mod import;
+mod output;
 mod render;
 mod repository;
 mod settings;

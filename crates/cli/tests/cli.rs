@@ -969,3 +969,82 @@ fn reference_errors_carry_only_advice_that_fits() {
         stderr(&o)
     );
 }
+
+#[test]
+fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 18);
+    let source = format!("{}/app:v1", src.host());
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+        "-t",
+        "app:stable",
+        "--repository",
+        "pinned",
+        "-o",
+        "table",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].split_whitespace().eq([
+            "Source", "Target", "Result", "Digest", "Copied", "Mounted", "Skipped", "Bytes"
+        ]),
+        "{table}"
+    );
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header, a rule and a row per target: {table}"
+    );
+    let h = dst.host();
+    assert!(lines[2].contains(&format!("{h}/app:v1 ")), "{table}");
+    assert!(lines[3].contains(&format!("{h}/app:stable ")), "{table}");
+    assert!(lines[4].contains(&format!("{h}/pinned@sha256:")), "{table}");
+    assert!(lines[2].contains("imported"), "{table}");
+    assert!(
+        !table.contains('{') && !table.contains('['),
+        "no JSON in cells: {table}"
+    );
+
+    // A batch: rows in file order, whichever entry finishes first.
+    for (i, repo) in ["b", "c", "d", "e"].iter().enumerate() {
+        seed(&src, repo, "v1", 20 + i as u8);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.yaml");
+    let order = ["e", "b", "d", "c"];
+    let yaml: String = order
+        .iter()
+        .map(|r| format!("- source: {}/{r}:v1\n", src.host()))
+        .collect();
+    std::fs::write(&file, yaml).unwrap();
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--from-file",
+        file.to_str().unwrap(),
+        "-o",
+        "tsv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sources: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = order
+        .iter()
+        .map(|r| format!("{}/{r}:v1", src.host()))
+        .collect();
+    assert_eq!(sources, expected);
+}

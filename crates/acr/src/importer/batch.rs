@@ -87,6 +87,7 @@ impl Importer {
             });
             entries.push(outcome);
         }
+        entries.sort_by_key(|e| e.index);
         Ok(BatchReport { entries })
     }
 

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use super::plan::{ClientPlan, SourceSpec, TargetSpec};
 use super::{
     ClientReport, ImportError, ImportEvent, ImportObserver, ImportOptions, ImporterConfig,
-    Referrers,
+    Referrers, TargetSummary,
 };
 use crate::Side;
 
@@ -149,10 +149,21 @@ async fn run_one(
         copier.copy(&source, &targets).await
     };
     match copy.await {
-        Ok(copy) => Ok(ClientReport {
-            target: p.describe_target(&copy),
-            copy,
-        }),
+        Ok(copy) => {
+            let targets: Vec<TargetSummary> = p
+                .target_names(&copy)
+                .into_iter()
+                .map(|(name, place)| TargetSummary::of(name, &place, &copy))
+                .collect();
+            Ok(ClientReport {
+                target: targets
+                    .first()
+                    .map(|t| t.target.clone())
+                    .unwrap_or_default(),
+                targets,
+                copy,
+            })
+        }
         Err(source) => {
             let registry = place_of(&source).map(|(place, _)| place);
             Err(ImportError::copy(side_of(&source, p), registry, source))

@@ -41,7 +41,9 @@ use acr_import_transfer::{TransferError, Transport};
 
 pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
-pub use report::{BatchReport, ClientReport, EntryOutcome, ImportReport, ServerReport};
+pub use report::{
+    BatchReport, ClientReport, EntryOutcome, ImportReport, ServerReport, TargetSummary,
+};
 pub use request::{
     BatchFile, BatchFileEntry, BatchRequest, ImportEntry, ImportOptions, ImportRequest, Referrers,
     SourceCredentials,

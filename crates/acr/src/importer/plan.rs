@@ -64,19 +64,23 @@ impl TargetSpec {
 }
 
 impl ClientPlan {
-    /// The first target, for the summary line: `host/repo:tag`, `host/repo@digest`,
-    /// `oci:path:tag`.
-    pub(crate) fn describe_target(&self, report: &CopyReport) -> String {
-        let host = match &self.target {
-            TargetSpec::Registry(h) => h.clone(),
-            TargetSpec::Layout(p) => format!("oci:{}", p.display()),
-        };
-        match self.images.first() {
-            Some((repo, Some(tag))) if repo.is_empty() => format!("{host}:{tag}"),
-            Some((repo, Some(tag))) => format!("{host}/{repo}:{tag}"),
-            Some((repo, None)) => format!("{host}/{repo}@{}", report.digest),
-            None => host,
-        }
+    /// Every target, `(name, place)`: the name people read (`host/repo:tag`,
+    /// `host/repo@digest`, `oci:path:tag`) and the place the copy report names its blobs by.
+    pub(crate) fn target_names(&self, report: &CopyReport) -> Vec<(String, String)> {
+        self.images
+            .iter()
+            .map(|(repo, tag)| {
+                let place = match &self.target {
+                    TargetSpec::Registry(h) => format!("{h}/{repo}"),
+                    TargetSpec::Layout(p) => format!("oci:{}", p.display()),
+                };
+                let name = match tag {
+                    Some(t) => format!("{place}:{t}"),
+                    None => format!("{place}@{}", report.digest),
+                };
+                (name, place)
+            })
+            .collect()
     }
 
     /// The copy engine's source and targets for this plan.
