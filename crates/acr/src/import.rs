@@ -325,7 +325,7 @@ fn parse_image(image: &str) -> Result<String, AcrError> {
         AcrError::InvalidReference {
             flag: "--source",
             value: image.to_owned(),
-            source: e,
+            source: Box::new(e),
             hint,
         }
     })?;
@@ -491,7 +491,7 @@ pub async fn resolve_source(
         AcrError::InvalidReference {
             flag: "--source",
             value: args.source.clone(),
-            source: e,
+            source: Box::new(e),
             hint,
         }
     })?;

@@ -263,7 +263,7 @@ pub enum AcrError {
         /// The value given.
         value: String,
         /// What is wrong with it.
-        source: acr_import_reference::ReferenceError,
+        source: Box<acr_import_reference::ReferenceError>,
         /// Advice beyond the reference error's own, when it fits.
         hint: Option<String>,
     },
