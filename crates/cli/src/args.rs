@@ -174,11 +174,11 @@ pub struct ImportArgs {
     /// Check network rules and say whether the import can work, then exit.
     #[arg(long)]
     pub preflight_only: bool,
-    /// Blob transfers in flight at most.
-    #[arg(long, default_value_t = 8)]
+    /// Blob transfers in flight at most (1 or more).
+    #[arg(long, default_value_t = 8, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub jobs: usize,
-    /// Give up after this many seconds.
-    #[arg(long)]
+    /// Give up after this many seconds (1 or more).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: Option<u64>,
     /// Many imports from a YAML or JSON list of {source, images, repositories, registry,
     /// credentials-env}.

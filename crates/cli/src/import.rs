@@ -216,11 +216,25 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
     if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
         return status(operation_url, &args, g, aftermath).await;
     }
+    // Every missing flag at once.
+    let missing: Vec<&str> = [
+        ("--name/-n", args.name.is_none()),
+        (
+            "--source",
+            args.source.is_none() && args.from_file.is_none(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(flag, absent)| absent.then_some(flag))
+    .collect();
+    if !missing.is_empty() {
+        return Err(Failure::usage(format!(
+            "the following arguments are required: {}",
+            missing.join(", ")
+        )));
+    }
     let importer = Importer::new(crate::settings::config(g)?);
-    let name = args
-        .name
-        .clone()
-        .ok_or_else(|| Failure::usage("the following arguments are required: --name/-n"))?;
+    let name = args.name.clone().unwrap_or_default();
     importer.check_target(&name).map_err(import_failure)?;
     let password = source_password(&args, g)?;
     if args.username.is_some() && password.is_none() {
@@ -251,10 +265,7 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
         .map_err(import_failure)?;
         return output::batch(report, g);
     }
-    let source = args
-        .source
-        .clone()
-        .ok_or_else(|| Failure::usage("the following arguments are required: --source"))?;
+    let source = args.source.clone().unwrap_or_default();
     let request = ImportRequest {
         target: name,
         resource_group: args.resource_group.clone(),

@@ -90,13 +90,14 @@ fn main() -> ExitCode {
     acr_import_cli::report::quiet_panics("ERROR");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        // --help and --version print as clap writes them; errors in the voice of every other.
+        Err(e) if !e.use_stderr() => {
+            render::out(e.render().to_string().as_bytes());
+            return ExitCode::from(exit::OK);
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            usage_error(&e);
+            return ExitCode::from(exit::USAGE);
         }
     };
     render::init_logging(&cli.global);
@@ -126,6 +127,17 @@ fn main() -> ExitCode {
             f.print();
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// A clap error as `ERROR: …`, its usage and tips after it.
+fn usage_error(e: &clap::Error) {
+    let text = e.render().to_string();
+    let mut lines = text.trim_end().lines();
+    let first = lines.next().unwrap_or_default();
+    eprintln!("ERROR: {}", first.strip_prefix("error: ").unwrap_or(first));
+    for line in lines {
+        eprintln!("{line}");
     }
 }
 

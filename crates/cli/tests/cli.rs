@@ -1048,3 +1048,41 @@ fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
         .collect();
     assert_eq!(sources, expected);
 }
+
+#[test]
+fn usage_errors_speak_one_voice_and_name_everything_missing() {
+    let o = acr(&["import"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).lines().next().unwrap_or_default(),
+        "ERROR: the following arguments are required: --name/-n, --source"
+    );
+    for (flag, value) in [("--jobs", "0"), ("--timeout", "0")] {
+        let o = acr(&[
+            "import",
+            "-n",
+            "127.0.0.1:1",
+            "--source",
+            "x/y:1",
+            flag,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with(&format!("ERROR: invalid value '0' for '{flag}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = acr(&["import", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("ERROR: unexpected argument '--bogus'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("error:"), "{}", stderr(&o));
+    let o = acr(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("acr "), "{}", stdout(&o));
+}
