@@ -63,11 +63,21 @@ pub(crate) fn import_failure(e: ImportError) -> Failure {
 pub(crate) struct Aftermath {
     tags: Mutex<Vec<String>>,
     operation: Mutex<Option<String>>,
+    display: Mutex<Option<render::ProgressDisplay>>,
 }
 
 impl Aftermath {
-    /// The failure to report when Ctrl-C stopped the command.
+    /// The failure to report when Ctrl-C stopped the command; the progress frame is cleared
+    /// first, so the message is not drawn over.
     pub(crate) fn interrupted(&self) -> Failure {
+        if let Some(d) = self
+            .display
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            d.clear();
+        }
         let tags = self.tags.lock().unwrap_or_else(|e| e.into_inner());
         let operation = self.operation.lock().unwrap_or_else(|e| e.into_inner());
         let message = match (&*operation, tags.as_slice()) {
@@ -140,7 +150,9 @@ impl ImportObserver for Observer<'_> {
 async fn observed<T>(g: &Global, aftermath: &Aftermath, f: impl AsyncFnOnce(&Observer) -> T) -> T {
     let quiet = g.only_show_errors || matches!(g.output, Some(OutputFormat::None));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let renderer = tokio::spawn(render::progress(rx, g.verbose, quiet));
+    let display = render::ProgressDisplay::new(quiet);
+    *aftermath.display.lock().unwrap_or_else(|e| e.into_inner()) = Some(display.clone());
+    let renderer = tokio::spawn(render::progress(rx, display, g.verbose, quiet));
     let observer = Observer {
         only_errors: g.only_show_errors,
         quiet,

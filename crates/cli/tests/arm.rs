@@ -59,6 +59,13 @@ async fn server_mode_imports_by_resource_id() {
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     assert!(out(&o).contains("server-side"), "{}", out(&o));
     assert!(err(&o).contains("Importing image..."), "{}", err(&o));
+    let last = err(&o)
+        .lines()
+        .filter(|l| l.starts_with("Importing image..."))
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(last, "Importing image... Succeeded", "{}", err(&o));
     assert_eq!(
         w.target_digest("app", "v1").await.as_deref(),
         Some(w.app_v1.as_str())

@@ -538,6 +538,7 @@ impl Importer {
         let mut progress =
             |p: &crate::ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
         arm.wait(operation_url, &options, &mut progress).await?;
+        observer.event(&ImportEvent::Server(server::succeeded()));
         Ok(())
     }
 }

@@ -2,7 +2,16 @@
 
 use super::{ImportError, ImportEvent, ImportObserver, ImportRequest, ServerReport};
 use crate::import::{AzureContext, ResolvedSource, import_body, run_server_import_with};
-use crate::{ImportProgress, Registry, WaitOptions};
+use crate::{ImportProgress, Registry, ServerOutcome, WaitOptions};
+
+/// The state a finished operation ends on (its last poll said only that it was still
+/// running).
+pub(crate) fn succeeded() -> ImportProgress {
+    ImportProgress {
+        status: Some("Succeeded".to_owned()),
+        manifests: Vec::new(),
+    }
+}
 
 pub(crate) async fn run(
     ctx: &AzureContext,
@@ -38,6 +47,9 @@ pub(crate) async fn run(
         &mut progress,
     )
     .await?;
+    if outcome == ServerOutcome::Completed {
+        observer.event(&ImportEvent::Server(succeeded()));
+    }
     Ok(ServerReport {
         source: entry.source.clone(),
         target_id: target.id.clone(),
