@@ -224,11 +224,8 @@ fn options(args: &ImportArgs) -> Result<ImportOptions, Failure> {
     })
 }
 
-pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<(), Failure> {
-    if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
-        return status(operation_url, &args, g, aftermath).await;
-    }
-    // Every missing flag at once.
+/// Every missing required flag, named at once.
+fn require(args: &ImportArgs) -> Result<(), Failure> {
     let missing: Vec<&str> = [
         ("--name/-n", args.name.is_none()),
         (
@@ -239,12 +236,44 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
     .into_iter()
     .filter_map(|(flag, absent)| absent.then_some(flag))
     .collect();
-    if !missing.is_empty() {
-        return Err(Failure::usage(format!(
-            "the following arguments are required: {}",
-            missing.join(", ")
-        )));
+    if missing.is_empty() {
+        return Ok(());
     }
+    Err(Failure::usage(format!(
+        "the following arguments are required: {}",
+        missing.join(", ")
+    )))
+}
+
+/// `--from-file`: the entries (with their `credentials-env`) as one batch.
+async fn batch(
+    importer: &Importer,
+    target: String,
+    from_file: &std::path::Path,
+    options: ImportOptions,
+    g: &Global,
+    aftermath: &Aftermath,
+) -> Result<(), Failure> {
+    let entries = BatchFile::read(from_file)
+        .and_then(|f| f.into_entries(|k| std::env::var(k).ok()))
+        .map_err(import_failure)?;
+    let batch = BatchRequest {
+        options,
+        ..BatchRequest::new(target, entries)
+    };
+    let report = observed(g, aftermath, async |o| {
+        importer.import_batch(&batch, o).await
+    })
+    .await
+    .map_err(import_failure)?;
+    output::batch(report, g)
+}
+
+pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<(), Failure> {
+    if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
+        return status(operation_url, &args, g, aftermath).await;
+    }
+    require(&args)?;
     let importer = Importer::new(crate::settings::config(g)?);
     let name = args.name.clone().unwrap_or_default();
     importer.check_target(&name).map_err(import_failure)?;
@@ -263,26 +292,13 @@ pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<
                 "--from-file imports run client-side: --mode server and --preflight-only take a single --source",
             ));
         }
-        let entries = BatchFile::read(from_file)
-            .and_then(|f| f.into_entries(|k| std::env::var(k).ok()))
-            .map_err(import_failure)?;
-        let batch = BatchRequest {
-            options,
-            ..BatchRequest::new(name, entries)
-        };
-        let report = observed(g, aftermath, async |o| {
-            importer.import_batch(&batch, o).await
-        })
-        .await
-        .map_err(import_failure)?;
-        return output::batch(report, g);
+        return batch(&importer, name, from_file, options, g, aftermath).await;
     }
-    let source = args.source.clone().unwrap_or_default();
     let request = ImportRequest {
         target: name,
         resource_group: args.resource_group.clone(),
         entry: ImportEntry {
-            source,
+            source: args.source.clone().unwrap_or_default(),
             registry: args.registry.clone(),
             images: args.images.clone(),
             repositories: args.repositories.clone(),

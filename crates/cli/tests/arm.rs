@@ -61,8 +61,7 @@ async fn server_mode_imports_by_resource_id() {
     assert!(err(&o).contains("Importing image..."), "{}", err(&o));
     let last = err(&o)
         .lines()
-        .filter(|l| l.starts_with("Importing image..."))
-        .last()
+        .rfind(|l| l.starts_with("Importing image..."))
         .unwrap_or_default()
         .to_owned();
     assert_eq!(last, "Importing image... Succeeded", "{}", err(&o));
