@@ -210,6 +210,7 @@ async fn scenarios(acr: &Path, keep: bool) -> anyhow::Result<()> {
     layouts_and_listings(&run, &local)?;
     let (world, azure) = local_azure(acr).await?;
     azure_scenarios(&azure, &world)?;
+    permissions(acr, &world)?;
     if keep {
         println!(
             "\nRegistries: public {}, private {} (demo/demo-password), target {}; the local Azure, for your shell:\n{}Press Enter to stop them.",
@@ -371,21 +372,80 @@ async fn local_azure(acr: &Path) -> anyhow::Result<(acr_import_tests::ArmWorld, 
         "\nStarting the local Azure (Azure AD, Resource Manager, two ACRs: targetreg and sourcereg)…"
     );
     let world = acr_import_tests::ArmWorld::start().await?;
-    let mut env = world.env_for(IMPORTER);
-    env.push(("AZURE_SUBSCRIPTION_ID".into(), SUB.into()));
-    // PATH only keeps this machine's own `az` out of the demo's runs.
-    let (hidden_env, env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k == "PATH");
+    let runner = azure_runner(acr, &world, IMPORTER, SUB);
     println!(
         "The commands below use the local Azure; to run them yourself (with --keep), set:\n{}",
-        exports(&env)
+        exports(&runner.env)
     );
-    let runner = Runner {
+    Ok((world, runner))
+}
+
+/// `acr` against the local Azure as `who`, in subscription `sub`.
+fn azure_runner(
+    acr: &Path,
+    world: &acr_import_tests::ArmWorld,
+    who: (&str, &str),
+    sub: &str,
+) -> Runner {
+    let mut env = world.env_for(who);
+    env.push(("AZURE_SUBSCRIPTION_ID".into(), sub.into()));
+    // PATH only keeps this machine's own `az` out of the demo's runs.
+    let (hidden_env, env): (Vec<_>, Vec<_>) = env.into_iter().partition(|(k, _)| k == "PATH");
+    Runner {
         acr: acr.to_path_buf(),
         env,
         hidden_env,
         isolated: true,
-    };
-    Ok((world, runner))
+    }
+}
+
+/// Scenarios 12–13, the permissions preflight: a caller with only Reader on the target is
+/// told, before anything starts, which role it lacks and the command that grants it; with the
+/// role, the import runs.
+fn permissions(acr: &Path, world: &acr_import_tests::ArmWorld) -> anyhow::Result<()> {
+    use acr_import_tests::world::{READER, SUB};
+    let ca = world.ca_file().display().to_string();
+    let run = azure_runner(acr, world, READER, SUB);
+    let import = [
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        "app:v1",
+        "-r",
+        "sourcereg",
+        "-t",
+        "reader/app:v1",
+        "--ca-file",
+        &ca,
+    ];
+    let who: Vec<(String, String)> = run
+        .env
+        .iter()
+        .filter(|(k, _)| k.starts_with("AZURE_CLIENT_"))
+        .cloned()
+        .collect();
+    println!(
+        "\n# 12. Someone with only Reader on the target asks the preflight: importImage needs a role Reader does not give, and the fix is named.\n(As that principal, in your shell:\n{})",
+        exports(&who).trim_end()
+    );
+    let mut preflight = import.to_vec();
+    preflight.push("--preflight-only");
+    run.run(&preflight, None, false)?;
+    println!(
+        "\n# 13. After that `az role assignment create … --role \"Container Registry Data Importer and Data Reader\"`, the import works."
+    );
+    let oid = world
+        .aad
+        .object_id(READER.0)
+        .context("the reader's object id")?;
+    world.arm.rbac().assign(
+        &oid,
+        &world.target_id(),
+        acr_import_testsupport::RoleDefinition::data_importer(),
+        None,
+    );
+    run.run(&import, None, true)
 }
 
 /// Scenarios 9–11, against the local Azure.

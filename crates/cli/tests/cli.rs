@@ -813,7 +813,7 @@ fn a_target_that_wants_a_login_gets_the_target_hint() {
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(
-        err.starts_with("ERROR: on the target side"),
+        err.starts_with("ERROR: the target side failed"),
         "which side refused: {err}"
     );
     assert!(err.contains(&dst.host()), "which registry: {err}");
@@ -852,7 +852,7 @@ fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operat
         let err = stderr(&o);
         assert!(
             err.starts_with(&format!(
-                "ERROR: on the source side: manifest fetch on {host}/app:v1"
+                "ERROR: the source side failed: manifest fetch on {host}/app:v1"
             )),
             "{err}"
         );

@@ -66,13 +66,14 @@ mod azure;
 mod connect_proxy;
 mod latency;
 mod proxy;
+mod rbac;
 mod registry;
 mod token;
 mod util;
 
 pub use azure::{
     ACR_AUDIENCE, ACR_ISSUER, ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, AadEmulator, AadEmulatorBuilder,
-    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
+    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrHandle, AcrRequest, AcrRole,
     CLIENT_ASSERTION_TYPE, NULL_GUID, TestClientCertificate,
 };
 pub use connect_proxy::ConnectProxy;
@@ -80,6 +81,7 @@ pub use latency::LatencyProxy;
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };
+pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
     skopeo, tool_on_path,

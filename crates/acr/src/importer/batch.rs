@@ -1,12 +1,13 @@
 //! Batches: many entries, each resolved as a single import would be, copied through one
 //! transport and one copy engine.
 
+use super::azure;
 use super::{
     BatchReport, BatchRequest, EntryOutcome, ImportEntry, ImportError, ImportEvent, ImportObserver,
     Importer, client, client_plan, is_azure_name, names_azure_registry, warn_no_wait,
 };
-use crate::import::{AzureContext, EngineMode, SourceArgs, resolve_source};
-use crate::{AcrError, RegistryResourceId};
+use crate::import::{AzureContext, EngineMode, ResolvedSource, SourceArgs, resolve_source};
+use crate::{AcrError, Registry, RegistryResourceId};
 
 use super::plan::{ClientPlan, TargetSpec};
 
@@ -36,23 +37,29 @@ impl Importer {
                 .is_some_and(|r| names_azure_registry(r, cloud))
         });
         let (azure, no_arm_reason) = if target_azure || registry_azure {
-            self.connect_azure().await
+            self.connect_azure(&batch.target).await
         } else {
             (None, "no entry names an Azure registry".to_owned())
         };
-        let (target, target_acr) = self
+        let (target, target_registry) = self
             .batch_target(&batch.target, azure.as_ref(), &no_arm_reason)
             .await?;
         warn_no_wait(&batch.options, observer);
         let mut plans = Vec::new();
         let mut unplanned = Vec::new();
+        // The ACR login servers ARM named, for the registries' credential chain.
+        let mut acr_hosts = Vec::new();
         for (index, entry) in batch.entries.iter().enumerate() {
             match self
                 .plan_entry(entry, azure.as_ref(), &target, observer)
                 .await
             {
-                Ok(mut plan) => {
-                    plan.acr_hosts.extend(target_acr.clone());
+                Ok((plan, source)) => {
+                    for host in azure::acr_hosts(target_registry.as_ref(), &source) {
+                        if !acr_hosts.contains(&host) {
+                            acr_hosts.push(host);
+                        }
+                    }
                     plans.push((index, plan));
                 }
                 Err(e) if e.is_invalid_request() => return Err(e),
@@ -68,6 +75,7 @@ impl Importer {
             options: &batch.options,
             concurrency: batch.concurrency.max(1),
             observer,
+            acr_hosts,
         };
         let mut entries: Vec<EntryOutcome> = run
             .execute(plans)
@@ -91,21 +99,20 @@ impl Importer {
         Ok(BatchReport { entries })
     }
 
-    /// The batch's target (and its login server, when ARM found it): through ARM when it is
-    /// an Azure registry ARM can see.
+    /// The batch's target (and the registry, when ARM found it): through ARM when it is an
+    /// Azure registry ARM can see.
     async fn batch_target(
         &self,
         name: &str,
         azure: Option<&AzureContext>,
         no_arm_reason: &str,
-    ) -> Result<(TargetSpec, Option<String>), ImportError> {
+    ) -> Result<(TargetSpec, Option<Registry>), ImportError> {
         if let Some(ctx) = azure
             && is_azure_name(name, &self.config.cloud)
         {
             match ctx.resolve_target(name, None).await {
                 Ok(r) => {
-                    let host = r.login_server().to_owned();
-                    return Ok((TargetSpec::Registry(host.clone()), Some(host)));
+                    return Ok((TargetSpec::Registry(r.login_server().to_owned()), Some(r)));
                 }
                 Err(e) => tracing::info!("looking up {name} failed: {e}"),
             }
@@ -126,7 +133,7 @@ impl Importer {
         azure: Option<&AzureContext>,
         target: &TargetSpec,
         observer: &dyn ImportObserver,
-    ) -> Result<ClientPlan, ImportError> {
+    ) -> Result<(ClientPlan, ResolvedSource), ImportError> {
         let args = SourceArgs {
             source: entry.source.clone(),
             registry: entry.registry.clone(),
@@ -140,6 +147,7 @@ impl Importer {
         for n in resolution.notes {
             observer.event(&ImportEvent::Note(n));
         }
-        client_plan(entry, &resolution.source, target, observer)
+        let plan = client_plan(entry, &resolution.source, target, observer)?;
+        Ok((plan, resolution.source))
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct Run<'a> {
     /// Plans copying at once.
     pub(crate) concurrency: usize,
     pub(crate) observer: &'a dyn ImportObserver,
+    /// ACR login servers known through ARM, with whether each accepts ARM-audience tokens.
+    pub(crate) acr_hosts: Vec<(String, Option<bool>)>,
 }
 
 /// `(index, label, outcome)` of each plan.
@@ -61,9 +63,8 @@ impl Run<'_> {
                 }
             }
         }
-        let acr_hosts: Vec<String> = plans.flat_map(|p| p.acr_hosts.iter().cloned()).collect();
         self.config
-            .transport_for(explicit, &acr_hosts)
+            .transport_with(explicit, self.acr_hosts.clone())
             .map_err(|e| ImportError::copy(Side::Unknown, None, e))
     }
 

@@ -145,7 +145,7 @@ fn timeout_text(after: Duration, tags_moved: &[String], cause: Option<&str>) -> 
     text
 }
 
-/// `on the target side (host): …`, the registry left out when the message names it.
+/// `the target side failed (host): …`, the registry left out when the message names it.
 fn copy_text(side: Side, registry: Option<&str>, source: &TransferError) -> String {
     let message = source.to_string();
     let place = match registry {
@@ -157,7 +157,7 @@ fn copy_text(side: Side, registry: Option<&str>, source: &TransferError) -> Stri
             true => message,
             false => format!("{}: {message}", place.trim_start()),
         },
-        side => format!("on the {side} side{place}: {message}"),
+        side => format!("the {side} side failed{place}: {message}"),
     }
 }
 

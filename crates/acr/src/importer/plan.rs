@@ -21,8 +21,6 @@ pub(crate) struct ClientPlan {
     pub(crate) images: Vec<(String, Option<String>)>,
     /// Source credentials: `(host, repository, credential)`, for the source repository only.
     pub(crate) credentials: Option<(String, String, Credential)>,
-    /// Hosts Azure Resource Manager named as ACR login servers (Azure AD applies to them).
-    pub(crate) acr_hosts: Vec<String>,
 }
 
 /// Where a client-side import reads from.
@@ -224,7 +222,6 @@ pub(crate) fn plan(
         target: target.clone(),
         images: targets,
         credentials,
-        acr_hosts: Vec::new(),
     })
 }
 

@@ -38,6 +38,7 @@ pub(crate) async fn run(
         })
     };
     let mut progress = |p: &ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
+    let names = super::azure::source_names(source);
     let outcome = run_server_import_with(
         &ctx.arm,
         &target_id,
@@ -46,7 +47,13 @@ pub(crate) async fn run(
         &mut started,
         &mut progress,
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        e.with_import_registries(
+            (&target.name, target.login_server()),
+            names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
+        )
+    })?;
     if outcome == ServerOutcome::Completed {
         observer.event(&ImportEvent::Server(succeeded()));
     }
