@@ -9,7 +9,8 @@ use acr_import_tests::{ArmRole, ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
-async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
+/// `acr args` as `who` in the local Azure, with nothing of this machine's environment.
+fn command(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(ACR);
     cmd.args(args)
         .arg("--ca-file")
@@ -18,6 +19,11 @@ async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
         .envs(w.env_for(who))
         .env("AZURE_SUBSCRIPTION_ID", SUB)
         .kill_on_drop(true);
+    cmd
+}
+
+async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
+    let mut cmd = command(w, who, args);
     tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("acr finished in time")
@@ -675,25 +681,13 @@ async fn the_subscription_comes_from_a_resource_id_target() {
 async fn interrupting_a_server_side_import_says_it_runs_on() {
     let w = ArmWorld::start().await.expect("world");
     w.arm.set_stalled(true);
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args([
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        "app:v1",
-        "-r",
-        &w.source_id(),
-    ])
-    .arg("--ca-file")
-    .arg(w.ca_file())
-    .env_clear()
-    .envs(w.env_for(IMPORTER))
-    .env("AZURE_SUBSCRIPTION_ID", SUB)
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .kill_on_drop(true);
-    let child = cmd.spawn().expect("run acr");
+    let id = w.source_id();
+    let args = ["import", "-n", "targetreg", "--source", "app:v1", "-r", &id];
+    let child = command(&w, IMPORTER, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run acr");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while w.arm.import_bodies().is_empty() && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -733,17 +727,17 @@ async fn a_batch_entry_names_its_source_registry_like_registry_does() {
         ),
     )
     .expect("batch file");
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args(["import", "-n", "targetreg", "--from-file"])
-        .arg(&file)
-        .arg("--ca-file")
-        .arg(w.ca_file())
-        .env_clear()
-        .envs(w.env_for(IMPORTER))
-        .env("AZURE_SUBSCRIPTION_ID", SUB)
-        .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
-        .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
-    let o = cmd.output().await.expect("run");
+    let file = file.display().to_string();
+    let o = command(
+        &w,
+        IMPORTER,
+        &["import", "-n", "targetreg", "--from-file", &file],
+    )
+    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1)
+    .output()
+    .await
+    .expect("run");
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     assert_eq!(
         w.target_digest("batch/app", "v1").await.as_deref(),

@@ -72,11 +72,31 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
+/// A source and a target registry.
+fn pair(rt: &tokio::runtime::Runtime) -> (Registry, Registry) {
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    (src.unwrap(), dst.unwrap())
+}
+
+/// A proxy in front of `src` whose blob downloads stall after 1000 bytes, for 30 s.
+fn stalling_blobs(rt: &tokio::runtime::Runtime, src: &Registry) -> Proxy {
+    rt.block_on(Proxy::start(
+        src.addr(),
+        ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+            duration: Duration::from_secs(30),
+            after_bytes: Some(1000),
+        })
+        .method("GET")
+        .path_contains("/blobs/")
+        .every()]),
+    ))
+    .unwrap()
+}
+
 #[test]
 fn import_summary_formats_and_listing() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 1);
     let source = format!("{}/app:v1", src.host());
     let o = acr(&[
@@ -213,8 +233,7 @@ fn import_summary_formats_and_listing() {
 #[test]
 fn usage_errors_conflicts_and_force() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 2);
     seed(&src, "app", "v2", 3);
     assert_eq!(acr(&["import", "-n", &dst.host()]).status.code(), Some(2));
@@ -432,8 +451,7 @@ fn credentials_from_stdin_warning_for_p_and_auth_exit_code() {
 #[test]
 fn batch_file_reports_every_entry_and_fails_on_one() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "a", "v1", 5);
     seed(&src, "b", "v1", 6);
     let dir = tempfile::tempdir().unwrap();
@@ -480,22 +498,10 @@ fn batch_file_reports_every_entry_and_fails_on_one() {
 #[test]
 fn interrupt_mid_copy_exits_130_and_moves_no_tag() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 7);
     // The source's blob downloads stall: the copy is mid-flight when the signal comes.
-    let slow = rt
-        .block_on(Proxy::start(
-            src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_secs(30),
-                after_bytes: Some(1000),
-            })
-            .method("GET")
-            .path_contains("/blobs/")
-            .every()]),
-        ))
-        .unwrap();
+    let slow = stalling_blobs(&rt, &src);
     let child = Command::new(ACR)
         .args([
             "import",
@@ -708,22 +714,10 @@ fn batch_entries_on_one_host_keep_their_own_credentials() {
 #[test]
 fn interrupt_after_some_entries_names_the_tags_they_moved() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "fast", "v1", 13);
     seed(&src, "slow", "v1", 14);
-    let slow = rt
-        .block_on(Proxy::start(
-            src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_secs(30),
-                after_bytes: Some(1000),
-            })
-            .method("GET")
-            .path_contains("/blobs/")
-            .every()]),
-        ))
-        .unwrap();
+    let slow = stalling_blobs(&rt, &src);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("batch.yaml");
     std::fs::write(
@@ -865,8 +859,7 @@ fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operat
 #[test]
 fn a_timeout_keeps_the_failure_it_was_retrying() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 16);
     // The source answers 503 to every manifest request: retried until the timeout.
     let busy = rt
@@ -903,8 +896,7 @@ fn a_timeout_keeps_the_failure_it_was_retrying() {
 #[test]
 fn debug_shows_each_request_and_no_chatter() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 17);
     let o = acr(&[
         "import",
@@ -973,8 +965,7 @@ fn reference_errors_carry_only_advice_that_fits() {
 #[test]
 fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 18);
     let source = format!("{}/app:v1", src.host());
     let o = acr(&[

@@ -75,8 +75,11 @@ impl TargetSummary {
     /// The summary of the target `name`, whose repository (or layout) the copy report calls
     /// `place`.
     pub(crate) fn of(name: String, place: &str, copy: &CopyReport) -> Self {
-        use acr_import_transfer::copy::BlobAction;
-        let mut t = TargetSummary {
+        let mut totals = acr_import_transfer::copy::Totals::default();
+        for b in copy.blobs.iter().filter(|b| b.target == place) {
+            totals.count(b);
+        }
+        TargetSummary {
             target: name,
             result: if copy.dry_run {
                 "would import"
@@ -86,23 +89,11 @@ impl TargetSummary {
                 "imported"
             },
             digest: copy.digest.clone(),
-            copied: 0,
-            mounted: 0,
-            skipped: 0,
-            bytes: 0,
-        };
-        for b in copy.blobs.iter().filter(|b| b.target == place) {
-            match b.action {
-                BlobAction::Copied | BlobAction::WouldCopy => {
-                    t.copied += 1;
-                    t.bytes += b.size;
-                }
-                BlobAction::Mounted | BlobAction::WouldMount => t.mounted += 1,
-                BlobAction::Skipped => t.skipped += 1,
-                BlobAction::Foreign => {}
-            }
+            copied: totals.blobs_copied,
+            mounted: totals.blobs_mounted,
+            skipped: totals.blobs_skipped,
+            bytes: totals.bytes_copied,
         }
-        t
     }
 }
 

@@ -120,6 +120,22 @@ pub struct Totals {
     pub retries: u32,
 }
 
+impl Totals {
+    /// Counts one blob entry: copied (with its bytes), mounted or skipped, and its retries.
+    pub fn count(&mut self, b: &BlobEntry) {
+        match b.action {
+            BlobAction::Copied | BlobAction::WouldCopy => {
+                self.blobs_copied += 1;
+                self.bytes_copied += b.size;
+            }
+            BlobAction::Mounted | BlobAction::WouldMount => self.blobs_mounted += 1,
+            BlobAction::Skipped => self.blobs_skipped += 1,
+            BlobAction::Foreign => {}
+        }
+        self.retries += b.retries;
+    }
+}
+
 /// The report of one copy.
 #[derive(Debug, Clone, Serialize)]
 pub struct CopyReport {
@@ -169,16 +185,7 @@ impl CopyReport {
             ..Totals::default()
         };
         for b in &self.blobs {
-            match b.action {
-                BlobAction::Copied | BlobAction::WouldCopy => {
-                    t.blobs_copied += 1;
-                    t.bytes_copied += b.size;
-                }
-                BlobAction::Mounted | BlobAction::WouldMount => t.blobs_mounted += 1,
-                BlobAction::Skipped => t.blobs_skipped += 1,
-                BlobAction::Foreign => {}
-            }
-            t.retries += b.retries;
+            t.count(b);
         }
         self.totals = t;
         let elapsed = started.elapsed();
