@@ -315,6 +315,11 @@ async fn conflicts_force_timeouts_and_refusals() {
         "{}",
         err(&o)
     );
+    assert!(
+        err(&o).contains("its last state: Importing image... Accepted"),
+        "the cause: {}",
+        err(&o)
+    );
     w.arm.set_stalled(false);
 
     // Credentials with a resource-ID source: refused, nothing sent.

@@ -37,6 +37,14 @@ pub enum ImportError {
     /// The preflight says the import will fail; nothing was started.
     #[error("{}", .0.to_string().trim_end())]
     WillFail(Box<Preflight>),
+    /// The server-side import did not finish within the timeout; it runs on in Azure.
+    #[error("{source}{}", .last_state.as_ref().map(|s| format!("; its last state: {s}")).unwrap_or_default())]
+    ServerDeadline {
+        /// The deadline error (with the operation URL to follow).
+        source: Box<AcrError>,
+        /// What the service said last (`Importing image... Accepted (0/1 manifests done…)`).
+        last_state: Option<String>,
+    },
     /// The client-side import did not finish within the timeout.
     #[error("{}", timeout_text(*.after, .tags_moved, .cause.as_deref()))]
     Timeout {

@@ -2,7 +2,7 @@
 
 use super::{ImportError, ImportEvent, ImportObserver, ImportRequest, ServerReport};
 use crate::import::{AzureContext, ResolvedSource, import_body, run_server_import_with};
-use crate::{ImportProgress, Registry, ServerOutcome, WaitOptions};
+use crate::{AcrError, ImportProgress, Registry, ServerOutcome, WaitOptions};
 
 /// The state a finished operation ends on (its last poll said only that it was still
 /// running).
@@ -37,7 +37,11 @@ pub(crate) async fn run(
             operation_url: url.to_owned(),
         })
     };
-    let mut progress = |p: &ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
+    let mut last: Option<ImportProgress> = None;
+    let mut progress = |p: &ImportProgress| {
+        last = Some(p.clone());
+        observer.event(&ImportEvent::Server(p.clone()))
+    };
     let names = super::azure::source_names(source);
     let outcome = run_server_import_with(
         &ctx.arm,
@@ -47,13 +51,25 @@ pub(crate) async fn run(
         &mut started,
         &mut progress,
     )
-    .await
-    .map_err(|e| {
-        e.with_import_registries(
-            (&target.name, target.login_server()),
-            names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
-        )
-    })?;
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        // The deadline keeps what the service last said: why the import had not finished.
+        Err(e @ AcrError::Deadline { .. }) => {
+            return Err(ImportError::ServerDeadline {
+                source: Box::new(e),
+                last_state: last.map(|p| p.to_string()),
+            });
+        }
+        Err(e) => {
+            return Err(e
+                .with_import_registries(
+                    (&target.name, target.login_server()),
+                    names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
+                )
+                .into());
+        }
+    };
     if outcome == ServerOutcome::Completed {
         observer.event(&ImportEvent::Server(succeeded()));
     }
