@@ -61,7 +61,7 @@ pub fn run() -> anyhow::Result<()> {
     // Last, so that its `N passed, N failed` line closes the output.
     step(
         "conformance",
-        Command::new(std::env::current_exe()?).arg("conformance"),
+        Command::new(crate::xtask_exe()?).arg("conformance"),
     )
 }
 
@@ -138,7 +138,7 @@ const NOT_ON_A_FRESH_MACHINE: &[&str] = &["htpasswd", "skopeo"];
 fn fresh_machine() -> anyhow::Result<()> {
     // Built here, with the usual environment, so that the run below compiles nothing.
     crate::build_acr(false)?;
-    let xtask = std::env::current_exe()?;
+    let xtask = crate::xtask_exe()?;
     let root = {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)

@@ -94,6 +94,23 @@ pub fn cargo() -> std::process::Command {
     cmd
 }
 
+/// This program's path, to run another task. `cargo test --workspace` (a step of `cargo xtask
+/// ci`) may rebuild xtask while it runs: Linux then names the running file `… (deleted)`, and
+/// the rebuilt one at the same path is the one to run.
+pub fn xtask_exe() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.exists() {
+        return Ok(exe);
+    }
+    let text = exe.display().to_string();
+    let rebuilt = std::path::PathBuf::from(text.trim_end_matches(" (deleted)"));
+    anyhow::ensure!(
+        rebuilt.exists(),
+        "cannot find this program to run it again: {text}"
+    );
+    Ok(rebuilt)
+}
+
 /// Builds the `acr` binary (release unless `debug`) and returns its path.
 pub fn build_acr(release: bool) -> anyhow::Result<std::path::PathBuf> {
     let mut cmd = cargo();
