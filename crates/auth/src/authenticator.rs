@@ -131,7 +131,7 @@ impl Authenticator {
         match known {
             None => Ok(None),
             Some(Challenge::Basic { .. }) => {
-                let credential = self.credentials.credential(registry).await?;
+                let credential = self.credentials.credential_for(registry, scopes).await?;
                 basic(&credential).map(Some)
             }
             Some(Challenge::Bearer(bearer)) => {
@@ -158,7 +158,7 @@ impl Authenticator {
             .insert(registry.to_owned(), parsed.clone());
         match parsed {
             Challenge::Basic { .. } => {
-                let credential = self.credentials.credential(registry).await?;
+                let credential = self.credentials.credential_for(registry, scopes).await?;
                 basic(&credential)
             }
             Challenge::Bearer(bearer) => {
@@ -182,7 +182,7 @@ impl Authenticator {
         bearer: &BearerChallenge,
         scopes: &ScopeSet,
     ) -> Result<Authorization, AuthError> {
-        let credential = self.credentials.credential(registry).await?;
+        let credential = self.credentials.credential_for(registry, scopes).await?;
         if let Credential::BearerToken(t) = &credential {
             return Authorization::new("Bearer", t.expose(), None, credential.identity());
         }

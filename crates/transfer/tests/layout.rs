@@ -121,12 +121,6 @@ fn index_json(root: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap()
 }
 
-/// skopeo from `PATH`: missing, the test fails (or is skipped visibly, see
-/// [`acr_import_testsupport::require_tool`]).
-fn skopeo(test: &str) -> Option<std::path::PathBuf> {
-    acr_import_testsupport::require_tool("skopeo", "skopeo", test)
-}
-
 #[tokio::test]
 async fn round_trip_by_tag_and_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -314,9 +308,7 @@ async fn unknown_index_fields_and_entries_are_kept() {
 
 #[tokio::test]
 async fn skopeo_reads_our_layouts_and_we_read_its() {
-    let Some(skopeo) = skopeo("skopeo_reads_our_layouts_and_we_read_its") else {
-        return;
-    };
+    let skopeo = acr_import_testsupport::skopeo();
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("ours");
     let theirs = dir.path().join("theirs");

@@ -1,17 +1,12 @@
-//! External programs the tests use (`skopeo`, `docker-registry`), found on `PATH`, and what a
-//! test does when one is missing: it fails, naming the package to install. Only with
-//! [`ALLOW_MISSING_TOOLS_ENV`] set does it skip instead, saying so on stderr; `cargo xtask ci`
-//! refuses to run with that variable set, so a skip never passes for a test run there.
+//! External programs the tests use (`skopeo`, `docker-registry`), found on `PATH` (never by
+//! a fixed path), and what a test does when one is missing: it fails, in one line naming the
+//! package to install. A cross-check that did not run is not a pass.
 //!
 //! Also [`tcp_connections`]: a process's established TCP connections to a port, read from
 //! `/proc` (no `ss`, no `netstat`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-
-/// Set to `1` to let tests skip (with a `SKIPPED` line on stderr) when a tool is missing,
-/// instead of failing. `cargo xtask ci` refuses to run with it set.
-pub const ALLOW_MISSING_TOOLS_ENV: &str = "ACR_IMPORT_ALLOW_MISSING_TOOLS";
 
 /// The executable `name` in a directory of `PATH` (never the current directory), if any.
 pub fn find_tool(name: &str) -> Option<PathBuf> {
@@ -22,26 +17,20 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| is_executable(p))
 }
 
-/// Whether missing tools may be skipped ([`ALLOW_MISSING_TOOLS_ENV`] is `1` or `true`).
-pub fn missing_tools_allowed() -> bool {
-    std::env::var(ALLOW_MISSING_TOOLS_ENV).is_ok_and(|v| v == "1" || v == "true")
+/// The tool a test needs, from `PATH`; missing, the test fails here in one line naming
+/// `package`, the Debian package that installs it (`.ci/run` installs them).
+pub fn require_tool(name: &str, package: &str) -> PathBuf {
+    find_tool(name).unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not on PATH: this test needs it; install it with \
+             `apt-get install -y {package}` (.ci/run does)"
+        )
+    })
 }
 
-/// The tool `test` needs (`package`: the Debian package that installs it).
-///
-/// Missing, the test fails here, naming the package — unless missing tools are allowed
-/// ([`ALLOW_MISSING_TOOLS_ENV`]): then this prints `SKIPPED <test>: …` on stderr and returns
-/// `None`, and the test must return without asserting anything.
-pub fn require_tool(name: &str, package: &str, test: &str) -> Option<PathBuf> {
-    if let Some(path) = find_tool(name) {
-        return Some(path);
-    }
-    let why = format!("`{name}` is not on PATH (install it: apt-get install -y {package})");
-    if missing_tools_allowed() {
-        eprintln!("SKIPPED {test}: {why}; {ALLOW_MISSING_TOOLS_ENV} is set");
-        return None;
-    }
-    panic!("{test} cannot run: {why}; or set {ALLOW_MISSING_TOOLS_ENV}=1 to skip it");
+/// `skopeo`, the independent client the tests cross-check with (see [`require_tool`]).
+pub fn skopeo() -> PathBuf {
+    require_tool("skopeo", "skopeo")
 }
 
 /// Runs `tool` with `args` and returns what it printed on stdout; a tool that cannot start

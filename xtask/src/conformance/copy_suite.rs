@@ -10,9 +10,8 @@
 //! Every copy is compared with the source by our client — each manifest by its bytes, media
 //! type and digest; each blob by digest and size; foreign layers left out; referrers listed
 //! on the target — and its top manifest is fetched again by `skopeo inspect --raw` and
-//! compared byte for byte. Without skopeo on `PATH` a case with a registry target fails
-//! (its cross-check cannot run); with `ACR_IMPORT_ALLOW_MISSING_TOOLS=1` it is a skip, never
-//! a pass.
+//! compared byte for byte. Without skopeo on `PATH` a case with a registry target fails (its
+//! cross-check cannot run), never a pass.
 
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
@@ -356,12 +355,6 @@ impl Ctx<'_> {
                     }
                     match result {
                         Ok(note) => Outcome::Pass(note),
-                        Err(e)
-                            if e.is::<NoSkopeo>()
-                                && acr_import_testsupport::missing_tools_allowed() =>
-                        {
-                            Outcome::Skip(format!("{e}; ACR_IMPORT_ALLOW_MISSING_TOOLS is set"))
-                        }
                         Err(e) => Outcome::Fail(format!("{e:#}")),
                     }
                 }
