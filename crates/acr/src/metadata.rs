@@ -44,11 +44,11 @@ pub async fn list_manifests(
     order: Option<ManifestOrder>,
     top: Option<usize>,
 ) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
-    let mut path = format!("/acr/v1/{repository}/_manifests?n=100");
+    let mut query = vec![("n", "100")];
     if let Some(o) = order {
-        path.push_str(&format!("&orderby={}", o.query()));
+        query.push(("orderby", o.query()));
     }
-    list(registry, repository, path, "manifests", top).await
+    list(registry, repository, "_manifests", &query, top).await
 }
 
 /// The tags of `repository` with the digest each names, in one request per 1000 tags, through
@@ -59,8 +59,7 @@ pub async fn list_tags(
     registry: &Registry,
     repository: &str,
 ) -> Result<Option<Vec<(String, Digest)>>, TransferError> {
-    let path = format!("/acr/v1/{repository}/_tags?n=1000");
-    let Some(rows) = list(registry, repository, path, "tags", None).await? else {
+    let Some(rows) = list(registry, repository, "_tags", &[("n", "1000")], None).await? else {
         return Ok(None);
     };
     rows.iter()
@@ -92,19 +91,33 @@ fn protocol(registry: &Registry, repository: &str, reason: String) -> TransferEr
     }
 }
 
-/// The `field` lists of every page from `path` on, following `Link`, at most `top`.
+/// The lists under `kind` (`manifests` of `_manifests`, `tags` of `_tags`) of every page of
+/// `/acr/v1/{repo}/{kind}`, following `Link`, at most `top`.
 async fn list(
     registry: &Registry,
     repository: &str,
-    mut path: String,
-    field: &str,
+    kind: &str,
+    query: &[(&str, &str)],
     top: Option<usize>,
 ) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
     let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
+    let segments: Vec<&str> = ["acr", "v1"]
+        .into_iter()
+        .chain(repository.split('/'))
+        .chain([kind])
+        .collect();
+    let field = kind.trim_start_matches('_');
     let limit = top.unwrap_or(usize::MAX);
     let mut out = Vec::new();
+    // The next page is one the registry linked to, checked by the transfer crate to be
+    // this same endpoint on this registry.
+    let mut next: Option<url::Url> = None;
     for _ in 0..10_000 {
-        let (body, next) = match registry.get_json(&path, scopes.clone()).await {
+        let page = match &next {
+            None => registry.get_json(&segments, query, scopes.clone()).await,
+            Some(url) => registry.get_json_page(url, scopes.clone()).await,
+        };
+        let (body, link) = match page {
             Ok(page) => page,
             Err(e) if e.is_not_found() && out.is_empty() => {
                 // A repository the API does not know answers NAME_UNKNOWN; a registry without
@@ -126,8 +139,8 @@ async fn list(
             out.truncate(limit);
             break;
         }
-        match next {
-            Some(n) => path = n,
+        match link {
+            Some(url) => next = Some(url),
             None => break,
         }
     }

@@ -41,8 +41,9 @@ pub struct Global {
     /// A PEM CA bundle to trust in addition to the platform's roots (also `SSL_CERT_FILE`).
     #[arg(long, global = true)]
     pub ca_file: Option<PathBuf>,
-    /// A registry host that may be reached over plain http or with an unverified certificate
-    /// (loopback hosts never need this). Repeatable.
+    /// A registry that may be reached over plain http or with an unverified certificate:
+    /// `host` (any port) or `host:port` (that port only). Loopback hosts never need this.
+    /// Repeatable.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
     /// The Azure cloud: AzureCloud, AzureChinaCloud, AzureUSGovernment.
@@ -58,6 +59,14 @@ pub struct Global {
         env = "ACR_IMPORT_ACR_AUDIENCE"
     )]
     pub acr_audience: Option<String>,
+}
+
+/// A whole number of 1 or more.
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, String> {
+    match text.parse::<T>() {
+        Ok(n) if n != T::from(0) => Ok(n),
+        _ => Err("expected a whole number of 1 or more".to_owned()),
+    }
 }
 
 /// `az`'s output formats.
@@ -184,11 +193,11 @@ pub struct ImportArgs {
     /// Check network rules and say whether the import can work, then exit.
     #[arg(long)]
     pub preflight_only: bool,
-    /// Blob transfers in flight at most.
-    #[arg(long, default_value_t = 8)]
+    /// Blob transfers in flight at most (1 or more).
+    #[arg(long, default_value_t = 8, value_parser = positive::<usize>)]
     pub jobs: usize,
-    /// Give up after this many seconds.
-    #[arg(long)]
+    /// Give up after this many seconds (1 or more).
+    #[arg(long, value_parser = positive::<u64>)]
     pub timeout: Option<u64>,
     /// A mirror file: a YAML or JSON list of single images ({source, images, repositories,
     /// registry, credentials-env, platforms, referrers, force}) and repositories ({source,

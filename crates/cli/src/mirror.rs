@@ -13,11 +13,12 @@ use acr_import_transfer::copy::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::import::import_failure;
+use crate::import::{Aftermath, import_failure};
 use crate::{Failure, exit, render};
 use acr_import_cli::args::{Global, OutputFormat};
 
-/// Runs the mirror file `path` into `target`.
+/// Runs the mirror file `path` into `target`; the tags it moves and its bar go to `aftermath`
+/// for an interrupt's message.
 pub async fn run(
     importer: &Importer,
     target: String,
@@ -25,6 +26,7 @@ pub async fn run(
     options: ImportOptions,
     (shard, resource_group): (Shard, Option<String>),
     g: &Global,
+    aftermath: &Aftermath,
 ) -> Result<(), Failure> {
     let file = MirrorFile::read(path).map_err(|e| Failure::usage(e.to_string()))?;
     let request = MirrorRequest {
@@ -36,7 +38,8 @@ pub async fn run(
     .credentials_from(|k| std::env::var(k).ok())
     .map_err(import_failure)?;
     let quiet = g.only_show_errors || matches!(g.output, Some(OutputFormat::None));
-    let observer = BatchProgress::new(request.items.len(), quiet, g.only_show_errors);
+    let observer = BatchProgress::new(request.items.len(), quiet, g.only_show_errors, aftermath);
+    aftermath.bar(observer.bar.clone());
     let report = importer.mirror(&request, &observer).await;
     observer.bar.finish_and_clear();
     let report = report.map_err(import_failure)?;
@@ -44,8 +47,9 @@ pub async fn run(
 }
 
 /// One bar for the batch (entries done of all, bytes), a line per finished entry.
-struct BatchProgress {
+struct BatchProgress<'a> {
     bar: ProgressBar,
+    aftermath: &'a Aftermath,
     quiet: bool,
     only_errors: bool,
     tty: bool,
@@ -55,8 +59,8 @@ struct BatchProgress {
     planned: Mutex<String>,
 }
 
-impl BatchProgress {
-    fn new(entries: usize, quiet: bool, only_errors: bool) -> Self {
+impl<'a> BatchProgress<'a> {
+    fn new(entries: usize, quiet: bool, only_errors: bool, aftermath: &'a Aftermath) -> Self {
         let tty = std::io::stderr().is_terminal() && !quiet;
         let bar = ProgressBar::with_draw_target(
             Some(entries as u64),
@@ -75,6 +79,7 @@ impl BatchProgress {
         bar.enable_steady_tick(Duration::from_millis(200));
         Self {
             bar,
+            aftermath,
             quiet,
             only_errors,
             tty,
@@ -99,7 +104,7 @@ impl BatchProgress {
     }
 }
 
-impl ImportObserver for BatchProgress {
+impl ImportObserver for BatchProgress<'_> {
     fn event(&self, event: &ImportEvent) {
         match event {
             ImportEvent::Warning(w) if !self.only_errors => self.line(format!("WARNING: {w}")),
@@ -120,6 +125,7 @@ impl ImportObserver for BatchProgress {
                 self.bytes.fetch_add(*bytes, Ordering::Relaxed);
                 self.show();
             }
+            ImportEvent::Copy(Progress::TagWritten { target }) => self.aftermath.tag_moved(target),
             _ => {}
         }
     }
@@ -170,14 +176,13 @@ fn render(report: &MirrorReport, g: &Global) -> Result<(), Failure> {
     if failed.is_empty() {
         return Ok(());
     }
-    Err(Failure {
-        message: format!(
+    Err(Failure::new(
+        exit::FAILED,
+        format!(
             "{} of {} entries failed: {}",
             failed.len(),
             report.entries.len(),
             failed.join(", ")
         ),
-        hint: None,
-        code: exit::FAILED,
-    })
+    ))
 }

@@ -41,7 +41,7 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn bytes(seed: u64, len: usize) -> Bytes {
-    Bytes::from(acr_import_testsupport::noise(seed, len))
+    acr_import_testsupport::seed::data(seed, len)
 }
 
 /// Seeds images in `reg`: for each (repository, tags), one image per tag made of a base layer

@@ -28,6 +28,11 @@
 //!   test CA, the App Service managed-identity endpoint, and an ACR login server
 //!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
+//! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
+//!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
+//!   connections from `/proc`.
+//! * [`seed`] — content seeded into a registry with the project's client: images, indexes,
+//!   attestations, artifacts and their referrers, Helm charts, foreign layers.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -68,7 +73,9 @@ mod latency;
 mod proxy;
 mod rbac;
 mod registry;
+pub mod seed;
 mod token;
+mod tools;
 mod util;
 
 pub use azure::{
@@ -89,4 +96,5 @@ pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
 };
-pub use util::{SplitMix64, form_encode, hex, noise, rfc3339, sha256_digest};
+pub use tools::{find_tool, require_tool, run_tool, skopeo, tcp_connections};
+pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};

@@ -21,9 +21,7 @@ use super::schedule::{Group, Ledger};
 use crate::arm::{ImportStart, MIN_POLL_INTERVAL, PollResult};
 use crate::import::{ResolvedSource, import_body};
 use crate::importer::plan::SourceSpec;
-use crate::{
-    AcrError, ArmClient, ImportEvent, ImportObserver, RegistryResourceId, SourceCredentials,
-};
+use crate::{AcrError, ArmClient, ImportEvent, ImportObserver, RegistryResourceId};
 
 /// The first wait when ARM throttles without saying for how long, doubled up to
 /// [`MAX_BACKOFF`].
@@ -40,8 +38,9 @@ pub(crate) struct ServerRun<'a> {
     pub(crate) target: RegistryResourceId,
     /// Operations running at once.
     pub(crate) concurrency: usize,
-    /// Source credentials by entry.
-    pub(crate) credentials: Vec<Option<SourceCredentials>>,
+    /// Each entry's source as resolved (an Azure registry by resource ID, any other by host
+    /// with its credentials).
+    pub(crate) sources: Vec<Option<ResolvedSource>>,
     pub(crate) observer: &'a dyn ImportObserver,
 }
 
@@ -146,12 +145,34 @@ impl ServerRun<'_> {
 
     /// `POST importImage` for a group.
     async fn start(&self, group: &Group) -> Result<ImportStart, AcrError> {
-        let source = match &group.plan.source {
-            SourceSpec::Registry {
-                host,
-                repository,
-                reference,
-            } => ResolvedSource::External {
+        let source = match (
+            &group.plan.source,
+            self.sources.get(group.entry).cloned().flatten(),
+        ) {
+            (
+                SourceSpec::Registry {
+                    repository,
+                    reference,
+                    ..
+                },
+                Some(ResolvedSource::Azure {
+                    id, cross_tenant, ..
+                }),
+            ) => ResolvedSource::Azure {
+                id,
+                registry: None,
+                unreadable: None,
+                image: image_text(repository, reference),
+                cross_tenant,
+            },
+            (
+                SourceSpec::Registry {
+                    host,
+                    repository,
+                    reference,
+                },
+                resolved,
+            ) => ResolvedSource::External {
                 // Docker Hub's API host is not what the service takes as its name.
                 host: if host == "registry-1.docker.io" {
                     "docker.io".to_owned()
@@ -159,16 +180,14 @@ impl ServerRun<'_> {
                     host.clone()
                 },
                 image: image_text(repository, reference),
-                credentials: self
-                    .credentials
-                    .get(group.entry)
-                    .cloned()
-                    .flatten()
-                    .map(|c| (c.username, c.password)),
+                credentials: match resolved {
+                    Some(ResolvedSource::External { credentials, .. }) => credentials,
+                    _ => None,
+                },
                 unknown_acr: false,
                 registry: None,
             },
-            SourceSpec::Layout { path, reference } => ResolvedSource::Layout {
+            (SourceSpec::Layout { path, reference }, _) => ResolvedSource::Layout {
                 reference: format!("oci:{}:{reference}", path.display()),
             },
         };

@@ -1,8 +1,10 @@
 //! [`Importer::mirror`]: a mirror file in, a report out.
 
+use std::sync::Mutex;
 use std::time::Instant;
 
 use acr_import_transfer::Transport;
+use acr_import_transfer::copy::Progress;
 
 use super::fanout::ServerRun;
 use super::lookup::Lookups;
@@ -10,12 +12,13 @@ use super::plan::Planner;
 use super::report::{MirrorReport, TagAction};
 use super::schedule::{ClientRun, Ledger, assemble};
 use super::{MirrorEntry, MirrorFile, Shard};
+use crate::importer::azure;
 use crate::importer::client::transport_for;
-use crate::importer::is_azure_name;
-use crate::importer::plan::{ClientPlan, TargetSpec, plan};
+use crate::importer::plan::{ClientPlan, TargetSpec};
+use crate::importer::{is_azure_name, names_azure_registry};
 use crate::{
-    AcrError, AzureContext, EngineMode, ImportError, ImportEvent, ImportObserver, ImportOptions,
-    Importer, Referrers, Registry, SourceCredentials,
+    AcrError, AzureContext, EngineMode, ImportEntry, ImportError, ImportEvent, ImportObserver,
+    ImportOptions, Importer, Referrers, Registry, ResolvedSource, SourceCredentials,
 };
 
 /// An entry of a mirror with its source credentials.
@@ -99,22 +102,63 @@ impl MirrorRequest {
     }
 }
 
+/// Tags written so far (for the timeout's report), told to the caller's observer too.
+struct Watch<'a> {
+    inner: &'a dyn ImportObserver,
+    tags: Mutex<Vec<String>>,
+}
+
+impl ImportObserver for Watch<'_> {
+    fn event(&self, event: &ImportEvent) {
+        if let ImportEvent::Copy(Progress::TagWritten { target }) = event {
+            self.tags
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(target.clone());
+        }
+        self.inner.event(event);
+    }
+}
+
+/// Where a mirror goes and how its entries read their sources.
+struct Resolved {
+    target: TargetSpec,
+    /// ARM and the target registry, when the mirror runs server-side.
+    server: Option<(AzureContext, Registry)>,
+    /// Each entry as a single import (its source, credentials and, for an image entry, its
+    /// targets) with the source as resolved, or why it could not be.
+    bases: Vec<Result<(ClientPlan, ResolvedSource), String>>,
+    /// The ACR login servers ARM named, for the registries' credential chain.
+    acr_hosts: Vec<(String, Option<bool>)>,
+}
+
 impl Importer {
     /// Runs a mirror: plans every entry (a repository entry's tags listed once and filtered,
     /// each target tag of this shard looked up at the source and the target, all at once),
-    /// then copies what changed, the whole file on one copy engine. An entry's failure is in
-    /// its row of the report and never stops the others; `Err` means nothing could run (a bad
-    /// target, the timeout).
+    /// then copies what changed, the whole file on one copy engine (or as `importImage`
+    /// operations, server-side). An entry's failure is in its row of the report and never
+    /// stops the others; `Err` means nothing could run (a bad target or entry, credentials
+    /// that would mix, the timeout).
     pub async fn mirror(
         &self,
         request: &MirrorRequest,
         observer: &dyn ImportObserver,
     ) -> Result<MirrorReport, ImportError> {
-        let run = self.mirror_run(request, observer);
+        let watch = Watch {
+            inner: observer,
+            tags: Mutex::new(Vec::new()),
+        };
+        let run = self.mirror_run(request, &watch);
         match request.options.timeout {
-            Some(after) => tokio::time::timeout(after, run)
-                .await
-                .map_err(|_| ImportError::Timeout { after })?,
+            Some(after) => {
+                tokio::time::timeout(after, run)
+                    .await
+                    .map_err(|_| ImportError::Timeout {
+                        after,
+                        tags_moved: watch.tags.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+                        cause: None,
+                    })?
+            }
             None => run.await,
         }
     }
@@ -126,47 +170,37 @@ impl Importer {
     ) -> Result<MirrorReport, ImportError> {
         let started = Instant::now();
         self.check_target(&request.target)?;
-        let server = self.mirror_engine(request, observer).await?;
-        let target = match &server {
-            Some((_, registry)) => TargetSpec::Registry(registry.login_server().to_owned()),
-            None => TargetSpec::parse(&request.target, &self.config().cloud)?,
-        };
+        let r = self.resolve_mirror(request, observer).await?;
         // The server-side engine brings no referrers: none are looked for.
         let options = ImportOptions {
-            referrers: if server.is_some() {
+            referrers: if r.server.is_some() {
                 Referrers::Skip
             } else {
                 request.options.referrers
             },
             ..request.options.clone()
         };
-        // Each entry as a single import: its source, credentials and (image entries) targets.
-        let bases: Vec<Result<ClientPlan, String>> = request
-            .items
-            .iter()
-            .map(|item| base_plan(item, &target, observer))
-            .collect();
-        let planned: Vec<ClientPlan> = bases.iter().filter_map(|b| b.clone().ok()).collect();
-        // A target found through ARM is an ACR for Azure AD, whatever its host looks like.
-        let acr_hosts = server
-            .iter()
-            .map(|(_, r)| {
-                (
-                    r.login_server().to_owned(),
-                    Some(r.accepts_arm_audience_tokens()),
-                )
-            })
-            .collect();
-        let transport = transport_for(self.config(), &planned, acr_hosts)?;
+        let transport = transport_for(
+            self.config(),
+            r.bases
+                .iter()
+                .filter_map(|b| b.as_ref().ok().map(|(p, _)| p)),
+            r.acr_hosts.clone(),
+        )?;
         let planner = Planner {
             transport: &transport,
-            target: &target,
+            target: &r.target,
             cloud: &self.config().cloud,
             shard: request.shard,
             defaults: &options,
-            server: server.is_some(),
+            server: r.server.is_some(),
             lookups: Lookups::new(request.lookups_per_host),
         };
+        let bases: Vec<Result<ClientPlan, String>> = r
+            .bases
+            .iter()
+            .map(|b| b.as_ref().map(|(p, _)| p.clone()).map_err(Clone::clone))
+            .collect();
         let plan = planner.plan(&request.items, &bases).await;
         let (mut entries, mut tags, groups) = assemble(plan);
         observer.event(&ImportEvent::MirrorPlanned {
@@ -184,16 +218,16 @@ impl Importer {
         });
         let mut copies = Vec::new();
         let mut ledger = Ledger::new(&groups, &mut entries, &mut tags, &mut copies, observer);
-        match &server {
+        match &r.server {
             Some((ctx, registry)) => {
                 let run = ServerRun {
                     arm: &ctx.arm,
                     target: registry.resource_id()?,
                     concurrency: request.server_concurrency,
-                    credentials: request
-                        .items
+                    sources: r
+                        .bases
                         .iter()
-                        .map(|i| i.credentials.clone())
+                        .map(|b| b.as_ref().ok().map(|(_, s)| s.clone()))
                         .collect(),
                     observer,
                 };
@@ -210,8 +244,13 @@ impl Importer {
             }
         }
         Ok(MirrorReport {
-            engine: if server.is_some() { "server" } else { "client" }.to_owned(),
-            target: describe(&target),
+            engine: if r.server.is_some() {
+                "server"
+            } else {
+                "client"
+            }
+            .to_owned(),
+            target: describe(&r.target),
             shard: request.shard,
             dry_run: options.dry_run,
             entries,
@@ -222,22 +261,86 @@ impl Importer {
         })
     }
 
-    /// The server-side engine (ARM and the target registry) when the mirror runs there: when
-    /// asked (`--mode server`), or by default when the target is an ACR reachable through
-    /// ARM and no entry needs the client-side engine (a platform filter, referrers asked for,
-    /// an OCI layout, a dry run). `None`: client-side.
-    async fn mirror_engine(
+    /// The target, the engine, and each entry's source, resolved as a single import resolves
+    /// them (through Azure Resource Manager for Azure registries).
+    async fn resolve_mirror(
         &self,
         request: &MirrorRequest,
         observer: &dyn ImportObserver,
-    ) -> Result<Option<(AzureContext, Registry)>, ImportError> {
-        let mode = request.options.engine;
-        if mode == EngineMode::Client {
-            return Ok(None);
-        }
+    ) -> Result<Resolved, ImportError> {
         let cloud = &self.config().cloud;
         let target_azure =
             !request.target.starts_with("oci:") && is_azure_name(&request.target, cloud);
+        let registry_azure = request.items.iter().any(|i| {
+            i.entry
+                .registry()
+                .is_some_and(|r| names_azure_registry(r, cloud))
+        });
+        let wants_server = self.wants_server(request, target_azure, observer);
+        let (azure, no_arm_reason) = if target_azure || registry_azure || wants_server {
+            self.connect_azure(&request.target).await
+        } else {
+            (None, "no entry names an Azure registry".to_owned())
+        };
+        let server = if wants_server {
+            self.server_target(request, azure.as_ref(), &no_arm_reason, observer)
+                .await?
+        } else {
+            None
+        };
+        let (target, target_registry) = match &server {
+            Some(registry) => (
+                TargetSpec::Registry(registry.login_server().to_owned()),
+                Some(registry.clone()),
+            ),
+            None => {
+                self.batch_target(&request.target, azure.as_ref(), &no_arm_reason)
+                    .await?
+            }
+        };
+        let mut bases = Vec::new();
+        let mut acr_hosts = Vec::new();
+        for item in &request.items {
+            match self
+                .plan_entry(&import_entry(item), azure.as_ref(), &target, observer)
+                .await
+            {
+                Ok((plan, source)) => {
+                    for host in azure::acr_hosts(target_registry.as_ref(), &source) {
+                        if !acr_hosts.contains(&host) {
+                            acr_hosts.push(host);
+                        }
+                    }
+                    bases.push(Ok((plan, source)));
+                }
+                Err(e) if e.is_invalid_request() => return Err(e),
+                Err(e) => bases.push(Err(match e.hint() {
+                    Some(h) => format!("{e} ({h})"),
+                    None => e.to_string(),
+                })),
+            }
+        }
+        let server = match (server, azure) {
+            (Some(registry), Some(ctx)) => Some((ctx, registry)),
+            _ => None,
+        };
+        Ok(Resolved {
+            target,
+            server,
+            bases,
+            acr_hosts,
+        })
+    }
+
+    /// Whether to try the server-side engine: asked for (`--mode server`), or by default when
+    /// the target is an Azure registry and no entry needs the client-side engine (a platform
+    /// filter, referrers asked for, an OCI layout, a dry run).
+    fn wants_server(
+        &self,
+        request: &MirrorRequest,
+        target_azure: bool,
+        observer: &dyn ImportObserver,
+    ) -> bool {
         let o = &request.options;
         let client_only = o.dry_run
             || o.referrers == Referrers::Requested
@@ -248,40 +351,52 @@ impl Importer {
                     || e.referrers == Some(true)
                     || i.entry.source().starts_with("oci:")
             });
-        if mode == EngineMode::Auto && (!target_azure || client_only) {
-            if target_azure {
+        match o.engine {
+            EngineMode::Client => false,
+            EngineMode::Server => true,
+            EngineMode::Auto if target_azure && client_only => {
                 observer.event(&ImportEvent::Note(
                     "mirroring client-side: an entry asks for what importImage does not do (a platform filter, referrers, an OCI layout, or a dry run)".to_owned(),
                 ));
+                false
             }
-            return Ok(None);
+            EngineMode::Auto => target_azure,
         }
-        let (azure, why) = self.connect_azure(&request.target).await;
+    }
+
+    /// The target registry through ARM for the server-side engine; `None` (client-side, said
+    /// in a note) when ARM cannot give it and the engine was not asked for.
+    async fn server_target(
+        &self,
+        request: &MirrorRequest,
+        azure: Option<&AzureContext>,
+        no_arm_reason: &str,
+        observer: &dyn ImportObserver,
+    ) -> Result<Option<Registry>, ImportError> {
         let found = match azure {
-            Some(ctx) => match ctx
+            Some(ctx) => ctx
                 .resolve_target(&request.target, request.resource_group.as_deref())
                 .await
-            {
-                Ok(registry) => Ok((ctx, registry)),
-                Err(e) => Err(format!("looking up {} failed: {e}", request.target)),
-            },
-            None => Err(why),
+                .map_err(|e| format!("looking up {} failed: {e}", request.target)),
+            None => Err(no_arm_reason.to_owned()),
         };
-        match (found, mode) {
-            (Ok(found), _) => {
+        match found {
+            Ok(registry) => {
                 observer.event(&ImportEvent::Note(
                     "mirroring server-side: each copy is an importImage operation of the target ACR (referrers are not copied that way; --mode client brings them)".to_owned(),
                 ));
-                Ok(Some(found))
+                Ok(Some(registry))
             }
-            (Err(why), EngineMode::Server) => Err(AcrError::InvalidRequest {
-                message: format!(
-                    "--mode server needs the target through Azure Resource Manager: {why}"
-                ),
-                hint: "use --mode client, or configure Azure access".into(),
+            Err(why) if request.options.engine == EngineMode::Server => {
+                Err(AcrError::InvalidRequest {
+                    message: format!(
+                        "--mode server needs the target through Azure Resource Manager: {why}"
+                    ),
+                    hint: "use --mode client, or configure Azure access".into(),
+                }
+                .into())
             }
-            .into()),
-            (Err(why), _) => {
+            Err(why) => {
                 observer.event(&ImportEvent::Note(format!("mirroring client-side: {why}")));
                 Ok(None)
             }
@@ -290,36 +405,18 @@ impl Importer {
 }
 
 /// An entry as a single import (a repository entry's targets are chosen later).
-fn base_plan(
-    item: &MirrorItem,
-    target: &TargetSpec,
-    observer: &dyn ImportObserver,
-) -> Result<ClientPlan, String> {
-    let credentials = item.credentials.as_ref();
-    let planned = match &item.entry {
-        MirrorEntry::Image(i) => plan(
-            &i.source,
-            i.registry.as_deref(),
-            &i.images,
-            &i.repositories,
-            credentials,
-            target,
-            observer,
-        ),
-        MirrorEntry::Repository(r) => plan(
-            &r.source,
-            r.registry.as_deref(),
-            &[],
-            &[],
-            credentials,
-            target,
-            observer,
-        ),
+fn import_entry(item: &MirrorItem) -> ImportEntry {
+    let (images, repositories) = match &item.entry {
+        MirrorEntry::Image(i) => (i.images.clone(), i.repositories.clone()),
+        MirrorEntry::Repository(_) => (Vec::new(), Vec::new()),
     };
-    planned.map_err(|e| match e.hint() {
-        Some(h) => format!("{e} ({h})"),
-        None => e.to_string(),
-    })
+    ImportEntry {
+        source: item.entry.source().to_owned(),
+        registry: item.entry.registry().map(str::to_owned),
+        images,
+        repositories,
+        credentials: item.credentials.clone(),
+    }
 }
 
 fn describe(target: &TargetSpec) -> String {

@@ -1,3 +1,5 @@
-//! Integration tests of acr-import-acr (one binary, modules by concern).
+//! Integration tests of the ACR crate (one binary, modules by concern): the metadata API
+//! against real registries (see `acr-import-testsupport`), the tag filters' properties.
 
 mod filter_properties;
+mod metadata;

@@ -167,6 +167,7 @@ impl Copier {
         }
         let (referrers, deferred) = if up_to_date {
             report.up_to_date = true;
+            already_there(&graph, &places, &mut report);
             for (t, b) in targets.iter().zip(&before) {
                 if let Some(tag) = &t.tag {
                     report.tags.push(TagEntry {
@@ -314,12 +315,22 @@ impl Copier {
         } else {
             self.walk(src, top.clone(), ManifestRole::Top, None).await?
         };
-        report.totals.platforms = graph
-            .nodes
-            .iter()
-            .filter(|n| n.role == ManifestRole::Child && n.platform.is_some())
-            .count()
-            .max(1);
+        report.totals.platforms = if up_to_date {
+            // Only the top manifest was read: its index names the platforms.
+            graph.nodes[0]
+                .content
+                .manifests
+                .iter()
+                .filter(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+                .count()
+        } else {
+            graph
+                .nodes
+                .iter()
+                .filter(|n| n.role == ManifestRole::Child && n.platform.is_some())
+                .count()
+        }
+        .max(1);
         for f in &graph.foreign {
             self.note(
                 report,
@@ -428,14 +439,34 @@ impl Copier {
     }
 }
 
-fn invalid(src: &Endpoint, digest: &Digest, reason: String) -> TransferError {
-    TransferError::InvalidManifest {
-        context: crate::RequestContext {
+/// An up-to-date copy reads no child manifest, so only the blobs of a single-platform top
+/// manifest are known: each is reported as already in every target place.
+fn already_there(graph: &Graph, places: &[&Endpoint], report: &mut CopyReport) {
+    let top = &graph.nodes[0].content;
+    for place in places {
+        for d in top.config.iter().chain(&top.layers) {
+            report.blobs.push(BlobEntry {
+                digest: d.digest.to_string(),
+                size: d.size,
+                media_type: d.media_type.clone(),
+                target: place.describe(),
+                action: BlobAction::Skipped,
+                mounted_from: None,
+                millis: 0,
+                retries: 0,
+            });
+        }
+    }
+}
+
+fn invalid(src: &Endpoint, digest: &Digest, source: crate::ManifestError) -> TransferError {
+    TransferError::manifest(
+        crate::RequestContext {
             operation: crate::Operation::GetManifest,
             registry: src.describe(),
             repository: None,
             reference: Some(digest.to_string()),
         },
-        reason,
-    }
+        source,
+    )
 }
