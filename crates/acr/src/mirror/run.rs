@@ -46,7 +46,7 @@ pub struct MirrorRequest {
     /// The part of the plan to run. Default: all of it.
     pub shard: Shard,
     /// Client-side copies running at once; their blob transfers are bounded per registry by
-    /// [`ImportOptions::jobs`] for the whole batch. Default: 16.
+    /// [`ImportOptions::jobs`] for the whole batch. Default: 8.
     pub concurrency: usize,
     /// Server-side `importImage` operations running at once. Default: 8.
     pub server_concurrency: usize,
@@ -70,7 +70,7 @@ impl MirrorRequest {
                 .collect(),
             options: ImportOptions::default(),
             shard: Shard::ALL,
-            concurrency: 16,
+            concurrency: 8,
             server_concurrency: 8,
             lookups_per_host: 16,
         }
