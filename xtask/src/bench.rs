@@ -944,21 +944,23 @@ fn skopeo_command(isolated: bool, dir: &Path) -> anyhow::Result<Command> {
     Ok(cmd)
 }
 
+/// The median, the least and the most of some timings (`None`s when there are none).
+fn spread(runs: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let mut v = runs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let median = match n {
+        0 => None,
+        n if n % 2 == 1 => Some(v[n / 2]),
+        n => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    };
+    (median, v.first().copied(), v.last().copied())
+}
+
 /// Medians, ranges and ratios of one scenario's cells.
 fn finish_row(row: &mut [Cell]) {
     for c in row.iter_mut() {
-        let mut v = c.runs.clone();
-        v.sort_by(f64::total_cmp);
-        if !v.is_empty() {
-            let n = v.len();
-            c.median_s = Some(if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                (v[n / 2 - 1] + v[n / 2]) / 2.0
-            });
-            c.min_s = v.first().copied();
-            c.max_s = v.last().copied();
-        }
+        (c.median_s, c.min_s, c.max_s) = spread(&c.runs);
         let (lo, hi) = (
             c.ours_requests.iter().min().copied(),
             c.ours_requests.iter().max().copied(),

@@ -528,18 +528,7 @@ impl MirrorBench<'_> {
             }
         }
         for c in cells.iter_mut() {
-            let mut v = c.runs.clone();
-            v.sort_by(f64::total_cmp);
-            if let (Some(lo), Some(hi)) = (v.first(), v.last()) {
-                let n = v.len();
-                c.median_s = Some(if n % 2 == 1 {
-                    v[n / 2]
-                } else {
-                    (v[n / 2 - 1] + v[n / 2]) / 2.0
-                });
-                c.min_s = Some(*lo);
-                c.max_s = Some(*hi);
-            }
+            (c.median_s, c.min_s, c.max_s) = super::spread(&c.runs);
         }
         let skopeo = cells
             .iter()
