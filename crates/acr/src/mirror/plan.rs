@@ -311,7 +311,10 @@ impl Planner<'_> {
         let (source, target, (digest, is_index), tagged) = match looked_up.await {
             Ok(x) => x,
             Err(e) => {
-                unit.error = Some(format!("looking up {}: {e}", unit.source_text()));
+                unit.error = Some(format!(
+                    "looking up {} and its targets: {e}",
+                    unit.source_text()
+                ));
                 for t in &mut unit.targets {
                     t.action = TagAction::Unreadable;
                 }
@@ -366,26 +369,18 @@ impl Planner<'_> {
         if unchanged && unit.settings.referrers {
             // A signature added upstream to an image already mirrored: the copy engine
             // brings what is missing.
-            match self
+            // Found, or not known (the lookup failed): the copy engine looks again and says.
+            let found = self
                 .lookups
                 .has_referrers(&source, &repository, &digest, listed)
-                .await
-            {
-                Ok(false) => {}
-                Ok(true) => {
-                    for t in unit
-                        .targets
-                        .iter_mut()
-                        .filter(|t| t.action == TagAction::UpToDate)
-                    {
-                        t.action = TagAction::Check;
-                    }
-                }
-                Err(e) => {
-                    unit.error = Some(format!(
-                        "looking up the referrers of {}: {e}",
-                        unit.source_text()
-                    ))
+                .await;
+            if !matches!(found, Ok(false)) {
+                for t in unit
+                    .targets
+                    .iter_mut()
+                    .filter(|t| t.action == TagAction::UpToDate)
+                {
+                    t.action = TagAction::Check;
                 }
             }
         }
