@@ -805,6 +805,18 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
                 .expect("run acr")
         }
     };
+    // A dry run starts no operation and writes no tag: it reports what would be imported.
+    write_file("mirror/dry");
+    let o = mirror(&["--dry-run", "-o", "json"]).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(w.arm.count("POST", "/importImage"), 0);
+    let report: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(report["dry_run"], true, "{report}");
+    let tags = report["tags"].as_array().expect("tags");
+    assert_eq!(tags.len(), 12, "{report}");
+    assert!(tags.iter().all(|t| t["result"] == "would_copy"), "{report}");
+    assert!(w.target_digest("mirror/dry", "1.0").await.is_none());
+
     // Unthrottled: 8 operations run at once, no more.
     write_file("mirror/bound");
     let o = mirror(&[]).await;

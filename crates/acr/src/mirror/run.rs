@@ -9,7 +9,7 @@ use acr_import_transfer::copy::Progress;
 use super::fanout::ServerRun;
 use super::lookup::Lookups;
 use super::plan::Planner;
-use super::report::{MirrorReport, TagAction};
+use super::report::{MirrorReport, TagAction, TagResult};
 use super::schedule::{ClientRun, Ledger, assemble};
 use super::{MirrorEntry, MirrorFile, Shard};
 use crate::importer::azure;
@@ -219,6 +219,13 @@ impl Importer {
         let mut copies = Vec::new();
         let mut ledger = Ledger::new(&groups, &mut entries, &mut tags, &mut copies, observer);
         match &r.server {
+            // A dry run starts no operation: what the plan would copy is what it says.
+            Some(_) if options.dry_run => {
+                for g in &groups {
+                    let summary = ledger.summary(g);
+                    ledger.finish(g, summary, TagResult::WouldCopy);
+                }
+            }
             Some((ctx, registry)) => {
                 let run = ServerRun {
                     arm: &ctx.arm,
