@@ -2,8 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use acr_import_auth::{
     Authenticator, Authorization, CredentialProvider, ExchangeError, HttpExchange, ScopeSet,
@@ -24,6 +25,9 @@ use crate::body::read_capped;
 use crate::connect::{BoxError, InsecureHosts, ProxyConnector, tls_config};
 use crate::error::{
     RequestContext, StatusDetails, TransferError, parse_error_envelope, redact_url,
+};
+use crate::ratelimit::{
+    RateLimitPolicy, RateLimitStatus, RateLimitStop, RateLimits, Verdict, reached,
 };
 use crate::registry::Registry;
 use crate::retry::{RetryPolicy, parse_retry_after};
@@ -49,6 +53,7 @@ pub struct TransportBuilder {
     connect_timeout: Duration,
     idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    rate_limit: RateLimitPolicy,
     proxy_from_env: bool,
     proxy: Option<String>,
     max_idle_per_host: usize,
@@ -65,6 +70,7 @@ impl Default for TransportBuilder {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            rate_limit: RateLimitPolicy::default(),
             proxy_from_env: true,
             proxy: None,
             max_idle_per_host: 32,
@@ -123,6 +129,15 @@ impl TransportBuilder {
     /// Retry policy for idempotent requests. Default: [`RetryPolicy::default`].
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// How rate limits are met: a `429` that resets later than
+    /// [`RateLimitPolicy::longest_retry`] stops its registry for the rest of the process, or
+    /// (with [`RateLimitPolicy::wait`]) makes its requests wait for the reset. Default:
+    /// [`RateLimitPolicy::default`] (stop after 60 s).
+    pub fn rate_limit(mut self, policy: RateLimitPolicy) -> Self {
+        self.rate_limit = policy;
         self
     }
 
@@ -198,6 +213,7 @@ impl TransportBuilder {
                 insecure,
                 idle_timeout: self.idle_timeout,
                 retry: self.retry,
+                limits: RateLimits::new(self.rate_limit),
                 user_agent: self.user_agent,
                 schemes: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
@@ -247,6 +263,7 @@ pub(crate) struct Inner {
     insecure: InsecureHosts,
     pub(crate) idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    limits: RateLimits,
     user_agent: String,
     schemes: Mutex<HashMap<String, &'static str>>,
     referrers_api: Mutex<HashMap<String, bool>>,
@@ -291,6 +308,8 @@ pub(crate) struct Req {
     pub idempotent: bool,
     /// Follow 3xx (blob GET/HEAD: registries redirect to storage).
     pub follow_redirects: bool,
+    /// Counts every attempt sent (the source manifest `GET`s of a copy: its pulls).
+    pub tally: Option<Arc<AtomicU64>>,
 }
 
 impl Req {
@@ -310,6 +329,7 @@ impl Req {
             scopes: self.scopes.clone(),
             idempotent: self.idempotent,
             follow_redirects: self.follow_redirects,
+            tally: self.tally.clone(),
         })
     }
 
@@ -327,6 +347,7 @@ impl Req {
             scopes,
             idempotent,
             follow_redirects: false,
+            tally: None,
         }
     }
 }
@@ -359,6 +380,23 @@ impl Transport {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The budget `registry` (`host[:port]`, as [`Registry::host`] names it) announced on its
+    /// latest answer that carried `ratelimit-limit` and `ratelimit-remaining`.
+    pub fn rate_limit_status(&self, registry: &str) -> Option<RateLimitStatus> {
+        self.inner.limits.status(registry)
+    }
+
+    /// Whether this transport waits for rate limits to reset instead of failing.
+    pub fn waits_for_rate_limits(&self) -> bool {
+        self.inner.limits.policy.wait
+    }
+
+    /// When a plan needs `needed` requests of `registry` and its announced budget has fewer
+    /// left: the stop that says so.
+    pub(crate) fn shortfall(&self, registry: &str, needed: u64) -> Option<RateLimitStop> {
+        self.inner.limits.shortfall(registry, needed)
     }
 
     /// An [`HttpExchange`] over this transport's connections, for token services.
@@ -438,6 +476,7 @@ impl Transport {
                 registry: registry.clone(),
                 source,
             })?;
+        self.respect_stop(&mut req, authorization.as_ref()).await?;
         let mut url = req.url.clone();
         let mut method = req.method.clone();
         let mut retries = 0u32;
@@ -449,6 +488,9 @@ impl Transport {
             let credential = authorization.as_ref().filter(|_| same_origin);
             let request = self.build_request(&mut req, &method, &url, credential)?;
             self.count(&url, &method, retries > 0);
+            if let Some(tally) = &req.tally {
+                tally.fetch_add(1, Ordering::Relaxed);
+            }
             let can_retry =
                 req.idempotent && req.body.replayable() && retries < self.inner.retry.max_retries;
             let sent =
@@ -483,6 +525,27 @@ impl Transport {
                 }
             };
             let status = response.status();
+            if same_origin {
+                self.inner
+                    .limits
+                    .observe(&registry, response.headers(), is_anonymous(credential));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS && same_origin {
+                let anonymous = is_anonymous(credential);
+                match self
+                    .inner
+                    .limits
+                    .on_429(&registry, response.headers(), anonymous)
+                {
+                    Verdict::Retry => {}
+                    Verdict::Stop(stop) => {
+                        let auth = authorization.clone();
+                        self.stop_registry(*stop, response, &url, &mut req, auth.as_ref())
+                            .await?;
+                        continue;
+                    }
+                }
+            }
             if status == StatusCode::UNAUTHORIZED
                 && same_origin
                 && !reauthenticated
@@ -529,6 +592,124 @@ impl Transport {
                 authorization,
             });
         }
+    }
+
+    /// Before a request goes: a registry stopped by its rate limit fails it at once with the
+    /// same error, or (waiting for rate limits) holds it until the reset.
+    async fn respect_stop(
+        &self,
+        req: &mut Req,
+        authorization: Option<&Authorization>,
+    ) -> Result<(), TransferError> {
+        let Some(stop) = self.inner.limits.stopped(&req.ctx.registry) else {
+            return Ok(());
+        };
+        if !self.inner.limits.policy.wait {
+            return Err(reached(stop));
+        }
+        let url = req.url.clone();
+        self.wait_out(req, &url, authorization).await;
+        Ok(())
+    }
+
+    /// A `429` whose reset is further away than a retry waits: the registry is stopped for
+    /// every later request; this one fails with the stop, or (waiting for rate limits) waits
+    /// for the reset and returns to be sent again.
+    async fn stop_registry(
+        &self,
+        mut stop: RateLimitStop,
+        response: Response<Incoming>,
+        url: &Url,
+        req: &mut Req,
+        authorization: Option<&Authorization>,
+    ) -> Result<(), TransferError> {
+        let body = read_capped(
+            response.into_body(),
+            SMALL_BODY_LIMIT,
+            self.inner.idle_timeout,
+            url,
+        )
+        .await
+        .unwrap_or_default();
+        stop.message = parse_error_envelope(&body)
+            .into_iter()
+            .map(|e| e.message)
+            .find(|m| !m.is_empty())
+            .or_else(|| {
+                let text = String::from_utf8_lossy(&body).trim().to_owned();
+                (!text.is_empty() && text.len() < 500 && !text.starts_with('<')).then_some(text)
+            });
+        tracing::debug!(registry = %stop.registry, "rate limit reached: {stop}");
+        self.inner.limits.record(&stop);
+        if !self.inner.limits.policy.wait {
+            return Err(reached(stop));
+        }
+        self.wait_out(req, url, authorization).await;
+        Ok(())
+    }
+
+    /// Waits while `req`'s registry is stopped. The first waiter shows the countdown (each
+    /// second) and, when it reads a manifest, asks every [`RateLimitPolicy::probe_every`]
+    /// with a `HEAD` (free where pulls are counted) whether the budget is back; the others
+    /// wait quietly.
+    async fn wait_out(&self, req: &mut Req, url: &Url, authorization: Option<&Authorization>) {
+        struct Lead<'a>(&'a RateLimits, &'a str, bool);
+        impl Drop for Lead<'_> {
+            fn drop(&mut self) {
+                if self.2 {
+                    self.0.unlead(self.1);
+                }
+            }
+        }
+        let limits = &self.inner.limits;
+        let registry = req.ctx.registry.clone();
+        let lead = Lead(limits, &registry, limits.lead(&registry));
+        let probes = lead.2 && req.ctx.operation == crate::Operation::GetManifest;
+        let mut probed = Instant::now();
+        while let Some(stop) = limits.stopped(&registry) {
+            if lead.2 {
+                limits.tick(&stop);
+            }
+            let left = stop
+                .until
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+            if probes && probed.elapsed() >= limits.policy.probe_every {
+                probed = Instant::now();
+                if self.budget_back(req, url, authorization).await {
+                    limits.lift(&registry);
+                }
+            }
+        }
+    }
+
+    /// Asks with a manifest `HEAD` whether the registry's budget is back (a `HEAD` costs no
+    /// pull): its answer's `ratelimit-remaining` is above zero, or it sends no limit at all.
+    async fn budget_back(
+        &self,
+        req: &mut Req,
+        url: &Url,
+        authorization: Option<&Authorization>,
+    ) -> bool {
+        let Ok(request) = self.build_request(req, &Method::HEAD, url, authorization) else {
+            return false;
+        };
+        self.count(url, &Method::HEAD, false);
+        let sent =
+            tokio::time::timeout(self.inner.idle_timeout, self.inner.client.request(request)).await;
+        let Ok(Ok(response)) = sent else {
+            return false;
+        };
+        let registry = &req.ctx.registry;
+        self.inner
+            .limits
+            .observe(registry, response.headers(), is_anonymous(authorization));
+        let back = response.status().is_success()
+            && RateLimitStatus::from_headers(response.headers(), SystemTime::now())
+                .is_none_or(|s| s.remaining > 0);
+        drain(response).await;
+        back
     }
 
     /// One attempt of `req` to `url`, with `authorization` when it may go there. The body is
@@ -706,6 +887,11 @@ impl Transport {
             _ => TransferError::UnexpectedStatus(Box::new(details)),
         }
     }
+}
+
+/// Whether a request goes without credentials of a user (none, or an anonymous token).
+fn is_anonymous(authorization: Option<&Authorization>) -> bool {
+    authorization.is_none_or(|a| a.identity() == "anonymous")
 }
 
 /// Same scheme, host and port: the only place registry credentials go.

@@ -5,7 +5,8 @@ use acr_import_reference::Digest;
 
 use crate::layout::OciLayout;
 use crate::manifest::{Descriptor, Manifest};
-use crate::{BlobStream, Registry, TransferError};
+use crate::registry::cache::Reads;
+use crate::{BlobStream, ManifestHead, Registry, TransferError};
 
 /// Where content lives: a repository of a registry, or an OCI image-layout folder.
 #[derive(Debug, Clone)]
@@ -63,6 +64,55 @@ impl Endpoint {
             ) => a.host() == b.host() && ra == rb,
             (Endpoint::Layout(a), Endpoint::Layout(b)) => a.path() == b.path(),
             _ => false,
+        }
+    }
+
+    /// This endpoint, reading manifests through a copy's cache and counting its `GET`s
+    /// (a layout reads files: nothing to count).
+    pub(super) fn reading_through(&self, reads: Reads) -> Endpoint {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => Endpoint::Registry {
+                registry: registry.reading_through(reads),
+                repository: repository.clone(),
+            },
+            Endpoint::Layout(l) => Endpoint::Layout(l.clone()),
+        }
+    }
+
+    /// What a manifest `HEAD` says (digest, media type, size) without reading the manifest;
+    /// `None` when absent. A layout answers from its files.
+    pub(super) async fn head(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry.head_manifest(repository, reference).await,
+            Endpoint::Layout(l) => match l.get_manifest(reference).await {
+                Ok(m) => Ok(Some(ManifestHead {
+                    size: Some(m.bytes.len() as u64),
+                    media_type: Some(m.media_type),
+                    digest: Some(m.digest),
+                })),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Whether reading `digest` would be answered by the copy's cache (no request).
+    pub(super) fn has_read(&self, digest: &Digest) -> bool {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry.has_read(repository, digest),
+            Endpoint::Layout(_) => true,
         }
     }
 

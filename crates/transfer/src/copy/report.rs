@@ -152,6 +152,10 @@ pub struct CopyReport {
     pub requests: std::collections::BTreeMap<String, u64>,
     /// Requests that were retries.
     pub retried_requests: u64,
+    /// Manifest `GET`s sent to the source: what a registry that counts pulls (Docker Hub)
+    /// charged this copy. Manifests the copier had read already, `HEAD`s and blobs are not
+    /// pulls.
+    pub source_pulls: u64,
     /// Notes for the user (normalizations, rewritten indexes, skipped foreign layers).
     pub notes: Vec<String>,
 }

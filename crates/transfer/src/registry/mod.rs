@@ -2,6 +2,7 @@
 //! scheme and send path here, the operations by kind in the submodules.
 
 mod blobs;
+pub(crate) mod cache;
 mod listing;
 mod manifests;
 mod uploads;
@@ -29,6 +30,8 @@ pub struct Registry {
     /// `host[:port]`, Docker Hub mapped to its API host.
     host: String,
     scheme: Option<&'static str>,
+    /// A copy's source reads manifests through its copier's cache, counting its `GET`s.
+    reads: Option<cache::Reads>,
 }
 
 /// What `GET /v2/` told.
@@ -132,6 +135,7 @@ impl Registry {
             transport,
             host,
             scheme,
+            reads: None,
         };
         if let Some(s) = scheme {
             r.transport.check_url(&r.url_with(s, "/v2/")?)?;
@@ -147,6 +151,22 @@ impl Registry {
     /// The transport this handle uses.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// Whether `digest` of `repository` was read through this handle's cache (reading it
+    /// again sends nothing).
+    pub(crate) fn has_read(&self, repository: &str, digest: &Digest) -> bool {
+        self.reads
+            .as_ref()
+            .is_some_and(|r| r.cache.contains(&self.host, repository, digest))
+    }
+
+    /// This handle, reading manifests through `reads` (a copy's source).
+    pub(crate) fn reading_through(&self, reads: cache::Reads) -> Self {
+        Self {
+            reads: Some(reads),
+            ..self.clone()
+        }
     }
 
     fn url_with(&self, scheme: &str, path: &str) -> Result<Url, TransferError> {
