@@ -92,7 +92,7 @@ use tokio::task::JoinHandle;
 
 use crate::registry::{Registry, TokenAuthSettings};
 use crate::token::{Access, Grant, TokenIssuer, intersect, parse_scopes};
-use crate::util::{parse_form, random_hex, unix_now};
+use crate::util::{parse_form, plain_accept_loop, random_hex, unix_now};
 
 /// The Azure Resource Manager audience.
 pub const ARM_AUDIENCE: &str = "https://management.azure.com";
@@ -717,30 +717,6 @@ async fn aad_accept_loop(
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-}
-
-async fn plain_accept_loop<F, Fut>(listener: TcpListener, handler: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let handler = handler.clone();
-        conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
         while conns.try_join_next().is_some() {}
