@@ -24,6 +24,8 @@ struct BatchRow {
     result: String,
     digest: String,
     blobs: String,
+    /// Manifest `GET`s sent to the source (what Docker Hub counts as pulls).
+    pulls: String,
     detail: String,
 }
 
@@ -167,6 +169,7 @@ fn options(args: &ImportArgs) -> Result<ImportOptions, Failure> {
             Mode::Server => EngineMode::Server,
             Mode::Client => EngineMode::Client,
         },
+        wait_rate_limit: args.wait_rate_limit,
     })
 }
 
@@ -327,6 +330,7 @@ fn render_batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
                     rep.copy.totals.blobs_mounted,
                     rep.copy.totals.blobs_skipped
                 ),
+                pulls: rep.copy.source_pulls.to_string(),
                 detail: render::bytes(rep.copy.totals.bytes_copied),
             }),
             Err(e) => {
@@ -336,6 +340,7 @@ fn render_batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
                     result: "FAILED".into(),
                     digest: String::new(),
                     blobs: String::new(),
+                    pulls: String::new(),
                     detail: e.to_string(),
                 });
             }

@@ -588,3 +588,351 @@ fn trace_logs_carry_no_secret() {
         assert!(!all.contains(secret), "`{secret}` leaked into the output");
     }
 }
+
+/// Pushes a one-layer image per platform (an index over them when there are several) to
+/// `repo:tag` through `reg`.
+async fn publish(
+    reg: &acr_import_transfer::Registry,
+    repo: &str,
+    tag: &str,
+    seed: u8,
+    platforms: &[&str],
+) {
+    use acr_import_reference::DigestAlgorithm;
+    use acr_import_transfer::{Manifest, digest_of, manifest};
+    let mut children = Vec::new();
+    for (i, arch) in platforms.iter().enumerate() {
+        let layer: Vec<u8> = (0..20_000u32)
+            .map(|n| {
+                (n as u8)
+                    .wrapping_mul(7)
+                    .wrapping_add(seed)
+                    .wrapping_add(i as u8)
+            })
+            .collect();
+        let config = format!(r#"{{"architecture":"{arch}","os":"linux","seed":{seed}}}"#);
+        let (ld, cd) = (
+            digest_of(DigestAlgorithm::Sha256, &layer),
+            digest_of(DigestAlgorithm::Sha256, config.as_bytes()),
+        );
+        reg.push_blob(repo, &ld, layer.clone().into(), u64::MAX)
+            .await
+            .unwrap();
+        reg.push_blob(repo, &cd, config.clone().into_bytes().into(), u64::MAX)
+            .await
+            .unwrap();
+        let body = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
+            manifest::OCI_MANIFEST,
+            config.len(),
+            layer.len()
+        );
+        let m = Manifest {
+            digest: digest_of(DigestAlgorithm::Sha256, body.as_bytes()),
+            bytes: body.into(),
+            media_type: manifest::OCI_MANIFEST.to_owned(),
+        };
+        reg.put_manifest(repo, m.digest.as_str(), &m).await.unwrap();
+        children.push((m, *arch));
+    }
+    if let [(only, _)] = children.as_slice() {
+        reg.put_manifest(repo, tag, only).await.unwrap();
+        return;
+    }
+    let entries: Vec<String> = children
+        .iter()
+        .map(|(m, arch)| {
+            format!(
+                r#"{{"mediaType":"{}","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#,
+                m.media_type,
+                m.digest,
+                m.bytes.len()
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
+        manifest::OCI_INDEX,
+        entries.join(",")
+    );
+    let index = Manifest {
+        digest: digest_of(DigestAlgorithm::Sha256, body.as_bytes()),
+        bytes: body.into(),
+        media_type: manifest::OCI_INDEX.to_owned(),
+    };
+    reg.put_manifest(repo, tag, &index).await.unwrap();
+}
+
+/// Issue #15's scenario: a budget of 10 anonymous pulls on Docker Hub's personality.
+#[test]
+fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
+    use acr_import_testsupport::{Kind, Personality};
+    let rt = rt();
+    let (hub, dst) = rt.block_on(async {
+        tokio::join!(
+            Personality::builder(Kind::DockerHub)
+                .anonymous_budget(10, Duration::from_secs(3600))
+                .start(),
+            Registry::start()
+        )
+    });
+    let (hub, dst) = (hub.unwrap(), dst.unwrap());
+    let (user, token) = Kind::DockerHub.credentials().unwrap();
+    let publisher = {
+        let mut creds = acr_import_auth::StaticCredentials::new();
+        creds.insert(
+            &hub.host(),
+            acr_import_auth::Credential::from_username_password(
+                user.to_owned(),
+                acr_import_auth::Secret::new(token),
+            ),
+        );
+        acr_import_transfer::Transport::builder()
+            .credentials(std::sync::Arc::new(creds))
+            .proxy_from_env(false)
+            .build()
+            .unwrap()
+            .registry(&hub.url())
+            .unwrap()
+    };
+    let images: Vec<String> = (0..13).map(|i| format!("library/img{i}")).collect();
+    rt.block_on(async {
+        publish(
+            &publisher,
+            "library/app",
+            "v1",
+            1,
+            &["amd64", "arm64", "s390x"],
+        )
+        .await;
+        publish(&publisher, "library/new", "v1", 2, &["amd64"]).await;
+        for (i, repo) in images.iter().enumerate() {
+            publish(&publisher, repo, "v1", 10 + i as u8, &["amd64"]).await;
+        }
+    });
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+    };
+
+    // A first import of a 3-platform image: at most 4 pulls.
+    let app = format!("{}/library/app:v1", hub.host());
+    let o = acr(&["import", "-n", &dst.host(), "--source", &app, "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["source_pulls"], 4);
+    assert_eq!(hub.anonymous_pulls(), 4);
+
+    // A 13-image mirror file, first run by a signed-in job (the target fills), then
+    // re-run unchanged anonymously: 0 pulls, and it succeeds.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, extra: &str| {
+        let file = dir.path().join(name);
+        let entries: String = images
+            .iter()
+            .map(|r| format!("- source: {}/{r}:v1\n{extra}", hub.host()))
+            .collect();
+        std::fs::write(&file, entries).unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let signed_in = write("signed-in.yaml", "  credentials-env: HUB\n");
+    let o = acr_env(
+        &["import", "-n", &dst.host(), "--from-file", &signed_in],
+        &[("HUB_USERNAME", user), ("HUB_PASSWORD", token)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        hub.anonymous_pulls(),
+        4,
+        "the signed-in run spent no anonymous pull"
+    );
+    let mirror = write("mirror.yaml", "");
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--from-file",
+        &mirror,
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json(&o);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 13);
+    assert!(
+        rows.iter()
+            .all(|r| r["result"] == "up to date" && r["pulls"] == "0"),
+        "{rows:#?}"
+    );
+    assert_eq!(
+        hub.anonymous_pulls(),
+        4,
+        "the unchanged re-run spent nothing"
+    );
+
+    // The budget spent (by others behind the same address): a new image fails at once,
+    // saying why and what to do, exit code 1, no tag.
+    hub.spend_anonymous(6);
+    let gets = hub.manifest_gets();
+    let started = std::time::Instant::now();
+    let new = format!("{}/library/new:v1", hub.host());
+    let o = acr(&["import", "-n", &dst.host(), "--source", &new]);
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for part in [
+        "this import needs 1 pull, 0 remain until",
+        "a limit of 10 pulls per 1 h",
+        "Docker Hub access token",
+        "--platform",
+        "--wait-rate-limit",
+    ] {
+        assert!(
+            stderr(&o).contains(part),
+            "{part:?} missing from: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(hub.manifest_gets(), gets, "no manifest GET was sent");
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "library/new",
+    ]);
+    assert!(!stdout(&o).contains("v1"), "no tag: {}", stdout(&o));
+    eprintln!("the refused import took {took:?}");
+
+    // With a Docker Hub token it succeeds; the CDN origin serves the blobs and never sees
+    // an Authorization header.
+    hub.clear_requests();
+    let o = acr_env(
+        &[
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &new,
+            "-u",
+            user,
+            "--password-stdin",
+            "-o",
+            "json",
+        ],
+        &[],
+        Some(token),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["source_pulls"], 1);
+    assert!(!hub.cdn_requests().is_empty());
+    assert!(!hub.cdn_saw_authorization(), "{:#?}", hub.cdn_requests());
+}
+
+/// [`acr`] with extra environment variables and, optionally, standard input.
+fn acr_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(ACR);
+    cmd.args(args)
+        .env_remove("ACR_IMPORT_SOURCE_PASSWORD")
+        .env_remove("ACR_IMPORT_SOURCE_USERNAME")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run acr");
+    if let Some(text) = stdin {
+        let _ = writeln!(child.stdin.take().expect("stdin"), "{text}");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("acr output")
+}
+
+/// `--wait-rate-limit`: the shortfall is said before any byte moves, then the import waits
+/// for the reset with a countdown instead of failing; interrupted, it moves no tag.
+#[test]
+fn wait_rate_limit_counts_down_instead_of_failing() {
+    use acr_import_testsupport::{Kind, Personality};
+    let rt = rt();
+    let (hub, dst) = rt.block_on(async {
+        tokio::join!(
+            Personality::builder(Kind::DockerHub)
+                .anonymous_budget(2, Duration::from_secs(3600))
+                .start(),
+            Registry::start()
+        )
+    });
+    let (hub, dst) = (hub.unwrap(), dst.unwrap());
+    let (user, token) = Kind::DockerHub.credentials().unwrap();
+    let mut creds = acr_import_auth::StaticCredentials::new();
+    creds.insert(
+        &hub.host(),
+        acr_import_auth::Credential::from_username_password(
+            user.to_owned(),
+            acr_import_auth::Secret::new(token),
+        ),
+    );
+    let publisher = acr_import_transfer::Transport::builder()
+        .credentials(std::sync::Arc::new(creds))
+        .proxy_from_env(false)
+        .build()
+        .unwrap()
+        .registry(&hub.url())
+        .unwrap();
+    rt.block_on(publish(
+        &publisher,
+        "library/app",
+        "v1",
+        3,
+        &["amd64", "arm64", "s390x"],
+    ));
+    let child = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &format!("{}/library/app:v1", hub.host()),
+            "--wait-rate-limit",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let refused = || hub.requests().iter().any(|r| r.status == Some(429));
+    while !refused() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused(), "the budget ran out mid-import");
+    // A few seconds of countdown.
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "still waiting when interrupted: {err}"
+    );
+    for part in [
+        "this import needs 3 pulls, 1 remains until",
+        "waiting for the budget when it runs out (--wait-rate-limit)",
+        "waiting for the rate limit to reset",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "library/app",
+    ]);
+    assert!(!stdout(&o).contains("v1"), "no tag moved: {}", stdout(&o));
+}

@@ -2,8 +2,13 @@
 
 use acr_import_auth::StaticCredentials;
 use acr_import_transfer::copy::Progress;
-use acr_import_transfer::{Copier, CopyOptions, TransferError, Transport};
+use std::sync::Arc;
+
+use acr_import_transfer::{
+    Copier, CopyOptions, RateLimitPolicy, RateLimitWait, TransferError, Transport,
+};
 use futures_util::StreamExt;
+use tokio::sync::mpsc::WeakUnboundedSender;
 
 use super::plan::{ClientPlan, SourceSpec, TargetSpec};
 use super::{
@@ -25,7 +30,13 @@ pub(crate) struct Run<'a> {
 pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
 
 impl Run<'_> {
-    fn transport(&self, plans: &[ClientPlan]) -> Result<Transport, ImportError> {
+    /// The transport of the run; a rate-limit wait's countdown goes to `progress` (held
+    /// weakly: the progress channel closes when the copier is done).
+    fn transport(
+        &self,
+        plans: &[ClientPlan],
+        progress: WeakUnboundedSender<Progress>,
+    ) -> Result<Transport, ImportError> {
         let mut explicit = StaticCredentials::new();
         for p in plans {
             for (host, c) in &p.credentials {
@@ -39,8 +50,19 @@ impl Run<'_> {
                 }
             }
         }
+        let policy = RateLimitPolicy {
+            wait: self.options.wait_rate_limit,
+            on_wait: Some(Arc::new(move |w: &RateLimitWait| {
+                if let Some(tx) = progress.upgrade() {
+                    let _ = tx.send(Progress::RateLimitWait(w.clone()));
+                }
+            })),
+            ..RateLimitPolicy::default()
+        };
         self.config
-            .transport(explicit)
+            .transport_builder(explicit)
+            .rate_limit(policy)
+            .build()
             .map_err(|e| ImportError::copy(Side::Unknown, e))
     }
 
@@ -61,8 +83,8 @@ impl Run<'_> {
     /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
     /// they finish). `Err` only when nothing could start or the timeout passed.
     pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
-        let transport = self.transport(&plans)?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let transport = self.transport(&plans, tx.downgrade())?;
         let options = CopyOptions {
             progress: Some(tx),
             ..self.copy_options()
@@ -151,6 +173,7 @@ fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
             ..
         } => Some((registry.clone(), Some(repository.clone()))),
         TransferError::Auth { registry, .. } => Some((registry.clone(), None)),
+        TransferError::RateLimitReached(stop) => Some((stop.registry.clone(), None)),
         TransferError::Connection { url, .. }
         | TransferError::Timeout { url, .. }
         | TransferError::Refused { url, .. } => from_url(url),

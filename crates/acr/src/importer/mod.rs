@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use acr_import_auth::azure::{AadCredentialChain, AadOptions};
 use acr_import_auth::{Credential, CredentialChain, Secret, StaticCredentials};
-use acr_import_transfer::{TransferError, Transport};
+use acr_import_transfer::{TransferError, Transport, TransportBuilder};
 
 pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
@@ -110,6 +110,11 @@ impl ImporterConfig {
     /// credential chain with `explicit` first (then the Docker configuration, then Azure AD
     /// for ACR login servers).
     pub fn transport(&self, explicit: StaticCredentials) -> Result<Transport, TransferError> {
+        self.transport_builder(explicit).build()
+    }
+
+    /// [`Self::transport`], still to be built (to set more, e.g. a rate-limit policy).
+    pub fn transport_builder(&self, explicit: StaticCredentials) -> TransportBuilder {
         let suffix = self.cloud.login_server_suffix.clone();
         let mut builder = Transport::builder().credentials_from(move |http| {
             Arc::new(CredentialChain::from_env(http, explicit, &suffix))
@@ -120,7 +125,7 @@ impl ImporterConfig {
         for h in &self.insecure_registries {
             builder = builder.insecure_host(h.clone());
         }
-        builder.build()
+        builder
     }
 
     /// An ARM client signed in with the environment's Azure AD credential, or why there is

@@ -194,7 +194,8 @@ impl CopyReport {
         };
     }
 
-    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB in 2.1 s)`.
+    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB
+    /// in 2.1 s; 4 source manifest pulls)`.
     pub fn summary(&self, target: &str) -> String {
         let t = &self.totals;
         let verb = if self.dry_run {
@@ -208,14 +209,16 @@ impl CopyReport {
             String::new()
         };
         format!(
-            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s)",
+            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s; {} source manifest pull{})",
             self.source,
             t.blobs_copied + t.blobs_mounted + t.blobs_skipped,
             t.blobs_copied,
             t.blobs_mounted,
             t.blobs_skipped,
             human_bytes(t.bytes_copied),
-            self.millis as f64 / 1000.0
+            self.millis as f64 / 1000.0,
+            self.source_pulls,
+            if self.source_pulls == 1 { "" } else { "s" }
         )
     }
 }
@@ -289,6 +292,8 @@ pub enum Progress {
     },
     /// A note for the user.
     Note(String),
+    /// One second of a wait for a registry's rate limit to reset (`--wait-rate-limit`).
+    RateLimitWait(crate::RateLimitWait),
 }
 
 #[cfg(test)]
