@@ -241,7 +241,7 @@ fn countdown(overall: &ProgressBar, w: &RateLimitWait, tty: bool, waited: &mut O
         return;
     }
     let first = waited.as_deref() != Some(w.registry.as_str());
-    if first || w.left.as_secs() % 60 == 0 {
+    if first || w.left.as_secs().is_multiple_of(60) {
         eprintln!("{text}");
     }
     *waited = Some(w.registry.clone());
