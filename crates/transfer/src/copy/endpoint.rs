@@ -105,7 +105,22 @@ impl Endpoint {
         }
     }
 
-    /// Whether reading `digest` would be answered by the copy's cache (no request).
+    /// `digest` can be read from `place` (which holds it) instead of this source.
+    pub(super) fn read_elsewhere(&self, digest: &Digest, place: &Endpoint) {
+        if let (
+            Endpoint::Registry { registry, .. },
+            Endpoint::Registry {
+                registry: holder,
+                repository,
+            },
+        ) = (self, place)
+        {
+            registry.read_elsewhere(digest, holder, repository);
+        }
+    }
+
+    /// Whether reading `digest` costs the source nothing: the copy's cache has it, or a
+    /// target that holds it will be read instead.
     pub(super) fn has_read(&self, digest: &Digest) -> bool {
         match self {
             Endpoint::Registry {

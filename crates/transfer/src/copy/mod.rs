@@ -134,10 +134,9 @@ impl Copier {
         let mut report = self.new_report(source);
         // The source reads manifests through this copier's cache and counts its pulls.
         let pulls = Arc::new(AtomicU64::new(0));
-        let src = source.endpoint.reading_through(Reads {
-            cache: self.manifests.clone(),
-            pulls: pulls.clone(),
-        });
+        let src = source
+            .endpoint
+            .reading_through(Reads::new(self.manifests.clone(), pulls.clone()));
         let result = self
             .copy_from(&src, &source.reference, targets, &mut report)
             .await;
@@ -191,7 +190,7 @@ impl Copier {
             return self.refresh_referrers(src, &top, &places, report).await;
         }
         let top = self.read_top(src, top, report).await?;
-        let graph = self.read_graph(src, &top, report).await?;
+        let graph = self.read_graph(src, &top, &places, report).await?;
         let (referrers, deferred) = self
             .move_content(src, &graph, targets, &places, report)
             .await?;
@@ -261,8 +260,10 @@ impl Copier {
         &self,
         src: &Endpoint,
         top: &Manifest,
+        places: &[&Endpoint],
         report: &mut CopyReport,
     ) -> Result<Graph, TransferError> {
+        self.find_held_children(src, top, places).await?;
         self.check_children_budget(src, top, report)?;
         let graph = self.walk(src, top.clone(), ManifestRole::Top, None).await?;
         report.totals.platforms = graph

@@ -157,6 +157,53 @@ impl Copier {
         src.get_manifest(top.digest.as_str()).await
     }
 
+    /// Where the source counts pulls (it announced a budget): the children of `index` that
+    /// every target already holds are read from the first target (same digest, same bytes)
+    /// instead of the source — one `HEAD` per child and target, free where pulls are
+    /// counted, instead of a `GET` that is.
+    pub(super) async fn find_held_children(
+        &self,
+        src: &Endpoint,
+        index: &Manifest,
+        places: &[&Endpoint],
+    ) -> Result<(), TransferError> {
+        let Endpoint::Registry { registry, .. } = src else {
+            return Ok(());
+        };
+        let counts_pulls = registry
+            .transport()
+            .rate_limit_status(registry.host())
+            .is_some();
+        let all_registries = places
+            .iter()
+            .all(|p| matches!(p, Endpoint::Registry { .. }));
+        if !counts_pulls || !all_registries || places.is_empty() {
+            return Ok(());
+        }
+        let Ok(content) = index.parse() else {
+            return Ok(());
+        };
+        let children: Vec<&Digest> = content
+            .manifests
+            .iter()
+            .map(|d| &d.digest)
+            .filter(|d| !src.has_read(d))
+            .collect();
+        let held = futures_util::future::try_join_all(children.into_iter().map(|d| async move {
+            let everywhere =
+                futures_util::future::try_join_all(places.iter().map(|p| p.resolve(d.as_str())))
+                    .await?
+                    .iter()
+                    .all(|found| found.as_ref() == Some(d));
+            Ok::<_, TransferError>(everywhere.then_some(d))
+        }))
+        .await?;
+        for d in held.into_iter().flatten() {
+            src.read_elsewhere(d, places[0]);
+        }
+        Ok(())
+    }
+
     /// Before the children of `index` are read: the pulls they need against the budget.
     pub(super) fn check_children_budget(
         &self,

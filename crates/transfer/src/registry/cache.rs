@@ -116,11 +116,42 @@ impl ManifestCache {
 }
 
 /// How a registry handle reads manifests for a copy's source: through the copier's cache,
-/// counting the `GET`s it sends.
+/// counting the `GET`s it sends, and from a target that holds a digest already (its bytes
+/// are the same; reading them there costs the source no pull).
 #[derive(Debug, Clone)]
 pub(crate) struct Reads {
     pub(crate) cache: Arc<ManifestCache>,
     pub(crate) pulls: Arc<AtomicU64>,
+    /// Digests a target holds: where to read them instead of the source.
+    pub(crate) elsewhere: Arc<Mutex<HashMap<Digest, (crate::Registry, String)>>>,
+}
+
+impl Reads {
+    /// Reads through `cache`, counting into `pulls`.
+    pub(crate) fn new(cache: Arc<ManifestCache>, pulls: Arc<AtomicU64>) -> Self {
+        Self {
+            cache,
+            pulls,
+            elsewhere: Arc::default(),
+        }
+    }
+
+    /// Where `digest` can be read instead of the source, if a target holds it.
+    pub(crate) fn held_at(&self, digest: &Digest) -> Option<(crate::Registry, String)> {
+        self.elsewhere
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
+    }
+
+    /// `repository` of `registry` holds `digest`.
+    pub(crate) fn hold(&self, digest: &Digest, registry: &crate::Registry, repository: &str) {
+        self.elsewhere
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(digest.clone(), (registry.clone(), repository.to_owned()));
+    }
 }
 
 #[cfg(test)]

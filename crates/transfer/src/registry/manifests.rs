@@ -50,6 +50,18 @@ impl Registry {
         };
         match reference.parse::<Digest>() {
             Ok(digest) if reference.contains(':') => {
+                // A target that holds the digest serves the same bytes without a pull.
+                let held = reads.held_at(&digest);
+                let fetch = || async {
+                    if let Some((registry, repo)) = held
+                        && let Ok(m) = registry
+                            .again(|| registry.get_manifest_once(&repo, reference))
+                            .await
+                    {
+                        return Ok(m);
+                    }
+                    fetch().await
+                };
                 reads
                     .cache
                     .get_or_fetch(&self.host, repository, &digest, fetch)

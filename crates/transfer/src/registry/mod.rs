@@ -156,9 +156,16 @@ impl Registry {
     /// Whether `digest` of `repository` was read through this handle's cache (reading it
     /// again sends nothing).
     pub(crate) fn has_read(&self, repository: &str, digest: &Digest) -> bool {
-        self.reads
-            .as_ref()
-            .is_some_and(|r| r.cache.contains(&self.host, repository, digest))
+        self.reads.as_ref().is_some_and(|r| {
+            r.cache.contains(&self.host, repository, digest) || r.held_at(digest).is_some()
+        })
+    }
+
+    /// `digest` can be read from `repository` of `holder` instead (a copy's target holds it).
+    pub(crate) fn read_elsewhere(&self, digest: &Digest, holder: &Registry, repository: &str) {
+        if let Some(r) = &self.reads {
+            r.hold(digest, holder, repository);
+        }
     }
 
     /// This handle, reading manifests through `reads` (a copy's source).

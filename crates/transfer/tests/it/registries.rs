@@ -17,10 +17,13 @@ use crate::fixtures::{Blob, image, index};
 /// Manifest `GET`s each scenario may spend, at most; a scenario that spends more is a
 /// regression. Measured against the Docker Hub personality (which counts what the registry
 /// served) and the copy report's `source_pulls` (what the engine sent): both must agree.
-/// Before HEAD-first resolution and the copier's manifest cache these were 4, 1 and 9.
+/// Before HEAD-first resolution, the copier's manifest cache and reading what a target holds
+/// from the target, these were 4, 1, 10 and 5.
 const FIRST_IMPORT_PULLS: u64 = 4; // the index and its three platforms
 const RERUN_PULLS: u64 = 0; // every target holds the digest: no manifest is read
 const BATCH_PULLS: u64 = 6; // one 3-platform image under two tags (read once) and two images
+const GROWN_INDEX_PULLS: u64 = 2; // the new index and its new platform; the three the target
+// holds are read there
 
 fn transport(creds: StaticCredentials, rate_limit: RateLimitPolicy) -> Transport {
     Transport::builder()
@@ -146,6 +149,50 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
     assert!(report.up_to_date);
     assert_eq!(report.source_pulls, RERUN_PULLS);
     assert_eq!(hub.anonymous_pulls() as u64, FIRST_IMPORT_PULLS);
+
+    // The index grows a platform: the target holds three of its four children already.
+    let children: Vec<Manifest> = {
+        let content = app.parse().unwrap();
+        let mut v = Vec::new();
+        for d in &content.manifests {
+            v.push(
+                publish
+                    .get_manifest("library/app", d.digest.as_str())
+                    .await
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    let ppc = image(
+        &publish,
+        "library/app",
+        "linux",
+        "ppc64le",
+        &[&Blob::layer(90, 4_000)],
+        false,
+    )
+    .await;
+    let mut entries: Vec<_> = children
+        .iter()
+        .zip(["amd64", "arm64", "s390x"])
+        .map(|(m, arch)| (m, Some(("linux", arch)), None))
+        .collect();
+    entries.push((&ppc, Some(("linux", "ppc64le")), None));
+    index(&publish, "library/app", Some("v2"), &entries, false).await;
+    let before = hub.anonymous_pulls() as u64;
+    let report = copy(
+        &Copier::new(CopyOptions::default()),
+        &src,
+        "library/app",
+        "v2",
+        &dst,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.source_pulls, GROWN_INDEX_PULLS, "{report:#?}");
+    assert_eq!(hub.anonymous_pulls() as u64 - before, GROWN_INDEX_PULLS);
+    assert_eq!(report.totals.platforms, 4);
 
     // A batch: one copier, the same index under two tags, two more images.
     hub.refill();
