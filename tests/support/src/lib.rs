@@ -72,13 +72,14 @@ mod connect_proxy;
 mod latency;
 mod personality;
 mod proxy;
+mod rbac;
 mod registry;
 mod token;
 mod util;
 
 pub use azure::{
     ACR_AUDIENCE, ACR_ISSUER, ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, AadEmulator, AadEmulatorBuilder,
-    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
+    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrHandle, AcrRequest, AcrRole,
     CLIENT_ASSERTION_TYPE, NULL_GUID, TestClientCertificate,
 };
 pub use connect_proxy::ConnectProxy;
@@ -87,6 +88,7 @@ pub use personality::{DOCKER_HUB_429, Kind, Personality, PersonalityBuilder, Pul
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };
+pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };

@@ -24,6 +24,8 @@ pub(crate) struct Run<'a> {
     /// Plans copying at once.
     pub(crate) concurrency: usize,
     pub(crate) observer: &'a dyn ImportObserver,
+    /// ACR login servers known through ARM, with whether each accepts ARM-audience tokens.
+    pub(crate) acr_hosts: Vec<(String, Option<bool>)>,
 }
 
 /// `(index, label, outcome)` of each plan.
@@ -60,7 +62,7 @@ impl Run<'_> {
             ..RateLimitPolicy::default()
         };
         self.config
-            .transport_builder(explicit)
+            .transport_builder_with(explicit, self.acr_hosts.clone())
             .rate_limit(policy)
             .build()
             .map_err(|e| ImportError::copy(Side::Unknown, e))

@@ -24,8 +24,15 @@ pub(crate) async fn run(
         ..WaitOptions::default()
     });
     let mut progress = |p: &ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
-    let outcome =
-        run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress).await?;
+    let names = super::azure::source_names(source);
+    let outcome = run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress)
+        .await
+        .map_err(|e| {
+            e.with_import_registries(
+                (&target.name, target.login_server()),
+                names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
+            )
+        })?;
     Ok(ServerReport {
         source: entry.source.clone(),
         target_id: target.id.clone(),
