@@ -663,6 +663,28 @@ async fn publish(
     reg.put_manifest(repo, tag, &index).await.unwrap();
 }
 
+/// Docker Hub's publisher, signed in with the personality's account token.
+fn hub_publisher(hub: &acr_import_testsupport::Personality) -> acr_import_transfer::Registry {
+    let (user, token) = acr_import_testsupport::Kind::DockerHub
+        .credentials()
+        .unwrap();
+    let mut creds = acr_import_auth::StaticCredentials::new();
+    creds.insert(
+        &hub.host(),
+        acr_import_auth::Credential::from_username_password(
+            user.to_owned(),
+            acr_import_auth::Secret::new(token),
+        ),
+    );
+    acr_import_transfer::Transport::builder()
+        .credentials(std::sync::Arc::new(creds))
+        .proxy_from_env(false)
+        .build()
+        .unwrap()
+        .registry(&hub.url())
+        .unwrap()
+}
+
 /// Issue #15's scenario: a budget of 10 anonymous pulls on Docker Hub's personality.
 #[test]
 fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
@@ -678,23 +700,7 @@ fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
     });
     let (hub, dst) = (hub.unwrap(), dst.unwrap());
     let (user, token) = Kind::DockerHub.credentials().unwrap();
-    let publisher = {
-        let mut creds = acr_import_auth::StaticCredentials::new();
-        creds.insert(
-            &hub.host(),
-            acr_import_auth::Credential::from_username_password(
-                user.to_owned(),
-                acr_import_auth::Secret::new(token),
-            ),
-        );
-        acr_import_transfer::Transport::builder()
-            .credentials(std::sync::Arc::new(creds))
-            .proxy_from_env(false)
-            .build()
-            .unwrap()
-            .registry(&hub.url())
-            .unwrap()
-    };
+    let publisher = hub_publisher(&hub);
     let images: Vec<String> = (0..13).map(|i| format!("library/img{i}")).collect();
     rt.block_on(async {
         publish(
@@ -863,22 +869,7 @@ fn wait_rate_limit_counts_down_instead_of_failing() {
         )
     });
     let (hub, dst) = (hub.unwrap(), dst.unwrap());
-    let (user, token) = Kind::DockerHub.credentials().unwrap();
-    let mut creds = acr_import_auth::StaticCredentials::new();
-    creds.insert(
-        &hub.host(),
-        acr_import_auth::Credential::from_username_password(
-            user.to_owned(),
-            acr_import_auth::Secret::new(token),
-        ),
-    );
-    let publisher = acr_import_transfer::Transport::builder()
-        .credentials(std::sync::Arc::new(creds))
-        .proxy_from_env(false)
-        .build()
-        .unwrap()
-        .registry(&hub.url())
-        .unwrap();
+    let publisher = hub_publisher(&hub);
     rt.block_on(publish(
         &publisher,
         "library/app",

@@ -15,10 +15,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use http::HeaderMap;
+use std::time::Instant;
+
+use acr_import_auth::Authorization;
+use http::{HeaderMap, Method, Response};
+use hyper::body::Incoming;
+use url::Url;
 
 use crate::TransferError;
+use crate::body::read_capped;
+use crate::error::parse_error_envelope;
 use crate::retry::parse_retry_after;
+use crate::transport::{Req, SMALL_BODY_LIMIT, Transport, drain};
 
 /// `N;w=SECONDS`: a count and the window it applies to (the form of Docker Hub's
 /// `ratelimit-limit` and `ratelimit-remaining`; `w` may be absent).
@@ -385,6 +393,133 @@ impl RateLimits {
                     .unwrap_or_default(),
             });
         }
+    }
+}
+
+/// Whether a request goes without credentials of a user (none, or an anonymous token).
+pub(crate) fn is_anonymous(authorization: Option<&Authorization>) -> bool {
+    authorization.is_none_or(|a| a.identity() == "anonymous")
+}
+
+/// The transport's side of rate limits: a stopped registry's requests fail at once or wait,
+/// a long `429` stops its registry, a wait shows a countdown and probes with `HEAD`s.
+impl Transport {
+    /// Before a request goes: a registry stopped by its rate limit fails it at once with the
+    /// same error, or (waiting for rate limits) holds it until the reset.
+    pub(crate) async fn respect_stop(
+        &self,
+        req: &mut Req,
+        authorization: Option<&Authorization>,
+    ) -> Result<(), TransferError> {
+        let Some(stop) = self.inner.limits.stopped(&req.ctx.registry) else {
+            return Ok(());
+        };
+        if !self.inner.limits.policy.wait {
+            return Err(reached(stop));
+        }
+        let url = req.url.clone();
+        self.wait_out(req, &url, authorization).await;
+        Ok(())
+    }
+
+    /// A `429` whose reset is further away than a retry waits: the registry is stopped for
+    /// every later request; this one fails with the stop, or (waiting for rate limits) waits
+    /// for the reset and returns to be sent again.
+    pub(crate) async fn stop_registry(
+        &self,
+        mut stop: RateLimitStop,
+        response: Response<Incoming>,
+        url: &Url,
+        req: &mut Req,
+        authorization: Option<&Authorization>,
+    ) -> Result<(), TransferError> {
+        let body = read_capped(
+            response.into_body(),
+            SMALL_BODY_LIMIT,
+            self.inner.idle_timeout,
+            url,
+        )
+        .await
+        .unwrap_or_default();
+        stop.message = parse_error_envelope(&body)
+            .into_iter()
+            .map(|e| e.message)
+            .find(|m| !m.is_empty())
+            .or_else(|| {
+                let text = String::from_utf8_lossy(&body).trim().to_owned();
+                (!text.is_empty() && text.len() < 500 && !text.starts_with('<')).then_some(text)
+            });
+        tracing::debug!(registry = %stop.registry, "rate limit reached: {stop}");
+        self.inner.limits.record(&stop);
+        if !self.inner.limits.policy.wait {
+            return Err(reached(stop));
+        }
+        self.wait_out(req, url, authorization).await;
+        Ok(())
+    }
+
+    /// Waits while `req`'s registry is stopped. The first waiter shows the countdown (each
+    /// second) and, when it reads a manifest, asks every [`RateLimitPolicy::probe_every`]
+    /// with a `HEAD` (free where pulls are counted) whether the budget is back; the others
+    /// wait quietly.
+    async fn wait_out(&self, req: &mut Req, url: &Url, authorization: Option<&Authorization>) {
+        struct Lead<'a>(&'a RateLimits, &'a str, bool);
+        impl Drop for Lead<'_> {
+            fn drop(&mut self) {
+                if self.2 {
+                    self.0.unlead(self.1);
+                }
+            }
+        }
+        let limits = &self.inner.limits;
+        let registry = req.ctx.registry.clone();
+        let lead = Lead(limits, &registry, limits.lead(&registry));
+        let probes = lead.2 && req.ctx.operation == crate::Operation::GetManifest;
+        let mut probed = Instant::now();
+        while let Some(stop) = limits.stopped(&registry) {
+            if lead.2 {
+                limits.tick(&stop);
+            }
+            let left = stop
+                .until
+                .duration_since(SystemTime::now())
+                .unwrap_or_default();
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+            if probes && probed.elapsed() >= limits.policy.probe_every {
+                probed = Instant::now();
+                if self.budget_back(req, url, authorization).await {
+                    limits.lift(&registry);
+                }
+            }
+        }
+    }
+
+    /// Asks with a manifest `HEAD` whether the registry's budget is back (a `HEAD` costs no
+    /// pull): its answer's `ratelimit-remaining` is above zero, or it sends no limit at all.
+    async fn budget_back(
+        &self,
+        req: &mut Req,
+        url: &Url,
+        authorization: Option<&Authorization>,
+    ) -> bool {
+        let Ok(request) = self.build_request(req, &Method::HEAD, url, authorization) else {
+            return false;
+        };
+        self.count(url, &Method::HEAD, false);
+        let sent =
+            tokio::time::timeout(self.inner.idle_timeout, self.inner.client.request(request)).await;
+        let Ok(Ok(response)) = sent else {
+            return false;
+        };
+        let registry = &req.ctx.registry;
+        self.inner
+            .limits
+            .observe(registry, response.headers(), is_anonymous(authorization));
+        let back = response.status().is_success()
+            && RateLimitStatus::from_headers(response.headers(), SystemTime::now())
+                .is_none_or(|s| s.remaining > 0);
+        drain(response).await;
+        back
     }
 }
 

@@ -109,6 +109,19 @@ struct Seeded {
     referrers: usize,
 }
 
+impl Seeded {
+    /// The target lists as many referrers as the source has.
+    fn check_referrers(&self, tally: &Tally) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            tally.referrers == self.referrers,
+            "{} referrers on the target, the source has {}",
+            tally.referrers,
+            self.referrers
+        );
+        Ok(())
+    }
+}
+
 /// Where content is, for the comparisons.
 enum Place {
     Registry(Registry, String),
@@ -487,12 +500,7 @@ impl Ctx<'_> {
         let to = self.target("registry-to-registry", case);
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&from, &to, true).await?;
-        anyhow::ensure!(
-            tally.referrers == seeded.referrers,
-            "{} referrers on the target, the source has {}",
-            tally.referrers,
-            seeded.referrers
-        );
+        seeded.check_referrers(&tally)?;
         let top = from.manifest(TAG).await?;
         let skopeo = self.skopeo_note(&to, &top).await?;
         Ok(format!(
@@ -544,12 +552,7 @@ impl Ctx<'_> {
         let to = self.target("same-registry", case);
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&source, &to, true).await?;
-        anyhow::ensure!(
-            tally.referrers == seeded.referrers,
-            "{} referrers on the target, the source has {}",
-            tally.referrers,
-            seeded.referrers
-        );
+        seeded.check_referrers(&tally)?;
         let uploaded = report
             .blobs
             .iter()
@@ -586,12 +589,7 @@ impl Ctx<'_> {
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let source = Place::Registry(self.src.clone(), Self::source_repo(case));
         let tally = compare(&source, &to, true).await?;
-        anyhow::ensure!(
-            tally.referrers == seeded.referrers,
-            "{} referrers on the target, the source has {}",
-            tally.referrers,
-            seeded.referrers
-        );
+        seeded.check_referrers(&tally)?;
         Ok(format!(
             "{}; {}; {} source manifest pull{}",
             tally.describe(),

@@ -80,6 +80,16 @@ async fn single(reg: &Registry, repo: &str, tag: &str, seed: u64) -> Manifest {
     m
 }
 
+/// [`copy`] with a copier of its own (nothing read before).
+async fn copy_once(
+    from: &Registry,
+    repo: &str,
+    tag: &str,
+    to: &Registry,
+) -> Result<CopyReport, TransferError> {
+    copy(&Copier::new(CopyOptions::default()), from, repo, tag, to).await
+}
+
 async fn copy(
     copier: &Copier,
     from: &Registry,
@@ -123,29 +133,13 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
     let dst = anonymous().registry(&target.url()).unwrap();
 
     // First import of a 3-platform image.
-    let report = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "library/app",
-        "v1",
-        &dst,
-    )
-    .await
-    .unwrap();
+    let report = copy_once(&src, "library/app", "v1", &dst).await.unwrap();
     assert_eq!(report.source_pulls, FIRST_IMPORT_PULLS, "{report:#?}");
     assert_eq!(hub.anonymous_pulls() as u64, FIRST_IMPORT_PULLS);
     assert_eq!(report.totals.platforms, 3);
 
     // The unchanged re-run.
-    let report = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "library/app",
-        "v1",
-        &dst,
-    )
-    .await
-    .unwrap();
+    let report = copy_once(&src, "library/app", "v1", &dst).await.unwrap();
     assert!(report.up_to_date);
     assert_eq!(report.source_pulls, RERUN_PULLS);
     assert_eq!(hub.anonymous_pulls() as u64, FIRST_IMPORT_PULLS);
@@ -181,15 +175,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
     entries.push((&ppc, Some(("linux", "ppc64le")), None));
     index(&publish, "library/app", Some("v2"), &entries, false).await;
     let before = hub.anonymous_pulls() as u64;
-    let report = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "library/app",
-        "v2",
-        &dst,
-    )
-    .await
-    .unwrap();
+    let report = copy_once(&src, "library/app", "v2", &dst).await.unwrap();
     assert_eq!(report.source_pulls, GROWN_INDEX_PULLS, "{report:#?}");
     assert_eq!(hub.anonymous_pulls() as u64 - before, GROWN_INDEX_PULLS);
     assert_eq!(report.totals.platforms, 4);
@@ -219,15 +205,9 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
     single(&publish, "library/new", "v1", 70).await;
     hub.spend_anonymous(10);
     let gets = hub.manifest_gets();
-    let err = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "library/new",
-        "v1",
-        &dst,
-    )
-    .await
-    .unwrap_err();
+    let err = copy_once(&src, "library/new", "v1", &dst)
+        .await
+        .unwrap_err();
     let TransferError::RateLimitReached(stop) = &err else {
         panic!("expected a rate-limit stop, got {err}");
     };
@@ -251,15 +231,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
         "no tag was written"
     );
     // An unchanged image still needs nothing: it succeeds with the budget spent.
-    let report = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "library/app",
-        "v1",
-        &dst,
-    )
-    .await
-    .unwrap();
+    let report = copy_once(&src, "library/app", "v1", &dst).await.unwrap();
     assert!(report.up_to_date && report.source_pulls == 0);
 
     // With a Docker Hub token the same import succeeds, and the CDN origin the blobs are
@@ -271,15 +243,9 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
         .registry(&hub.url())
         .unwrap();
     hub.clear_requests();
-    let report = copy(
-        &Copier::new(CopyOptions::default()),
-        &signed_in,
-        "library/new",
-        "v1",
-        &dst,
-    )
-    .await
-    .unwrap();
+    let report = copy_once(&signed_in, "library/new", "v1", &dst)
+        .await
+        .unwrap();
     assert_eq!(report.source_pulls, 1, "{report:#?} {:#?}", hub.requests());
     assert_eq!(hub.pulls_of(user), 1);
     let cdn = hub.cdn_requests();
@@ -330,15 +296,7 @@ async fn a_long_429_stops_the_registry_for_every_later_request() {
     let sent = hub.requests().len();
     let target = TestRegistry::start().await.unwrap();
     let dst = anonymous().registry(&target.url()).unwrap();
-    let err = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "library/b",
-        "v1",
-        &dst,
-    )
-    .await
-    .unwrap_err();
+    let err = copy_once(&src, "library/b", "v1", &dst).await.unwrap_err();
     assert!(matches!(err, TransferError::RateLimitReached(_)), "{err}");
     assert_eq!(
         hub.requests().len(),
@@ -424,15 +382,9 @@ async fn a_schema1_tag_is_refused_without_a_pull() {
     let target = TestRegistry::start().await.unwrap();
     let src = anonymous().registry(&quay.url()).unwrap();
     let dst = anonymous().registry(&target.url()).unwrap();
-    let err = copy(
-        &Copier::new(CopyOptions::default()),
-        &src,
-        "coreos/etcd",
-        "v2.0.0",
-        &dst,
-    )
-    .await
-    .unwrap_err();
+    let err = copy_once(&src, "coreos/etcd", "v2.0.0", &dst)
+        .await
+        .unwrap_err();
     assert!(matches!(err, TransferError::Schema1(_)), "{err}");
     let text = err.to_string();
     for part in ["coreos/etcd:v2.0.0", "schema 1", "import a newer tag"] {

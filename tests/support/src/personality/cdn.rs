@@ -69,31 +69,7 @@ pub(super) async fn handle(state: &State, req: Request<Incoming>) -> Response<Bo
     let Some(cdn) = &state.cdn else {
         return full(StatusCode::NOT_FOUND, "text/plain", Bytes::new());
     };
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
-    let mut record = RecordedRequest {
-        index: 0,
-        method: req.method().to_string(),
-        path: path.clone(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_owned(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        status: None,
-        request_body_bytes: 0,
-        response_body_bytes: 0,
-        fault: None,
-        forwarded: false,
-        completed: true,
-    };
+    let mut record = super::record(&req);
     let response = serve(state, cdn, req).await;
     record.status = Some(response.status().as_u16());
     let mut log = lock(&cdn.log);

@@ -571,8 +571,9 @@ fn identity(req: &Request<Incoming>) -> String {
     String::new()
 }
 
-async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
-    let mut record = RecordedRequest {
+/// A request as the log keeps it (status and forwarding filled in later).
+fn record(req: &Request<Incoming>) -> RecordedRequest {
+    RecordedRequest {
         index: 0,
         method: req.method().to_string(),
         path: req
@@ -595,7 +596,11 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
         fault: None,
         forwarded: false,
         completed: true,
-    };
+    }
+}
+
+async fn handle(state: &State, req: Request<Incoming>) -> Response<Body> {
+    let mut record = record(&req);
     let (response, forwarded) = manners::respond(state, req).await;
     record.status = Some(response.status().as_u16());
     record.forwarded = forwarded;
