@@ -216,7 +216,11 @@ impl Copier {
         }
         let manifest = match &top.manifest {
             Some(m) => m.clone(),
-            None => places[0].get_manifest(top.digest.as_str()).await?,
+            // A target that will not serve it (a push-only credential) leaves it to the source.
+            None => match places[0].get_manifest(top.digest.as_str()).await {
+                Ok(m) => m,
+                Err(_) => src.get_manifest(top.digest.as_str()).await?,
+            },
         };
         let graph = self.single_node_graph(src, manifest, report)?;
         let referrers = self.find_referrers(src, &graph).await?;
@@ -263,7 +267,7 @@ impl Copier {
         places: &[&Endpoint],
         report: &mut CopyReport,
     ) -> Result<Graph, TransferError> {
-        self.find_held_children(src, top, places).await?;
+        self.find_held_children(src, top, places).await;
         self.check_children_budget(src, top, report)?;
         let graph = self.walk(src, top.clone(), ManifestRole::Top, None).await?;
         report.totals.platforms = graph

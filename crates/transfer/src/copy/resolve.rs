@@ -166,9 +166,9 @@ impl Copier {
         src: &Endpoint,
         index: &Manifest,
         places: &[&Endpoint],
-    ) -> Result<(), TransferError> {
+    ) {
         let Endpoint::Registry { registry, .. } = src else {
-            return Ok(());
+            return;
         };
         let counts_pulls = registry
             .transport()
@@ -178,10 +178,10 @@ impl Copier {
             .iter()
             .all(|p| matches!(p, Endpoint::Registry { .. }));
         if !counts_pulls || !all_registries || places.is_empty() {
-            return Ok(());
+            return;
         }
         let Ok(content) = index.parse() else {
-            return Ok(());
+            return;
         };
         let children: Vec<&Digest> = content
             .manifests
@@ -189,19 +189,19 @@ impl Copier {
             .map(|d| &d.digest)
             .filter(|d| !src.has_read(d))
             .collect();
-        let held = futures_util::future::try_join_all(children.into_iter().map(|d| async move {
-            let everywhere =
-                futures_util::future::try_join_all(places.iter().map(|p| p.resolve(d.as_str())))
-                    .await?
-                    .iter()
-                    .all(|found| found.as_ref() == Some(d));
-            Ok::<_, TransferError>(everywhere.then_some(d))
+        // A target that cannot say (an error) holds nothing here: the source is read.
+        let held = futures_util::future::join_all(children.into_iter().map(|d| async move {
+            let found =
+                futures_util::future::join_all(places.iter().map(|p| p.resolve(d.as_str()))).await;
+            found
+                .iter()
+                .all(|f| matches!(f, Ok(Some(x)) if x == d))
+                .then_some(d)
         }))
-        .await?;
+        .await;
         for d in held.into_iter().flatten() {
             src.read_elsewhere(d, places[0]);
         }
-        Ok(())
     }
 
     /// Before the children of `index` are read: the pulls they need against the budget.
