@@ -502,6 +502,15 @@ impl Transport {
         url: &Url,
         authorization: Option<&Authorization>,
     ) -> bool {
+        // A wait outlasts tokens: ask with a current one (the cached token, or a fresh one).
+        let fresh = self
+            .inner
+            .auth
+            .authorization(&req.ctx.registry, &req.scopes)
+            .await
+            .ok()
+            .flatten();
+        let authorization = fresh.as_ref().or(authorization);
         let Ok(request) = self.build_request(req, &Method::HEAD, url, authorization) else {
             return false;
         };

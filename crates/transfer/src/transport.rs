@@ -259,7 +259,7 @@ impl std::fmt::Debug for Transport {
 
 pub(crate) struct Inner {
     pub(crate) client: HyperClient,
-    auth: Authenticator,
+    pub(crate) auth: Authenticator,
     insecure: InsecureHosts,
     pub(crate) idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
