@@ -13,7 +13,7 @@ use tokio::sync::mpsc::WeakUnboundedSender;
 use super::plan::{ClientPlan, SourceSpec, TargetSpec};
 use super::{
     ClientReport, ImportError, ImportEvent, ImportObserver, ImportOptions, ImporterConfig,
-    Referrers,
+    Referrers, TargetSummary,
 };
 use crate::Side;
 
@@ -34,19 +34,38 @@ pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>
 impl Run<'_> {
     /// The transport of the run; a rate-limit wait's countdown goes to `progress` (held
     /// weakly: the progress channel closes when the copier is done).
-    fn transport(
+    fn transport<'p>(
         &self,
-        plans: &[ClientPlan],
+        plans: impl Iterator<Item = &'p ClientPlan> + Clone,
         progress: WeakUnboundedSender<Progress>,
     ) -> Result<Transport, ImportError> {
+        // Each entry's source credentials serve its source repository: two entries on one
+        // host keep their own, and one repository cannot be read with two.
         let mut explicit = StaticCredentials::new();
-        for p in plans {
-            for (host, c) in &p.credentials {
-                explicit.insert(host, c.clone());
+        let mut owners: Vec<(&str, &str, &str)> = Vec::new();
+        for p in plans.clone() {
+            let Some((host, repository, c)) = &p.credentials else {
+                continue;
+            };
+            if let Some(before) = explicit.insert_for_repository(host, repository, c.clone())
+                && before != *c
+            {
+                let first = owners
+                    .iter()
+                    .find(|(h, r, _)| h == host && r == repository)
+                    .map_or("another entry", |(_, _, label)| label);
+                return Err(ImportError::usage_with_hint(
+                    format!(
+                        "`{}` and `{first}` read {host}/{repository} with different credentials",
+                        p.label
+                    ),
+                    "give the entries that read one repository the same credentials",
+                ));
             }
+            owners.push((host, repository, &p.label));
         }
         if let Some(c) = &self.config.target_credential {
-            for p in plans {
+            for p in plans.clone() {
                 if let TargetSpec::Registry(h) = &p.target {
                     explicit.insert(h, c.clone());
                 }
@@ -65,7 +84,7 @@ impl Run<'_> {
             .transport_builder_with(explicit, self.acr_hosts.clone())
             .rate_limit(policy)
             .build()
-            .map_err(|e| ImportError::copy(Side::Unknown, e))
+            .map_err(|e| ImportError::copy(Side::Unknown, None, e))
     }
 
     fn copy_options(&self) -> CopyOptions {
@@ -84,9 +103,12 @@ impl Run<'_> {
 
     /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
     /// they finish). `Err` only when nothing could start or the timeout passed.
-    pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
+    pub(crate) async fn execute(
+        &self,
+        plans: Vec<(usize, ClientPlan)>,
+    ) -> Result<Outcomes, ImportError> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
-        let transport = self.transport(&plans, tx.downgrade())?;
+        let transport = self.transport(plans.iter().map(|(_, p)| p), tx.downgrade())?;
         let options = CopyOptions {
             progress: Some(tx),
             ..self.copy_options()
@@ -99,7 +121,8 @@ impl Run<'_> {
         let work = async move {
             let copier = Copier::new(options);
             let copier = &copier;
-            futures_util::stream::iter(plans.iter().enumerate().map(|(i, p)| async move {
+            futures_util::stream::iter(plans.iter().map(|(i, p)| async move {
+                let i = *i;
                 let result = run_one(p, transport, copier).await;
                 observer.event(&ImportEvent::EntryFinished {
                     index: i,
@@ -114,19 +137,25 @@ impl Run<'_> {
         };
         let timed = async {
             match self.options.timeout {
-                Some(after) => tokio::time::timeout(after, work)
-                    .await
-                    .map_err(|_| ImportError::Timeout { after }),
+                Some(after) => tokio::time::timeout(after, work).await.map_err(|_| after),
                 None => Ok(work.await),
             }
         };
+        let mut tags_moved = Vec::new();
         let forward = async {
             while let Some(p) = rx.recv().await {
+                if let Progress::TagWritten { target } = &p {
+                    tags_moved.push(target.clone());
+                }
                 observer.event(&ImportEvent::Copy(p));
             }
         };
         let (results, ()) = tokio::join!(timed, forward);
-        results
+        results.map_err(|after| ImportError::Timeout {
+            after,
+            tags_moved,
+            cause: transport.last_retried_failure(),
+        })
     }
 }
 
@@ -140,11 +169,25 @@ async fn run_one(
         copier.copy(&source, &targets).await
     };
     match copy.await {
-        Ok(copy) => Ok(ClientReport {
-            target: p.describe_target(&copy),
-            copy,
-        }),
-        Err(source) => Err(ImportError::copy(side_of(&source, p), source)),
+        Ok(copy) => {
+            let targets: Vec<TargetSummary> = p
+                .target_names(&copy)
+                .into_iter()
+                .map(|(name, place)| TargetSummary::of(name, &place, &copy))
+                .collect();
+            Ok(ClientReport {
+                target: targets
+                    .first()
+                    .map(|t| t.target.clone())
+                    .unwrap_or_default(),
+                targets,
+                copy,
+            })
+        }
+        Err(source) => {
+            let registry = place_of(&source).map(|(place, _)| place);
+            Err(ImportError::copy(side_of(&source, p), registry, source))
+        }
     }
 }
 
@@ -167,6 +210,9 @@ fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
         | TransferError::InvalidManifest { context, .. }
         | TransferError::Protocol { context, .. }
         | TransferError::Schema1(context) => {
+            Some((context.registry.clone(), context.repository.clone()))
+        }
+        TransferError::Unreachable { context, .. } => {
             Some((context.registry.clone(), context.repository.clone()))
         }
         TransferError::ScopeDenied {

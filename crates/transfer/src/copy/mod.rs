@@ -178,6 +178,16 @@ impl Copier {
         if up_to_date {
             report.up_to_date = true;
             report.totals.platforms = 1;
+            // The top's bytes are read (from a target) only for its referrers; they also tell
+            // the platforms and, for one platform, the blobs already in place. Without
+            // referrers a no-op import sends only its HEADs.
+            let graph = if self.options.referrers {
+                let graph = self.held_top(src, &top, &places, report).await?;
+                already_there(&graph, &places, report);
+                Some(graph)
+            } else {
+                None
+            };
             for (t, b) in targets.iter().zip(&before) {
                 if let Some(tag) = &t.tag {
                     report.tags.push(TagEntry {
@@ -187,7 +197,10 @@ impl Copier {
                     });
                 }
             }
-            return self.refresh_referrers(src, &top, &places, report).await;
+            return match &graph {
+                Some(graph) => self.refresh_referrers(src, graph, &places, report).await,
+                None => Ok(()),
+            };
         }
         let top = self.read_top(src, top, report).await?;
         let graph = self.read_graph(src, &top, &places, report).await?;
@@ -200,31 +213,47 @@ impl Copier {
             .await
     }
 
-    /// An up-to-date copy: nothing of the image moves, but referrers added to the source since
-    /// (new signatures) are copied. Only their subject's digest is needed to find them; its
-    /// bytes (for a `subject` of its own) are read from the first target, which holds the same
-    /// digest, so the source is not asked for a manifest it would count as a pull.
-    async fn refresh_referrers(
+    /// An up-to-date copy's top manifest, as a graph of its own: read from the first target,
+    /// which holds the same digest, so the source is not asked for a manifest it would count
+    /// as a pull (a target that will not serve it — a push-only credential — leaves it to the
+    /// source). Its index names the platforms; its blobs, for a single-platform manifest, are
+    /// known to be in place.
+    async fn held_top(
         &self,
         src: &Endpoint,
         top: &resolve::Top,
         places: &[&Endpoint],
         report: &mut CopyReport,
-    ) -> Result<(), TransferError> {
-        if !self.options.referrers {
-            return Ok(());
-        }
+    ) -> Result<Graph, TransferError> {
         let manifest = match &top.manifest {
             Some(m) => m.clone(),
-            // A target that will not serve it (a push-only credential) leaves it to the source.
             None => match places[0].get_manifest(top.digest.as_str()).await {
                 Ok(m) => m,
                 Err(_) => src.get_manifest(top.digest.as_str()).await?,
             },
         };
-        let graph = self.single_node_graph(src, manifest, report)?;
-        let referrers = self.find_referrers(src, &graph).await?;
-        self.copy_referrers(src, &graph, &referrers, places, report)
+        let graph = self.single_node_graph(src, manifest)?;
+        report.totals.platforms = graph.nodes[0]
+            .content
+            .manifests
+            .iter()
+            .filter(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+            .count()
+            .max(1);
+        Ok(graph)
+    }
+
+    /// An up-to-date copy: nothing of the image moves, but referrers added to the source since
+    /// (new signatures) are copied.
+    async fn refresh_referrers(
+        &self,
+        src: &Endpoint,
+        graph: &Graph,
+        places: &[&Endpoint],
+        report: &mut CopyReport,
+    ) -> Result<(), TransferError> {
+        let referrers = self.find_referrers(src, graph).await?;
+        self.copy_referrers(src, graph, &referrers, places, report)
             .await
     }
 
@@ -293,16 +322,10 @@ impl Copier {
     }
 
     /// A graph of `top` alone (the registry guarantees a stored manifest's references exist).
-    fn single_node_graph(
-        &self,
-        src: &Endpoint,
-        top: Manifest,
-        report: &mut CopyReport,
-    ) -> Result<Graph, TransferError> {
+    fn single_node_graph(&self, src: &Endpoint, top: Manifest) -> Result<Graph, TransferError> {
         let content = top
             .parse()
             .map_err(|reason| invalid(src, &top.digest, reason))?;
-        report.totals.platforms = 1;
         Ok(Graph {
             nodes: vec![Node {
                 manifest: top,
@@ -404,6 +427,26 @@ impl Copier {
             self.update_fallback_indexes(&links, places).await?;
         }
         Ok(())
+    }
+}
+
+/// An up-to-date copy reads no child manifest, so only the blobs of a single-platform top
+/// manifest are known: each is reported as already in every target place.
+fn already_there(graph: &Graph, places: &[&Endpoint], report: &mut CopyReport) {
+    let top = &graph.nodes[0].content;
+    for place in places {
+        for d in top.config.iter().chain(&top.layers) {
+            report.blobs.push(BlobEntry {
+                digest: d.digest.to_string(),
+                size: d.size,
+                media_type: d.media_type.clone(),
+                target: place.describe(),
+                action: BlobAction::Skipped,
+                mounted_from: None,
+                millis: 0,
+                retries: 0,
+            });
+        }
     }
 }
 

@@ -120,6 +120,22 @@ pub struct Totals {
     pub retries: u32,
 }
 
+impl Totals {
+    /// Counts one blob entry: copied (with its bytes), mounted or skipped, and its retries.
+    pub fn count(&mut self, b: &BlobEntry) {
+        match b.action {
+            BlobAction::Copied | BlobAction::WouldCopy => {
+                self.blobs_copied += 1;
+                self.bytes_copied += b.size;
+            }
+            BlobAction::Mounted | BlobAction::WouldMount => self.blobs_mounted += 1,
+            BlobAction::Skipped => self.blobs_skipped += 1,
+            BlobAction::Foreign => {}
+        }
+        self.retries += b.retries;
+    }
+}
+
 /// The report of one copy.
 #[derive(Debug, Clone, Serialize)]
 pub struct CopyReport {
@@ -173,16 +189,7 @@ impl CopyReport {
             ..Totals::default()
         };
         for b in &self.blobs {
-            match b.action {
-                BlobAction::Copied | BlobAction::WouldCopy => {
-                    t.blobs_copied += 1;
-                    t.bytes_copied += b.size;
-                }
-                BlobAction::Mounted | BlobAction::WouldMount => t.blobs_mounted += 1,
-                BlobAction::Skipped => t.blobs_skipped += 1,
-                BlobAction::Foreign => {}
-            }
-            t.retries += b.retries;
+            t.count(b);
         }
         self.totals = t;
         let elapsed = started.elapsed();
@@ -195,9 +202,38 @@ impl CopyReport {
     }
 
     /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB
-    /// in 2.1 s; 4 source manifest pulls)`.
+    /// in 2.1 s; 4 source manifest pulls)`, or, when every target had it already, `… → …: up to
+    /// date (3 platforms already there)` (with the source's pulls, if it took any).
     pub fn summary(&self, target: &str) -> String {
         let t = &self.totals;
+        if self.up_to_date {
+            let mut what = Vec::new();
+            if t.platforms > 1 {
+                what.push(format!("{} platforms", t.platforms));
+            }
+            if t.blobs_skipped > 0 {
+                what.push(format!(
+                    "{} blob{}",
+                    t.blobs_skipped,
+                    if t.blobs_skipped == 1 { "" } else { "s" }
+                ));
+            }
+            let what = if what.is_empty() {
+                "everything".to_owned()
+            } else {
+                what.join(", ")
+            };
+            // Nothing read from the source is the rule here: said only when it was not.
+            let pulls = match self.source_pulls {
+                0 => String::new(),
+                1 => "; 1 source manifest pull".to_owned(),
+                n => format!("; {n} source manifest pulls"),
+            };
+            return format!(
+                "{} → {target}: up to date ({what} already there{pulls})",
+                self.source
+            );
+        }
         let verb = if self.dry_run {
             "would import"
         } else {
