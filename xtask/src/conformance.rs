@@ -27,7 +27,6 @@
 //! timings the output is deterministic: ports and temporary paths are never printed.
 
 mod copy_suite;
-mod fixtures;
 mod personalities;
 mod raw;
 mod registry_suite;

@@ -1092,69 +1092,27 @@ async fn publish(
     seed: u8,
     platforms: &[&str],
 ) {
-    use acr_import_reference::DigestAlgorithm;
-    use acr_import_transfer::{Manifest, digest_of, manifest};
+    use acr_import_testsupport::seed::{Blob, image, index};
     let mut children = Vec::new();
     for (i, arch) in platforms.iter().enumerate() {
-        let layer: Vec<u8> = (0..20_000u32)
-            .map(|n| {
-                (n as u8)
-                    .wrapping_mul(7)
-                    .wrapping_add(seed)
-                    .wrapping_add(i as u8)
-            })
-            .collect();
-        let config = format!(r#"{{"architecture":"{arch}","os":"linux","seed":{seed}}}"#);
-        let (ld, cd) = (
-            digest_of(DigestAlgorithm::Sha256, &layer),
-            digest_of(DigestAlgorithm::Sha256, config.as_bytes()),
+        let layer = Blob::layer(u64::from(seed) * 100 + i as u64, 20_000);
+        children.push(
+            image(reg, repo, "linux", arch, &[&layer], false)
+                .await
+                .unwrap(),
         );
-        reg.push_blob(repo, &ld, layer.clone().into(), u64::MAX)
-            .await
-            .unwrap();
-        reg.push_blob(repo, &cd, config.clone().into_bytes().into(), u64::MAX)
-            .await
-            .unwrap();
-        let body = format!(
-            r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-            manifest::OCI_MANIFEST,
-            config.len(),
-            layer.len()
-        );
-        let m = Manifest {
-            digest: digest_of(DigestAlgorithm::Sha256, body.as_bytes()),
-            bytes: body.into(),
-            media_type: manifest::OCI_MANIFEST.to_owned(),
-        };
-        reg.put_manifest(repo, m.digest.as_str(), &m).await.unwrap();
-        children.push((m, *arch));
     }
-    if let [(only, _)] = children.as_slice() {
+    if let [only] = children.as_slice() {
         reg.put_manifest(repo, tag, only).await.unwrap();
         return;
     }
-    let entries: Vec<String> = children
+    let names: Vec<String> = platforms.iter().map(|a| format!("linux/{a}")).collect();
+    let entries: Vec<_> = children
         .iter()
-        .map(|(m, arch)| {
-            format!(
-                r#"{{"mediaType":"{}","digest":"{}","size":{},"platform":{{"os":"linux","architecture":"{arch}"}}}}"#,
-                m.media_type,
-                m.digest,
-                m.bytes.len()
-            )
-        })
+        .zip(&names)
+        .map(|(m, p)| (m, Some(p.as_str()), None))
         .collect();
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{}]}}"#,
-        manifest::OCI_INDEX,
-        entries.join(",")
-    );
-    let index = Manifest {
-        digest: digest_of(DigestAlgorithm::Sha256, body.as_bytes()),
-        bytes: body.into(),
-        media_type: manifest::OCI_INDEX.to_owned(),
-    };
-    reg.put_manifest(repo, tag, &index).await.unwrap();
+    index(reg, repo, Some(tag), &entries, false).await.unwrap();
 }
 
 /// Docker Hub's publisher, signed in with the personality's account token.

@@ -43,7 +43,7 @@ pub use error::{
     Operation, RegistryErrorEntry, RequestContext, StatusDetails, TransferError, redact_url,
 };
 pub use layout::OciLayout;
-pub use manifest::{Descriptor, Manifest, ManifestContent, Platform};
+pub use manifest::{Descriptor, Manifest, ManifestContent, ManifestError, Platform};
 pub use ratelimit::{
     Quota, RateLimitPolicy, RateLimitStatus, RateLimitStop, RateLimitWait, WaitObserver,
 };

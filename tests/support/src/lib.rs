@@ -33,6 +33,11 @@
 //!   them: token realms, Basic-only auth, pull accounting and `429`s, blobs redirected to a
 //!   CDN origin on another port that records any `Authorization`, no mounts, missing
 //!   digest headers, schema 1 tags, the referrers API.
+//! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
+//!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
+//!   connections from `/proc`.
+//! * [`seed`] — content seeded into a registry with the project's client: images, indexes,
+//!   attestations, artifacts and their referrers, Helm charts, foreign layers.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -74,7 +79,9 @@ mod personality;
 mod proxy;
 mod rbac;
 mod registry;
+pub mod seed;
 mod token;
+mod tools;
 mod util;
 
 pub use azure::{
@@ -91,10 +98,10 @@ pub use proxy::{
 pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
-    skopeo, tool_on_path,
 };
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
 };
+pub use tools::{find_tool, require_tool, run_tool, skopeo, tcp_connections};
 pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};

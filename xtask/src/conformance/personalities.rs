@@ -21,7 +21,8 @@ use acr_import_transfer::{
 };
 
 use super::copy_suite::{self, PERSONALITY_ROUTES, PersonalityCtx};
-use super::{KindEntry, Outcome, Row, Scrub, Setup, fixtures, judge};
+use super::{KindEntry, Outcome, Row, Scrub, Setup, judge};
+use acr_import_testsupport::seed as fixtures;
 
 /// The checks of each kind's own manners, beyond the matrix.
 pub const QUIRKS: &[(Kind, &str)] = &[

@@ -8,9 +8,9 @@ use url::Url;
 
 use super::{PingInfo, Referrers, ReferrersSource, Registry, header_str};
 use crate::body::read_capped;
-use crate::error::{Operation, RequestContext, TransferError};
+use crate::error::{Operation, RequestContext, TransferError, redact_url};
 use crate::manifest::{MAX_MANIFEST_BYTES, ManifestContent, OCI_INDEX};
-use crate::transport::{Req, drain};
+use crate::transport::{Req, Resp, drain, same_origin};
 
 impl Registry {
     /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
@@ -40,21 +40,45 @@ impl Registry {
             .await
     }
 
-    /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
-    /// and returns the JSON body and the `Link` to the next page, if any.
+    /// Sends a `GET` to a registry-specific endpoint (ACR's `/acr/v1/…`): `segments` under the
+    /// registry's root (each escaped as one path segment), `query` pairs, the given scopes.
+    /// Returns the JSON body and the next page, when a `Link` names one: the same endpoint on
+    /// this registry (a `Link` to anywhere else is [`TransferError::Refused`]); fetch it with
+    /// [`Registry::get_json_page`].
     pub async fn get_json(
         &self,
-        path_and_query: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
         scopes: ScopeSet,
-    ) -> Result<(Bytes, Option<String>), TransferError> {
-        self.again(|| self.get_json_once(path_and_query, scopes.clone()))
-            .await
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
+        let mut url = self.url(segments.iter().copied()).await?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.get_json_page(&url, scopes).await
+    }
+
+    /// Fetches a page [`Registry::get_json`] named as the next one (any other URL of this
+    /// registry works too; a URL of another origin is [`TransferError::Refused`]).
+    pub async fn get_json_page(
+        &self,
+        url: &Url,
+        scopes: ScopeSet,
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
+        let origin = self.url([]).await?;
+        if !same_origin(url, &origin) {
+            return Err(TransferError::Refused {
+                url: redact_url(url),
+                reason: format!("it is not on the registry {}", self.host),
+            });
+        }
+        self.again(|| self.get_json_once(url, scopes.clone())).await
     }
 
     /// `GET /v2/`: is this a registry, and may we talk to it.
     pub async fn ping(&self) -> Result<PingInfo, TransferError> {
         let ctx = self.ctx(Operation::Ping, None, None);
-        let url = self.url("/v2/").await?;
+        let url = self.url(["v2", ""]).await?;
         let scopes = ScopeSet::new();
         let resp = self
             .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
@@ -77,7 +101,7 @@ impl Registry {
     ) -> Result<Vec<String>, TransferError> {
         let ctx = self.ctx(Operation::ListTags, Some(repository), None);
         let scopes = ScopeSet::new().with(Scope::pull(repository));
-        let url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        let url = self.v2_url(repository, &["tags", "list"]).await?;
         self.paginate(ctx, url, scopes, page_size, "tags").await
     }
 
@@ -85,7 +109,7 @@ impl Registry {
         let ctx = self.ctx(Operation::Catalog, None, None);
         let scopes =
             ScopeSet::new().with(Scope::parse("registry:catalog:*").expect("a valid scope"));
-        let url = self.url("/v2/_catalog").await?;
+        let url = self.url(["v2", "_catalog"]).await?;
         self.paginate(ctx, url, scopes, page_size, "repositories")
             .await
     }
@@ -105,25 +129,7 @@ impl Registry {
         }
         let mut items = Vec::new();
         for _ in 0..10_000 {
-            let resp = self
-                .send(Req::new(
-                    ctx.clone(),
-                    Method::GET,
-                    url.clone(),
-                    scopes.clone(),
-                ))
-                .await?;
-            if resp.response.status() != StatusCode::OK {
-                return Err(self.fail(&ctx, resp, &scopes).await);
-            }
-            let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
-            let body = read_capped(
-                resp.response.into_body(),
-                16 << 20,
-                self.transport.inner.idle_timeout,
-                &resp.url,
-            )
-            .await?;
+            let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
             let page: serde_json::Value =
                 serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
                     context: ctx.clone(),
@@ -142,12 +148,7 @@ impl Registry {
                 }
             }
             match next {
-                Some(n) => {
-                    url = resp.url.join(&n).map_err(|e| TransferError::Protocol {
-                        context: ctx.clone(),
-                        reason: format!("invalid Link header: {e}"),
-                    })?
-                }
+                Some(n) => url = n,
                 None => return Ok(items),
             }
         }
@@ -215,7 +216,7 @@ impl Registry {
         );
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut url = self
-            .url(&format!("/v2/{repository}/referrers/{digest}"))
+            .v2_url(repository, &["referrers", digest.as_str()])
             .await?;
         if let Some(t) = artifact_type {
             url.query_pairs_mut().append_pair("artifactType", t);
@@ -237,11 +238,8 @@ impl Registry {
                 &resp.url,
             )
             .await?;
-            let content =
-                ManifestContent::parse(&body).map_err(|reason| TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason: format!("referrers response: {reason}"),
-                })?;
+            let content = ManifestContent::parse(&body)
+                .map_err(|e| TransferError::manifest(ctx.clone(), e))?;
             let mut descriptors = content.manifests;
             if let (Some(t), false) = (artifact_type, filtered) {
                 descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
@@ -298,12 +296,11 @@ impl Registry {
         };
         match found {
             Ok(index) => {
-                let content = index
-                    .parse()
-                    .map_err(|reason| TransferError::InvalidManifest {
-                        context: ctx.clone(),
-                        reason: format!("referrers tag {tag}: {reason}"),
-                    })?;
+                let content = index.parse().map_err(|e| {
+                    let mut context = ctx.clone();
+                    context.reference = Some(tag.to_string());
+                    TransferError::manifest(context, e)
+                })?;
                 let mut descriptors = content.manifests;
                 if let Some(t) = artifact_type {
                     descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
@@ -329,22 +326,35 @@ impl Registry {
         }
     }
 
-    /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
-    /// and returns the JSON body and the `Link` to the next page, if any.
+    /// One `GET` of [`Registry::get_json_page`].
     async fn get_json_once(
         &self,
-        path_and_query: &str,
+        url: &Url,
         scopes: ScopeSet,
-    ) -> Result<(Bytes, Option<String>), TransferError> {
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
         let ctx = self.ctx(Operation::Other, None, None);
-        let url = self.url(path_and_query).await?;
+        self.get_page(&ctx, url, &scopes).await
+    }
+
+    /// One page of a listing: its body (at most 16 MiB) and the next page it links to.
+    async fn get_page(
+        &self,
+        ctx: &RequestContext,
+        url: &Url,
+        scopes: &ScopeSet,
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
         let resp = self
-            .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
+            .send(Req::new(
+                ctx.clone(),
+                Method::GET,
+                url.clone(),
+                scopes.clone(),
+            ))
             .await?;
         if resp.response.status() != StatusCode::OK {
-            return Err(self.fail(&ctx, resp, &scopes).await);
+            return Err(self.fail(ctx, resp, scopes).await);
         }
-        let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
+        let next = next_page(&resp)?;
         let body = read_capped(
             resp.response.into_body(),
             16 << 20,
@@ -354,6 +364,32 @@ impl Registry {
         .await?;
         Ok((body, next))
     }
+}
+
+/// The next page a listing's answer links to: its `Link: <…>; rel="next"`, resolved against
+/// the page's URL. A next page is the same endpoint on the same origin with other query
+/// parameters; a `Link` elsewhere (another host, a userinfo trick such as `<@host/x>`, another
+/// path) is refused, never followed.
+fn next_page(resp: &Resp) -> Result<Option<Url>, TransferError> {
+    let Some(target) = header_str(&resp.response, "link").and_then(|l| next_link(&l)) else {
+        return Ok(None);
+    };
+    next_page_of(&resp.url, &target).map(Some)
+}
+
+fn next_page_of(page: &Url, target: &str) -> Result<Url, TransferError> {
+    let refused = |url: String| TransferError::Refused {
+        url,
+        reason: format!(
+            "the pagination Link leads away from {} (another host or another listing)",
+            redact_url(page)
+        ),
+    };
+    let next = page.join(target).map_err(|_| refused(target.to_owned()))?;
+    if !same_origin(&next, page) || next.path() != page.path() {
+        return Err(refused(redact_url(&next)));
+    }
+    Ok(next)
 }
 
 /// The `rel="next"` target of a `Link` header.
@@ -375,7 +411,7 @@ fn next_link(link: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_link;
+    use super::{next_link, next_page_of};
 
     #[test]
     fn link_headers() {
@@ -388,5 +424,30 @@ mod tests {
             Some("https://x/next")
         );
         assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn next_pages_stay_on_their_endpoint() {
+        let page = url::Url::parse("https://r.example:5000/acr/v1/app/_manifests?n=100").unwrap();
+        for ok in [
+            "/acr/v1/app/_manifests?last=sha256:a&n=100",
+            "?last=b",
+            "https://R.example:5000/acr/v1/app/_manifests?last=c",
+        ] {
+            let next = next_page_of(&page, ok).unwrap();
+            assert_eq!(next.host_str(), Some("r.example"), "{ok}");
+        }
+        for refused in [
+            "@evil.example/x",
+            "//evil.example/acr/v1/app/_manifests",
+            "https://evil.example/acr/v1/app/_manifests",
+            "http://r.example:5000/acr/v1/app/_manifests",
+            "https://r.example:5001/acr/v1/app/_manifests",
+            "/acr/v1/other/_manifests",
+            "../other/_manifests",
+            "http://[",
+        ] {
+            assert!(next_page_of(&page, refused).is_err(), "{refused}");
+        }
     }
 }

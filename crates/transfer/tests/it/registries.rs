@@ -61,21 +61,27 @@ async fn three_platforms(reg: &Registry, repo: &str, tag: &str, seed: u64) -> Ma
     for (i, arch) in ["amd64", "arm64", "s390x"].iter().enumerate() {
         let own = Blob::layer(seed * 10 + i as u64, 3_000 + i * 100);
         children.push((
-            image(reg, repo, "linux", arch, &[&base, &own], false).await,
+            image(reg, repo, "linux", arch, &[&base, &own], false)
+                .await
+                .unwrap(),
             *arch,
         ));
     }
+    let platforms: Vec<String> = children.iter().map(|(_, a)| format!("linux/{a}")).collect();
     let entries: Vec<_> = children
         .iter()
-        .map(|(m, arch)| (m, Some(("linux", *arch)), None))
+        .zip(&platforms)
+        .map(|((m, _), p)| (m, Some(p.as_str()), None))
         .collect();
-    index(reg, repo, Some(tag), &entries, false).await
+    index(reg, repo, Some(tag), &entries, false).await.unwrap()
 }
 
 /// A one-platform image tagged `tag`.
 async fn single(reg: &Registry, repo: &str, tag: &str, seed: u64) -> Manifest {
     let layer = Blob::layer(seed, 5_000);
-    let m = image(reg, repo, "linux", "amd64", &[&layer], false).await;
+    let m = image(reg, repo, "linux", "amd64", &[&layer], false)
+        .await
+        .unwrap();
     reg.put_manifest(repo, tag, &m).await.unwrap();
     m
 }
@@ -166,14 +172,17 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
         &[&Blob::layer(90, 4_000)],
         false,
     )
-    .await;
+    .await
+    .unwrap();
     let mut entries: Vec<_> = children
         .iter()
-        .zip(["amd64", "arm64", "s390x"])
-        .map(|(m, arch)| (m, Some(("linux", arch)), None))
+        .zip(["linux/amd64", "linux/arm64", "linux/s390x"])
+        .map(|(m, p)| (m, Some(p), None))
         .collect();
-    entries.push((&ppc, Some(("linux", "ppc64le")), None));
-    index(&publish, "library/app", Some("v2"), &entries, false).await;
+    entries.push((&ppc, Some("linux/ppc64le"), None));
+    index(&publish, "library/app", Some("v2"), &entries, false)
+        .await
+        .unwrap();
     let before = hub.anonymous_pulls() as u64;
     let report = copy_once(&src, "library/app", "v2", &dst).await.unwrap();
     assert_eq!(report.source_pulls, GROWN_INDEX_PULLS, "{report:#?}");
