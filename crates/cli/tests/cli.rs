@@ -1115,6 +1115,23 @@ async fn publish(
     index(reg, repo, Some(tag), &entries, false).await.unwrap();
 }
 
+/// Docker Hub's personality with an anonymous budget of `budget` pulls an hour, and a target.
+fn docker_hub_and_target(
+    rt: &tokio::runtime::Runtime,
+    budget: u64,
+) -> (acr_import_testsupport::Personality, Registry) {
+    use acr_import_testsupport::{Kind, Personality};
+    let (hub, dst) = rt.block_on(async {
+        tokio::join!(
+            Personality::builder(Kind::DockerHub)
+                .anonymous_budget(budget, Duration::from_secs(3600))
+                .start(),
+            Registry::start()
+        )
+    });
+    (hub.unwrap(), dst.unwrap())
+}
+
 /// Docker Hub's publisher, signed in with the personality's account token.
 fn hub_publisher(hub: &acr_import_testsupport::Personality) -> acr_import_transfer::Registry {
     let (user, token) = acr_import_testsupport::Kind::DockerHub
@@ -1140,17 +1157,9 @@ fn hub_publisher(hub: &acr_import_testsupport::Personality) -> acr_import_transf
 /// Issue #15's scenario: a budget of 10 anonymous pulls on Docker Hub's personality.
 #[test]
 fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
-    use acr_import_testsupport::{Kind, Personality};
+    use acr_import_testsupport::Kind;
     let rt = rt();
-    let (hub, dst) = rt.block_on(async {
-        tokio::join!(
-            Personality::builder(Kind::DockerHub)
-                .anonymous_budget(10, Duration::from_secs(3600))
-                .start(),
-            Registry::start()
-        )
-    });
-    let (hub, dst) = (hub.unwrap(), dst.unwrap());
+    let (hub, dst) = docker_hub_and_target(&rt, 10);
     let (user, token) = Kind::DockerHub.credentials().unwrap();
     let publisher = hub_publisher(&hub);
     let images: Vec<String> = (0..13).map(|i| format!("library/img{i}")).collect();
@@ -1310,17 +1319,8 @@ fn acr_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
 /// for the reset with a countdown instead of failing; interrupted, it moves no tag.
 #[test]
 fn wait_rate_limit_counts_down_instead_of_failing() {
-    use acr_import_testsupport::{Kind, Personality};
     let rt = rt();
-    let (hub, dst) = rt.block_on(async {
-        tokio::join!(
-            Personality::builder(Kind::DockerHub)
-                .anonymous_budget(2, Duration::from_secs(3600))
-                .start(),
-            Registry::start()
-        )
-    });
-    let (hub, dst) = (hub.unwrap(), dst.unwrap());
+    let (hub, dst) = docker_hub_and_target(&rt, 2);
     let publisher = hub_publisher(&hub);
     rt.block_on(publish(
         &publisher,
