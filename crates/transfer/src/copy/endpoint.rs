@@ -105,6 +105,35 @@ impl Endpoint {
         }
     }
 
+    /// Before this source is read, `places` (the copy's registry targets) are asked whether
+    /// they hold what is wanted, where the source counts pulls.
+    pub(super) fn ask_first(&self, places: &[&Endpoint]) {
+        let Endpoint::Registry { registry, .. } = self else {
+            return;
+        };
+        let targets: Vec<(Registry, String)> = places
+            .iter()
+            .filter_map(|p| match p {
+                Endpoint::Registry {
+                    registry,
+                    repository,
+                } => Some((registry.clone(), repository.clone())),
+                Endpoint::Layout(_) => None,
+            })
+            .collect();
+        // A layout target cannot be read through a registry handle: the source is read.
+        if targets.len() == places.len() {
+            registry.read_targets_first(targets);
+        }
+    }
+
+    /// Some target lacks `digest`: reading it asks the source without asking them.
+    pub(super) fn missing_at_targets(&self, digest: &Digest) {
+        if let Endpoint::Registry { registry, .. } = self {
+            registry.missing_at_targets(digest);
+        }
+    }
+
     /// `digest` can be read from `place` (which holds it) instead of this source.
     pub(super) fn read_elsewhere(&self, digest: &Digest, place: &Endpoint) {
         if let (

@@ -164,10 +164,6 @@ impl Copier {
         targets: &[Target],
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
-        let (top, before) = self
-            .resolve_targets(src, reference, targets, report)
-            .await?;
-        let up_to_date = before.iter().all(|b| b.as_ref() == Some(&top.digest));
         // Each distinct target place gets the content once; tags are written at the end.
         let mut places: Vec<&Endpoint> = Vec::new();
         for t in targets {
@@ -175,6 +171,11 @@ impl Copier {
                 places.push(&t.endpoint);
             }
         }
+        src.ask_first(&places);
+        let (top, before) = self
+            .resolve_targets(src, reference, targets, report)
+            .await?;
+        let up_to_date = before.iter().all(|b| b.as_ref() == Some(&top.digest));
         if up_to_date {
             report.up_to_date = true;
             report.totals.platforms = 1;

@@ -190,6 +190,7 @@ impl Copier {
             .filter(|d| !src.has_read(d))
             .collect();
         // A target that cannot say (an error) holds nothing here: the source is read.
+        let children_again = children.clone();
         let held = futures_util::future::join_all(children.into_iter().map(|d| async move {
             let found =
                 futures_util::future::join_all(places.iter().map(|p| p.resolve(d.as_str()))).await;
@@ -199,8 +200,11 @@ impl Copier {
                 .then_some(d)
         }))
         .await;
-        for d in held.into_iter().flatten() {
-            src.read_elsewhere(d, places[0]);
+        for (d, held) in children_again.iter().zip(held) {
+            match held {
+                Some(d) => src.read_elsewhere(d, places[0]),
+                None => src.missing_at_targets(d),
+            }
         }
     }
 

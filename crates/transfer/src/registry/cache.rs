@@ -115,6 +115,13 @@ impl ManifestCache {
     }
 }
 
+/// A copy's target repositories, and the digests some of them lack.
+#[derive(Debug, Default)]
+struct Targets {
+    places: Vec<(crate::Registry, String)>,
+    missing: std::collections::HashSet<Digest>,
+}
+
 /// How a registry handle reads manifests for a copy's source: through the copier's cache,
 /// counting the `GET`s it sends, and from a target that holds a digest already (its bytes
 /// are the same; reading them there costs the source no pull).
@@ -124,6 +131,9 @@ pub(crate) struct Reads {
     pub(crate) pulls: Arc<AtomicU64>,
     /// Digests a target holds: where to read them instead of the source.
     pub(crate) elsewhere: Arc<Mutex<HashMap<Digest, (crate::Registry, String)>>>,
+    /// The copy's targets (registry repositories), asked whether they hold a digest before
+    /// the source is, where the source counts pulls; and the digests found missing there.
+    targets: Arc<Mutex<Targets>>,
 }
 
 impl Reads {
@@ -133,7 +143,50 @@ impl Reads {
             cache,
             pulls,
             elsewhere: Arc::default(),
+            targets: Arc::default(),
         }
+    }
+
+    /// The copy's targets, to be asked before the source.
+    pub(crate) fn set_targets(&self, targets: Vec<(crate::Registry, String)>) {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .places = targets;
+    }
+
+    /// Some target lacks `digest`: the source must be read.
+    pub(crate) fn missing(&self, digest: &Digest) {
+        self.targets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .missing
+            .insert(digest.clone());
+    }
+
+    /// Where to read `digest` instead of the source: a target known to hold it, or — asked
+    /// now with a `HEAD` each (free where pulls are counted) — every target holding it.
+    pub(crate) async fn holder(&self, digest: &Digest) -> Option<(crate::Registry, String)> {
+        if let Some(h) = self.held_at(digest) {
+            return Some(h);
+        }
+        let targets = {
+            let t = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+            if t.places.is_empty() || t.missing.contains(digest) {
+                return None;
+            }
+            t.places.clone()
+        };
+        for (registry, repo) in &targets {
+            let found = registry.head_manifest(repo, digest.as_str()).await;
+            if !matches!(&found, Ok(Some(h)) if h.digest.as_ref() == Some(digest)) {
+                self.missing(digest);
+                return None;
+            }
+        }
+        let (registry, repo) = targets.into_iter().next()?;
+        self.hold(digest, &registry, &repo);
+        Some((registry, repo))
     }
 
     /// Where `digest` can be read instead of the source, if a target holds it.

@@ -50,9 +50,15 @@ impl Registry {
         };
         match reference.parse::<Digest>() {
             Ok(digest) if reference.contains(':') => {
-                // A target that holds the digest serves the same bytes without a pull.
-                let held = reads.held_at(&digest);
+                // A target that holds the digest serves the same bytes without a pull; where
+                // the source counts pulls, the targets are asked (`HEAD`) before it is.
+                let counts_pulls = self.transport.rate_limit_status(&self.host).is_some();
                 let fetch = || async {
+                    let held = if counts_pulls {
+                        reads.holder(&digest).await
+                    } else {
+                        reads.held_at(&digest)
+                    };
                     if let Some((registry, repo)) = held
                         && let Ok(m) = registry
                             .again(|| registry.get_manifest_once(&repo, reference))

@@ -176,6 +176,21 @@ impl Registry {
         }
     }
 
+    /// A copy's targets, asked before this source whether they hold a digest (when the
+    /// source counts pulls).
+    pub(crate) fn read_targets_first(&self, targets: Vec<(Registry, String)>) {
+        if let Some(r) = &self.reads {
+            r.set_targets(targets);
+        }
+    }
+
+    /// Some target of the copy lacks `digest`.
+    pub(crate) fn missing_at_targets(&self, digest: &Digest) {
+        if let Some(r) = &self.reads {
+            r.missing(digest);
+        }
+    }
+
     /// This handle, reading manifests through `reads` (a copy's source).
     pub(crate) fn reading_through(&self, reads: cache::Reads) -> Self {
         Self {

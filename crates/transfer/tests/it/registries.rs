@@ -22,6 +22,8 @@ use crate::fixtures::{Blob, image, index};
 const FIRST_IMPORT_PULLS: u64 = 4; // the index and its three platforms
 const RERUN_PULLS: u64 = 0; // every target holds the digest: no manifest is read
 const BATCH_PULLS: u64 = 6; // one 3-platform image under two tags (read once) and two images
+const SIGNED_FIRST_PULLS: u64 = 3; // an image, its referrers index and its signature
+const SIGNED_RERUN_PULLS: u64 = 1; // the referrers index; the signature is read on the target
 const GROWN_INDEX_PULLS: u64 = 2; // the new index and its new platform; the three the target
 // holds are read there
 
@@ -265,6 +267,52 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
     );
     assert!(cdn.iter().all(|r| r.status == Some(200)), "{cdn:#?}");
     assert!(!hub.cdn_saw_authorization());
+}
+
+/// A signed image re-imported unchanged: its signature, already on the target, is read
+/// there, not pulled again; only the source's referrers index (a tag the target does not
+/// hold byte for byte) is read from the source.
+#[tokio::test]
+async fn referrers_already_copied_cost_no_pull_on_a_rerun() {
+    let hub = Personality::builder(Kind::DockerHub)
+        .anonymous_budget(10, Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap();
+    let target = TestRegistry::start().await.unwrap();
+    let publish = publisher(&hub);
+    let top = single(&publish, "library/signed", "v1", 5).await;
+    let sig = crate::fixtures::artifact(
+        &publish,
+        "library/signed",
+        "application/vnd.dev.cosign.simplesigning.v1+json",
+        6,
+        Some(&top),
+    )
+    .await
+    .unwrap();
+    crate::fixtures::attach(
+        &publish,
+        "library/signed",
+        &top,
+        &[(&sig, "application/vnd.dev.cosign.simplesigning.v1+json")],
+    )
+    .await
+    .unwrap();
+    let src = anonymous().registry(&hub.url()).unwrap();
+    let dst = anonymous().registry(&target.url()).unwrap();
+    let first = copy_once(&src, "library/signed", "v1", &dst).await.unwrap();
+    assert_eq!(
+        first.source_pulls, SIGNED_FIRST_PULLS,
+        "the image, its referrers index and the signature"
+    );
+    let again = copy_once(&src, "library/signed", "v1", &dst).await.unwrap();
+    assert!(again.up_to_date);
+    assert_eq!(again.source_pulls, SIGNED_RERUN_PULLS, "{again:#?}");
+    assert_eq!(
+        hub.anonymous_pulls() as u64,
+        SIGNED_FIRST_PULLS + SIGNED_RERUN_PULLS
+    );
 }
 
 #[tokio::test]
