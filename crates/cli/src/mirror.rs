@@ -57,6 +57,8 @@ struct BatchProgress<'a> {
     bytes: AtomicU64,
     /// `240 tags, 12 to copy`, once planned.
     planned: Mutex<String>,
+    /// The registry of the last rate-limit wait told.
+    waited: Mutex<Option<String>>,
 }
 
 impl<'a> BatchProgress<'a> {
@@ -85,6 +87,7 @@ impl<'a> BatchProgress<'a> {
             tty,
             bytes: AtomicU64::new(0),
             planned: Mutex::new("planning".to_owned()),
+            waited: Mutex::new(None),
         }
     }
 
@@ -126,6 +129,10 @@ impl ImportObserver for BatchProgress<'_> {
                 self.show();
             }
             ImportEvent::Copy(Progress::TagWritten { target }) => self.aftermath.tag_moved(target),
+            ImportEvent::Copy(Progress::RateLimitWait(w)) if !self.quiet => {
+                let mut waited = self.waited.lock().unwrap_or_else(|e| e.into_inner());
+                render::countdown(&self.bar, w, self.tty, &mut waited);
+            }
             _ => {}
         }
     }
@@ -141,6 +148,8 @@ struct Row<'a> {
     up_to_date: usize,
     failed: usize,
     blobs: String,
+    /// Manifest `GET`s sent to the source (what Docker Hub counts as pulls).
+    pulls: u64,
     detail: String,
 }
 
@@ -153,6 +162,7 @@ fn row(e: &EntryReport) -> Row<'_> {
         up_to_date: e.up_to_date,
         failed: e.failed,
         blobs: format!("{} copied, {} mounted", e.blobs_copied, e.blobs_mounted),
+        pulls: e.source_pulls,
         detail: e
             .error
             .clone()

@@ -2,8 +2,13 @@
 
 use acr_import_auth::StaticCredentials;
 use acr_import_transfer::copy::Progress;
-use acr_import_transfer::{Copier, CopyOptions, TransferError, Transport};
+use std::sync::Arc;
+
+use acr_import_transfer::{
+    Copier, CopyOptions, RateLimitPolicy, RateLimitWait, TransferError, Transport,
+};
 use futures_util::StreamExt;
+use tokio::sync::mpsc::WeakUnboundedSender;
 
 use super::plan::{ClientPlan, SourceSpec, TargetSpec};
 use super::{
@@ -28,11 +33,13 @@ pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>
 
 /// One transport for `plans`: each entry's source credentials for its source repository, the
 /// configured target credential for their target registries, and `acr_hosts` (ACR login
-/// servers known through ARM, each with whether it accepts ARM-audience tokens) for Azure AD.
+/// servers known through ARM, each with whether it accepts ARM-audience tokens) for Azure AD;
+/// rate limits handled by `policy`.
 pub(crate) fn transport_for<'p>(
     config: &ImporterConfig,
     plans: impl Iterator<Item = &'p ClientPlan> + Clone,
     acr_hosts: Vec<(String, Option<bool>)>,
+    policy: RateLimitPolicy,
 ) -> Result<Transport, ImportError> {
     // Each entry's source credentials serve its source repository: two entries on one
     // host keep their own, and one repository cannot be read with two.
@@ -67,8 +74,27 @@ pub(crate) fn transport_for<'p>(
         }
     }
     config
-        .transport_with(explicit, acr_hosts)
+        .transport_builder_with(explicit, acr_hosts)
+        .rate_limit(policy)
+        .build()
         .map_err(|e| ImportError::copy(Side::Unknown, None, e))
+}
+
+/// The rate-limit policy of `options`: a wait's countdown goes to `progress` (held weakly:
+/// the progress channel closes when the copies are done).
+pub(crate) fn rate_limit_policy(
+    options: &ImportOptions,
+    progress: WeakUnboundedSender<Progress>,
+) -> RateLimitPolicy {
+    RateLimitPolicy {
+        wait: options.wait_rate_limit,
+        on_wait: Some(Arc::new(move |w: &RateLimitWait| {
+            if let Some(tx) = progress.upgrade() {
+                let _ = tx.send(Progress::RateLimitWait(w.clone()));
+            }
+        })),
+        ..RateLimitPolicy::default()
+    }
 }
 
 /// The copy engine's options for `options`.
@@ -92,12 +118,13 @@ impl Run<'_> {
         &self,
         plans: Vec<(usize, ClientPlan)>,
     ) -> Result<Outcomes, ImportError> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let transport = transport_for(
             self.config,
             plans.iter().map(|(_, p)| p),
             self.acr_hosts.clone(),
+            rate_limit_policy(self.options, tx.downgrade()),
         )?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let options = CopyOptions {
             progress: Some(tx),
             ..copy_options(self.options)
@@ -211,6 +238,7 @@ fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
             ..
         } => Some((registry.clone(), Some(repository.clone()))),
         TransferError::Auth { registry, .. } => Some((registry.clone(), None)),
+        TransferError::RateLimitReached(stop) => Some((stop.registry.clone(), None)),
         TransferError::Connection { url, .. }
         | TransferError::Timeout { url, .. }
         | TransferError::Refused { url, .. } => from_url(url),

@@ -37,7 +37,13 @@ impl MirrorReport {
         self.entries.iter().filter(|e| !e.ok())
     }
 
-    /// `240 tags in 60 entries: 12 copied, 228 up to date, 0 failed (3.1 s)`.
+    /// Manifest `GET`s sent to the sources over all copies (what Docker Hub counts as pulls).
+    pub fn source_pulls(&self) -> u64 {
+        self.copies.iter().map(|c| c.source_pulls).sum()
+    }
+
+    /// `240 tags in 60 entries: 12 copied, 228 up to date, 0 failed; 12 source manifest pulls
+    /// (3.1 s)`.
     pub fn summary(&self) -> String {
         let count = |r: TagResult| self.tags.iter().filter(|t| t.result == r).count();
         let moved = if self.dry_run {
@@ -46,7 +52,7 @@ impl MirrorReport {
             format!("{} copied", count(TagResult::Copied))
         };
         format!(
-            "{} tags in {} entries{}: {moved}, {} up to date, {} failed ({:.1} s)",
+            "{} tags in {} entries{}: {moved}, {} up to date, {} failed; {} source manifest pull{} ({:.1} s)",
             self.tags.len(),
             self.entries.len(),
             if self.shard == Shard::ALL {
@@ -59,6 +65,8 @@ impl MirrorReport {
                 .iter()
                 .filter(|t| t.result == TagResult::Failed)
                 .count(),
+            self.source_pulls(),
+            if self.source_pulls() == 1 { "" } else { "s" },
             self.millis as f64 / 1000.0
         )
     }
@@ -102,6 +110,9 @@ pub struct EntryReport {
     pub blobs_mounted: usize,
     /// Bytes uploaded.
     pub bytes_copied: u64,
+    /// Manifest `GET`s sent to the source over the entry's copies (what Docker Hub counts as
+    /// pulls; the plan's look-ups are `HEAD`s and take none).
+    pub source_pulls: u64,
     /// Why the entry (or its first failed tag) failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -122,6 +133,7 @@ impl EntryReport {
             blobs_copied: 0,
             blobs_mounted: 0,
             bytes_copied: 0,
+            source_pulls: 0,
             error: None,
         }
     }
@@ -254,6 +266,8 @@ pub struct CopySummary {
     pub blobs_skipped: usize,
     /// Bytes uploaded (dry run: to upload).
     pub bytes: u64,
+    /// Manifest `GET`s sent to the source (what Docker Hub counts as pulls).
+    pub source_pulls: u64,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

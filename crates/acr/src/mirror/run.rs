@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use acr_import_transfer::Transport;
 use acr_import_transfer::copy::Progress;
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::fanout::ServerRun;
 use super::lookup::Lookups;
@@ -13,7 +14,7 @@ use super::report::{MirrorReport, TagAction, TagResult};
 use super::schedule::{ClientRun, Ledger, assemble};
 use super::{MirrorEntry, MirrorFile, Shard};
 use crate::importer::azure;
-use crate::importer::client::transport_for;
+use crate::importer::client::{rate_limit_policy, transport_for};
 use crate::importer::plan::{ClientPlan, TargetSpec};
 use crate::importer::{is_azure_name, names_azure_registry};
 use crate::{
@@ -168,6 +169,24 @@ impl Importer {
         request: &MirrorRequest,
         observer: &dyn ImportObserver,
     ) -> Result<MirrorReport, ImportError> {
+        // The copies' progress and every rate-limit wait (the plan's look-ups' too) reach the
+        // observer through one channel, closed when the work ends.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let work = self.mirror_work(request, observer, tx);
+        let forward = async {
+            while let Some(p) = rx.recv().await {
+                observer.event(&ImportEvent::Copy(p));
+            }
+        };
+        tokio::join!(work, forward).0
+    }
+
+    async fn mirror_work(
+        &self,
+        request: &MirrorRequest,
+        observer: &dyn ImportObserver,
+        progress: UnboundedSender<Progress>,
+    ) -> Result<MirrorReport, ImportError> {
         let started = Instant::now();
         self.check_target(&request.target)?;
         let r = self.resolve_mirror(request, observer).await?;
@@ -186,6 +205,7 @@ impl Importer {
                 .iter()
                 .filter_map(|b| b.as_ref().ok().map(|(p, _)| p)),
             r.acr_hosts.clone(),
+            rate_limit_policy(&options, progress.downgrade()),
         )?;
         let planner = Planner {
             transport: &transport,
@@ -245,7 +265,7 @@ impl Importer {
                     transport: &transport,
                     options: &options,
                     concurrency: request.concurrency,
-                    observer,
+                    progress,
                 };
                 run.run(groups, &mut ledger).await;
             }

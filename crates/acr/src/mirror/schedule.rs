@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use acr_import_transfer::copy::Progress;
 use acr_import_transfer::{Copier, CopyOptions, CopyReport, Transport};
 use futures_util::StreamExt;
+use tokio::sync::mpsc::UnboundedSender;
 
 use super::plan::{Planned, Unit, source_text};
 use super::report::{CopySummary, EntryReport, TagAction, TagReport, TagResult};
@@ -139,6 +140,7 @@ pub(crate) fn tally(row: &mut EntryReport, tags: &[TagReport], copies: &[CopySum
         row.blobs_copied += c.blobs_copied;
         row.blobs_mounted += c.blobs_mounted;
         row.bytes_copied += c.bytes;
+        row.source_pulls += c.source_pulls;
     }
     if row.error.is_none() {
         row.error = mine().find_map(|t| t.error.clone());
@@ -219,48 +221,37 @@ pub(crate) struct ClientRun<'a> {
     pub(crate) transport: &'a Transport,
     pub(crate) options: &'a ImportOptions,
     pub(crate) concurrency: usize,
-    pub(crate) observer: &'a dyn ImportObserver,
+    /// Where the copies' progress goes.
+    pub(crate) progress: UnboundedSender<Progress>,
 }
 
 impl ClientRun<'_> {
     /// Copies every group into the ledger.
-    pub(crate) async fn run(&self, groups: Vec<Group>, ledger: &mut Ledger<'_>) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    pub(crate) async fn run(self, groups: Vec<Group>, ledger: &mut Ledger<'_>) {
         let base = CopyOptions {
-            progress: Some(tx),
+            progress: Some(self.progress),
             ..copy_options(self.options)
         };
-        // The progress sender lives in `base`, moved into `work`: when the copies end (or a
-        // timeout drops them), the forwarding below ends too.
-        let work = async {
-            let base = base;
-            let copier = Copier::new(base.clone());
-            let copier = &copier;
-            let transport = self.transport;
-            let mut running = futures_util::stream::iter(groups.into_iter().map(|g| {
-                let options = CopyOptions {
-                    force: g.settings.force,
-                    platforms: g.settings.platforms.clone(),
-                    referrers: g.settings.referrers,
-                    ..base.clone()
-                };
-                async move {
-                    let engine = copier.with_options(options);
-                    let result = run_one(&g.plan, transport, &engine).await;
-                    (g, result.map(|r| r.copy))
-                }
-            }))
-            .buffer_unordered(self.concurrency.max(1));
-            while let Some((g, result)) = running.next().await {
-                record(&g, result, self.options.dry_run, ledger);
+        let copier = Copier::new(base.clone());
+        let copier = &copier;
+        let transport = self.transport;
+        let mut running = futures_util::stream::iter(groups.into_iter().map(|g| {
+            let options = CopyOptions {
+                force: g.settings.force,
+                platforms: g.settings.platforms.clone(),
+                referrers: g.settings.referrers,
+                ..base.clone()
+            };
+            async move {
+                let engine = copier.with_options(options);
+                let result = run_one(&g.plan, transport, &engine).await;
+                (g, result.map(|r| r.copy))
             }
-        };
-        let forward = async {
-            while let Some(p) = rx.recv().await {
-                self.observer.event(&ImportEvent::Copy(p));
-            }
-        };
-        tokio::join!(work, forward);
+        }))
+        .buffer_unordered(self.concurrency.max(1));
+        while let Some((g, result)) = running.next().await {
+            record(&g, result, self.options.dry_run, ledger);
+        }
     }
 }
 
@@ -279,6 +270,7 @@ fn record(
             summary.blobs_mounted = report.totals.blobs_mounted;
             summary.blobs_skipped = report.totals.blobs_skipped;
             summary.bytes = report.totals.bytes_copied;
+            summary.source_pulls = report.source_pulls;
             if report.up_to_date {
                 TagResult::UpToDate
             } else if dry_run {
