@@ -272,6 +272,17 @@ fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks
     // probe of the target for ACR's tag listing.
     let extra = sp.requests().len() + dp.requests().len() - 2 - 12;
     assert!(extra <= 4, "{s:?} {d:?}");
+    // No manifest GET at the source (what Docker Hub counts as a pull), and the report says so.
+    let source_gets = sp.count_where(|r| r.method == "GET" && r.path.contains("/manifests/"));
+    assert_eq!(source_gets, 0, "{s:?}");
+    assert!(
+        report["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["source_pulls"] == 0),
+        "{report:#}"
+    );
 }
 
 #[test]
