@@ -45,7 +45,7 @@ pub use layout::OciLayout;
 pub use manifest::{Descriptor, Manifest, ManifestContent, Platform};
 pub use registry::{
     DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource,
-    Registry, UploadSession, UploadStart,
+    Registry, TagsPage, UploadSession, UploadStart,
 };
 pub use retry::RetryPolicy;
 pub use transport::{HostStats, RequestBody, Transport, TransportBuilder};

@@ -28,6 +28,8 @@
 //!   test CA, the App Service managed-identity endpoint, and an ACR login server
 //!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
+//! * [`cosign`] — cosign-format signatures, attestations and SBOMs (ECDSA P-256 through
+//!   ring), made and verified in-process.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -64,6 +66,7 @@
 
 mod azure;
 mod connect_proxy;
+pub mod cosign;
 mod latency;
 mod proxy;
 mod registry;

@@ -130,9 +130,7 @@ impl Endpoint {
                 .referrers(repository, digest, None)
                 .await?
                 .descriptors),
-            // A layout has no referrers index; manifests with a subject stored there are
-            // copied when named, not discovered.
-            Endpoint::Layout(_) => Ok(Vec::new()),
+            Endpoint::Layout(l) => l.referrers(digest).await,
         }
     }
 }

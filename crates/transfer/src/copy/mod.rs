@@ -9,19 +9,27 @@
 //!    moves;
 //! 3. the manifest graph is read (child manifests concurrently, depth- and size-limited);
 //! 4. blobs move, each once per target repository however many manifests share it, while
-//!    the referrers of every manifest (signatures, SBOMs, attestations) are looked up: one
+//!    what is attached to every manifest (signatures, SBOMs, attestations: OCI referrers and
+//!    digest tags, see [`followers`]) is looked up: one
 //!    `POST` that mounts from the source repository (same registry), from a repository this
 //!    run already pushed it to, or from the target repository itself (a blob already there
 //!    answers `201` at once), and otherwise opens the session that the source `GET` streams
 //!    into with one `PUT`. Largest blobs first; sessions open ahead of their turn; a slot
 //!    is freed when the last byte is sent, not when the target has committed the blob;
-//! 5. child manifests by digest, then the top manifest by digest, then referrers — or, when
-//!    nothing refers to the top manifest, it goes with its first tag (one `PUT` that stores
-//!    it and moves the tag);
+//! 5. child manifests by digest, then the top manifest by digest, then referrers and digest
+//!    tags (each tagged manifest under its tag, once the image it names is in place) — or,
+//!    when nothing is attached to the image, the top manifest goes with its first tag (one
+//!    `PUT` that stores it and moves the tag);
 //! 6. tags last.
+//!
+//! An attached artifact a target refuses (its media type, say), or whose digest tag the
+//! target holds with other content (unless `force`), stays behind with a note; the report
+//! counts what followed ([`CopyReport::followers`]).
 
 mod blobs;
+mod digest_tags;
 mod endpoint;
+pub mod followers;
 mod graph;
 mod limiter;
 mod options;
@@ -37,17 +45,19 @@ use std::time::Instant;
 use acr_import_reference::Digest;
 
 pub use endpoint::{Endpoint, Source, Target};
+use followers::Followers;
+pub use followers::SMALL_REPOSITORY;
 use graph::{Graph, Node};
 pub use limiter::{Limiter, Slot};
 pub use options::{CopyOptions, PlatformFilter};
-use referrers::{FoundReferrer, referrer_descriptor};
 pub use report::{
-    BlobAction, BlobEntry, CopyReport, ManifestAction, ManifestEntry, ManifestRole, Progress,
-    TagEntry, Totals, human_bytes,
+    BlobAction, BlobEntry, CopyReport, FollowedTotals, FollowerAction, FollowerEntry, FollowerKind,
+    FollowerLink, ManifestAction, ManifestEntry, ManifestRole, Progress, TagEntry, Totals,
+    human_bytes,
 };
 
 use crate::TransferError;
-use crate::manifest::{Descriptor, Manifest};
+use crate::manifest::Manifest;
 
 /// Copies content between registries and OCI layouts. One `Copier` can run many copies
 /// (the CLI's batch mode): blobs pushed by one are mounted by the next.
@@ -121,6 +131,14 @@ impl Copier {
             });
         let stats_before = transport.as_ref().map(|t| t.stats()).unwrap_or_default();
         let mut report = self.new_report(source);
+        if !self.options.referrers {
+            self.note(
+                &mut report,
+                "--no-referrers: signatures, attestations and SBOMs (referrers and digest tags) \
+                 were not looked up and stay behind"
+                    .to_owned(),
+            );
+        }
         let (top, before) = self.resolve_targets(source, targets, &mut report).await?;
         let up_to_date = before.iter().all(|b| b.as_ref() == Some(&top.digest));
         let graph = self
@@ -134,7 +152,8 @@ impl Copier {
                 places.push(&t.endpoint);
             }
         }
-        let (referrers, deferred) = if up_to_date {
+        let rewritten = rewritten_from(&report);
+        let (followers, deferred) = if up_to_date {
             report.up_to_date = true;
             for (t, b) in targets.iter().zip(&before) {
                 if let Some(tag) = &t.tag {
@@ -146,14 +165,15 @@ impl Copier {
                 }
             }
             (
-                self.find_referrers(&source.endpoint, &graph).await?,
+                self.find_followers(&source.endpoint, &graph, &places, rewritten.as_ref())
+                    .await?,
                 Vec::new(),
             )
         } else {
             self.move_content(&source.endpoint, &graph, targets, &places, &mut report)
                 .await?
         };
-        self.copy_referrers(&source.endpoint, &graph, &referrers, &places, &mut report)
+        self.copy_followers(&source.endpoint, &graph, followers, &places, &mut report)
             .await?;
         if !up_to_date {
             self.write_tags(&top, targets, &before, &deferred, &mut report)
@@ -193,6 +213,8 @@ impl Copier {
             tags: Vec::new(),
             manifests: Vec::new(),
             blobs: Vec::new(),
+            followers: Vec::new(),
+            followers_off: !self.options.referrers,
             totals: Totals::default(),
             millis: 0,
             bytes_per_second: 0,
@@ -305,17 +327,19 @@ impl Copier {
         Ok(graph)
     }
 
-    /// The referrers of the graph's manifests, unless referrers are off.
-    async fn find_referrers(
+    /// What is attached to the graph's manifests (referrers, digest tags), unless referrers
+    /// are off; with what is attached to the original of an index `--platform` rewrote.
+    async fn find_followers(
         &self,
         src: &Endpoint,
         graph: &Graph,
-    ) -> Result<Vec<FoundReferrer>, TransferError> {
-        if self.options.referrers {
-            self.discover_referrers(src, graph).await
-        } else {
-            Ok(Vec::new())
+        places: &[&Endpoint],
+        rewritten: Option<&Digest>,
+    ) -> Result<Followers, TransferError> {
+        if !self.options.referrers {
+            return Ok(Followers::default());
         }
+        self.discover_followers(src, graph, places, rewritten).await
     }
 
     /// Steps 4 and 5: blobs to every place while the referrers are looked up (they do not
@@ -328,23 +352,24 @@ impl Copier {
         targets: &[Target],
         places: &[&'p Endpoint],
         report: &mut CopyReport,
-    ) -> Result<(Vec<FoundReferrer>, Vec<&'p Endpoint>), TransferError> {
+    ) -> Result<(Followers, Vec<&'p Endpoint>), TransferError> {
         let planned_bytes: u64 = graph.blobs.iter().map(|b| b.size).sum();
         self.emit(Progress::Planned {
             blobs: graph.blobs.len() * places.len(),
             bytes: planned_bytes * places.len() as u64,
         });
+        let rewritten = rewritten_from(report);
         let (found, copied) = tokio::join!(
-            self.find_referrers(src, graph),
+            self.find_followers(src, graph, places, rewritten.as_ref()),
             self.copy_blobs(src, &graph.blobs, places, report)
         );
         copied?;
-        let referrers = found?;
+        let followers = found?;
         // With nothing that names the top manifest as its subject, a registry that gets the
         // top manifest under a tag gets it that way only: one PUT stores the manifest and
         // moves the tag together, instead of a PUT by digest and another by tag.
         let subjects =
-            !referrers.is_empty() || graph.nodes.iter().any(|n| n.content.subject.is_some());
+            !followers.is_empty() || graph.nodes.iter().any(|n| n.content.subject.is_some());
         let mut deferred = Vec::new();
         if !subjects {
             deferred = places
@@ -359,42 +384,13 @@ impl Copier {
                 .collect();
         }
         self.push_graph(graph, places, &deferred, report).await?;
-        Ok((referrers, deferred))
+        Ok((followers, deferred))
     }
+}
 
-    /// Copies the referrers found, then makes every copied manifest with a subject findable
-    /// from that subject on the target: the discovered referrers, and manifests that carry a
-    /// subject themselves (a signature copied on its own). Registries without the referrers
-    /// API need the `<alg>-<hex>` fallback index updated by the client.
-    async fn copy_referrers(
-        &self,
-        src: &Endpoint,
-        graph: &Graph,
-        referrers: &[FoundReferrer],
-        places: &[&Endpoint],
-        report: &mut CopyReport,
-    ) -> Result<(), TransferError> {
-        for r in referrers {
-            self.copy_referrer(src, r, places, report).await?;
-        }
-        let mut links: Vec<(Digest, Descriptor)> = referrers
-            .iter()
-            .map(|r| (r.subject.clone(), r.descriptor.clone()))
-            .collect();
-        for node in graph
-            .nodes
-            .iter()
-            .chain(referrers.iter().flat_map(|r| r.graph.nodes.iter()))
-        {
-            if let Some(subject) = &node.content.subject {
-                links.push((subject.digest.clone(), referrer_descriptor(node)));
-            }
-        }
-        if !links.is_empty() {
-            self.update_fallback_indexes(&links, places).await?;
-        }
-        Ok(())
-    }
+/// The original digest of an index `--platform` rewrote.
+fn rewritten_from(report: &CopyReport) -> Option<Digest> {
+    report.index_rewritten_from.as_deref()?.parse().ok()
 }
 
 fn invalid(src: &Endpoint, digest: &Digest, reason: String) -> TransferError {

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use url::Url;
 
-use super::{PingInfo, Referrers, ReferrersSource, Registry, header_str};
+use super::{PingInfo, Referrers, ReferrersSource, Registry, TagsPage, header_str};
 use crate::body::read_capped;
 use crate::error::{Operation, RequestContext, TransferError};
 use crate::manifest::{MAX_MANIFEST_BYTES, ManifestContent, OCI_INDEX};
@@ -20,6 +20,18 @@ impl Registry {
         page_size: Option<usize>,
     ) -> Result<Vec<String>, TransferError> {
         self.again(|| self.list_tags_once(repository, page_size))
+            .await
+    }
+
+    /// The first page of a repository's tags, at most `page_size` of them, and whether the
+    /// registry has more (a `Link` to a next page). One request: what a copy reads to see
+    /// every tag of a small repository without paging through a large one.
+    pub async fn tags_page(
+        &self,
+        repository: &str,
+        page_size: usize,
+    ) -> Result<TagsPage, TransferError> {
+        self.again(|| self.tags_page_once(repository, page_size))
             .await
     }
 
@@ -81,6 +93,23 @@ impl Registry {
         self.paginate(ctx, url, scopes, page_size, "tags").await
     }
 
+    async fn tags_page_once(
+        &self,
+        repository: &str,
+        page_size: usize,
+    ) -> Result<TagsPage, TransferError> {
+        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        url.query_pairs_mut()
+            .append_pair("n", &page_size.to_string());
+        let (tags, next) = self.page(&ctx, url, &scopes, "tags").await?;
+        Ok(TagsPage {
+            more: next.is_some(),
+            tags,
+        })
+    }
+
     async fn catalog_once(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
         let ctx = self.ctx(Operation::Catalog, None, None);
         let scopes =
@@ -105,49 +134,10 @@ impl Registry {
         }
         let mut items = Vec::new();
         for _ in 0..10_000 {
-            let resp = self
-                .send(Req::new(
-                    ctx.clone(),
-                    Method::GET,
-                    url.clone(),
-                    scopes.clone(),
-                ))
-                .await?;
-            if resp.response.status() != StatusCode::OK {
-                return Err(self.fail(&ctx, resp, &scopes).await);
-            }
-            let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
-            let body = read_capped(
-                resp.response.into_body(),
-                16 << 20,
-                self.transport.inner.idle_timeout,
-                &resp.url,
-            )
-            .await?;
-            let page: serde_json::Value =
-                serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
-                    context: ctx.clone(),
-                    reason: format!("invalid {field} page: {e}"),
-                })?;
-            match page.get(field) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::Array(list)) => {
-                    items.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)))
-                }
-                Some(_) => {
-                    return Err(TransferError::Protocol {
-                        context: ctx,
-                        reason: format!("`{field}` is not a list"),
-                    });
-                }
-            }
+            let (page, next) = self.page(&ctx, url, &scopes, field).await?;
+            items.extend(page);
             match next {
-                Some(n) => {
-                    url = resp.url.join(&n).map_err(|e| TransferError::Protocol {
-                        context: ctx.clone(),
-                        reason: format!("invalid Link header: {e}"),
-                    })?
-                }
+                Some(n) => url = n,
                 None => return Ok(items),
             }
         }
@@ -155,6 +145,56 @@ impl Registry {
             context: ctx,
             reason: format!("more than 10000 pages of {field}"),
         })
+    }
+
+    /// One page of a paginated string list: its items and the URL of the next page.
+    async fn page(
+        &self,
+        ctx: &RequestContext,
+        url: Url,
+        scopes: &ScopeSet,
+        field: &str,
+    ) -> Result<(Vec<String>, Option<Url>), TransferError> {
+        let resp = self
+            .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
+            .await?;
+        if resp.response.status() != StatusCode::OK {
+            return Err(self.fail(ctx, resp, scopes).await);
+        }
+        let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
+        let body = read_capped(
+            resp.response.into_body(),
+            16 << 20,
+            self.transport.inner.idle_timeout,
+            &resp.url,
+        )
+        .await?;
+        let page: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
+                context: ctx.clone(),
+                reason: format!("invalid {field} page: {e}"),
+            })?;
+        let items = match page.get(field) {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            Some(_) => {
+                return Err(TransferError::Protocol {
+                    context: ctx.clone(),
+                    reason: format!("`{field}` is not a list"),
+                });
+            }
+        };
+        let next = match next {
+            Some(n) => Some(resp.url.join(&n).map_err(|e| TransferError::Protocol {
+                context: ctx.clone(),
+                reason: format!("invalid Link header: {e}"),
+            })?),
+            None => None,
+        };
+        Ok((items, next))
     }
 
     /// The manifests whose `subject` is `digest`: through the OCI 1.1 referrers API, or the
