@@ -13,6 +13,23 @@
 //! [`BlobStream`] that verifies size and digest as it goes. Layouts written here are read by
 //! `skopeo` (`oci:<dir>:<tag>`), and layouts written by `skopeo` are read here.
 //!
+//! # Referrers and digest tags
+//!
+//! A layout has no referrers API, so tools record a manifest's referrers (signatures, SBOMs,
+//! attestations) in `index.json`, one way or both:
+//!
+//! - the OCI referrers tag schema, as regclient (`regctl`) writes it: an image index tagged
+//!   `<alg>-<hex>` (the subject's digest: the fallback tag) whose `manifests` list the
+//!   referrers, each referrer also an untagged entry;
+//! - an untagged entry for each referrer manifest, found by the manifest's own `subject`, as
+//!   oras writes it (the entry carries the `artifactType` and annotations a referrers listing
+//!   shows) and as buildx leaves attestations.
+//!
+//! [`OciLayout::scan`] reads both (each manifest of `index.json` once) and the tags, among
+//! them cosign's digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`);
+//! [`OciLayout::put_referrers`] writes both ways, so that every tool finds them; a digest tag
+//! is an entry named by its tag, as any other.
+//!
 //! # Atomicity
 //!
 //! - A blob is written to a temporary file inside the layout (`blobs/.tmp-…`), hashed while it

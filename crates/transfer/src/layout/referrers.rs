@@ -1,17 +1,5 @@
-//! Referrers in a layout: found the two ways other tools store them, written both ways.
-//!
-//! A layout has no referrers API, so tools record a manifest's referrers (signatures, SBOMs,
-//! attestations) in `index.json`, in one of two ways or both:
-//!
-//! - the OCI referrers tag schema, as regclient (`regctl`) writes it: an image index tagged
-//!   `<alg>-<hex>` (the subject's digest, the fallback tag) whose `manifests` list the
-//!   referrers, each referrer also an untagged entry;
-//! - an untagged entry for each referrer manifest, found by the manifest's own `subject`, as
-//!   oras writes it (its entry carries the `artifactType` and annotations that a referrers
-//!   listing would show) and as buildx leaves attestations.
-//!
-//! [`OciLayout::scan`] reads both, each manifest of `index.json` once;
-//! [`OciLayout::put_referrers`] writes both, so that every tool finds them.
+//! Referrers in a layout: found the two ways other tools store them, written both ways
+//! (see the [layout documentation](super#referrers-and-digest-tags)).
 
 use std::collections::{HashMap, HashSet};
 
@@ -86,7 +74,7 @@ pub(crate) fn is_fallback_tag(tag: &str) -> bool {
 
 impl OciLayout {
     /// Reads `index.json` and every manifest its entries name (each once): the tags, and the
-    /// referrers recorded either way (see the [module documentation](self)). An entry whose
+    /// referrers recorded either way (see the [layout documentation](super#referrers-and-digest-tags)). An entry whose
     /// manifest cannot be read does not fail the scan; it is listed in
     /// [`LayoutScan::unreadable`].
     pub async fn scan(&self) -> Result<LayoutScan, TransferError> {
