@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: the README's test command, and what `.ci/run` runs.
 //!
 //! Gates, in order, each failing the run: formatting, clippy with warnings denied, docs with
-//! warnings denied, the crate layering, a single TLS crypto provider, the test suites, and the
-//! conformance suite against a local registry.
+//! warnings denied, the crate layering, a single TLS crypto provider, the test suites, the
+//! library example against local registries, and the conformance suite against a local
+//! registry.
 
 use std::process::Command;
 
@@ -58,6 +59,8 @@ pub fn run() -> anyhow::Result<()> {
         "tests",
         Command::new(&cargo).args(["test", "--workspace", "--quiet"]),
     )?;
+    println!("==> the library example (crates/acr/examples/import.rs)");
+    example(&cargo)?;
     // Last, so that its `N passed, N failed` line closes the output.
     step(
         "conformance",
@@ -75,6 +78,56 @@ fn step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
         bail!("the {name} step failed");
     }
     Ok(())
+}
+
+/// Runs the library example against two local registries and checks that the target holds
+/// the source's digest under the tag it named.
+fn example(cargo: &str) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let (source, target) = tokio::join!(
+            acr_import_testsupport::Registry::start(),
+            acr_import_testsupport::Registry::start()
+        );
+        let (source, target) = (source?, target?);
+        let transport = acr_import_transfer::Transport::builder().build()?;
+        let image =
+            crate::seed::multi_arch(&transport.registry(&source.url())?, "library/hello", "1.0")
+                .await?;
+        let status = tokio::process::Command::new(cargo)
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "acr-import-acr",
+                "--example",
+                "import",
+                "--",
+            ])
+            .arg(target.host())
+            .arg(format!("{}/library/hello:1.0", source.host()))
+            .arg("example/hello:1.0")
+            .current_dir(workspace_root())
+            .status()
+            .await
+            .context("cannot run the example")?;
+        if !status.success() {
+            bail!("the example failed ({status})");
+        }
+        let copied = transport
+            .registry(&target.url())?
+            .get_manifest("example/hello", "1.0")
+            .await
+            .context("the example's target tag")?;
+        anyhow::ensure!(
+            copied.digest == image.digest,
+            "the example tagged {} instead of the source's {}",
+            copied.digest,
+            image.digest
+        );
+        println!("    example/hello:1.0 holds {}", copied.digest);
+        Ok(())
+    })
 }
 
 /// Checks with `cargo metadata` that every crate of ours depends only on the crates above

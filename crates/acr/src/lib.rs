@@ -17,8 +17,11 @@
 //!   cannot tell — from the registries' network properties and how the source is named.
 //! - [`import`]: source and target resolution, the engine choice (server or client), the
 //!   `importImage` body, and the server-side run.
+//! - [`Importer`]: the import as one call — an [`ImportRequest`] (source, targets, options,
+//!   engine choice) in, an [`ImportReport`] out, progress to an [`ImportObserver`]; batches
+//!   ([`BatchRequest`]) share one transport and one copy engine and report each entry.
 //!
-//! It moves no image bytes itself; the client-side engine is `acr-import-transfer`.
+//! It moves no image bytes itself: the client-side engine it drives is `acr-import-transfer`.
 //!
 //! ```
 //! use acr_import_acr::preflight::{evaluate, PreflightEngine, PreflightInput, PreflightSource, RegistryNetwork, Verdict};
@@ -47,6 +50,7 @@
 pub mod arm;
 mod cloud;
 pub mod import;
+pub mod importer;
 pub mod metadata;
 pub mod model;
 pub mod preflight;
@@ -60,6 +64,11 @@ pub use cloud::{Cloud, RegistryName, RegistryTarget};
 pub use import::{
     AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, ServerOutcome, SourceArgs,
     SourceResolution,
+};
+pub use importer::{
+    BatchFile, BatchReport, BatchRequest, ClientReport, EntryOutcome, ImportEntry, ImportError,
+    ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
+    ImporterConfig, PreflightOutcome, Referrers, ServerReport, SourceCredentials,
 };
 pub use model::{
     ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,

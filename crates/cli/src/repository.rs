@@ -11,8 +11,7 @@ use acr_import_cli::args::{
 fn registry(g: &Global, name: &str) -> Result<acr_import_transfer::Registry, Failure> {
     let cloud = crate::settings::cloud(g)?;
     let target = RegistryTarget::parse(name, &cloud).map_err(|e| Failure::usage(e.to_string()))?;
-    let transport =
-        crate::settings::transport(g, &cloud, acr_import_auth::StaticCredentials::new())?;
+    let transport = crate::settings::transport(g, acr_import_auth::StaticCredentials::new())?;
     Ok(transport.registry(target.host())?)
 }
 

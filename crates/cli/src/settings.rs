@@ -1,9 +1,8 @@
-//! What every command resolves the same way from the global flags: the cloud and the transport.
+//! What every command resolves the same way from the global flags: the cloud, the importer's
+//! configuration and the transport.
 
-use std::sync::Arc;
-
-use acr_import_acr::{AcrError, Cloud};
-use acr_import_auth::{CredentialChain, StaticCredentials};
+use acr_import_acr::{AcrError, Cloud, ImporterConfig};
+use acr_import_auth::StaticCredentials;
 use acr_import_cli::args::Global;
 use acr_import_transfer::Transport;
 
@@ -18,21 +17,18 @@ pub fn cloud(g: &Global) -> Result<Cloud, Failure> {
     Ok(cloud.with_overrides(|k| std::env::var(k).ok()))
 }
 
+/// The importer's configuration: the environment's, with `--cloud`, `--ca-file`,
+/// `--insecure-registry` and `--subscription`.
+pub fn config(g: &Global) -> Result<ImporterConfig, Failure> {
+    let mut config = ImporterConfig::from_env(cloud(g)?);
+    config.ca_file = g.ca_file.clone();
+    config.insecure_registries = g.insecure_registries.clone();
+    config.subscription = g.subscription.clone();
+    Ok(config)
+}
+
 /// The transport with `--ca-file`, `--insecure-registry` and the environment's credential
 /// chain (`explicit` first, then Docker config, then Azure AD for ACR login servers).
-pub fn transport(
-    g: &Global,
-    cloud: &Cloud,
-    explicit: StaticCredentials,
-) -> Result<Transport, Failure> {
-    let suffix = cloud.login_server_suffix.clone();
-    let mut builder = Transport::builder()
-        .credentials_from(move |http| Arc::new(CredentialChain::from_env(http, explicit, &suffix)));
-    if let Some(ca) = &g.ca_file {
-        builder = builder.ca_file(ca);
-    }
-    for h in &g.insecure_registries {
-        builder = builder.insecure_host(h.clone());
-    }
-    Ok(builder.build()?)
+pub fn transport(g: &Global, explicit: StaticCredentials) -> Result<Transport, Failure> {
+    Ok(config(g)?.transport(explicit)?)
 }

@@ -1,0 +1,215 @@
+//! The client-side engine for resolved plans: one transport and one copier for all of them.
+
+use acr_import_auth::StaticCredentials;
+use acr_import_transfer::copy::Progress;
+use acr_import_transfer::{Copier, CopyOptions, TransferError, Transport};
+use futures_util::StreamExt;
+
+use super::plan::{ClientPlan, SourceSpec, TargetSpec};
+use super::{
+    ClientReport, ImportError, ImportEvent, ImportObserver, ImportOptions, ImporterConfig,
+    Referrers,
+};
+use crate::Side;
+
+/// One run of the copy engine over some plans.
+pub(crate) struct Run<'a> {
+    pub(crate) config: &'a ImporterConfig,
+    pub(crate) options: &'a ImportOptions,
+    /// Plans copying at once.
+    pub(crate) concurrency: usize,
+    pub(crate) observer: &'a dyn ImportObserver,
+}
+
+/// `(index, label, outcome)` of each plan.
+pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
+
+impl Run<'_> {
+    fn transport(&self, plans: &[ClientPlan]) -> Result<Transport, ImportError> {
+        let mut explicit = StaticCredentials::new();
+        for p in plans {
+            for (host, c) in &p.credentials {
+                explicit.insert(host, c.clone());
+            }
+        }
+        if let Some(c) = &self.config.target_credential {
+            for p in plans {
+                if let TargetSpec::Registry(h) = &p.target {
+                    explicit.insert(h, c.clone());
+                }
+            }
+        }
+        self.config
+            .transport(explicit)
+            .map_err(|e| ImportError::copy(Side::Unknown, e))
+    }
+
+    fn copy_options(&self) -> CopyOptions {
+        let o = self.options;
+        CopyOptions {
+            force: o.force,
+            platforms: o.platforms.clone(),
+            referrers: o.referrers != Referrers::Skip,
+            foreign_layers: o.foreign_layers,
+            jobs: o.jobs.max(1),
+            dry_run: o.dry_run,
+            verify: o.verify_blobs,
+            ..CopyOptions::default()
+        }
+    }
+
+    /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
+    /// they finish). `Err` only when nothing could start or the timeout passed.
+    pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
+        let transport = self.transport(&plans)?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let options = CopyOptions {
+            progress: Some(tx),
+            ..self.copy_options()
+        };
+        let observer = self.observer;
+        let plans = &plans;
+        let transport = &transport;
+        // The copier (and with it the progress sender) lives inside `work`: when `work` ends
+        // or is dropped at the timeout, the forwarding below ends too.
+        let work = async move {
+            let copier = Copier::new(options);
+            let copier = &copier;
+            futures_util::stream::iter(plans.iter().enumerate().map(|(i, p)| async move {
+                let result = run_one(p, transport, copier).await;
+                observer.event(&ImportEvent::EntryFinished {
+                    index: i,
+                    label: p.label.clone(),
+                    ok: result.is_ok(),
+                });
+                (i, p.label.clone(), result)
+            }))
+            .buffer_unordered(self.concurrency)
+            .collect::<Outcomes>()
+            .await
+        };
+        let timed = async {
+            match self.options.timeout {
+                Some(after) => tokio::time::timeout(after, work)
+                    .await
+                    .map_err(|_| ImportError::Timeout { after }),
+                None => Ok(work.await),
+            }
+        };
+        let forward = async {
+            while let Some(p) = rx.recv().await {
+                observer.event(&ImportEvent::Copy(p));
+            }
+        };
+        let (results, ()) = tokio::join!(timed, forward);
+        results
+    }
+}
+
+async fn run_one(
+    p: &ClientPlan,
+    transport: &Transport,
+    copier: &Copier,
+) -> Result<ClientReport, ImportError> {
+    let copy = async {
+        let (source, targets) = p.endpoints(transport)?;
+        copier.copy(&source, &targets).await
+    };
+    match copy.await {
+        Ok(copy) => Ok(ClientReport {
+            target: p.describe_target(&copy),
+            copy,
+        }),
+        Err(source) => Err(ImportError::copy(side_of(&source, p), source)),
+    }
+}
+
+/// The registry host (or layout path) an error is about, when it says.
+fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
+    if let Some(d) = e.details() {
+        return Some((d.context.registry.clone(), d.context.repository.clone()));
+    }
+    let from_url = |u: &str| {
+        url::Url::parse(u).ok().map(|u| {
+            let host = u.host_str().unwrap_or_default().to_owned();
+            match u.port() {
+                Some(p) => (format!("{host}:{p}"), None),
+                None => (host, None),
+            }
+        })
+    };
+    match e {
+        TransferError::ManifestTooLarge { context, .. }
+        | TransferError::InvalidManifest { context, .. }
+        | TransferError::Protocol { context, .. }
+        | TransferError::Schema1(context) => {
+            Some((context.registry.clone(), context.repository.clone()))
+        }
+        TransferError::ScopeDenied {
+            registry,
+            repository,
+            ..
+        } => Some((registry.clone(), Some(repository.clone()))),
+        TransferError::Auth { registry, .. } => Some((registry.clone(), None)),
+        TransferError::Connection { url, .. }
+        | TransferError::Timeout { url, .. }
+        | TransferError::Refused { url, .. } => from_url(url),
+        TransferError::Io { path, .. } => Some((format!("oci:{path}"), None)),
+        _ => None,
+    }
+}
+
+/// Which side an error of the copy engine is about: the registry (and repository) it names,
+/// compared with the plan's source and targets; the operation when both sides share a host.
+fn side_of(e: &TransferError, p: &ClientPlan) -> Side {
+    match e {
+        TransferError::TagConflict { .. } => return Side::Target,
+        TransferError::NoMatchingPlatform { .. }
+        | TransferError::GraphTooDeep { .. }
+        | TransferError::TooManyManifests { .. }
+        | TransferError::Schema1(_) => return Side::Source,
+        _ => {}
+    }
+    let Some((place, repository)) = place_of(e) else {
+        return Side::Unknown;
+    };
+    // A layout error names a file inside the layout folder.
+    let same =
+        |a: &str, b: &str| a.eq_ignore_ascii_case(b) || (b.starts_with("oci:") && a.starts_with(b));
+    let (source_place, source_repo) = match &p.source {
+        SourceSpec::Registry {
+            host, repository, ..
+        } => (host.clone(), Some(repository.as_str())),
+        SourceSpec::Layout { path, .. } => (format!("oci:{}", path.display()), None),
+    };
+    let target_place = match &p.target {
+        TargetSpec::Registry(h) => h.clone(),
+        TargetSpec::Layout(path) => format!("oci:{}", path.display()),
+    };
+    let is_source = same(&place, &source_place);
+    let is_target = same(&place, &target_place);
+    match (is_source, is_target) {
+        (true, false) => Side::Source,
+        (false, true) => Side::Target,
+        (true, true) => {
+            if let Some(r) = &repository {
+                if source_repo == Some(r.as_str()) {
+                    return Side::Source;
+                }
+                if p.images.iter().any(|(t, _)| t == r) {
+                    return Side::Target;
+                }
+            }
+            match e.details().map(|d| d.context.operation) {
+                Some(
+                    acr_import_transfer::Operation::PutManifest
+                    | acr_import_transfer::Operation::StartUpload
+                    | acr_import_transfer::Operation::Upload,
+                ) => Side::Target,
+                Some(acr_import_transfer::Operation::GetBlob) => Side::Source,
+                _ => Side::Unknown,
+            }
+        }
+        (false, false) => Side::Unknown,
+    }
+}

@@ -1,0 +1,122 @@
+//! What an import did.
+
+use acr_import_transfer::CopyReport;
+use serde::Serialize;
+
+use super::ImportError;
+use crate::{Engine, ImportMode, ServerOutcome};
+
+/// The report of one import.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum ImportReport {
+    /// The client-side engine copied (or, in a dry run, planned) it.
+    Client(ClientReport),
+    /// The server-side engine (`importImage`) ran it, or started it (`no_wait`).
+    Server(ServerReport),
+}
+
+impl ImportReport {
+    /// The engine that ran.
+    pub fn engine(&self) -> Engine {
+        match self {
+            ImportReport::Client(_) => Engine::Client,
+            ImportReport::Server(_) => Engine::Server,
+        }
+    }
+
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        match self {
+            ImportReport::Client(c) => c.summary(),
+            ImportReport::Server(s) => s.summary(),
+        }
+    }
+}
+
+/// A client-side import: the copy engine's report and the first target, as people name it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientReport {
+    /// The first target (`host/repo:tag`, `host/repo@digest`, `oci:path:tag`).
+    pub target: String,
+    /// What the copy engine did.
+    pub copy: CopyReport,
+}
+
+impl ClientReport {
+    /// `imported … → … (…)`.
+    pub fn summary(&self) -> String {
+        self.copy.summary(&self.target)
+    }
+}
+
+/// A server-side import.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerReport {
+    /// The source, as given.
+    pub source: String,
+    /// The target registry's resource ID.
+    pub target_id: String,
+    /// The target registry's login server.
+    pub login_server: String,
+    /// `targetTags` sent.
+    pub target_tags: Vec<String>,
+    /// `untaggedTargetRepositories` sent.
+    pub untagged_target_repositories: Vec<String>,
+    /// `mode` sent.
+    pub mode: ImportMode,
+    /// Finished, or started and left running.
+    #[serde(skip)]
+    pub outcome: ServerOutcome,
+}
+
+impl ServerReport {
+    /// Every target, as `login-server/repo[:tag]`.
+    pub fn targets(&self) -> Vec<String> {
+        self.target_tags
+            .iter()
+            .chain(&self.untagged_target_repositories)
+            .map(|t| format!("{}/{t}", self.login_server))
+            .collect()
+    }
+
+    /// `imported … to … server-side …`, or where to follow a started operation.
+    pub fn summary(&self) -> String {
+        match &self.outcome {
+            ServerOutcome::Completed => format!(
+                "imported {} to {} server-side (no bytes through this machine)",
+                self.source,
+                self.targets().join(", ")
+            ),
+            ServerOutcome::Started { operation_url } => format!(
+                "import of {} started server-side: follow it with `acr import status {operation_url}`",
+                self.source
+            ),
+        }
+    }
+}
+
+/// The outcome of one entry of a batch.
+#[derive(Debug)]
+pub struct EntryOutcome {
+    /// Its place in the batch.
+    pub index: usize,
+    /// Its label (the source as given).
+    pub label: String,
+    /// What happened.
+    pub result: Result<ClientReport, ImportError>,
+}
+
+/// The report of a batch: one outcome per entry.
+#[derive(Debug)]
+pub struct BatchReport {
+    /// The outcomes.
+    pub entries: Vec<EntryOutcome>,
+}
+
+impl BatchReport {
+    /// The entries that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &EntryOutcome> {
+        self.entries.iter().filter(|e| e.result.is_err())
+    }
+}
