@@ -263,11 +263,19 @@ impl Copier {
                     if !known.insert(descriptor.digest.clone()) {
                         continue;
                     }
-                    let manifest = lookup.manifest(&descriptor.digest).await?;
-                    let graph = self
-                        .walk(src, manifest, ManifestRole::Referrer, None)
-                        .await?;
-                    frontier.extend(graph.nodes.iter().map(|n| n.manifest.digest.clone()));
+                    // A referrer every place holds is not read again (its own referrers
+                    // are still looked up).
+                    let graph = if everywhere(places, &descriptor.digest).await? {
+                        frontier.push(descriptor.digest.clone());
+                        None
+                    } else {
+                        let manifest = lookup.manifest(&descriptor.digest).await?;
+                        let graph = self
+                            .walk(src, manifest, ManifestRole::Referrer, None)
+                            .await?;
+                        frontier.extend(graph.nodes.iter().map(|n| n.manifest.digest.clone()));
+                        Some(graph)
+                    };
                     out.referrers.push(FoundReferrer {
                         subject: subject.clone(),
                         descriptor,
@@ -389,6 +397,14 @@ impl Copier {
         }
         Ok(())
     }
+}
+
+/// Whether every place holds the manifest `digest`.
+async fn everywhere(places: &[&Endpoint], digest: &Digest) -> Result<bool, TransferError> {
+    let found =
+        futures_util::future::try_join_all(places.iter().map(|p| p.resolve(digest.as_str())))
+            .await?;
+    Ok(!places.is_empty() && found.iter().all(Option::is_some))
 }
 
 /// What each place holds under `tag`.

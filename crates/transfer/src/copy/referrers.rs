@@ -12,12 +12,13 @@ use super::{Copier, CopyReport, Endpoint, FollowerAction, FollowerEntry, Followe
 use crate::TransferError;
 use crate::manifest::{Descriptor, Manifest, OCI_INDEX};
 
-/// A referrer found for a copied manifest, with its own graph.
+/// A referrer found for a copied manifest, with its own graph; `None` when every place
+/// holds it already (it is not read from the source).
 #[derive(Debug)]
 pub(super) struct FoundReferrer {
     pub(super) subject: Digest,
     pub(super) descriptor: Descriptor,
-    pub(super) graph: Graph,
+    pub(super) graph: Option<Graph>,
 }
 
 impl Copier {
@@ -32,11 +33,8 @@ impl Copier {
         report: &mut CopyReport,
     ) -> Result<bool, TransferError> {
         let artifact_type = found.descriptor.artifact_type.clone().or_else(|| {
-            found
-                .graph
-                .nodes
-                .last()
-                .and_then(|n| Descriptor::of_referrer(&n.manifest, &n.content).artifact_type)
+            let top = found.graph.as_ref()?.nodes.last()?;
+            Descriptor::of_referrer(&top.manifest, &top.content).artifact_type
         });
         let mut entry = FollowerEntry {
             kind: kind_of_artifact(artifact_type.as_deref(), &found.descriptor.annotations),
@@ -52,9 +50,13 @@ impl Copier {
             },
             reason: None,
         };
-        self.copy_blobs(src, &found.graph.blobs, places, report)
-            .await?;
-        match self.push_graph(&found.graph, places, &[], report).await {
+        let Some(graph) = &found.graph else {
+            entry.action = FollowerAction::AlreadyThere;
+            report.followers.push(entry);
+            return Ok(true);
+        };
+        self.copy_blobs(src, &graph.blobs, places, report).await?;
+        match self.push_graph(graph, places, &[], report).await {
             Ok(()) => {}
             Err(e) if refused(&e) => {
                 let why = format!("the target refused it: {e}");
@@ -100,11 +102,12 @@ impl Copier {
             .iter()
             .map(|r| (r.subject.clone(), r.descriptor.clone()))
             .collect();
-        for node in graph
-            .nodes
-            .iter()
-            .chain(copied.iter().flat_map(|r| r.graph.nodes.iter()))
-        {
+        for node in graph.nodes.iter().chain(
+            copied
+                .iter()
+                .flat_map(|r| r.graph.iter())
+                .flat_map(|g| &g.nodes),
+        ) {
             if let Some(subject) = &node.content.subject {
                 links.push((
                     subject.digest.clone(),

@@ -260,7 +260,9 @@ async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child()
     assert_eq!(pinned.totals.followed.signatures, 2 + s.children.len());
     all_followed(&src, &dst, "pinned", &s).await;
 
-    // Again onto the complete target: every digest tag is already there, none is read.
+    // Again onto the complete target: everything is already there; nothing attached is
+    // read from the source again, nothing is written.
+    proxy.clear_requests();
     let again = Copier::new(CopyOptions::default())
         .copy(
             &at(&src, "app", "v1"),
@@ -269,12 +271,14 @@ async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child()
         .await
         .unwrap();
     assert!(again.up_to_date);
+    assert_eq!(again.followers.len(), report.followers.len());
     let there = again
         .followers
         .iter()
-        .filter(|f| f.link == FollowerLink::DigestTag)
         .all(|f| f.action == FollowerAction::AlreadyThere);
     assert!(there, "{:?}", again.followers);
+    assert_eq!(proxy.count("PUT", "/manifests/"), 0);
+    assert_eq!(proxy.count("POST", "/blobs/"), 0);
 }
 
 /// A first page of 100 tags with a `Link` to the next, as a registry that paginates the tag
