@@ -497,3 +497,128 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
     w.target.set_firewall(false);
     assert!(w.target_digest("tool", "1").await.is_none());
 }
+
+/// `acr import` as the admin of the target for its client-side part.
+fn with_target_admin(cmd: &mut tokio::process::Command) {
+    cmd.env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+        .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_imports_are_followed_by_their_signatures_client_side() {
+    use acr_import_tests::signed::{push_artifact, signature_verifies};
+    use acr_import_testsupport::cosign::{self, CosignKey};
+
+    let w = ArmWorld::start().await.expect("world");
+    // The image outside Azure is signed with cosign; importImage copies the image only.
+    let t = acr_import_transfer::Transport::builder()
+        .proxy_from_env(false)
+        .build()
+        .expect("transport");
+    let external = t.registry(&w.external.host()).expect("registry");
+    let image = external
+        .head_manifest("lib/tool", "1")
+        .await
+        .expect("head")
+        .and_then(|h| h.digest)
+        .expect("the seeded image");
+    let key = CosignKey::generate().expect("key");
+    let sig = cosign::signature(&key, "lib/tool", image.as_str()).expect("sign");
+    push_artifact(&external, "lib/tool", &sig)
+        .await
+        .expect("push the signature");
+    let src = format!("{}/lib/tool:1", w.external.host());
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args([
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        &src,
+        "-t",
+        "tool:1",
+        "--mode",
+        "server",
+    ])
+    .arg("--ca-file")
+    .arg(w.ca_file())
+    .env_clear()
+    .envs(w.env_for(IMPORTER))
+    .env("AZURE_SUBSCRIPTION_ID", SUB);
+    with_target_admin(&mut cmd);
+    let o = cmd.output().await.expect("run");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("then the signatures, attestations and SBOMs"),
+        "the plan says so: {}",
+        err(&o)
+    );
+    assert!(
+        out(&o).contains("server-side") && out(&o).contains("client-side: followed: 1 signature"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(w.arm.import_bodies().len(), 1);
+    let target = w
+        .admin()
+        .registry(&w.target.login_server())
+        .expect("target");
+    let tag = cosign::digest_tag(image.as_str(), "sig");
+    assert_eq!(
+        target.get_manifest("tool", &tag).await.expect("the .sig"),
+        external
+            .get_manifest("lib/tool", &tag)
+            .await
+            .expect("source"),
+        "byte for byte"
+    );
+    signature_verifies(&target, "tool", &image, &key)
+        .await
+        .expect("the signature verifies on the target");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_read_the_source() {
+    let w = ArmWorld::start().await.expect("world");
+    // The service reads `sourcereg` with its own identity; this machine has no credential
+    // for it (its login server is no ACR name the Azure AD chain covers).
+    let mut cmd = tokio::process::Command::new(ACR);
+    cmd.args([
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        "app:v1",
+        "-r",
+        "sourcereg",
+        "-o",
+        "json",
+    ])
+    .arg("--ca-file")
+    .arg(w.ca_file())
+    .env_clear()
+    .envs(w.env_for(IMPORTER))
+    .env("AZURE_SUBSCRIPTION_ID", SUB);
+    with_target_admin(&mut cmd);
+    let o = cmd.output().await.expect("run");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("WARNING: signatures, attestations and SBOMs of app:v1")
+            && e.contains("were not followed: this machine could not use the source registry"),
+        "{e}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(v["engine"], "server");
+    assert!(
+        v["followers"]["left-behind"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("source")),
+        "{v}"
+    );
+    assert_eq!(
+        w.target_digest("app", "v1").await.as_deref(),
+        Some(w.app_v1.as_str()),
+        "the image itself was imported"
+    );
+}

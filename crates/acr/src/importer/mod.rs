@@ -40,7 +40,7 @@ use acr_import_transfer::{TransferError, Transport};
 
 pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
-pub use report::{BatchReport, ClientReport, EntryOutcome, ImportReport, ServerReport};
+pub use report::{BatchReport, ClientReport, EntryOutcome, FollowUp, ImportReport, ServerReport};
 pub use request::{
     BatchFile, BatchFileEntry, BatchRequest, ImportEntry, ImportOptions, ImportRequest, Referrers,
     SourceCredentials,
@@ -183,6 +183,52 @@ fn warn_no_wait(options: &ImportOptions, observer: &dyn ImportObserver) {
     }
 }
 
+/// The client-side plan of an entry whose source is resolved.
+fn client_plan(
+    entry: &ImportEntry,
+    source: &ResolvedSource,
+    target: &TargetSpec,
+    observer: &dyn ImportObserver,
+) -> Result<plan::ClientPlan, ImportError> {
+    if let ResolvedSource::Layout { .. } = source {
+        return plan(
+            &entry.source,
+            None,
+            &entry.images,
+            &entry.repositories,
+            None,
+            target,
+            observer,
+        );
+    }
+    let host = source.pull_host().ok_or_else(|| ImportError::usage(format!(
+        "the source {} cannot be read client-side: its login server is unknown (you cannot read the registry through Azure Resource Manager)",
+        entry.source
+    )))?;
+    let image = source.image().unwrap_or_default();
+    let creds = match source {
+        ResolvedSource::External {
+            credentials: Some((u, p)),
+            ..
+        } => Some(SourceCredentials {
+            username: Some(u.clone().unwrap_or_default()),
+            password: p.clone(),
+        }),
+        _ => None,
+    };
+    let mut plan = plan(
+        &format!("{host}/{image}"),
+        None,
+        &entry.images,
+        &entry.repositories,
+        creds.as_ref(),
+        target,
+        observer,
+    )?;
+    plan.label = entry.source.clone();
+    Ok(plan)
+}
+
 /// Whether `--name` (or `--registry`) needs or can use ARM.
 fn is_azure_name(value: &str, cloud: &Cloud) -> bool {
     if RegistryResourceId::looks_like(value) {
@@ -310,6 +356,9 @@ impl Importer {
                 Engine::Client => "client-side",
             };
             observer.event(&ImportEvent::Note(format!("importing {short}: {why}")));
+            if engine == Engine::Server {
+                observer.event(&ImportEvent::Note(server::follow_up_plan(options)));
+            }
         }
         let verdict = azure.is_some().then(|| {
             evaluate(&preflight_input(
@@ -377,7 +426,7 @@ impl Importer {
                     }
                     .into());
                 };
-                server::run(ctx, target, &p.source, request, observer)
+                server::run(&self.config, ctx, target, &p.source, request, observer)
                     .await
                     .map(ImportReport::Server)
             }
@@ -407,46 +456,7 @@ impl Importer {
             }
             None => TargetSpec::parse(name, &self.config.cloud)?,
         };
-        let entry = &request.entry;
-        let plan = match &p.source {
-            ResolvedSource::Layout { .. } => plan(
-                &entry.source,
-                None,
-                &entry.images,
-                &entry.repositories,
-                None,
-                &target,
-                observer,
-            )?,
-            resolved => {
-                let host = resolved.pull_host().ok_or_else(|| ImportError::usage(format!(
-                    "the source {} cannot be read client-side: its login server is unknown (you cannot read the registry through Azure Resource Manager)",
-                    entry.source
-                )))?;
-                let image = resolved.image().unwrap_or_default();
-                let creds = match resolved {
-                    ResolvedSource::External {
-                        credentials: Some((u, p)),
-                        ..
-                    } => Some(SourceCredentials {
-                        username: Some(u.clone().unwrap_or_default()),
-                        password: p.clone(),
-                    }),
-                    _ => None,
-                };
-                let mut plan = plan(
-                    &format!("{host}/{image}"),
-                    None,
-                    &entry.images,
-                    &entry.repositories,
-                    creds.as_ref(),
-                    &target,
-                    observer,
-                )?;
-                plan.label = entry.source.clone();
-                plan
-            }
-        };
+        let plan = client_plan(&request.entry, &p.source, &target, observer)?;
         let firewall = p.target_registry.as_ref().map(Registry::network);
         let run = client::Run {
             config: &self.config,

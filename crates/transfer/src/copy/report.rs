@@ -339,8 +339,16 @@ impl CopyReport {
         out
     }
 
-    /// `; followed: 2 signatures, 1 attestation, 1 SBOM`, `; 1 signature left behind`, or
-    /// `; signatures, attestations and SBOMs left behind (--no-referrers)`.
+    /// What followed the image, for people: `followed: 2 signatures, 1 attestation, 1 SBOM`,
+    /// `…; 1 signature, attestation or SBOM left behind (see notes)`, `signatures,
+    /// attestations and SBOMs left behind (--no-referrers)`; `None` when nothing is attached.
+    pub fn followers_summary(&self) -> Option<String> {
+        let text = self.followed_text();
+        let text = text.strip_prefix("; ").unwrap_or(&text);
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+
+    /// [`Self::followers_summary`] after `; `, or nothing.
     fn followed_text(&self) -> String {
         if self.followers_off {
             return "; signatures, attestations and SBOMs left behind (--no-referrers)".to_owned();
