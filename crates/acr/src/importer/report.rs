@@ -9,6 +9,9 @@ use crate::{Engine, ImportMode, ServerOutcome};
 /// The report of one import.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// One report per import, moved a few times: its size does not matter, boxing would only
+// make it clumsier to match on.
+#[allow(clippy::large_enum_variant)]
 pub enum ImportReport {
     /// The client-side engine copied (or, in a dry run, planned) it.
     Client(ClientReport),
