@@ -29,7 +29,8 @@
 //!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
 //! * [`cosign`] — cosign-format signatures, attestations and SBOMs (ECDSA P-256 through
-//!   ring), made and verified in-process.
+//!   ring), made and verified in-process; [`regctl_layout`] — an OCI layout in regctl's
+//!   format, written file by file.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -69,6 +70,7 @@ mod connect_proxy;
 pub mod cosign;
 mod latency;
 mod proxy;
+pub mod regctl_layout;
 mod registry;
 mod token;
 mod util;

@@ -671,118 +671,22 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
     );
 }
 
-/// Writes a file of a layout built by hand.
-fn write_blob(root: &std::path::Path, bytes: &[u8]) -> String {
-    let digest = sha256(bytes);
-    let dir = root.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(digest.encoded()), bytes).unwrap();
-    digest.to_string()
-}
-
-fn descriptor(media_type: &str, bytes: &[u8]) -> serde_json::Value {
-    serde_json::json!({"mediaType": media_type, "digest": sha256(bytes).to_string(), "size": bytes.len()})
-}
-
-/// A layout in regctl's format, written from the format regclient documents and implements
-/// (`scheme/ocidir`), not by our engine: the image tagged in `index.json`; each referrer
-/// pushed by digest as an untagged entry, and listed in the subject's fallback index, tagged
-/// `sha256-<hex>`. An oras-style referrer is only an untagged entry with a subject, and a
-/// cosign signature is tagged `sha256-<hex>.sig`.
+/// A layout in regctl's format, written from regclient's documented format by test support
+/// (not by our engine): referrers in a fallback index and as untagged entries, one found
+/// only by its subject, and a cosign `.sig` tag.
 #[tokio::test]
 async fn a_layout_in_regctl_format_imports_with_all_its_referrers() {
     let sb = acr_import_testsupport::Registry::start().await.unwrap();
     let dst = transport().registry(&sb.url()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("regctl");
-    std::fs::create_dir_all(&root).unwrap();
-    std::fs::write(
-        root.join("oci-layout"),
-        br#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-
-    let layer = b"layer bytes of the image".to_vec();
-    let config =
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
-    write_blob(&root, &layer);
-    write_blob(&root, config);
-    let image = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_MANIFEST,
-        "config": descriptor("application/vnd.oci.image.config.v1+json", config),
-        "layers": [descriptor("application/vnd.oci.image.layer.v1.tar", &layer)],
-    }))
-    .unwrap();
-    let image_digest = write_blob(&root, &image);
-    let subject = descriptor(manifest::OCI_MANIFEST, &image);
-
-    let empty = b"{}";
-    write_blob(&root, empty);
-    let referrer = |artifact_type: &str, payload: &[u8]| {
-        write_blob(&root, payload);
-        let m = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": manifest::OCI_MANIFEST,
-            "artifactType": artifact_type,
-            "config": descriptor(manifest::OCI_EMPTY, empty),
-            "layers": [descriptor("application/octet-stream", payload)],
-            "subject": subject,
-            "annotations": {"org.opencontainers.image.created": "2026-01-01T00:00:00Z"},
-        }))
-        .unwrap();
-        write_blob(&root, &m);
-        m
-    };
-    let sbom = referrer("application/spdx+json", b"regctl sbom");
-    let notation = referrer("application/vnd.cncf.notary.signature", b"notation sig");
-    let oras = referrer("application/vnd.example.oras+json", b"oras artifact");
-    // regclient's fallback index lists its referrers with their artifactType and annotations.
-    let listed = |m: &[u8], t: &str| {
-        let mut d = descriptor(manifest::OCI_MANIFEST, m);
-        d["artifactType"] = t.into();
-        d["annotations"] =
-            serde_json::json!({"org.opencontainers.image.created": "2026-01-01T00:00:00Z"});
-        d
-    };
-    let fallback = serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_INDEX,
-        "manifests": [listed(&sbom, "application/spdx+json"), listed(&notation, "application/vnd.cncf.notary.signature")],
-    }))
-    .unwrap();
-    write_blob(&root, &fallback);
     let key = CosignKey::generate().unwrap();
-    let sig = cosign::signature(&key, "regctl/app", &image_digest).unwrap();
-    for b in &sig.blobs {
-        write_blob(&root, &b.bytes);
-    }
-    write_blob(&root, &sig.manifest);
-    let named = |mut d: serde_json::Value, name: &str| {
-        d["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": name});
-        d
-    };
-    let hex = image_digest.trim_start_matches("sha256:");
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_INDEX,
-        "manifests": [
-            named(descriptor(manifest::OCI_MANIFEST, &image), "v1"),
-            descriptor(manifest::OCI_MANIFEST, &sbom),
-            descriptor(manifest::OCI_MANIFEST, &notation),
-            named(descriptor(manifest::OCI_INDEX, &fallback), &format!("sha256-{hex}")),
-            descriptor(manifest::OCI_MANIFEST, &oras),
-            named(descriptor(manifest::OCI_MANIFEST, &sig.manifest), &format!("sha256-{hex}.sig")),
-        ],
-        "annotations": {},
-    });
-    std::fs::write(root.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-
+    let written = acr_import_testsupport::regctl_layout::write(&root, &key).unwrap();
     let report = Copier::new(CopyOptions::default())
         .copy(
             &Source {
                 endpoint: Endpoint::Layout(OciLayout::open(&root).unwrap()),
-                reference: "v1".into(),
+                reference: written.tag.clone(),
             },
             &[to(&dst, "app", Some("v1"))],
         )
@@ -795,16 +699,16 @@ async fn a_layout_in_regctl_format_imports_with_all_its_referrers() {
         "{:?}",
         report.followers
     );
-    let image_digest: Digest = image_digest.parse().unwrap();
-    let found = dst.referrers("app", &image_digest, None).await.unwrap();
-    for m in [&sbom, &notation, &oras] {
-        let d = sha256(m);
+    let image: Digest = written.image.parse().unwrap();
+    let found = dst.referrers("app", &image, None).await.unwrap();
+    for (d, bytes) in written.listed.iter().chain([&written.by_subject]) {
+        let d: Digest = d.parse().unwrap();
         assert!(
             found.descriptors.iter().any(|r| r.digest == d),
             "referrer {d} is listed on the target"
         );
         let copied = dst.get_manifest("app", d.as_str()).await.unwrap();
-        assert_eq!(copied.bytes.as_ref(), m.as_slice(), "byte for byte");
+        assert_eq!(copied.bytes.as_ref(), bytes.as_slice(), "byte for byte");
     }
-    signature_verifies(&dst, "app", &image_digest, &key).await;
+    signature_verifies(&dst, "app", &image, &key).await;
 }
