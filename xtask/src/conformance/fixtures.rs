@@ -294,3 +294,65 @@ pub async fn foreign_layers(
     push_manifest(reg, repo, Some(tag), &m).await?;
     Ok((m, foreign.digest()))
 }
+
+/// A multi-arch image signed the ways real publishers sign: cosign's `.sig`, `.att` and
+/// `.sbom` digest tags (and a regclient-style `.meta`) on the index, a `.sig` on each
+/// platform, and a cosign signature stored as an OCI referrer of the index.
+pub struct Signed {
+    /// The index, tagged `tag`.
+    pub top: Manifest,
+    /// The manifests with a `.sig` (the index and each platform).
+    pub signed: Vec<Digest>,
+    /// Every digest tag pushed.
+    pub digest_tags: Vec<String>,
+    /// The referrer signature.
+    pub referrer: Manifest,
+}
+
+pub async fn cosign_signed(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    key: &acr_import_testsupport::cosign::CosignKey,
+) -> anyhow::Result<Signed> {
+    use acr_import_tests::signed::push_artifact;
+    use acr_import_testsupport::cosign;
+    let top = multi_arch(reg, repo, tag, seed).await?;
+    let name = format!("{}/{repo}", reg.host());
+    let d = top.digest.as_str();
+    let mut artifacts = vec![
+        cosign::signature(key, &name, d)?,
+        cosign::attestation(key, &name, d, "https://slsa.dev/provenance/v1")?,
+        cosign::sbom(d, repo),
+        cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#),
+    ];
+    let mut signed = vec![top.digest.clone()];
+    for child in top.parse().map_err(anyhow::Error::msg)?.manifests {
+        if child.platform.as_ref().is_some_and(|p| p.os == "linux") {
+            artifacts.push(cosign::signature(key, &name, child.digest.as_str())?);
+            signed.push(child.digest);
+        }
+    }
+    let mut digest_tags = Vec::new();
+    for a in &artifacts {
+        push_artifact(reg, repo, a).await?;
+        digest_tags.extend(a.tag.clone());
+    }
+    let subject = (top.media_type.as_str(), d, top.bytes.len());
+    let referrer = cosign::signature_referrer(key, &name, subject)?;
+    let referrer = push_artifact(reg, repo, &referrer).await?;
+    attach(
+        reg,
+        repo,
+        &top,
+        &[(&referrer, cosign::SIGNATURE_ARTIFACT_TYPE)],
+    )
+    .await?;
+    Ok(Signed {
+        top,
+        signed,
+        digest_tags,
+        referrer,
+    })
+}
