@@ -281,12 +281,12 @@ async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child()
     assert_eq!(proxy.count("POST", "/blobs/"), 0);
 }
 
-/// A first page of 100 tags with a `Link` to the next, as a registry that paginates the tag
+/// A full first page of tags with a `Link` to the next, as a registry that paginates the tag
 /// list answers (the distribution specification's `n`; the distribution registry 2.8 used
 /// here returns every tag whatever `n` says).
 fn first_page_of_many(repo: &str) -> FaultAction {
     let n = acr_import_transfer::copy::SMALL_REPOSITORY;
-    let tags: Vec<String> = (0..n).map(|i| format!("old-{i:03}")).collect();
+    let tags: Vec<String> = (0..n).map(|i| format!("old-{i:04}")).collect();
     FaultAction::Respond {
         status: 200,
         headers: vec![
@@ -294,7 +294,7 @@ fn first_page_of_many(repo: &str) -> FaultAction {
             (
                 "Link".into(),
                 format!(
-                    "</v2/{repo}/tags/list?n={n}&last=old-{:03}>; rel=\"next\"",
+                    "</v2/{repo}/tags/list?n={n}&last=old-{:04}>; rel=\"next\"",
                     n - 1
                 ),
             ),
