@@ -86,7 +86,7 @@ async fn follow(
     let left_behind = |reason: String| {
         let text = format!(
             "signatures, attestations and SBOMs of {} (referrers and digest tags) were not \
-             followed: {reason}",
+             followed: {reason}; whatever is attached to the image stayed behind",
             request.entry.source
         );
         observer.event(&ImportEvent::Warning(text));
