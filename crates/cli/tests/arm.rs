@@ -9,7 +9,8 @@ use acr_import_tests::{ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
-async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
+/// `acr ARGS --ca-file …` as `who`, with nothing of this process's environment.
+fn command(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(ACR);
     cmd.args(args)
         .arg("--ca-file")
@@ -18,10 +19,18 @@ async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
         .envs(w.env_for(who))
         .env("AZURE_SUBSCRIPTION_ID", SUB)
         .kill_on_drop(true);
+    cmd
+}
+
+async fn output(mut cmd: tokio::process::Command) -> Output {
     tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("acr finished in time")
         .expect("run acr")
+}
+
+async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
+    output(command(w, who, args)).await
 }
 
 fn out(o: &Output) -> String {
@@ -528,25 +537,23 @@ async fn server_side_imports_are_followed_by_their_signatures_client_side() {
         .await
         .expect("push the signature");
     let src = format!("{}/lib/tool:1", w.external.host());
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args([
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        &src,
-        "-t",
-        "tool:1",
-        "--mode",
-        "server",
-    ])
-    .arg("--ca-file")
-    .arg(w.ca_file())
-    .env_clear()
-    .envs(w.env_for(IMPORTER))
-    .env("AZURE_SUBSCRIPTION_ID", SUB);
+    let mut cmd = command(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            &src,
+            "-t",
+            "tool:1",
+            "--mode",
+            "server",
+        ],
+    );
     with_target_admin(&mut cmd);
-    let o = cmd.output().await.expect("run");
+    let o = output(cmd).await;
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     assert!(
         err(&o).contains("then the signatures, attestations and SBOMs"),
@@ -582,25 +589,23 @@ async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_r
     let w = ArmWorld::start().await.expect("world");
     // The service reads `sourcereg` with its own identity; this machine has no credential
     // for it (its login server is no ACR name the Azure AD chain covers).
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args([
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        "app:v1",
-        "-r",
-        "sourcereg",
-        "-o",
-        "json",
-    ])
-    .arg("--ca-file")
-    .arg(w.ca_file())
-    .env_clear()
-    .envs(w.env_for(IMPORTER))
-    .env("AZURE_SUBSCRIPTION_ID", SUB);
+    let mut cmd = command(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            "sourcereg",
+            "-o",
+            "json",
+        ],
+    );
     with_target_admin(&mut cmd);
-    let o = cmd.output().await.expect("run");
+    let o = output(cmd).await;
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     let e = err(&o);
     assert!(

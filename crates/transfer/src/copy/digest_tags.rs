@@ -111,17 +111,7 @@ impl Copier {
         for (place, before) in places.iter().zip(before) {
             let entry = self.push_manifest(top, place, true).await?;
             if !self.options.dry_run {
-                match place {
-                    Endpoint::Registry {
-                        registry,
-                        repository,
-                    } => {
-                        registry
-                            .push_manifest(repository, tag, &top.manifest)
-                            .await?;
-                    }
-                    Endpoint::Layout(l) => l.put_manifest(&top.manifest, Some(tag)).await?,
-                }
+                place.put_tagged(tag, &top.manifest).await?;
                 self.emit(Progress::ManifestPushed {
                     digest: entry.digest.clone(),
                     target: entry.target.clone(),

@@ -76,6 +76,25 @@ impl Endpoint {
         }
     }
 
+    /// Stores `manifest` under `tag` (a registry: one `PUT` that stores it and moves the
+    /// tag; a layout: the blob and the named `index.json` entry).
+    pub(super) async fn put_tagged(
+        &self,
+        tag: &str,
+        manifest: &Manifest,
+    ) -> Result<(), TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry
+                .push_manifest(repository, tag, manifest)
+                .await
+                .map(drop),
+            Endpoint::Layout(l) => l.put_manifest(manifest, Some(tag)).await,
+        }
+    }
+
     /// The digest a tag (or digest) resolves to, `None` when absent.
     pub(super) async fn resolve(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
         match self {

@@ -225,10 +225,10 @@ pub(super) fn kind_of_artifact(
 
 impl Copier {
     /// Finds what is attached to the manifests of `graph` (and to the children its indexes
-    /// name), recursively for referrers, and what each place holds under each digest tag.
-    /// `rewritten`: the original of an index `--platform` rewrote, whose attachments are
-    /// listed as left behind.
-    pub(super) async fn discover_followers(
+    /// name), recursively for referrers, and what each place holds under each digest tag;
+    /// nothing when referrers are off. `rewritten`: the original of an index `--platform`
+    /// rewrote, whose attachments are listed as left behind.
+    pub(super) async fn find_followers(
         &self,
         src: &Endpoint,
         graph: &Graph,
@@ -236,6 +236,9 @@ impl Copier {
         rewritten: Option<&Digest>,
     ) -> Result<Followers, TransferError> {
         let mut out = Followers::default();
+        if !self.options.referrers {
+            return Ok(out);
+        }
         let lookup = Lookup::open(src, &mut out.notes).await?;
         let mut main: Vec<Digest> = Vec::new();
         for n in &graph.nodes {

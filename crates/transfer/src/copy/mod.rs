@@ -327,21 +327,6 @@ impl Copier {
         Ok(graph)
     }
 
-    /// What is attached to the graph's manifests (referrers, digest tags), unless referrers
-    /// are off; with what is attached to the original of an index `--platform` rewrote.
-    async fn find_followers(
-        &self,
-        src: &Endpoint,
-        graph: &Graph,
-        places: &[&Endpoint],
-        rewritten: Option<&Digest>,
-    ) -> Result<Followers, TransferError> {
-        if !self.options.referrers {
-            return Ok(Followers::default());
-        }
-        self.discover_followers(src, graph, places, rewritten).await
-    }
-
     /// Steps 4 and 5: blobs to every place while the referrers are looked up (they do not
     /// depend on each other), then the graph's manifests. Returns the referrers found and the
     /// places where the top manifest goes with its first tag instead of by digest.

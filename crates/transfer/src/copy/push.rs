@@ -110,15 +110,7 @@ impl Copier {
                 stored.push(&t.endpoint);
             }
             if !self.options.dry_run && (b.as_ref() != Some(&top.digest) || first_on_deferred) {
-                match &t.endpoint {
-                    Endpoint::Registry {
-                        registry,
-                        repository,
-                    } => {
-                        registry.push_manifest(repository, tag, top).await?;
-                    }
-                    Endpoint::Layout(l) => l.put_manifest(top, Some(tag)).await?,
-                }
+                t.endpoint.put_tagged(tag, top).await?;
                 if first_on_deferred {
                     self.emit(Progress::ManifestPushed {
                         digest: top.digest.to_string(),

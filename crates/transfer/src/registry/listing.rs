@@ -155,20 +155,7 @@ impl Registry {
         scopes: &ScopeSet,
         field: &str,
     ) -> Result<(Vec<String>, Option<Url>), TransferError> {
-        let resp = self
-            .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
-            .await?;
-        if resp.response.status() != StatusCode::OK {
-            return Err(self.fail(ctx, resp, scopes).await);
-        }
-        let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
-        let body = read_capped(
-            resp.response.into_body(),
-            16 << 20,
-            self.transport.inner.idle_timeout,
-            &resp.url,
-        )
-        .await?;
+        let (body, next, url) = self.get_page(ctx, url, scopes).await?;
         let page: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
                 context: ctx.clone(),
@@ -188,7 +175,7 @@ impl Registry {
             }
         };
         let next = match next {
-            Some(n) => Some(resp.url.join(&n).map_err(|e| TransferError::Protocol {
+            Some(n) => Some(url.join(&n).map_err(|e| TransferError::Protocol {
                 context: ctx.clone(),
                 reason: format!("invalid Link header: {e}"),
             })?),
@@ -360,11 +347,23 @@ impl Registry {
     ) -> Result<(Bytes, Option<String>), TransferError> {
         let ctx = self.ctx(Operation::Other, None, None);
         let url = self.url(path_and_query).await?;
+        let (body, next, _) = self.get_page(&ctx, url, &scopes).await?;
+        Ok((body, next))
+    }
+
+    /// `GET` of one page of a listing: its body (up to 16 MiB), the `rel="next"` target of
+    /// its `Link` header, and the URL that answered (relative links resolve against it).
+    async fn get_page(
+        &self,
+        ctx: &RequestContext,
+        url: Url,
+        scopes: &ScopeSet,
+    ) -> Result<(Bytes, Option<String>, Url), TransferError> {
         let resp = self
             .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
             .await?;
         if resp.response.status() != StatusCode::OK {
-            return Err(self.fail(&ctx, resp, &scopes).await);
+            return Err(self.fail(ctx, resp, scopes).await);
         }
         let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
         let body = read_capped(
@@ -374,7 +373,7 @@ impl Registry {
             &resp.url,
         )
         .await?;
-        Ok((body, next))
+        Ok((body, next, resp.url))
     }
 }
 

@@ -14,19 +14,9 @@ use acr_import_transfer::{
 };
 use bytes::Bytes;
 
+use crate::copy::pair;
 use crate::fixtures::*;
 use crate::{sha256, transport};
-
-async fn registries() -> (
-    acr_import_testsupport::Registry,
-    acr_import_testsupport::Registry,
-) {
-    let (a, b) = tokio::join!(
-        acr_import_testsupport::Registry::start(),
-        acr_import_testsupport::Registry::start()
-    );
-    (a.unwrap(), b.unwrap())
-}
 
 fn at(reg: &Registry, repo: &str, reference: &str) -> Source {
     Source {
@@ -193,7 +183,7 @@ fn count(report: &CopyReport, kind: FollowerKind, link: FollowerLink) -> usize {
 
 #[tokio::test]
 async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child() {
-    let (sa, sb) = registries().await;
+    let (sa, sb, _, _) = pair().await;
     let t = transport();
     let src = t.registry(&sa.url()).unwrap();
     let proxy = Proxy::start(sb.addr(), ProxyOptions::default())
@@ -307,7 +297,7 @@ fn first_page_of_many(repo: &str) -> FaultAction {
 
 #[tokio::test]
 async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
-    let (sa, sb) = registries().await;
+    let (sa, sb, _, _) = pair().await;
     let proxy = Proxy::start(
         sa.addr(),
         ProxyOptions::with_rules([FaultRule::new(first_page_of_many("large"))
@@ -368,12 +358,7 @@ async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
 
 #[tokio::test]
 async fn no_referrers_leaves_everything_behind_and_says_so() {
-    let (sa, sb) = registries().await;
-    let t = transport();
-    let (src, dst) = (
-        t.registry(&sa.url()).unwrap(),
-        t.registry(&sb.url()).unwrap(),
-    );
+    let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 310).await;
     let report = Copier::new(CopyOptions {
         referrers: false,
@@ -398,12 +383,7 @@ async fn no_referrers_leaves_everything_behind_and_says_so() {
 
 #[tokio::test]
 async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs() {
-    let (sa, sb) = registries().await;
-    let t = transport();
-    let (src, dst) = (
-        t.registry(&sa.url()).unwrap(),
-        t.registry(&sb.url()).unwrap(),
-    );
+    let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 320).await;
     let report = Copier::new(CopyOptions {
         platforms: vec![
@@ -462,12 +442,7 @@ async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs
 
 #[tokio::test]
 async fn a_dry_run_lists_the_followers_and_writes_nothing() {
-    let (sa, sb) = registries().await;
-    let t = transport();
-    let (src, dst) = (
-        t.registry(&sa.url()).unwrap(),
-        t.registry(&sb.url()).unwrap(),
-    );
+    let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 330).await;
     let report = Copier::new(CopyOptions {
         dry_run: true,
@@ -497,7 +472,7 @@ async fn a_dry_run_lists_the_followers_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_refused_artifact_is_left_behind_with_a_note_and_a_kept_tag_is_not_overwritten() {
-    let (sa, sb) = registries().await;
+    let (sa, sb, _, _) = pair().await;
     let body = Bytes::from_static(
         br#"{"errors":[{"code":"MANIFEST_INVALID","message":"artifact type not allowed"}]}"#,
     );
@@ -585,12 +560,7 @@ fn entry_named<'a>(index: &'a serde_json::Value, name: &str) -> Option<&'a serde
 
 #[tokio::test]
 async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops() {
-    let (sa, sb) = registries().await;
-    let t = transport();
-    let (src, dst) = (
-        t.registry(&sa.url()).unwrap(),
-        t.registry(&sb.url()).unwrap(),
-    );
+    let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 350).await;
     // A referrer of a referrer: an SBOM of the referrer signature.
     let sbom_of_sig = artifact(&src, "app", "application/spdx+json", 351, Some(&s.referrer)).await;
