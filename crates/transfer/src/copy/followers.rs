@@ -89,8 +89,9 @@ type Attached = (Digest, Vec<Descriptor>, Vec<(String, Digest)>);
 enum Lookup<'a> {
     Registry {
         src: &'a Endpoint,
-        /// Every tag of the repository, when one page held them all.
-        tags: Option<Vec<String>>,
+        /// Every tag of the repository, when one page held them all; read by the first
+        /// digest-tag lookup, while the first referrer lookups run.
+        tags: tokio::sync::OnceCell<Option<Vec<String>>>,
     },
     Layout {
         src: &'a Endpoint,
@@ -101,20 +102,10 @@ enum Lookup<'a> {
 impl<'a> Lookup<'a> {
     async fn open(src: &'a Endpoint, notes: &mut Vec<String>) -> Result<Self, TransferError> {
         match src {
-            Endpoint::Registry {
-                registry,
-                repository,
-            } => {
-                let tags = match registry.tags_page(repository, SMALL_REPOSITORY).await {
-                    Ok(page) if !page.more => Some(page.tags),
-                    Ok(_) => None,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "tag list unreadable: digest tags probed with HEAD");
-                        None
-                    }
-                };
-                Ok(Lookup::Registry { src, tags })
-            }
+            Endpoint::Registry { .. } => Ok(Lookup::Registry {
+                src,
+                tags: tokio::sync::OnceCell::new(),
+            }),
             Endpoint::Layout(layout) => {
                 let scan = layout.scan().await?;
                 for why in scan.unreadable() {
@@ -151,6 +142,7 @@ impl<'a> Lookup<'a> {
                 .cloned()
                 .collect()),
             Lookup::Registry { src, tags } => {
+                let tags = tags.get_or_init(|| whole_tag_list(src)).await;
                 let wanted: Vec<String> = match tags {
                     Some(all) => all.iter().filter(|t| named(t)).cloned().collect(),
                     None if probe => COSIGN_SUFFIXES
@@ -178,6 +170,26 @@ impl<'a> Lookup<'a> {
             Lookup::Layout { src, .. } | Lookup::Registry { src, .. } => {
                 src.get_manifest(digest.as_str()).await
             }
+        }
+    }
+}
+
+/// Every tag of a registry repository when one page holds them all; `None` when it has
+/// more, or the list cannot be read (digest tags are then asked for with `HEAD`).
+async fn whole_tag_list(src: &Endpoint) -> Option<Vec<String>> {
+    let Endpoint::Registry {
+        registry,
+        repository,
+    } = src
+    else {
+        return None;
+    };
+    match registry.tags_page(repository, SMALL_REPOSITORY).await {
+        Ok(page) if !page.more => Some(page.tags),
+        Ok(_) => None,
+        Err(e) => {
+            tracing::debug!(error = %e, "tag list unreadable: digest tags probed with HEAD");
+            None
         }
     }
 }
@@ -266,54 +278,93 @@ impl Copier {
             .buffer_unordered(self.options.jobs.max(1))
             .try_collect()
             .await?;
+            let mut new_referrers: Vec<(Digest, Descriptor)> = Vec::new();
+            let mut new_tags: Vec<(Digest, String, Digest)> = Vec::new();
             for (subject, referrers, tags) in found {
-                for descriptor in referrers {
-                    if !known.insert(descriptor.digest.clone()) {
-                        continue;
+                for d in referrers {
+                    if known.insert(d.digest.clone()) {
+                        new_referrers.push((subject.clone(), d));
                     }
-                    // A referrer every place holds is not read again (its own referrers
-                    // are still looked up).
-                    let graph = if everywhere(places, &descriptor.digest).await? {
-                        frontier.push(descriptor.digest.clone());
-                        None
-                    } else {
-                        let manifest = lookup.manifest(&descriptor.digest).await?;
-                        let graph = self
-                            .walk(src, manifest, ManifestRole::Referrer, None)
-                            .await?;
-                        frontier.extend(graph.nodes.iter().map(|n| n.manifest.digest.clone()));
-                        Some(graph)
-                    };
-                    out.referrers.push(FoundReferrer {
-                        subject: subject.clone(),
-                        descriptor,
-                        graph,
-                    });
                 }
                 for (tag, digest) in tags {
-                    if out.digest_tags.iter().any(|d| d.tag == tag) {
-                        continue;
+                    if !new_tags.iter().any(|t| t.1 == tag)
+                        && !out.digest_tags.iter().any(|d| d.tag == tag)
+                    {
+                        known.insert(digest.clone());
+                        new_tags.push((subject.clone(), tag, digest));
                     }
-                    known.insert(digest.clone());
-                    let states = tag_states(places, &tag, &digest).await?;
-                    out.digest_tags.push(FoundDigestTag {
-                        subject: subject.clone(),
-                        tag,
-                        digest,
-                        states,
-                    });
-                }
-                if out.referrers.len() + out.digest_tags.len() > self.options.max_manifests {
-                    return Err(TransferError::TooManyManifests {
-                        limit: self.options.max_manifests,
-                    });
                 }
             }
+            if out.referrers.len() + out.digest_tags.len() + new_referrers.len() + new_tags.len()
+                > self.options.max_manifests
+            {
+                return Err(TransferError::TooManyManifests {
+                    limit: self.options.max_manifests,
+                });
+            }
+            let jobs = self.options.jobs.max(1);
+            let (referrers, tags) = tokio::try_join!(
+                stream::iter(new_referrers.into_iter().map(|(subject, descriptor)| {
+                    self.read_referrer(&lookup, src, places, subject, descriptor)
+                }))
+                .buffer_unordered(jobs)
+                .try_collect::<Vec<FoundReferrer>>(),
+                stream::iter(
+                    new_tags
+                        .into_iter()
+                        .map(|(subject, tag, digest)| async move {
+                            let states = tag_states(places, &tag, &digest).await?;
+                            Ok::<_, TransferError>(FoundDigestTag {
+                                subject,
+                                tag,
+                                digest,
+                                states,
+                            })
+                        })
+                )
+                .buffer_unordered(jobs)
+                .try_collect::<Vec<FoundDigestTag>>()
+            )?;
+            for r in &referrers {
+                match &r.graph {
+                    // Its own referrers are still looked up.
+                    None => frontier.push(r.descriptor.digest.clone()),
+                    Some(g) => frontier.extend(g.nodes.iter().map(|n| n.manifest.digest.clone())),
+                }
+            }
+            out.referrers.extend(referrers);
+            out.digest_tags.extend(tags);
         }
         if let Some(original) = rewritten {
             out.left_behind = self.left_behind(&lookup, original, graph).await?;
         }
         Ok(out)
+    }
+
+    /// A referrer and its graph; no graph when every place holds it already (it is not read
+    /// from the source again).
+    async fn read_referrer(
+        &self,
+        lookup: &Lookup<'_>,
+        src: &Endpoint,
+        places: &[&Endpoint],
+        subject: Digest,
+        descriptor: Descriptor,
+    ) -> Result<FoundReferrer, TransferError> {
+        let graph = if everywhere(places, &descriptor.digest).await? {
+            None
+        } else {
+            let manifest = lookup.manifest(&descriptor.digest).await?;
+            Some(
+                self.walk(src, manifest, ManifestRole::Referrer, None)
+                    .await?,
+            )
+        };
+        Ok(FoundReferrer {
+            subject,
+            descriptor,
+            graph,
+        })
     }
 
     /// What is attached to the original of a rewritten index: it names that digest, not the
