@@ -10,6 +10,6 @@ pub mod world;
 
 pub use arm_emulator::{
     ARM_API_VERSION, ArmEmulator, ArmEmulatorBuilder, ArmRegistry, ArmRequest, ArmRole,
-    IMPORT_SERVICE_PRINCIPAL,
+    IMPORT_SERVICE_PRINCIPAL, PERMISSIONS_API_VERSION,
 };
 pub use world::{ArmWorld, ArmWorldOptions};

@@ -15,7 +15,7 @@ use acr_import_auth::{
     StaticCredentials,
 };
 use acr_import_reference::DigestAlgorithm;
-use acr_import_testsupport::{AadEmulator, AcrEmulator, Registry};
+use acr_import_testsupport::{AadEmulator, AcrEmulator, Rbac, Registry};
 use acr_import_transfer::{Manifest, RetryPolicy, TransferError, Transport, digest_of, manifest};
 use bytes::Bytes;
 
@@ -35,6 +35,10 @@ pub const SUB_FOREIGN: &str = "33333333-0000-4000-8000-000000000003";
 pub const IMPORTER: (&str, &str) = ("a0000000-0000-4000-8000-0000000000a1", "importer-Secret~1");
 /// A principal with Reader on everything and no import right.
 pub const READER: (&str, &str) = ("a0000000-0000-4000-8000-0000000000a2", "reader-Secret~2");
+/// A principal with no role anywhere unless a test gives it one.
+pub const PUSHER: (&str, &str) = ("a0000000-0000-4000-8000-0000000000a3", "pusher-Secret~4");
+/// Another principal with no role anywhere unless a test gives it one.
+pub const STRANGER: (&str, &str) = ("a0000000-0000-4000-8000-0000000000a4", "stranger-Secret~5");
 /// The admin user of both ACRs.
 pub const ADMIN: (&str, &str) = ("acradmin", "admin-Password~3");
 /// The resource group of the target.
@@ -137,14 +141,21 @@ impl ArmWorld {
         let aad = AadEmulator::builder()
             .client_secret(TENANT, IMPORTER.0, IMPORTER.1)
             .client_secret(TENANT, READER.0, READER.1)
+            .client_secret(TENANT, PUSHER.0, PUSHER.1)
+            .client_secret(TENANT, STRANGER.0, STRANGER.1)
             .tenant(OTHER_TENANT)
             .start()
             .await?;
+        // One set of role assignments for ARM and both registries' data planes; each
+        // registry's scope becomes its resource ID when ARM serves it (`backed_by`).
+        let rbac = Rbac::new();
         let target = AcrEmulator::builder(&aad, TENANT)
+            .rbac(rbac.clone(), "/unbound/target")
             .admin_user(ADMIN.0, ADMIN.1)
             .start()
             .await?;
         let source = AcrEmulator::builder(&aad, TENANT)
+            .rbac(rbac.clone(), "/unbound/source")
             .admin_user(ADMIN.0, ADMIN.1)
             .start()
             .await?;
@@ -295,7 +306,13 @@ impl ArmWorld {
             },
         )
         .expect("Azure AD chain");
-        ArmClient::new(&self.cloud(), self.http(), Arc::new(chain)).expect("ARM client")
+        // The Azure SDK policy, with back-offs short enough for tests.
+        ArmClient::new(&self.cloud(), self.http(), Arc::new(chain))
+            .expect("ARM client")
+            .with_retry_policy(acr_import_acr::RetryPolicy {
+                initial_delay: Duration::from_millis(50),
+                ..acr_import_acr::RetryPolicy::default()
+            })
     }
 
     /// The digest `repo:tag` has in the target, if any.

@@ -416,5 +416,48 @@ async fn azure(acr: &Path) -> anyhow::Result<()> {
         true,
         true,
     )?;
-    Ok(())
+    permissions(acr, &world)
+}
+
+/// The permissions preflight: a caller with only Reader on the target is told, before anything
+/// starts, which role it lacks and the command that grants it; with the role, the import runs.
+fn permissions(acr: &Path, world: &acr_import_tests::ArmWorld) -> anyhow::Result<()> {
+    use acr_import_tests::world::{READER, SUB};
+    let ca = world.ca_file().display().to_string();
+    let mut env: Vec<(String, String)> = world.env_for(READER);
+    env.push(("AZURE_SUBSCRIPTION_ID".into(), SUB.into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let import = [
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        "app:v1",
+        "-r",
+        "sourcereg",
+        "-t",
+        "reader/app:v1",
+        "--ca-file",
+        &ca,
+    ];
+    println!(
+        "\n# 12. Someone with only Reader on the target asks the preflight: importImage needs a role Reader does not give, and the fix is named."
+    );
+    let mut preflight = import.to_vec();
+    preflight.push("--preflight-only");
+    run_shown(acr, &preflight, &env, None, true, false)?;
+    println!(
+        "\n# 13. After that `az role assignment create … --role \"Container Registry Data Importer and Data Reader\"`, the import works."
+    );
+    let oid = world
+        .aad
+        .object_id(READER.0)
+        .context("the reader's object id")?;
+    world.arm.rbac().assign(
+        &oid,
+        &world.target_id(),
+        acr_import_testsupport::RoleDefinition::data_importer(),
+        None,
+    );
+    run_shown(acr, &import, &env, None, true, true)
 }

@@ -780,7 +780,9 @@ pub async fn run_server_import(
     on_progress: &mut (dyn FnMut(&ImportProgress) + Send),
 ) -> Result<ServerOutcome, AcrError> {
     let started = tokio::time::Instant::now();
-    match arm.begin_import(target, body).await? {
+    // ARM's throttling of the POST is waited out only until the client deadline.
+    let deadline = wait.and_then(|w| w.deadline).map(|d| started + d);
+    match arm.begin_import_until(target, body, deadline).await? {
         ImportStart::Done => Ok(ServerOutcome::Completed),
         ImportStart::Accepted {
             operation_url,

@@ -1,5 +1,6 @@
 //! Azure Container Registry specifics for acr-import: cloud profiles, ARM resource IDs,
-//! registry lookup, the network preflight and the server-side `importImage` operation.
+//! registry lookup, the network and permissions preflight and the server-side `importImage`
+//! operation.
 //!
 //! - [`Cloud`]: ARM endpoint, Azure AD authority and login-server suffix per cloud, with the
 //!   documented environment overrides; [`RegistryName`] and [`RegistryTarget`]: what a
@@ -10,11 +11,15 @@
 //! - [`ArmClient`]: Azure Resource Manager over the project's own HTTP stack
 //!   ([`acr_import_auth::HttpExchange`]) with a bearer token for [`Cloud::arm_scope`] from any
 //!   `azure_core` [`TokenCredential`](azure_core::credentials::TokenCredential): registries
-//!   (get, list with `nextLink`, find by name or login server), subscriptions, and the
-//!   `importImage` long-running operation (`202` + `Location`, `Retry-After`, back-off, a
-//!   client deadline, per-manifest progress).
+//!   (get, list with `nextLink`, find by name or login server), subscriptions, the caller's
+//!   permissions, and the `importImage` long-running operation (`Azure-AsyncOperation` /
+//!   `Location`, `Retry-After`, back-off, a client deadline, per-manifest progress); the
+//!   Azure SDKs' [`RetryPolicy`] and an `x-ms-client-request-id` on every call
+//!   ([`RequestIds`] in every failure).
 //! - [`preflight`]: a pure verdict — will work, will fail (with the exact reason and fix),
-//!   cannot tell — from the registries' network properties and how the source is named.
+//!   cannot tell — from the registries' network properties and how the source is named;
+//!   [`permissions`]: the same for the caller's role assignments (the action missing, the
+//!   built-in role that grants it, the `az role assignment create` to run).
 //! - [`import`]: source and target resolution, the engine choice (server or client), the
 //!   `importImage` body, and the server-side run.
 //! - [`Importer`]: the import as one call — an [`ImportRequest`] (source, targets, options,
@@ -53,13 +58,17 @@ pub mod import;
 pub mod importer;
 pub mod metadata;
 pub mod model;
+pub mod permissions;
 pub mod preflight;
+pub mod profile;
 mod resource_id;
 
 use std::fmt;
 use std::time::Duration;
 
-pub use arm::{ArmClient, ImportProgress, ImportStart, PollResult, WaitOptions};
+pub use arm::{
+    ArmClient, ImportProgress, ImportStart, PollResult, RequestIds, RetryPolicy, WaitOptions,
+};
 pub use cloud::{Cloud, RegistryName, RegistryTarget};
 pub use import::{
     AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, ServerOutcome, SourceArgs,
@@ -72,6 +81,7 @@ pub use importer::{
 };
 pub use model::{
     ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,
+    RoleAssignmentMode,
 };
 pub use preflight::{Preflight, Verdict};
 pub use resource_id::RegistryResourceId;
@@ -97,11 +107,24 @@ impl fmt::Display for Side {
     }
 }
 
-fn side_text(side: &Side) -> &'static str {
-    match side {
-        Side::Source => " (the source side failed)",
-        Side::Target => " (the target side failed)",
-        Side::Unknown => "",
+fn side_text(side: &Side, registry: &Option<String>) -> String {
+    let side = match side {
+        Side::Source => " on the source side",
+        Side::Target => " on the target side",
+        Side::Unknown => return String::new(),
+    };
+    match registry {
+        Some(r) => format!("{side} ({r})"),
+        None => side.to_owned(),
+    }
+}
+
+/// `HTTP 403 ` for an error answer; nothing for a failed operation reported by a `200` poll.
+fn status_text(status: u16) -> String {
+    if status >= 400 {
+        format!("HTTP {status} ")
+    } else {
+        String::new()
     }
 }
 
@@ -119,6 +142,17 @@ fn hint_text(hint: &str) -> String {
     } else {
         format!(". {hint}")
     }
+}
+
+/// What else an ARM failure says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArmContext {
+    /// `error.details[]` as `code: message`.
+    pub details: Vec<String>,
+    /// The registry of the failing side, when known ([`AcrError::with_import_registries`]).
+    pub registry: Option<String>,
+    /// The request's ids, for Azure support.
+    pub ids: arm::RequestIds,
 }
 
 /// Everything this crate can fail with. No variant holds a token or password.
@@ -195,12 +229,16 @@ pub enum AcrError {
         reason: String,
     },
     /// No HTTP response.
-    #[error("cannot reach Azure Resource Manager at {url}: {message}")]
+    #[error(
+        "cannot reach Azure Resource Manager at {url}: {message} (x-ms-client-request-id {client_request_id})"
+    )]
     Http {
         /// The URL, without its query.
         url: String,
         /// What happened.
         message: String,
+        /// The `x-ms-client-request-id` sent.
+        client_request_id: String,
     },
     /// A response this client cannot use.
     #[error("Azure Resource Manager answered {url} with something unusable: {reason}")]
@@ -211,7 +249,7 @@ pub enum AcrError {
         reason: String,
     },
     /// An ARM error response (`{error:{code,message,details}}`), or a failed import.
-    #[error("{operation} failed{side_text}: {code}: {message}{details_text}{hint_text}", side_text = side_text(side), details_text = details_text(details), hint_text = hint_text(hint))]
+    #[error("{operation} failed{side_text}: {status_text}{code}: {message}{details_text}{hint_text} ({ids})", side_text = side_text(side, &context.registry), status_text = status_text(*status), details_text = details_text(&context.details), hint_text = hint_text(hint), ids = context.ids)]
     Arm {
         /// What was being done.
         operation: String,
@@ -221,12 +259,12 @@ pub enum AcrError {
         code: String,
         /// `error.message`.
         message: String,
-        /// `error.details[]` as `code: message`.
-        details: Vec<String>,
-        /// Which registry the failure is about.
+        /// Which side of an import the failure is about.
         side: Side,
         /// What to do (may be empty).
         hint: String,
+        /// The details, the side's registry and the request ids.
+        context: Box<ArmContext>,
     },
     /// A registry looked up by name or login server was not found.
     #[error(

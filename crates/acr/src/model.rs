@@ -61,7 +61,59 @@ impl Registry {
                 .and_then(|x| x.export_policy.as_ref())
                 .is_some_and(|e| e.status.eq_ignore_ascii_case("disabled")),
             private_endpoints: p.private_endpoint_connections.len(),
+            data_endpoints: self.data_endpoints(),
+            arm_audience_tokens: self.accepts_arm_audience_tokens(),
         }
+    }
+
+    /// `roleAssignmentMode` (absent: the documented default, `LegacyRegistryPermissions`).
+    pub fn role_assignment_mode(&self) -> RoleAssignmentMode {
+        match self.properties.role_assignment_mode.as_deref() {
+            Some(m) if m.eq_ignore_ascii_case("AbacRepositoryPermissions") => {
+                RoleAssignmentMode::AbacRepositoryPermissions
+            }
+            _ => RoleAssignmentMode::LegacyRegistryPermissions,
+        }
+    }
+
+    /// Whether the registry accepts Azure AD tokens of the ARM audience at its token exchange:
+    /// `policies.azureADAuthenticationAsArmPolicy.status` (absent: `enabled`, the default).
+    pub fn accepts_arm_audience_tokens(&self) -> bool {
+        !self
+            .properties
+            .policies
+            .as_ref()
+            .and_then(|p| p.azure_ad_authentication_as_arm_policy.as_ref())
+            .is_some_and(|s| s.status.eq_ignore_ascii_case("disabled"))
+    }
+
+    /// The hosts that serve blobs when `dataEndpointEnabled` is true (`dataEndpointHostNames`,
+    /// e.g. `myregistry.westus2.data.azurecr.io`); empty otherwise.
+    pub fn data_endpoints(&self) -> Vec<String> {
+        if self.properties.data_endpoint_enabled == Some(true) {
+            self.properties.data_endpoint_host_names.clone()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// `roleAssignmentMode` of a registry (learn.microsoft.com/azure/container-registry/
+/// container-registry-rbac-abac-repository-permissions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum RoleAssignmentMode {
+    /// "RBAC Registry Permissions": AcrPull/AcrPush and the other registry-wide roles.
+    #[default]
+    LegacyRegistryPermissions,
+    /// "RBAC Registry + ABAC Repository Permissions": AcrPull, AcrPush and AcrDelete are not
+    /// honored, Owner/Contributor/Reader give no data-plane access, and assignments of the
+    /// repository roles may carry conditions naming repositories.
+    AbacRepositoryPermissions,
+}
+
+impl fmt::Display for RoleAssignmentMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
     }
 }
 
@@ -138,6 +190,15 @@ pub struct RegistryProperties {
     /// Whether anonymous pull is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub anonymous_pull_enabled: Option<bool>,
+    /// Whether blobs are served from dedicated data endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_endpoint_enabled: Option<bool>,
+    /// The data endpoints (read-only), when enabled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_endpoint_host_names: Vec<String>,
+    /// `AbacRepositoryPermissions` | `LegacyRegistryPermissions` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_assignment_mode: Option<String>,
 }
 
 /// `networkRuleSet`.
@@ -169,6 +230,14 @@ pub struct Policies {
     /// `exportPolicy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_policy: Option<Status>,
+    /// `azureADAuthenticationAsArmPolicy`: whether ARM-audience Azure AD tokens are accepted at
+    /// the registry's token exchange.
+    #[serde(
+        default,
+        rename = "azureADAuthenticationAsArmPolicy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub azure_ad_authentication_as_arm_policy: Option<Status>,
 }
 
 /// `{status}`.
@@ -310,6 +379,43 @@ mod tests {
             !n.public_network_access_disabled
                 && !n.default_action_deny
                 && n.trusted_services_bypass
+        );
+        assert_eq!(
+            plain.role_assignment_mode(),
+            RoleAssignmentMode::LegacyRegistryPermissions
+        );
+        assert!(plain.accepts_arm_audience_tokens());
+        assert!(plain.data_endpoints().is_empty());
+    }
+
+    #[test]
+    fn reads_the_2025_11_01_properties() {
+        // The shape of `RegistryProperties` in Microsoft.ContainerRegistry 2025-11-01.
+        let r: Registry = serde_json::from_value(json!({
+            "id": "x", "name": "myreg3", "sku": {"name": "Premium"},
+            "properties": {"loginServer": "myreg3.azurecr.io", "roleAssignmentMode": "abacRepositoryPermissions",
+              "dataEndpointEnabled": true, "dataEndpointHostNames": ["myreg3.westus2.data.azurecr.io"],
+              "policies": {"azureADAuthenticationAsArmPolicy": {"status": "Disabled"}}}
+        }))
+        .unwrap();
+        assert_eq!(
+            r.role_assignment_mode(),
+            RoleAssignmentMode::AbacRepositoryPermissions
+        );
+        assert!(!r.accepts_arm_audience_tokens());
+        assert_eq!(r.data_endpoints(), ["myreg3.westus2.data.azurecr.io"]);
+        assert_eq!(
+            r.network().data_endpoints,
+            ["myreg3.westus2.data.azurecr.io"]
+        );
+        // Host names are listed only while data endpoints are enabled.
+        let mut off = r.clone();
+        off.properties.data_endpoint_enabled = Some(false);
+        assert!(off.data_endpoints().is_empty());
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            back["properties"]["policies"]["azureADAuthenticationAsArmPolicy"]["status"],
+            "Disabled"
         );
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use std::sync::Arc;
 
+use crate::azure::env::ACR_IMPORT_ACR_AUDIENCE;
 use crate::azure::{
     AadCredentialChain, AadOptions, AcrAudience, AcrLoginServers, AzureAdProvider, AzureEnvironment,
 };
@@ -63,6 +64,31 @@ impl fmt::Display for ChainExplanation {
     }
 }
 
+/// The Azure AD side of [`CredentialChain::from_env_with`].
+#[derive(Debug)]
+pub struct AzureSettings {
+    /// The Azure AD chain; its clones share one token cache, so giving the same chain to the
+    /// ARM client makes one Azure AD request per scope in a run.
+    pub aad: Result<AadCredentialChain, AuthError>,
+    /// The audience of exchanged tokens. Default (`None`): `ACR_IMPORT_ACR_AUDIENCE`, else
+    /// [`AcrAudience::Auto`].
+    pub audience: Option<AcrAudience>,
+    /// Login servers known to be ACRs (from ARM), each with whether it accepts ARM-audience
+    /// tokens (its `azureADAuthenticationAsArmPolicy`), when known.
+    pub login_servers: Vec<(String, Option<bool>)>,
+}
+
+impl AzureSettings {
+    /// `aad`, the default audience, no extra login server.
+    pub fn new(aad: Result<AadCredentialChain, AuthError>) -> Self {
+        Self {
+            aad,
+            audience: None,
+            login_servers: Vec::new(),
+        }
+    }
+}
+
 /// The credential chain of acr-import, a [`CredentialProvider`]. For each registry, in order:
 ///
 /// 1. explicit credentials for it ([`StaticCredentials`]);
@@ -108,18 +134,52 @@ impl CredentialChain {
         explicit: StaticCredentials,
         login_server_suffix: &str,
     ) -> Self {
+        let aad = AadCredentialChain::from_env(http.clone(), AadOptions::default());
+        Self::from_env_with(http, explicit, login_server_suffix, AzureSettings::new(aad))
+    }
+
+    /// [`CredentialChain::from_env`] with the Azure AD side given by the caller: one Azure AD
+    /// chain (and its token cache) for the registries and Azure Resource Manager alike, the
+    /// audience, and the login servers ARM said are ACRs.
+    pub fn from_env_with(
+        http: Arc<dyn HttpExchange>,
+        explicit: StaticCredentials,
+        login_server_suffix: &str,
+        azure: AzureSettings,
+    ) -> Self {
         let env = AzureEnvironment::from_env();
-        let servers = AcrLoginServers::from_env(&env).with_suffix(login_server_suffix);
+        let mut servers = AcrLoginServers::from_env(&env).with_suffix(login_server_suffix);
+        for (host, _) in &azure.login_servers {
+            servers = servers.with_host(host);
+        }
+        let audience = azure.audience.unwrap_or_else(|| {
+            match env
+                .var(ACR_IMPORT_ACR_AUDIENCE)
+                .map(str::parse::<AcrAudience>)
+            {
+                Some(Ok(a)) => a,
+                Some(Err(e)) => {
+                    tracing::warn!("{e}; using the default (auto)");
+                    AcrAudience::default()
+                }
+                None => AcrAudience::default(),
+            }
+        });
         let chain = Self::new()
             .with_explicit(explicit)
             .with_docker_config(DockerConfigSource::from_env());
-        match AadCredentialChain::from_env(http.clone(), AadOptions::default()) {
-            Ok(aad) => chain.with_azure(AzureAdProvider::from_chain(
-                &aad,
-                http,
-                servers,
-                AcrAudience::default(),
-            )),
+        match azure.aad {
+            Ok(aad) => {
+                let provider = AzureAdProvider::from_chain(&aad, http, servers, audience);
+                if let Some(exchange) = provider.exchange() {
+                    for (host, accepts) in &azure.login_servers {
+                        if let Some(accepts) = accepts {
+                            exchange.set_arm_audience_accepted(host, *accepts);
+                        }
+                    }
+                }
+                chain.with_azure(provider)
+            }
             Err(e) => {
                 tracing::warn!("Azure AD credentials unavailable: {e}");
                 chain

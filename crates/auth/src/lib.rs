@@ -46,7 +46,7 @@ pub use azure::{
     AadCredentialChain, AadExplanation, AadOptions, AadSource, AcrAudience, AcrLoginServers,
     AcrTokenExchange, AzureAdProvider, AzureEnvironment, AzureHttpClient,
 };
-pub use chain::{ChainExplanation, CredentialChain, CredentialSource};
+pub use chain::{AzureSettings, ChainExplanation, CredentialChain, CredentialSource};
 pub use challenge::{BearerChallenge, Challenge};
 pub use credential::{
     Credential, CredentialProvider, NULL_GUID_USERNAME, StaticCredentials, registry_key,

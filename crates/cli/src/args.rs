@@ -48,6 +48,16 @@ pub struct Global {
     /// The Azure cloud: AzureCloud, AzureChinaCloud, AzureUSGovernment.
     #[arg(long, global = true, default_value = "AzureCloud")]
     pub cloud: String,
+    /// The audience of Azure AD tokens traded at ACR login servers: auto (the ACR audience,
+    /// the ARM one only where the registry accepts it), acr, or arm (also
+    /// `ACR_IMPORT_ACR_AUDIENCE`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "AUDIENCE",
+        env = "ACR_IMPORT_ACR_AUDIENCE"
+    )]
+    pub acr_audience: Option<String>,
 }
 
 /// `az`'s output formats.

@@ -24,6 +24,12 @@ pub fn config(g: &Global) -> Result<ImporterConfig, Failure> {
     config.ca_file = g.ca_file.clone();
     config.insecure_registries = g.insecure_registries.clone();
     config.subscription = g.subscription.clone();
+    config.acr_audience = g
+        .acr_audience
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: acr_import_auth::AuthError| Failure::usage(e.to_string()))?;
     Ok(config)
 }
 

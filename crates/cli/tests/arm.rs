@@ -4,8 +4,8 @@
 use std::process::Output;
 use std::time::Duration;
 
-use acr_import_tests::world::{ADMIN, IMPORTER, READER, SUB};
-use acr_import_tests::{ArmWorld, ArmWorldOptions};
+use acr_import_tests::world::{ADMIN, IMPORTER, PUSHER, READER, SUB, SUB2, TARGET_RG};
+use acr_import_tests::{ArmRole, ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
@@ -330,10 +330,18 @@ async fn conflicts_force_timeouts_and_refusals() {
     assert!(!err(&o).contains("pw-Secret"));
     assert_eq!(w.arm.import_bodies().len(), before);
 
-    // No import right: exit 4.
+    // No import right: the permissions preflight says so before anything is sent (exit 3),
+    // with the role and the command that grant it.
+    let before = w.arm.import_bodies().len();
     let o = run(base(&["--source", "app:v1", "-t", "app:denied"]), READER).await;
-    assert_eq!(code(&o), 4, "{}", err(&o));
+    assert_eq!(code(&o), 3, "{}", err(&o));
     assert!(err(&o).contains("importImage/action"), "{}", err(&o));
+    assert!(
+        err(&o).contains("--role \"Container Registry Data Importer and Data Reader\""),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(w.arm.import_bodies().len(), before, "nothing was started");
 
     // --mode server with a target that is no ACR: a usage error.
     let o = run(
@@ -494,6 +502,10 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
         e.contains("HINT: your IP is not allowed by the registry's firewall"),
         "{e}"
     );
+    // The failure names the side, the registry, the operation and the status.
+    assert!(e.contains("the target side failed: "), "{e}");
+    assert!(e.contains(&w.target.login_server()), "{e}");
+    assert!(e.contains("HTTP 403"), "{e}");
     assert!(
         e.contains("203.0.113.0/24"),
         "the rules are summarized: {e}"
@@ -505,6 +517,161 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
     // Seen from inside the firewall: nothing was imported.
     w.target.set_firewall(false);
     assert!(w.target_digest("tool", "1").await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_permissions_preflight_names_the_role_and_the_command() {
+    let target_scope = format!(
+        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
+    );
+    let w = ArmWorld::start_with(ArmWorldOptions {
+        arm: Box::new(move |b| {
+            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
+                .role(PUSHER.0, &target_scope, ArmRole::Reader)
+                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+                .deny(
+                    IMPORTER.0,
+                    &format!("/subscriptions/{SUB}"),
+                    "Microsoft.Authorization/permissions/read",
+                )
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("world");
+    let id = w.source_id();
+    let args = [
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        "app:v1",
+        "-r",
+        &id,
+        "--preflight-only",
+    ];
+    let o = acr(&w, PUSHER, &args).await;
+    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    let oid = w.aad.object_id(PUSHER.0).unwrap();
+    for want in [
+        "importImage/action",
+        &format!(
+            "az role assignment create --assignee {oid} --role \"Container Registry Data Importer and Data Reader\" --scope {}",
+            w.target_id()
+        ),
+    ] {
+        assert!(out(&o).contains(want), "{want}: {}", out(&o));
+    }
+    // A caller who may not read its permissions: "cannot tell", and the import goes ahead.
+    let o = acr(&w, IMPORTER, &args[..7]).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("preflight cannot tell"), "{}", err(&o));
+    assert!(
+        err(&o).contains("may not read its own permissions"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(
+        w.target_digest("app", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
+    let target_scope = format!(
+        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
+    );
+    let w = ArmWorld::start_with(ArmWorldOptions {
+        target: Box::new(|r| r.authentication_as_arm(false)),
+        arm: Box::new(move |b| {
+            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
+                .role(PUSHER.0, &target_scope, ArmRole::Reader)
+                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+        }),
+        ..Default::default()
+    })
+    .await
+    .expect("world");
+    let import = |tag: &'static str, audience: Option<&'static str>| {
+        let mut args = vec![
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            "app:v1",
+            "-r",
+            "sourcereg",
+            "--mode",
+            "client",
+            "-t",
+            tag,
+        ];
+        if let Some(a) = audience {
+            args.extend(["--acr-audience", a]);
+        }
+        args
+    };
+    // The ARM audience, asked for, is refused by this registry: the preflight reads the
+    // registry's policy and says so before anything moves.
+    let o = acr(&w, PUSHER, &import("mirror:arm", Some("arm"))).await;
+    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("accepts only ACR-audience"), "{}", err(&o));
+    assert!(err(&o).contains("drop --acr-audience arm"), "{}", err(&o));
+    assert!(w.target_digest("mirror", "arm").await.is_none());
+    // The default asks for the ACR audience: accepted.
+    let o = acr(&w, PUSHER, &import("mirror:v1", None)).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(
+        w.target_digest("mirror", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+    // Where ARM tokens are accepted and asked for, ARM and the registries share one Azure AD
+    // token: one request for the scope in the run.
+    w.arm
+        .update_registry("targetreg", |r| r.authentication_as_arm = true);
+    let arm_scope = |w: &ArmWorld| {
+        w.aad
+            .requests()
+            .iter()
+            .filter(|r| r.scope.as_deref() == Some("https://management.azure.com/.default"))
+            .count()
+    };
+    let before = arm_scope(&w);
+    let o = acr(&w, PUSHER, &import("mirror:v2", Some("arm"))).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(
+        arm_scope(&w) - before,
+        1,
+        "one Azure AD token request per run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_subscription_comes_from_a_resource_id_target() {
+    // The importer sees two subscriptions: without --subscription, a name is ambiguous, but a
+    // resource-ID target names its subscription.
+    let w = ArmWorld::start().await.expect("world");
+    let run = |target: String| {
+        let mut cmd = tokio::process::Command::new(ACR);
+        cmd.args(["import", "-n", &target, "--source", "app:v2", "-r"])
+            .arg(w.source_id())
+            .arg("--ca-file")
+            .arg(w.ca_file())
+            .env_clear()
+            .envs(w.env_for(IMPORTER))
+            .kill_on_drop(true);
+        cmd.output()
+    };
+    let o = run("targetreg".into()).await.expect("run");
+    assert_eq!(code(&o), 2, "{}{}", out(&o), err(&o));
+    assert!(err(&o).contains("--subscription"), "{}", err(&o));
+    let o = run(w.target_id()).await.expect("run");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(
+        w.target_digest("app", "v2").await.as_deref(),
+        Some(w.app_v2.as_str())
+    );
 }
 
 /// `acr import` as the admin of the target for its client-side part.
@@ -586,31 +753,50 @@ async fn server_side_imports_are_followed_by_their_signatures_client_side() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_read_the_source() {
+    use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions};
+
     let w = ArmWorld::start().await.expect("world");
-    // The service reads `sourcereg` with its own identity; this machine has no credential
-    // for it (its login server is no ACR name the Azure AD chain covers).
-    let mut cmd = command(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            "sourcereg",
-            "-o",
-            "json",
-        ],
-    );
+    // The source lets the import service read the image, but refuses this machine what only
+    // it asks for (the referrers, the tag list, the digest tags), with ACR's firewall answer.
+    let firewall = FaultAction::Respond {
+        status: 403,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: bytes::Bytes::from_static(
+            br#"{"errors":[{"code":"DENIED","message":"client with IP '203.0.113.9' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}"#,
+        ),
+    };
+    let proxy = Proxy::start(
+        w.external.addr(),
+        ProxyOptions::with_rules([FaultRule::new(firewall).path_matches(|p| {
+            p.contains("/referrers/") || p.contains("/tags/list") || p.contains("/sha256-")
+        })]),
+    )
+    .await
+    .expect("proxy");
+    let src = format!("{}/lib/tool:1", proxy.host());
+    let args = [
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        &src,
+        "-t",
+        "tool:1",
+        "--mode",
+        "server",
+        "-o",
+        "json",
+    ];
+    let mut cmd = command(&w, IMPORTER, &args);
     with_target_admin(&mut cmd);
     let o = output(cmd).await;
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     let e = err(&o);
     assert!(
-        e.contains("WARNING: signatures, attestations and SBOMs of app:v1")
-            && e.contains("were not followed: this machine could not use the source registry"),
+        e.contains(&format!(
+            "WARNING: signatures, attestations and SBOMs of {src}"
+        )) && e.contains("were not followed: this machine could not use the source registry")
+            && e.contains("stayed behind"),
         "{e}"
     );
     let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
@@ -618,12 +804,11 @@ async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_r
     assert!(
         v["followers"]["left-behind"]["reason"]
             .as_str()
-            .is_some_and(|r| r.contains("source")),
+            .is_some_and(|r| r.contains("source") && r.contains("403")),
         "{v}"
     );
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str()),
+    assert!(
+        w.target_digest("tool", "1").await.is_some(),
         "the image itself was imported"
     );
 }

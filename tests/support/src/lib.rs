@@ -70,6 +70,7 @@ mod connect_proxy;
 pub mod cosign;
 mod latency;
 mod proxy;
+mod rbac;
 pub mod regctl_layout;
 mod registry;
 mod token;
@@ -77,7 +78,7 @@ mod util;
 
 pub use azure::{
     ACR_AUDIENCE, ACR_ISSUER, ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, AadEmulator, AadEmulatorBuilder,
-    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
+    AadRequest, AadTokenVerifier, AcrEmulator, AcrEmulatorBuilder, AcrHandle, AcrRequest, AcrRole,
     CLIENT_ASSERTION_TYPE, NULL_GUID, TestClientCertificate,
 };
 pub use connect_proxy::ConnectProxy;
@@ -85,6 +86,7 @@ pub use latency::LatencyProxy;
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };
+pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };

@@ -19,6 +19,8 @@ pub(crate) struct Run<'a> {
     /// Plans copying at once.
     pub(crate) concurrency: usize,
     pub(crate) observer: &'a dyn ImportObserver,
+    /// ACR login servers known through ARM, with whether each accepts ARM-audience tokens.
+    pub(crate) acr_hosts: Vec<(String, Option<bool>)>,
 }
 
 /// `(index, label, outcome)` of each plan.
@@ -40,7 +42,7 @@ impl Run<'_> {
             }
         }
         self.config
-            .transport(explicit)
+            .transport_with(explicit, self.acr_hosts.clone())
             .map_err(|e| ImportError::copy(Side::Unknown, e))
     }
 

@@ -23,7 +23,7 @@ pub enum ImportError {
     #[error(transparent)]
     Azure(Box<AcrError>),
     /// The client-side copy failed.
-    #[error("{source}")]
+    #[error("{}{source}", side_prefix(side))]
     Copy {
         /// Which registry failed.
         side: Side,
@@ -44,6 +44,15 @@ pub enum ImportError {
         /// The timeout.
         after: Duration,
     },
+}
+
+/// `the source side failed: ` when the side is known.
+fn side_prefix(side: &Side) -> &'static str {
+    match side {
+        Side::Source => "the source side failed: ",
+        Side::Target => "the target side failed: ",
+        Side::Unknown => "",
+    }
 }
 
 impl From<AcrError> for ImportError {

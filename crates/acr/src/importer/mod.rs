@@ -21,6 +21,7 @@
 //! # Ok(()) }
 //! ```
 
+mod azure;
 mod client;
 mod error;
 mod observer;
@@ -34,8 +35,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use acr_import_auth::azure::{AadCredentialChain, AadOptions};
-use acr_import_auth::{Credential, CredentialChain, Secret, StaticCredentials};
+use acr_import_auth::{
+    AcrAudience, AzureSettings, Credential, CredentialChain, Secret, StaticCredentials,
+};
 use acr_import_transfer::{TransferError, Transport};
 
 pub use error::ImportError;
@@ -50,7 +52,7 @@ use crate::import::{
     AzureContext, Engine, EngineFacts, EngineMode, ResolvedSource, SourceArgs, choose_engine,
     preflight_input, resolve_source,
 };
-use crate::preflight::evaluate;
+use crate::preflight::{Unreadable, evaluate};
 use crate::{AcrError, ArmClient, Cloud, Preflight, Registry, RegistryResourceId, RegistryTarget};
 use crate::{Verdict, WaitOptions};
 use plan::{TargetSpec, plan};
@@ -73,6 +75,13 @@ pub struct ImporterConfig {
     pub target_credential: Option<Credential>,
     /// This machine's public IPv4 address, for the client-side preflight. Default: unknown.
     pub client_ip: Option<Ipv4Addr>,
+    /// The audience of Azure AD tokens exchanged at ACR login servers. Default:
+    /// `ACR_IMPORT_ACR_AUDIENCE`, else [`AcrAudience::Auto`] (the ACR audience; the ARM one
+    /// only where the registry accepts it).
+    pub acr_audience: Option<AcrAudience>,
+    /// One Azure AD credential (and token cache) for ARM and the registries, made on first
+    /// use and shared by clones of this configuration.
+    session: azure::SharedSession,
 }
 
 impl ImporterConfig {
@@ -85,6 +94,8 @@ impl ImporterConfig {
             subscription: None,
             target_credential: None,
             client_ip: None,
+            acr_audience: None,
+            session: azure::SharedSession::default(),
         }
     }
 
@@ -110,9 +121,29 @@ impl ImporterConfig {
     /// credential chain with `explicit` first (then the Docker configuration, then Azure AD
     /// for ACR login servers).
     pub fn transport(&self, explicit: StaticCredentials) -> Result<Transport, TransferError> {
+        self.transport_with(explicit, Vec::new())
+    }
+
+    /// [`ImporterConfig::transport`] knowing `acr_hosts` as ACR login servers (from ARM), each
+    /// with whether it accepts ARM-audience tokens. Azure AD tokens come from the run's one
+    /// Azure AD credential, the one the ARM client uses.
+    pub fn transport_with(
+        &self,
+        explicit: StaticCredentials,
+        acr_hosts: Vec<(String, Option<bool>)>,
+    ) -> Result<Transport, TransferError> {
         let suffix = self.cloud.login_server_suffix.clone();
+        let aad = self.aad_for_registries();
+        let audience = self.acr_audience;
         let mut builder = Transport::builder().credentials_from(move |http| {
-            Arc::new(CredentialChain::from_env(http, explicit, &suffix))
+            let azure = AzureSettings {
+                aad,
+                audience,
+                login_servers: acr_hosts,
+            };
+            Arc::new(CredentialChain::from_env_with(
+                http, explicit, &suffix, azure,
+            ))
         });
         if let Some(ca) = &self.ca_file {
             builder = builder.ca_file(ca);
@@ -123,16 +154,12 @@ impl ImporterConfig {
         builder.build()
     }
 
-    /// An ARM client signed in with the environment's Azure AD credential, or why there is
-    /// none.
+    /// An ARM client signed in with the environment's Azure AD credential (the run's one), or
+    /// why there is none.
     pub fn arm_client(&self) -> Result<ArmClient, String> {
-        let mut builder = Transport::builder();
-        if let Some(ca) = &self.ca_file {
-            builder = builder.ca_file(ca);
-        }
-        let http = builder.build().map_err(|e| e.to_string())?.exchange();
-        let chain = AadCredentialChain::from_env(http.clone(), AadOptions::default())
-            .map_err(|e| e.to_string())?;
+        let session = self.session();
+        let http = session.http.clone()?;
+        let chain = session.aad.clone()?;
         if chain.source().is_none() {
             return Err("no Azure AD credential is configured (AZURE_* variables, a managed identity, or az login)".into());
         }
@@ -261,19 +288,23 @@ impl Importer {
     }
 
     /// ARM, when the environment has an Azure AD credential and a subscription; otherwise
-    /// why not.
-    async fn connect_azure(&self) -> (Option<AzureContext>, String) {
+    /// why not. Without a subscription given, the one a resource-ID `target` names, or the
+    /// Azure CLI's default one, is used.
+    async fn connect_azure(&self, target: &str) -> (Option<AzureContext>, String) {
+        let subscription = self
+            .config
+            .subscription
+            .clone()
+            .or_else(|| self.config.implied_subscription(target));
         let reason = match self.config.arm_client() {
-            Ok(arm) => match AzureContext::connect(
-                arm,
-                self.config.cloud.clone(),
-                self.config.subscription.as_deref(),
-            )
-            .await
-            {
-                Ok(ctx) => return (Some(ctx), String::new()),
-                Err(e) => e.to_string(),
-            },
+            Ok(arm) => {
+                match AzureContext::connect(arm, self.config.cloud.clone(), subscription.as_deref())
+                    .await
+                {
+                    Ok(ctx) => return (Some(ctx), String::new()),
+                    Err(e) => e.to_string(),
+                }
+            }
             Err(why) => why,
         };
         tracing::info!("Azure Resource Manager unavailable: {reason}");
@@ -298,7 +329,7 @@ impl Importer {
             is_azure_name(r, cloud) && !r.contains('.') || RegistryResourceId::looks_like(r)
         });
         let (azure, mut no_arm_reason) = if target_azure || registry_azure || preflight_only {
-            self.connect_azure().await
+            self.connect_azure(name).await
         } else {
             (None, "the target is not an Azure registry name".into())
         };
@@ -311,7 +342,19 @@ impl Importer {
                 .await
             {
                 Ok(r) => target_registry = Some(r),
-                Err(e) if mode == EngineMode::Server || preflight_only => return Err(e.into()),
+                Err(e) if mode == EngineMode::Server || preflight_only => {
+                    // A target named by resource ID that the caller may not read: its
+                    // permissions there may still say what is missing.
+                    if e.unreadable() == Some(Unreadable::Forbidden)
+                        && let Ok(id) = name.parse::<RegistryResourceId>()
+                    {
+                        let v = azure::unreadable_target_verdict(ctx, &id).await;
+                        if v.will_fail() {
+                            return Err(ImportError::WillFail(Box::new(v)));
+                        }
+                    }
+                    return Err(e.into());
+                }
                 Err(e) => no_arm_reason = format!("looking up {name} failed: {e}"),
             }
         }
@@ -360,14 +403,35 @@ impl Importer {
                 observer.event(&ImportEvent::Note(server::follow_up_plan(options)));
             }
         }
-        let verdict = azure.is_some().then(|| {
-            evaluate(&preflight_input(
-                engine,
-                target_registry.as_ref(),
-                &resolution.source,
-                self.config.client_ip,
-            ))
-        });
+        // The preflight: network rules and policies, then the caller's permissions.
+        let verdict = match &azure {
+            Some(ctx) => {
+                let network = evaluate(&preflight_input(
+                    engine,
+                    target_registry.as_ref(),
+                    &resolution.source,
+                    self.config.client_ip,
+                ));
+                let permissions = azure::permissions_verdict(
+                    &self.config,
+                    ctx,
+                    engine,
+                    target_registry.as_ref(),
+                    request,
+                    &resolution.source,
+                )
+                .await;
+                let audience = azure::arm_audience_verdict(
+                    &self.config,
+                    engine,
+                    target_registry.as_ref(),
+                    &resolution.source,
+                )
+                .await;
+                Some(network.merge(permissions).merge(audience))
+            }
+            None => None,
+        };
         Ok(Prepared {
             azure,
             no_arm_reason,
@@ -463,6 +527,7 @@ impl Importer {
             options: &request.options,
             concurrency: 1,
             observer,
+            acr_hosts: azure::acr_hosts(p.target_registry.as_ref(), &p.source),
         };
         let mut results = run.execute(vec![plan]).await?;
         let (_, _, result) = results.remove(0);
@@ -517,6 +582,7 @@ impl Importer {
             options: &batch.options,
             concurrency: batch.concurrency.max(1),
             observer,
+            acr_hosts: Vec::new(),
         };
         let results = run.execute(plans).await?;
         Ok(BatchReport {

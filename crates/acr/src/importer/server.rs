@@ -35,8 +35,15 @@ pub(crate) async fn run(
         ..WaitOptions::default()
     });
     let mut progress = |p: &ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
-    let outcome =
-        run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress).await?;
+    let names = super::azure::source_names(source);
+    let outcome = run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress)
+        .await
+        .map_err(|e| {
+            e.with_import_registries(
+                (&target.name, target.login_server()),
+                names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
+            )
+        })?;
     let followers = match (&outcome, request.options.referrers) {
         (_, Referrers::Skip) => FollowUp::Off,
         (ServerOutcome::Started { .. }, _) => FollowUp::NotStarted,
@@ -110,6 +117,7 @@ async fn follow(
         options: &options,
         concurrency: 1,
         observer,
+        acr_hosts: super::azure::acr_hosts(Some(target), source),
     };
     let mut results = run.execute(vec![plan]).await?;
     let (_, _, result) = results.remove(0);

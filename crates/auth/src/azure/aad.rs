@@ -45,6 +45,7 @@ use azure_identity::{
 };
 
 use super::assertion::{CertificateAssertion, ClientCertificate};
+use super::cache::CachedCredential;
 use super::client::AzureHttpClient;
 use super::env::{
     AZURE_AUTHORITY_HOST, AZURE_CLIENT_CERTIFICATE_PASSWORD, AZURE_CLIENT_CERTIFICATE_PATH,
@@ -196,7 +197,7 @@ impl AadCredentialChain {
         let (credential, tenant_id) = match found {
             Some((source, detail, credential, tenant)) => {
                 explanation.chosen = Some((source, detail));
-                (Some(credential), tenant)
+                (Some(cached(credential)), tenant)
             }
             None => (None, None),
         };
@@ -214,7 +215,7 @@ impl AadCredentialChain {
         tenant_id: Option<String>,
     ) -> Self {
         Self {
-            credential: Some(credential),
+            credential: Some(cached(credential)),
             explanation: AadExplanation {
                 chosen: Some((source, "given explicitly".to_owned())),
                 skipped: Vec::new(),
@@ -223,7 +224,9 @@ impl AadCredentialChain {
         }
     }
 
-    /// The chosen credential, if any source is configured.
+    /// The chosen credential, if any source is configured. Every clone of the chain, and every
+    /// credential it hands out, shares one token cache: the ARM client and the ACR token
+    /// exchange of a run ask Azure AD once per scope.
     pub fn credential(&self) -> Option<Arc<dyn TokenCredential>> {
         self.credential.clone()
     }
@@ -265,6 +268,11 @@ impl TokenCredential for AadCredentialChain {
 }
 
 type Found = (AadSource, String, Arc<dyn TokenCredential>, Option<String>);
+
+/// Wraps a credential in the chain's token cache.
+fn cached(credential: Arc<dyn TokenCredential>) -> Arc<dyn TokenCredential> {
+    Arc::new(CachedCredential::new(credential))
+}
 
 struct Builder<'a> {
     env: &'a AzureEnvironment,

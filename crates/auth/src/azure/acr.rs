@@ -19,15 +19,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use super::aad::{AadCredentialChain, AadExplanation};
+use super::audience::AcrAudience;
 use super::env::{ACR_IMPORT_LOGIN_SERVER_SUFFIX, AzureEnvironment};
 use crate::credential::{Credential, CredentialProvider, registry_key};
 use crate::exchange::{HttpExchange, is_loopback_host};
 use crate::{AuthError, Secret};
 
-/// The Azure Resource Manager scope, the audience `az acr login` asks for by default.
-pub const ARM_SCOPE: &str = "https://management.azure.com/.default";
-/// The ACR scope, required by registries with authentication-as-ARM disabled.
-pub const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 /// The login-server suffixes of the public, China and US Government clouds.
 pub const DEFAULT_ACR_SUFFIXES: [&str; 3] = [".azurecr.io", ".azurecr.cn", ".azurecr.us"];
 
@@ -37,27 +34,6 @@ const DEFAULT_REFRESH_TOKEN_REUSE: Duration = Duration::from_secs(300);
 const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// How much of an exchange error body goes into a message.
 const DETAIL_CHARS: usize = 200;
-
-/// The audience of the Azure AD token presented to ACR.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum AcrAudience {
-    /// `https://management.azure.com/.default` (what the Azure CLI asks for).
-    #[default]
-    Arm,
-    /// `https://containerregistry.azure.net/.default` (works also where authentication as ARM
-    /// is disabled).
-    ContainerRegistry,
-}
-
-impl AcrAudience {
-    /// The scope asked of Azure AD.
-    pub fn scope(self) -> &'static str {
-        match self {
-            AcrAudience::Arm => ARM_SCOPE,
-            AcrAudience::ContainerRegistry => ACR_SCOPE,
-        }
-    }
-}
 
 /// Which registries are ACR login servers: hosts ending with one of the suffixes
 /// (case-insensitive, port ignored), or listed explicitly (`host[:port]`).
@@ -143,6 +119,8 @@ pub struct AcrTokenExchange {
     tenant_id: Option<String>,
     audience: AcrAudience,
     loopback_http: bool,
+    /// What each registry's ARM properties say about ARM-audience tokens.
+    arm_accepted: std::sync::Mutex<HashMap<String, bool>>,
     cache: tokio::sync::Mutex<HashMap<String, CachedRefresh>>,
 }
 
@@ -158,7 +136,7 @@ impl fmt::Debug for AcrTokenExchange {
 
 impl AcrTokenExchange {
     /// Exchanges tokens of `credential` (named `via` in messages), sending requests through
-    /// `http`. Audience: [`AcrAudience::Arm`]; tenant: the `tid` claim of each Azure AD token.
+    /// `http`. Audience: [`AcrAudience::Auto`]; tenant: the `tid` claim of each Azure AD token.
     pub fn new(
         http: Arc<dyn HttpExchange>,
         credential: Arc<dyn TokenCredential>,
@@ -171,14 +149,38 @@ impl AcrTokenExchange {
             tenant_id: None,
             audience: AcrAudience::default(),
             loopback_http: true,
+            arm_accepted: std::sync::Mutex::new(HashMap::new()),
             cache: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    /// The audience of the Azure AD token. Default: [`AcrAudience::Arm`].
+    /// The audience of the Azure AD token. Default: [`AcrAudience::Auto`].
     pub fn with_audience(mut self, audience: AcrAudience) -> Self {
         self.audience = audience;
         self
+    }
+
+    /// The audience asked for.
+    pub fn audience(&self) -> AcrAudience {
+        self.audience
+    }
+
+    /// Records whether `login_server` accepts ARM-audience tokens (its
+    /// `policies.azureADAuthenticationAsArmPolicy.status`): with [`AcrAudience::Auto`], the ARM
+    /// audience is tried after the ACR one only where this said `true`.
+    pub fn set_arm_audience_accepted(&self, login_server: &str, accepted: bool) {
+        self.arm_accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(registry_key(login_server), accepted);
+    }
+
+    fn arm_accepted(&self, key: &str) -> Option<bool> {
+        self.arm_accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .copied()
     }
 
     /// The `tenant` sent to ACR. Default: the `tid` claim of the Azure AD token.
@@ -212,7 +214,9 @@ impl AcrTokenExchange {
     }
 
     /// An ACR refresh token for `login_server`: the cached one while it is fresh, otherwise a
-    /// new Azure AD token exchanged at `/oauth2/exchange`.
+    /// new Azure AD token exchanged at `/oauth2/exchange` — for the ACR audience first, then
+    /// (with [`AcrAudience::Auto`]) for the registry's ARM audience when it is known to accept
+    /// it. A failure reports the first audience's error.
     pub async fn refresh_token(&self, login_server: &str) -> Result<Secret, AuthError> {
         let key = registry_key(login_server);
         let mut cache = self.cache.lock().await;
@@ -221,9 +225,37 @@ impl AcrTokenExchange {
         {
             return Ok(cached.token.clone());
         }
+        let scopes = self.audience.scopes_for(&key, self.arm_accepted(&key));
+        let mut first_error = None;
+        for scope in &scopes {
+            match self.exchange_for(&key, scope).await {
+                Ok(token) => {
+                    let use_until = reuse_until(token.expose());
+                    cache.insert(
+                        key,
+                        CachedRefresh {
+                            token: token.clone(),
+                            use_until,
+                        },
+                    );
+                    return Ok(token);
+                }
+                Err(e) => {
+                    tracing::debug!(registry = %key, scope, "ACR token exchange failed: {e}");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| AuthError::AzureConfig {
+            reason: "no Azure AD audience to ask for".to_owned(),
+        }))
+    }
+
+    /// One exchange: an Azure AD token for `scope`, traded at `/oauth2/exchange`.
+    async fn exchange_for(&self, key: &str, scope: &str) -> Result<Secret, AuthError> {
         let aad = self
             .credential
-            .get_token(&[self.audience.scope()], None)
+            .get_token(&[scope], None)
             .await
             .map_err(|e| AuthError::AzureToken {
                 via: self.via.clone(),
@@ -237,14 +269,14 @@ impl AcrTokenExchange {
         let body = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("grant_type", "access_token");
-            form.append_pair("service", &key);
+            form.append_pair("service", key);
             if let Some(t) = &tenant {
                 form.append_pair("tenant", t);
             }
             form.append_pair("access_token", aad_token.expose());
             Secret::new(form.finish())
         };
-        let request = http::Request::post(self.exchange_url(&key))
+        let request = http::Request::post(self.exchange_url(key))
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -258,13 +290,13 @@ impl AcrTokenExchange {
         let status = response.status();
         if status != http::StatusCode::OK {
             return Err(AuthError::AcrAccessDenied {
-                registry: key,
+                registry: key.to_owned(),
                 status: status.as_u16(),
-                detail: error_detail(response.body()),
+                detail: format!("{} (token audience {scope})", error_detail(response.body())),
             });
         }
         let invalid = |reason: &str| AuthError::AcrInvalidExchangeResponse {
-            registry: key.clone(),
+            registry: key.to_owned(),
             reason: reason.to_owned(),
         };
         let parsed: serde_json::Value =
@@ -274,16 +306,7 @@ impl AcrTokenExchange {
             .and_then(serde_json::Value::as_str)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| invalid("no refresh_token in it"))?;
-        let token = Secret::new(token);
-        let use_until = reuse_until(token.expose());
-        cache.insert(
-            key,
-            CachedRefresh {
-                token: token.clone(),
-                use_until,
-            },
-        );
-        Ok(token)
+        Ok(Secret::new(token))
     }
 }
 
@@ -370,9 +393,9 @@ impl AzureAdProvider {
     pub fn describe(&self) -> String {
         match &self.exchange {
             Some(e) => format!(
-                "Azure AD ({}, audience {}) exchanged for an ACR refresh token",
+                "Azure AD ({}, {}) exchanged for an ACR refresh token",
                 e.via,
-                e.audience.scope()
+                e.audience.describe()
             ),
             None => "Azure AD (no credential configured)".to_owned(),
         }
@@ -402,8 +425,9 @@ fn host_of(key: &str) -> &str {
         .map_or(key, |(h, _)| h)
 }
 
-/// A string claim of a JWT, read without verifying it.
-fn jwt_claim_str(token: &str, claim: &str) -> Option<String> {
+/// A string claim of a JWT (`tid`, `oid`…), read without verifying it; `None` for anything
+/// that is not a JWT or lacks the claim.
+pub fn jwt_claim_str(token: &str, claim: &str) -> Option<String> {
     jwt_claims(token)?.get(claim)?.as_str().map(str::to_owned)
 }
 
@@ -500,8 +524,10 @@ mod tests {
             .as_secs() as i64
     }
 
+    /// Issues Azure AD tokens whose `aud` is the scope's resource; counts requests and
+    /// records the scopes asked for.
     #[derive(Debug)]
-    struct FixedAad(Mutex<u32>);
+    struct FixedAad(Mutex<u32>, Mutex<Vec<String>>);
 
     #[async_trait::async_trait]
     impl TokenCredential for FixedAad {
@@ -511,18 +537,22 @@ mod tests {
             _: Option<TokenRequestOptions<'_>>,
         ) -> azure_core::Result<AccessToken> {
             *self.0.lock().unwrap() += 1;
-            assert_eq!(scopes, [ARM_SCOPE]);
+            self.1.lock().unwrap().push(scopes.join(" "));
+            let aud = scopes[0].trim_end_matches("/.default");
             Ok(AccessToken::new(
-                jwt(serde_json::json!({"tid": "tenant-x", "exp": unix_now() + 3600})),
+                jwt(serde_json::json!({"tid": "tenant-x", "aud": aud, "exp": unix_now() + 3600})),
                 OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
             ))
         }
     }
 
+    /// A login server's `/oauth2/exchange`: answers `status`/`body`, except that tokens of an
+    /// audience in `refused` get a 401.
     struct Acr {
         requests: Mutex<Vec<http::Request<Bytes>>>,
         status: u16,
         body: String,
+        refused: Vec<&'static str>,
     }
 
     #[async_trait::async_trait]
@@ -531,21 +561,46 @@ mod tests {
             &self,
             request: http::Request<Bytes>,
         ) -> Result<http::Response<Bytes>, ExchangeError> {
+            let form: HashMap<String, String> = url::form_urlencoded::parse(request.body())
+                .into_owned()
+                .collect();
+            let aud = form
+                .get("access_token")
+                .and_then(|t| jwt_claim_str(t, "aud"))
+                .unwrap_or_default();
             self.requests.lock().unwrap().push(request);
+            let (status, body) = if self.refused.contains(&aud.as_str()) {
+                (
+                    401,
+                    r#"{"errors":[{"code":"UNAUTHORIZED","message":"audience refused"}]}"#
+                        .to_owned(),
+                )
+            } else {
+                (self.status, self.body.clone())
+            };
             Ok(http::Response::builder()
-                .status(self.status)
-                .body(Bytes::from(self.body.clone()))
+                .status(status)
+                .body(Bytes::from(body))
                 .unwrap())
         }
     }
 
     fn setup(status: u16, body: String) -> (Arc<Acr>, Arc<FixedAad>, AcrTokenExchange) {
+        setup_refusing(status, body, Vec::new())
+    }
+
+    fn setup_refusing(
+        status: u16,
+        body: String,
+        refused: Vec<&'static str>,
+    ) -> (Arc<Acr>, Arc<FixedAad>, AcrTokenExchange) {
         let acr = Arc::new(Acr {
             requests: Mutex::new(Vec::new()),
             status,
             body,
+            refused,
         });
-        let aad = Arc::new(FixedAad(Mutex::new(0)));
+        let aad = Arc::new(FixedAad(Mutex::new(0), Mutex::new(Vec::new())));
         let exchange = AcrTokenExchange::new(acr.clone(), aad.clone(), "test credential");
         (acr, aad, exchange)
     }
@@ -619,6 +674,50 @@ mod tests {
         exchange.invalidate("myreg.azurecr.io").await;
         exchange.refresh_token("myreg.azurecr.io").await.unwrap();
         assert_eq!(acr.requests.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_acr_audience_first_and_arm_only_where_accepted() {
+        use crate::azure::{ACR_SCOPE, ARM_SCOPE};
+        let refresh = jwt(serde_json::json!({"exp": unix_now() + 10800}));
+        let ok = format!(r#"{{"refresh_token":"{refresh}"}}"#);
+        // Every cloud asks for the ACR audience.
+        for ls in ["r.azurecr.io", "r.azurecr.cn", "r.azurecr.us"] {
+            let (_, aad, exchange) = setup(200, ok.clone());
+            exchange.refresh_token(ls).await.unwrap();
+            assert_eq!(*aad.1.lock().unwrap(), [ACR_SCOPE], "{ls}");
+        }
+        // A registry that refuses the ACR audience: no fallback unless it accepts ARM tokens.
+        let refuse_acr = vec!["https://containerregistry.azure.net"];
+        let (acr, aad, exchange) = setup_refusing(200, ok.clone(), refuse_acr.clone());
+        let err = exchange.refresh_token("r.azurecr.cn").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("token audience https://containerregistry.azure.net"),
+            "{err}"
+        );
+        assert_eq!(*aad.1.lock().unwrap(), [ACR_SCOPE]);
+        exchange.set_arm_audience_accepted("r.azurecr.cn", true);
+        exchange.refresh_token("r.azurecr.cn").await.unwrap();
+        assert_eq!(
+            *aad.1.lock().unwrap(),
+            [
+                ACR_SCOPE,
+                ACR_SCOPE,
+                "https://management.chinacloudapi.cn/.default"
+            ]
+        );
+        assert_eq!(acr.requests.lock().unwrap().len(), 3);
+        // Asked for explicitly, ARM only (of the registry's cloud).
+        let (_, aad, exchange) = setup(200, ok.clone());
+        let exchange = exchange.with_audience(AcrAudience::Arm);
+        exchange.refresh_token("r.azurecr.io").await.unwrap();
+        assert_eq!(*aad.1.lock().unwrap(), [ARM_SCOPE]);
+        // A registry refusing ARM tokens (authentication as ARM disabled) takes the default.
+        let (_, _, exchange) =
+            setup_refusing(200, ok.clone(), vec!["https://management.azure.com"]);
+        exchange.set_arm_audience_accepted("r.azurecr.io", false);
+        exchange.refresh_token("r.azurecr.io").await.unwrap();
     }
 
     #[tokio::test]

@@ -24,6 +24,8 @@ pub const IDENTITY_ENDPOINT: &str = "IDENTITY_ENDPOINT";
 pub const IDENTITY_HEADER: &str = "IDENTITY_HEADER";
 /// An extra ACR login-server suffix (`.azurecr.example`), for sovereign or private clouds.
 pub const ACR_IMPORT_LOGIN_SERVER_SUFFIX: &str = "ACR_IMPORT_LOGIN_SERVER_SUFFIX";
+/// The audience of Azure AD tokens exchanged at ACR: `auto` (default), `acr` or `arm`.
+pub const ACR_IMPORT_ACR_AUDIENCE: &str = "ACR_IMPORT_ACR_AUDIENCE";
 /// Where the Azure CLI (`az`) is looked for.
 pub const PATH: &str = "PATH";
 
@@ -31,7 +33,7 @@ pub const PATH: &str = "PATH";
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 
 /// Every variable [`AzureEnvironment::from_env`] reads.
-pub const AZURE_ENV_VARS: [&str; 11] = [
+pub const AZURE_ENV_VARS: [&str; 12] = [
     AZURE_TENANT_ID,
     AZURE_CLIENT_ID,
     AZURE_CLIENT_SECRET,
@@ -42,6 +44,7 @@ pub const AZURE_ENV_VARS: [&str; 11] = [
     IDENTITY_ENDPOINT,
     IDENTITY_HEADER,
     ACR_IMPORT_LOGIN_SERVER_SUFFIX,
+    ACR_IMPORT_ACR_AUDIENCE,
     PATH,
 ];
 

@@ -6,7 +6,9 @@
 //! - [`AadCredentialChain`]: client secret → client certificate → workload identity → App
 //!   Service managed identity → Azure CLI, with an explanation of the choice (see
 //!   [`aad`](self::AadCredentialChain) for the variables);
-//! - [`AcrTokenExchange`]: Azure AD token → ACR refresh token (`/oauth2/exchange`), cached;
+//! - [`AcrTokenExchange`]: Azure AD token → ACR refresh token (`/oauth2/exchange`), cached, for
+//!   the ACR audience in every cloud ([`AcrAudience`]; the registry's ARM audience only as a
+//!   fallback where the registry accepts it, or when asked for);
 //! - [`AzureAdProvider`]: a [`CredentialProvider`](crate::CredentialProvider) for ACR login
 //!   servers ([`AcrLoginServers`]).
 //!
@@ -26,7 +28,7 @@
 //!     &chain,
 //!     http,
 //!     AcrLoginServers::from_env(&env),
-//!     AcrAudience::Arm,
+//!     AcrAudience::Auto,
 //! );
 //! # let _ = provider;
 //! # Ok(())
@@ -36,15 +38,17 @@
 mod aad;
 mod acr;
 mod assertion;
+mod audience;
+mod cache;
 mod client;
 pub mod env;
 mod managed;
 
 pub use aad::{AadCredentialChain, AadExplanation, AadOptions, AadSource};
 pub use acr::{
-    ACR_SCOPE, ARM_SCOPE, AcrAudience, AcrLoginServers, AcrTokenExchange, AzureAdProvider,
-    DEFAULT_ACR_SUFFIXES,
+    AcrLoginServers, AcrTokenExchange, AzureAdProvider, DEFAULT_ACR_SUFFIXES, jwt_claim_str,
 };
 pub use assertion::ClientCertificate;
+pub use audience::{ACR_SCOPE, ARM_SCOPE, AcrAudience, arm_scope_for};
 pub use client::AzureHttpClient;
 pub use env::AzureEnvironment;
