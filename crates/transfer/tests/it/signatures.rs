@@ -220,6 +220,15 @@ async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child()
         ),
         (2 + s.children.len(), 1, 1, 1, 0)
     );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["totals"]["followed"]["attestations"], 1);
+    let tagged = json["followers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["link"] == "digest-tag" && f["action"] == "copied")
+        .count();
+    assert_eq!(tagged, 4 + s.children.len(), "{json}");
     let line = report.summary("x");
     let expected = format!(
         "followed: {} signatures, 1 attestation, 1 SBOM, 1 other artifact",
