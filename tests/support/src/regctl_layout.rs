@@ -10,7 +10,7 @@
 //! - the subject's referrers list, an image index whose descriptors carry the referrers'
 //!   `artifactType` and annotations, tagged with the fallback tag `sha256-<hex>`.
 //!
-//! Besides those, [`write`] adds what other writers leave in the same folder: a referrer
+//! Besides those, [`write()`] adds what other writers leave in the same folder: a referrer
 //! that is only an untagged entry with a `subject` (oras, buildx), and a cosign signature
 //! tagged `sha256-<hex>.sig`.
 
@@ -26,7 +26,7 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
-/// What [`write`] put in the layout.
+/// What [`write()`] put in the layout.
 #[derive(Debug, Clone)]
 pub struct RegctlLayout {
     /// The image's tag in `index.json`.
