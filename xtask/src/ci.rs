@@ -21,14 +21,10 @@ const LAYERS: &[&str] = &[
 ];
 
 pub fn run() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    step(
-        "format",
-        Command::new(&cargo).args(["fmt", "--all", "--check"]),
-    )?;
+    step("format", crate::cargo().args(["fmt", "--all", "--check"]))?;
     step(
         "clippy",
-        Command::new(&cargo).args([
+        crate::cargo().args([
             "clippy",
             "--workspace",
             "--all-targets",
@@ -40,16 +36,15 @@ pub fn run() -> anyhow::Result<()> {
     )?;
     step(
         "docs",
-        Command::new(&cargo)
+        crate::cargo()
             .args(["doc", "--workspace", "--no-deps", "--quiet"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     println!("==> layering");
-    layering(&cargo)?;
+    layering()?;
     println!("==> one crypto provider (ring, not aws-lc-rs)");
-    let out = Command::new(&cargo)
+    let out = crate::cargo()
         .args(["tree", "--workspace", "-i", "aws-lc-rs", "--quiet"])
-        .current_dir(workspace_root())
         .output()?;
     let text = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && !text.trim().is_empty() {
@@ -57,14 +52,16 @@ pub fn run() -> anyhow::Result<()> {
     }
     step(
         "tests",
-        Command::new(&cargo).args(["test", "--workspace", "--quiet"]),
+        crate::cargo().args(["test", "--workspace", "--quiet"]),
     )?;
     println!("==> the library example (crates/acr/examples/import.rs)");
-    example(&cargo)?;
+    example()?;
+    println!("==> a fresh machine: the demo with htpasswd and skopeo out of reach");
+    fresh_machine()?;
     // Last, so that its `N passed, N failed` line closes the output.
     step(
         "conformance",
-        Command::new(std::env::current_exe()?).arg("conformance"),
+        Command::new(crate::xtask_exe()?).arg("conformance"),
     )
 }
 
@@ -82,7 +79,7 @@ fn step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Runs the library example against two local registries and checks that the target holds
 /// the source's digest under the tag it named.
-fn example(cargo: &str) -> anyhow::Result<()> {
+fn example() -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         let (source, target) = tokio::join!(
@@ -94,20 +91,20 @@ fn example(cargo: &str) -> anyhow::Result<()> {
         let image =
             crate::seed::multi_arch(&transport.registry(&source.url())?, "library/hello", "1.0")
                 .await?;
-        let status = tokio::process::Command::new(cargo)
-            .args([
-                "run",
-                "--quiet",
-                "-p",
-                "acr-import-acr",
-                "--example",
-                "import",
-                "--",
-            ])
-            .arg(target.host())
-            .arg(format!("{}/library/hello:1.0", source.host()))
-            .arg("example/hello:1.0")
-            .current_dir(workspace_root())
+        let mut cmd = crate::cargo();
+        cmd.args([
+            "run",
+            "--quiet",
+            "-p",
+            "acr-import-acr",
+            "--example",
+            "import",
+            "--",
+        ])
+        .arg(target.host())
+        .arg(format!("{}/library/hello:1.0", source.host()))
+        .arg("example/hello:1.0");
+        let status = tokio::process::Command::from(cmd)
             .status()
             .await
             .context("cannot run the example")?;
@@ -130,12 +127,134 @@ fn example(cargo: &str) -> anyhow::Result<()> {
     })
 }
 
+/// Tools a fresh machine does not have and the demo must not need.
+const NOT_ON_A_FRESH_MACHINE: &[&str] = &["htpasswd", "skopeo"];
+
+/// Runs `cargo xtask demo` as a machine with only Rust (and the registry the demo installs)
+/// would: `PATH` holds the Rust toolchain only, and, as root with `unshare`, every copy of
+/// the tools in [`NOT_ON_A_FRESH_MACHINE`] in the usual directories is covered with
+/// `/dev/null` in a private mount namespace (so an absolute path does not reach them
+/// either). Fails unless the demo runs to its end.
+fn fresh_machine() -> anyhow::Result<()> {
+    // Built here, with the usual environment, so that the run below compiles nothing.
+    crate::build_acr(false)?;
+    let xtask = crate::xtask_exe()?;
+    let root = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    };
+    let tool = acr_import_testsupport::tool_on_path;
+    let mut cmd = match (root, tool("unshare"), tool("mount"), tool("sh")) {
+        (true, Some(unshare), Some(mount), Some(sh)) => {
+            let covered = installed_copies(NOT_ON_A_FRESH_MACHINE);
+            println!(
+                "    in a private mount namespace, covering: {}",
+                if covered.is_empty() {
+                    "(none installed)".to_owned()
+                } else {
+                    covered.join(", ")
+                }
+            );
+            // Cover each copy, check that none runs, then become the demo.
+            let script = format!(
+                "set -e; for f in \"$@\"; do {mount} --bind /dev/null \"$f\"; done; \
+                 for f in \"$@\"; do if [ -x \"$f\" ]; then echo \"$f is still there\"; exit 1; fi; done; \
+                 exec \"$XTASK\" demo",
+                mount = mount.display()
+            );
+            let mut cmd = Command::new(unshare);
+            cmd.args(["--mount", "--propagation", "private", "--"])
+                .arg(sh)
+                .args(["-c", &script, "sh"])
+                .args(&covered);
+            cmd
+        }
+        _ => {
+            println!("    not root (or no unshare): PATH without them only");
+            let mut cmd = Command::new(&xtask);
+            cmd.arg("demo");
+            cmd
+        }
+    };
+    let path = toolchain_path()?;
+    for t in NOT_ON_A_FRESH_MACHINE {
+        let reachable = std::env::split_paths(&path).any(|d| d.join(t).exists());
+        anyhow::ensure!(
+            !reachable,
+            "{t} is in the toolchain's directory; cannot hide it"
+        );
+    }
+    let out = cmd
+        .env("PATH", &path)
+        .env("XTASK", &xtask)
+        .current_dir(workspace_root())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot start the demo")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let scenarios = text.lines().filter(|l| l.starts_with("# ")).count();
+    if !out.status.success() || !text.contains("Demo done") {
+        println!("{text}{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "the demo did not complete on a fresh machine ({}, {scenarios} scenarios started)",
+            out.status
+        );
+    }
+    println!("    the demo completed: {scenarios} scenarios");
+    Ok(())
+}
+
+/// Every installed copy of `tools` in the usual binary directories and on `PATH`.
+fn installed_copies(tools: &[&str]) -> Vec<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
+    for d in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        dirs.push(d.into());
+    }
+    let mut found: Vec<String> = Vec::new();
+    for d in dirs {
+        for t in tools {
+            // The real file: /bin is often a link to /usr/bin.
+            if let Ok(p) = d.join(t).canonicalize()
+                && p.is_file()
+            {
+                let p = p.display().to_string();
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A `PATH` with the Rust toolchain only: where `cargo` and `rustc` are.
+fn toolchain_path() -> anyhow::Result<std::ffi::OsString> {
+    let mut dirs = Vec::new();
+    let cargo = std::env::var_os("CARGO").map(std::path::PathBuf::from);
+    let rustc = acr_import_testsupport::tool_on_path("rustc");
+    for bin in [cargo, rustc].into_iter().flatten() {
+        if let Some(d) = bin.parent()
+            && !dirs.iter().any(|x: &std::path::PathBuf| x == d)
+        {
+            dirs.push(d.to_path_buf());
+        }
+    }
+    Ok(std::env::join_paths(dirs)?)
+}
+
 /// Checks with `cargo metadata` that every crate of ours depends only on the crates above
 /// it in the design card's order (dev-dependencies included, test support excepted).
-fn layering(cargo: &str) -> anyhow::Result<()> {
-    let out = Command::new(cargo)
+fn layering() -> anyhow::Result<()> {
+    let out = crate::cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(workspace_root())
         .output()?;
     anyhow::ensure!(out.status.success(), "cargo metadata failed");
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;

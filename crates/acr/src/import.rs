@@ -5,7 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use acr_import_auth::Secret;
-use acr_import_reference::{AnyReference, RepositoryReference};
+use acr_import_reference::{AnyReference, ReferenceError, RepositoryReference};
 
 use crate::arm::{ArmClient, ImportProgress, ImportStart, WaitOptions, normalize_login_server};
 use crate::model::{
@@ -315,9 +315,19 @@ pub fn is_acr_candidate(host: &str, cloud: &Cloud) -> bool {
 }
 
 fn parse_image(image: &str) -> Result<String, AcrError> {
-    let r: RepositoryReference = image.parse().map_err(|e| AcrError::InvalidRequest {
-        message: format!("--source `{image}`: {e}"),
-        hint: "inside --registry, --source is repo[:tag|@digest]".into(),
+    let r: RepositoryReference = image.parse().map_err(|e| {
+        // Only where --source names no repository at all.
+        let hint = matches!(
+            e,
+            ReferenceError::Empty | ReferenceError::MissingRepository { .. }
+        )
+        .then(|| "inside --registry, --source is repo[:tag|@digest]".to_owned());
+        AcrError::InvalidReference {
+            flag: "--source",
+            value: image.to_owned(),
+            source: Box::new(e),
+            hint,
+        }
     })?;
     Ok(match (r.digest(), r.tag()) {
         (Some(d), _) => format!("{}@{d}", r.repository()),
@@ -471,9 +481,19 @@ pub async fn resolve_source(
         };
     }
 
-    let parsed: AnyReference = args.source.parse().map_err(|e| AcrError::InvalidRequest {
-        message: format!("--source `{}`: {e}", args.source),
-        hint: "give a full reference (registry/repository:tag) or name the source registry with --registry".into(),
+    let parsed: AnyReference = args.source.parse().map_err(|e| {
+        // Only where the reference says nothing about where the image is.
+        let hint = matches!(
+            e,
+            ReferenceError::Empty | ReferenceError::MissingRepository { .. }
+        )
+        .then(|| "give a full reference (registry/repository:tag) or name the source registry with --registry".to_owned());
+        AcrError::InvalidReference {
+            flag: "--source",
+            value: args.source.clone(),
+            source: Box::new(e),
+            hint,
+        }
     })?;
     let reference = match parsed {
         AnyReference::OciLayout(l) => {
@@ -779,6 +799,19 @@ pub async fn run_server_import(
     wait: Option<&WaitOptions>,
     on_progress: &mut (dyn FnMut(&ImportProgress) + Send),
 ) -> Result<ServerOutcome, AcrError> {
+    run_server_import_with(arm, target, body, wait, &mut |_| {}, on_progress).await
+}
+
+/// [`run_server_import`], telling `on_started` the operation URL as soon as the service
+/// has accepted the import (from then on it runs whatever this process does).
+pub async fn run_server_import_with(
+    arm: &ArmClient,
+    target: &RegistryResourceId,
+    body: &ImportImageParameters,
+    wait: Option<&WaitOptions>,
+    on_started: &mut (dyn FnMut(&str) + Send),
+    on_progress: &mut (dyn FnMut(&ImportProgress) + Send),
+) -> Result<ServerOutcome, AcrError> {
     let started = tokio::time::Instant::now();
     // ARM's throttling of the POST is waited out only until the client deadline.
     let deadline = wait.and_then(|w| w.deadline).map(|d| started + d);
@@ -788,6 +821,7 @@ pub async fn run_server_import(
             operation_url,
             retry_after,
         } => {
+            on_started(&operation_url);
             let Some(options) = wait else {
                 return Ok(ServerOutcome::Started { operation_url });
             };

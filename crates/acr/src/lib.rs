@@ -77,7 +77,7 @@ pub use import::{
 pub use importer::{
     BatchFile, BatchReport, BatchRequest, ClientReport, EntryOutcome, ImportEntry, ImportError,
     ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
-    ImporterConfig, PreflightOutcome, Referrers, ServerReport, SourceCredentials,
+    ImporterConfig, PreflightOutcome, Referrers, ServerReport, SourceCredentials, TargetSummary,
 };
 pub use model::{
     ImportImageParameters, ImportMode, ImportSource, ImportSourceCredentials, Registry,
@@ -291,6 +291,19 @@ pub enum AcrError {
     CredentialsWithResourceId {
         /// The resource ID.
         id: String,
+    },
+    /// A reference (`--source`) that does not parse. The reference error says what is wrong
+    /// and what to write; `hint` adds advice only where it fits that error.
+    #[error("{flag} `{value}`: {source}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    InvalidReference {
+        /// The flag (`--source`).
+        flag: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong with it.
+        source: Box<acr_import_reference::ReferenceError>,
+        /// Advice beyond the reference error's own, when it fits.
+        hint: Option<String>,
     },
     /// The request cannot be served as given.
     #[error("{message} ({hint})")]

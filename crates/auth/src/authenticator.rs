@@ -123,7 +123,7 @@ impl Authenticator {
         match known {
             None => Ok(None),
             Some(Challenge::Basic { .. }) => {
-                let credential = self.credentials.credential(registry).await?;
+                let credential = self.credentials.credential_for(registry, scopes).await?;
                 basic(&credential).map(Some)
             }
             Some(Challenge::Bearer(bearer)) => {
@@ -150,7 +150,7 @@ impl Authenticator {
             .insert(registry.to_owned(), parsed.clone());
         match parsed {
             Challenge::Basic { .. } => {
-                let credential = self.credentials.credential(registry).await?;
+                let credential = self.credentials.credential_for(registry, scopes).await?;
                 basic(&credential)
             }
             Challenge::Bearer(bearer) => {
@@ -174,7 +174,7 @@ impl Authenticator {
         bearer: &BearerChallenge,
         scopes: &ScopeSet,
     ) -> Result<Authorization, AuthError> {
-        let credential = self.credentials.credential(registry).await?;
+        let credential = self.credentials.credential_for(registry, scopes).await?;
         if let Credential::BearerToken(t) = &credential {
             return Authorization::new(
                 &format!("Bearer {}", t.expose()),

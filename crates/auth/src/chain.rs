@@ -10,7 +10,7 @@ use crate::azure::{
     AadCredentialChain, AadOptions, AcrAudience, AcrLoginServers, AzureAdProvider, AzureEnvironment,
 };
 use crate::docker_config::{DockerConfigSource, Origin};
-use crate::{AuthError, Credential, CredentialProvider, HttpExchange, StaticCredentials};
+use crate::{AuthError, Credential, CredentialProvider, HttpExchange, ScopeSet, StaticCredentials};
 
 /// Where the chain's credential for a registry comes from. Never the secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,9 +203,34 @@ impl CredentialChain {
         &self,
         registry: &str,
     ) -> Result<(Credential, CredentialSource), AuthError> {
-        if let Some(c) = self.explicit.get(registry) {
+        self.resolve_for(registry, &ScopeSet::new()).await
+    }
+
+    /// The credential for a request on `registry` needing `scopes`, and where it came from:
+    /// explicit credentials for its repository or its host first; explicit credentials of the
+    /// host's other repositories only when nothing else applies and they are all the same.
+    pub async fn resolve_for(
+        &self,
+        registry: &str,
+        scopes: &ScopeSet,
+    ) -> Result<(Credential, CredentialSource), AuthError> {
+        if let Some(c) = self.explicit.get_for(registry, scopes) {
             return Ok((c.clone(), CredentialSource::Explicit));
         }
+        let (credential, source) = self.resolve_implicit(registry).await?;
+        if source == CredentialSource::Anonymous
+            && let Some(c) = self.explicit.only_repository_credential(registry)
+        {
+            return Ok((c.clone(), CredentialSource::Explicit));
+        }
+        Ok((credential, source))
+    }
+
+    /// The Docker configuration, then Azure AD, then anonymous.
+    async fn resolve_implicit(
+        &self,
+        registry: &str,
+    ) -> Result<(Credential, CredentialSource), AuthError> {
         if let Some(docker) = &self.docker
             && let Some((credential, origin)) = docker.lookup(registry).await?
         {
@@ -283,8 +308,17 @@ impl CredentialChain {
 #[async_trait::async_trait]
 impl CredentialProvider for CredentialChain {
     async fn credential(&self, registry: &str) -> Result<Credential, AuthError> {
-        let (credential, source) = self.resolve(registry).await?;
-        tracing::debug!(registry, %source, identity = %credential.identity(), "credential chosen");
+        self.credential_for(registry, &ScopeSet::new()).await
+    }
+
+    async fn credential_for(
+        &self,
+        registry: &str,
+        scopes: &ScopeSet,
+    ) -> Result<Credential, AuthError> {
+        let (credential, source) = self.resolve_for(registry, scopes).await?;
+        // Per request: trace, not debug (--debug shows the requests themselves).
+        tracing::trace!(registry, %source, identity = %credential.identity(), "credential chosen");
         Ok(credential)
     }
 }

@@ -368,7 +368,7 @@ impl CredentialProvider for DockerConfigSource {
     async fn credential(&self, registry: &str) -> Result<Credential, AuthError> {
         match self.lookup(registry).await? {
             Some((credential, origin)) => {
-                tracing::debug!(registry, %origin, identity = %credential.identity(), "credential from a Docker configuration");
+                tracing::trace!(registry, %origin, identity = %credential.identity(), "credential from a Docker configuration");
                 Ok(credential)
             }
             None => Ok(Credential::Anonymous),

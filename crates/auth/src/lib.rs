@@ -95,10 +95,7 @@ pub enum AuthError {
         realm: String,
     },
     /// The registry wants credentials and none were given.
-    #[error(
-        "the registry requires credentials and {identity} cannot be used for it: \
-         pass --username/--password (or --password-stdin), or log in with a Docker credential helper"
-    )]
+    #[error("the registry requires credentials and {identity} cannot be used for it")]
     CredentialsRequired {
         /// Who was asking (`anonymous`, …).
         identity: String,

@@ -144,6 +144,20 @@ impl ScopeSet {
         self.scopes.is_empty()
     }
 
+    /// The repository a request with these scopes acts on: the one it pushes to, else the
+    /// first it reads. `None` for a request on no repository (`/v2/`, the catalog).
+    pub fn primary_repository(&self) -> Option<&str> {
+        let repositories = || {
+            self.scopes
+                .iter()
+                .filter(|s| s.resource_type == "repository")
+        };
+        repositories()
+            .find(|s| s.allows("push"))
+            .or_else(|| repositories().next())
+            .map(|s| s.name.as_str())
+    }
+
     /// Whether every action of every scope in `wanted` is granted here.
     pub fn covers(&self, wanted: &ScopeSet) -> bool {
         wanted.scopes.iter().all(|w| {
@@ -217,6 +231,19 @@ mod tests {
         let wanted = ScopeSet::new().with(Scope::push("b"));
         let (scope, action) = set.first_missing(&wanted).unwrap();
         assert_eq!((scope.name(), action), ("b", "push"));
+    }
+
+    #[test]
+    fn the_primary_repository_is_the_one_written() {
+        let mount = ScopeSet::new()
+            .with(Scope::pull("source/app"))
+            .with(Scope::push("target/app"));
+        assert_eq!(mount.primary_repository(), Some("target/app"));
+        let read = ScopeSet::new()
+            .with(Scope::pull("b"))
+            .with(Scope::pull("a"));
+        assert_eq!(read.primary_repository(), Some("a"));
+        assert_eq!(ScopeSet::new().primary_repository(), None);
     }
 
     #[test]

@@ -60,6 +60,14 @@ pub struct Global {
     pub acr_audience: Option<String>,
 }
 
+/// A whole number of 1 or more.
+fn positive<T: std::str::FromStr + PartialEq + From<u8>>(text: &str) -> Result<T, String> {
+    match text.parse::<T>() {
+        Ok(n) if n != T::from(0) => Ok(n),
+        _ => Err("expected a whole number of 1 or more".to_owned()),
+    }
+}
+
 /// `az`'s output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
@@ -186,11 +194,11 @@ pub struct ImportArgs {
     /// Check network rules and say whether the import can work, then exit.
     #[arg(long)]
     pub preflight_only: bool,
-    /// Blob transfers in flight at most.
-    #[arg(long, default_value_t = 8)]
+    /// Blob transfers in flight at most (1 or more).
+    #[arg(long, default_value_t = 8, value_parser = positive::<usize>)]
     pub jobs: usize,
-    /// Give up after this many seconds.
-    #[arg(long)]
+    /// Give up after this many seconds (1 or more).
+    #[arg(long, value_parser = positive::<u64>)]
     pub timeout: Option<u64>,
     /// Many imports from a YAML or JSON list of {source, images, repositories, registry,
     /// credentials-env}.

@@ -6,26 +6,16 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use acr_import_acr::{
-    AcrError, BatchFile, BatchReport, BatchRequest, EngineMode, ImportEntry, ImportError,
-    ImportEvent, ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer,
-    PreflightOutcome, Referrers, ServerOutcome, ServerReport, SourceCredentials,
+    AcrError, BatchFile, BatchRequest, EngineMode, ImportEntry, ImportError, ImportEvent,
+    ImportObserver, ImportOptions, ImportReport, ImportRequest, Importer, PreflightOutcome,
+    Referrers, SourceCredentials,
 };
 use acr_import_auth::Secret;
 use acr_import_transfer::copy::Progress;
-use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{Failure, exit, render};
+use crate::{Failure, exit, output, render};
 use acr_import_cli::args::{Global, ImportArgs, ImportSubcommand, Mode, OutputFormat};
-
-#[derive(Serialize)]
-struct BatchRow {
-    source: String,
-    result: String,
-    digest: String,
-    blobs: String,
-    detail: String,
-}
 
 /// Maps an error of the ARM half to an exit code.
 pub(crate) fn acr_failure(e: AcrError) -> Failure {
@@ -34,6 +24,7 @@ pub(crate) fn acr_failure(e: AcrError) -> Failure {
     } else {
         match e {
             AcrError::InvalidRequest { .. }
+            | AcrError::InvalidReference { .. }
             | AcrError::CredentialsWithResourceId { .. }
             | AcrError::InvalidResourceId { .. }
             | AcrError::InvalidRegistryName { .. }
@@ -43,16 +34,11 @@ pub(crate) fn acr_failure(e: AcrError) -> Failure {
             _ => exit::FAILED,
         }
     };
-    Failure {
-        message: e.to_string(),
-        hint: None,
-        code,
-    }
+    Failure::from_error(code, &e)
 }
 
 /// Maps an import error to what the user reads and the exit code.
 pub(crate) fn import_failure(e: ImportError) -> Failure {
-    let hint = e.hint();
     let code = match &e {
         ImportError::InvalidRequest { .. } => exit::USAGE,
         ImportError::WillFail(_) => exit::PREFLIGHT,
@@ -61,30 +47,90 @@ pub(crate) fn import_failure(e: ImportError) -> Failure {
     };
     match e {
         ImportError::Azure(a) => acr_failure(*a),
-        e => Failure {
-            message: e.to_string(),
-            hint,
-            code,
-        },
+        e => {
+            let failure = Failure::from_error(code, &e);
+            match e.hint() {
+                Some(h) => failure.with_hint(h),
+                None => failure,
+            }
+        }
+    }
+}
+
+/// What an interrupted import leaves behind, as far as this process saw: the tags it
+/// moved, a server-side import that runs on.
+#[derive(Debug, Default)]
+pub(crate) struct Aftermath {
+    tags: Mutex<Vec<String>>,
+    operation: Mutex<Option<String>>,
+    display: Mutex<Option<render::ProgressDisplay>>,
+}
+
+impl Aftermath {
+    /// The failure to report when Ctrl-C stopped the command; the progress frame is cleared
+    /// first, so the message is not drawn over.
+    pub(crate) fn interrupted(&self) -> Failure {
+        if let Some(d) = self
+            .display
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            d.clear();
+        }
+        let tags = self.tags.lock().unwrap_or_else(|e| e.into_inner());
+        let operation = self.operation.lock().unwrap_or_else(|e| e.into_inner());
+        let message = match (&*operation, tags.as_slice()) {
+            (Some(url), _) => format!(
+                "interrupted: the server-side import runs on in Azure; follow it with `acr import status {url}`"
+            ),
+            (None, []) => {
+                "interrupted: uploads in flight were abandoned and no tag was moved".to_owned()
+            }
+            (None, moved) => format!(
+                "interrupted: uploads in flight were abandoned; {} tag{} had moved before: {}",
+                moved.len(),
+                if moved.len() == 1 { "" } else { "s" },
+                moved.join(", ")
+            ),
+        };
+        Failure::new(exit::INTERRUPTED, message)
     }
 }
 
 /// Renders what the import tells: warnings, notes, the server-side state (one line per
-/// change), and the copy engine's progress (handed to the progress renderer).
-struct Observer {
+/// change), and the copy engine's progress (handed to the progress renderer); keeps what an
+/// interrupt must report.
+struct Observer<'a> {
     only_errors: bool,
     quiet: bool,
     progress: UnboundedSender<Progress>,
     last_state: Mutex<String>,
+    aftermath: &'a Aftermath,
 }
 
-impl ImportObserver for Observer {
+impl ImportObserver for Observer<'_> {
     fn event(&self, event: &ImportEvent) {
         match event {
             ImportEvent::Warning(w) if !self.only_errors => eprintln!("WARNING: {w}"),
             ImportEvent::Note(n) if !self.only_errors => eprintln!("note: {n}"),
             ImportEvent::Copy(p) => {
+                if let Progress::TagWritten { target } = p {
+                    let mut tags = self
+                        .aftermath
+                        .tags
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    tags.push(target.clone());
+                }
                 let _ = self.progress.send(p.clone());
+            }
+            ImportEvent::ServerStarted { operation_url } => {
+                *self
+                    .aftermath
+                    .operation
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(operation_url.clone());
             }
             ImportEvent::Server(p) => {
                 let text = p.to_string();
@@ -101,15 +147,18 @@ impl ImportObserver for Observer {
 
 /// Runs `f` with an observer whose copy progress is drawn by the progress renderer; the
 /// renderer has finished (its bars cleared) when this returns.
-async fn observed<T>(g: &Global, f: impl AsyncFnOnce(&Observer) -> T) -> T {
+async fn observed<T>(g: &Global, aftermath: &Aftermath, f: impl AsyncFnOnce(&Observer) -> T) -> T {
     let quiet = g.only_show_errors || matches!(g.output, Some(OutputFormat::None));
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let renderer = tokio::spawn(render::progress(rx, g.verbose, quiet));
+    let display = render::ProgressDisplay::new(quiet);
+    *aftermath.display.lock().unwrap_or_else(|e| e.into_inner()) = Some(display.clone());
+    let renderer = tokio::spawn(render::progress(rx, display, g.verbose, quiet));
     let observer = Observer {
         only_errors: g.only_show_errors,
         quiet,
         progress: tx,
         last_state: Mutex::new(String::new()),
+        aftermath,
     };
     let out = f(&observer).await;
     drop(observer);
@@ -118,10 +167,15 @@ async fn observed<T>(g: &Global, f: impl AsyncFnOnce(&Observer) -> T) -> T {
 }
 
 /// `acr import status URL`.
-async fn status(operation_url: &str, args: &ImportArgs, g: &Global) -> Result<(), Failure> {
+async fn status(
+    operation_url: &str,
+    args: &ImportArgs,
+    g: &Global,
+    aftermath: &Aftermath,
+) -> Result<(), Failure> {
     let importer = Importer::new(crate::settings::config(g)?);
     let timeout = args.timeout.map(Duration::from_secs);
-    observed(g, async |o| {
+    observed(g, aftermath, async |o| {
         importer.wait_operation(operation_url, timeout, o).await
     })
     .await
@@ -170,15 +224,58 @@ fn options(args: &ImportArgs) -> Result<ImportOptions, Failure> {
     })
 }
 
-pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
-    if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
-        return status(operation_url, &args, g).await;
+/// Every missing required flag, named at once.
+fn require(args: &ImportArgs) -> Result<(), Failure> {
+    let missing: Vec<&str> = [
+        ("--name/-n", args.name.is_none()),
+        (
+            "--source",
+            args.source.is_none() && args.from_file.is_none(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(flag, absent)| absent.then_some(flag))
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
+    Err(Failure::usage(format!(
+        "the following arguments are required: {}",
+        missing.join(", ")
+    )))
+}
+
+/// `--from-file`: the entries (with their `credentials-env`) as one batch.
+async fn batch(
+    importer: &Importer,
+    target: String,
+    from_file: &std::path::Path,
+    options: ImportOptions,
+    g: &Global,
+    aftermath: &Aftermath,
+) -> Result<(), Failure> {
+    let entries = BatchFile::read(from_file)
+        .and_then(|f| f.into_entries(|k| std::env::var(k).ok()))
+        .map_err(import_failure)?;
+    let batch = BatchRequest {
+        options,
+        ..BatchRequest::new(target, entries)
+    };
+    let report = observed(g, aftermath, async |o| {
+        importer.import_batch(&batch, o).await
+    })
+    .await
+    .map_err(import_failure)?;
+    output::batch(report, g)
+}
+
+pub async fn run(args: ImportArgs, g: &Global, aftermath: &Aftermath) -> Result<(), Failure> {
+    if let Some(ImportSubcommand::Status { operation_url }) = &args.status {
+        return status(operation_url, &args, g, aftermath).await;
+    }
+    require(&args)?;
     let importer = Importer::new(crate::settings::config(g)?);
-    let name = args
-        .name
-        .clone()
-        .ok_or_else(|| Failure::usage("the following arguments are required: --name/-n"))?;
+    let name = args.name.clone().unwrap_or_default();
     importer.check_target(&name).map_err(import_failure)?;
     let password = source_password(&args, g)?;
     if args.username.is_some() && password.is_none() {
@@ -195,27 +292,13 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
                 "--from-file imports run client-side: --mode server and --preflight-only take a single --source",
             ));
         }
-        let entries = BatchFile::read(from_file)
-            .and_then(|f| f.into_entries(|k| std::env::var(k).ok()))
-            .map_err(import_failure)?;
-        let batch = BatchRequest {
-            options,
-            ..BatchRequest::new(name, entries)
-        };
-        let report = observed(g, async |o| importer.import_batch(&batch, o).await)
-            .await
-            .map_err(import_failure)?;
-        return render_batch(report, g);
+        return batch(&importer, name, from_file, options, g, aftermath).await;
     }
-    let source = args
-        .source
-        .clone()
-        .ok_or_else(|| Failure::usage("the following arguments are required: --source"))?;
     let request = ImportRequest {
         target: name,
         resource_group: args.resource_group.clone(),
         entry: ImportEntry {
-            source,
+            source: args.source.clone().unwrap_or_default(),
             registry: args.registry.clone(),
             images: args.images.clone(),
             repositories: args.repositories.clone(),
@@ -227,21 +310,14 @@ pub async fn run(args: ImportArgs, g: &Global) -> Result<(), Failure> {
         options,
     };
     if args.preflight_only {
-        return preflight(&importer, &request, g).await;
+        return preflight(&importer, &request, g, aftermath).await;
     }
-    let report = observed(g, async |o| importer.import(&request, o).await)
+    let report = observed(g, aftermath, async |o| importer.import(&request, o).await)
         .await
         .map_err(import_failure)?;
     match report {
-        ImportReport::Server(s) => render_server(&s, g),
-        ImportReport::Client(c) => match g.output {
-            // Notes were shown by the progress renderer as they happened.
-            None => {
-                println!("{}", c.summary());
-                Ok(())
-            }
-            Some(f) => render::print(&c.copy, f),
-        },
+        ImportReport::Server(s) => output::server(&s, g),
+        ImportReport::Client(c) => output::client(&c, g),
         _ => Ok(()),
     }
 }
@@ -251,110 +327,32 @@ async fn preflight(
     importer: &Importer,
     request: &ImportRequest,
     g: &Global,
+    aftermath: &Aftermath,
 ) -> Result<(), Failure> {
-    let outcome = observed(g, async |o| importer.preflight(request, o).await)
+    let outcome = observed(g, aftermath, async |o| importer.preflight(request, o).await)
         .await
         .map_err(import_failure)?;
     let v = match outcome {
         PreflightOutcome::Verdict(v) => v,
         PreflightOutcome::Unavailable(reason) => {
-            println!(
+            render::line(&format!(
                 "preflight: cannot tell whether the import will work: Azure Resource Manager is not available ({reason})"
-            );
+            ));
             return Ok(());
         }
     };
     match g.output {
-        None => print!("{v}"),
+        None => render::out(v.to_string().as_bytes()),
         Some(f) => render::print(&v, f)?,
     }
     if v.will_fail() {
-        Err(Failure {
-            message: "the preflight says the import will fail (see above)".into(),
-            hint: None,
-            code: exit::PREFLIGHT,
-        })
+        Err(Failure::new(
+            exit::PREFLIGHT,
+            "the preflight says the import will fail (see above)",
+        ))
     } else {
         Ok(())
     }
-}
-
-fn render_server(s: &ServerReport, g: &Global) -> Result<(), Failure> {
-    let row = match &s.outcome {
-        ServerOutcome::Completed => serde_json::json!({
-            "engine": "server", "status": "Succeeded", "source": s.source, "target": s.target_id,
-            "targetTags": s.target_tags, "untaggedTargetRepositories": s.untagged_target_repositories,
-            "mode": s.mode, "followers": s.followers,
-        }),
-        ServerOutcome::Started { operation_url } => serde_json::json!({
-            "engine": "server", "status": "Started", "source": s.source, "target": s.target_id,
-            "operationUrl": operation_url,
-        }),
-    };
-    match (g.output, &s.outcome) {
-        (None, ServerOutcome::Completed) => {
-            println!("{}", s.summary());
-            Ok(())
-        }
-        (None, ServerOutcome::Started { operation_url }) => {
-            render::warn(
-                g,
-                "Import has started. Due to no-wait option, failures will not be reflected here: follow it with `acr import status <url>`",
-            );
-            println!("{operation_url}");
-            Ok(())
-        }
-        (Some(f), _) => render::print(&row, f),
-    }
-}
-
-fn render_batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
-    let mut rows = Vec::new();
-    let mut failed = Vec::new();
-    for entry in report.entries {
-        match entry.result {
-            Ok(rep) => rows.push(BatchRow {
-                source: entry.label,
-                result: if rep.copy.up_to_date {
-                    "up to date".into()
-                } else {
-                    "imported".into()
-                },
-                digest: rep.copy.digest.clone(),
-                blobs: format!(
-                    "{} copied, {} mounted, {} skipped",
-                    rep.copy.totals.blobs_copied,
-                    rep.copy.totals.blobs_mounted,
-                    rep.copy.totals.blobs_skipped
-                ),
-                detail: render::bytes(rep.copy.totals.bytes_copied),
-            }),
-            Err(e) => {
-                failed.push(entry.label.clone());
-                rows.push(BatchRow {
-                    source: entry.label,
-                    result: "FAILED".into(),
-                    digest: String::new(),
-                    blobs: String::new(),
-                    detail: e.to_string(),
-                });
-            }
-        }
-    }
-    render::print(&rows, g.output.unwrap_or(OutputFormat::Table))?;
-    if failed.is_empty() {
-        return Ok(());
-    }
-    Err(Failure {
-        message: format!(
-            "{} of {} imports failed: {}",
-            failed.len(),
-            rows.len(),
-            failed.join(", ")
-        ),
-        hint: None,
-        code: exit::FAILED,
-    })
 }
 
 fn source_password(args: &ImportArgs, g: &Global) -> Result<Option<Secret>, Failure> {

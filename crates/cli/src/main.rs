@@ -2,6 +2,7 @@
 //! exit codes. Import logic lives in the libraries.
 
 mod import;
+mod output;
 mod render;
 mod repository;
 mod settings;
@@ -28,64 +29,75 @@ pub mod exit {
     pub const INTERRUPTED: u8 = 130;
 }
 
-/// An error for the user: what failed, an optional hint, the exit code.
+/// An error for the user: what failed, its causes, an optional hint, the exit code.
 #[derive(Debug)]
 pub(crate) struct Failure {
     pub(crate) message: String,
+    pub(crate) causes: Vec<String>,
     pub(crate) hint: Option<String>,
     pub(crate) code: u8,
 }
 
 impl Failure {
-    pub(crate) fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
+            causes: Vec::new(),
             hint: None,
-            code: exit::USAGE,
+            code,
         }
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(exit::USAGE, message)
+    }
+
+    /// `error`'s message and causes.
+    pub(crate) fn from_error(code: u8, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut lines = acr_import_cli::report::error_lines(error).into_iter();
+        let mut f = Self::new(code, lines.next().unwrap_or_default());
+        f.causes = lines.collect();
+        f
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
-}
 
-impl From<acr_import_transfer::TransferError> for Failure {
-    fn from(e: acr_import_transfer::TransferError) -> Self {
-        let code = if e.is_auth() {
-            exit::AUTH
-        } else {
-            exit::FAILED
-        };
-        let hint = match &e {
-            acr_import_transfer::TransferError::Forbidden(d) if d.context.operation == acr_import_transfer::Operation::Ping => Some(format!(
-                "if {} is an ACR with a firewall, see its rules with `az acr show --query networkRuleSet --name <registry>`",
-                d.context.registry
-            )),
-            acr_import_transfer::TransferError::Auth { .. } | acr_import_transfer::TransferError::Unauthorized(_) => {
-                Some("pass source credentials with --username and --password-stdin (or ACR_IMPORT_SOURCE_USERNAME/_PASSWORD)".to_owned())
-            }
-            _ => None,
-        };
-        Self {
-            message: e.to_string(),
-            hint,
-            code,
+    fn print(&self) {
+        eprintln!("ERROR: {}", self.message);
+        for c in &self.causes {
+            eprintln!("  caused by: {c}");
+        }
+        if let Some(h) = &self.hint {
+            eprintln!("HINT: {h}");
         }
     }
 }
 
+impl From<acr_import_transfer::TransferError> for Failure {
+    fn from(e: acr_import_transfer::TransferError) -> Self {
+        import::import_failure(acr_import_acr::ImportError::copy(
+            acr_import_acr::Side::Unknown,
+            None,
+            e,
+        ))
+    }
+}
+
 fn main() -> ExitCode {
+    acr_import_cli::report::quiet_panics("ERROR");
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        // --help and --version print as clap writes them; errors in the voice of every other.
+        Err(e) if !e.use_stderr() => {
+            render::out(e.render().to_string().as_bytes());
+            return ExitCode::from(exit::OK);
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
+            usage_error(&e);
+            return ExitCode::from(exit::USAGE);
         }
     };
     render::init_logging(&cli.global);
@@ -99,37 +111,45 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
+    let aftermath = import::Aftermath::default();
     let result = runtime.block_on(async {
         tokio::select! {
-            r = run(cli) => r,
-            _ = tokio::signal::ctrl_c() => Err(Failure {
-                message: "interrupted: uploads in flight were abandoned and no tag was moved".to_owned(),
-                hint: None,
-                code: exit::INTERRUPTED,
-            }),
+            r = run(cli, &aftermath) => r,
+            _ = tokio::signal::ctrl_c() => Err(aftermath.interrupted()),
         }
     });
-    // Abandon in-flight requests at once; nothing of theirs commits a tag.
+    // Abandon in-flight requests at once; a tag is written only after everything it reaches
+    // is in place, so the tags already written are all that moved.
     runtime.shutdown_background();
     match result {
         Ok(()) => ExitCode::from(exit::OK),
         Err(f) => {
-            eprintln!("ERROR: {}", f.message);
-            if let Some(h) = f.hint {
-                eprintln!("HINT: {h}");
-            }
+            f.print();
             ExitCode::from(f.code)
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), Failure> {
+/// A clap error as `ERROR: …`, its usage and tips after it.
+fn usage_error(e: &clap::Error) {
+    let text = e.render().to_string();
+    let mut lines = text.trim_end().lines();
+    let first = lines.next().unwrap_or_default();
+    eprintln!("ERROR: {}", first.strip_prefix("error: ").unwrap_or(first));
+    for line in lines {
+        eprintln!("{line}");
+    }
+}
+
+async fn run(cli: Cli, aftermath: &import::Aftermath) -> Result<(), Failure> {
     match cli.command {
-        Command::Import(args) => import::run(*args, &cli.global).await,
+        Command::Import(args) => import::run(*args, &cli.global, aftermath).await,
         Command::Repository(cmd) => repository::run_repository(cmd, &cli.global).await,
         Command::Manifest(cmd) => repository::run_manifest(cmd, &cli.global).await,
         Command::Completion { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "acr", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "acr", &mut script);
+            render::out(&script);
             Ok(())
         }
     }

@@ -11,8 +11,10 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use acr_import_cli::args::{Global, OutputFormat};
 
 pub fn init_logging(g: &Global) {
+    // --debug: each request (method, URL without secrets, status, duration) and what our
+    // crates say at debug level, not the connection pool's chatter (RUST_LOG shows that).
     let default = if g.debug {
-        "debug"
+        "warn,acr_import::http=debug,acr_import_transfer=debug,acr_import_acr=debug,acr_import_auth=debug,acr=debug"
     } else if g.verbose {
         "info"
     } else if g.only_show_errors {
@@ -27,6 +29,18 @@ pub fn init_logging(g: &Global) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .try_init();
+}
+
+/// Writes `bytes` to standard output. A closed pipe (`acr … | head -1`) is not an error:
+/// the reader wanted no more.
+pub fn out(bytes: &[u8]) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(bytes).and_then(|()| stdout.flush());
+}
+
+/// Writes one line to standard output (see [`out`]).
+pub fn line(text: &str) {
+    out(format!("{text}\n").as_bytes());
 }
 
 /// Warnings go to stderr unless `--only-show-errors`.
@@ -53,10 +67,11 @@ pub fn print<T: Serialize>(value: &T, format: OutputFormat) -> Result<(), crate:
                 .collect::<String>()
         }),
     }
-    .map_err(|e| crate::Failure {
-        message: format!("cannot render the output: {e}"),
-        hint: None,
-        code: crate::exit::FAILED,
+    .map_err(|e| {
+        crate::Failure::new(
+            crate::exit::FAILED,
+            format!("cannot render the output: {e}"),
+        )
     })?;
     let _ = out.write_all(text.as_bytes());
     Ok(())
@@ -160,21 +175,54 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The progress frame: the bars and the overall line that ticks on its own.
+#[derive(Clone, Debug)]
+pub struct ProgressDisplay {
+    multi: MultiProgress,
+    overall: ProgressBar,
+}
+
+impl ProgressDisplay {
+    /// Bars on standard error when it is a terminal (and not `quiet`), nowhere otherwise.
+    pub fn new(quiet: bool) -> Self {
+        let tty = std::io::stderr().is_terminal() && !quiet;
+        Self::with_target(if tty {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        })
+    }
+
+    fn with_target(target: ProgressDrawTarget) -> Self {
+        let multi = MultiProgress::with_draw_target(target);
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Self { multi, overall }
+    }
+
+    /// Removes the frame from the terminal for good (before an interrupt's message): the
+    /// ticking stops, the lines drawn are cleared, and nothing draws again.
+    pub fn clear(&self) {
+        self.overall.disable_steady_tick();
+        let _ = self.multi.clear();
+        self.multi.set_draw_target(ProgressDrawTarget::hidden());
+    }
+}
+
 /// Renders progress events: bars on a terminal, plain lines (with `--verbose`) otherwise.
-pub async fn progress(mut rx: UnboundedReceiver<Progress>, g_verbose: bool, quiet: bool) {
-    let tty = std::io::stderr().is_terminal() && !quiet;
-    let multi = MultiProgress::with_draw_target(if tty {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let overall = multi.add(ProgressBar::new(0));
-    overall.set_style(
-        ProgressStyle::with_template(
-            "{spinner} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta} {wide_msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+pub async fn progress(
+    mut rx: UnboundedReceiver<Progress>,
+    display: ProgressDisplay,
+    g_verbose: bool,
+    quiet: bool,
+) {
+    let ProgressDisplay { multi, overall } = display;
+    let tty = !multi.is_hidden();
     overall.enable_steady_tick(Duration::from_millis(200));
     let mut bars: std::collections::HashMap<String, ProgressBar> = std::collections::HashMap::new();
     while let Some(event) = rx.recv().await {
@@ -252,6 +300,91 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A terminal that keeps what is on screen, line by line.
+    #[derive(Debug, Default, Clone)]
+    struct Screen(std::sync::Arc<std::sync::Mutex<(Vec<String>, usize)>>);
+
+    impl Screen {
+        fn visible(&self) -> Vec<String> {
+            let s = self.0.lock().unwrap();
+            s.0.iter().filter(|l| !l.is_empty()).cloned().collect()
+        }
+        fn edit(&self, f: impl FnOnce(&mut Vec<String>, &mut usize)) -> std::io::Result<()> {
+            let mut s = self.0.lock().unwrap();
+            let (lines, row) = &mut *s;
+            f(lines, row);
+            Ok(())
+        }
+    }
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            80
+        }
+        fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+            self.edit(|_, row| *row = row.saturating_sub(n))
+        }
+        fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+            self.edit(|_, row| *row += n)
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, text: &str) -> std::io::Result<()> {
+            self.write_str(text)?;
+            self.edit(|_, row| *row += 1)
+        }
+        fn write_str(&self, text: &str) -> std::io::Result<()> {
+            self.edit(|lines, row| {
+                if lines.len() <= *row {
+                    lines.resize(*row + 1, String::new());
+                }
+                lines[*row].push_str(text);
+            })
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            self.edit(|lines, row| {
+                if let Some(l) = lines.get_mut(*row) {
+                    l.clear();
+                }
+            })
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn clearing_the_frame_leaves_nothing_on_screen() {
+        let screen = Screen::default();
+        let display =
+            ProgressDisplay::with_target(ProgressDrawTarget::term_like(Box::new(screen.clone())));
+        let blob = display.multi.add(ProgressBar::new(100));
+        display.overall.set_length(100);
+        display.overall.set_message("3 blobs");
+        blob.set_position(40);
+        display
+            .overall
+            .enable_steady_tick(Duration::from_millis(10));
+        let frame = |lines: Vec<String>| lines.into_iter().any(|l| l.contains("3 blobs"));
+        for _ in 0..500 {
+            if frame(screen.visible()) {
+                break;
+            }
+            display.overall.tick();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(frame(screen.visible()), "drawn: {:?}", screen.visible());
+        display.clear();
+        assert!(!frame(screen.visible()), "{:?}", screen.visible());
+        // And the ticking does not draw it again.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!frame(screen.visible()), "{:?}", screen.visible());
+    }
 
     #[test]
     fn tables_flatten_lists_of_objects() {

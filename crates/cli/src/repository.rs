@@ -57,6 +57,62 @@ struct ManifestRow {
     os: Option<String>,
 }
 
+/// The manifests of a repository through the OCI API: one row per digest, its tags, and
+/// with `detail` what its manifest and config say.
+async fn oci_rows(
+    reg: &acr_import_transfer::Registry,
+    repository: &str,
+    detail: bool,
+) -> Result<Vec<ManifestRow>, Failure> {
+    let tags = reg.list_tags(repository, Some(100)).await?;
+    let mut rows: Vec<ManifestRow> = Vec::new();
+    for tag in tags {
+        let m = reg.get_manifest(repository, &tag).await?;
+        let digest = m.digest.to_string();
+        if let Some(row) = rows.iter_mut().find(|r| r.digest == digest) {
+            row.tags.push(tag);
+            continue;
+        }
+        let mut row = ManifestRow {
+            digest,
+            tags: vec![tag],
+            timestamp: String::new(),
+            media_type: None,
+            image_size: None,
+            architecture: None,
+            os: None,
+        };
+        if detail {
+            row.media_type = Some(m.media_type.clone());
+            if let Ok(content) = m.parse() {
+                let size: u64 = content
+                    .config
+                    .iter()
+                    .chain(content.layers.iter())
+                    .map(|d| d.size)
+                    .sum::<u64>()
+                    + m.bytes.len() as u64;
+                row.image_size = Some(size);
+                if let Some(cfg) = content.config.filter(|c| c.size < 1 << 20)
+                    && let Ok(blob) = reg
+                        .get_blob(repository, &cfg.digest, Some(cfg.size), true)
+                        .await
+                    && let Ok(bytes) = blob.collect(1 << 20).await
+                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
+                {
+                    row.architecture = v
+                        .get("architecture")
+                        .and_then(|x| x.as_str())
+                        .map(str::to_owned);
+                    row.os = v.get("os").and_then(|x| x.as_str()).map(str::to_owned);
+                }
+            }
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure> {
     let RepoArgs {
         name,
@@ -87,52 +143,7 @@ async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure>
         };
         return render::print(&rows, g.output.unwrap_or(OutputFormat::Json));
     }
-    let tags = reg.list_tags(&repository, Some(100)).await?;
-    let mut rows: Vec<ManifestRow> = Vec::new();
-    for tag in tags {
-        let m = reg.get_manifest(&repository, &tag).await?;
-        let digest = m.digest.to_string();
-        if let Some(row) = rows.iter_mut().find(|r| r.digest == digest) {
-            row.tags.push(tag);
-            continue;
-        }
-        let mut row = ManifestRow {
-            digest,
-            tags: vec![tag],
-            timestamp: String::new(),
-            media_type: None,
-            image_size: None,
-            architecture: None,
-            os: None,
-        };
-        if a.detail {
-            row.media_type = Some(m.media_type.clone());
-            if let Ok(content) = m.parse() {
-                let size: u64 = content
-                    .config
-                    .iter()
-                    .chain(content.layers.iter())
-                    .map(|d| d.size)
-                    .sum::<u64>()
-                    + m.bytes.len() as u64;
-                row.image_size = Some(size);
-                if let Some(cfg) = content.config.filter(|c| c.size < 1 << 20)
-                    && let Ok(blob) = reg
-                        .get_blob(&repository, &cfg.digest, Some(cfg.size), true)
-                        .await
-                    && let Ok(bytes) = blob.collect(1 << 20).await
-                    && let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes)
-                {
-                    row.architecture = v
-                        .get("architecture")
-                        .and_then(|x| x.as_str())
-                        .map(str::to_owned);
-                    row.os = v.get("os").and_then(|x| x.as_str()).map(str::to_owned);
-                }
-            }
-        }
-        rows.push(row);
-    }
+    let mut rows = oci_rows(&reg, &repository, a.detail).await?;
     for r in &mut rows {
         r.tags.sort();
     }

@@ -9,7 +9,7 @@ use acr_import_tests::{ArmRole, ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
-/// `acr ARGS --ca-file …` as `who`, with nothing of this process's environment.
+/// `acr args` as `who` in the local Azure, with nothing of this machine's environment.
 fn command(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(ACR);
     cmd.args(args)
@@ -68,6 +68,12 @@ async fn server_mode_imports_by_resource_id() {
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     assert!(out(&o).contains("server-side"), "{}", out(&o));
     assert!(err(&o).contains("Importing image..."), "{}", err(&o));
+    let last = err(&o)
+        .lines()
+        .rfind(|l| l.starts_with("Importing image..."))
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(last, "Importing image... Succeeded", "{}", err(&o));
     assert_eq!(
         w.target_digest("app", "v1").await.as_deref(),
         Some(w.app_v1.as_str())
@@ -310,6 +316,11 @@ async fn conflicts_force_timeouts_and_refusals() {
     assert!(
         err(&o).contains("acr import status https://"),
         "{}",
+        err(&o)
+    );
+    assert!(
+        err(&o).contains("its last state: Importing image... Accepted"),
+        "the cause: {}",
         err(&o)
     );
     w.arm.set_stalled(false);
@@ -670,6 +681,78 @@ async fn the_subscription_comes_from_a_resource_id_target() {
     assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
     assert_eq!(
         w.target_digest("app", "v2").await.as_deref(),
+        Some(w.app_v2.as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn interrupting_a_server_side_import_says_it_runs_on() {
+    let w = ArmWorld::start().await.expect("world");
+    w.arm.set_stalled(true);
+    let id = w.source_id();
+    let args = ["import", "-n", "targetreg", "--source", "app:v1", "-r", &id];
+    let child = command(&w, IMPORTER, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run acr");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while w.arm.import_bodies().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(w.arm.import_bodies().len(), 1, "the import was accepted");
+    // Give the client a moment to read the 202 before the signal.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let o = child.wait_with_output().await.expect("wait");
+    assert_eq!(code(&o), 130, "{}", err(&o));
+    assert!(!err(&o).contains("no tag was moved"), "{}", err(&o));
+    assert!(
+        err(&o).contains("runs on in Azure") && err(&o).contains("acr import status https://"),
+        "{}",
+        err(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_entry_names_its_source_registry_like_registry_does() {
+    let w = ArmWorld::start().await.expect("world");
+    // Client-side, the importer reads the source with its Azure AD identity.
+    w.source
+        .set_role(IMPORTER.0, Some(acr_import_testsupport::AcrRole::Pull));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("batch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
+            w.source_id()
+        ),
+    )
+    .expect("batch file");
+    let file = file.display().to_string();
+    let o = command(
+        &w,
+        IMPORTER,
+        &["import", "-n", "targetreg", "--from-file", &file],
+    )
+    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1)
+    .output()
+    .await
+    .expect("run");
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(
+        w.target_digest("batch/app", "v1").await.as_deref(),
+        Some(w.app_v1.as_str())
+    );
+    assert_eq!(
+        w.target_digest("batch/app", "v2").await.as_deref(),
         Some(w.app_v2.as_str())
     );
 }

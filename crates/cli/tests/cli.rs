@@ -72,11 +72,31 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
+/// A source and a target registry.
+fn pair(rt: &tokio::runtime::Runtime) -> (Registry, Registry) {
+    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
+    (src.unwrap(), dst.unwrap())
+}
+
+/// A proxy in front of `src` whose blob downloads stall after 1000 bytes, for 30 s.
+fn stalling_blobs(rt: &tokio::runtime::Runtime, src: &Registry) -> Proxy {
+    rt.block_on(Proxy::start(
+        src.addr(),
+        ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
+            duration: Duration::from_secs(30),
+            after_bytes: Some(1000),
+        })
+        .method("GET")
+        .path_contains("/blobs/")
+        .every()]),
+    ))
+    .unwrap()
+}
+
 #[test]
 fn import_summary_formats_and_listing() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 1);
     let source = format!("{}/app:v1", src.host());
     let o = acr(&[
@@ -104,6 +124,23 @@ fn import_summary_formats_and_listing() {
         "no control characters off a terminal"
     );
 
+    // Again: nothing to do, and the summary says so.
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+    ]);
+    assert_eq!(
+        stdout(&o).trim_end(),
+        format!(
+            "{source} → {}/app:v1: up to date (2 blobs already there)",
+            dst.host()
+        )
+    );
     let o = acr(&[
         "import",
         "-n",
@@ -196,8 +233,7 @@ fn import_summary_formats_and_listing() {
 #[test]
 fn usage_errors_conflicts_and_force() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 2);
     seed(&src, "app", "v2", 3);
     assert_eq!(acr(&["import", "-n", &dst.host()]).status.code(), Some(2));
@@ -415,8 +451,7 @@ fn credentials_from_stdin_warning_for_p_and_auth_exit_code() {
 #[test]
 fn batch_file_reports_every_entry_and_fails_on_one() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "a", "v1", 5);
     seed(&src, "b", "v1", 6);
     let dir = tempfile::tempdir().unwrap();
@@ -463,22 +498,10 @@ fn batch_file_reports_every_entry_and_fails_on_one() {
 #[test]
 fn interrupt_mid_copy_exits_130_and_moves_no_tag() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     seed(&src, "app", "v1", 7);
     // The source's blob downloads stall: the copy is mid-flight when the signal comes.
-    let slow = rt
-        .block_on(Proxy::start(
-            src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_secs(30),
-                after_bytes: Some(1000),
-            })
-            .method("GET")
-            .path_contains("/blobs/")
-            .every()]),
-        ))
-        .unwrap();
+    let slow = stalling_blobs(&rt, &src);
     let child = Command::new(ACR)
         .args([
             "import",
@@ -587,4 +610,470 @@ fn trace_logs_carry_no_secret() {
     for secret in ["s3cret", "eyJ", "Basic YWxp", "Bearer ey"] {
         assert!(!all.contains(secret), "`{secret}` leaked into the output");
     }
+}
+
+/// Imports `oci:` content into an authenticated registry as `alice`.
+fn seed_as(reg: &Registry, user: (&str, &str), repo: &str, tag: &str, n: u8) {
+    let plain = rt().block_on(Registry::start()).unwrap();
+    seed(&plain, repo, tag, n);
+    let o = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &reg.host(),
+            "--source",
+            &format!("{}/{repo}:{tag}", plain.host()),
+        ])
+        .env("ACR_IMPORT_TARGET_USERNAME", user.0)
+        .env("ACR_IMPORT_TARGET_PASSWORD", user.1)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn batch_entries_on_one_host_keep_their_own_credentials() {
+    use acr_import_testsupport::{Grant, TokenServer};
+    let rt = rt();
+    // ann may read team-a only, bob team-b only: each entry works only with its own
+    // credentials.
+    let tokens = rt
+        .block_on(
+            TokenServer::builder()
+                .default_users()
+                .user("ann", "ann-pw", [Grant::repository("team-a", &["pull"])])
+                .user("bob", "bob-pw", [Grant::repository("team-b", &["pull"])])
+                .start(),
+        )
+        .unwrap();
+    let (src, dst) = rt.block_on(async {
+        tokio::join!(
+            Registry::builder().token_auth(&tokens).start(),
+            Registry::start()
+        )
+    });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed_as(&src, TokenServer::ALICE, "team-a", "v1", 11);
+    seed_as(&src, TokenServer::ALICE, "team-b", "v1", 12);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-b:v1\n  credentials-env: BOB\n",
+            h = src.host()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(ACR)
+        .args(["import", "-n", &dst.host(), "--from-file"])
+        .arg(&file)
+        .env("ANN_USERNAME", "ann")
+        .env("ANN_PASSWORD", "ann-pw")
+        .env("BOB_USERNAME", "bob")
+        .env("BOB_PASSWORD", "bob-pw")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    for repo in ["team-a", "team-b"] {
+        let o = acr(&[
+            "repository",
+            "show-tags",
+            "-n",
+            &dst.host(),
+            "--repository",
+            repo,
+        ]);
+        assert!(stdout(&o).contains("v1"), "{repo}: {}", stdout(&o));
+    }
+    // One repository read with two different credentials: refused before anything runs.
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-a:v1\n  images: [copy:v1]\n  credentials-env: BOB\n",
+            h = src.host()
+        ),
+    )
+    .unwrap();
+    let o = Command::new(ACR)
+        .args(["import", "-n", &dst.host(), "--from-file"])
+        .arg(&file)
+        .envs([("ANN_USERNAME", "ann"), ("ANN_PASSWORD", "ann-pw")])
+        .envs([("BOB_USERNAME", "bob"), ("BOB_PASSWORD", "bob-pw")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("different credentials"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("-pw"), "{}", stderr(&o));
+}
+
+#[test]
+fn interrupt_after_some_entries_names_the_tags_they_moved() {
+    let rt = rt();
+    let (src, dst) = pair(&rt);
+    seed(&src, "fast", "v1", 13);
+    seed(&src, "slow", "v1", 14);
+    let slow = stalling_blobs(&rt, &src);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "- source: {}/fast:v1\n  images: [fast:v1]\n- source: {}/slow:v1\n  images: [slow:v1]\n",
+            src.host(),
+            slow.host()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(ACR)
+        .args(["import", "-n", &dst.host(), "--from-file"])
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let tagged = || {
+        stdout(&acr(&[
+            "repository",
+            "show-tags",
+            "-n",
+            &dst.host(),
+            "--repository",
+            "fast",
+        ]))
+        .contains("v1")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(tagged() && slow.count("GET", "/blobs/") > 0) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(tagged(), "the fast entry finished");
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("no tag was moved"), "{err}");
+    assert!(
+        err.contains(&format!("{}/fast:v1", dst.host())),
+        "names the tag that moved: {err}"
+    );
+    assert!(!err.contains("slow:v1"), "{err}");
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_without_a_backtrace() {
+    // `acr completion bash | head -1`: the reader is gone before the script is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(ACR)
+        .args(["completion", "bash"])
+        .env("RUST_BACKTRACE", "1")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_target_that_wants_a_login_gets_the_target_hint() {
+    let rt = rt();
+    let (src, dst) = rt.block_on(async {
+        tokio::join!(
+            Registry::start(),
+            Registry::builder()
+                .htpasswd(&[("alice", "pa55-word")])
+                .start()
+        )
+    });
+    let (src, dst) = (src.unwrap(), dst.unwrap());
+    seed(&src, "app", "v1", 15);
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &format!("{}/app:v1", src.host()),
+    ]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("ERROR: the target side failed"),
+        "which side refused: {err}"
+    );
+    assert!(err.contains(&dst.host()), "which registry: {err}");
+    let hint = err
+        .lines()
+        .find(|l| l.starts_with("HINT:"))
+        .unwrap_or_default();
+    assert!(hint.contains("docker login"), "{err}");
+    assert!(hint.contains("ACR_IMPORT_TARGET_USERNAME"), "{err}");
+    assert!(!err.contains("--username"), "no source advice: {err}");
+}
+
+#[test]
+fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operation() {
+    // Nothing listens on a port we held and let go; a name under .invalid never resolves.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dst = rt().block_on(Registry::start()).unwrap();
+    for (source, host, why) in [
+        (
+            format!("127.0.0.1:{port}/app:v1"),
+            format!("127.0.0.1:{port}"),
+            "nothing listens there",
+        ),
+        (
+            "registry.invalid/app:v1".to_owned(),
+            "registry.invalid".to_owned(),
+            "does not resolve",
+        ),
+    ] {
+        let o = acr(&["import", "-n", &dst.host(), "--source", &source]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.starts_with(&format!(
+                "ERROR: the source side failed: manifest fetch on {host}/app:v1"
+            )),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+        // Retrying cannot help, so nothing was retried (it took 14 s of retries before).
+        assert!(!err.contains("retried"), "{err}");
+    }
+}
+
+#[test]
+fn a_timeout_keeps_the_failure_it_was_retrying() {
+    let rt = rt();
+    let (src, dst) = pair(&rt);
+    seed(&src, "app", "v1", 16);
+    // The source answers 503 to every manifest request: retried until the timeout.
+    let busy = rt
+        .block_on(Proxy::start(
+            src.addr(),
+            ProxyOptions::with_rules([FaultRule::new(FaultAction::Respond {
+                status: 503,
+                headers: vec![("Retry-After".into(), "1".into())],
+                body: bytes::Bytes::new(),
+            })
+            .path_contains("/manifests/")
+            .every()]),
+        ))
+        .unwrap();
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &format!("{}/app:v1", busy.host()),
+        "--timeout",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("did not finish within 1 s"), "{err}");
+    assert!(err.contains("no tag was moved"), "{err}");
+    assert!(
+        err.contains("it was retrying after: GET") && err.contains("HTTP 503"),
+        "the cause: {err}"
+    );
+}
+
+#[test]
+fn debug_shows_each_request_and_no_chatter() {
+    let rt = rt();
+    let (src, dst) = pair(&rt);
+    seed(&src, "app", "v1", 17);
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &format!("{}/app:v1", src.host()),
+        "--debug",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let manifest = format!("GET http://{}/v2/app/manifests/v1 → 200 in ", src.host());
+    assert!(err.contains(&manifest), "{err}");
+    let put = format!("PUT http://{}/v2/app/manifests/v1 → 201 in ", dst.host());
+    assert!(err.contains(&put), "{err}");
+    // Upload sessions carry state in their query: never printed.
+    assert!(!err.contains("_state="), "{err}");
+    for chatter in ["credential chosen", "hyper_util", "pooling", "rustls"] {
+        assert!(!err.contains(chatter), "`{chatter}` in: {err}");
+    }
+}
+
+#[test]
+fn a_digest_is_no_target_tag() {
+    let hex = "0123456789abcdef".repeat(4);
+    let o = acr(&[
+        "import",
+        "-n",
+        "127.0.0.1:1",
+        "--source",
+        "127.0.0.1:2/app:v1",
+        "-t",
+        &format!("x@sha256:{hex}"),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with(&format!(
+            "ERROR: --image `x@sha256:{hex}` names a digest: a target is repo[:tag]"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("HINT: to copy by digest without a tag, use --repository x"));
+}
+
+#[test]
+fn reference_errors_carry_only_advice_that_fits() {
+    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", "Nginx:latest"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "ERROR: --source `Nginx:latest`: repository name must be lowercase: `Nginx` at position 0; use `nginx`"
+    );
+    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", "app@sha256:abc"]);
+    assert!(!stderr(&o).contains("--registry"), "{}", stderr(&o));
+    // Where the reference names no repository, pointing at a full reference fits.
+    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", ":v1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("give a full reference"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
+    let rt = rt();
+    let (src, dst) = pair(&rt);
+    seed(&src, "app", "v1", 18);
+    let source = format!("{}/app:v1", src.host());
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--source",
+        &source,
+        "-t",
+        "app:v1",
+        "-t",
+        "app:stable",
+        "--repository",
+        "pinned",
+        "-o",
+        "table",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = stdout(&o);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].split_whitespace().eq([
+            "Source", "Target", "Result", "Digest", "Copied", "Mounted", "Skipped", "Bytes"
+        ]),
+        "{table}"
+    );
+    assert_eq!(
+        lines.len(),
+        5,
+        "a header, a rule and a row per target: {table}"
+    );
+    let h = dst.host();
+    assert!(lines[2].contains(&format!("{h}/app:v1 ")), "{table}");
+    assert!(lines[3].contains(&format!("{h}/app:stable ")), "{table}");
+    assert!(lines[4].contains(&format!("{h}/pinned@sha256:")), "{table}");
+    assert!(lines[2].contains("imported"), "{table}");
+    assert!(
+        !table.contains('{') && !table.contains('['),
+        "no JSON in cells: {table}"
+    );
+
+    // A batch: rows in file order, whichever entry finishes first.
+    for (i, repo) in ["b", "c", "d", "e"].iter().enumerate() {
+        seed(&src, repo, "v1", 20 + i as u8);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("batch.yaml");
+    let order = ["e", "b", "d", "c"];
+    let yaml: String = order
+        .iter()
+        .map(|r| format!("- source: {}/{r}:v1\n", src.host()))
+        .collect();
+    std::fs::write(&file, yaml).unwrap();
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--from-file",
+        file.to_str().unwrap(),
+        "-o",
+        "tsv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let sources: Vec<String> = stdout(&o)
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = order
+        .iter()
+        .map(|r| format!("{}/{r}:v1", src.host()))
+        .collect();
+    assert_eq!(sources, expected);
+}
+
+#[test]
+fn usage_errors_speak_one_voice_and_name_everything_missing() {
+    let o = acr(&["import"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).lines().next().unwrap_or_default(),
+        "ERROR: the following arguments are required: --name/-n, --source"
+    );
+    for (flag, value) in [("--jobs", "0"), ("--timeout", "0")] {
+        let o = acr(&[
+            "import",
+            "-n",
+            "127.0.0.1:1",
+            "--source",
+            "x/y:1",
+            flag,
+            value,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with(&format!("ERROR: invalid value '0' for '{flag}")),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = acr(&["import", "--bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).starts_with("ERROR: unexpected argument '--bogus'"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("error:"), "{}", stderr(&o));
+    let o = acr(&["--version"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("acr "), "{}", stdout(&o));
 }

@@ -219,6 +219,22 @@ pub enum TransferError {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+    /// Nothing answers at this address: the name does not resolve, or nothing listens on a
+    /// host that never answered this process. Not retried: retrying cannot help.
+    #[error("{context}: cannot reach {url}: {reason} ({message})")]
+    Unreachable {
+        /// What was being done, where.
+        context: Box<RequestContext>,
+        /// The URL, without its query.
+        url: String,
+        /// Why retrying cannot help.
+        reason: String,
+        /// What the connection attempt said.
+        message: String,
+        /// The cause.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Nothing arrived for longer than the idle timeout.
     #[error("{url}: no data for {timeout:?} (idle timeout)")]
     Timeout {
@@ -388,6 +404,34 @@ impl TransferError {
     }
 }
 
+/// Why a failed connection attempt cannot succeed if tried again, when it cannot: a name
+/// that does not resolve (a temporary resolver failure is retried), or a refused connection
+/// to a host that has never answered (`answered_before`: a registry that answered and now
+/// refuses is restarting, and is retried).
+pub(crate) fn unreachable_reason(
+    error: &(dyn std::error::Error + 'static),
+    answered_before: bool,
+) -> Option<&'static str> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        // hyper-util names a failed lookup "dns error"; its source is the resolver's error.
+        if e.to_string() == "dns error" {
+            let temporary = e
+                .source()
+                .is_some_and(|s| s.to_string().contains("Temporary failure"));
+            return (!temporary).then_some("the host name does not resolve");
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+            && !answered_before
+        {
+            return Some("nothing listens there");
+        }
+        cause = e.source();
+    }
+    None
+}
+
 /// A URL as it may be printed: scheme, host, port and path, the query replaced by `?…`
 /// (storage redirects carry signatures there) and any userinfo dropped.
 pub fn redact_url(url: &url::Url) -> String {
@@ -422,6 +466,47 @@ mod tests {
     fn urls_lose_query_and_userinfo() {
         let u = url::Url::parse("https://user:pw@blob.example:8443/a/b?sig=SECRET&se=1").unwrap();
         assert_eq!(redact_url(&u), "https://blob.example:8443/a/b?…");
+    }
+
+    #[test]
+    fn what_cannot_succeed_is_not_retried() {
+        #[derive(Debug)]
+        struct Named(&'static str, Option<std::io::Error>);
+        impl fmt::Display for Named {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Named {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_ref().map(|e| e as _)
+            }
+        }
+        let refused = || std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let nxdomain = Named(
+            "dns error",
+            Some(std::io::Error::other("Name or service not known")),
+        );
+        let again = Named(
+            "dns error",
+            Some(std::io::Error::other(
+                "Temporary failure in name resolution",
+            )),
+        );
+        let never_answered = Named("tcp connect error", Some(refused()));
+        assert!(unreachable_reason(&never_answered, false).is_some());
+        // A registry that answered before and refuses now is restarting: retried.
+        assert_eq!(
+            unreachable_reason(&Named("tcp connect error", Some(refused())), true),
+            None
+        );
+        assert!(unreachable_reason(&nxdomain, true).is_some());
+        assert_eq!(unreachable_reason(&again, false), None);
+        let reset = Named(
+            "io",
+            Some(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        );
+        assert_eq!(unreachable_reason(&reset, false), None);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The shared client: builder, per-request auth, retries, redirects, counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use acr_import_auth::{
     Authenticator, Authorization, CredentialProvider, ExchangeError, HttpExchange, ScopeSet,
@@ -24,6 +24,7 @@ use crate::body::read_capped;
 use crate::connect::{BoxError, InsecureHosts, ProxyConnector, tls_config};
 use crate::error::{
     RequestContext, StatusDetails, TransferError, parse_error_envelope, redact_url,
+    unreachable_reason,
 };
 use crate::registry::Registry;
 use crate::retry::{RetryPolicy, parse_retry_after};
@@ -202,6 +203,8 @@ impl TransportBuilder {
                 schemes: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
                 stats: Mutex::new(BTreeMap::new()),
+                answered: Mutex::new(HashSet::new()),
+                last_retried: Mutex::new(None),
             }),
         })
     }
@@ -251,6 +254,11 @@ pub(crate) struct Inner {
     schemes: Mutex<HashMap<String, &'static str>>,
     referrers_api: Mutex<HashMap<String, bool>>,
     stats: Mutex<BTreeMap<String, HostStats>>,
+    /// Hosts (`host:port`) that have answered at least one request.
+    answered: Mutex<HashSet<String>>,
+    /// The last failure that was retried, for an error that ends the retrying from outside
+    /// (a deadline).
+    last_retried: Mutex<Option<String>>,
 }
 
 /// A request body that can or cannot be sent twice.
@@ -410,12 +418,35 @@ impl Transport {
             .insert(registry.to_owned(), supported);
     }
 
+    /// The last failure this transport retried (a connection error, a status it retries),
+    /// without secrets: what a deadline that stops the retrying should name as the cause.
+    pub fn last_retried_failure(&self) -> Option<String> {
+        self.inner
+            .last_retried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn retried(&self, failure: String) {
+        tracing::debug!("retrying: {failure}");
+        *self
+            .inner
+            .last_retried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(failure);
+    }
+
+    fn has_answered(&self, url: &Url) -> bool {
+        self.inner
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&host_port(url))
+    }
+
     fn count(&self, url: &Url, method: &Method, retry: bool) {
-        let host = format!(
-            "{}:{}",
-            url.host_str().unwrap_or_default(),
-            url.port_or_known_default().unwrap_or_default()
-        );
+        let host = host_port(url);
         let mut stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
         let entry = stats.entry(host).or_default();
         *entry.by_method.entry(method.to_string()).or_default() += 1;
@@ -451,38 +482,61 @@ impl Transport {
             self.count(&url, &method, retries > 0);
             let can_retry =
                 req.idempotent && req.body.replayable() && retries < self.inner.retry.max_retries;
+            let started = Instant::now();
             let sent =
                 tokio::time::timeout(self.inner.idle_timeout, self.inner.client.request(request))
                     .await;
+            let shown = redact_url(&url);
             let response = match sent {
                 Ok(Ok(r)) => r,
                 Err(_) if can_retry => {
                     retries += 1;
+                    self.retried(format!(
+                        "{method} {shown}: no answer within {:?}",
+                        self.inner.idle_timeout
+                    ));
                     tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
                     continue;
                 }
                 Err(_) => {
                     return Err(TransferError::Timeout {
-                        url: redact_url(&url),
+                        url: shown,
                         timeout: self.inner.idle_timeout,
                     });
                 }
-                Ok(Err(e)) if can_retry => {
-                    retries += 1;
-                    tracing::debug!(url = %redact_url(&url), error = %e, retries, "retrying after a connection error");
-                    tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
-                    continue;
-                }
                 Ok(Err(e)) => {
+                    let message = describe_client_error(&e);
+                    tracing::debug!(target: "acr_import::http", "{method} {shown} → {message} after {} ms", started.elapsed().as_millis());
+                    if let Some(reason) = unreachable_reason(&e, self.has_answered(&url)) {
+                        return Err(TransferError::Unreachable {
+                            context: Box::new(req.ctx.clone()),
+                            url: shown,
+                            reason: reason.to_owned(),
+                            message,
+                            source: Some(Box::new(e)),
+                        });
+                    }
+                    if can_retry {
+                        retries += 1;
+                        self.retried(format!("cannot reach {shown}: {message}"));
+                        tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
+                        continue;
+                    }
                     return Err(TransferError::Connection {
-                        url: redact_url(&url),
-                        message: describe_client_error(&e),
+                        url: shown,
+                        message,
                         retries,
                         source: Some(Box::new(e)),
                     });
                 }
             };
             let status = response.status();
+            tracing::debug!(target: "acr_import::http", "{method} {shown} → {} in {} ms", status.as_u16(), started.elapsed().as_millis());
+            self.inner
+                .answered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(host_port(&url));
             if status == StatusCode::UNAUTHORIZED
                 && same_origin
                 && !reauthenticated
@@ -517,7 +571,10 @@ impl Transport {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after);
                 retries += 1;
-                tracing::debug!(url = %redact_url(&url), status = status.as_u16(), retries, "retrying");
+                self.retried(format!(
+                    "{method} {shown} answered HTTP {}",
+                    status.as_u16()
+                ));
                 drain(response).await;
                 tokio::time::sleep(self.inner.retry.delay(retries, after)).await;
                 continue;
@@ -687,7 +744,8 @@ impl Transport {
                 }
                 if status == StatusCode::UNAUTHORIZED {
                     if resp.authorization.is_none() {
-                        details.hint = Some("the registry wants credentials: pass --username/--password or log in with a credential helper".to_owned());
+                        details.hint =
+                            Some("the registry wants credentials and none were sent".to_owned());
                     }
                     TransferError::Unauthorized(Box::new(details))
                 } else {
@@ -706,6 +764,15 @@ impl Transport {
             _ => TransferError::UnexpectedStatus(Box::new(details)),
         }
     }
+}
+
+/// `host:port` of a URL (the default port when it names none).
+fn host_port(url: &Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    )
 }
 
 /// Same scheme, host and port: the only place registry credentials go.

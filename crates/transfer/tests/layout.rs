@@ -121,16 +121,6 @@ fn index_json(root: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap()
 }
 
-fn skopeo() -> Option<&'static str> {
-    let path = "/usr/bin/skopeo";
-    if Path::new(path).exists() {
-        Some(path)
-    } else {
-        println!("note: skopeo is not installed at {path}; skipping the skopeo assertions");
-        None
-    }
-}
-
 #[tokio::test]
 async fn round_trip_by_tag_and_digest() {
     let dir = tempfile::tempdir().unwrap();
@@ -318,7 +308,7 @@ async fn unknown_index_fields_and_entries_are_kept() {
 
 #[tokio::test]
 async fn skopeo_reads_our_layouts_and_we_read_its() {
-    let Some(skopeo) = skopeo() else { return };
+    let skopeo = acr_import_testsupport::skopeo();
     let dir = tempfile::tempdir().unwrap();
     let ours = dir.path().join("ours");
     let theirs = dir.path().join("theirs");
@@ -326,7 +316,7 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     let img = image("skopeo");
     put_image(&layout, &img, Some("v1")).await;
 
-    let out = Command::new(skopeo)
+    let out = Command::new(&skopeo)
         .args(["inspect", "--raw"])
         .arg(format!("oci:{}:v1", ours.display()))
         .output()
@@ -338,7 +328,7 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     );
     assert_eq!(out.stdout, img.manifest.bytes);
 
-    let out = Command::new(skopeo)
+    let out = Command::new(&skopeo)
         // skopeo compresses uncompressed layers for `oci:` unless told not to.
         .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
         .arg("--dest-oci-accept-uncompressed-layers")
@@ -369,7 +359,7 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     // And we can add to skopeo's layout, and skopeo still reads it.
     let other = image("added");
     put_image(&copied, &other, Some("v3")).await;
-    let out = Command::new(skopeo)
+    let out = Command::new(&skopeo)
         .args(["inspect", "--raw"])
         .arg(format!("oci:{}:v3", theirs.display()))
         .output()

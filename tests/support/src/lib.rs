@@ -89,6 +89,7 @@ pub use proxy::{
 pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
+    skopeo, tool_on_path,
 };
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,

@@ -36,6 +36,26 @@ fn find_binary(name: &str, env_var: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// `name` as found on `PATH` (only there: a tool the user cannot run is not found).
+pub fn tool_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// `skopeo`, the independent client the tests cross-check with. Missing, the test fails
+/// with one line saying so and how to install it (`.ci/run` installs it): a cross-check
+/// that did not run is not a pass.
+pub fn skopeo() -> PathBuf {
+    match tool_on_path("skopeo") {
+        Some(p) => p,
+        None => panic!(
+            "skopeo is not on PATH: this test cross-checks with it; install it with `apt-get install -y skopeo` (.ci/run does)"
+        ),
+    }
+}
+
 /// The registry binary, or a clear error naming the Debian package.
 pub fn registry_binary() -> anyhow::Result<PathBuf> {
     find_binary("docker-registry", REGISTRY_BIN_ENV).ok_or_else(|| {

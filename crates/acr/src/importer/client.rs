@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use super::plan::{ClientPlan, SourceSpec, TargetSpec};
 use super::{
     ClientReport, ImportError, ImportEvent, ImportObserver, ImportOptions, ImporterConfig,
-    Referrers,
+    Referrers, TargetSummary,
 };
 use crate::Side;
 
@@ -27,15 +27,37 @@ pub(crate) struct Run<'a> {
 pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
 
 impl Run<'_> {
-    fn transport(&self, plans: &[ClientPlan]) -> Result<Transport, ImportError> {
+    fn transport<'p>(
+        &self,
+        plans: impl Iterator<Item = &'p ClientPlan> + Clone,
+    ) -> Result<Transport, ImportError> {
+        // Each entry's source credentials serve its source repository: two entries on one
+        // host keep their own, and one repository cannot be read with two.
         let mut explicit = StaticCredentials::new();
-        for p in plans {
-            for (host, c) in &p.credentials {
-                explicit.insert(host, c.clone());
+        let mut owners: Vec<(&str, &str, &str)> = Vec::new();
+        for p in plans.clone() {
+            let Some((host, repository, c)) = &p.credentials else {
+                continue;
+            };
+            if let Some(before) = explicit.insert_for_repository(host, repository, c.clone())
+                && before != *c
+            {
+                let first = owners
+                    .iter()
+                    .find(|(h, r, _)| h == host && r == repository)
+                    .map_or("another entry", |(_, _, label)| label);
+                return Err(ImportError::usage_with_hint(
+                    format!(
+                        "`{}` and `{first}` read {host}/{repository} with different credentials",
+                        p.label
+                    ),
+                    "give the entries that read one repository the same credentials",
+                ));
             }
+            owners.push((host, repository, &p.label));
         }
         if let Some(c) = &self.config.target_credential {
-            for p in plans {
+            for p in plans.clone() {
                 if let TargetSpec::Registry(h) = &p.target {
                     explicit.insert(h, c.clone());
                 }
@@ -43,7 +65,7 @@ impl Run<'_> {
         }
         self.config
             .transport_with(explicit, self.acr_hosts.clone())
-            .map_err(|e| ImportError::copy(Side::Unknown, e))
+            .map_err(|e| ImportError::copy(Side::Unknown, None, e))
     }
 
     fn copy_options(&self) -> CopyOptions {
@@ -62,8 +84,11 @@ impl Run<'_> {
 
     /// Copies every plan, `concurrency` at a time, and gives each its outcome (in the order
     /// they finish). `Err` only when nothing could start or the timeout passed.
-    pub(crate) async fn execute(&self, plans: Vec<ClientPlan>) -> Result<Outcomes, ImportError> {
-        let transport = self.transport(&plans)?;
+    pub(crate) async fn execute(
+        &self,
+        plans: Vec<(usize, ClientPlan)>,
+    ) -> Result<Outcomes, ImportError> {
+        let transport = self.transport(plans.iter().map(|(_, p)| p))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let options = CopyOptions {
             progress: Some(tx),
@@ -77,7 +102,8 @@ impl Run<'_> {
         let work = async move {
             let copier = Copier::new(options);
             let copier = &copier;
-            futures_util::stream::iter(plans.iter().enumerate().map(|(i, p)| async move {
+            futures_util::stream::iter(plans.iter().map(|(i, p)| async move {
+                let i = *i;
                 let result = run_one(p, transport, copier).await;
                 observer.event(&ImportEvent::EntryFinished {
                     index: i,
@@ -92,19 +118,25 @@ impl Run<'_> {
         };
         let timed = async {
             match self.options.timeout {
-                Some(after) => tokio::time::timeout(after, work)
-                    .await
-                    .map_err(|_| ImportError::Timeout { after }),
+                Some(after) => tokio::time::timeout(after, work).await.map_err(|_| after),
                 None => Ok(work.await),
             }
         };
+        let mut tags_moved = Vec::new();
         let forward = async {
             while let Some(p) = rx.recv().await {
+                if let Progress::TagWritten { target } = &p {
+                    tags_moved.push(target.clone());
+                }
                 observer.event(&ImportEvent::Copy(p));
             }
         };
         let (results, ()) = tokio::join!(timed, forward);
-        results
+        results.map_err(|after| ImportError::Timeout {
+            after,
+            tags_moved,
+            cause: transport.last_retried_failure(),
+        })
     }
 }
 
@@ -118,11 +150,25 @@ async fn run_one(
         copier.copy(&source, &targets).await
     };
     match copy.await {
-        Ok(copy) => Ok(ClientReport {
-            target: p.describe_target(&copy),
-            copy,
-        }),
-        Err(source) => Err(ImportError::copy(side_of(&source, p), source)),
+        Ok(copy) => {
+            let targets: Vec<TargetSummary> = p
+                .target_names(&copy)
+                .into_iter()
+                .map(|(name, place)| TargetSummary::of(name, &place, &copy))
+                .collect();
+            Ok(ClientReport {
+                target: targets
+                    .first()
+                    .map(|t| t.target.clone())
+                    .unwrap_or_default(),
+                targets,
+                copy,
+            })
+        }
+        Err(source) => {
+            let registry = place_of(&source).map(|(place, _)| place);
+            Err(ImportError::copy(side_of(&source, p), registry, source))
+        }
     }
 }
 
@@ -145,6 +191,9 @@ fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
         | TransferError::InvalidManifest { context, .. }
         | TransferError::Protocol { context, .. }
         | TransferError::Schema1(context) => {
+            Some((context.registry.clone(), context.repository.clone()))
+        }
+        TransferError::Unreachable { context, .. } => {
             Some((context.registry.clone(), context.repository.clone()))
         }
         TransferError::ScopeDenied {

@@ -23,10 +23,12 @@ pub enum ImportError {
     #[error(transparent)]
     Azure(Box<AcrError>),
     /// The client-side copy failed.
-    #[error("{}{source}", side_prefix(side))]
+    #[error("{}", copy_text(*.side, .registry.as_deref(), source))]
     Copy {
         /// Which registry failed.
         side: Side,
+        /// The registry (`host[:port]`, or `oci:PATH`), when the error names it.
+        registry: Option<String>,
         /// What the copy engine said.
         source: Box<TransferError>,
         /// What to do, when this import knows better than the copy engine (a firewall).
@@ -35,24 +37,24 @@ pub enum ImportError {
     /// The preflight says the import will fail; nothing was started.
     #[error("{}", .0.to_string().trim_end())]
     WillFail(Box<Preflight>),
+    /// The server-side import did not finish within the timeout; it runs on in Azure.
+    #[error("{source}{}", .last_state.as_ref().map(|s| format!("; its last state: {s}")).unwrap_or_default())]
+    ServerDeadline {
+        /// The deadline error (with the operation URL to follow).
+        source: Box<AcrError>,
+        /// What the service said last (`Importing image... Accepted (0/1 manifests done…)`).
+        last_state: Option<String>,
+    },
     /// The client-side import did not finish within the timeout.
-    #[error(
-        "the import did not finish within {} s; no tag was moved by what was still running",
-        .after.as_secs()
-    )]
+    #[error("{}", timeout_text(*.after, .tags_moved, .cause.as_deref()))]
     Timeout {
         /// The timeout.
         after: Duration,
+        /// Tags written before it passed (by entries or targets that finished).
+        tags_moved: Vec<String>,
+        /// The last failure that was being retried when it passed, if any.
+        cause: Option<String>,
     },
-}
-
-/// `the source side failed: ` when the side is known.
-fn side_prefix(side: &Side) -> &'static str {
-    match side {
-        Side::Source => "the source side failed: ",
-        Side::Target => "the target side failed: ",
-        Side::Unknown => "",
-    }
 }
 
 impl From<AcrError> for ImportError {
@@ -62,10 +64,11 @@ impl From<AcrError> for ImportError {
 }
 
 impl ImportError {
-    /// A failure of the copy engine on `side`.
-    pub fn copy(side: Side, source: TransferError) -> Self {
+    /// A failure of the copy engine on `side`, at `registry` when known.
+    pub fn copy(side: Side, registry: Option<String>, source: TransferError) -> Self {
         ImportError::Copy {
             side,
+            registry,
             source: Box::new(source),
             hint: None,
         }
@@ -90,7 +93,12 @@ impl ImportError {
         match self {
             ImportError::InvalidRequest { hint, .. } => hint.clone(),
             ImportError::Copy { hint: Some(h), .. } => Some(h.clone()),
-            ImportError::Copy { source, .. } => transfer_hint(source),
+            ImportError::Copy {
+                source,
+                side,
+                registry,
+                ..
+            } => transfer_hint(source, *side, registry.as_deref()),
             ImportError::WillFail(_) => {
                 Some("nothing was started; fix the above, or check with --preflight-only".into())
             }
@@ -125,17 +133,76 @@ impl ImportError {
     }
 }
 
-/// The copy engine's errors that have a known next step.
-fn transfer_hint(e: &TransferError) -> Option<String> {
+fn timeout_text(after: Duration, tags_moved: &[String], cause: Option<&str>) -> String {
+    let mut text = format!(
+        "the import did not finish within {} s; ",
+        after.as_secs_f64()
+    );
+    match tags_moved {
+        [] => text.push_str("no tag was moved"),
+        moved => text.push_str(&format!(
+            "{} tag{} had moved before ({}), no other tag was moved",
+            moved.len(),
+            if moved.len() == 1 { "" } else { "s" },
+            moved.join(", ")
+        )),
+    }
+    if let Some(c) = cause {
+        text.push_str(&format!("; it was retrying after: {c}"));
+    }
+    text
+}
+
+/// `the target side failed (host): …`, the registry left out when the message names it.
+fn copy_text(side: Side, registry: Option<&str>, source: &TransferError) -> String {
+    let message = source.to_string();
+    let place = match registry {
+        Some(r) if !message.contains(r) => format!(" ({r})"),
+        _ => String::new(),
+    };
+    match side {
+        Side::Unknown => match place.is_empty() {
+            true => message,
+            false => format!("{}: {message}", place.trim_start()),
+        },
+        side => format!("the {side} side failed{place}: {message}"),
+    }
+}
+
+/// How to give the target registry credentials.
+const TARGET_CREDENTIALS: &str = "log in to it with `docker login` (acr reads the Docker configuration and its credential helpers), set ACR_IMPORT_TARGET_USERNAME/_PASSWORD, or, for an ACR, sign in to Azure AD (az login, or the AZURE_* variables)";
+
+/// How to give the source registry credentials.
+const SOURCE_CREDENTIALS: &str = "pass source credentials with --username and --password-stdin (or ACR_IMPORT_SOURCE_USERNAME/_PASSWORD)";
+
+/// The copy engine's errors that have a known next step, for the side that failed.
+fn transfer_hint(e: &TransferError, side: Side, registry: Option<&str>) -> Option<String> {
+    let named = registry.map_or_else(
+        || "the registry".to_owned(),
+        |r| format!("the {side} registry {r}"),
+    );
     match e {
         TransferError::Forbidden(d) if d.context.operation == Operation::Ping => Some(format!(
             "if {} is an ACR with a firewall, see its rules with `az acr show --query networkRuleSet --name <registry>`",
             d.context.registry
         )),
-        TransferError::Auth { .. } | TransferError::Unauthorized(_) => Some(
-            "pass source credentials with --username and --password-stdin (or ACR_IMPORT_SOURCE_USERNAME/_PASSWORD)"
-                .to_owned(),
-        ),
+        TransferError::Auth { .. }
+        | TransferError::Unauthorized(_)
+        | TransferError::ScopeDenied { .. }
+        | TransferError::Forbidden(_) => Some(match side {
+            Side::Target => format!("{named} refused: {TARGET_CREDENTIALS}"),
+            Side::Source => format!("{named} refused: {SOURCE_CREDENTIALS}"),
+            Side::Unknown => format!(
+                "for the source, {SOURCE_CREDENTIALS}; for the target, {TARGET_CREDENTIALS}"
+            ),
+        }),
+        TransferError::Unreachable { .. } => Some(format!(
+            "check {}'s host and port (is it running, is the name right?)",
+            match side {
+                Side::Unknown => "the registry".to_owned(),
+                side => format!("the {side} registry"),
+            }
+        )),
         _ => None,
     }
 }

@@ -22,6 +22,7 @@
 //! ```
 
 mod azure;
+mod batch;
 mod client;
 mod error;
 mod observer;
@@ -42,7 +43,9 @@ use acr_import_transfer::{TransferError, Transport};
 
 pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
-pub use report::{BatchReport, ClientReport, EntryOutcome, FollowUp, ImportReport, ServerReport};
+pub use report::{
+    BatchReport, ClientReport, EntryOutcome, FollowUp, ImportReport, ServerReport, TargetSummary,
+};
 pub use request::{
     BatchFile, BatchFileEntry, BatchRequest, ImportEntry, ImportOptions, ImportRequest, Referrers,
     SourceCredentials,
@@ -55,7 +58,7 @@ use crate::import::{
 use crate::preflight::{Unreadable, evaluate};
 use crate::{AcrError, ArmClient, Cloud, Preflight, Registry, RegistryResourceId, RegistryTarget};
 use crate::{Verdict, WaitOptions};
-use plan::{TargetSpec, plan};
+use plan::{ClientPlan, TargetSpec, plan};
 
 /// Where imports run and with what. Every field states its default ([`ImporterConfig::new`]).
 #[derive(Debug, Clone)]
@@ -200,27 +203,16 @@ struct Prepared {
     verdict: Option<Preflight>,
 }
 
-/// `no_wait` does not apply to the client-side engine: says so.
-fn warn_no_wait(options: &ImportOptions, observer: &dyn ImportObserver) {
-    if options.no_wait {
-        observer.event(&ImportEvent::Warning(
-            "--no-wait applies to server-side imports only; this import runs client-side and waits"
-                .into(),
-        ));
-    }
-}
-
-/// The client-side plan of an entry whose source is resolved.
+/// The client-side plan of `entry`, its source resolved.
 fn client_plan(
     entry: &ImportEntry,
     source: &ResolvedSource,
     target: &TargetSpec,
     observer: &dyn ImportObserver,
-) -> Result<plan::ClientPlan, ImportError> {
+) -> Result<ClientPlan, ImportError> {
     if let ResolvedSource::Layout { .. } = source {
         return plan(
             &entry.source,
-            None,
             &entry.images,
             &entry.repositories,
             None,
@@ -245,7 +237,6 @@ fn client_plan(
     };
     let mut plan = plan(
         &format!("{host}/{image}"),
-        None,
         &entry.images,
         &entry.repositories,
         creds.as_ref(),
@@ -254,6 +245,23 @@ fn client_plan(
     )?;
     plan.label = entry.source.clone();
     Ok(plan)
+}
+
+/// `no_wait` does not apply to the client-side engine: says so.
+fn warn_no_wait(options: &ImportOptions, observer: &dyn ImportObserver) {
+    if options.no_wait {
+        observer.event(&ImportEvent::Warning(
+            "--no-wait applies to server-side imports only; this import runs client-side and waits"
+                .into(),
+        ));
+    }
+}
+
+/// Whether a source `--registry` names an Azure registry by name or resource ID (which only
+/// ARM can resolve), not by host.
+fn names_azure_registry(registry: &str, cloud: &Cloud) -> bool {
+    is_azure_name(registry, cloud) && !registry.contains('.')
+        || RegistryResourceId::looks_like(registry)
 }
 
 /// Whether `--name` (or `--registry`) needs or can use ARM.
@@ -325,9 +333,11 @@ impl Importer {
         // import, preflight), optional otherwise.
         let target_is_layout = name.starts_with("oci:");
         let target_azure = !target_is_layout && is_azure_name(name, cloud);
-        let registry_azure = request.entry.registry.as_deref().is_some_and(|r| {
-            is_azure_name(r, cloud) && !r.contains('.') || RegistryResourceId::looks_like(r)
-        });
+        let registry_azure = request
+            .entry
+            .registry
+            .as_deref()
+            .is_some_and(|r| names_azure_registry(r, cloud));
         let (azure, mut no_arm_reason) = if target_azure || registry_azure || preflight_only {
             self.connect_azure(name).await
         } else {
@@ -529,71 +539,24 @@ impl Importer {
             observer,
             acr_hosts: azure::acr_hosts(p.target_registry.as_ref(), &p.source),
         };
-        let mut results = run.execute(vec![plan]).await?;
+        let mut results = run.execute(vec![(0, plan)]).await?;
         let (_, _, result) = results.remove(0);
         result.map_err(|e| match (e, &firewall) {
             (
                 ImportError::Copy {
                     side,
+                    registry,
                     source,
                     hint: None,
                 },
                 Some(net),
             ) if source.status() == Some(403) => ImportError::Copy {
                 side,
+                registry,
                 source,
                 hint: Some(crate::import::firewall_message(net)),
             },
             (e, _) => e,
-        })
-    }
-
-    /// Runs every entry of `batch` client-side through one transport and one copy engine,
-    /// `batch.concurrency` at a time. An error here means nothing ran (a bad target, an
-    /// entry that cannot be planned, or the timeout); each entry's own failure is in its
-    /// outcome.
-    pub async fn import_batch(
-        &self,
-        batch: &BatchRequest,
-        observer: &dyn ImportObserver,
-    ) -> Result<BatchReport, ImportError> {
-        self.check_target(&batch.target)?;
-        if batch.options.engine == EngineMode::Server {
-            return Err(ImportError::usage(
-                "--from-file imports run client-side: --mode server and --preflight-only take a single --source",
-            ));
-        }
-        let target = TargetSpec::parse(&batch.target, &self.config.cloud)?;
-        warn_no_wait(&batch.options, observer);
-        let mut plans = Vec::new();
-        for e in &batch.entries {
-            plans.push(plan(
-                &e.source,
-                e.registry.as_deref(),
-                &e.images,
-                &e.repositories,
-                e.credentials.as_ref(),
-                &target,
-                observer,
-            )?);
-        }
-        let run = client::Run {
-            config: &self.config,
-            options: &batch.options,
-            concurrency: batch.concurrency.max(1),
-            observer,
-            acr_hosts: Vec::new(),
-        };
-        let results = run.execute(plans).await?;
-        Ok(BatchReport {
-            entries: results
-                .into_iter()
-                .map(|(index, label, result)| EntryOutcome {
-                    index,
-                    label,
-                    result,
-                })
-                .collect(),
         })
     }
 
@@ -617,6 +580,7 @@ impl Importer {
         let mut progress =
             |p: &crate::ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
         arm.wait(operation_url, &options, &mut progress).await?;
+        observer.event(&ImportEvent::Server(server::succeeded()));
         Ok(())
     }
 }

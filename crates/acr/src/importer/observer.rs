@@ -15,6 +15,12 @@ pub enum ImportEvent {
     Note(String),
     /// The client-side copy engine's progress: blobs, bytes, manifests, tags.
     Copy(Progress),
+    /// The service accepted a server-side import: from now on it runs on Azure whatever
+    /// this process does, and `acr import status <operation_url>` follows it.
+    ServerStarted {
+        /// The operation URL.
+        operation_url: String,
+    },
     /// The server-side operation's state, each time it is polled.
     Server(ImportProgress),
     /// An entry of a batch finished (in completion order, not batch order).

@@ -19,8 +19,8 @@ pub(crate) struct ClientPlan {
     pub(crate) target: TargetSpec,
     /// `(repository, tag)`: `None` for an untagged copy; an empty repository for a layout.
     pub(crate) images: Vec<(String, Option<String>)>,
-    /// Source credentials, per registry host.
-    pub(crate) credentials: Vec<(String, Credential)>,
+    /// Source credentials: `(host, repository, credential)`, for the source repository only.
+    pub(crate) credentials: Option<(String, String, Credential)>,
 }
 
 /// Where a client-side import reads from.
@@ -62,19 +62,23 @@ impl TargetSpec {
 }
 
 impl ClientPlan {
-    /// The first target, for the summary line: `host/repo:tag`, `host/repo@digest`,
-    /// `oci:path:tag`.
-    pub(crate) fn describe_target(&self, report: &CopyReport) -> String {
-        let host = match &self.target {
-            TargetSpec::Registry(h) => h.clone(),
-            TargetSpec::Layout(p) => format!("oci:{}", p.display()),
-        };
-        match self.images.first() {
-            Some((repo, Some(tag))) if repo.is_empty() => format!("{host}:{tag}"),
-            Some((repo, Some(tag))) => format!("{host}/{repo}:{tag}"),
-            Some((repo, None)) => format!("{host}/{repo}@{}", report.digest),
-            None => host,
-        }
+    /// Every target, `(name, place)`: the name people read (`host/repo:tag`,
+    /// `host/repo@digest`, `oci:path:tag`) and the place the copy report names its blobs by.
+    pub(crate) fn target_names(&self, report: &CopyReport) -> Vec<(String, String)> {
+        self.images
+            .iter()
+            .map(|(repo, tag)| {
+                let place = match &self.target {
+                    TargetSpec::Registry(h) => format!("{h}/{repo}"),
+                    TargetSpec::Layout(p) => format!("oci:{}", p.display()),
+                };
+                let name = match tag {
+                    Some(t) => format!("{place}:{t}"),
+                    None => format!("{place}@{}", report.digest),
+                };
+                (name, place)
+            })
+            .collect()
     }
 
     /// The copy engine's source and targets for this plan.
@@ -113,54 +117,6 @@ impl ClientPlan {
 
 /// What a source names: the spec, the repository a default target takes, the source tag.
 type ParsedSource = (SourceSpec, String, Option<String>);
-
-/// `--registry HOST` with `--source repo[:tag|@digest]`.
-fn source_in_registry(
-    source: &str,
-    r: &str,
-    observer: &dyn ImportObserver,
-) -> Result<ParsedSource, ImportError> {
-    let looks_like_host = r.contains('.') || r.contains(':') || r.eq_ignore_ascii_case("localhost");
-    if !looks_like_host {
-        return Err(ImportError::usage_with_hint(
-            format!(
-                "--registry `{r}` names an Azure registry by name or resource ID, which needs Azure Resource Manager access that this build does not include yet"
-            ),
-            format!(
-                "name it by its login server instead: --registry {}.azurecr.io",
-                r.rsplit('/').next().unwrap_or(r).to_ascii_lowercase()
-            ),
-        ));
-    }
-    let host = r
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
-        .to_ascii_lowercase();
-    let mut repo_ref: RepositoryReference = source
-        .parse()
-        .map_err(|e| ImportError::usage(format!("--source `{source}`: {e}")))?;
-    if let Some(stripped) = repo_ref.strip_login_server(&host) {
-        observer.event(&ImportEvent::Warning(format!(
-            "The login server name of \"{host}\" in the \"--source\" argument will be ignored as \"--registry\" already supplies the same information"
-        )));
-        repo_ref = stripped;
-    }
-    let reference = repo_ref
-        .digest()
-        .map(|d| d.to_string())
-        .or_else(|| repo_ref.tag().map(|t| t.to_string()))
-        .unwrap_or_else(|| "latest".to_owned());
-    let repository = repo_ref.repository().to_string();
-    Ok((
-        SourceSpec::Registry {
-            host,
-            repository: repository.clone(),
-            reference,
-        },
-        repository,
-        repo_ref.tag().map(|t| t.to_string()),
-    ))
-}
 
 /// A full `--source`: a registry reference or an OCI layout.
 fn full_source(source: &str, observer: &dyn ImportObserver) -> Result<ParsedSource, ImportError> {
@@ -209,21 +165,17 @@ fn full_source(source: &str, observer: &dyn ImportObserver) -> Result<ParsedSour
     }
 }
 
-/// Resolves one client-side import: source, targets (`images`, `repositories`, or the
-/// source's own name) and the source credentials.
+/// Resolves one client-side import of a full source reference: source, targets (`images`,
+/// `repositories`, or the source's own name) and the source credentials.
 pub(crate) fn plan(
     source: &str,
-    registry: Option<&str>,
     images: &[String],
     repositories: &[String],
     creds: Option<&SourceCredentials>,
     target: &TargetSpec,
     observer: &dyn ImportObserver,
 ) -> Result<ClientPlan, ImportError> {
-    let (spec, default_repo, source_tag) = match registry {
-        Some(r) => source_in_registry(source, r, observer)?,
-        None => full_source(source, observer)?,
-    };
+    let (spec, default_repo, source_tag) = full_source(source, observer)?;
     let default_tag = source_tag.clone().unwrap_or_else(|| "latest".to_owned());
     let mut targets: Vec<(String, Option<String>)> = Vec::new();
     for i in images {
@@ -248,16 +200,22 @@ pub(crate) fn plan(
             Some(default_tag),
         ));
     }
-    let mut credentials = Vec::new();
-    if let (Some(c), SourceSpec::Registry { host, .. }) = (creds, &spec) {
-        credentials.push((
+    let credentials = match (creds, &spec) {
+        (
+            Some(c),
+            SourceSpec::Registry {
+                host, repository, ..
+            },
+        ) => Some((
             host.clone(),
+            repository.clone(),
             Credential::from_username_password(
                 c.username.clone().unwrap_or_default(),
                 c.password.clone(),
             ),
-        ));
-    }
+        )),
+        _ => None,
+    };
     Ok(ClientPlan {
         label: source.to_owned(),
         source: spec,
@@ -267,26 +225,77 @@ pub(crate) fn plan(
     })
 }
 
-/// `repo[:tag]` → (repo, tag); a layout target takes `tag` or `repo:tag` and keeps the tag.
+/// `repo[:tag]` → (repo, tag), parsed with the reference grammar; a layout target takes
+/// `tag` or `repo:tag` and keeps the tag. A digest is refused: a target is a tag (or, with
+/// `--repository`, no tag at all).
 fn split_image(
     image: &str,
     default_tag: &str,
     target: &TargetSpec,
 ) -> Result<(String, String), ImportError> {
-    let (repo, tag) = match image.rsplit_once(':') {
-        Some((r, t)) if !t.contains('/') => (r.to_owned(), t.to_owned()),
-        _ => (image.to_owned(), default_tag.to_owned()),
-    };
-    if matches!(target, TargetSpec::Layout(_)) {
-        let tag = if image.contains(':') {
-            tag
-        } else {
-            image.to_owned()
+    if let TargetSpec::Layout(_) = target {
+        let tag = match image.rsplit_once(':') {
+            Some((_, t)) => t,
+            None => image,
         };
-        return Ok((String::new(), tag));
+        if image.contains('@') || tag.is_empty() {
+            return Err(ImportError::usage(format!(
+                "--image `{image}`: an OCI layout target takes a tag (e.g. -t 1.0), not a digest"
+            )));
+        }
+        return Ok((String::new(), tag.to_owned()));
     }
-    let check = format!("{repo}:{tag}")
+    let parsed = image
         .parse::<RepositoryReference>()
         .map_err(|e| ImportError::usage(format!("--image `{image}`: {e}")))?;
-    Ok((check.repository().to_string(), tag))
+    if parsed.digest().is_some() {
+        return Err(ImportError::usage_with_hint(
+            format!("--image `{image}` names a digest: a target is repo[:tag]"),
+            format!(
+                "to copy by digest without a tag, use --repository {}",
+                parsed.repository()
+            ),
+        ));
+    }
+    let tag = parsed
+        .tag()
+        .map_or_else(|| default_tag.to_owned(), |t| t.to_string());
+    Ok((parsed.repository().to_string(), tag))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn target_images_are_parsed_with_the_reference_grammar() {
+        let registry = TargetSpec::Registry("reg.example".into());
+        let split = |i: &str| split_image(i, "1.0", &registry);
+        assert_eq!(split("app").unwrap(), ("app".into(), "1.0".into()));
+        assert_eq!(
+            split("team/app:v2").unwrap(),
+            ("team/app".into(), "v2".into())
+        );
+        let e = split(&format!("x@sha256:{HEX}")).unwrap_err();
+        assert!(e.to_string().contains("names a digest"), "{e}");
+        assert_eq!(
+            e.hint().as_deref(),
+            Some("to copy by digest without a tag, use --repository x")
+        );
+        let e = split(&format!("x:v1@sha256:{HEX}")).unwrap_err();
+        assert!(e.to_string().contains("names a digest"), "{e}");
+        assert!(split("Bad:Name").unwrap_err().is_invalid_request());
+        let layout = TargetSpec::Layout("out".into());
+        assert_eq!(
+            split_image("1.0", "x", &layout).unwrap(),
+            (String::new(), "1.0".into())
+        );
+        assert_eq!(
+            split_image("app:2.0", "x", &layout).unwrap(),
+            (String::new(), "2.0".into())
+        );
+        assert!(split_image(&format!("app@sha256:{HEX}"), "x", &layout).is_err());
+    }
 }

@@ -37,11 +37,13 @@ impl ImportReport {
     }
 }
 
-/// A client-side import: the copy engine's report and the first target, as people name it.
+/// A client-side import: the copy engine's report, and what it did for each target.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientReport {
     /// The first target (`host/repo:tag`, `host/repo@digest`, `oci:path:tag`).
     pub target: String,
+    /// Every target, in the order given, with what was done for it.
+    pub targets: Vec<TargetSummary>,
     /// What the copy engine did.
     pub copy: CopyReport,
 }
@@ -50,6 +52,51 @@ impl ClientReport {
     /// `imported … → … (…)`.
     pub fn summary(&self) -> String {
         self.copy.summary(&self.target)
+    }
+}
+
+/// What one target of a client-side import received.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetSummary {
+    /// `host/repo:tag`, `host/repo@digest` (untagged) or `oci:path:tag`.
+    pub target: String,
+    /// `imported`, `up to date` or `would import` (a dry run).
+    pub result: &'static str,
+    /// The digest it holds now.
+    pub digest: String,
+    /// Blobs copied into its repository (by this import).
+    pub copied: usize,
+    /// Blobs mounted into its repository.
+    pub mounted: usize,
+    /// Blobs that were there already.
+    pub skipped: usize,
+    /// Bytes copied into its repository.
+    pub bytes: u64,
+}
+
+impl TargetSummary {
+    /// The summary of the target `name`, whose repository (or layout) the copy report calls
+    /// `place`.
+    pub(crate) fn of(name: String, place: &str, copy: &CopyReport) -> Self {
+        let mut totals = acr_import_transfer::copy::Totals::default();
+        for b in copy.blobs.iter().filter(|b| b.target == place) {
+            totals.count(b);
+        }
+        TargetSummary {
+            target: name,
+            result: if copy.dry_run {
+                "would import"
+            } else if copy.up_to_date {
+                "up to date"
+            } else {
+                "imported"
+            },
+            digest: copy.digest.clone(),
+            copied: totals.blobs_copied,
+            mounted: totals.blobs_mounted,
+            skipped: totals.blobs_skipped,
+            bytes: totals.bytes_copied,
+        }
     }
 }
 
@@ -151,7 +198,7 @@ pub struct EntryOutcome {
     pub result: Result<ClientReport, ImportError>,
 }
 
-/// The report of a batch: one outcome per entry.
+/// The report of a batch: one outcome per entry, in batch order.
 #[derive(Debug)]
 pub struct BatchReport {
     /// The outcomes.

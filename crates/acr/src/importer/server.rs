@@ -11,8 +11,17 @@ use super::{
     FollowUp, ImportError, ImportEvent, ImportObserver, ImportOptions, ImportRequest,
     ImporterConfig, Referrers, ServerReport, client_plan,
 };
-use crate::import::{AzureContext, ResolvedSource, import_body, run_server_import};
-use crate::{ImportProgress, Registry, ServerOutcome, WaitOptions};
+use crate::import::{AzureContext, ResolvedSource, import_body, run_server_import_with};
+use crate::{AcrError, ImportProgress, Registry, ServerOutcome, WaitOptions};
+
+/// The state a finished operation ends on (its last poll said only that it was still
+/// running).
+pub(crate) fn succeeded() -> ImportProgress {
+    ImportProgress {
+        status: Some("Succeeded".to_owned()),
+        manifests: Vec::new(),
+    }
+}
 
 pub(crate) async fn run(
     config: &ImporterConfig,
@@ -34,16 +43,47 @@ pub(crate) async fn run(
         deadline: request.options.timeout,
         ..WaitOptions::default()
     });
-    let mut progress = |p: &ImportProgress| observer.event(&ImportEvent::Server(p.clone()));
+    let mut started = |url: &str| {
+        observer.event(&ImportEvent::ServerStarted {
+            operation_url: url.to_owned(),
+        })
+    };
+    let mut last: Option<ImportProgress> = None;
+    let mut progress = |p: &ImportProgress| {
+        last = Some(p.clone());
+        observer.event(&ImportEvent::Server(p.clone()))
+    };
     let names = super::azure::source_names(source);
-    let outcome = run_server_import(&ctx.arm, &target_id, &body, wait.as_ref(), &mut progress)
-        .await
-        .map_err(|e| {
-            e.with_import_registries(
-                (&target.name, target.login_server()),
-                names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
-            )
-        })?;
+    let outcome = run_server_import_with(
+        &ctx.arm,
+        &target_id,
+        &body,
+        wait.as_ref(),
+        &mut started,
+        &mut progress,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        // The deadline keeps what the service last said: why the import had not finished.
+        Err(e @ AcrError::Deadline { .. }) => {
+            return Err(ImportError::ServerDeadline {
+                source: Box::new(e),
+                last_state: last.map(|p| p.to_string()),
+            });
+        }
+        Err(e) => {
+            return Err(e
+                .with_import_registries(
+                    (&target.name, target.login_server()),
+                    names.as_ref().map(|(n, ls)| (n.as_str(), ls.as_str())),
+                )
+                .into());
+        }
+    };
+    if outcome == ServerOutcome::Completed {
+        observer.event(&ImportEvent::Server(succeeded()));
+    }
     let followers = match (&outcome, request.options.referrers) {
         (_, Referrers::Skip) => FollowUp::Off,
         (ServerOutcome::Started { .. }, _) => FollowUp::NotStarted,
@@ -119,7 +159,7 @@ async fn follow(
         observer,
         acr_hosts: super::azure::acr_hosts(Some(target), source),
     };
-    let mut results = run.execute(vec![plan]).await?;
+    let mut results = run.execute(vec![(0, plan)]).await?;
     let (_, _, result) = results.remove(0);
     match result {
         Ok(r) => Ok(FollowUp::Copied(Box::new(r.copy))),

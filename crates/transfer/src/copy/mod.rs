@@ -155,6 +155,7 @@ impl Copier {
         let rewritten = rewritten_from(&report);
         let (followers, deferred) = if up_to_date {
             report.up_to_date = true;
+            already_there(&graph, &places, &mut report);
             for (t, b) in targets.iter().zip(&before) {
                 if let Some(tag) = &t.tag {
                     report.tags.push(TagEntry {
@@ -305,12 +306,22 @@ impl Copier {
         } else {
             self.walk(src, top.clone(), ManifestRole::Top, None).await?
         };
-        report.totals.platforms = graph
-            .nodes
-            .iter()
-            .filter(|n| n.role == ManifestRole::Child && n.platform.is_some())
-            .count()
-            .max(1);
+        report.totals.platforms = if up_to_date {
+            // Only the top manifest was read: its index names the platforms.
+            graph.nodes[0]
+                .content
+                .manifests
+                .iter()
+                .filter(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+                .count()
+        } else {
+            graph
+                .nodes
+                .iter()
+                .filter(|n| n.role == ManifestRole::Child && n.platform.is_some())
+                .count()
+        }
+        .max(1);
         for f in &graph.foreign {
             self.note(
                 report,
@@ -376,6 +387,26 @@ impl Copier {
 /// The original digest of an index `--platform` rewrote.
 fn rewritten_from(report: &CopyReport) -> Option<Digest> {
     report.index_rewritten_from.as_deref()?.parse().ok()
+}
+
+/// An up-to-date copy reads no child manifest, so only the blobs of a single-platform top
+/// manifest are known: each is reported as already in every target place.
+fn already_there(graph: &Graph, places: &[&Endpoint], report: &mut CopyReport) {
+    let top = &graph.nodes[0].content;
+    for place in places {
+        for d in top.config.iter().chain(&top.layers) {
+            report.blobs.push(BlobEntry {
+                digest: d.digest.to_string(),
+                size: d.size,
+                media_type: d.media_type.clone(),
+                target: place.describe(),
+                action: BlobAction::Skipped,
+                mounted_from: None,
+                millis: 0,
+                retries: 0,
+            });
+        }
+    }
 }
 
 fn invalid(src: &Endpoint, digest: &Digest, reason: String) -> TransferError {

@@ -56,6 +56,25 @@ impl Copier {
                 available: available.join(", "),
             });
         }
+        // Nothing dropped (every entry is a kept platform or an attestation of one): the
+        // index is copied as it is, digest unchanged.
+        let kept_digests: HashSet<String> = kept.iter().map(|d| d.digest.to_string()).collect();
+        let stays = |d: &Descriptor| {
+            kept_digests.contains(d.digest.as_str())
+                || d.annotations
+                    .get("vnd.docker.reference.digest")
+                    .is_some_and(|subject| kept_digests.contains(subject))
+        };
+        if content.manifests.iter().all(stays) {
+            self.note(
+                report,
+                format!(
+                    "--platform names every platform of the index: it is copied as it is ({})",
+                    top.digest
+                ),
+            );
+            return Ok(top);
+        }
         if kept.len() == 1 {
             let child = src.get_manifest(kept[0].digest.as_str()).await?;
             let note = format!(
@@ -72,7 +91,6 @@ impl Copier {
             report.index_rewritten_from = Some(top.digest.to_string());
             return Ok(child);
         }
-        let kept_digests: HashSet<String> = kept.iter().map(|d| d.digest.to_string()).collect();
         let mut value: serde_json::Value = serde_json::from_slice(&top.bytes)
             .map_err(|e| invalid(src, &top.digest, e.to_string()))?;
         if let Some(list) = value.get_mut("manifests").and_then(|m| m.as_array_mut()) {

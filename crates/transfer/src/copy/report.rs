@@ -232,6 +232,22 @@ pub struct Totals {
     pub followed: FollowedTotals,
 }
 
+impl Totals {
+    /// Counts one blob entry: copied (with its bytes), mounted or skipped, and its retries.
+    pub fn count(&mut self, b: &BlobEntry) {
+        match b.action {
+            BlobAction::Copied | BlobAction::WouldCopy => {
+                self.blobs_copied += 1;
+                self.bytes_copied += b.size;
+            }
+            BlobAction::Mounted | BlobAction::WouldMount => self.blobs_mounted += 1,
+            BlobAction::Skipped => self.blobs_skipped += 1,
+            BlobAction::Foreign => {}
+        }
+        self.retries += b.retries;
+    }
+}
+
 /// The report of one copy.
 #[derive(Debug, Clone, Serialize)]
 pub struct CopyReport {
@@ -287,16 +303,7 @@ impl CopyReport {
             ..Totals::default()
         };
         for b in &self.blobs {
-            match b.action {
-                BlobAction::Copied | BlobAction::WouldCopy => {
-                    t.blobs_copied += 1;
-                    t.bytes_copied += b.size;
-                }
-                BlobAction::Mounted | BlobAction::WouldMount => t.blobs_mounted += 1,
-                BlobAction::Skipped => t.blobs_skipped += 1,
-                BlobAction::Foreign => {}
-            }
-            t.retries += b.retries;
+            t.count(b);
         }
         for f in &self.followers {
             let count = match (f.action, f.kind) {
@@ -319,8 +326,9 @@ impl CopyReport {
     }
 
     /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped,
-    /// 104.2 MiB in 2.1 s; followed: 2 signatures, 1 attestation, 1 SBOM)`; a dry run adds a
-    /// line for each follower that would be copied or is left behind.
+    /// 104.2 MiB in 2.1 s; followed: 2 signatures, 1 attestation, 1 SBOM)`, or, when every
+    /// target had it already, `… → …: up to date (3 platforms already there)`; a dry run adds
+    /// a line for each follower that would be copied or is left behind.
     pub fn summary(&self, target: &str) -> String {
         let mut out = self.summary_line(target);
         if self.dry_run {
@@ -383,6 +391,29 @@ impl CopyReport {
 
     fn summary_line(&self, target: &str) -> String {
         let t = &self.totals;
+        if self.up_to_date {
+            let mut what = Vec::new();
+            if t.platforms > 1 {
+                what.push(format!("{} platforms", t.platforms));
+            }
+            if t.blobs_skipped > 0 {
+                what.push(format!(
+                    "{} blob{}",
+                    t.blobs_skipped,
+                    if t.blobs_skipped == 1 { "" } else { "s" }
+                ));
+            }
+            let what = if what.is_empty() {
+                "everything".to_owned()
+            } else {
+                what.join(", ")
+            };
+            return format!(
+                "{} → {target}: up to date ({what} already there{})",
+                self.source,
+                self.followed_text()
+            );
+        }
         let verb = if self.dry_run {
             "would import"
         } else {

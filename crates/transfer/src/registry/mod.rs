@@ -227,6 +227,8 @@ impl Registry {
                 drain(resp.response).await;
                 first
             }
+            // No answer over this scheme; `Unreachable` (nothing listens, no such name) is
+            // no better over the other.
             Err(TransferError::Connection { .. } | TransferError::Timeout { .. }) => other,
             Err(e) => return Err(e),
         };

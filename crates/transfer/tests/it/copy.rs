@@ -118,10 +118,9 @@ async fn multi_arch_index_with_attestations_and_referrers() {
     // The shared base layer moved once.
     let base = sha256(&data(1, 40_000)).to_string();
     assert_eq!(report.blobs.iter().filter(|b| b.digest == base).count(), 1);
-    if let Some(a) = skopeo_raw(&sa.host(), "lib/app", "1.0") {
-        assert_eq!(a, skopeo_raw(&sb.host(), "mirror/app", "1.0").unwrap());
-        assert_eq!(a, top.bytes.to_vec());
-    }
+    let a = skopeo_raw(&sa.host(), "lib/app", "1.0");
+    assert_eq!(a, skopeo_raw(&sb.host(), "mirror/app", "1.0"));
+    assert_eq!(a, top.bytes.to_vec());
     // JSON report serializes.
     let json = serde_json::to_string(&report).unwrap();
     assert!(json.contains("\"action\":\"copied\""));
@@ -595,6 +594,63 @@ async fn platform_filters_are_explicit() {
 }
 
 #[tokio::test]
+async fn an_up_to_date_copy_says_so() {
+    let (_sa, _sb, src, dst) = pair().await;
+    multi_arch(&src, "app", "v1", 42).await;
+    let copier = Copier::new(CopyOptions::default());
+    let (from, to) = (source(&src, "app", "v1"), [target(&dst, "app", Some("v1"))]);
+    let first = copier.copy(&from, &to).await.unwrap();
+    assert!(!first.up_to_date);
+    let again = copier.copy(&from, &to).await.unwrap();
+    assert!(again.up_to_date);
+    let line = again.summary("dst/app:v1");
+    assert!(
+        line.ends_with("→ dst/app:v1: up to date (3 platforms already there)"),
+        "{line}"
+    );
+    // A single-platform manifest names its blobs: they are all there.
+    let index = src.get_manifest("app", "v1").await.unwrap();
+    let child = index.parse().unwrap().manifests[0].digest.to_string();
+    let (from, to) = (
+        source(&src, "app", &child),
+        [target(&dst, "one", Some("v1"))],
+    );
+    copier.copy(&from, &to).await.unwrap();
+    let again = copier.copy(&from, &to).await.unwrap();
+    let line = again.summary("dst/one:v1");
+    assert!(
+        line.ends_with("up to date (3 blobs already there)"),
+        "{line}"
+    );
+    assert_eq!(again.totals.blobs_copied, 0);
+}
+
+#[tokio::test]
+async fn naming_every_platform_keeps_the_index() {
+    let (_sa, _sb, src, dst) = pair().await;
+    let top = multi_arch(&src, "app", "v1", 41).await;
+    let all = Copier::new(CopyOptions {
+        platforms: ["linux/amd64", "linux/arm64", "linux/s390x"]
+            .iter()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+        ..CopyOptions::default()
+    });
+    let r = all
+        .copy(
+            &source(&src, "app", "v1"),
+            &[target(&dst, "all", Some("v1"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.index_rewritten_from, None, "{:?}", r.notes);
+    assert_eq!(r.digest, top.digest.to_string());
+    let got = dst.get_manifest("all", "v1").await.unwrap();
+    assert_eq!(got.digest, top.digest, "the original index, not a rewrite");
+    assert_eq!(got.bytes, top.bytes);
+}
+
+#[tokio::test]
 async fn foreign_layers_stay_foreign_unless_asked() {
     let (_sa, _sb, src, dst) = pair().await;
     let foreign = Blob {
@@ -686,14 +742,7 @@ async fn large_layer_and_dry_run() {
 
 #[tokio::test]
 async fn skopeo_seeded_docker_image_copies_exactly() {
-    if std::process::Command::new("skopeo")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skopeo not installed: skipped");
-        return;
-    }
+    let skopeo = acr_import_testsupport::skopeo();
     let (sa, sb, src, dst) = pair().await;
     // Seed with our code into an OCI layout... via a registry: push OCI, let skopeo convert
     // it to Docker v2 schema 2 in another repository, then copy what skopeo wrote.
@@ -707,7 +756,7 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
     )
     .await;
     src.put_manifest("oci", "v1", &m).await.unwrap();
-    let out = std::process::Command::new("skopeo")
+    let out = std::process::Command::new(skopeo)
         .args([
             "copy",
             "--format",
@@ -786,9 +835,10 @@ async fn through_an_oci_layout_and_back() {
         .unwrap();
     assert_eq!(r.digest, top.digest.to_string());
     assert_same(&src, "app", &dst, "imported/app", "v1", false).await;
-    if let Some(a) = skopeo_raw(&sa.host(), "app", "v1") {
-        assert_eq!(a, skopeo_raw(&sb.host(), "imported/app", "v1").unwrap());
-    }
+    assert_eq!(
+        skopeo_raw(&sa.host(), "app", "v1"),
+        skopeo_raw(&sb.host(), "imported/app", "v1")
+    );
 }
 
 #[tokio::test]

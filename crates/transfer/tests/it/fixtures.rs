@@ -282,11 +282,11 @@ pub async fn assert_same(
     blobs
 }
 
-/// `skopeo inspect --raw` of a reference on a plain-http loopback registry, when skopeo is
-/// installed.
-pub fn skopeo_raw(host: &str, repo: &str, reference: &str) -> Option<Vec<u8>> {
+/// `skopeo inspect --raw` of a reference on a plain-http loopback registry (a test without
+/// skopeo fails, saying so in one line).
+pub fn skopeo_raw(host: &str, repo: &str, reference: &str) -> Vec<u8> {
     let sep = if reference.contains(':') { "@" } else { ":" };
-    let out = std::process::Command::new("skopeo")
+    let out = std::process::Command::new(acr_import_testsupport::skopeo())
         .args([
             "inspect",
             "--raw",
@@ -294,11 +294,11 @@ pub fn skopeo_raw(host: &str, repo: &str, reference: &str) -> Option<Vec<u8>> {
             &format!("docker://{host}/{repo}{sep}{reference}"),
         ])
         .output()
-        .ok()?;
+        .expect("run skopeo");
     assert!(
         out.status.success(),
         "skopeo: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Some(out.stdout)
+    out.stdout
 }
