@@ -1,11 +1,10 @@
 //! End-to-end tests across the acr-import crates live in `tests/tests/`; this library holds
 //! what they share and what moves bytes: the Azure Resource Manager emulator
 //! ([`arm_emulator`]) and a ready-made Azure world ([`world`]) of Azure AD, two ACR login
-//! servers and ARM, also used by the CLI's tests; and signed images ([`signed`]).
+//! servers and ARM, also used by the CLI's tests.
 #![deny(missing_docs)]
 
 pub mod arm_emulator;
-pub mod signed;
 pub mod world;
 
 pub use arm_emulator::{

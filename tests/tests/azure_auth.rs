@@ -18,12 +18,12 @@ use acr_import_auth::{
     CredentialSource, DockerConfigSource, HttpExchange, NULL_GUID_USERNAME, Secret,
     StaticCredentials,
 };
-use acr_import_reference::DigestAlgorithm;
+use acr_import_tests::world::push_image;
 use acr_import_testsupport::{
     ACR_ISSUER, AadEmulator, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
     TestClientCertificate, decode_claims_unverified,
 };
-use acr_import_transfer::{Manifest, RetryPolicy, TransferError, Transport, digest_of, manifest};
+use acr_import_transfer::{RetryPolicy, TransferError, Transport};
 use bytes::Bytes;
 
 const TENANT: &str = "5e7a1c2d-0000-4000-8000-00000000a11d";
@@ -212,41 +212,6 @@ impl World {
             (AZURE_CLIENT_SECRET, app.1),
         ]
     }
-}
-
-fn sha256(bytes: &[u8]) -> acr_import_reference::Digest {
-    digest_of(DigestAlgorithm::Sha256, bytes)
-}
-
-/// Pushes a one-layer OCI image.
-async fn push_image(
-    transport: &Transport,
-    registry: &str,
-    repo: &str,
-    tag: &str,
-    seed: u64,
-) -> Result<Manifest, TransferError> {
-    let reg = transport.registry(registry)?;
-    let config = Bytes::from(format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"seed":{seed}}}"#
-    ));
-    let layer = Bytes::from(format!("layer {seed} ").repeat(100));
-    let (cd, ld) = (sha256(&config), sha256(&layer));
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX).await?;
-    reg.push_blob(repo, &ld, layer.clone(), u64::MAX).await?;
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-        manifest::OCI_MANIFEST,
-        config.len(),
-        layer.len()
-    );
-    let m = Manifest {
-        digest: sha256(body.as_bytes()),
-        bytes: Bytes::from(body),
-        media_type: manifest::OCI_MANIFEST.to_owned(),
-    };
-    reg.put_manifest(repo, tag, &m).await?;
-    Ok(m)
 }
 
 /// Pulls `app:v1`: the manifest and every blob, verified.
@@ -667,7 +632,12 @@ async fn azure_cli_account_through_a_fake_az() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&az, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let path = format!("{}:/usr/bin:/bin", bin.display());
+    // The fake `az` and the shell that runs it, nothing else.
+    let sh = acr_import_testsupport::find_tool("sh").expect("sh on PATH");
+    let path = std::env::join_paths([bin.as_path(), sh.parent().expect("a directory")])
+        .expect("a PATH")
+        .into_string()
+        .expect("UTF-8");
     let vars = [(PATH, path.as_str())];
     let aad = w.aad_chain(&vars).expect("chain");
     assert_eq!(aad.source(), Some(AadSource::AzureCli));
@@ -766,7 +736,7 @@ async fn the_chain_explains_its_choice_and_never_shows_a_secret() {
         format!("{aad_chain:?}"),
         aad_chain.explanation().to_string(),
         format!("{exchange:?}"),
-        format!("{refresh:?} {refresh}"),
+        format!("{refresh:?}"),
         format!("{:?}", Credential::RefreshToken(refresh.clone())),
         format!("{:?}", w.acr.requests()),
         format!("{:?}", w.aad.requests()),

@@ -143,7 +143,7 @@ fn fresh_machine() -> anyhow::Result<()> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
     };
-    let tool = acr_import_testsupport::tool_on_path;
+    let tool = acr_import_testsupport::find_tool;
     let mut cmd = match (root, tool("unshare"), tool("mount"), tool("sh")) {
         (true, Some(unshare), Some(mount), Some(sh)) => {
             let covered = installed_copies(NOT_ON_A_FRESH_MACHINE);
@@ -239,7 +239,7 @@ fn installed_copies(tools: &[&str]) -> Vec<String> {
 fn toolchain_path() -> anyhow::Result<std::ffi::OsString> {
     let mut dirs = Vec::new();
     let cargo = std::env::var_os("CARGO").map(std::path::PathBuf::from);
-    let rustc = acr_import_testsupport::tool_on_path("rustc");
+    let rustc = acr_import_testsupport::find_tool("rustc");
     for bin in [cargo, rustc].into_iter().flatten() {
         if let Some(d) = bin.parent()
             && !dirs.iter().any(|x: &std::path::PathBuf| x == d)

@@ -19,7 +19,6 @@
 //! timings the output is deterministic: ports and temporary paths are never printed.
 
 mod copy_suite;
-mod fixtures;
 mod raw;
 mod registry_suite;
 

@@ -47,7 +47,7 @@ fn ensure_registry_installed() -> anyhow::Result<()> {
         use std::os::unix::fs::MetadataExt;
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
     };
-    if let (true, Some(apt)) = (root, acr_import_testsupport::tool_on_path("apt-get")) {
+    if let (true, Some(apt)) = (root, acr_import_testsupport::find_tool("apt-get")) {
         println!("installing the CNCF distribution registry (Debian package docker-registry)…");
         let ok = Command::new(&apt)
             .args(["update", "-qq"])

@@ -350,12 +350,91 @@ impl AcrError {
     /// `401` with an `InvalidAuthenticationTokenTenant` code (another tenant), `404`.
     pub fn unreadable(&self) -> Option<preflight::Unreadable> {
         match self {
-            AcrError::Arm { status: 403, .. } => Some(preflight::Unreadable::Forbidden),
-            AcrError::Arm {
-                status: 401, code, ..
-            } if code.contains("Tenant") => Some(preflight::Unreadable::OtherTenant),
-            AcrError::Arm { status: 404, .. } => Some(preflight::Unreadable::NotFound),
+            AcrError::Arm { status, code, .. } => unreadable(*status, &ArmErrorCode::parse(code)),
             _ => None,
         }
+    }
+
+    /// The `error.code` of an ARM error answer, typed; `None` for any other error.
+    pub fn arm_code(&self) -> Option<ArmErrorCode> {
+        match self {
+            AcrError::Arm { code, .. } => Some(ArmErrorCode::parse(code)),
+            _ => None,
+        }
+    }
+}
+
+/// See [`AcrError::unreadable`].
+fn unreadable(status: u16, code: &ArmErrorCode) -> Option<preflight::Unreadable> {
+    match (status, code) {
+        (403, _) => Some(preflight::Unreadable::Forbidden),
+        (401, ArmErrorCode::InvalidAuthenticationTokenTenant) => {
+            Some(preflight::Unreadable::OtherTenant)
+        }
+        (404, _) => Some(preflight::Unreadable::NotFound),
+        _ => None,
+    }
+}
+
+/// The `error.code` of an ARM error answer, for the codes this crate acts on; any other is
+/// [`ArmErrorCode::Other`]. Codes are compared exactly, as ARM spells them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ArmErrorCode {
+    /// `InvalidAuthenticationTokenTenant`: the token comes from another tenant than the
+    /// subscription's.
+    InvalidAuthenticationTokenTenant,
+    /// `InvalidAuthenticationToken`: the token is not valid (expired, wrong audience…).
+    InvalidAuthenticationToken,
+    /// `AuthorizationFailed`: the caller lacks a permission.
+    AuthorizationFailed,
+    /// `ResourceNotFound`.
+    ResourceNotFound,
+    /// Any other code, as sent.
+    Other(String),
+}
+
+impl ArmErrorCode {
+    /// Reads a code as ARM sends it.
+    pub fn parse(code: &str) -> Self {
+        match code {
+            "InvalidAuthenticationTokenTenant" => Self::InvalidAuthenticationTokenTenant,
+            "InvalidAuthenticationToken" => Self::InvalidAuthenticationToken,
+            "AuthorizationFailed" => Self::AuthorizationFailed,
+            "ResourceNotFound" => Self::ResourceNotFound,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_code_tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_registries_by_status_and_code() {
+        use preflight::Unreadable;
+        for (status, code, expected) in [
+            (
+                401,
+                "InvalidAuthenticationTokenTenant",
+                Some(Unreadable::OtherTenant),
+            ),
+            // Not a tenant mismatch, although the word is in the code.
+            (401, "TenantIdNotProvided", None),
+            (401, "InvalidAuthenticationToken", None),
+            (403, "AuthorizationFailed", Some(Unreadable::Forbidden)),
+            (404, "ResourceNotFound", Some(Unreadable::NotFound)),
+        ] {
+            assert_eq!(
+                unreadable(status, &ArmErrorCode::parse(code)),
+                expected,
+                "{status} {code}"
+            );
+        }
+        assert_eq!(
+            ArmErrorCode::parse("InvalidParameters"),
+            ArmErrorCode::Other("InvalidParameters".into())
+        );
     }
 }

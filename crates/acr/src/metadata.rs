@@ -44,14 +44,26 @@ pub async fn list_manifests(
     top: Option<usize>,
 ) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
     let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
-    let mut path = format!("/acr/v1/{repository}/_manifests?n=100");
+    let segments: Vec<&str> = ["acr", "v1"]
+        .into_iter()
+        .chain(repository.split('/'))
+        .chain(["_manifests"])
+        .collect();
+    let mut query = vec![("n", "100")];
     if let Some(o) = order {
-        path.push_str(&format!("&orderby={}", o.query()));
+        query.push(("orderby", o.query()));
     }
     let limit = top.unwrap_or(usize::MAX);
     let mut out = Vec::new();
+    // The next page is one the registry linked to, checked by the transfer crate to be
+    // this same endpoint on this registry.
+    let mut next: Option<url::Url> = None;
     for _ in 0..10_000 {
-        let (body, next) = match registry.get_json(&path, scopes.clone()).await {
+        let page = match &next {
+            None => registry.get_json(&segments, &query, scopes.clone()).await,
+            Some(url) => registry.get_json_page(url, scopes.clone()).await,
+        };
+        let (body, link) = match page {
             Ok(page) => page,
             Err(e) if e.is_not_found() && out.is_empty() => {
                 // A repository the API does not know answers NAME_UNKNOWN; a registry without
@@ -76,8 +88,8 @@ pub async fn list_manifests(
             out.truncate(limit);
             break;
         }
-        match next {
-            Some(n) => path = n,
+        match link {
+            Some(url) => next = Some(url),
             None => break,
         }
     }

@@ -8,13 +8,14 @@ use std::time::Instant;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::HeaderValue;
+use zeroize::Zeroizing;
 
+use crate::AuthError;
 use crate::challenge::{self, BearerChallenge, Challenge};
 use crate::credential::{Credential, CredentialProvider};
 use crate::exchange::{HttpExchange, is_loopback_host};
 use crate::scope::{Scope, ScopeSet};
 use crate::token::{self, Token, TokenCache};
-use crate::{AuthError, Secret};
 
 /// The `client_id` sent to token services.
 const CLIENT_ID: &str = "acr-import";
@@ -46,8 +47,15 @@ impl Authorization {
         &self.identity
     }
 
-    fn new(value: &str, granted: Option<ScopeSet>, identity: String) -> Result<Self, AuthError> {
-        let mut value = HeaderValue::from_str(value).map_err(|_| AuthError::InvalidCredential {
+    /// `Authorization: <scheme> <credential>`; the text is zeroed once the header holds it.
+    fn new(
+        scheme: &str,
+        credential: &str,
+        granted: Option<ScopeSet>,
+        identity: String,
+    ) -> Result<Self, AuthError> {
+        let text = Zeroizing::new(format!("{scheme} {credential}"));
+        let mut value = HeaderValue::from_str(&text).map_err(|_| AuthError::InvalidCredential {
             reason: "the credential contains characters not allowed in an HTTP header".to_owned(),
         })?;
         value.set_sensitive(true);
@@ -176,11 +184,7 @@ impl Authenticator {
     ) -> Result<Authorization, AuthError> {
         let credential = self.credentials.credential_for(registry, scopes).await?;
         if let Credential::BearerToken(t) = &credential {
-            return Authorization::new(
-                &format!("Bearer {}", t.expose()),
-                None,
-                credential.identity(),
-            );
+            return Authorization::new("Bearer", t.expose(), None, credential.identity());
         }
         let realm = self.check_realm(&bearer.realm)?;
         let request = token_request(&realm, bearer, scopes, &credential)?;
@@ -245,19 +249,14 @@ impl Authenticator {
 fn basic(credential: &Credential) -> Result<Authorization, AuthError> {
     match credential {
         Credential::Basic { username, password } => {
-            let raw = format!("{username}:{}", password.expose());
-            let encoded = Secret::new(base64::engine::general_purpose::STANDARD.encode(raw));
-            Authorization::new(
-                &format!("Basic {}", encoded.expose()),
-                None,
-                credential.identity(),
-            )
+            let raw = Zeroizing::new(format!("{username}:{}", password.expose()));
+            let encoded =
+                Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()));
+            Authorization::new("Basic", &encoded, None, credential.identity())
         }
-        Credential::BearerToken(t) => Authorization::new(
-            &format!("Bearer {}", t.expose()),
-            None,
-            credential.identity(),
-        ),
+        Credential::BearerToken(t) => {
+            Authorization::new("Bearer", t.expose(), None, credential.identity())
+        }
         Credential::Anonymous | Credential::RefreshToken(_) => {
             Err(AuthError::CredentialsRequired {
                 identity: credential.identity(),
@@ -268,7 +267,8 @@ fn basic(credential: &Credential) -> Result<Authorization, AuthError> {
 
 fn bearer_header(token: &Token, identity: String) -> Result<Authorization, AuthError> {
     Authorization::new(
-        &format!("Bearer {}", token.access_token.expose()),
+        "Bearer",
+        token.access_token.expose(),
         token.granted.clone(),
         identity,
     )
@@ -353,6 +353,7 @@ fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Secret;
     use crate::credential::StaticCredentials;
     use crate::exchange::ExchangeError;
 

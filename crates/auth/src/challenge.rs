@@ -2,7 +2,8 @@
 //!
 //! Registries answer an unauthenticated request with `401` and one or more challenges:
 //! `Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="…"` or
-//! `Basic realm="Registry Realm"`. This module parses them without I/O.
+//! `Basic realm="Registry Realm"`. This module reads them without I/O: the RFC 7235 syntax is
+//! `http-auth`'s parser, the choice of challenge and its parameters are ours.
 
 use std::collections::BTreeMap;
 
@@ -39,57 +40,46 @@ pub type RawChallenge = (String, BTreeMap<String, String>);
 /// Longest header this parser looks at; anything longer is refused as malformed.
 const MAX_HEADER: usize = 8 * 1024;
 
-/// Parses every challenge in one header value.
+/// Parses every challenge in one header value (RFC 7235 syntax, with `http-auth`).
 ///
-/// Unknown schemes are skipped; an empty result means none was understood.
+/// Unknown schemes are kept (the caller skips them); an empty result means the header holds
+/// none. A header that is not a challenge list is [`AuthError::MalformedChallenge`], except
+/// that one offering only schemes this crate does not answer (`Negotiate <token68>`, which
+/// the RFC 7235 parameter syntax does not cover) is [`AuthError::UnsupportedChallenge`].
 pub fn parse_all(header: &str) -> Result<Vec<RawChallenge>, AuthError> {
     if header.len() > MAX_HEADER {
         return Err(malformed(header, "header is longer than 8 KiB"));
     }
-    let mut out: Vec<RawChallenge> = Vec::new();
-    let mut p = Parser {
-        s: header.as_bytes(),
-        i: 0,
-    };
-    loop {
-        p.skip_ws_and_commas();
-        if p.done() {
-            break;
-        }
-        let scheme = p
-            .token()
-            .ok_or_else(|| malformed(header, "expected a scheme name"))?;
-        let mut params = BTreeMap::new();
-        // Parameters follow until a token that is not followed by `=`: the next scheme.
-        loop {
-            p.skip_ws_and_commas();
-            if p.done() {
-                break;
+    let challenges = http_auth::parse_challenges(header).map_err(|e| {
+        let supported = header
+            .split(|c: char| c == ',' || c.is_ascii_whitespace())
+            .any(|word| word.eq_ignore_ascii_case("bearer") || word.eq_ignore_ascii_case("basic"));
+        if supported {
+            // The parser's message is "<what> at byte <n>: <the header, marked>"; the header
+            // is shown once already.
+            let text = e.to_string();
+            malformed(header, text.split(": ").next().unwrap_or(&text))
+        } else {
+            AuthError::UnsupportedChallenge {
+                schemes: header
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("none")
+                    .to_owned(),
             }
-            let name_start = p.i;
-            let name = p
-                .token()
-                .ok_or_else(|| malformed(header, "expected a parameter name"))?;
-            p.skip_ws();
-            if p.peek() != Some(b'=') {
-                p.i = name_start;
-                break;
-            }
-            p.i += 1;
-            p.skip_ws();
-            let value = if p.peek() == Some(b'"') {
-                p.quoted()
-                    .ok_or_else(|| malformed(header, "unterminated quoted string"))?
-            } else {
-                p.token()
-                    .ok_or_else(|| malformed(header, "expected a parameter value"))?
-                    .to_owned()
-            };
-            params.insert(name.to_ascii_lowercase(), value);
         }
-        out.push((scheme.to_owned(), params));
-    }
-    Ok(out)
+    })?;
+    Ok(challenges
+        .into_iter()
+        .map(|c| {
+            let params = c
+                .params
+                .iter()
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_unescaped()))
+                .collect();
+            (c.scheme.to_owned(), params)
+        })
+        .collect())
 }
 
 /// Picks the challenge to answer from all `WWW-Authenticate` values of a response: `Bearer`
@@ -136,63 +126,6 @@ fn malformed(header: &str, reason: &str) -> AuthError {
     AuthError::MalformedChallenge {
         header: shown,
         reason: reason.to_owned(),
-    }
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Parser<'a> {
-    fn done(&self) -> bool {
-        self.i >= self.s.len()
-    }
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-    fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t')) {
-            self.i += 1;
-        }
-    }
-    fn skip_ws_and_commas(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b',')) {
-            self.i += 1;
-        }
-    }
-    /// RFC 7230 `token` characters, plus `/` and `=`-free token68 tails are not needed here.
-    fn token(&mut self) -> Option<&'a str> {
-        let start = self.i;
-        while let Some(c) = self.peek() {
-            let ok = c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~/:".contains(&c);
-            if !ok {
-                break;
-            }
-            self.i += 1;
-        }
-        if self.i == start {
-            None
-        } else {
-            std::str::from_utf8(&self.s[start..self.i]).ok()
-        }
-    }
-    fn quoted(&mut self) -> Option<String> {
-        debug_assert_eq!(self.peek(), Some(b'"'));
-        self.i += 1;
-        let mut out = Vec::new();
-        loop {
-            let c = self.peek()?;
-            self.i += 1;
-            match c {
-                b'"' => return String::from_utf8(out).ok(),
-                b'\\' => {
-                    out.push(self.peek()?);
-                    self.i += 1;
-                }
-                _ => out.push(c),
-            }
-        }
     }
 }
 
@@ -276,6 +209,26 @@ mod tests {
             select([""]),
             Err(AuthError::UnsupportedChallenge { .. })
         ));
+        // RFC 7235 wants a URL quoted: a token cannot hold `:` or `/`.
+        assert!(matches!(
+            select(["Bearer realm=https://t/token"]),
+            Err(AuthError::MalformedChallenge { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_schemes_next_to_known_ones_are_skipped() {
+        let c = select([r#"Negotiate, Basic realm="r""#]).unwrap();
+        assert_eq!(
+            c,
+            Challenge::Basic {
+                realm: Some("r".into())
+            }
+        );
+        let all = parse_all(r#"NTLM, Bearer REALM="https://t", Service=s"#).unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[1].1.get("realm").map(String::as_str), Some("https://t"));
+        assert_eq!(all[1].1.get("service").map(String::as_str), Some("s"));
     }
 
     proptest::proptest! {

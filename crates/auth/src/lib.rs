@@ -15,7 +15,8 @@
 //!   so token traffic uses the same TLS, CA bundle and proxy settings as registry traffic.
 //!
 //! It does not speak the registry API itself (no manifests, no blobs): that is the transport's
-//! job. Secrets are [`Secret`]s, whose `Debug` and `Display` redact.
+//! job. Secrets are [`Secret`]s (a `secrecy::SecretString` inside): `Debug` redacts and there is
+//! no `Display`, so formatting one into a message does not compile.
 //!
 //! ```
 //! use acr_import_auth::{challenge, Challenge, Scope, ScopeSet};
@@ -37,6 +38,7 @@ pub mod challenge;
 mod credential;
 mod docker_config;
 mod exchange;
+mod jwt;
 mod scope;
 mod secret;
 pub mod token;
@@ -55,7 +57,7 @@ pub use docker_config::{
     DEFAULT_HELPER_TIMEOUT, DOCKER_HUB_SERVER_URL, DockerConfigSource, Explanation, Origin,
     SkipReason, Skipped,
 };
-pub use exchange::{ExchangeError, HttpExchange, is_loopback_host};
+pub use exchange::{ExchangeError, HttpExchange, host_url, is_loopback_host};
 pub use scope::{Action, Scope, ScopeSet};
 pub use secret::Secret;
 
@@ -137,12 +139,13 @@ pub enum AuthError {
         reason: String,
     },
     /// A Docker or containers configuration file that exists but cannot be read.
-    #[error("cannot read the registry credentials file {}: {reason}", path.display())]
+    #[error("cannot read the registry credentials file {}: {source}", path.display())]
     DockerConfigUnreadable {
         /// The file.
         path: std::path::PathBuf,
-        /// Why (the I/O error).
-        reason: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A Docker or containers configuration file, or one of its entries, that is not in the
     /// expected form. Never carries the value of the entry.

@@ -1,47 +1,58 @@
 //! A string that must never be printed.
 
 use std::fmt;
-use zeroize::Zeroize;
+
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// A password, token or other credential material.
 ///
-/// `Debug` and `Display` print `[redacted]`; the memory is zeroed on drop. The only way to read
-/// the value is [`Secret::expose`], which keeps every use greppable.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A [`secrecy::SecretString`] inside: `Debug` prints `Secret([redacted])`, the memory is
+/// zeroed on drop, and there is no `Display`, so a secret cannot end up in a message by
+/// accident:
+///
+/// ```compile_fail
+/// let password = acr_import_auth::Secret::new("hunter2");
+/// let message = format!("logging in with {password}");
+/// ```
+///
+/// The only way to read the value is [`Secret::expose`], which keeps every use greppable.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     /// The value itself. Call it only where the value goes on the wire.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// Whether the value is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.expose().is_empty()
     }
 }
 
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
-        Self(value)
+        Self::new(value)
     }
 }
 
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl Drop for Secret {
-    fn drop(&mut self) {
-        self.0.zeroize();
+        Self::new(value)
     }
 }
 
@@ -51,21 +62,17 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn debug_and_display_redact() {
+    fn debug_redacts_and_expose_reads() {
         let s = Secret::new("hunter2-password");
         assert_eq!(format!("{s:?}"), "Secret([redacted])");
-        assert_eq!(s.to_string(), "[redacted]");
+        assert_eq!(format!("{:?}", Some(s.clone())), "Some(Secret([redacted]))");
         assert_eq!(s.expose(), "hunter2-password");
+        assert_eq!(s, Secret::from("hunter2-password"));
+        assert!(Secret::new("").is_empty());
     }
 }

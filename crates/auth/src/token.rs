@@ -2,16 +2,19 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde::Deserialize;
 
+use crate::jwt;
 use crate::scope::{Scope, ScopeSet};
 use crate::{AuthError, Secret};
 
 /// The lifetime the distribution spec assumes when a token response names none.
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(60);
+
+/// The longest a token is used, whatever its response or its `exp` claim say.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// A bearer token ready to send, with when to stop sending it.
 #[derive(Debug, Clone)]
@@ -61,18 +64,13 @@ pub fn parse_response(realm: &str, body: &[u8], received: Instant) -> Result<Tok
         .or(raw.token.filter(|t| !t.is_empty()))
         .ok_or_else(|| invalid("neither `token` nor `access_token` is present".to_owned()))?;
     let claims = jwt_claims(&value);
+    // Both come from the token service, untrusted: saturated and bounded.
     let lifetime = match raw.expires_in {
-        Some(secs) if secs > 0 => Duration::from_secs(secs.max(60) as u64),
+        Some(secs) if secs > 0 => Duration::from_secs(secs.max(60) as u64).min(MAX_TOKEN_LIFETIME),
         _ => claims
             .as_ref()
             .and_then(|c| c.exp)
-            .map(|exp| {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs() as i64;
-                Duration::from_secs((exp - now).max(0) as u64)
-            })
+            .map(|exp| jwt::time_until(exp, MAX_TOKEN_LIFETIME))
             .unwrap_or(DEFAULT_LIFETIME),
     };
     // `issued_at` in the past shortens what is left; a clock skew into the future is ignored.
@@ -116,11 +114,7 @@ struct RawAccess {
 /// Reads the payload of a JWT without verifying it: the registry verifies, this crate only
 /// wants to know when to refresh and what was granted. `None` for anything not a JWT.
 pub(crate) fn jwt_claims(token: &str) -> Option<Claims> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let raw: RawClaims = serde_json::from_slice(&bytes).ok()?;
+    let raw: RawClaims = jwt::payload(token)?;
     Some(Claims {
         exp: raw.exp,
         access: raw.access.map(|list| {
@@ -138,45 +132,12 @@ pub(crate) fn jwt_claims(token: &str) -> Option<Claims> {
     })
 }
 
-/// Age of an RFC 3339 UTC timestamp (`2024-05-01T10:00:00Z`, fractional seconds and offsets
+/// Age of an RFC 3339 timestamp (`2024-05-01T10:00:00Z`, fractional seconds and offsets
 /// accepted); `None` if unparsable or in the future.
 fn parse_rfc3339_age(text: &str) -> Option<Duration> {
-    let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { text.get(r)?.parse().ok() };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = &text[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 => {
-            let sign = match rest.as_bytes()[0] {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            sign * (rest.get(1..3)?.parse::<i64>().ok()? * 3600
-                + rest.get(4..6)?.parse::<i64>().ok()? * 60)
-        }
-        _ => return None,
-    };
-    // Days from civil date (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let epoch = days * 86_400 + h * 3600 + mi * 60 + s - offset;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
-    (now >= epoch).then(|| Duration::from_secs((now - epoch) as u64))
+    let then: jiff::Timestamp = text.parse().ok()?;
+    let age = jiff::Timestamp::now().duration_since(then);
+    Duration::try_from(age).ok()
 }
 
 /// Tokens by (registry, scopes), dropped once stale.
@@ -223,14 +184,8 @@ impl TokenCache {
 mod tests {
     use super::*;
 
-    fn jwt(claims: &str) -> String {
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!(
-            "{}.{}.sig",
-            e.encode(r#"{"alg":"ES256"}"#),
-            e.encode(claims)
-        )
-    }
+    use crate::jwt::unsigned as jwt;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     #[test]
     fn docker_style_response() {
@@ -288,6 +243,24 @@ mod tests {
     }
 
     #[test]
+    fn rfc3339_ages() {
+        let z = parse_rfc3339_age("2001-01-01T00:00:00Z").unwrap();
+        let plus_one = parse_rfc3339_age("2001-01-01T00:00:00.5+01:00").unwrap();
+        let diff = plus_one.abs_diff(z).as_secs_f64();
+        assert!((diff - 3600.0).abs() < 2.0, "{diff}");
+        assert!(parse_rfc3339_age("2001-01-01t00:00:00z").is_some());
+        for not_an_age in [
+            "2999-01-01T00:00:00Z",
+            "2001-01-01",
+            "2001-01-01T00:00:00",
+            "soon",
+            "",
+        ] {
+            assert_eq!(parse_rfc3339_age(not_an_age), None, "{not_an_age}");
+        }
+    }
+
+    #[test]
     fn malformed_responses_are_typed_errors() {
         for body in [&b"<html>"[..], b"{}", br#"{"token":""}"#, b"[]", b""] {
             assert!(matches!(
@@ -336,7 +309,45 @@ mod tests {
         );
     }
 
+    fn lifetime_of(body: &str) -> Duration {
+        let now = Instant::now();
+        let t = parse_response("r", body.as_bytes(), now).unwrap();
+        t.use_until.saturating_duration_since(now)
+    }
+
+    #[test]
+    fn hostile_expiries_saturate_and_stay_bounded() {
+        for exp in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX, i64::MAX - 1] {
+            let body = format!(
+                r#"{{"access_token":"{}"}}"#,
+                jwt(&format!(r#"{{"exp":{exp}}}"#))
+            );
+            let left = lifetime_of(&body);
+            assert!(left <= MAX_TOKEN_LIFETIME, "exp {exp}: {left:?}");
+        }
+        let left = lifetime_of(&format!(r#"{{"token":"t","expires_in":{}}}"#, i64::MAX));
+        assert!(
+            left <= MAX_TOKEN_LIFETIME && left > MAX_TOKEN_LIFETIME / 2,
+            "{left:?}"
+        );
+    }
+
     proptest::proptest! {
+        #[test]
+        fn any_exp_claim_gives_a_bounded_lifetime(exp in proptest::num::i64::ANY) {
+            let body = format!(r#"{{"access_token":"{}"}}"#, jwt(&format!(r#"{{"exp":{exp}}}"#)));
+            proptest::prop_assert!(lifetime_of(&body) <= MAX_TOKEN_LIFETIME);
+        }
+
+        #[test]
+        fn exp_claims_near_now_are_honoured(ahead in -100_000i64..100_000) {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+            let body = format!(r#"{{"access_token":"{}"}}"#, jwt(&format!(r#"{{"exp":{}}}"#, now + ahead)));
+            let left = lifetime_of(&body);
+            let lifetime = Duration::from_secs(ahead.max(0) as u64).min(MAX_TOKEN_LIFETIME);
+            proptest::prop_assert!(left <= lifetime, "{left:?} > {lifetime:?}");
+        }
+
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
             let _ = parse_response("r", &body, Instant::now());

@@ -41,8 +41,9 @@ pub struct Global {
     /// A PEM CA bundle to trust in addition to the platform's roots (also `SSL_CERT_FILE`).
     #[arg(long, global = true)]
     pub ca_file: Option<PathBuf>,
-    /// A registry host that may be reached over plain http or with an unverified certificate
-    /// (loopback hosts never need this). Repeatable.
+    /// A registry that may be reached over plain http or with an unverified certificate:
+    /// `host` (any port) or `host:port` (that port only). Loopback hosts never need this.
+    /// Repeatable.
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub insecure_registries: Vec<String>,
     /// The Azure cloud: AzureCloud, AzureChinaCloud, AzureUSGovernment.

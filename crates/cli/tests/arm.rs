@@ -765,8 +765,8 @@ fn with_target_admin(cmd: &mut tokio::process::Command) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_imports_are_followed_by_their_signatures_client_side() {
-    use acr_import_tests::signed::{push_artifact, signature_verifies};
     use acr_import_testsupport::cosign::{self, CosignKey};
+    use acr_import_testsupport::seed::{push_artifact, signature_verifies};
 
     let w = ArmWorld::start().await.expect("world");
     // The image outside Azure is signed with cosign; importImage copies the image only.

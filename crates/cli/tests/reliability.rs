@@ -11,36 +11,15 @@ const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
 /// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1` with the transfer crate.
 async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
-    let mut rng = SplitMix64::new(seed);
-    let mut descs = Vec::new();
-    for _ in 0..layers {
-        let bytes: Vec<u8> = (0..256 * 1024 / 8)
-            .flat_map(|_| rng.next_u64().to_le_bytes())
-            .collect();
-        let d =
-            acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &bytes);
-        reg.push_blob(repo, &d, bytes.into(), u64::MAX)
-            .await
-            .unwrap();
-        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d.to_string(), "size": 256 * 1024}));
-    }
-    let config = bytes::Bytes::from_static(br#"{"architecture":"amd64","os":"linux"}"#);
-    let cd = acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, &config);
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX)
+    use acr_import_testsupport::seed::{Blob, image, push_manifest};
+    let blobs: Vec<Blob> = (0..layers as u64)
+        .map(|k| Blob::layer(seed * 1000 + k, 256 * 1024))
+        .collect();
+    let refs: Vec<&Blob> = blobs.iter().collect();
+    let m = image(reg, repo, "linux", "amd64", &refs, false)
         .await
         .unwrap();
-    let body = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()}, "layers": descs}))
-    .unwrap();
-    let m = acr_import_transfer::Manifest {
-        digest: acr_import_transfer::digest_of(
-            acr_import_reference::DigestAlgorithm::Sha256,
-            &body,
-        ),
-        bytes: body.into(),
-        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
-    };
-    reg.put_manifest(repo, "v1", &m).await.unwrap();
+    push_manifest(reg, repo, Some("v1"), &m).await.unwrap();
 }
 
 /// Every tag of `repo` resolves, and every blob its manifest names exists.
@@ -171,7 +150,8 @@ fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
 }
 
-/// Peak RSS (VmHWM) of a running process, read until it exits.
+/// Peak RSS (VmHWM) of a running process and the most connections it held at once to
+/// `port`, read until it exits.
 fn watch(child: &mut std::process::Child, port: u16) -> (u64, usize) {
     let status = format!("/proc/{}/status", child.id());
     let (mut peak_kib, mut conns) = (0u64, 0usize);
@@ -186,16 +166,13 @@ fn watch(child: &mut std::process::Child, port: u16) -> (u64, usize) {
                     .unwrap_or(0),
             );
         }
-        if let Ok(o) = Command::new("ss")
-            .args([
-                "-Htn",
-                "state",
-                "established",
-                &format!("( dport = :{port} )"),
-            ])
-            .output()
-        {
-            conns = conns.max(String::from_utf8_lossy(&o.stdout).lines().count());
+        // Read from /proc: an error is a failure, except once the process has exited.
+        match acr_import_testsupport::tcp_connections(child.id(), port) {
+            Ok(n) => conns = conns.max(n),
+            Err(e) => assert!(
+                child.try_wait().unwrap().is_some(),
+                "cannot count the connections of a running process: {e}"
+            ),
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -266,5 +243,8 @@ fn fifty_images_in_one_batch_stay_bounded() {
         peak_kib > 0 && peak_kib < 128 * 1024,
         "peak RSS {peak_kib} KiB"
     );
-    assert!(src_conns <= 32, "{src_conns} connections to one registry");
+    assert!(
+        (1..=32).contains(&src_conns),
+        "{src_conns} connections to one registry (at least the one that copied)"
+    );
 }

@@ -1,4 +1,5 @@
-//! The connection layer: one pooled hyper client with rustls, proxies and loopback rules.
+//! The connection layer: one pooled hyper client with rustls, proxies and loopback rules, and
+//! the TLS settings chosen per destination (`host:port`).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -8,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -28,7 +30,7 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) struct InsecureHosts(pub(crate) Vec<String>);
 
 impl InsecureHosts {
-    /// Whether `host` (no port) or `host:port` was named.
+    /// Whether `host` was named bare, or as `host:port` with this `port`.
     pub(crate) fn contains(&self, host: &str, port: Option<u16>) -> bool {
         let host = host
             .trim_start_matches('[')
@@ -46,9 +48,49 @@ impl InsecureHosts {
     }
 }
 
-/// Verifies certificates with webpki, except for hosts named insecure. The trusted roots
-/// are loaded on the first certificate to verify: reading the platform's store costs more
-/// than a whole copy between plain-http loopback registries, which never need it.
+/// The handshake-signature methods of a [`ServerCertVerifier`] holding a `provider`: the
+/// provider's algorithms, whether or not the certificate itself is verified.
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+
+/// Verifies certificates with webpki. The trusted roots are loaded on the first certificate
+/// to verify: reading the platform's store costs more than a whole copy between plain-http
+/// loopback registries, which never need it.
 struct Verifier {
     roots: std::sync::OnceLock<Result<Arc<WebPkiServerVerifier>, String>>,
     /// The bundles the user named, read when the transport was built.
@@ -56,7 +98,6 @@ struct Verifier {
     /// `SSL_CERT_FILE`, read with the platform's store on first use.
     environment: Option<PathBuf>,
     provider: Arc<rustls::crypto::CryptoProvider>,
-    insecure: InsecureHosts,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -93,14 +134,6 @@ impl ServerCertVerifier for Verifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let name = match server_name {
-            ServerName::DnsName(d) => d.as_ref().to_owned(),
-            ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
-            _ => String::new(),
-        };
-        if !name.is_empty() && self.insecure.contains(&name, None) {
-            return Ok(ServerCertVerified::assertion());
-        }
         self.webpki()?.verify_server_cert(
             end_entity,
             intermediates,
@@ -110,39 +143,29 @@ impl ServerCertVerifier for Verifier {
         )
     }
 
-    fn verify_tls12_signature(
+    handshake_signatures!();
+}
+
+/// Accepts any certificate: the verifier of hosts the user named insecure. The handshake's
+/// signatures are still checked against the certificate presented.
+#[derive(Debug)]
+struct Unverified {
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
+    handshake_signatures!();
 }
 
 /// The root store: the platform's certificates (or Mozilla's when the platform has none),
@@ -201,33 +224,105 @@ fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TransferEr
     Ok(())
 }
 
-/// The client TLS configuration. Bundles the user named are read now, so a bad one fails at
-/// once with its name; the platform's roots and the `environment`'s bundle
-/// (`SSL_CERT_FILE`) load on first use.
-pub(crate) fn tls_config(
+/// The client TLS configurations: one that verifies certificates and one, for hosts named
+/// insecure, that does not. Bundles the user named are read now, so a bad one fails at once
+/// with its name; the platform's roots and the `environment`'s bundle (`SSL_CERT_FILE`) load
+/// on first use.
+pub(crate) fn tls_configs(
     named: &[PathBuf],
     environment: Option<PathBuf>,
-    insecure: &InsecureHosts,
-) -> Result<rustls::ClientConfig, TransferError> {
+) -> Result<TlsConfigs, TransferError> {
     let mut named_roots = RootCertStore::empty();
     for path in named {
         add_pem_file(&mut named_roots, path)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = Arc::new(Verifier {
-        roots: std::sync::OnceLock::new(),
-        named: named_roots,
-        environment,
-        provider: provider.clone(),
-        insecure: insecure.clone(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TransferError::Config(format!("TLS versions: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(config)
+    let config = |verifier: Arc<dyn ServerCertVerifier>| {
+        rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map(|b| {
+                b.dangerous()
+                    .with_custom_certificate_verifier(verifier)
+                    .with_no_client_auth()
+            })
+            .map_err(|e| TransferError::Config(format!("TLS versions: {e}")))
+    };
+    Ok(TlsConfigs {
+        verified: config(Arc::new(Verifier {
+            roots: std::sync::OnceLock::new(),
+            named: named_roots,
+            environment,
+            provider: provider.clone(),
+        }))?,
+        unverified: config(Arc::new(Unverified {
+            provider: provider.clone(),
+        }))?,
+    })
+}
+
+/// See [`tls_configs`].
+pub(crate) struct TlsConfigs {
+    pub(crate) verified: rustls::ClientConfig,
+    pub(crate) unverified: rustls::ClientConfig,
+}
+
+/// The https connector of a TLS configuration, over [`ProxyConnector`].
+type Https = HttpsConnector<ProxyConnector>;
+
+/// Connects with the TLS configuration the destination calls for. The choice is made here,
+/// where the destination's host and port are both known (a certificate verifier sees only the
+/// server name): a host named insecure bare, or as `host:port` with this port, is not
+/// verified; every other host is.
+#[derive(Clone)]
+pub(crate) struct Connector {
+    verified: Https,
+    unverified: Https,
+    insecure: InsecureHosts,
+}
+
+impl Connector {
+    pub(crate) fn new(tls: TlsConfigs, tcp: ProxyConnector, insecure: InsecureHosts) -> Self {
+        let https = |config: rustls::ClientConfig| {
+            hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_or_http()
+                .enable_http1()
+                .enable_http2()
+                .wrap_connector(tcp.clone())
+        };
+        Self {
+            verified: https(tls.verified),
+            unverified: https(tls.unverified),
+            insecure,
+        }
+    }
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = <Https as tower_service::Service<Uri>>::Response;
+    type Error = BoxError;
+    type Future = <Https as tower_service::Service<Uri>>::Future;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Both connectors wrap a `ProxyConnector`, which is always ready.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let port = dst.port_u16().or(match dst.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        let named = dst
+            .host()
+            .is_some_and(|host| self.insecure.contains(host, port));
+        if named {
+            self.unverified.call(dst)
+        } else {
+            self.verified.call(dst)
+        }
+    }
 }
 
 /// Connects directly or through the proxy the environment names (CONNECT tunnel), never

@@ -278,12 +278,13 @@ pub enum TransferError {
     )]
     Schema1(RequestContext),
     /// A manifest that is not valid.
-    #[error("{context}: invalid manifest: {reason}")]
+    #[error("{context}: invalid manifest: {source}")]
     InvalidManifest {
         /// Where.
         context: RequestContext,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: Box<crate::manifest::ManifestError>,
     },
     /// A response that breaks the distribution protocol (missing `Location`, bad header…).
     #[error("{context}: the registry broke the protocol: {reason}")]
@@ -349,6 +350,26 @@ pub enum TransferError {
 }
 
 impl TransferError {
+    /// A manifest at `context` that cannot be used: [`TransferError::Schema1`] for a schema 1
+    /// manifest (registries no longer take them), else [`TransferError::InvalidManifest`].
+    pub fn manifest(context: RequestContext, source: crate::manifest::ManifestError) -> Self {
+        match source {
+            crate::manifest::ManifestError::Schema1 => TransferError::Schema1(context),
+            source => TransferError::InvalidManifest {
+                context,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// What is wrong with the manifest, for an [`TransferError::InvalidManifest`].
+    pub fn manifest_error(&self) -> Option<&crate::manifest::ManifestError> {
+        match self {
+            TransferError::InvalidManifest { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+
     /// The HTTP status the registry answered, if the failure was a status.
     pub fn status(&self) -> Option<u16> {
         self.details().map(|d| d.status)
@@ -466,6 +487,32 @@ mod tests {
     fn urls_lose_query_and_userinfo() {
         let u = url::Url::parse("https://user:pw@blob.example:8443/a/b?sig=SECRET&se=1").unwrap();
         assert_eq!(redact_url(&u), "https://blob.example:8443/a/b?…");
+    }
+
+    #[test]
+    fn manifest_errors_keep_their_kind_and_cause() {
+        use crate::manifest::{ManifestContent, ManifestError};
+        use std::error::Error as _;
+        let ctx = RequestContext {
+            operation: Operation::GetManifest,
+            registry: "r.example".into(),
+            repository: Some("app".into()),
+            reference: Some("v1".into()),
+        };
+        let schema1 = ManifestContent::parse(br#"{"schemaVersion":1}"#).unwrap_err();
+        assert!(matches!(
+            TransferError::manifest(ctx.clone(), schema1),
+            TransferError::Schema1(_)
+        ));
+        let bad = ManifestContent::parse(b"<html>").unwrap_err();
+        let e = TransferError::manifest(ctx, bad);
+        assert!(matches!(
+            e.manifest_error(),
+            Some(ManifestError::NotJson(_))
+        ));
+        let source = e.source().expect("the manifest error is the source");
+        assert!(source.source().is_some(), "and the JSON error below it");
+        assert!(e.to_string().contains("r.example/app:v1"), "{e}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ pub use error::{
     Operation, RegistryErrorEntry, RequestContext, StatusDetails, TransferError, redact_url,
 };
 pub use layout::OciLayout;
-pub use manifest::{Descriptor, Manifest, ManifestContent, Platform};
+pub use manifest::{Descriptor, Manifest, ManifestContent, ManifestError, Platform};
 pub use registry::{
     DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource,
     Registry, TagsPage, UploadSession, UploadStart,

@@ -1,6 +1,8 @@
 //! Manifests as bytes: media types, digests, and the descriptors they reference.
 
-use acr_import_reference::Digest;
+use std::path::PathBuf;
+
+use acr_import_reference::{Digest, ReferenceError};
 use bytes::Bytes;
 use serde::Deserialize;
 
@@ -52,9 +54,79 @@ impl Manifest {
 
     /// Reads the descriptors it references: children of an index; config and layers of an
     /// image manifest; and the `subject`, when present.
-    pub fn parse(&self) -> Result<ManifestContent, String> {
+    pub fn parse(&self) -> Result<ManifestContent, ManifestError> {
         ManifestContent::parse(&self.bytes)
     }
+}
+
+/// Why a manifest cannot be used. Callers match the variant (a schema 1 manifest is
+/// [`ManifestError::Schema1`], never a message to compare).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManifestError {
+    /// Not JSON, or JSON of another shape.
+    #[error("not a JSON manifest: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// A Docker schema 1 manifest (`schemaVersion: 1`, or `fsLayers`).
+    #[error("a Docker schema 1 manifest")]
+    Schema1,
+    /// A `schemaVersion` other than 2.
+    #[error("schemaVersion must be 2, found {}", found.map_or("none".to_owned(), |v| v.to_string()))]
+    SchemaVersion {
+        /// The `schemaVersion` found, if any.
+        found: Option<i64>,
+    },
+    /// A descriptor whose digest is not a digest.
+    #[error("descriptor digest `{digest}`: {source}")]
+    Digest {
+        /// The digest as written.
+        digest: String,
+        /// Why it is not one.
+        #[source]
+        source: ReferenceError,
+    },
+    /// A descriptor with a negative size.
+    #[error("descriptor {digest} has a negative size")]
+    NegativeSize {
+        /// The descriptor's digest.
+        digest: Digest,
+    },
+    /// Neither `manifests` nor `config`/`layers`: no known shape.
+    #[error("neither `manifests` nor `config`/`layers`")]
+    NoContent,
+    /// The media type a manifest was served or listed with is not its `mediaType` field.
+    #[error("{declared_by} `{declared}` but its mediaType field says `{body}`")]
+    MediaTypeMismatch {
+        /// Who declared the other one (`served as`, `index.json says`).
+        declared_by: &'static str,
+        /// The media type declared.
+        declared: String,
+        /// The body's `mediaType`.
+        body: String,
+    },
+    /// A media type that cannot be sent as a `Content-Type` header.
+    #[error("media type `{0}` is not a valid header value")]
+    InvalidMediaType(String),
+    /// An index that lists itself as a child.
+    #[error("the index lists itself")]
+    ListsItself,
+    /// Indexes that list each other.
+    #[error("the manifest graph loops through {through}")]
+    Loop {
+        /// A manifest on the loop.
+        through: Digest,
+    },
+    /// An index that could not be rewritten (a platform-filtered copy).
+    #[error("cannot rewrite the index: {0}")]
+    Rewrite(#[source] serde_json::Error),
+    /// An OCI layout's `index.json` that cannot be used.
+    #[error("{}: {reason}", path.display())]
+    LayoutIndex {
+        /// The `index.json`.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// A platform as an index names it. Kept as our own type because `os.version` and
@@ -176,14 +248,14 @@ struct RawDescriptor {
 }
 
 impl TryFrom<RawDescriptor> for Descriptor {
-    type Error = String;
-    fn try_from(r: RawDescriptor) -> Result<Self, String> {
-        let digest: Digest = r
-            .digest
-            .parse()
-            .map_err(|e| format!("descriptor digest `{}`: {e}", r.digest))?;
+    type Error = ManifestError;
+    fn try_from(r: RawDescriptor) -> Result<Self, ManifestError> {
+        let digest: Digest = r.digest.parse().map_err(|source| ManifestError::Digest {
+            digest: r.digest.clone(),
+            source,
+        })?;
         if r.size < 0 {
-            return Err(format!("descriptor {digest} has a negative size"));
+            return Err(ManifestError::NegativeSize { digest });
         }
         Ok(Descriptor {
             media_type: r.media_type,
@@ -234,20 +306,17 @@ pub struct ManifestContent {
 impl ManifestContent {
     /// Parses the descriptors out of manifest bytes. Schema 1 and anything without a known
     /// shape is an error.
-    pub fn parse(bytes: &[u8]) -> Result<Self, String> {
-        let raw: RawManifest =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a JSON manifest: {e}"))?;
+    pub fn parse(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let raw: RawManifest = serde_json::from_slice(bytes).map_err(ManifestError::NotJson)?;
         if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
-            return Err("schema 1".to_owned());
+            return Err(ManifestError::Schema1);
         }
         if raw.schema_version != Some(2) {
-            return Err(format!(
-                "schemaVersion must be 2, found {}",
-                raw.schema_version
-                    .map_or("none".to_owned(), |v| v.to_string())
-            ));
+            return Err(ManifestError::SchemaVersion {
+                found: raw.schema_version,
+            });
         }
-        let convert = |v: Option<Vec<RawDescriptor>>| -> Result<Vec<Descriptor>, String> {
+        let convert = |v: Option<Vec<RawDescriptor>>| -> Result<Vec<Descriptor>, ManifestError> {
             v.unwrap_or_default()
                 .into_iter()
                 .map(Descriptor::try_from)
@@ -262,7 +331,7 @@ impl ManifestContent {
             subject: raw.subject.map(Descriptor::try_from).transpose()?,
         };
         if content.config.is_none() && raw_has_no_manifests(&content) && content.layers.is_empty() {
-            return Err("neither `manifests` nor `config`/`layers`".to_owned());
+            return Err(ManifestError::NoContent);
         }
         Ok(content)
     }
@@ -294,24 +363,40 @@ mod tests {
 
     #[test]
     fn refuses_schema1_and_junk() {
-        assert_eq!(
-            ManifestContent::parse(br#"{"schemaVersion":1,"fsLayers":[]}"#).unwrap_err(),
-            "schema 1"
+        use std::error::Error as _;
+        let parse = |text: &str| ManifestContent::parse(text.as_bytes()).unwrap_err();
+        assert!(matches!(
+            parse(r#"{"schemaVersion":1,"fsLayers":[]}"#),
+            ManifestError::Schema1
+        ));
+        assert!(matches!(
+            parse(r#"{"fsLayers":[]}"#),
+            ManifestError::Schema1
+        ));
+        let e = parse("{");
+        assert!(matches!(e, ManifestError::NotJson(_)) && e.source().is_some());
+        assert!(matches!(
+            parse(r#"{"schemaVersion":3}"#),
+            ManifestError::SchemaVersion { found: Some(3) }
+        ));
+        assert!(matches!(
+            parse(r#"{"schemaVersion":2}"#),
+            ManifestError::NoContent
+        ));
+        for digest in ["sha256:XYZ", "md5:abc"] {
+            let e = parse(&format!(
+                r#"{{"schemaVersion":2,"config":{{"digest":"{digest}","size":1}}}}"#
+            ));
+            assert!(
+                matches!(&e, ManifestError::Digest { digest: d, .. } if d == digest),
+                "{e}"
+            );
+            assert!(e.source().is_some(), "the digest error stays the source");
+        }
+        let e = parse(
+            r#"{"schemaVersion":2,"config":{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":-1}}"#,
         );
-        assert!(ManifestContent::parse(b"{").is_err());
-        assert!(ManifestContent::parse(br#"{"schemaVersion":2}"#).is_err());
-        assert!(
-            ManifestContent::parse(
-                br#"{"schemaVersion":2,"config":{"digest":"sha256:XYZ","size":1}}"#
-            )
-            .is_err()
-        );
-        assert!(
-            ManifestContent::parse(
-                br#"{"schemaVersion":2,"config":{"digest":"md5:abc","size":1}}"#
-            )
-            .is_err()
-        );
+        assert!(matches!(e, ManifestError::NegativeSize { .. }), "{e}");
     }
 
     proptest::proptest! {

@@ -14,14 +14,13 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
 use crate::body::read_capped;
-use crate::connect::{BoxError, InsecureHosts, ProxyConnector, tls_config};
+use crate::connect::{BoxError, Connector, InsecureHosts, ProxyConnector, tls_configs};
 use crate::error::{
     RequestContext, StatusDetails, TransferError, parse_error_envelope, redact_url,
     unreachable_reason,
@@ -32,7 +31,7 @@ use crate::retry::{RetryPolicy, parse_retry_after};
 /// The request body type of the shared client.
 pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 
-type HyperClient = Client<HttpsConnector<ProxyConnector>, RequestBody>;
+type HyperClient = Client<Connector, RequestBody>;
 
 /// How many redirects a blob fetch follows.
 const MAX_REDIRECTS: usize = 5;
@@ -152,10 +151,9 @@ impl TransportBuilder {
     /// connection; a broken `SSL_CERT_FILE` fails that connection, naming the file.
     pub fn build(self) -> Result<Transport, TransferError> {
         let insecure = InsecureHosts(self.insecure_hosts);
-        let tls = tls_config(
+        let tls = tls_configs(
             &self.ca_files,
             std::env::var_os("SSL_CERT_FILE").map(PathBuf::from),
-            &insecure,
         )?;
         let explicit = self.proxy.is_some();
         let matcher = match &self.proxy {
@@ -163,16 +161,11 @@ impl TransportBuilder {
             None if self.proxy_from_env => Matcher::from_env(),
             None => Matcher::builder().build(),
         };
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(ProxyConnector::new(
-                self.connect_timeout,
-                matcher,
-                !explicit,
-            ));
+        let connector = Connector::new(
+            tls,
+            ProxyConnector::new(self.connect_timeout, matcher, !explicit),
+            insecure.clone(),
+        );
         let client: HyperClient = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(self.max_idle_per_host)
             // Bounds the per-connection read buffer (hyper's default is ~400 KiB): with a dozen
@@ -688,7 +681,7 @@ impl Transport {
     pub(crate) fn check_url(&self, url: &Url) -> Result<(), TransferError> {
         match url.scheme() {
             "https" => Ok(()),
-            "http" if self.may_use_http(url.host_str().unwrap_or_default(), url.port()) => Ok(()),
+            "http" if self.may_use_http(url.host_str().unwrap_or_default(), url.port_or_known_default()) => Ok(()),
             "http" => Err(TransferError::Refused {
                 url: redact_url(url),
                 reason: "plain http is used only for loopback hosts and hosts named with --insecure-registry".to_owned(),
@@ -827,7 +820,8 @@ impl HttpExchange for TokenExchange {
             .map_err(|e| ExchangeError::new(format!("invalid URL: {e}")))?;
         let host = url.host_str().unwrap_or_default().to_owned();
         if url.scheme() != "https"
-            && !(is_loopback_host(&host) || self.insecure.contains(&host, url.port()))
+            && !(is_loopback_host(&host)
+                || self.insecure.contains(&host, url.port_or_known_default()))
         {
             return Err(ExchangeError::new(format!(
                 "refusing plain http to {}",
@@ -849,16 +843,13 @@ impl HttpExchange for TokenExchange {
             .await
             .map_err(|_| ExchangeError::new(format!("{}: timed out", redact_url(&url))))?
             .map_err(|e| {
-                ExchangeError::new(format!(
-                    "{}: {}",
-                    redact_url(&url),
-                    describe_client_error(&e)
-                ))
+                let message = format!("{}: {}", redact_url(&url), describe_client_error(&e));
+                ExchangeError::with_source(message, e)
             })?;
         let (parts, body) = response.into_parts();
         let bytes = read_capped(body, SMALL_BODY_LIMIT, self.idle_timeout, &url)
             .await
-            .map_err(|e| ExchangeError::new(e.to_string()))?;
+            .map_err(|e| ExchangeError::with_source(e.to_string(), e))?;
         Ok(Response::from_parts(parts, bytes))
     }
 }

@@ -2,9 +2,9 @@
 //! refusal of corrupted or hostile layouts.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_testsupport::run_tool;
 use acr_import_transfer::layout::{REF_NAME_ANNOTATION, is_not_found};
 use acr_import_transfer::manifest::OCI_MANIFEST;
 use acr_import_transfer::{Manifest, OciLayout, TransferError, digest_of};
@@ -316,30 +316,24 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     let img = image("skopeo");
     put_image(&layout, &img, Some("v1")).await;
 
-    let out = Command::new(&skopeo)
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:v1", ours.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo inspect: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let raw = run_tool(
+        &skopeo,
+        ["inspect", "--raw", &format!("oci:{}:v1", ours.display())],
     );
-    assert_eq!(out.stdout, img.manifest.bytes);
+    assert_eq!(raw, img.manifest.bytes);
 
-    let out = Command::new(&skopeo)
-        // skopeo compresses uncompressed layers for `oci:` unless told not to.
-        .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
-        .arg("--dest-oci-accept-uncompressed-layers")
-        .arg(format!("oci:{}:v1", ours.display()))
-        .arg(format!("oci:{}:v2", theirs.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "skopeo copy: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_tool(
+        &skopeo,
+        [
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            // skopeo compresses uncompressed layers for `oci:` unless told not to.
+            "--dest-oci-accept-uncompressed-layers",
+            &format!("oci:{}:v1", ours.display()),
+            &format!("oci:{}:v2", theirs.display()),
+        ],
     );
     let copied = OciLayout::open(&theirs).unwrap();
     assert_eq!(copied.tags().await.unwrap(), ["v2"]);
@@ -359,17 +353,11 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     // And we can add to skopeo's layout, and skopeo still reads it.
     let other = image("added");
     put_image(&copied, &other, Some("v3")).await;
-    let out = Command::new(&skopeo)
-        .args(["inspect", "--raw"])
-        .arg(format!("oci:{}:v3", theirs.display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let raw = run_tool(
+        &skopeo,
+        ["inspect", "--raw", &format!("oci:{}:v3", theirs.display())],
     );
-    assert_eq!(out.stdout, other.manifest.bytes);
+    assert_eq!(raw, other.manifest.bytes);
     assert_eq!(copied.tags().await.unwrap(), ["v2", "v3"]);
 }
 

@@ -31,6 +31,11 @@
 //! * [`cosign`] — cosign-format signatures, attestations and SBOMs (ECDSA P-256 through
 //!   ring), made and verified in-process; [`regctl_layout`] — an OCI layout in regctl's
 //!   format, written file by file.
+//! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
+//!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
+//!   connections from `/proc`.
+//! * [`seed`] — content seeded into a registry with the project's client: images, indexes,
+//!   attestations, artifacts and their referrers, Helm charts, foreign layers.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -73,7 +78,9 @@ mod proxy;
 mod rbac;
 pub mod regctl_layout;
 mod registry;
+pub mod seed;
 mod token;
+mod tools;
 mod util;
 
 pub use azure::{
@@ -89,10 +96,10 @@ pub use proxy::{
 pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
-    skopeo, tool_on_path,
 };
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
 };
+pub use tools::{find_tool, require_tool, run_tool, skopeo, tcp_connections};
 pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};

@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::token::TokenServer;
+use crate::tools::find_tool;
 use crate::util::random_hex;
 
 /// Environment variable naming the registry binary (default: `docker-registry` on `PATH`).
@@ -24,46 +25,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Finds `name` on `PATH` (or in `/usr/bin`, `/usr/sbin`), honouring `env_var`.
-fn find_binary(name: &str, env_var: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// `name` as found on `PATH` (only there: a tool the user cannot run is not found).
-pub fn tool_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// `skopeo`, the independent client the tests cross-check with. Missing, the test fails
-/// with one line saying so and how to install it (`.ci/run` installs it): a cross-check
-/// that did not run is not a pass.
-pub fn skopeo() -> PathBuf {
-    match tool_on_path("skopeo") {
-        Some(p) => p,
-        None => panic!(
-            "skopeo is not on PATH: this test cross-checks with it; install it with `apt-get install -y skopeo` (.ci/run does)"
-        ),
-    }
-}
-
-/// The registry binary, or a clear error naming the Debian package.
+/// The registry binary (`$ACR_IMPORT_REGISTRY_BIN`, or `docker-registry` on `PATH`), or a
+/// clear error naming the Debian package.
 pub fn registry_binary() -> anyhow::Result<PathBuf> {
-    find_binary("docker-registry", REGISTRY_BIN_ENV).ok_or_else(|| {
-        anyhow::anyhow!(
-            "docker-registry not found: install it with `apt-get install -y docker-registry` \
+    let named = std::env::var_os(REGISTRY_BIN_ENV)
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from);
+    named
+        .or_else(|| find_tool("docker-registry"))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "docker-registry not found: install it with `apt-get install -y docker-registry` \
              (or set {REGISTRY_BIN_ENV})"
-        )
-    })
+            )
+        })
 }
 
 /// One bcrypt htpasswd line (`user:$2b$...`), as distribution's htpasswd auth reads it. Made

@@ -20,9 +20,9 @@ use futures_util::StreamExt as _;
 use http::{Method, header};
 use tokio::sync::OnceCell;
 
-use super::fixtures::{self, Blob, data, sha256};
 use super::raw::{Raw, RawResponse};
 use super::{Outcome, Setup, timed};
+use acr_import_testsupport::seed::{self as fixtures, Blob, data, sha256};
 
 /// Whether a check only reads, or needs `--allow-writes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -150,7 +150,7 @@ impl ArmClient {
         body: &ImportImageParameters,
         deadline: Option<Instant>,
     ) -> Result<ImportStart, AcrError> {
-        let url = self.url(&format!("{target}/importImage"), &self.api_version)?;
+        let url = self.resource_url(target.as_str(), &["importImage"], &self.api_version)?;
         let json = serde_json::to_vec(body).map_err(|e| AcrError::Protocol {
             url: redact(&url),
             reason: e.to_string(),

@@ -54,7 +54,7 @@ pub struct ArmClient {
     scope: String,
     api_version: String,
     retry: RetryPolicy,
-    token: tokio::sync::Mutex<Option<AccessToken>>,
+    token: tokio::sync::Mutex<Option<(std::time::Instant, AccessToken)>>,
     /// The `Location` of each operation polled through its `Azure-AsyncOperation` monitor.
     final_locations: std::sync::Mutex<HashMap<String, String>>,
 }
@@ -134,9 +134,8 @@ impl ArmClient {
 
     async fn bearer(&self) -> Result<String, AcrError> {
         let mut cached = self.token.lock().await;
-        let fresh = cached.as_ref().is_some_and(|t| {
-            t.expires_on - azure_core::time::Duration::seconds(120)
-                > azure_core::time::OffsetDateTime::now_utc()
+        let fresh = cached.as_ref().is_some_and(|(fetched, t)| {
+            acr_import_auth::azure::reusable(t, *fetched, azure_core::time::Duration::seconds(120))
         });
         if !fresh {
             let token = self
@@ -147,11 +146,11 @@ impl ArmClient {
                     scope: self.scope.clone(),
                     message: e.to_string(),
                 })?;
-            *cached = Some(token);
+            *cached = Some((std::time::Instant::now(), token));
         }
         Ok(cached
             .as_ref()
-            .map(|t| t.token.secret().to_owned())
+            .map(|(_, t)| t.token.secret().to_owned())
             .unwrap_or_default())
     }
 
@@ -181,13 +180,30 @@ impl ArmClient {
         Ok(parsed)
     }
 
-    fn url(&self, path: &str, api_version: &str) -> Result<Url, AcrError> {
+    /// The endpoint's URL with `segments` appended, each escaped as one path segment (a `/`
+    /// or `?` in a value stays inside its segment; `.` and `..` are dropped).
+    fn url<'a>(
+        &self,
+        segments: impl IntoIterator<Item = &'a str>,
+        api_version: &str,
+    ) -> Result<Url, AcrError> {
         let mut url = self.endpoint.clone();
-        let base = self.endpoint.path().trim_end_matches('/');
-        url.set_path(&format!("{base}{path}"));
+        url.path_segments_mut()
+            .map_err(|()| AcrError::InvalidArmEndpoint {
+                endpoint: self.endpoint.to_string(),
+                reason: "it cannot have a path".into(),
+            })?
+            .pop_if_empty()
+            .extend(segments);
         url.query_pairs_mut()
             .append_pair("api-version", api_version);
         Ok(url)
+    }
+
+    /// The URL of `tail` under a resource (or scope) ID: the ID's segments, then `tail`.
+    fn resource_url(&self, id: &str, tail: &[&str], api_version: &str) -> Result<Url, AcrError> {
+        let segments = id.split('/').filter(|s| !s.is_empty());
+        self.url(segments.chain(tail.iter().copied()), api_version)
     }
 
     async fn get_json<T: DeserializeOwned>(
@@ -206,7 +222,7 @@ impl ArmClient {
 
     /// `GET …/registries/{name}`.
     pub async fn get_registry(&self, id: &RegistryResourceId) -> Result<Registry, AcrError> {
-        let url = self.url(id.as_str(), &self.api_version)?;
+        let url = self.resource_url(id.as_str(), &[], &self.api_version)?;
         self.get_json(&format!("reading registry {}", id.name()), &url)
             .await
     }
@@ -242,16 +258,20 @@ impl ArmClient {
 
     /// `GET /subscriptions`: every subscription the identity can see.
     pub async fn list_subscriptions(&self) -> Result<Vec<Subscription>, AcrError> {
-        let url = self.url("/subscriptions", SUBSCRIPTIONS_API_VERSION)?;
+        let url = self.url(["subscriptions"], SUBSCRIPTIONS_API_VERSION)?;
         self.list("listing subscriptions", url).await
     }
 
     /// Every registry of a subscription (`nextLink` pages followed).
     pub async fn list_registries(&self, subscription: &str) -> Result<Vec<Registry>, AcrError> {
         let url = self.url(
-            &format!(
-                "/subscriptions/{subscription}/providers/Microsoft.ContainerRegistry/registries"
-            ),
+            [
+                "subscriptions",
+                subscription,
+                "providers",
+                "Microsoft.ContainerRegistry",
+                "registries",
+            ],
             &self.api_version,
         )?;
         self.list(
@@ -294,11 +314,9 @@ impl ArmClient {
     /// permissions at `scope` (a resource ID), one entry per role assignment that applies
     /// (learn.microsoft.com/rest/api/authorization/permissions/list-for-resource).
     pub async fn list_permissions(&self, scope: &str) -> Result<Vec<Permission>, AcrError> {
-        let url = self.url(
-            &format!(
-                "{}/providers/Microsoft.Authorization/permissions",
-                scope.trim_end_matches('/')
-            ),
+        let url = self.resource_url(
+            scope,
+            &["providers", "Microsoft.Authorization", "permissions"],
             PERMISSIONS_API_VERSION,
         )?;
         self.list(&format!("reading your permissions on {scope}"), url)

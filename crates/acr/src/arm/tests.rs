@@ -106,6 +106,17 @@ async fn sovereign_clouds_use_their_endpoint_and_audience() {
     );
     assert!(http.0.lock().unwrap()[0].starts_with("https://127.0.0.1:9/subscriptions/"));
     assert!(http.0.lock().unwrap()[0].ends_with("api-version=2023-07-01"));
+    // A subscription is one path segment, whatever it holds.
+    let http = Arc::new(FakeHttp(Default::default()));
+    let arm = ArmClient::new(&cloud, http.clone(), cred.clone()).unwrap();
+    let _ = arm.list_registries("../x?y=1/z").await;
+    let urls = http.0.lock().unwrap().clone();
+    assert!(
+        urls[0].starts_with(
+            "https://127.0.0.1:9/subscriptions/..%2Fx%3Fy=1%2Fz/providers/Microsoft.ContainerRegistry/registries?"
+        ),
+        "{urls:?}"
+    );
     // A nextLink or Location elsewhere never gets the token.
     assert!(arm.same_origin("https://evil.example/x").is_err());
     assert!(
@@ -283,7 +294,9 @@ async fn retry_after_past_the_deadline_is_not_waited_for() {
         r#"{"error":{"code":"TooManyRequests","message":"slow down"}}"#,
     )]);
     let arm = client(script.clone());
-    let url = arm.url(target().as_str(), "2025-11-01").unwrap();
+    let url = arm
+        .resource_url(target().as_str(), &[], "2025-11-01")
+        .unwrap();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     let started = tokio::time::Instant::now();
     let answer = arm

@@ -12,10 +12,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use azure_core::credentials::TokenCredential;
-use base64::Engine as _;
 use bytes::Bytes;
 
 use super::aad::{AadCredentialChain, AadExplanation};
@@ -197,15 +196,22 @@ impl AcrTokenExchange {
         self
     }
 
-    /// The `/oauth2/exchange` URL of `login_server`.
-    pub fn exchange_url(&self, login_server: &str) -> String {
+    /// The `/oauth2/exchange` URL of `login_server` (`host[:port]`); an error for anything
+    /// that is not a host (userinfo, a path…).
+    pub fn exchange_url(&self, login_server: &str) -> Result<url::Url, AuthError> {
         let key = registry_key(login_server);
         let scheme = if self.loopback_http && is_loopback_host(host_of(&key)) {
             "http"
         } else {
             "https"
         };
-        format!("{scheme}://{key}/oauth2/exchange")
+        let mut url = crate::host_url(scheme, &key).map_err(|reason| AuthError::AzureConfig {
+            reason: format!("`{login_server}` is not a login server: {reason}"),
+        })?;
+        url.path_segments_mut()
+            .expect("http(s) URLs have a path")
+            .extend(["oauth2", "exchange"]);
+        Ok(url)
     }
 
     /// Forgets the cached refresh token of `login_server` (the registry refused it).
@@ -276,7 +282,7 @@ impl AcrTokenExchange {
             form.append_pair("access_token", aad_token.expose());
             Secret::new(form.finish())
         };
-        let request = http::Request::post(self.exchange_url(key))
+        let request = http::Request::post(self.exchange_url(key)?.as_str())
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
@@ -432,25 +438,19 @@ pub fn jwt_claim_str(token: &str, claim: &str) -> Option<String> {
 }
 
 fn jwt_claims(token: &str) -> Option<serde_json::Value> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice(&bytes).ok()
+    crate::jwt::payload(token)
 }
 
 /// When a refresh token should be exchanged again: before its `exp` by a fifth of its
-/// remaining life, at most [`MAX_REFRESH_MARGIN`].
+/// remaining life, at most [`MAX_REFRESH_MARGIN`]; never later than
+/// [`MAX_TOKEN_LIFETIME`](crate::token::MAX_TOKEN_LIFETIME) from now.
 fn reuse_until(token: &str) -> Instant {
     let now = Instant::now();
     let exp = jwt_claims(token).and_then(|c| c.get("exp").and_then(serde_json::Value::as_i64));
     let Some(exp) = exp else {
         return now + DEFAULT_REFRESH_TOKEN_REUSE;
     };
-    let unix_now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let left = Duration::from_secs(exp.saturating_sub(unix_now).max(0) as u64);
+    let left = crate::jwt::time_until(exp, crate::token::MAX_TOKEN_LIFETIME);
     let margin = (left / 5).min(MAX_REFRESH_MARGIN);
     now + left.saturating_sub(margin)
 }
@@ -506,7 +506,9 @@ mod tests {
     use crate::exchange::ExchangeError;
     use azure_core::credentials::{AccessToken, TokenRequestOptions};
     use azure_core::time::OffsetDateTime;
+    use base64::Engine as _;
     use std::sync::Mutex;
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     fn jwt(claims: serde_json::Value) -> String {
         let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -637,17 +639,20 @@ mod tests {
     #[test]
     fn exchange_urls() {
         let (_, _, e) = setup(200, String::new());
+        let url = |e: &AcrTokenExchange, ls: &str| e.exchange_url(ls).unwrap().to_string();
         assert_eq!(
-            e.exchange_url("MyReg.azurecr.io"),
+            url(&e, "MyReg.azurecr.io"),
             "https://myreg.azurecr.io/oauth2/exchange"
         );
         assert_eq!(
-            e.exchange_url("127.0.0.1:5000"),
+            url(&e, "127.0.0.1:5000"),
             "http://127.0.0.1:5000/oauth2/exchange"
         );
+        // A login server is a host: userinfo cannot send the exchange elsewhere.
+        assert!(e.exchange_url("evil.example@myreg.azurecr.io").is_err());
         let e = e.with_loopback_http(false);
         assert_eq!(
-            e.exchange_url("localhost:5000"),
+            url(&e, "localhost:5000"),
             "https://localhost:5000/oauth2/exchange"
         );
     }

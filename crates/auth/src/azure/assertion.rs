@@ -18,12 +18,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use azure_core::http::ClientMethodOptions;
 use azure_identity::ClientAssertion;
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::rand::{SecureRandom as _, SystemRandom};
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
+use rustls_pki_types::pem::{self, PemObject as _};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use zeroize::Zeroizing;
 
 use crate::AuthError;
+
+/// The PEM label of a PKCS#8 encrypted key.
+const ENCRYPTED_KEY_LABEL: &[u8] = b"-----BEGIN ENCRYPTED PRIVATE KEY-----";
 
 /// How long an assertion is valid.
 const ASSERTION_LIFETIME_SECS: u64 = 600;
@@ -55,32 +60,42 @@ impl ClientCertificate {
         })
     }
 
-    /// Parses PEM text (see [`ClientCertificate::from_pem_file`]); the error says what is
-    /// missing, never a key byte.
+    /// Parses PEM text (see [`ClientCertificate::from_pem_file`]) with `rustls-pki-types`;
+    /// the error says what is missing, never a key byte.
     pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
-        let text = std::str::from_utf8(pem).map_err(|_| {
-            "is not a PEM text file (PKCS#12/PFX files are not supported: convert to PEM)"
-                .to_owned()
-        })?;
-        let blocks = pem_blocks(text)?;
-        let cert_der = blocks
-            .iter()
-            .find(|(label, _)| label == "CERTIFICATE")
-            .map(|(_, der)| der.to_vec())
-            .ok_or("holds no CERTIFICATE block")?;
-        if blocks.iter().any(|(l, _)| l == "ENCRYPTED PRIVATE KEY") {
+        if std::str::from_utf8(pem).is_err() {
+            return Err(
+                "is not a PEM text file (PKCS#12/PFX files are not supported: convert to PEM)"
+                    .to_owned(),
+            );
+        }
+        let invalid = |e: pem::Error| format!("is not valid PEM ({e})");
+        let cert_der = match CertificateDer::from_pem_slice(pem) {
+            Ok(cert) => cert.as_ref().to_vec(),
+            Err(pem::Error::NoItemsFound) => return Err("holds no CERTIFICATE block".to_owned()),
+            Err(e) => return Err(invalid(e)),
+        };
+        // The PEM reader skips blocks it has no type for, encrypted keys among them.
+        if pem
+            .windows(ENCRYPTED_KEY_LABEL.len())
+            .any(|w| w == ENCRYPTED_KEY_LABEL)
+        {
             return Err("its private key is encrypted, which is not supported: \
                         export it unencrypted (openssl pkcs8 -nocrypt)"
                 .to_owned());
         }
-        let key = if let Some((_, der)) = blocks.iter().find(|(l, _)| l == "PRIVATE KEY") {
-            RsaKeyPair::from_pkcs8(der)
-                .map_err(|e| format!("its PRIVATE KEY is not a usable RSA key ({e})"))?
-        } else if let Some((_, der)) = blocks.iter().find(|(l, _)| l == "RSA PRIVATE KEY") {
-            RsaKeyPair::from_der(der)
-                .map_err(|e| format!("its RSA PRIVATE KEY is not usable ({e})"))?
-        } else {
-            return Err("holds no PRIVATE KEY or RSA PRIVATE KEY block".to_owned());
+        let key = match PrivateKeyDer::from_pem_slice(pem).map(Zeroizing::new) {
+            Ok(key) => match &*key {
+                PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der())
+                    .map_err(|e| format!("its PRIVATE KEY is not a usable RSA key ({e})"))?,
+                PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der())
+                    .map_err(|e| format!("its RSA PRIVATE KEY is not usable ({e})"))?,
+                _ => return Err("its private key is not an RSA key".to_owned()),
+            },
+            Err(pem::Error::NoItemsFound) => {
+                return Err("holds no PRIVATE KEY or RSA PRIVATE KEY block".to_owned());
+            }
+            Err(e) => return Err(invalid(e)),
         };
         Ok(Self { cert_der, key })
     }
@@ -169,52 +184,21 @@ impl ClientAssertion for CertificateAssertion {
     }
 }
 
-/// A PEM block: its label and decoded DER (zeroed on drop).
-type PemBlock = (String, Zeroizing<Vec<u8>>);
-
-/// The `-----BEGIN X-----` blocks of a PEM text.
-fn pem_blocks(text: &str) -> Result<Vec<PemBlock>, String> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + "-----BEGIN ".len()..];
-        let label_end = after.find("-----").ok_or("has a malformed BEGIN line")?;
-        let label = after[..label_end].to_owned();
-        let body_start = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let body_end = body_start
-            .find(&end_marker)
-            .ok_or_else(|| format!("has no END line for its {label} block"))?;
-        let body = &body_start[..body_end];
-        if body.contains(':') {
-            return Err(format!(
-                "its {label} block has PEM headers (an encrypted legacy key?), which are not supported"
-            ));
-        }
-        let b64: Zeroizing<String> =
-            Zeroizing::new(body.chars().filter(|c| !c.is_whitespace()).collect());
-        let der = STANDARD
-            .decode(b64.as_bytes())
-            .map_err(|_| format!("its {label} block is not valid base64"))?;
-        blocks.push((label, Zeroizing::new(der)));
-        rest = &body_start[body_end + end_marker.len()..];
-    }
-    Ok(blocks)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn pem_blocks_are_found_and_checked() {
-        let text = "junk\n-----BEGIN CERTIFICATE-----\nAAEC\nAw==\n-----END CERTIFICATE-----\n";
-        let blocks = pem_blocks(text).unwrap();
-        assert_eq!(blocks.len(), 1);
-        assert_eq!(blocks[0].0, "CERTIFICATE");
-        assert_eq!(blocks[0].1.as_slice(), &[0, 1, 2, 3]);
-        assert!(pem_blocks("-----BEGIN X-----\nAA==\n").is_err());
-        assert!(pem_blocks("-----BEGIN X-----\n!!\n-----END X-----").is_err());
+    fn broken_pem_is_explained() {
+        let err = ClientCertificate::from_pem(b"-----BEGIN CERTIFICATE-----\nAA==\n").unwrap_err();
+        assert!(err.contains("not valid PEM"), "{err}");
+        let err = ClientCertificate::from_pem(
+            b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
+        )
+        .unwrap_err();
+        assert!(err.contains("not valid PEM"), "{err}");
+        let err = ClientCertificate::from_pem(b"junk only").unwrap_err();
+        assert!(err.contains("no CERTIFICATE"), "{err}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use azure_core::time::{Duration, OffsetDateTime};
@@ -13,12 +14,31 @@ use azure_core::time::{Duration, OffsetDateTime};
 /// A token is fetched again this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::minutes(5);
 
-/// A [`TokenCredential`] that remembers each token until [`REFRESH_MARGIN`] before it expires.
+/// Whether an Azure AD token fetched at `fetched` may still be sent: more than `margin` before
+/// its expiry, and fetched less than [`MAX_TOKEN_LIFETIME`](crate::token::MAX_TOKEN_LIFETIME)
+/// ago. The expiry is the service's word, so it is not trusted to be in range: one that
+/// cannot have `margin` taken from it, or claims to be decades away, does not keep a token
+/// for ever (and never panics).
+pub fn reusable(token: &AccessToken, fetched: Instant, margin: Duration) -> bool {
+    fetched.elapsed() < crate::token::MAX_TOKEN_LIFETIME
+        && token
+            .expires_on
+            .checked_sub(margin)
+            .is_some_and(|refresh_at| refresh_at > OffsetDateTime::now_utc())
+}
+
+/// A token and when it was fetched.
+type Fetched = (Instant, AccessToken);
+
+/// A [`TokenCredential`] that remembers each token until [`REFRESH_MARGIN`] before it expires,
+/// and never longer than [`MAX_TOKEN_LIFETIME`](crate::token::MAX_TOKEN_LIFETIME).
 /// Requests with options (claims challenges, another tenant) always go to the credential.
 #[derive(Clone)]
 pub(crate) struct CachedCredential {
     inner: Arc<dyn TokenCredential>,
-    cache: Arc<tokio::sync::Mutex<HashMap<Vec<String>, AccessToken>>>,
+    cache: Arc<tokio::sync::Mutex<HashMap<Vec<String>, Fetched>>>,
+    /// The longest a token is reused, whatever its expiry says.
+    max_lifetime: std::time::Duration,
 }
 
 impl fmt::Debug for CachedCredential {
@@ -32,6 +52,7 @@ impl CachedCredential {
         Self {
             inner,
             cache: Arc::default(),
+            max_lifetime: crate::token::MAX_TOKEN_LIFETIME,
         }
     }
 }
@@ -49,13 +70,14 @@ impl TokenCredential for CachedCredential {
         let key: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
         // Held across the request: two callers asking at once make one request.
         let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.get(&key)
-            && token.expires_on - REFRESH_MARGIN > OffsetDateTime::now_utc()
+        if let Some((fetched, token)) = cache.get(&key)
+            && fetched.elapsed() < self.max_lifetime
+            && reusable(token, *fetched, REFRESH_MARGIN)
         {
             return Ok(token.clone());
         }
         let token = self.inner.get_token(scopes, None).await?;
-        cache.insert(key, token.clone());
+        cache.insert(key, (Instant::now(), token.clone()));
         Ok(token)
     }
 }
@@ -80,6 +102,46 @@ mod tests {
                 format!("token-{}", self.0.lock().unwrap().len()),
                 OffsetDateTime::now_utc() + self.1,
             ))
+        }
+    }
+
+    #[tokio::test]
+    async fn hostile_expiries_neither_panic_nor_live_forever() {
+        // The earliest time the time crate holds: the margin cannot be subtracted from it.
+        let earliest = OffsetDateTime::from_unix_timestamp(-377_705_116_800).unwrap();
+        let inner = Arc::new(Fixed(Mutex::default(), earliest));
+        let cached = CachedCredential::new(inner.clone());
+        cached.get_token(&["s/.default"], None).await.unwrap();
+        cached.get_token(&["s/.default"], None).await.unwrap();
+        assert_eq!(
+            *inner.0.lock().unwrap(),
+            2,
+            "an expired token is fetched again"
+        );
+
+        // A token that claims to last for ever is used no longer than the bound.
+        let latest = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap();
+        let inner = Arc::new(Fixed(Mutex::default(), latest));
+        let mut cached = CachedCredential::new(inner.clone());
+        cached.max_lifetime = std::time::Duration::ZERO;
+        cached.get_token(&["s/.default"], None).await.unwrap();
+        cached.get_token(&["s/.default"], None).await.unwrap();
+        assert_eq!(*inner.0.lock().unwrap(), 2);
+    }
+
+    /// Issues tokens expiring at a fixed time; counts requests.
+    #[derive(Debug)]
+    struct Fixed(Mutex<u32>, OffsetDateTime);
+
+    #[async_trait::async_trait]
+    impl TokenCredential for Fixed {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            *self.0.lock().unwrap() += 1;
+            Ok(AccessToken::new("t", self.1))
         }
     }
 

@@ -35,7 +35,7 @@ pub(crate) struct AppServiceManagedIdentity {
     pub(crate) client_id: Option<String>,
     pub(crate) http: Arc<dyn HttpExchange>,
     pub(crate) retries: u32,
-    cache: tokio::sync::Mutex<HashMap<String, AccessToken>>,
+    cache: tokio::sync::Mutex<HashMap<String, (std::time::Instant, AccessToken)>>,
 }
 
 impl fmt::Debug for AppServiceManagedIdentity {
@@ -157,13 +157,16 @@ impl TokenCredential for AppServiceManagedIdentity {
             ));
         };
         let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.get(*scope)
-            && token.expires_on > OffsetDateTime::now_utc() + Duration::seconds(REFRESH_MARGIN_SECS)
+        if let Some((fetched, token)) = cache.get(*scope)
+            && super::reusable(token, *fetched, Duration::seconds(REFRESH_MARGIN_SECS))
         {
             return Ok(token.clone());
         }
         let token = self.fetch(scope).await?;
-        cache.insert((*scope).to_owned(), token.clone());
+        cache.insert(
+            (*scope).to_owned(),
+            (std::time::Instant::now(), token.clone()),
+        );
         Ok(token)
     }
 }

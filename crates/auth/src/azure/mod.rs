@@ -50,5 +50,6 @@ pub use acr::{
 };
 pub use assertion::ClientCertificate;
 pub use audience::{ACR_SCOPE, ARM_SCOPE, AcrAudience, arm_scope_for};
+pub use cache::reusable;
 pub use client::AzureHttpClient;
 pub use env::AzureEnvironment;

@@ -65,7 +65,7 @@ impl Copier {
                     return Err(invalid(
                         src,
                         &manifest.digest,
-                        "the index lists itself".to_owned(),
+                        crate::ManifestError::ListsItself,
                     ));
                 }
                 for d in &content.manifests {
@@ -155,19 +155,19 @@ impl Copier {
 fn leaves_first(
     top: &Digest,
     edges: &HashMap<Digest, Vec<Digest>>,
-) -> Result<(Vec<Digest>, HashMap<Digest, usize>), String> {
+) -> Result<(Vec<Digest>, HashMap<Digest, usize>), crate::ManifestError> {
     fn visit(
         d: &Digest,
         edges: &HashMap<Digest, Vec<Digest>>,
         heights: &mut HashMap<Digest, usize>,
         order: &mut Vec<Digest>,
         stack: &mut Vec<Digest>,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, crate::ManifestError> {
         if let Some(h) = heights.get(d) {
             return Ok(*h);
         }
         if stack.contains(d) {
-            return Err(format!("the manifest graph loops through {d}"));
+            return Err(crate::ManifestError::Loop { through: d.clone() });
         }
         stack.push(d.clone());
         let mut h = 0;

@@ -409,14 +409,14 @@ fn already_there(graph: &Graph, places: &[&Endpoint], report: &mut CopyReport) {
     }
 }
 
-fn invalid(src: &Endpoint, digest: &Digest, reason: String) -> TransferError {
-    TransferError::InvalidManifest {
-        context: crate::RequestContext {
+fn invalid(src: &Endpoint, digest: &Digest, source: crate::ManifestError) -> TransferError {
+    TransferError::manifest(
+        crate::RequestContext {
             operation: crate::Operation::GetManifest,
             registry: src.describe(),
             repository: None,
             reference: Some(digest.to_string()),
         },
-        reason,
-    }
+        source,
+    )
 }

@@ -92,7 +92,7 @@ impl Copier {
             return Ok(child);
         }
         let mut value: serde_json::Value = serde_json::from_slice(&top.bytes)
-            .map_err(|e| invalid(src, &top.digest, e.to_string()))?;
+            .map_err(|e| invalid(src, &top.digest, crate::ManifestError::Rewrite(e)))?;
         if let Some(list) = value.get_mut("manifests").and_then(|m| m.as_array_mut()) {
             list.retain(|entry| {
                 let digest = entry
@@ -107,7 +107,8 @@ impl Copier {
             });
         }
         let bytes = Bytes::from(
-            serde_json::to_vec(&value).map_err(|e| invalid(src, &top.digest, e.to_string()))?,
+            serde_json::to_vec(&value)
+                .map_err(|e| invalid(src, &top.digest, crate::ManifestError::Rewrite(e)))?,
         );
         let rewritten = Manifest {
             digest: crate::digest_of(top.digest.algorithm(), &bytes),

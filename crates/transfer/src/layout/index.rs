@@ -4,7 +4,7 @@ use acr_import_reference::Digest;
 use serde_json::{Map, Value};
 
 use super::REF_NAME_ANNOTATION;
-use crate::manifest::{ManifestContent, OCI_INDEX, OCI_MANIFEST};
+use crate::manifest::{ManifestContent, ManifestError, OCI_INDEX, OCI_MANIFEST};
 
 /// Reads `bytes` as an index and returns its `manifests` (none when the field is missing).
 pub(super) fn parse_index(bytes: &[u8]) -> Result<Vec<Value>, String> {
@@ -96,11 +96,13 @@ pub(super) fn update_entries(
 pub(super) fn resolve_media_type(
     declared: Option<&str>,
     content: &ManifestContent,
-) -> Result<String, String> {
+) -> Result<String, ManifestError> {
     match (declared, &content.media_type) {
-        (Some(d), Some(body)) if d != body => Err(format!(
-            "index.json says `{d}` but its mediaType field says `{body}`"
-        )),
+        (Some(d), Some(body)) if d != body => Err(ManifestError::MediaTypeMismatch {
+            declared_by: "index.json says",
+            declared: d.to_owned(),
+            body: body.clone(),
+        }),
         (Some(d), _) => Ok(d.to_owned()),
         (None, Some(body)) => Ok(body.clone()),
         (None, None) if !content.manifests.is_empty() => Ok(OCI_INDEX.to_owned()),

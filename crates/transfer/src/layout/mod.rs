@@ -84,7 +84,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::body::{BlobStream, Hasher, digest_of};
 use crate::error::{Operation, RequestContext, TransferError};
 use crate::manifest::{
-    DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MAX_MANIFEST_BYTES, Manifest, ManifestContent, OCI_INDEX,
+    DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MAX_MANIFEST_BYTES, Manifest, ManifestContent,
+    ManifestError, OCI_INDEX,
 };
 
 use fs::{
@@ -387,22 +388,10 @@ impl OciLayout {
         {
             return Err(TransferError::Schema1(ctx));
         }
-        let content = ManifestContent::parse(&bytes).map_err(|reason| {
-            if reason == "schema 1" {
-                TransferError::Schema1(ctx.clone())
-            } else {
-                TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason,
-                }
-            }
-        })?;
-        let media_type = resolve_media_type(declared.as_deref(), &content).map_err(|reason| {
-            TransferError::InvalidManifest {
-                context: ctx,
-                reason,
-            }
-        })?;
+        let content =
+            ManifestContent::parse(&bytes).map_err(|e| TransferError::manifest(ctx.clone(), e))?;
+        let media_type = resolve_media_type(declared.as_deref(), &content)
+            .map_err(|e| TransferError::manifest(ctx, e))?;
         Ok(Manifest {
             bytes,
             media_type,
@@ -607,16 +596,10 @@ impl OciLayout {
             })?;
         }
         let media_type = if manifest.media_type.is_empty() {
-            let content = ManifestContent::parse(&manifest.bytes).map_err(|reason| {
-                TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason,
-                }
-            })?;
-            resolve_media_type(None, &content).map_err(|reason| TransferError::InvalidManifest {
-                context: ctx.clone(),
-                reason,
-            })?
+            let content = ManifestContent::parse(&manifest.bytes)
+                .map_err(|e| TransferError::manifest(ctx.clone(), e))?;
+            resolve_media_type(None, &content)
+                .map_err(|e| TransferError::manifest(ctx.clone(), e))?
         } else {
             manifest.media_type.clone()
         };
@@ -678,10 +661,13 @@ impl OciLayout {
     }
 
     fn bad_index(&self, context: RequestContext, reason: &str) -> TransferError {
-        TransferError::InvalidManifest {
+        TransferError::manifest(
             context,
-            reason: format!("{}: {reason}", self.index_path().display()),
-        }
+            ManifestError::LayoutIndex {
+                path: self.index_path(),
+                reason: reason.to_owned(),
+            },
+        )
     }
 
     /// Refuses `blobs` and `blobs/<alg>` when they are symbolic links or not directories.

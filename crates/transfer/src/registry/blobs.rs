@@ -19,9 +19,7 @@ impl Registry {
         digest: &Digest,
     ) -> Result<Option<u64>, TransferError> {
         let ctx = self.ctx(Operation::HeadBlob, Some(repository), Some(digest.as_str()));
-        let url = self
-            .url(&format!("/v2/{repository}/blobs/{digest}"))
-            .await?;
+        let url = self.v2_url(repository, &["blobs", digest.as_str()]).await?;
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
         req.follow_redirects = true;
@@ -90,9 +88,7 @@ impl Registry {
         offset: u64,
     ) -> Result<(Incoming, u64, Url, Option<u64>), TransferError> {
         let ctx = self.ctx(Operation::GetBlob, Some(repository), Some(digest.as_str()));
-        let url = self
-            .url(&format!("/v2/{repository}/blobs/{digest}"))
-            .await?;
+        let url = self.v2_url(repository, &["blobs", digest.as_str()]).await?;
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
         req.follow_redirects = true;

@@ -8,9 +8,9 @@ use url::Url;
 
 use super::{PingInfo, Referrers, ReferrersSource, Registry, TagsPage, header_str};
 use crate::body::read_capped;
-use crate::error::{Operation, RequestContext, TransferError};
+use crate::error::{Operation, RequestContext, TransferError, redact_url};
 use crate::manifest::{MAX_MANIFEST_BYTES, ManifestContent, OCI_INDEX};
-use crate::transport::{Req, drain};
+use crate::transport::{Req, Resp, drain, same_origin};
 
 impl Registry {
     /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
@@ -52,21 +52,45 @@ impl Registry {
             .await
     }
 
-    /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
-    /// and returns the JSON body and the `Link` to the next page, if any.
+    /// Sends a `GET` to a registry-specific endpoint (ACR's `/acr/v1/…`): `segments` under the
+    /// registry's root (each escaped as one path segment), `query` pairs, the given scopes.
+    /// Returns the JSON body and the next page, when a `Link` names one: the same endpoint on
+    /// this registry (a `Link` to anywhere else is [`TransferError::Refused`]); fetch it with
+    /// [`Registry::get_json_page`].
     pub async fn get_json(
         &self,
-        path_and_query: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
         scopes: ScopeSet,
-    ) -> Result<(Bytes, Option<String>), TransferError> {
-        self.again(|| self.get_json_once(path_and_query, scopes.clone()))
-            .await
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
+        let mut url = self.url(segments.iter().copied()).await?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        self.get_json_page(&url, scopes).await
+    }
+
+    /// Fetches a page [`Registry::get_json`] named as the next one (any other URL of this
+    /// registry works too; a URL of another origin is [`TransferError::Refused`]).
+    pub async fn get_json_page(
+        &self,
+        url: &Url,
+        scopes: ScopeSet,
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
+        let origin = self.url([]).await?;
+        if !same_origin(url, &origin) {
+            return Err(TransferError::Refused {
+                url: redact_url(url),
+                reason: format!("it is not on the registry {}", self.host),
+            });
+        }
+        self.again(|| self.get_json_once(url, scopes.clone())).await
     }
 
     /// `GET /v2/`: is this a registry, and may we talk to it.
     pub async fn ping(&self) -> Result<PingInfo, TransferError> {
         let ctx = self.ctx(Operation::Ping, None, None);
-        let url = self.url("/v2/").await?;
+        let url = self.url(["v2", ""]).await?;
         let scopes = ScopeSet::new();
         let resp = self
             .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
@@ -89,7 +113,7 @@ impl Registry {
     ) -> Result<Vec<String>, TransferError> {
         let ctx = self.ctx(Operation::ListTags, Some(repository), None);
         let scopes = ScopeSet::new().with(Scope::pull(repository));
-        let url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        let url = self.v2_url(repository, &["tags", "list"]).await?;
         self.paginate(ctx, url, scopes, page_size, "tags").await
     }
 
@@ -100,13 +124,13 @@ impl Registry {
     ) -> Result<TagsPage, TransferError> {
         let ctx = self.ctx(Operation::ListTags, Some(repository), None);
         let scopes = ScopeSet::new().with(Scope::pull(repository));
-        let mut url = self.url(&format!("/v2/{repository}/tags/list")).await?;
+        let mut url = self.v2_url(repository, &["tags", "list"]).await?;
         url.query_pairs_mut()
             .append_pair("n", &page_size.to_string());
-        let (tags, next) = self.page(&ctx, url, &scopes, "tags").await?;
+        let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
         Ok(TagsPage {
+            tags: page_items(&ctx, &body, "tags")?,
             more: next.is_some(),
-            tags,
         })
     }
 
@@ -114,7 +138,7 @@ impl Registry {
         let ctx = self.ctx(Operation::Catalog, None, None);
         let scopes =
             ScopeSet::new().with(Scope::parse("registry:catalog:*").expect("a valid scope"));
-        let url = self.url("/v2/_catalog").await?;
+        let url = self.url(["v2", "_catalog"]).await?;
         self.paginate(ctx, url, scopes, page_size, "repositories")
             .await
     }
@@ -134,8 +158,8 @@ impl Registry {
         }
         let mut items = Vec::new();
         for _ in 0..10_000 {
-            let (page, next) = self.page(&ctx, url, &scopes, field).await?;
-            items.extend(page);
+            let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
+            items.extend(page_items(&ctx, &body, field)?);
             match next {
                 Some(n) => url = n,
                 None => return Ok(items),
@@ -145,43 +169,6 @@ impl Registry {
             context: ctx,
             reason: format!("more than 10000 pages of {field}"),
         })
-    }
-
-    /// One page of a paginated string list: its items and the URL of the next page.
-    async fn page(
-        &self,
-        ctx: &RequestContext,
-        url: Url,
-        scopes: &ScopeSet,
-        field: &str,
-    ) -> Result<(Vec<String>, Option<Url>), TransferError> {
-        let (body, next, url) = self.get_page(ctx, url, scopes).await?;
-        let page: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
-                context: ctx.clone(),
-                reason: format!("invalid {field} page: {e}"),
-            })?;
-        let items = match page.get(field) {
-            None | Some(serde_json::Value::Null) => Vec::new(),
-            Some(serde_json::Value::Array(list)) => list
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(_) => {
-                return Err(TransferError::Protocol {
-                    context: ctx.clone(),
-                    reason: format!("`{field}` is not a list"),
-                });
-            }
-        };
-        let next = match next {
-            Some(n) => Some(url.join(&n).map_err(|e| TransferError::Protocol {
-                context: ctx.clone(),
-                reason: format!("invalid Link header: {e}"),
-            })?),
-            None => None,
-        };
-        Ok((items, next))
     }
 
     /// The manifests whose `subject` is `digest`: through the OCI 1.1 referrers API, or the
@@ -242,7 +229,7 @@ impl Registry {
         );
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut url = self
-            .url(&format!("/v2/{repository}/referrers/{digest}"))
+            .v2_url(repository, &["referrers", digest.as_str()])
             .await?;
         if let Some(t) = artifact_type {
             url.query_pairs_mut().append_pair("artifactType", t);
@@ -264,11 +251,8 @@ impl Registry {
                 &resp.url,
             )
             .await?;
-            let content =
-                ManifestContent::parse(&body).map_err(|reason| TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason: format!("referrers response: {reason}"),
-                })?;
+            let content = ManifestContent::parse(&body)
+                .map_err(|e| TransferError::manifest(ctx.clone(), e))?;
             let mut descriptors = content.manifests;
             if let (Some(t), false) = (artifact_type, filtered) {
                 descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
@@ -313,12 +297,11 @@ impl Registry {
         // The once-variant: `referrers` already retries the whole lookup.
         match self.get_manifest_once(repository, tag.as_str()).await {
             Ok(index) => {
-                let content = index
-                    .parse()
-                    .map_err(|reason| TransferError::InvalidManifest {
-                        context: ctx.clone(),
-                        reason: format!("referrers tag {tag}: {reason}"),
-                    })?;
+                let content = index.parse().map_err(|e| {
+                    let mut context = ctx.clone();
+                    context.reference = Some(tag.to_string());
+                    TransferError::manifest(context, e)
+                })?;
                 let mut descriptors = content.manifests;
                 if let Some(t) = artifact_type {
                     descriptors.retain(|d| d.artifact_type.as_deref() == Some(t));
@@ -338,34 +321,35 @@ impl Registry {
         }
     }
 
-    /// Sends a `GET` to a registry-specific path (ACR's `/acr/v1/…`) with the given scopes
-    /// and returns the JSON body and the `Link` to the next page, if any.
+    /// One `GET` of [`Registry::get_json_page`].
     async fn get_json_once(
         &self,
-        path_and_query: &str,
+        url: &Url,
         scopes: ScopeSet,
-    ) -> Result<(Bytes, Option<String>), TransferError> {
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
         let ctx = self.ctx(Operation::Other, None, None);
-        let url = self.url(path_and_query).await?;
-        let (body, next, _) = self.get_page(&ctx, url, &scopes).await?;
-        Ok((body, next))
+        self.get_page(&ctx, url, &scopes).await
     }
 
-    /// `GET` of one page of a listing: its body (up to 16 MiB), the `rel="next"` target of
-    /// its `Link` header, and the URL that answered (relative links resolve against it).
+    /// One page of a listing: its body (at most 16 MiB) and the next page it links to.
     async fn get_page(
         &self,
         ctx: &RequestContext,
-        url: Url,
+        url: &Url,
         scopes: &ScopeSet,
-    ) -> Result<(Bytes, Option<String>, Url), TransferError> {
+    ) -> Result<(Bytes, Option<Url>), TransferError> {
         let resp = self
-            .send(Req::new(ctx.clone(), Method::GET, url, scopes.clone()))
+            .send(Req::new(
+                ctx.clone(),
+                Method::GET,
+                url.clone(),
+                scopes.clone(),
+            ))
             .await?;
         if resp.response.status() != StatusCode::OK {
             return Err(self.fail(ctx, resp, scopes).await);
         }
-        let next = header_str(&resp.response, "link").and_then(|l| next_link(&l));
+        let next = next_page(&resp)?;
         let body = read_capped(
             resp.response.into_body(),
             16 << 20,
@@ -373,8 +357,58 @@ impl Registry {
             &resp.url,
         )
         .await?;
-        Ok((body, next, resp.url))
+        Ok((body, next))
     }
+}
+
+/// The string list `field` of a listing's page (none when the field is missing or null).
+fn page_items(
+    ctx: &RequestContext,
+    body: &[u8],
+    field: &str,
+) -> Result<Vec<String>, TransferError> {
+    let page: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| TransferError::Protocol {
+            context: ctx.clone(),
+            reason: format!("invalid {field} page: {e}"),
+        })?;
+    match page.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(list)) => Ok(list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()),
+        Some(_) => Err(TransferError::Protocol {
+            context: ctx.clone(),
+            reason: format!("`{field}` is not a list"),
+        }),
+    }
+}
+
+/// The next page a listing's answer links to: its `Link: <…>; rel="next"`, resolved against
+/// the page's URL. A next page is the same endpoint on the same origin with other query
+/// parameters; a `Link` elsewhere (another host, a userinfo trick such as `<@host/x>`, another
+/// path) is refused, never followed.
+fn next_page(resp: &Resp) -> Result<Option<Url>, TransferError> {
+    let Some(target) = header_str(&resp.response, "link").and_then(|l| next_link(&l)) else {
+        return Ok(None);
+    };
+    next_page_of(&resp.url, &target).map(Some)
+}
+
+fn next_page_of(page: &Url, target: &str) -> Result<Url, TransferError> {
+    let refused = |url: String| TransferError::Refused {
+        url,
+        reason: format!(
+            "the pagination Link leads away from {} (another host or another listing)",
+            redact_url(page)
+        ),
+    };
+    let next = page.join(target).map_err(|_| refused(target.to_owned()))?;
+    if !same_origin(&next, page) || next.path() != page.path() {
+        return Err(refused(redact_url(&next)));
+    }
+    Ok(next)
 }
 
 /// The `rel="next"` target of a `Link` header.
@@ -396,7 +430,7 @@ fn next_link(link: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::next_link;
+    use super::{next_link, next_page_of};
 
     #[test]
     fn link_headers() {
@@ -409,5 +443,30 @@ mod tests {
             Some("https://x/next")
         );
         assert_eq!(next_link(r#"<https://x/prev>; rel="prev""#), None);
+    }
+
+    #[test]
+    fn next_pages_stay_on_their_endpoint() {
+        let page = url::Url::parse("https://r.example:5000/acr/v1/app/_manifests?n=100").unwrap();
+        for ok in [
+            "/acr/v1/app/_manifests?last=sha256:a&n=100",
+            "?last=b",
+            "https://R.example:5000/acr/v1/app/_manifests?last=c",
+        ] {
+            let next = next_page_of(&page, ok).unwrap();
+            assert_eq!(next.host_str(), Some("r.example"), "{ok}");
+        }
+        for refused in [
+            "@evil.example/x",
+            "//evil.example/acr/v1/app/_manifests",
+            "https://evil.example/acr/v1/app/_manifests",
+            "http://r.example:5000/acr/v1/app/_manifests",
+            "https://r.example:5001/acr/v1/app/_manifests",
+            "/acr/v1/other/_manifests",
+            "../other/_manifests",
+            "http://[",
+        ] {
+            assert!(next_page_of(&page, refused).is_err(), "{refused}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::body::{digest_of, read_capped};
 use crate::error::{Operation, RequestContext, TransferError};
 use crate::manifest::{
     ACCEPT_MANIFESTS, DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, MAX_MANIFEST_BYTES, Manifest,
-    ManifestContent, OCI_INDEX,
+    ManifestContent, ManifestError, OCI_INDEX,
 };
 use crate::transport::{Body, Req, drain};
 
@@ -39,9 +39,7 @@ impl Registry {
     ) -> Result<Manifest, TransferError> {
         let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
         let wanted = parse_manifest_reference(&ctx, reference)?;
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.v2_url(repository, &["manifests", reference]).await?;
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
         req.headers
@@ -75,16 +73,8 @@ impl Registry {
         if content_type == DOCKER_SCHEMA1 || content_type == DOCKER_SCHEMA1_SIGNED {
             return Err(TransferError::Schema1(ctx));
         }
-        let content = ManifestContent::parse(&bytes).map_err(|reason| {
-            if reason == "schema 1" {
-                TransferError::Schema1(ctx.clone())
-            } else {
-                TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason,
-                }
-            }
-        })?;
+        let content =
+            ManifestContent::parse(&bytes).map_err(|e| TransferError::manifest(ctx.clone(), e))?;
         let media_type = resolve_media_type(&ctx, &content_type, &content)?;
         let algorithm = match &wanted {
             ManifestRef::Digest(d) => d.algorithm(),
@@ -139,9 +129,7 @@ impl Registry {
     ) -> Result<Option<ManifestHead>, TransferError> {
         let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
         parse_manifest_reference(&ctx, reference)?;
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.v2_url(repository, &["manifests", reference]).await?;
         let scopes = ScopeSet::new().with(Scope::pull(repository));
         let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
         req.headers
@@ -192,21 +180,16 @@ impl Registry {
                 actual: manifest.digest.to_string(),
             });
         }
-        let url = self
-            .url(&format!("/v2/{repository}/manifests/{reference}"))
-            .await?;
+        let url = self.v2_url(repository, &["manifests", reference]).await?;
         let scopes = ScopeSet::new().with(Scope::push(repository));
         let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
         req.headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_str(&manifest.media_type).map_err(|_| {
-                TransferError::InvalidManifest {
-                    context: ctx.clone(),
-                    reason: format!(
-                        "media type `{}` is not a valid header value",
-                        manifest.media_type
-                    ),
-                }
+                TransferError::manifest(
+                    ctx.clone(),
+                    ManifestError::InvalidMediaType(manifest.media_type.clone()),
+                )
             })?,
         );
         req.body = Body::Bytes(manifest.bytes.clone());
@@ -245,7 +228,7 @@ impl Registry {
             Some(digest.as_str()),
         );
         let url = self
-            .url(&format!("/v2/{repository}/manifests/{digest}"))
+            .v2_url(repository, &["manifests", digest.as_str()])
             .await?;
         let scopes = ScopeSet::new().with(Scope::repository(repository, ["delete"]));
         let resp = self
@@ -294,10 +277,14 @@ fn resolve_media_type(
         || content_type == "application/octet-stream";
     match (&content.media_type, generic) {
         (Some(body), true) => Ok(body.clone()),
-        (Some(body), false) if body != content_type => Err(TransferError::InvalidManifest {
-            context: ctx.clone(),
-            reason: format!("served as `{content_type}` but its mediaType field says `{body}`"),
-        }),
+        (Some(body), false) if body != content_type => Err(TransferError::manifest(
+            ctx.clone(),
+            ManifestError::MediaTypeMismatch {
+                declared_by: "served as",
+                declared: content_type.to_owned(),
+                body: body.clone(),
+            },
+        )),
         (None, true) => {
             // No media type anywhere: an OCI manifest or index by shape.
             if !content.manifests.is_empty() {

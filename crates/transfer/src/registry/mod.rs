@@ -28,6 +28,8 @@ pub struct Registry {
     transport: Transport,
     /// `host[:port]`, Docker Hub mapped to its API host.
     host: String,
+    /// `https://host[:port]/`: every URL of this registry is built from it, by path segments.
+    base: Url,
     scheme: Option<&'static str>,
 }
 
@@ -137,13 +139,19 @@ impl Registry {
             }
             _ => host,
         };
+        let base = acr_import_auth::host_url("https", &host).map_err(|reason| {
+            TransferError::Config(format!(
+                "`{registry}` is not a usable registry host: {reason}"
+            ))
+        })?;
         let r = Self {
             transport,
             host,
+            base,
             scheme,
         };
         if let Some(s) = scheme {
-            r.transport.check_url(&r.url_with(s, "/v2/")?)?;
+            r.transport.check_url(&r.url_with(s, ["v2", ""]))?;
         }
         Ok(r)
     }
@@ -158,19 +166,22 @@ impl Registry {
         &self.transport
     }
 
-    fn url_with(&self, scheme: &str, path: &str) -> Result<Url, TransferError> {
-        Url::parse(&format!("{scheme}://{}{path}", self.host)).map_err(|e| {
-            TransferError::Config(format!("`{}` is not a usable host: {e}", self.host))
-        })
+    /// The URL of `segments` under the registry's root over `scheme` (each segment escaped,
+    /// `.` and `..` dropped; an empty last segment gives a trailing `/`).
+    fn url_with<'a>(&self, scheme: &str, segments: impl IntoIterator<Item = &'a str>) -> Url {
+        let mut url = self.base.clone();
+        // Both are special schemes: switching between them cannot fail.
+        let _ = url.set_scheme(scheme);
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.clear().extend(segments);
+        }
+        url
     }
 
     fn split_host(&self) -> (String, Option<u16>) {
-        let url = Url::parse(&format!("http://{}/", self.host)).ok();
         (
-            url.as_ref()
-                .and_then(|u| u.host_str().map(str::to_owned))
-                .unwrap_or_default(),
-            url.and_then(|u| u.port()),
+            self.base.host_str().unwrap_or_default().to_owned(),
+            self.base.port(),
         )
     }
 
@@ -213,7 +224,7 @@ impl Registry {
         } else {
             "https"
         };
-        let probe = self.url_with(first, "/v2/")?;
+        let probe = self.url_with(first, ["v2", ""]);
         let ctx = self.ctx(Operation::Ping, None, None);
         let mut req = Req::new(ctx, Method::GET, probe.clone(), ScopeSet::new());
         req.idempotent = false;
@@ -236,9 +247,23 @@ impl Registry {
         Ok(scheme)
     }
 
-    async fn url(&self, path: &str) -> Result<Url, TransferError> {
+    /// The URL of `segments` under the registry's root, over the scheme in use.
+    async fn url<'a>(
+        &self,
+        segments: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Url, TransferError> {
         let scheme = self.scheme().await?;
-        self.url_with(scheme, path)
+        Ok(self.url_with(scheme, segments))
+    }
+
+    /// `/v2/<repository>/<tail…>`: the repository's components are path segments.
+    async fn v2_url(&self, repository: &str, tail: &[&str]) -> Result<Url, TransferError> {
+        self.url(
+            std::iter::once("v2")
+                .chain(repository.split('/'))
+                .chain(tail.iter().copied()),
+        )
+        .await
     }
 
     fn ctx(
@@ -271,7 +296,7 @@ impl Registry {
                 })?;
             }
         }
-        let origin = self.url("/").await?;
+        let origin = self.url([]).await?;
         self.transport.send(req, &origin).await
     }
 
@@ -286,7 +311,7 @@ impl Registry {
             return Ok(None);
         };
         first.idempotent = false;
-        let origin = self.url_with("http", "/")?;
+        let origin = self.url_with("http", []);
         match self.transport.send(first, &origin).await {
             Ok(resp) if resp.response.status() != StatusCode::BAD_REQUEST => {
                 self.transport.remember_scheme(&self.host, "http");
@@ -371,4 +396,38 @@ fn range_end(resp: &http::Response<Incoming>) -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_are_built_from_segments() {
+        let transport = Transport::builder().proxy_from_env(false).build().unwrap();
+        let reg = Registry::new(transport.clone(), "https://r.example:5000").unwrap();
+        let url = reg
+            .v2_url("team/app", &["manifests", "v1?x#y"])
+            .await
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://r.example:5000/v2/team/app/manifests/v1%3Fx%23y"
+        );
+        let url = reg.v2_url("../../x", &["blobs", "uploads", ""]).await;
+        assert_eq!(
+            url.unwrap().as_str(),
+            "https://r.example:5000/v2/x/blobs/uploads/"
+        );
+        // A page of another registry is refused before anything is sent.
+        let elsewhere = Url::parse("https://evil.example/acr/v1/x").unwrap();
+        let err = reg
+            .get_json_page(&elsewhere, ScopeSet::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TransferError::Refused { .. }), "{err}");
+        for bad in ["https://user@r.example", "http://a:b", "r.example/path"] {
+            assert!(Registry::new(transport.clone(), bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -26,9 +26,7 @@ impl Registry {
             Some(repository),
             mount.map(|(d, _)| d.as_str()),
         );
-        let mut url = self
-            .url(&format!("/v2/{repository}/blobs/uploads/"))
-            .await?;
+        let mut url = self.v2_url(repository, &["blobs", "uploads", ""]).await?;
         let mut scopes = ScopeSet::new().with(Scope::push(repository));
         if let Some((digest, from)) = mount {
             url.query_pairs_mut()

@@ -122,9 +122,12 @@ async fn self_listing_deep_and_wide_indexes() {
         &[&Blob::layer(1, 10)],
         false,
     )
-    .await;
+    .await
+    .unwrap();
     for _ in 0..10 {
-        inner = index(&b.direct, "deep", None, &[(&inner, None, None)], false).await;
+        inner = index(&b.direct, "deep", None, &[(&inner, None, None)], false)
+            .await
+            .unwrap();
     }
     b.direct.put_manifest("deep", "v1", &inner).await.unwrap();
     let err = b
@@ -165,11 +168,13 @@ async fn descriptors_that_lie_about_size_and_unknown_digests() {
         bytes: Bytes::from_static(br#"{"os":"linux","architecture":"amd64"}"#),
         media_type: "application/vnd.oci.image.config.v1+json",
     };
-    push_blobs(&b.direct, "liar", &[&layer, &config]).await;
+    push_blobs(&b.direct, "liar", &[&layer, &config])
+        .await
+        .unwrap();
     for claimed in [1000u64, 3000] {
         let value = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST, "config": config.descriptor(),
             "layers": [{"mediaType": OCI_LAYER, "digest": sha256(&layer.bytes).to_string(), "size": claimed}]});
-        let m = manifest_of(&value, manifest::OCI_MANIFEST);
+        let m = manifest_of(&value, manifest::OCI_MANIFEST).unwrap();
         b.direct
             .put_manifest("liar", &format!("s{claimed}"), &m)
             .await
@@ -230,7 +235,8 @@ async fn endless_streams_and_oversized_headers() {
         }],
         false,
     )
-    .await;
+    .await
+    .unwrap();
     b.direct.put_manifest("slow", "v1", &m).await.unwrap();
     // A blob body that stops and never finishes: the idle timeout ends each attempt.
     b.proxy.add_rule(

@@ -41,7 +41,7 @@ pub(crate) async fn pair() -> (
 #[tokio::test]
 async fn multi_arch_index_with_attestations_and_referrers() {
     let (sa, sb, src, dst) = pair().await;
-    let top = multi_arch(&src, "lib/app", "1.0", 1).await;
+    let top = multi_arch(&src, "lib/app", "1.0", 1).await.unwrap();
     let sig = artifact(
         &src,
         "lib/app",
@@ -49,8 +49,11 @@ async fn multi_arch_index_with_attestations_and_referrers() {
         50,
         Some(&top),
     )
-    .await;
-    let sbom = artifact(&src, "lib/app", "application/spdx+json", 51, Some(&top)).await;
+    .await
+    .unwrap();
+    let sbom = artifact(&src, "lib/app", "application/spdx+json", 51, Some(&top))
+        .await
+        .unwrap();
     attach(
         &src,
         "lib/app",
@@ -60,7 +63,8 @@ async fn multi_arch_index_with_attestations_and_referrers() {
             (&sbom, "application/spdx+json"),
         ],
     )
-    .await;
+    .await
+    .unwrap();
     // A signature of the signature: referrers are followed recursively.
     let countersig = artifact(
         &src,
@@ -69,14 +73,16 @@ async fn multi_arch_index_with_attestations_and_referrers() {
         52,
         Some(&sig),
     )
-    .await;
+    .await
+    .unwrap();
     attach(
         &src,
         "lib/app",
         &sig,
         &[(&countersig, "application/vnd.example.countersig")],
     )
-    .await;
+    .await
+    .unwrap();
 
     let report = Copier::new(CopyOptions::default())
         .copy(
@@ -135,19 +141,24 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
         bytes: data(3, 20_000),
         media_type: DOCKER_LAYER,
     };
-    let d1 = image(&src, "docker", "linux", "amd64", &[&l], true).await;
-    let d2 = image(&src, "docker", "linux", "arm", &[&l], true).await;
+    let d1 = image(&src, "docker", "linux", "amd64", &[&l], true)
+        .await
+        .unwrap();
+    let d2 = image(&src, "docker", "linux", "arm", &[&l], true)
+        .await
+        .unwrap();
     let list = index(
         &src,
         "docker",
         Some("list"),
         &[
-            (&d1, Some(("linux", "amd64")), None),
-            (&d2, Some(("linux", "arm")), None),
+            (&d1, Some("linux/amd64"), None),
+            (&d2, Some("linux/arm"), None),
         ],
         true,
     )
-    .await;
+    .await
+    .unwrap();
     src.put_manifest("docker", "single", &d1).await.unwrap();
     for tag in ["list", "single"] {
         copier
@@ -166,7 +177,7 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
     assert_eq!(list.media_type, manifest::DOCKER_LIST);
 
     // Nested index: an index whose child is an index.
-    let inner = multi_arch(&src, "nested", "inner", 9).await;
+    let inner = multi_arch(&src, "nested", "inner", 9).await.unwrap();
     let solo = image(
         &src,
         "nested",
@@ -175,18 +186,17 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
         &[&Blob::layer(10, 100)],
         false,
     )
-    .await;
+    .await
+    .unwrap();
     index(
         &src,
         "nested",
         Some("outer"),
-        &[
-            (&inner, None, None),
-            (&solo, Some(("linux", "riscv64")), None),
-        ],
+        &[(&inner, None, None), (&solo, Some("linux/riscv64"), None)],
         false,
     )
-    .await;
+    .await
+    .unwrap();
     copier
         .copy(
             &source(&src, "nested", "outer"),
@@ -197,7 +207,9 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
     assert_same(&src, "nested", &dst, "nested", "outer", false).await;
 
     // Helm chart and an empty-config artifact with a zero-byte layer.
-    helm_chart(&src, "charts/demo", "0.1.0").await;
+    helm_chart(&src, "charts/demo", "0.1.0", "demo")
+        .await
+        .unwrap();
     copier
         .copy(
             &source(&src, "charts/demo", "0.1.0"),
@@ -210,7 +222,9 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
         bytes: bytes::Bytes::new(),
         media_type: OCI_LAYER,
     };
-    let zero = image(&src, "zero", "linux", "amd64", &[&empty_layer], false).await;
+    let zero = image(&src, "zero", "linux", "amd64", &[&empty_layer], false)
+        .await
+        .unwrap();
     src.put_manifest("zero", "v1", &zero).await.unwrap();
     copier
         .copy(
@@ -220,7 +234,9 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
         .await
         .unwrap();
     assert_same(&src, "zero", &dst, "zero", "v1", false).await;
-    let art = artifact(&src, "art", "application/vnd.example.thing", 11, None).await;
+    let art = artifact(&src, "art", "application/vnd.example.thing", 11, None)
+        .await
+        .unwrap();
     src.put_manifest("art", "v1", &art).await.unwrap();
     copier
         .copy(
@@ -235,8 +251,8 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
 #[tokio::test]
 async fn digest_sources_untagged_targets_and_conflicts() {
     let (_sa, _sb, src, dst) = pair().await;
-    let one = multi_arch(&src, "app", "v1", 20).await;
-    let two = multi_arch(&src, "app", "v2", 21).await;
+    let one = multi_arch(&src, "app", "v1", 20).await.unwrap();
+    let two = multi_arch(&src, "app", "v2", 21).await.unwrap();
     let copier = Copier::new(CopyOptions::default());
 
     // By digest, to an untagged repository: reachable by digest, no tag created.
@@ -326,8 +342,10 @@ async fn the_largest_blob_streams_first_even_when_its_session_opens_last() {
     let big = Blob::layer(70, 1 << 20);
     let small: Vec<Blob> = (71..74).map(|seed| Blob::layer(seed, 4096)).collect();
     let layers: Vec<&Blob> = std::iter::once(&big).chain(&small).collect();
-    let m = image(&src, "app", "linux", "amd64", &layers, false).await;
-    push_manifest(&src, "app", Some("v1"), &m).await;
+    let m = image(&src, "app", "linux", "amd64", &layers, false)
+        .await
+        .unwrap();
+    push_manifest(&src, "app", Some("v1"), &m).await.unwrap();
     // The target opens the big blob's upload session last: its POST is held 400 ms.
     let big_hex = sha256(&big.bytes).to_string().replace("sha256:", "");
     let dst_proxy = Proxy::start(
@@ -391,7 +409,7 @@ async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
         t.registry(&src_proxy.url()).unwrap(),
         t.registry(&dst_proxy.url()).unwrap(),
     );
-    let top = multi_arch(&src, "app", "v1", 30).await;
+    let top = multi_arch(&src, "app", "v1", 30).await.unwrap();
     let copier = Copier::new(CopyOptions::default());
     let first = copier
         .copy(
@@ -523,7 +541,7 @@ async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
 #[tokio::test]
 async fn platform_filters_are_explicit() {
     let (_sa, _sb, src, dst) = pair().await;
-    let top = multi_arch(&src, "app", "v1", 40).await;
+    let top = multi_arch(&src, "app", "v1", 40).await.unwrap();
     let one = Copier::new(CopyOptions {
         platforms: vec!["linux/arm64".parse().unwrap()],
         ..CopyOptions::default()
@@ -596,7 +614,7 @@ async fn platform_filters_are_explicit() {
 #[tokio::test]
 async fn an_up_to_date_copy_says_so() {
     let (_sa, _sb, src, dst) = pair().await;
-    multi_arch(&src, "app", "v1", 42).await;
+    multi_arch(&src, "app", "v1", 42).await.unwrap();
     let copier = Copier::new(CopyOptions::default());
     let (from, to) = (source(&src, "app", "v1"), [target(&dst, "app", Some("v1"))]);
     let first = copier.copy(&from, &to).await.unwrap();
@@ -628,7 +646,7 @@ async fn an_up_to_date_copy_says_so() {
 #[tokio::test]
 async fn naming_every_platform_keeps_the_index() {
     let (_sa, _sb, src, dst) = pair().await;
-    let top = multi_arch(&src, "app", "v1", 41).await;
+    let top = multi_arch(&src, "app", "v1", 41).await.unwrap();
     let all = Copier::new(CopyOptions {
         platforms: ["linux/amd64", "linux/arm64", "linux/s390x"]
             .iter()
@@ -661,17 +679,17 @@ async fn foreign_layers_stay_foreign_unless_asked() {
         bytes: data(61, 5000),
         media_type: DOCKER_LAYER,
     };
-    push_blobs(&src, "win", &[&normal, &foreign]).await;
+    push_blobs(&src, "win", &[&normal, &foreign]).await.unwrap();
     let config = Blob {
         bytes: bytes::Bytes::from_static(br#"{"os":"windows","architecture":"amd64"}"#),
         media_type: "application/vnd.docker.container.image.v1+json",
     };
-    push_blobs(&src, "win", &[&config]).await;
+    push_blobs(&src, "win", &[&config]).await.unwrap();
     let mut fd = foreign.descriptor();
     fd["urls"] = serde_json::json!(["https://mcr.microsoft.com/v2/windows/blobs/x"]);
     let value = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::DOCKER_MANIFEST, "config": config.descriptor(), "layers": [fd, normal.descriptor()]});
-    let m = manifest_of(&value, manifest::DOCKER_MANIFEST);
-    push_manifest(&src, "win", Some("ltsc"), &m).await;
+    let m = manifest_of(&value, manifest::DOCKER_MANIFEST).unwrap();
+    push_manifest(&src, "win", Some("ltsc"), &m).await.unwrap();
     let r = Copier::new(CopyOptions::default())
         .copy(
             &source(&src, "win", "ltsc"),
@@ -707,7 +725,9 @@ async fn foreign_layers_stay_foreign_unless_asked() {
 async fn large_layer_and_dry_run() {
     let (_sa, _sb, src, dst) = pair().await;
     let big = Blob::layer(70, 64 * 1024 * 1024);
-    let m = image(&src, "big", "linux", "amd64", &[&big], false).await;
+    let m = image(&src, "big", "linux", "amd64", &[&big], false)
+        .await
+        .unwrap();
     src.put_manifest("big", "v1", &m).await.unwrap();
     let plan = Copier::new(CopyOptions {
         dry_run: true,
@@ -754,10 +774,12 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
         &[&Blob::layer(80, 10_000)],
         false,
     )
-    .await;
+    .await
+    .unwrap();
     src.put_manifest("oci", "v1", &m).await.unwrap();
-    let out = std::process::Command::new(skopeo)
-        .args([
+    acr_import_testsupport::run_tool(
+        &skopeo,
+        [
             "copy",
             "--format",
             "v2s2",
@@ -765,13 +787,7 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
             "--dest-tls-verify=false",
             &format!("docker://{}/oci:v1", sa.host()),
             &format!("docker://{}/byskopeo:v1", sa.host()),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
     Copier::new(CopyOptions::default())
         .copy(
@@ -794,7 +810,7 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
 #[tokio::test]
 async fn through_an_oci_layout_and_back() {
     let (sa, sb, src, dst) = pair().await;
-    let top = multi_arch(&src, "app", "v1", 90).await;
+    let top = multi_arch(&src, "app", "v1", 90).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let layout = acr_import_transfer::OciLayout::create(dir.path().join("export")).unwrap();
     let copier = Copier::new(CopyOptions::default());
@@ -844,7 +860,7 @@ async fn through_an_oci_layout_and_back() {
 #[tokio::test]
 async fn a_signature_copied_alone_is_listed_under_its_subject() {
     let (_sa, _sb, src, dst) = pair().await;
-    let subject = multi_arch(&src, "app", "v1", 95).await;
+    let subject = multi_arch(&src, "app", "v1", 95).await.unwrap();
     let sig = artifact(
         &src,
         "app",
@@ -852,7 +868,8 @@ async fn a_signature_copied_alone_is_listed_under_its_subject() {
         96,
         Some(&subject),
     )
-    .await;
+    .await
+    .unwrap();
     src.put_manifest("app", "sig", &sig).await.unwrap();
     let copier = Copier::new(CopyOptions::default());
     copier

@@ -14,8 +14,7 @@ mod tls;
 use std::sync::Arc;
 
 use acr_import_auth::{Credential, Secret, StaticCredentials};
-use acr_import_reference::{Digest, DigestAlgorithm};
-use acr_import_transfer::{Manifest, Registry, RetryPolicy, Transport, digest_of, manifest};
+use acr_import_transfer::{Manifest, Registry, RetryPolicy, Transport, manifest};
 use bytes::Bytes;
 
 /// A transport with fast retries and the given credentials.
@@ -54,21 +53,7 @@ pub fn basic(user: &str, password: &str) -> Credential {
     }
 }
 
-/// Deterministic pseudo-random bytes.
-pub fn data(seed: u64, len: usize) -> Bytes {
-    let mut rng = acr_import_testsupport::SplitMix64::new(seed);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    v.truncate(len);
-    Bytes::from(v)
-}
-
-/// The sha256 digest of `bytes`.
-pub fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(DigestAlgorithm::Sha256, bytes)
-}
+pub use acr_import_testsupport::seed::{data, sha256};
 
 /// Pushes a one-layer OCI image and returns its manifest.
 pub async fn push_image(

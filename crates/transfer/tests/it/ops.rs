@@ -234,3 +234,67 @@ async fn loopback_without_scheme_falls_back_to_http() {
     let ping = reg.ping().await.unwrap();
     assert_eq!(ping.scheme, "http");
 }
+
+/// A first page (`body`) whose `Link` names `link` as the next page, served by a proxy in
+/// front of a real registry; every later request goes through to the registry.
+async fn first_page_links_to(
+    server: &TestRegistry,
+    path: &str,
+    body: &'static str,
+    link: &str,
+) -> acr_import_testsupport::Proxy {
+    use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions};
+    let page = FaultAction::Respond {
+        status: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/json".into()),
+            ("Link".into(), format!("{link}; rel=\"next\"")),
+        ],
+        body: Bytes::from_static(body.as_bytes()),
+    };
+    let rule = FaultRule::new(page).path_contains(path).nth(1);
+    Proxy::start(server.addr(), ProxyOptions::with_rules([rule]))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pagination_links_stay_on_the_listing_endpoint() {
+    let server = TestRegistry::start().await.unwrap();
+    push_image(
+        &transport().registry(&server.url()).unwrap(),
+        "app",
+        "v1",
+        9,
+        10,
+    )
+    .await;
+    // Userinfo tricks, another host, another listing: refused, never requested.
+    for link in [
+        "<@evil.example/x>",
+        "<//evil.example/v2/_catalog?n=1>",
+        "<http://evil.example/v2/_catalog?n=1>",
+        "</v2/app/tags/list?n=1>",
+    ] {
+        let proxy =
+            first_page_links_to(&server, "/v2/_catalog", r#"{"repositories":["a"]}"#, link).await;
+        let reg = transport().registry(&proxy.host()).unwrap();
+        let err = reg.catalog(Some(1)).await.unwrap_err();
+        assert!(
+            matches!(err, TransferError::Refused { .. }) && err.to_string().contains("Link"),
+            "{link}: {err}"
+        );
+        assert_eq!(proxy.requests().len(), 1, "{link}: only the first page");
+    }
+    // The same endpoint with other query parameters is the next page.
+    let proxy = first_page_links_to(
+        &server,
+        "/tags/list",
+        r#"{"name":"app","tags":["v0"]}"#,
+        "</v2/app/tags/list?n=1&last=v0>",
+    )
+    .await;
+    let reg = transport().registry(&proxy.host()).unwrap();
+    assert_eq!(reg.list_tags("app", Some(1)).await.unwrap(), ["v0", "v1"]);
+    assert_eq!(proxy.requests()[1].path, "/v2/app/tags/list?n=1&last=v0");
+}

@@ -62,14 +62,23 @@ fn generated_graphs_copy_exactly() {
                     if let Some(s) = &shared {
                         refs.push(s);
                     }
-                    let m = image(&src, &repo, "linux", archs[i], &refs, spec.docker).await;
+                    let m = image(&src, &repo, "linux", archs[i], &refs, spec.docker)
+                        .await
+                        .unwrap();
                     children.push((m, archs[i]));
                 }
+                let platforms: Vec<String> = children
+                    .iter()
+                    .map(|(_, arch)| format!("linux/{arch}"))
+                    .collect();
                 let entries: Vec<_> = children
                     .iter()
-                    .map(|(m, arch)| (m, Some(("linux", *arch)), None))
+                    .zip(&platforms)
+                    .map(|((m, _), p)| (m, Some(p.as_str()), None))
                     .collect();
-                let top = index(&src, &repo, Some("v1"), &entries, spec.docker).await;
+                let top = index(&src, &repo, Some("v1"), &entries, spec.docker)
+                    .await
+                    .unwrap();
                 let mut attached = Vec::new();
                 for k in 0..spec.artifacts {
                     attached.push(
@@ -80,7 +89,8 @@ fn generated_graphs_copy_exactly() {
                             5000 + k as u64,
                             Some(&top),
                         )
-                        .await,
+                        .await
+                        .unwrap(),
                     );
                 }
                 if !attached.is_empty() {
@@ -88,7 +98,7 @@ fn generated_graphs_copy_exactly() {
                         .iter()
                         .map(|m| (m, "application/vnd.example.sig"))
                         .collect();
-                    attach(&src, &repo, &top, &list).await;
+                    attach(&src, &repo, &top, &list).await.unwrap();
                 }
                 let report = Copier::new(CopyOptions::default())
                     .copy(

@@ -4,9 +4,9 @@
 
 use acr_import_reference::Digest;
 use acr_import_testsupport::cosign::{
-    self, CosignArtifact, CosignKey, digest_tag, verify_attestation, verify_signature,
+    self, CosignArtifact, CosignKey, digest_tag, verify_signature,
 };
-use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions};
+use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, seed};
 use acr_import_transfer::copy::{FollowerAction, FollowerKind, FollowerLink};
 use acr_import_transfer::{
     Copier, CopyOptions, CopyReport, Endpoint, Manifest, OciLayout, PlatformFilter, Registry,
@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use crate::copy::pair;
 use crate::fixtures::*;
-use crate::{sha256, transport};
+use crate::transport;
 
 fn at(reg: &Registry, repo: &str, reference: &str) -> Source {
     Source {
@@ -32,24 +32,8 @@ fn to(reg: &Registry, repo: &str, tag: Option<&str>) -> Target {
     }
 }
 
-/// Pushes an artifact's blobs, then its manifest under its digest tag (or by digest).
 async fn push_artifact(reg: &Registry, repo: &str, a: &CosignArtifact) -> Manifest {
-    for b in &a.blobs {
-        let d = sha256(&b.bytes);
-        if reg.head_blob(repo, &d).await.unwrap().is_none() {
-            reg.push_blob(repo, &d, Bytes::from(b.bytes.clone()), u64::MAX)
-                .await
-                .unwrap();
-        }
-    }
-    let m = Manifest {
-        bytes: Bytes::from(a.manifest.clone()),
-        media_type: a.media_type.clone(),
-        digest: a.digest.parse().unwrap(),
-    };
-    let reference = a.tag.clone().unwrap_or_else(|| m.digest.to_string());
-    reg.put_manifest(repo, &reference, &m).await.unwrap();
-    m
+    seed::push_artifact(reg, repo, a).await.unwrap()
 }
 
 async fn blob(reg: &Registry, repo: &str, d: &acr_import_transfer::Descriptor) -> Vec<u8> {
@@ -62,26 +46,16 @@ async fn blob(reg: &Registry, repo: &str, d: &acr_import_transfer::Descriptor) -
         .to_vec()
 }
 
-/// Checks the `.sig` of `image` in `repo` against `key`: the signature must name `image`,
-/// the digest the image has there.
 async fn signature_verifies(reg: &Registry, repo: &str, image: &Digest, key: &CosignKey) {
-    let sig = reg
-        .get_manifest(repo, &digest_tag(image.as_str(), "sig"))
+    seed::signature_verifies(reg, repo, image, key)
         .await
-        .unwrap_or_else(|e| panic!("{repo} lacks the signature of {image}: {e}"));
-    let layer = sig.parse().unwrap().layers[0].clone();
-    let payload = blob(reg, repo, &layer).await;
-    verify_signature(&key.public_key(), &sig.bytes, &payload, image.as_str()).unwrap();
+        .unwrap_or_else(|e| panic!("the signature of {image} in {repo}: {e:#}"));
 }
 
 async fn attestation_verifies(reg: &Registry, repo: &str, image: &Digest, key: &CosignKey) {
-    let att = reg
-        .get_manifest(repo, &digest_tag(image.as_str(), "att"))
+    seed::attestation_verifies(reg, repo, image, key)
         .await
-        .unwrap_or_else(|e| panic!("{repo} lacks the attestation of {image}: {e}"));
-    let layer = att.parse().unwrap().layers[0].clone();
-    let envelope = blob(reg, repo, &layer).await;
-    verify_attestation(&key.public_key(), &att.bytes, &envelope, image.as_str()).unwrap();
+        .unwrap_or_else(|e| panic!("the attestation of {image} in {repo}: {e:#}"));
 }
 
 /// The same manifest under `tag` on both sides, byte for byte.
@@ -94,8 +68,9 @@ async fn same_tag(a: &Registry, a_repo: &str, b: &Registry, b_repo: &str, tag: &
     assert_eq!(x, y, "{tag}: bytes, media type and digest");
 }
 
-/// A signed multi-arch image: the index with `.sig`, `.att`, `.sbom` and a regclient-style
-/// `.meta` tag, an OCI-referrer signature of the index, and a `.sig` for each platform.
+/// A signed multi-arch image (`seed::cosign_signed`: the index with `.sig`, `.att`, `.sbom`
+/// and a regclient-style `.meta` tag, an OCI-referrer signature of the index, and a `.sig`
+/// for each platform) and its signer's key.
 struct Signed {
     top: Manifest,
     children: Vec<Digest>,
@@ -104,42 +79,15 @@ struct Signed {
 }
 
 async fn signed_image(reg: &Registry, repo: &str, seed: u64) -> Signed {
-    let top = multi_arch(reg, repo, "v1", seed).await;
     let key = CosignKey::generate().unwrap();
-    let name = format!("{}/{repo}", reg.host());
-    let d = top.digest.as_str();
-    push_artifact(reg, repo, &cosign::signature(&key, &name, d).unwrap()).await;
-    let att = cosign::attestation(&key, &name, d, "https://slsa.dev/provenance/v1").unwrap();
-    push_artifact(reg, repo, &att).await;
-    push_artifact(reg, repo, &cosign::sbom(d, "app")).await;
-    let meta = cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#);
-    push_artifact(reg, repo, &meta).await;
-    let content = top.parse().unwrap();
-    let children: Vec<Digest> = content
-        .manifests
-        .iter()
-        .filter(|c| c.platform.as_ref().is_some_and(|p| p.os == "linux"))
-        .map(|c| c.digest.clone())
-        .collect();
-    for c in &children {
-        let sig = cosign::signature(&key, &name, c.as_str()).unwrap();
-        push_artifact(reg, repo, &sig).await;
-    }
-    let subject = (top.media_type.as_str(), d, top.bytes.len());
-    let referrer = cosign::signature_referrer(&key, &name, subject).unwrap();
-    let referrer = push_artifact(reg, repo, &referrer).await;
-    attach(
-        reg,
-        repo,
-        &top,
-        &[(&referrer, cosign::SIGNATURE_ARTIFACT_TYPE)],
-    )
-    .await;
+    let s = seed::cosign_signed(reg, repo, "v1", seed, &key)
+        .await
+        .unwrap();
     Signed {
-        top,
-        children,
+        children: s.signed[1..].to_vec(),
+        top: s.top,
         key,
-        referrer,
+        referrer: s.referrer,
     }
 }
 
@@ -572,14 +520,17 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
     let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 350).await;
     // A referrer of a referrer: an SBOM of the referrer signature.
-    let sbom_of_sig = artifact(&src, "app", "application/spdx+json", 351, Some(&s.referrer)).await;
+    let sbom_of_sig = artifact(&src, "app", "application/spdx+json", 351, Some(&s.referrer))
+        .await
+        .unwrap();
     attach(
         &src,
         "app",
         &s.referrer,
         &[(&sbom_of_sig, "application/spdx+json")],
     )
-    .await;
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let layout = OciLayout::create(dir.path().join("export")).unwrap();
     let copier = Copier::new(CopyOptions::default());

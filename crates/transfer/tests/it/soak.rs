@@ -39,7 +39,9 @@ async fn thirty_imports_through_faults_are_exact() {
     // Seed: multi-arch images with signatures, and artifacts.
     let mut sources = Vec::new();
     for i in 0..10u64 {
-        let top = multi_arch(&src_direct, &format!("soak/img{i}"), "v1", 1000 + i).await;
+        let top = multi_arch(&src_direct, &format!("soak/img{i}"), "v1", 1000 + i)
+            .await
+            .unwrap();
         let sig = artifact(
             &src_direct,
             &format!("soak/img{i}"),
@@ -47,14 +49,16 @@ async fn thirty_imports_through_faults_are_exact() {
             2000 + i,
             Some(&top),
         )
-        .await;
+        .await
+        .unwrap();
         attach(
             &src_direct,
             &format!("soak/img{i}"),
             &top,
             &[(&sig, "application/vnd.example.sig")],
         )
-        .await;
+        .await
+        .unwrap();
         sources.push(format!("soak/img{i}"));
     }
     let (src_proxy, dst_proxy) = tokio::join!(

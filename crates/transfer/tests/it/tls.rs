@@ -60,6 +60,33 @@ async fn self_signed_is_refused_unless_trusted_or_named() {
     let err = named.registry(&by_name).unwrap().ping().await.unwrap_err();
     assert!(matches!(err, TransferError::Connection { .. }), "{err}");
 
+    // `host:port` names exactly that port: verification is off there, and only there.
+    let port = server.addr().port();
+    let with_port = Transport::builder()
+        .proxy_from_env(false)
+        .retry(acr_import_transfer::RetryPolicy::none())
+        .insecure_host(format!("127.0.0.1:{port}"))
+        .insecure_host(format!("LOCALHOST:{}", port.wrapping_add(1)))
+        .build()
+        .unwrap();
+    assert!(
+        reached(with_port.registry(&url).unwrap().ping().await),
+        "127.0.0.1:{port} was named insecure"
+    );
+    let err = with_port
+        .registry(&by_name)
+        .unwrap()
+        .ping()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TransferError::Connection { .. }) && err.to_string().contains("certificate"),
+        "localhost was named with another port only: {err}"
+    );
+    // Without a scheme, a host named with its port is settled over https as well.
+    let bare_named = with_port.registry(&format!("127.0.0.1:{port}")).unwrap();
+    assert!(reached(bare_named.ping().await));
+
     let bad_ca = dir.path().join("empty.pem");
     std::fs::write(&bad_ca, "not a certificate").unwrap();
     let err = Transport::builder().ca_file(&bad_ca).build().unwrap_err();

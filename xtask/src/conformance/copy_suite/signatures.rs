@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use acr_import_reference::Digest;
-use acr_import_tests::signed::signature_verifies;
 use acr_import_testsupport::cosign::{CosignKey, digest_tag};
+use acr_import_testsupport::seed::{Signed, cosign_signed, signature_verifies};
 use acr_import_transfer::copy::{BlobAction, FollowerAction};
 use acr_import_transfer::{
     Copier, CopyOptions, CopyReport, Endpoint, OciLayout, PlatformFilter, Source, Target,
@@ -16,7 +16,6 @@ use acr_import_transfer::{
 use anyhow::Context as _;
 
 use super::super::Outcome;
-use super::super::fixtures::{Signed, cosign_signed};
 use super::Ctx;
 
 /// The checks, named `signatures/<name>`.

@@ -1,0 +1,511 @@
+//! Content seeded into real registries with the project's own client: every kind of manifest
+//! the copy engine must handle (OCI and Docker images, indexes and lists, attestations,
+//! artifacts with a subject, referrers in the tag-schema index, Helm charts, foreign layers),
+//! and images signed with cosign ([`cosign_signed`]) with the checks of their signatures.
+//!
+//! One copy for the transfer tests, the conformance suite and the demo. Everything is
+//! deterministic (seeded bytes, fixed JSON), so a digest is the same on every run; every
+//! function returns an error instead of panicking, so a suite can report a failed seeding.
+//!
+//! ```no_run
+//! use acr_import_testsupport::{Registry, seed};
+//!
+//! # async fn demo() -> anyhow::Result<()> {
+//! let server = Registry::start().await?;
+//! let reg = acr_import_transfer::Transport::builder().build()?.registry(&server.url())?;
+//! let index = seed::multi_arch(&reg, "lib/app", "1.0", 7).await?;
+//! let signature = seed::artifact(&reg, "lib/app", "application/vnd.example.sig", 8, Some(&index)).await?;
+//! seed::attach(&reg, "lib/app", &index, &[(&signature, "application/vnd.example.sig")]).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_transfer::{Manifest, Registry, digest_of, manifest};
+use anyhow::Context as _;
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::cosign::{self, CosignArtifact, CosignKey};
+
+/// A Docker layer.
+pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+/// A Docker foreign layer (not held by the registry).
+pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+/// An OCI layer.
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// A Docker image config.
+pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// An OCI image config.
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+/// `len` deterministic pseudo-random (incompressible) bytes.
+pub fn data(seed: u64, len: usize) -> Bytes {
+    let mut rng = crate::SplitMix64::new(seed);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+/// The sha256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    digest_of(DigestAlgorithm::Sha256, bytes)
+}
+
+/// A blob to push and reference.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// Its bytes.
+    pub bytes: Bytes,
+    /// The media type its descriptors carry.
+    pub media_type: &'static str,
+}
+
+impl Blob {
+    /// An OCI layer of `len` seeded bytes.
+    pub fn layer(seed: u64, len: usize) -> Self {
+        Self {
+            bytes: data(seed, len),
+            media_type: OCI_LAYER,
+        }
+    }
+
+    /// Its digest.
+    pub fn digest(&self) -> Digest {
+        sha256(&self.bytes)
+    }
+
+    /// Its descriptor (`mediaType`, `digest`, `size`).
+    pub fn descriptor(&self) -> Value {
+        json!({"mediaType": self.media_type, "digest": self.digest().to_string(), "size": self.bytes.len()})
+    }
+}
+
+/// A manifest of `media_type` whose bytes are `value`, pretty-printed.
+pub fn manifest_of(value: &Value, media_type: &str) -> anyhow::Result<Manifest> {
+    let bytes = Bytes::from(serde_json::to_vec_pretty(value)?);
+    Ok(Manifest {
+        digest: sha256(&bytes),
+        bytes,
+        media_type: media_type.to_owned(),
+    })
+}
+
+/// A manifest's descriptor (`mediaType`, `digest`, `size`).
+pub fn descriptor_of(m: &Manifest) -> Value {
+    json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.bytes.len()})
+}
+
+/// Pushes each blob the repository does not hold yet.
+pub async fn push_blobs(reg: &Registry, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
+    for b in blobs {
+        let d = b.digest();
+        if reg.head_blob(repo, &d).await?.is_none() {
+            reg.push_blob(repo, &d, b.bytes.clone(), u64::MAX).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Pushes a manifest under `reference`, or by its digest.
+pub async fn push_manifest(
+    reg: &Registry,
+    repo: &str,
+    reference: Option<&str>,
+    m: &Manifest,
+) -> anyhow::Result<()> {
+    reg.put_manifest(repo, reference.unwrap_or(m.digest.as_str()), m)
+        .await?;
+    Ok(())
+}
+
+/// The config blob of an image for `os`/`arch`.
+fn config_blob(os: &str, arch: &str, docker: bool) -> Blob {
+    Blob {
+        bytes: Bytes::from(format!(
+            r#"{{"architecture":"{arch}","os":"{os}","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        )),
+        media_type: if docker { DOCKER_CONFIG } else { OCI_CONFIG },
+    }
+}
+
+/// An image manifest (OCI, or Docker v2 with `docker`) for `os`/`arch`: config and layers
+/// pushed, the manifest pushed by digest.
+pub async fn image(
+    reg: &Registry,
+    repo: &str,
+    os: &str,
+    arch: &str,
+    layers: &[&Blob],
+    docker: bool,
+) -> anyhow::Result<Manifest> {
+    let config = config_blob(os, arch, docker);
+    let mut all: Vec<&Blob> = vec![&config];
+    all.extend(layers.iter().copied());
+    push_blobs(reg, repo, &all).await?;
+    let media_type = if docker {
+        manifest::DOCKER_MANIFEST
+    } else {
+        manifest::OCI_MANIFEST
+    };
+    let value = json!({
+        "schemaVersion": 2,
+        "mediaType": media_type,
+        "config": config.descriptor(),
+        "layers": layers.iter().map(|l| l.descriptor()).collect::<Vec<_>>(),
+    });
+    let m = manifest_of(&value, media_type)?;
+    push_manifest(reg, repo, None, &m).await?;
+    Ok(m)
+}
+
+/// An entry of an index: the manifest, its platform (`os/architecture[/variant]`), its
+/// annotations.
+pub type Child<'a> = (&'a Manifest, Option<&'a str>, Option<Value>);
+
+/// The `platform` object of `os/architecture[/variant]`.
+fn platform(text: &str) -> Value {
+    let mut parts = text.splitn(3, '/');
+    let mut p = json!({
+        "os": parts.next().unwrap_or_default(),
+        "architecture": parts.next().unwrap_or_default(),
+    });
+    if let Some(variant) = parts.next() {
+        p["variant"] = json!(variant);
+    }
+    p
+}
+
+/// An index (or Docker list with `docker`) of `children`, pushed under `tag` (or by digest).
+pub async fn index(
+    reg: &Registry,
+    repo: &str,
+    tag: Option<&str>,
+    children: &[Child<'_>],
+    docker: bool,
+) -> anyhow::Result<Manifest> {
+    let media_type = if docker {
+        manifest::DOCKER_LIST
+    } else {
+        manifest::OCI_INDEX
+    };
+    let entries: Vec<Value> = children
+        .iter()
+        .map(|(m, p, annotations)| {
+            let mut e = descriptor_of(m);
+            if let Some(p) = p {
+                e["platform"] = platform(p);
+            }
+            if let Some(a) = annotations {
+                e["annotations"] = a.clone();
+            }
+            e
+        })
+        .collect();
+    let value = json!({"schemaVersion": 2, "mediaType": media_type, "manifests": entries});
+    let m = manifest_of(&value, media_type)?;
+    push_manifest(reg, repo, tag, &m).await?;
+    Ok(m)
+}
+
+/// A 3-platform OCI index (`linux/amd64`, `linux/arm64`, `linux/s390x`) sharing a base layer,
+/// with a BuildKit-style attestation manifest, pushed under `tag`.
+pub async fn multi_arch(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+) -> anyhow::Result<Manifest> {
+    let base = Blob::layer(seed, 40_000);
+    let mut manifests = Vec::new();
+    for (i, arch) in ["amd64", "arm64", "s390x"].iter().enumerate() {
+        let own = Blob::layer(seed * 100 + i as u64, 10_000 + i * 1000);
+        let m = image(reg, repo, "linux", arch, &[&base, &own], false).await?;
+        manifests.push((m, format!("linux/{arch}")));
+    }
+    let attestation = artifact(reg, repo, "application/vnd.in-toto+json", seed + 7, None).await?;
+    let mut children: Vec<Child<'_>> = manifests
+        .iter()
+        .map(|(m, p)| (m, Some(p.as_str()), None))
+        .collect();
+    let annotations = json!({"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": manifests[0].0.digest.to_string()});
+    children.push((&attestation, Some("unknown/unknown"), Some(annotations)));
+    index(reg, repo, Some(tag), &children, false).await
+}
+
+/// An OCI artifact of `artifact_type` with an empty config (`{}`) and a 3000-byte example
+/// payload, optionally with a `subject`, pushed by digest.
+pub async fn artifact(
+    reg: &Registry,
+    repo: &str,
+    artifact_type: &str,
+    seed: u64,
+    subject: Option<&Manifest>,
+) -> anyhow::Result<Manifest> {
+    let payload = Blob {
+        bytes: data(seed, 3000),
+        media_type: "application/vnd.example.payload",
+    };
+    artifact_with(reg, repo, artifact_type, &payload, subject).await
+}
+
+/// An OCI artifact of `artifact_type` with an empty config (`{}`) and `payload` as its one
+/// layer, optionally with a `subject`, pushed by digest.
+pub async fn artifact_with(
+    reg: &Registry,
+    repo: &str,
+    artifact_type: &str,
+    payload: &Blob,
+    subject: Option<&Manifest>,
+) -> anyhow::Result<Manifest> {
+    let empty = Blob {
+        bytes: Bytes::from_static(b"{}"),
+        media_type: manifest::OCI_EMPTY,
+    };
+    push_blobs(reg, repo, &[&empty, payload]).await?;
+    let mut value = json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": empty.descriptor(),
+        "layers": [payload.descriptor()],
+    });
+    if let Some(s) = subject {
+        value["subject"] = descriptor_of(s);
+    }
+    let m = manifest_of(&value, manifest::OCI_MANIFEST)?;
+    push_manifest(reg, repo, None, &m).await?;
+    Ok(m)
+}
+
+/// Records `referrers` (each with its artifact type) of `subject` the way a registry
+/// without the referrers API expects: in the `<alg>-<hex>` tag-schema index, returned.
+pub async fn attach(
+    reg: &Registry,
+    repo: &str,
+    subject: &Manifest,
+    referrers: &[(&Manifest, &str)],
+) -> anyhow::Result<Manifest> {
+    let entries: Vec<Value> = referrers
+        .iter()
+        .map(|(m, t)| {
+            let mut d = descriptor_of(m);
+            d["artifactType"] = Value::String((*t).to_owned());
+            d
+        })
+        .collect();
+    let value = json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries});
+    let m = manifest_of(&value, manifest::OCI_INDEX)?;
+    push_manifest(reg, repo, Some(subject.digest.referrers_tag().as_str()), &m).await?;
+    Ok(m)
+}
+
+/// A Helm 3 chart named `name` as `helm push` stores it, pushed under `tag`.
+pub async fn helm_chart(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    name: &str,
+) -> anyhow::Result<Manifest> {
+    let config = Blob {
+        bytes: Bytes::from(format!(
+            r#"{{"name":"{name}","version":"0.1.0","apiVersion":"v2"}}"#
+        )),
+        media_type: "application/vnd.cncf.helm.config.v1+json",
+    };
+    let chart = Blob {
+        bytes: data(42, 5000),
+        media_type: "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+    };
+    push_blobs(reg, repo, &[&config, &chart]).await?;
+    let value = json!({"schemaVersion": 2, "config": config.descriptor(), "layers": [chart.descriptor()], "annotations": {"org.opencontainers.image.title": name}});
+    let m = manifest_of(&value, manifest::OCI_MANIFEST)?;
+    push_manifest(reg, repo, Some(tag), &m).await?;
+    Ok(m)
+}
+
+/// A Windows-style Docker image whose first layer is foreign (`urls`, not in the registry),
+/// pushed under `tag`. Returns the manifest and the foreign layer's digest.
+pub async fn foreign_layers(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+) -> anyhow::Result<(Manifest, Digest)> {
+    let foreign = Blob {
+        bytes: data(60, 5000),
+        media_type: DOCKER_FOREIGN_LAYER,
+    };
+    let normal = Blob {
+        bytes: data(61, 5000),
+        media_type: DOCKER_LAYER,
+    };
+    let config = Blob {
+        bytes: Bytes::from_static(br#"{"os":"windows","architecture":"amd64"}"#),
+        media_type: DOCKER_CONFIG,
+    };
+    push_blobs(reg, repo, &[&normal, &config]).await?;
+    let mut fd = foreign.descriptor();
+    fd["urls"] = json!(["https://mcr.microsoft.com/v2/windows/blobs/x"]);
+    let value = json!({"schemaVersion": 2, "mediaType": manifest::DOCKER_MANIFEST, "config": config.descriptor(), "layers": [fd, normal.descriptor()]});
+    let m = manifest_of(&value, manifest::DOCKER_MANIFEST)?;
+    push_manifest(reg, repo, Some(tag), &m).await?;
+    Ok((m, foreign.digest()))
+}
+
+/// Pushes a cosign-format artifact's blobs, then its manifest under its digest tag (or by
+/// digest, for a referrer). Returns the manifest.
+pub async fn push_artifact(
+    reg: &Registry,
+    repo: &str,
+    artifact: &CosignArtifact,
+) -> anyhow::Result<Manifest> {
+    for b in &artifact.blobs {
+        let d = sha256(&b.bytes);
+        if reg.head_blob(repo, &d).await?.is_none() {
+            reg.push_blob(repo, &d, Bytes::from(b.bytes.clone()), u64::MAX)
+                .await?;
+        }
+    }
+    let manifest = Manifest {
+        bytes: Bytes::from(artifact.manifest.clone()),
+        media_type: artifact.media_type.clone(),
+        digest: sha256(&artifact.manifest),
+    };
+    let reference = artifact
+        .tag
+        .clone()
+        .unwrap_or_else(|| manifest.digest.to_string());
+    reg.put_manifest(repo, &reference, &manifest).await?;
+    Ok(manifest)
+}
+
+/// Checks the cosign signature (`.sig` tag) of `image` in `repo`: it must verify with `key`
+/// and name `image`, the digest the image has there.
+pub async fn signature_verifies(
+    reg: &Registry,
+    repo: &str,
+    image: &Digest,
+    key: &CosignKey,
+) -> anyhow::Result<()> {
+    let tag = cosign::digest_tag(image.as_str(), "sig");
+    let sig = reg
+        .get_manifest(repo, &tag)
+        .await
+        .with_context(|| format!("{repo}:{tag}"))?;
+    let content = sig.parse().map_err(anyhow::Error::msg)?;
+    let layer = content.layers.first().context("a signature layer")?;
+    let payload = reg
+        .get_blob(repo, &layer.digest, Some(layer.size), true)
+        .await?
+        .collect(1 << 20)
+        .await?;
+    cosign::verify_signature(&key.public_key(), &sig.bytes, &payload, image.as_str())
+}
+
+/// Checks the cosign attestation (`.att` tag) of `image` in `repo` against `key`.
+pub async fn attestation_verifies(
+    reg: &Registry,
+    repo: &str,
+    image: &Digest,
+    key: &CosignKey,
+) -> anyhow::Result<()> {
+    let tag = cosign::digest_tag(image.as_str(), "att");
+    let att = reg
+        .get_manifest(repo, &tag)
+        .await
+        .with_context(|| format!("{repo}:{tag}"))?;
+    let content = att.parse().map_err(anyhow::Error::msg)?;
+    let layer = content.layers.first().context("an attestation layer")?;
+    let envelope = reg
+        .get_blob(repo, &layer.digest, Some(layer.size), true)
+        .await?
+        .collect(1 << 20)
+        .await?;
+    cosign::verify_attestation(&key.public_key(), &att.bytes, &envelope, image.as_str())
+}
+
+/// A multi-arch image ([`multi_arch`]) signed the ways real publishers sign: cosign's `.sig`,
+/// `.att` and `.sbom` digest tags (and a regclient-style `.meta`) on the index, a `.sig` on
+/// each platform, and a cosign signature stored as an OCI referrer of the index (recorded in
+/// its fallback index).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The index, tagged.
+    pub top: Manifest,
+    /// The manifests with a `.sig`: the index, then each platform.
+    pub signed: Vec<Digest>,
+    /// Every digest tag pushed.
+    pub digest_tags: Vec<String>,
+    /// The referrer signature.
+    pub referrer: Manifest,
+}
+
+/// Seeds a [`Signed`] image under `repo:tag`, signed with `key`.
+pub async fn cosign_signed(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    key: &CosignKey,
+) -> anyhow::Result<Signed> {
+    let top = multi_arch(reg, repo, tag, seed).await?;
+    let name = format!("{}/{repo}", reg.host());
+    let d = top.digest.as_str();
+    let mut artifacts = vec![
+        cosign::signature(key, &name, d)?,
+        cosign::attestation(key, &name, d, "https://slsa.dev/provenance/v1")?,
+        cosign::sbom(d, repo),
+        cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#),
+    ];
+    let mut signed = vec![top.digest.clone()];
+    for child in top.parse().map_err(anyhow::Error::msg)?.manifests {
+        if child.platform.as_ref().is_some_and(|p| p.os == "linux") {
+            artifacts.push(cosign::signature(key, &name, child.digest.as_str())?);
+            signed.push(child.digest);
+        }
+    }
+    let mut digest_tags = Vec::new();
+    for a in &artifacts {
+        push_artifact(reg, repo, a).await?;
+        digest_tags.extend(a.tag.clone());
+    }
+    let subject = (top.media_type.as_str(), d, top.bytes.len());
+    let referrer = cosign::signature_referrer(key, &name, subject)?;
+    let referrer = push_artifact(reg, repo, &referrer).await?;
+    attach(
+        reg,
+        repo,
+        &top,
+        &[(&referrer, cosign::SIGNATURE_ARTIFACT_TYPE)],
+    )
+    .await?;
+    Ok(Signed {
+        top,
+        signed,
+        digest_tags,
+        referrer,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_and_seeded_bytes() {
+        assert_eq!(
+            platform("linux/arm/v7"),
+            json!({"os": "linux", "architecture": "arm", "variant": "v7"})
+        );
+        assert_eq!(
+            platform("linux/amd64"),
+            json!({"os": "linux", "architecture": "amd64"})
+        );
+        assert_eq!(data(3, 100), data(3, 100));
+        assert_ne!(data(3, 100), data(4, 100));
+        assert_eq!(data(3, 13).len(), 13);
+    }
+}
