@@ -382,6 +382,22 @@ pub async fn push_artifact(
     Ok(manifest)
 }
 
+/// The manifest under `tag` in `repo` and the bytes of its first layer.
+async fn first_layer(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result<(Manifest, Bytes)> {
+    let m = reg
+        .get_manifest(repo, tag)
+        .await
+        .with_context(|| format!("{repo}:{tag}"))?;
+    let content = m.parse().map_err(anyhow::Error::msg)?;
+    let layer = content.layers.first().context("no layer")?;
+    let bytes = reg
+        .get_blob(repo, &layer.digest, Some(layer.size), true)
+        .await?
+        .collect(1 << 20)
+        .await?;
+    Ok((m, bytes))
+}
+
 /// Checks the cosign signature (`.sig` tag) of `image` in `repo`: it must verify with `key`
 /// and name `image`, the digest the image has there.
 pub async fn signature_verifies(
@@ -390,18 +406,7 @@ pub async fn signature_verifies(
     image: &Digest,
     key: &CosignKey,
 ) -> anyhow::Result<()> {
-    let tag = cosign::digest_tag(image.as_str(), "sig");
-    let sig = reg
-        .get_manifest(repo, &tag)
-        .await
-        .with_context(|| format!("{repo}:{tag}"))?;
-    let content = sig.parse().map_err(anyhow::Error::msg)?;
-    let layer = content.layers.first().context("a signature layer")?;
-    let payload = reg
-        .get_blob(repo, &layer.digest, Some(layer.size), true)
-        .await?
-        .collect(1 << 20)
-        .await?;
+    let (sig, payload) = first_layer(reg, repo, &cosign::digest_tag(image.as_str(), "sig")).await?;
     cosign::verify_signature(&key.public_key(), &sig.bytes, &payload, image.as_str())
 }
 
@@ -412,18 +417,8 @@ pub async fn attestation_verifies(
     image: &Digest,
     key: &CosignKey,
 ) -> anyhow::Result<()> {
-    let tag = cosign::digest_tag(image.as_str(), "att");
-    let att = reg
-        .get_manifest(repo, &tag)
-        .await
-        .with_context(|| format!("{repo}:{tag}"))?;
-    let content = att.parse().map_err(anyhow::Error::msg)?;
-    let layer = content.layers.first().context("an attestation layer")?;
-    let envelope = reg
-        .get_blob(repo, &layer.digest, Some(layer.size), true)
-        .await?
-        .collect(1 << 20)
-        .await?;
+    let (att, envelope) =
+        first_layer(reg, repo, &cosign::digest_tag(image.as_str(), "att")).await?;
     cosign::verify_attestation(&key.public_key(), &att.bytes, &envelope, image.as_str())
 }
 
