@@ -31,6 +31,11 @@
 //! * [`cosign`] — cosign-format signatures, attestations and SBOMs (ECDSA P-256 through
 //!   ring), made and verified in-process; [`regctl_layout`] — an OCI layout in regctl's
 //!   format, written file by file.
+//! * [`Personality`] — a proxy in front of a real registry that plays Docker Hub, GHCR, MCR,
+//!   ECR, Quay or ACR ([`Kind`]) as their documentation and known client issues describe
+//!   them: token realms, Basic-only auth, pull accounting and `429`s, blobs redirected to a
+//!   CDN origin on another port that records any `Authorization`, no mounts, missing
+//!   digest headers, schema 1 tags, the referrers API.
 //! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
 //!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
 //!   connections from `/proc`.
@@ -74,6 +79,7 @@ mod azure;
 mod connect_proxy;
 pub mod cosign;
 mod latency;
+mod personality;
 mod proxy;
 mod rbac;
 pub mod regctl_layout;
@@ -90,6 +96,7 @@ pub use azure::{
 };
 pub use connect_proxy::ConnectProxy;
 pub use latency::LatencyProxy;
+pub use personality::{DOCKER_HUB_429, Kind, Personality, PersonalityBuilder, PullBudget};
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };

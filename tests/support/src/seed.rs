@@ -438,38 +438,59 @@ pub struct Signed {
     pub referrer: Manifest,
 }
 
-/// Seeds a [`Signed`] image under `repo:tag`, signed with `key`.
-pub async fn cosign_signed(
-    reg: &Registry,
-    repo: &str,
-    tag: &str,
-    seed: u64,
-    key: &CosignKey,
-) -> anyhow::Result<Signed> {
-    let top = multi_arch(reg, repo, tag, seed).await?;
-    let name = format!("{}/{repo}", reg.host());
+/// The cosign artifacts of a signed image ([`Signed`]), made once and pushable to any number
+/// of registries as the same bytes (ECDSA signatures differ each time they are made).
+#[derive(Debug, Clone)]
+pub struct Signatures {
+    /// The digest-tagged artifacts: `.sig`, `.att`, `.sbom` and `.meta` of the index, then a
+    /// `.sig` for each platform.
+    pub tagged: Vec<CosignArtifact>,
+    /// The signature of the index stored as an OCI referrer.
+    pub referrer: CosignArtifact,
+    /// The manifests with a `.sig`: the index, then each platform.
+    pub signed: Vec<Digest>,
+}
+
+/// Signs the index `top` (and each of its Linux platforms) with `key`, naming the image
+/// `name` in the signed payloads.
+pub fn sign_image(key: &CosignKey, name: &str, top: &Manifest) -> anyhow::Result<Signatures> {
     let d = top.digest.as_str();
-    let mut artifacts = vec![
-        cosign::signature(key, &name, d)?,
-        cosign::attestation(key, &name, d, "https://slsa.dev/provenance/v1")?,
-        cosign::sbom(d, repo),
+    let mut tagged = vec![
+        cosign::signature(key, name, d)?,
+        cosign::attestation(key, name, d, "https://slsa.dev/provenance/v1")?,
+        cosign::sbom(d, name),
         cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#),
     ];
     let mut signed = vec![top.digest.clone()];
     for child in top.parse().map_err(anyhow::Error::msg)?.manifests {
         if child.platform.as_ref().is_some_and(|p| p.os == "linux") {
-            artifacts.push(cosign::signature(key, &name, child.digest.as_str())?);
+            tagged.push(cosign::signature(key, name, child.digest.as_str())?);
             signed.push(child.digest);
         }
     }
+    let subject = (top.media_type.as_str(), d, top.bytes.len());
+    let referrer = cosign::signature_referrer(key, name, subject)?;
+    Ok(Signatures {
+        tagged,
+        referrer,
+        signed,
+    })
+}
+
+/// Pushes the signatures of `top` (already in `repo`) and records the referrer in the
+/// index's fallback index.
+pub async fn push_signatures(
+    reg: &Registry,
+    repo: &str,
+    top: Manifest,
+    signatures: &Signatures,
+) -> anyhow::Result<Signed> {
     let mut digest_tags = Vec::new();
-    for a in &artifacts {
+    for a in &signatures.tagged {
         push_artifact(reg, repo, a).await?;
         digest_tags.extend(a.tag.clone());
     }
-    let subject = (top.media_type.as_str(), d, top.bytes.len());
-    let referrer = cosign::signature_referrer(key, &name, subject)?;
-    let referrer = push_artifact(reg, repo, &referrer).await?;
+    let referrer = push_artifact(reg, repo, &signatures.referrer).await?;
     attach(
         reg,
         repo,
@@ -479,10 +500,23 @@ pub async fn cosign_signed(
     .await?;
     Ok(Signed {
         top,
-        signed,
+        signed: signatures.signed.clone(),
         digest_tags,
         referrer,
     })
+}
+
+/// Seeds a [`Signed`] image under `repo:tag`, signed with `key`.
+pub async fn cosign_signed(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    key: &CosignKey,
+) -> anyhow::Result<Signed> {
+    let top = multi_arch(reg, repo, tag, seed).await?;
+    let signatures = sign_image(key, &format!("{}/{repo}", reg.host()), &top)?;
+    push_signatures(reg, repo, top, &signatures).await
 }
 
 #[cfg(test)]

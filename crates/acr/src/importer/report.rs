@@ -13,8 +13,9 @@ use crate::{Engine, ImportMode, ServerOutcome};
 // make it clumsier to match on.
 #[allow(clippy::large_enum_variant)]
 pub enum ImportReport {
-    /// The client-side engine copied (or, in a dry run, planned) it.
-    Client(ClientReport),
+    /// The client-side engine copied (or, in a dry run, planned) it (boxed: a copy report is
+    /// large).
+    Client(Box<ClientReport>),
     /// The server-side engine (`importImage`) ran it, or started it (`no_wait`).
     Server(ServerReport),
 }

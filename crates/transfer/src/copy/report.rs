@@ -286,6 +286,10 @@ pub struct CopyReport {
     pub requests: std::collections::BTreeMap<String, u64>,
     /// Requests that were retries.
     pub retried_requests: u64,
+    /// Manifest `GET`s sent to the source: what a registry that counts pulls (Docker Hub)
+    /// charged this copy. Manifests the copier had read already, `HEAD`s and blobs are not
+    /// pulls.
+    pub source_pulls: u64,
     /// Notes for the user (normalizations, rewritten indexes, skipped foreign layers).
     pub notes: Vec<String>,
 }
@@ -325,10 +329,11 @@ impl CopyReport {
         };
     }
 
-    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped,
-    /// 104.2 MiB in 2.1 s; followed: 2 signatures, 1 attestation, 1 SBOM)`, or, when every
-    /// target had it already, `… → …: up to date (3 platforms already there)`; a dry run adds
-    /// a line for each follower that would be copied or is left behind.
+    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB
+    /// in 2.1 s; 4 source manifest pulls; followed: 2 signatures, 1 attestation, 1 SBOM)`, or,
+    /// when every target had it already, `… → …: up to date (3 platforms already there)` (with
+    /// the source's pulls, if it took any, and what followed); a dry run adds a line for each
+    /// follower that would be copied or is left behind.
     pub fn summary(&self, target: &str) -> String {
         let mut out = self.summary_line(target);
         if self.dry_run {
@@ -408,8 +413,14 @@ impl CopyReport {
             } else {
                 what.join(", ")
             };
+            // Nothing read from the source is the rule here: said only when it was not.
+            let pulls = match self.source_pulls {
+                0 => String::new(),
+                1 => "; 1 source manifest pull".to_owned(),
+                n => format!("; {n} source manifest pulls"),
+            };
             return format!(
-                "{} → {target}: up to date ({what} already there{})",
+                "{} → {target}: up to date ({what} already there{pulls}{})",
                 self.source,
                 self.followed_text()
             );
@@ -425,7 +436,7 @@ impl CopyReport {
             String::new()
         };
         format!(
-            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s{})",
+            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s; {} source manifest pull{}{})",
             self.source,
             t.blobs_copied + t.blobs_mounted + t.blobs_skipped,
             t.blobs_copied,
@@ -433,6 +444,8 @@ impl CopyReport {
             t.blobs_skipped,
             human_bytes(t.bytes_copied),
             self.millis as f64 / 1000.0,
+            self.source_pulls,
+            if self.source_pulls == 1 { "" } else { "s" },
             self.followed_text()
         )
     }
@@ -507,6 +520,8 @@ pub enum Progress {
     },
     /// A note for the user.
     Note(String),
+    /// One second of a wait for a registry's rate limit to reset (`--wait-rate-limit`).
+    RateLimitWait(crate::RateLimitWait),
 }
 
 #[cfg(test)]

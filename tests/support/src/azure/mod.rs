@@ -97,6 +97,7 @@ use tokio::task::JoinHandle;
 use crate::rbac::{Rbac, RepositoryCondition, RoleDefinition};
 use crate::registry::{Registry, TokenAuthSettings};
 use crate::token::{Access, Grant, TokenIssuer, intersect, parse_scopes};
+pub(super) use crate::util::plain_accept_loop;
 use crate::util::{parse_form, random_hex, unix_now};
 
 /// The Azure Resource Manager audience.
@@ -184,30 +185,6 @@ pub(super) fn test_tls() -> anyhow::Result<TestTls> {
         ca_pem: ca.pem(),
         config: Arc::new(config),
     })
-}
-
-pub(super) async fn plain_accept_loop<F, Fut>(listener: TcpListener, handler: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let handler = handler.clone();
-        conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
 }
 
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {

@@ -39,7 +39,10 @@ pub async fn run(ctx: &Ctx<'_>, selected: &[String]) -> Vec<(String, Outcome, Du
         let started = Instant::now();
         let outcome = match check(ctx, name, 500 + 10 * i as u64).await {
             Ok(note) => Outcome::Pass(note),
-            Err(e) => Outcome::Fail(format!("{e:#}")),
+            Err(e) => match super::deviation_of(&e) {
+                Some(text) => Outcome::Deviation(text),
+                None => Outcome::Fail(format!("{e:#}")),
+            },
         };
         out.push((full, outcome, started.elapsed()));
     }
