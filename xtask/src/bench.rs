@@ -16,6 +16,7 @@
 //! Never run in CI as a timed test.
 
 mod data;
+mod digest_tags;
 mod floor;
 mod mirror;
 mod proc;
@@ -64,6 +65,10 @@ pub struct Args {
     /// with `acr import --from-file` and with `skopeo sync`, first run and unchanged re-run.
     #[arg(long)]
     mirror: bool,
+    /// Instead: time the two ways of finding an image's cosign digest tags (a HEAD per tag,
+    /// or one tag listing) on repositories of 10 to 3000 tags.
+    #[arg(long)]
+    digest_tags: bool,
 }
 
 /// Who copies.
@@ -235,6 +240,9 @@ struct Bench {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.digest_tags {
+        return digest_tags::run(args.wan, args.runs.unwrap_or(5).max(1));
+    }
     anyhow::ensure!(
         proc::first_line("curl", &["--version"]).is_some(),
         "curl is needed for the floor"

@@ -1,6 +1,7 @@
 //! Content seeded into real registries with the project's own client: every kind of manifest
 //! the copy engine must handle (OCI and Docker images, indexes and lists, attestations,
-//! artifacts with a subject, referrers in the tag-schema index, Helm charts, foreign layers).
+//! artifacts with a subject, referrers in the tag-schema index, Helm charts, foreign layers),
+//! and images signed with cosign ([`cosign_signed`]) with the checks of their signatures.
 //!
 //! One copy for the transfer tests, the conformance suite and the demo. Everything is
 //! deterministic (seeded bytes, fixed JSON), so a digest is the same on every run; every
@@ -21,8 +22,11 @@
 
 use acr_import_reference::{Digest, DigestAlgorithm};
 use acr_import_transfer::{Manifest, Registry, digest_of, manifest};
+use anyhow::Context as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
+
+use crate::cosign::{self, CosignArtifact, CosignKey};
 
 /// A Docker layer.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -349,6 +353,170 @@ pub async fn foreign_layers(
     let m = manifest_of(&value, manifest::DOCKER_MANIFEST)?;
     push_manifest(reg, repo, Some(tag), &m).await?;
     Ok((m, foreign.digest()))
+}
+
+/// Pushes a cosign-format artifact's blobs, then its manifest under its digest tag (or by
+/// digest, for a referrer). Returns the manifest.
+pub async fn push_artifact(
+    reg: &Registry,
+    repo: &str,
+    artifact: &CosignArtifact,
+) -> anyhow::Result<Manifest> {
+    for b in &artifact.blobs {
+        let d = sha256(&b.bytes);
+        if reg.head_blob(repo, &d).await?.is_none() {
+            reg.push_blob(repo, &d, Bytes::from(b.bytes.clone()), u64::MAX)
+                .await?;
+        }
+    }
+    let manifest = Manifest {
+        bytes: Bytes::from(artifact.manifest.clone()),
+        media_type: artifact.media_type.clone(),
+        digest: sha256(&artifact.manifest),
+    };
+    let reference = artifact
+        .tag
+        .clone()
+        .unwrap_or_else(|| manifest.digest.to_string());
+    reg.put_manifest(repo, &reference, &manifest).await?;
+    Ok(manifest)
+}
+
+/// The manifest under `tag` in `repo` and the bytes of its first layer.
+async fn first_layer(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result<(Manifest, Bytes)> {
+    let m = reg
+        .get_manifest(repo, tag)
+        .await
+        .with_context(|| format!("{repo}:{tag}"))?;
+    let content = m.parse().map_err(anyhow::Error::msg)?;
+    let layer = content.layers.first().context("no layer")?;
+    let bytes = reg
+        .get_blob(repo, &layer.digest, Some(layer.size), true)
+        .await?
+        .collect(1 << 20)
+        .await?;
+    Ok((m, bytes))
+}
+
+/// Checks the cosign signature (`.sig` tag) of `image` in `repo`: it must verify with `key`
+/// and name `image`, the digest the image has there.
+pub async fn signature_verifies(
+    reg: &Registry,
+    repo: &str,
+    image: &Digest,
+    key: &CosignKey,
+) -> anyhow::Result<()> {
+    let (sig, payload) = first_layer(reg, repo, &cosign::digest_tag(image.as_str(), "sig")).await?;
+    cosign::verify_signature(&key.public_key(), &sig.bytes, &payload, image.as_str())
+}
+
+/// Checks the cosign attestation (`.att` tag) of `image` in `repo` against `key`.
+pub async fn attestation_verifies(
+    reg: &Registry,
+    repo: &str,
+    image: &Digest,
+    key: &CosignKey,
+) -> anyhow::Result<()> {
+    let (att, envelope) =
+        first_layer(reg, repo, &cosign::digest_tag(image.as_str(), "att")).await?;
+    cosign::verify_attestation(&key.public_key(), &att.bytes, &envelope, image.as_str())
+}
+
+/// A multi-arch image ([`multi_arch`]) signed the ways real publishers sign: cosign's `.sig`,
+/// `.att` and `.sbom` digest tags (and a regclient-style `.meta`) on the index, a `.sig` on
+/// each platform, and a cosign signature stored as an OCI referrer of the index (recorded in
+/// its fallback index).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The index, tagged.
+    pub top: Manifest,
+    /// The manifests with a `.sig`: the index, then each platform.
+    pub signed: Vec<Digest>,
+    /// Every digest tag pushed.
+    pub digest_tags: Vec<String>,
+    /// The referrer signature.
+    pub referrer: Manifest,
+}
+
+/// The cosign artifacts of a signed image ([`Signed`]), made once and pushable to any number
+/// of registries as the same bytes (ECDSA signatures differ each time they are made).
+#[derive(Debug, Clone)]
+pub struct Signatures {
+    /// The digest-tagged artifacts: `.sig`, `.att`, `.sbom` and `.meta` of the index, then a
+    /// `.sig` for each platform.
+    pub tagged: Vec<CosignArtifact>,
+    /// The signature of the index stored as an OCI referrer.
+    pub referrer: CosignArtifact,
+    /// The manifests with a `.sig`: the index, then each platform.
+    pub signed: Vec<Digest>,
+}
+
+/// Signs the index `top` (and each of its Linux platforms) with `key`, naming the image
+/// `name` in the signed payloads.
+pub fn sign_image(key: &CosignKey, name: &str, top: &Manifest) -> anyhow::Result<Signatures> {
+    let d = top.digest.as_str();
+    let mut tagged = vec![
+        cosign::signature(key, name, d)?,
+        cosign::attestation(key, name, d, "https://slsa.dev/provenance/v1")?,
+        cosign::sbom(d, name),
+        cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#),
+    ];
+    let mut signed = vec![top.digest.clone()];
+    for child in top.parse().map_err(anyhow::Error::msg)?.manifests {
+        if child.platform.as_ref().is_some_and(|p| p.os == "linux") {
+            tagged.push(cosign::signature(key, name, child.digest.as_str())?);
+            signed.push(child.digest);
+        }
+    }
+    let subject = (top.media_type.as_str(), d, top.bytes.len());
+    let referrer = cosign::signature_referrer(key, name, subject)?;
+    Ok(Signatures {
+        tagged,
+        referrer,
+        signed,
+    })
+}
+
+/// Pushes the signatures of `top` (already in `repo`) and records the referrer in the
+/// index's fallback index.
+pub async fn push_signatures(
+    reg: &Registry,
+    repo: &str,
+    top: Manifest,
+    signatures: &Signatures,
+) -> anyhow::Result<Signed> {
+    let mut digest_tags = Vec::new();
+    for a in &signatures.tagged {
+        push_artifact(reg, repo, a).await?;
+        digest_tags.extend(a.tag.clone());
+    }
+    let referrer = push_artifact(reg, repo, &signatures.referrer).await?;
+    attach(
+        reg,
+        repo,
+        &top,
+        &[(&referrer, cosign::SIGNATURE_ARTIFACT_TYPE)],
+    )
+    .await?;
+    Ok(Signed {
+        top,
+        signed: signatures.signed.clone(),
+        digest_tags,
+        referrer,
+    })
+}
+
+/// Seeds a [`Signed`] image under `repo:tag`, signed with `key`.
+pub async fn cosign_signed(
+    reg: &Registry,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    key: &CosignKey,
+) -> anyhow::Result<Signed> {
+    let top = multi_arch(reg, repo, tag, seed).await?;
+    let signatures = sign_image(key, &format!("{}/{repo}", reg.host()), &top)?;
+    push_signatures(reg, repo, top, &signatures).await
 }
 
 #[cfg(test)]

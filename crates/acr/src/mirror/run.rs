@@ -410,8 +410,13 @@ impl Importer {
         match found {
             Ok(registry) => {
                 observer.event(&ImportEvent::Note(
-                    "mirroring server-side: each copy is an importImage operation of the target ACR (referrers are not copied that way; --mode client brings them)".to_owned(),
+                    "mirroring server-side: each copy is an importImage operation of the target ACR".to_owned(),
                 ));
+                if request.options.referrers != Referrers::Skip {
+                    observer.event(&ImportEvent::Warning(
+                        "a server-side mirror does not follow signatures, attestations and SBOMs (referrers and digest tags): whatever is attached to the images stays behind; --mode client copies them (--no-referrers says they are not wanted)".to_owned(),
+                    ));
+                }
                 Ok(Some(registry))
             }
             Err(why) if request.options.engine == EngineMode::Server => {
