@@ -5,24 +5,8 @@ use std::time::Duration;
 
 use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
 
-const ACR: &str = env!("CARGO_BIN_EXE_acr");
-
-fn acr(args: &[&str]) -> Output {
-    Command::new(ACR)
-        .args(args)
-        .env_remove("ACR_IMPORT_SOURCE_PASSWORD")
-        .env_remove("ACR_IMPORT_SOURCE_USERNAME")
-        .output()
-        .expect("run acr")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{ACR, acr, rt, stderr, stdout};
 
 /// Seeds `repo:tag` in `reg` by importing a small OCI layout we write by hand.
 fn seed(reg: &Registry, repo: &str, tag: &str, seed: u8) {
@@ -66,10 +50,6 @@ fn seed(reg: &Registry, repo: &str, tag: &str, seed: u8) {
         &format!("{repo}:{tag}"),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
 }
 
 /// A source and a target registry.

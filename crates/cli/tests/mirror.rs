@@ -11,20 +11,8 @@ use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Regist
 use acr_import_transfer::{Manifest, Transport, UploadStart, digest_of, manifest};
 use bytes::Bytes;
 
-const ACR: &str = env!("CARGO_BIN_EXE_acr");
-
-fn acr(args: &[&str]) -> Output {
-    Command::new(ACR)
-        .args(args)
-        .env_remove("ACR_IMPORT_SOURCE_PASSWORD")
-        .env_remove("ACR_IMPORT_SOURCE_USERNAME")
-        .output()
-        .expect("run acr")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{ACR, acr, rt, stderr};
 
 fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
@@ -34,10 +22,6 @@ fn json(o: &Output) -> serde_json::Value {
             stderr(o)
         )
     })
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Runtime::new().unwrap()
 }
 
 fn bytes(seed: u64, len: usize) -> Bytes {
