@@ -819,12 +819,6 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
     assert_eq!(tags.len(), 12, "{report}");
     assert!(tags.iter().all(|t| t["result"] == "would_copy"), "{report}");
     assert!(w.target_digest("mirror/dry", "1.0").await.is_none());
-    // What the server-side mirror leaves behind is said.
-    assert!(
-        err(&o).contains("WARNING: a server-side mirror does not follow signatures"),
-        "{}",
-        err(&o)
-    );
 
     // Unthrottled: 8 operations run at once, no more.
     write_file("mirror/bound");
@@ -891,6 +885,77 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
         2,
         "one listing per run (besides the challenge that asks for a token)"
     );
+}
+
+/// A server-side mirror is followed by the images' signatures, copied from this machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_side_mirror_is_followed_by_the_signatures() {
+    use acr_import_testsupport::cosign::{self, CosignKey};
+    use acr_import_testsupport::seed::{push_artifact, signature_verifies};
+
+    let w = ArmWorld::start().await.expect("world");
+    let t = acr_import_transfer::Transport::builder()
+        .proxy_from_env(false)
+        .build()
+        .expect("transport");
+    let external = t.registry(&w.external.host()).expect("registry");
+    let image = external
+        .head_manifest("lib/tool", "1")
+        .await
+        .expect("head")
+        .and_then(|h| h.digest)
+        .expect("the seeded image");
+    let key = CosignKey::generate().expect("key");
+    let sig = cosign::signature(&key, "lib/tool", image.as_str()).expect("sign");
+    push_artifact(&external, "lib/tool", &sig)
+        .await
+        .expect("push the signature");
+    let file = w.dir().join("signed.yaml");
+    let entry = format!(
+        "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
+        w.external.host()
+    );
+    std::fs::write(&file, entry).expect("mirror file");
+    let args = [
+        "import",
+        "-n",
+        "targetreg",
+        "--from-file",
+        file.to_str().expect("path"),
+        "--mode",
+        "server",
+        "-o",
+        "json",
+    ];
+    let mut cmd = command(&w, IMPORTER, &args);
+    with_target_admin(&mut cmd);
+    let o = output(cmd).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert_eq!(w.arm.import_bodies().len(), 1, "the image went server-side");
+    let report: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(report["engine"], "server");
+    assert_eq!(report["copies"][0]["followed"]["signatures"], 1, "{report}");
+    // The signature's manifest was read from the source here: a pull, in the entry's row too.
+    assert_eq!(report["entries"][0]["source_pulls"], 1, "{report}");
+    let target = w
+        .admin()
+        .registry(&w.target.login_server())
+        .expect("target");
+    let tag = cosign::digest_tag(image.as_str(), "sig");
+    assert_eq!(
+        target
+            .get_manifest("mirror/tool", &tag)
+            .await
+            .expect("the .sig"),
+        external
+            .get_manifest("lib/tool", &tag)
+            .await
+            .expect("source"),
+        "byte for byte"
+    );
+    signature_verifies(&target, "mirror/tool", &image, &key)
+        .await
+        .expect("the signature verifies on the target");
 }
 
 /// `acr import` as the admin of the target for its client-side part.

@@ -52,8 +52,9 @@ struct Running {
 }
 
 impl ServerRun<'_> {
-    /// Runs every group into the ledger.
-    pub(crate) async fn run(&self, groups: Vec<Group>, ledger: &mut Ledger<'_>) {
+    /// Runs every group into the ledger; gives back the groups the service imported.
+    pub(crate) async fn run(&self, groups: Vec<Group>, ledger: &mut Ledger<'_>) -> Vec<Group> {
+        let mut imported = Vec::new();
         let mut done = |g: Group, outcome: Result<(), String>| {
             let mut summary = ledger.summary(&g);
             summary.error = outcome.err();
@@ -63,8 +64,12 @@ impl ServerRun<'_> {
                 TagResult::Failed
             };
             ledger.finish(&g, summary, result);
+            if result == TagResult::Copied {
+                imported.push(g);
+            }
         };
         self.drive(groups, &mut done).await;
+        imported
     }
 
     /// Starts, throttles and polls until every group has its outcome.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use acr_import_transfer::copy::human_bytes;
+use acr_import_transfer::copy::{FollowedTotals, human_bytes};
 use serde::Serialize;
 
 use super::Shard;
@@ -268,6 +268,13 @@ pub struct CopySummary {
     pub bytes: u64,
     /// Manifest `GET`s sent to the source (what Docker Hub counts as pulls).
     pub source_pulls: u64,
+    /// Signatures, attestations and SBOMs (referrers and digest tags) that followed the
+    /// image (server-side: copied from this machine after the import).
+    pub followed: FollowedTotals,
+    /// Why what is attached to the image stayed behind (server-side: this machine could not
+    /// copy it after the import).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub followers_left_behind: Option<String>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

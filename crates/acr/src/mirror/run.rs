@@ -258,7 +258,16 @@ impl Importer {
                         .collect(),
                     observer,
                 };
-                run.run(groups, &mut ledger).await;
+                let imported = run.run(groups, &mut ledger).await;
+                if request.options.referrers != Referrers::Skip && !imported.is_empty() {
+                    let follow = ClientRun {
+                        transport: &transport,
+                        options: &request.options,
+                        concurrency: request.concurrency,
+                        progress,
+                    };
+                    follow.follow(imported, &mut ledger, observer).await;
+                }
             }
             None => {
                 let run = ClientRun {
@@ -413,8 +422,8 @@ impl Importer {
                     "mirroring server-side: each copy is an importImage operation of the target ACR".to_owned(),
                 ));
                 if request.options.referrers != Referrers::Skip {
-                    observer.event(&ImportEvent::Warning(
-                        "a server-side mirror does not follow signatures, attestations and SBOMs (referrers and digest tags): whatever is attached to the images stays behind; --mode client copies them (--no-referrers says they are not wanted)".to_owned(),
+                    observer.event(&ImportEvent::Note(
+                        "then the signatures, attestations and SBOMs (referrers and digest tags) of each image imported are copied from this machine where the target lacks them (importImage is not documented to copy them)".to_owned(),
                     ));
                 }
                 Ok(Some(registry))

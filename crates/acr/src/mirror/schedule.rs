@@ -128,7 +128,7 @@ fn new_group(unit: &Unit) -> Group {
     }
 }
 
-/// Fills in an entry's counts from its tags and copies.
+/// Fills in an entry's counts from its tags and copies (again, when a copy changed).
 pub(crate) fn tally(row: &mut EntryReport, tags: &[TagReport], copies: &[CopySummary]) {
     let mine = || tags.iter().filter(|t| t.entry == row.index);
     row.copied = mine()
@@ -136,6 +136,8 @@ pub(crate) fn tally(row: &mut EntryReport, tags: &[TagReport], copies: &[CopySum
         .count();
     row.up_to_date = mine().filter(|t| t.result == TagResult::UpToDate).count();
     row.failed = mine().filter(|t| t.result == TagResult::Failed).count();
+    (row.blobs_copied, row.blobs_mounted) = (0, 0);
+    (row.bytes_copied, row.source_pulls) = (0, 0);
     for c in copies.iter().filter(|c| c.entry == row.index) {
         row.blobs_copied += c.blobs_copied;
         row.blobs_mounted += c.blobs_mounted;
@@ -197,6 +199,13 @@ impl<'a> Ledger<'a> {
         }
     }
 
+    /// The row of `entry` counted again from its tags and copies.
+    fn retally(&mut self, entry: usize) {
+        if let Some(row) = self.entries.iter_mut().find(|r| r.index == entry) {
+            tally(row, self.tags, self.copies);
+        }
+    }
+
     /// `g` ended: `result` for each of its tags, `summary` in the copies.
     pub(crate) fn finish(&mut self, g: &Group, summary: CopySummary, result: TagResult) {
         for &i in &g.tags {
@@ -255,6 +264,55 @@ impl ClientRun<'_> {
     }
 }
 
+impl ClientRun<'_> {
+    /// After the server-side copies: what is attached to each image the service imported
+    /// (signatures, attestations, SBOMs: referrers and digest tags) and missing on the target,
+    /// copied by this engine (it finds the image in place, so only those move). A copy that
+    /// cannot (this machine may not read the source or write the target) says what stayed
+    /// behind, in its summary and as a warning.
+    pub(crate) async fn follow(
+        self,
+        groups: Vec<Group>,
+        ledger: &mut Ledger<'_>,
+        observer: &dyn ImportObserver,
+    ) {
+        let base = CopyOptions {
+            progress: Some(self.progress),
+            referrers: true,
+            dry_run: false,
+            ..copy_options(self.options)
+        };
+        let copier = Copier::new(base);
+        let (copier, transport) = (&copier, self.transport);
+        let mut running = futures_util::stream::iter(groups.into_iter().map(|g| async move {
+            let result = run_one(&g.plan, transport, copier).await;
+            (g, result)
+        }))
+        .buffer_unordered(self.concurrency.max(1));
+        while let Some((g, result)) = running.next().await {
+            let Some(copy) = g.tags.first().and_then(|&i| ledger.tags[i].copy) else {
+                continue;
+            };
+            let summary = &mut ledger.copies[copy];
+            match result {
+                Ok(r) => {
+                    summary.followed = r.copy.totals.followed;
+                    summary.source_pulls += r.copy.source_pulls;
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    observer.event(&ImportEvent::Warning(format!(
+                        "signatures, attestations and SBOMs of {} (referrers and digest tags) were not followed: {reason}; whatever is attached to the image stayed behind",
+                        summary.source
+                    )));
+                    summary.followers_left_behind = Some(reason);
+                }
+            }
+            ledger.retally(g.entry);
+        }
+    }
+}
+
 /// A copy's outcome into the ledger.
 fn record(
     g: &Group,
@@ -271,6 +329,7 @@ fn record(
             summary.blobs_skipped = report.totals.blobs_skipped;
             summary.bytes = report.totals.bytes_copied;
             summary.source_pulls = report.source_pulls;
+            summary.followed = report.totals.followed.clone();
             if report.up_to_date {
                 TagResult::UpToDate
             } else if dry_run {
