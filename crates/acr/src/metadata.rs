@@ -5,6 +5,32 @@
 use acr_import_auth::{Scope, ScopeSet};
 use acr_import_reference::Digest;
 use acr_import_transfer::{Registry, TransferError};
+use serde::{Deserialize, Serialize};
+
+/// One manifest as ACR's metadata API describes it. The fields read here are typed; the
+/// service's others (`architecture`, `os`, `changeableAttributes`, …) are kept as they
+/// came in `other`, so that the object serializes back as the service's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestMetadata {
+    /// The manifest's digest.
+    pub digest: String,
+    /// Its tags (none: untagged).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When it last changed (RFC 3339, as the service wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<String>,
+    /// The bytes it and its blobs take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u64>,
+    /// Its media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The service's other fields.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
 
 /// The order of a listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +60,7 @@ impl ManifestOrder {
 }
 
 /// Lists the manifests of `repository` through `GET /acr/v1/{repo}/_manifests` (scope
-/// `repository:{repo}:metadata_read`), following `Link` pagination, at most `top`. Each
-/// entry is the service's own object (`digest`, `tags`, `lastUpdateTime`, `imageSize`, …).
+/// `repository:{repo}:metadata_read`), following `Link` pagination, at most `top`.
 /// `Ok(None)`: the registry has no such API (it is not an ACR), so the caller lists through
 /// the OCI API instead.
 pub async fn list_manifests(
@@ -43,7 +68,7 @@ pub async fn list_manifests(
     repository: &str,
     order: Option<ManifestOrder>,
     top: Option<usize>,
-) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
+) -> Result<Option<Vec<ManifestMetadata>>, TransferError> {
     let mut query = vec![("n", "100")];
     if let Some(o) = order {
         query.push(("orderby", o.query()));
@@ -59,21 +84,27 @@ pub async fn list_tags(
     registry: &Registry,
     repository: &str,
 ) -> Result<Option<Vec<(String, Digest)>>, TransferError> {
-    let Some(rows) = list(registry, repository, "_tags", &[("n", "1000")], None).await? else {
+    /// One tag as the `_tags` listing describes it (the service's other fields unread).
+    #[derive(Deserialize)]
+    struct TagRow {
+        name: String,
+        digest: String,
+    }
+    let Some(rows) = list::<TagRow>(registry, repository, "_tags", &[("n", "1000")], None).await?
+    else {
         return Ok(None);
     };
-    rows.iter()
-        .map(|row| {
-            let name = row["name"].as_str();
-            let digest = row["digest"].as_str().and_then(|d| d.parse().ok());
-            match (name, digest) {
-                (Some(n), Some(d)) => Ok((n.to_owned(), d)),
-                _ => Err(protocol(
-                    registry,
-                    repository,
-                    format!("a tag of the listing has no name or digest: {row}"),
-                )),
-            }
+    rows.into_iter()
+        .map(|row| match row.digest.parse() {
+            Ok(d) => Ok((row.name, d)),
+            Err(_) => Err(protocol(
+                registry,
+                repository,
+                format!(
+                    "tag {} of the listing names no digest: {}",
+                    row.name, row.digest
+                ),
+            )),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -93,13 +124,13 @@ fn protocol(registry: &Registry, repository: &str, reason: String) -> TransferEr
 
 /// The lists under `kind` (`manifests` of `_manifests`, `tags` of `_tags`) of every page of
 /// `/acr/v1/{repo}/{kind}`, following `Link`, at most `top`.
-async fn list(
+async fn list<T: serde::de::DeserializeOwned>(
     registry: &Registry,
     repository: &str,
     kind: &str,
     query: &[(&str, &str)],
     top: Option<usize>,
-) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
+) -> Result<Option<Vec<T>>, TransferError> {
     let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
     let segments: Vec<&str> = ["acr", "v1"]
         .into_iter()
@@ -134,7 +165,17 @@ async fn list(
                 format!("the metadata listing is not JSON: {e}"),
             )
         })?;
-        out.extend(page[field].as_array().into_iter().flatten().cloned());
+        let rows: Vec<T> = match page.get(field) {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(rows) => serde_json::from_value(rows.clone()).map_err(|e| {
+                protocol(
+                    registry,
+                    repository,
+                    format!("the metadata listing is not what ACR serves: {e}"),
+                )
+            })?,
+        };
+        out.extend(rows);
         if out.len() >= limit {
             out.truncate(limit);
             break;
@@ -149,11 +190,11 @@ async fn list(
 
 /// az's default shape of a metadata object: `{digest, tags, timestamp}` (`timestamp` is the
 /// service's `lastUpdateTime`; missing values become `""` and `[]`).
-pub fn summary(entry: &serde_json::Value) -> serde_json::Value {
+pub fn summary(entry: &ManifestMetadata) -> serde_json::Value {
     serde_json::json!({
-        "digest": entry["digest"].as_str().unwrap_or_default(),
-        "tags": entry["tags"].as_array().cloned().unwrap_or_default(),
-        "timestamp": entry["lastUpdateTime"].as_str().unwrap_or_default(),
+        "digest": entry.digest,
+        "tags": entry.tags,
+        "timestamp": entry.last_update_time.as_deref().unwrap_or_default(),
     })
 }
 
@@ -172,12 +213,17 @@ mod tests {
             Some(ManifestOrder::TimeAsc)
         );
         assert_eq!(ManifestOrder::parse("size"), None);
-        let s = summary(
-            &serde_json::json!({"digest": "sha256:a", "lastUpdateTime": "2018-09-06T06:17:20.9983915Z", "imageSize": 1}),
-        );
+        let service = serde_json::json!({"digest": "sha256:a", "lastUpdateTime": "2018-09-06T06:17:20.9983915Z",
+            "imageSize": 1, "architecture": "amd64", "changeableAttributes": {"deleteEnabled": true}});
+        let entry: ManifestMetadata = serde_json::from_value(service.clone()).unwrap();
+        assert_eq!((entry.image_size, entry.tags.len()), (Some(1), 0));
         assert_eq!(
-            s,
+            summary(&entry),
             serde_json::json!({"digest": "sha256:a", "tags": [], "timestamp": "2018-09-06T06:17:20.9983915Z"})
         );
+        // The service's object comes back whole (with the tags it did not list: none).
+        let mut back = service;
+        back["tags"] = serde_json::json!([]);
+        assert_eq!(serde_json::to_value(&entry).unwrap(), back);
     }
 }

@@ -126,7 +126,7 @@ impl Run<'_> {
             rate_limit_policy(self.options, tx.downgrade()),
         )?;
         let options = CopyOptions {
-            progress: Some(tx),
+            progress: Some(Arc::new(tx)),
             ..copy_options(self.options)
         };
         let observer = self.observer;

@@ -238,7 +238,7 @@ impl ClientRun<'_> {
     /// Copies every group into the ledger.
     pub(crate) async fn run(self, groups: Vec<Group>, ledger: &mut Ledger<'_>) {
         let base = CopyOptions {
-            progress: Some(self.progress),
+            progress: Some(std::sync::Arc::new(self.progress)),
             ..copy_options(self.options)
         };
         let copier = Copier::new(base.clone());
@@ -277,7 +277,7 @@ impl ClientRun<'_> {
         observer: &dyn ImportObserver,
     ) {
         let base = CopyOptions {
-            progress: Some(self.progress),
+            progress: Some(std::sync::Arc::new(self.progress)),
             referrers: true,
             dry_run: false,
             ..copy_options(self.options)
