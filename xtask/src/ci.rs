@@ -88,9 +88,8 @@ fn example() -> anyhow::Result<()> {
         );
         let (source, target) = (source?, target?);
         let transport = acr_import_transfer::Transport::builder().build()?;
-        let image =
-            crate::seed::multi_arch(&transport.registry(&source.url())?, "library/hello", "1.0")
-                .await?;
+        let seeder = acr_import_testsupport::seed::Seeder::new(&source.host())?;
+        let image = crate::seed::multi_arch(&seeder, "library/hello", "1.0").await?;
         let mut cmd = crate::cargo();
         cmd.args([
             "run",
@@ -117,7 +116,7 @@ fn example() -> anyhow::Result<()> {
             .await
             .context("the example's target tag")?;
         anyhow::ensure!(
-            copied.digest == image.digest,
+            copied.digest.as_str() == image.digest,
             "the example tagged {} instead of the source's {}",
             copied.digest,
             image.digest
@@ -251,7 +250,9 @@ fn toolchain_path() -> anyhow::Result<std::ffi::OsString> {
 }
 
 /// Checks with `cargo metadata` that every crate of ours depends only on the crates above
-/// it in the design card's order (dev-dependencies included, test support excepted).
+/// it in the design card's order (dev-dependencies included, test support excepted), and that
+/// test support depends on none of them (it seeds with a client of its own, and a test
+/// dependency on a crate that dev-depends on test support would build that crate twice).
 fn layering() -> anyhow::Result<()> {
     let out = crate::cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -261,6 +262,14 @@ fn layering() -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for pkg in meta["packages"].as_array().into_iter().flatten() {
         let name = pkg["name"].as_str().unwrap_or_default();
+        if name == "acr-import-testsupport" {
+            for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+                let dep_name = dep["name"].as_str().unwrap_or_default();
+                if LAYERS.contains(&dep_name) {
+                    problems.push(format!("{name} depends on {dep_name}"));
+                }
+            }
+        }
         let Some(level) = LAYERS.iter().position(|l| *l == name) else {
             continue;
         };

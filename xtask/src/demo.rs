@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use acr_import_testsupport::Registry as LocalRegistry;
-use acr_import_transfer::Transport;
+use acr_import_testsupport::seed::Seeder;
 use anyhow::{Context, bail};
 
 use crate::seed;
@@ -168,22 +168,12 @@ impl Local {
             LocalRegistry::start(),
         );
         let (public, private, target) = (public?, private?, target?);
-        let transport = Transport::builder().build()?;
-        let pub_reg = transport.registry(&public.url())?;
+        let pub_reg = Seeder::new(&public.host())?;
         let image = seed::multi_arch(&pub_reg, "library/hello", "1.0").await?;
         seed::sign(&pub_reg, "library/hello", &image).await?;
         seed::helm_chart(&pub_reg, "charts/hello", "0.1.0").await?;
-        let creds = acr_import_auth::StaticCredentials::new().with(
-            &private.host(),
-            acr_import_auth::Credential::Basic {
-                username: "demo".into(),
-                password: acr_import_auth::Secret::new("demo-password"),
-            },
-        );
-        let priv_transport = Transport::builder()
-            .credentials(std::sync::Arc::new(creds))
-            .build()?;
-        seed::multi_arch(&priv_transport.registry(&private.url())?, "team/app", "2.3").await?;
+        let priv_reg = Seeder::new(&private.host())?.basic("demo", "demo-password");
+        seed::multi_arch(&priv_reg, "team/app", "2.3").await?;
         println!(
             "Seeded {}: library/hello:1.0 (3 platforms, signed), charts/hello:0.1.0 (Helm chart)",
             public.host()
@@ -193,7 +183,7 @@ impl Local {
             public,
             private,
             target,
-            hello: image.digest.to_string(),
+            hello: image.digest,
         })
     }
 }

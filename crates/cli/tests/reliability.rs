@@ -9,9 +9,10 @@ use acr_import_transfer::{Registry as Client, Transport};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
-/// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1` with the transfer crate.
+/// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1`.
 async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
-    use acr_import_testsupport::seed::{Blob, image, push_manifest};
+    use acr_import_testsupport::seed::{Blob, Seeder, image, push_manifest};
+    let reg = &Seeder::new(reg.host()).unwrap();
     let blobs: Vec<Blob> = (0..layers as u64)
         .map(|k| Blob::layer(seed * 1000 + k, 256 * 1024))
         .collect();

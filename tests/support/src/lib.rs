@@ -31,8 +31,9 @@
 //! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
 //!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
 //!   connections from `/proc`.
-//! * [`seed`] — content seeded into a registry with the project's client: images, indexes,
-//!   attestations, artifacts and their referrers, Helm charts, foreign layers.
+//! * [`seed`] — content seeded into a registry by a client of its own ([`seed::Seeder`], not the
+//!   project's): images, indexes, attestations, artifacts and their referrers, Helm charts,
+//!   foreign layers.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.

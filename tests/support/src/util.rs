@@ -1,10 +1,15 @@
 //! Small helpers shared by the other modules: hex, digests, a seeded PRNG,
-//! RFC 3339 formatting, form/query decoding and loopback checks.
+//! RFC 3339 formatting, form/query decoding, loopback checks and one-shot HTTP/1.1 requests.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
 
 /// Lower-case hex encoding of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -161,6 +166,22 @@ pub(crate) fn parse_loopback_url(url: &str) -> anyhow::Result<SocketAddr> {
         .map_err(|e| anyhow::anyhow!("cannot parse {authority:?} in {url:?} as IP:PORT: {e}"))?;
     ensure_loopback(addr)?;
     Ok(addr)
+}
+
+/// Sends `request` over a fresh HTTP/1.1 connection to `addr` and reads the whole response.
+/// The request's URI is sent as written (a path, for an origin server).
+pub(crate) async fn send_http1(
+    addr: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<Response<Bytes>> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let (parts, body) = sender.send_request(request).await?.into_parts();
+    Ok(Response::from_parts(
+        parts,
+        body.collect().await?.to_bytes(),
+    ))
 }
 
 #[cfg(test)]

@@ -619,6 +619,7 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
 /// Pushes a case's image to `repo` of the source, tagged [`TAG`].
 async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> {
     use fixtures::{DOCKER_LAYER, artifact, attach, image, index};
+    let reg = &fixtures::Seeder::new(reg.host())?;
     let docker_layer = |seed: u64, len: usize| Blob {
         bytes: data(seed, len),
         media_type: DOCKER_LAYER,
@@ -718,6 +719,6 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
         }
         other => anyhow::bail!("no such case: {other}"),
     };
-    reg.put_manifest(repo, TAG, &top).await?;
+    fixtures::push_manifest(reg, repo, Some(TAG), &top).await?;
     Ok(Seeded { referrers })
 }

@@ -22,7 +22,7 @@ use tokio::sync::OnceCell;
 
 use super::raw::{Raw, RawResponse};
 use super::{Outcome, Setup, timed};
-use acr_import_testsupport::seed::{self as fixtures, Blob, data, sha256};
+use acr_import_testsupport::seed::{self as fixtures, Blob, data};
 
 /// Whether a check only reads, or needs `--allow-writes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +240,8 @@ async fn prepare(setup: &Setup) -> anyhow::Result<Ctx> {
             layer: Blob::layer(11, 100_000),
         };
         let seeded_image = async {
-            fixtures::push_blobs(&ctx.reg, repo, &[&seeded.config, &seeded.layer]).await?;
+            ctx.push_blobs(repo, &[&seeded.config, &seeded.layer])
+                .await?;
             let m = seeded.variant("image")?;
             ctx.reg.put_manifest(repo, "v1", &m).await?;
             anyhow::Ok(Image {
@@ -308,7 +309,7 @@ async fn read_image(reg: &Registry, repo: &str, reference: &str) -> anyhow::Resu
 fn descriptor(b: &Blob) -> Descriptor {
     Descriptor {
         media_type: b.media_type.to_owned(),
-        digest: b.digest(),
+        digest: sha256(&b.bytes),
         size: b.bytes.len() as u64,
         urls: Vec::new(),
         platform: None,
@@ -327,8 +328,27 @@ impl Seeded {
             "layers": [self.layer.descriptor()],
             "annotations": {"org.example.conformance": label},
         });
-        fixtures::manifest_of(&value, manifest::OCI_MANIFEST)
+        ours(fixtures::manifest_of(&value, manifest::OCI_MANIFEST)?)
     }
+}
+
+/// The sha256 digest of `bytes`.
+fn sha256(bytes: &[u8]) -> Digest {
+    acr_import_transfer::digest_of(acr_import_reference::DigestAlgorithm::Sha256, bytes)
+}
+
+/// A manifest made by the seeding helpers, as our transport's type.
+fn ours(m: fixtures::Manifest) -> anyhow::Result<Manifest> {
+    Ok(Manifest {
+        digest: m.digest.parse()?,
+        bytes: m.bytes,
+        media_type: m.media_type,
+    })
+}
+
+/// A manifest's descriptor as JSON (`mediaType`, `digest`, `size`).
+fn descriptor_json(m: &Manifest) -> serde_json::Value {
+    serde_json::json!({"mediaType": m.media_type, "digest": m.digest.as_str(), "size": m.bytes.len()})
 }
 
 /// The registry's error codes in a transport error.
@@ -393,7 +413,60 @@ async fn read_blob(
     Ok((Bytes::from(head), total))
 }
 
+/// Content the write checks push through our transport (what the registry answers to it is
+/// part of what they check), made by the shared seeding helpers.
 impl Ctx {
+    /// Pushes each blob the repository does not hold yet.
+    async fn push_blobs(&self, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
+        for b in blobs {
+            let d = sha256(&b.bytes);
+            if self.reg.head_blob(repo, &d).await?.is_none() {
+                self.reg
+                    .push_blob(repo, &d, b.bytes.clone(), u64::MAX)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An artifact of `artifact_type` (empty config, an example payload of `seed`), with
+    /// `subject`, pushed by digest.
+    async fn push_artifact(
+        &self,
+        repo: &str,
+        artifact_type: &str,
+        seed: u64,
+        subject: Option<&Manifest>,
+    ) -> anyhow::Result<Manifest> {
+        let payload = fixtures::example_payload(seed);
+        self.push_blobs(repo, &[&fixtures::empty_config(), &payload])
+            .await?;
+        let m = ours(fixtures::artifact_manifest(
+            artifact_type,
+            &payload,
+            subject.map(descriptor_json),
+        )?)?;
+        self.reg.put_manifest(repo, m.digest.as_str(), &m).await?;
+        Ok(m)
+    }
+
+    /// Records `referrers` of `subject` in the `<alg>-<hex>` tag-schema index, returned.
+    async fn attach(
+        &self,
+        repo: &str,
+        subject: &Manifest,
+        referrers: &[(&Manifest, &str)],
+    ) -> anyhow::Result<Manifest> {
+        let m = ours(fixtures::referrers_index(
+            referrers
+                .iter()
+                .map(|(m, t)| (descriptor_json(m), (*t).to_owned())),
+        )?)?;
+        let tag = subject.digest.referrers_tag();
+        self.reg.put_manifest(repo, tag.as_str(), &m).await?;
+        Ok(m)
+    }
+
     fn image(&self) -> anyhow::Result<&Image> {
         self.image.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     }
@@ -905,7 +978,7 @@ impl Ctx {
     async fn blob_mount(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let to = format!("{}/mount", s.repo);
-        let d = s.layer.digest();
+        let d = sha256(&s.layer.bytes);
         match self.reg.start_upload(&to, Some((&d, &s.repo))).await? {
             UploadStart::Mounted => {
                 anyhow::ensure!(
@@ -999,7 +1072,7 @@ impl Ctx {
             "config": s.config.descriptor(),
             "layers": [missing.descriptor()],
         });
-        let m = fixtures::manifest_of(&value, manifest::OCI_MANIFEST)?;
+        let m = ours(fixtures::manifest_of(&value, manifest::OCI_MANIFEST)?)?;
         let e = match self.reg.put_manifest(&s.repo, "blob-unknown", &m).await {
             Ok(_) => anyhow::bail!("a manifest whose layer is missing was accepted"),
             Err(e) => e,
@@ -1030,11 +1103,13 @@ impl Ctx {
         self.reg
             .put_manifest(&s.repo, subject.digest.as_str(), &subject)
             .await?;
-        let a = fixtures::artifact(&self.reg, &s.repo, SBOM, 1009 + self.salt, None).await?;
+        let a = self
+            .push_artifact(&s.repo, SBOM, 1009 + self.salt, None)
+            .await?;
         // The same artifact with a subject.
         let mut value: serde_json::Value = serde_json::from_slice(&a.bytes)?;
-        value["subject"] = fixtures::descriptor_of(&subject);
-        let m = fixtures::manifest_of(&value, manifest::OCI_MANIFEST)?;
+        value["subject"] = descriptor_json(&subject);
+        let m = ours(fixtures::manifest_of(&value, manifest::OCI_MANIFEST)?)?;
         let pushed = self
             .reg
             .push_manifest(&s.repo, m.digest.as_str(), &m)
@@ -1064,7 +1139,7 @@ impl Ctx {
         };
         let repo = format!("{}/tags", s.repo);
         let m = s.variant("tagged")?;
-        fixtures::push_blobs(&self.reg, &repo, &[&s.config, &s.layer]).await?;
+        self.push_blobs(&repo, &[&s.config, &s.layer]).await?;
         // Pushed in no particular order, so that storage order is not lexical order.
         let tags = ["b1", "a2", "c0", "0z", "b0", "a10", "z9", "a1"];
         for t in tags {
@@ -1203,11 +1278,12 @@ impl Ctx {
                     self.reg
                         .put_manifest(&s.repo, subject.digest.as_str(), &subject)
                         .await?;
-                    let sbom =
-                        fixtures::artifact(&self.reg, &s.repo, SBOM, 1010, Some(&subject)).await?;
-                    let sig =
-                        fixtures::artifact(&self.reg, &s.repo, SIGNATURE, 1011, Some(&subject))
-                            .await?;
+                    let sbom = self
+                        .push_artifact(&s.repo, SBOM, 1010, Some(&subject))
+                        .await?;
+                    let sig = self
+                        .push_artifact(&s.repo, SIGNATURE, 1011, Some(&subject))
+                        .await?;
                     anyhow::Ok(vec![(sbom, SBOM), (sig, SIGNATURE)])
                 };
                 let artifacts = make.await.map_err(|e| format!("{e:#}"))?;
@@ -1245,7 +1321,7 @@ impl Ctx {
     async fn ensure_fallback(&self, seed: &ReferrersSeed) -> anyhow::Result<()> {
         let s = self.seeded()?;
         let list: Vec<(&Manifest, &str)> = seed.artifacts.iter().map(|(m, t)| (m, *t)).collect();
-        fixtures::attach(&self.reg, &s.repo, &seed.subject, &list).await?;
+        self.attach(&s.repo, &seed.subject, &list).await?;
         Ok(())
     }
 
@@ -1396,15 +1472,10 @@ impl Ctx {
         self.reg
             .put_manifest(&s.repo, subject.digest.as_str(), &subject)
             .await?;
-        let sig = fixtures::artifact(
-            &self.reg,
-            &s.repo,
-            SIGNATURE,
-            1012 + self.salt,
-            Some(&subject),
-        )
-        .await?;
-        let index = fixtures::attach(&self.reg, &s.repo, &subject, &[(&sig, SIGNATURE)]).await?;
+        let sig = self
+            .push_artifact(&s.repo, SIGNATURE, 1012 + self.salt, Some(&subject))
+            .await?;
+        let index = self.attach(&s.repo, &subject, &[(&sig, SIGNATURE)]).await?;
         let tag = subject.digest.referrers_tag();
         let back = self.reg.get_manifest(&s.repo, tag.as_str()).await?;
         anyhow::ensure!(back == index, "the fallback tag serves other bytes");
