@@ -129,24 +129,15 @@ mod tests {
         assert_eq!(e, Engine::Client);
         assert!(why.contains("no subscription"));
         assert!(choose_engine(EngineMode::Server, &no_arm).is_err());
-        for facts in [
-            EngineFacts {
-                referrers_requested: true,
-                ..Default::default()
-            },
-            EngineFacts {
-                platform_filter: true,
-                ..Default::default()
-            },
-            EngineFacts {
-                oci_layout: true,
-                ..Default::default()
-            },
-            EngineFacts {
-                dry_run: true,
-                ..Default::default()
-            },
-        ] {
+        let server_cannot: [fn(&mut EngineFacts); 4] = [
+            |f| f.referrers_requested = true,
+            |f| f.platform_filter = true,
+            |f| f.oci_layout = true,
+            |f| f.dry_run = true,
+        ];
+        for set in server_cannot {
+            let mut facts = EngineFacts::default();
+            set(&mut facts);
             assert_eq!(
                 choose_engine(EngineMode::Auto, &facts).unwrap().0,
                 Engine::Client

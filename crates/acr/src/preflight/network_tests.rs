@@ -71,6 +71,10 @@ fn external() -> PreflightSource {
     }
 }
 
+fn local() -> PreflightSource {
+    PreflightSource::Local
+}
+
 fn unreadable(why: Unreadable) -> PreflightSource {
     PreflightSource::Unreadable {
         id: "/subscriptions/x".into(),
@@ -104,156 +108,129 @@ fn client(
     }
 }
 
-fn rules(p: &Preflight) -> Vec<Rule> {
-    p.failures
-        .iter()
-        .chain(&p.unknowns)
-        .map(|f| f.rule)
-        .collect()
-}
-
 /// `input` gets `verdict`, exactly `want` fire, and every failure says why and what to do.
 fn expect(what: &str, input: PreflightInput, verdict: Verdict, want: &[Rule]) {
     let p = evaluate(&input);
     assert_eq!(p.verdict, verdict, "{what}: {p}");
-    assert_eq!(rules(&p), want, "{what}: {p}");
+    assert_eq!(p.rules(), want, "{what}: {p}");
     for f in &p.failures {
         assert!(!f.fix.is_empty() && !f.reason.is_empty(), "{what}");
     }
 }
 
-/// `name: input;`: the import will work and no rule fires.
-macro_rules! will_work {
-    ($($name:ident: $input:expr;)*) => {$(
+/// `Verdict { name: input => [rules]; … }`: one test a case, that `input` gets the verdict
+/// and exactly these rules fire.
+macro_rules! verdicts {
+    ($($verdict:ident { $($name:ident: $input:expr => [$($rule:ident),*];)* })*) => {$($(
         #[test]
         fn $name() {
-            expect(stringify!($name), $input, Verdict::WillWork, &[]);
+            expect(stringify!($name), $input, Verdict::$verdict, &[$(Rule::$rule),*]);
         }
-    )*};
+    )*)*};
 }
 
-/// `name: input => rules;`: the import will fail, for exactly these rules.
-macro_rules! will_fail {
-    ($($name:ident: $input:expr => $($rule:ident),+;)*) => {$(
-        #[test]
-        fn $name() {
-            expect(stringify!($name), $input, Verdict::WillFail, &[$(Rule::$rule),+]);
-        }
-    )*};
-}
+verdicts! {
+    WillWork {
+        server_all_open: server(target(open), by_id(source(open))) => [];
+        server_target_deny_with_bypass: server(target(deny), by_id(source(open))) => [];
+        server_private_endpoints_alone_do_not_restrict: server(
+            target(|r| {
+                r.private_endpoints = 2;
+                r.trusted_services_bypass = false;
+            }),
+            by_id(source(open)),
+        ) => [];
+        server_source_deny_with_bypass: server(target(open), by_login_server(source(deny))) => [];
+        server_source_private_by_id: server(target(open), by_id(source(private))) => [];
+        server_cross_tenant_by_login_server: server(target(open), azure(source(open), false, true)) => [];
+        server_external: server(target(open), external()) => [];
 
-/// `name: input => rules;`: whether it will work cannot be told, for these rules.
-macro_rules! cannot_tell {
-    ($($name:ident: $input:expr => $($rule:ident),+;)*) => {$(
-        #[test]
-        fn $name() {
-            expect(stringify!($name), $input, Verdict::CannotTell, &[$(Rule::$rule),+]);
-        }
-    )*};
-}
+        client_open: client(false, Some(target(open)), external()) => [];
+        client_non_azure_target: client(false, None, external()) => [];
+        client_ip_allowed_by_cidr: client(true, Some(deny_but(&["203.0.113.0/24"])), local()) => [];
+        client_ip_allowed_exactly: client(true, Some(deny_but(&["203.0.113.7"])), local()) => [];
+        client_export_policy_is_a_server_matter: client(
+            false,
+            None,
+            by_login_server(source(|r| r.export_policy_disabled = true)),
+        ) => [];
+    }
+    WillFail {
+        server_classic_target: server(target(|r| r.sku = SkuName::Classic), by_id(source(open)))
+            => [ClassicSku];
+        server_unknown_sku: server(target(|r| r.sku = SkuName::Other), by_id(source(open)))
+            => [ClassicSku];
+        server_target_deny_without_bypass: server(target(deny_all), by_id(source(open)))
+            => [TargetTrustedServicesOff];
+        server_target_private_without_bypass: server(
+            target(|r| {
+                private(r);
+                r.trusted_services_bypass = false;
+            }),
+            external(),
+        ) => [TargetTrustedServicesOff];
+        server_target_ip_rules_do_not_help: server(deny_but(&["0.0.0.0/0"]), external())
+            => [TargetTrustedServicesOff];
+        server_source_deny_without_bypass: server(target(open), by_id(source(deny_all)))
+            => [SourceTrustedServicesOff];
+        server_source_private_by_login_server: server(target(open), by_login_server(source(private)))
+            => [SourceNeedsResourceId];
+        server_source_private_cross_tenant: server(target(open), azure(source(private), true, true))
+            => [CrossTenantPublicAccessDisabled];
+        server_source_private_cross_tenant_by_login_server: server(
+            target(open),
+            azure(source(private), false, true),
+        ) => [CrossTenantPublicAccessDisabled];
+        server_export_disabled: server(
+            target(open),
+            by_id(source(|r| {
+                private(r);
+                r.export_policy_disabled = true;
+            })),
+        ) => [ExportPolicyDisabled];
+        server_cross_tenant_by_id: server(target(open), azure(source(open), true, true))
+            => [CrossTenantResourceId];
+        server_unreadable: server(target(open), unreadable(Unreadable::Forbidden))
+            => [LinkedScopeReadMissing];
+        server_other_tenant_id: server(target(open), unreadable(Unreadable::OtherTenant))
+            => [CrossTenantResourceId];
+        server_missing_source: server(target(open), unreadable(Unreadable::NotFound))
+            => [SourceNotFound];
+        server_local_source: server(target(open), local()) => [LocalSource];
+        server_several: server(
+            target(deny_all),
+            by_id(source(|r| {
+                deny_all(r);
+                r.export_policy_disabled = true;
+            })),
+        ) => [TargetTrustedServicesOff, SourceTrustedServicesOff, ExportPolicyDisabled];
 
-will_work! {
-    server_all_open: server(target(open), by_id(source(open)));
-    server_target_deny_with_bypass: server(target(deny), by_id(source(open)));
-    server_private_endpoints_alone_do_not_restrict: server(
-        target(|r| {
-            r.private_endpoints = 2;
-            r.trusted_services_bypass = false;
-        }),
-        by_id(source(open)),
-    );
-    server_source_deny_with_bypass: server(target(open), by_login_server(source(deny)));
-    server_source_private_by_id: server(target(open), by_id(source(private)));
-    server_cross_tenant_by_login_server: server(target(open), azure(source(open), false, true));
-    server_external: server(target(open), external());
-
-    client_open: client(false, Some(target(open)), external());
-    client_non_azure_target: client(false, None, external());
-    client_ip_allowed_by_cidr: client(true, Some(deny_but(&["203.0.113.0/24"])), PreflightSource::Local);
-    client_ip_allowed_exactly: client(true, Some(deny_but(&["203.0.113.7"])), PreflightSource::Local);
-    client_export_policy_is_a_server_matter: client(
-        false,
-        None,
-        by_login_server(source(|r| r.export_policy_disabled = true)),
-    );
-}
-
-will_fail! {
-    server_classic_target: server(target(|r| r.sku = SkuName::Classic), by_id(source(open)))
-        => ClassicSku;
-    server_unknown_sku: server(target(|r| r.sku = SkuName::Other), by_id(source(open)))
-        => ClassicSku;
-    server_target_deny_without_bypass: server(target(deny_all), by_id(source(open)))
-        => TargetTrustedServicesOff;
-    server_target_private_without_bypass: server(
-        target(|r| {
-            private(r);
-            r.trusted_services_bypass = false;
-        }),
-        external(),
-    ) => TargetTrustedServicesOff;
-    server_target_ip_rules_do_not_help: server(deny_but(&["0.0.0.0/0"]), external())
-        => TargetTrustedServicesOff;
-    server_source_deny_without_bypass: server(target(open), by_id(source(deny_all)))
-        => SourceTrustedServicesOff;
-    server_source_private_by_login_server: server(target(open), by_login_server(source(private)))
-        => SourceNeedsResourceId;
-    server_source_private_cross_tenant: server(target(open), azure(source(private), true, true))
-        => CrossTenantPublicAccessDisabled;
-    server_source_private_cross_tenant_by_login_server: server(
-        target(open),
-        azure(source(private), false, true),
-    ) => CrossTenantPublicAccessDisabled;
-    server_export_disabled: server(
-        target(open),
-        by_id(source(|r| {
-            private(r);
-            r.export_policy_disabled = true;
-        })),
-    ) => ExportPolicyDisabled;
-    server_cross_tenant_by_id: server(target(open), azure(source(open), true, true))
-        => CrossTenantResourceId;
-    server_unreadable: server(target(open), unreadable(Unreadable::Forbidden))
-        => LinkedScopeReadMissing;
-    server_other_tenant_id: server(target(open), unreadable(Unreadable::OtherTenant))
-        => CrossTenantResourceId;
-    server_missing_source: server(target(open), unreadable(Unreadable::NotFound))
-        => SourceNotFound;
-    server_local_source: server(target(open), PreflightSource::Local) => LocalSource;
-    server_several: server(
-        target(deny_all),
-        by_id(source(|r| {
-            deny_all(r);
-            r.export_policy_disabled = true;
-        })),
-    ) => TargetTrustedServicesOff, SourceTrustedServicesOff, ExportPolicyDisabled;
-
-    client_ip_not_allowed: client(true, Some(deny_but(&["198.51.100.0/24"])), PreflightSource::Local)
-        => ClientIpNotAllowed;
-    client_source_denies_ip: client(true, None, by_id(deny_but(&[]))) => ClientIpNotAllowed;
-    client_private_without_endpoint: client(false, Some(target(private)), PreflightSource::Local)
-        => PrivateEndpointOnly;
-    client_trusted_services_do_not_help: client(true, Some(target(deny)), PreflightSource::Local)
-        => ClientIpNotAllowed;
-}
-
-cannot_tell! {
-    server_unknown_acr: server(
-        target(open),
-        PreflightSource::UnknownAcr {
-            login_server: "other.azurecr.io".into(),
-        },
-    ) => SourceRulesUnknown;
-    client_ip_unknown: client(false, Some(deny_but(&["198.51.100.0/24"])), PreflightSource::Local)
-        => ClientIpUnknown;
-    client_private_with_endpoint: client(
-        false,
-        Some(target(|r| {
-            private(r);
-            r.private_endpoints = 1;
-        })),
-        PreflightSource::Local,
-    ) => PrivateEndpointOnly;
+        client_ip_not_allowed: client(true, Some(deny_but(&["198.51.100.0/24"])), local())
+            => [ClientIpNotAllowed];
+        client_source_denies_ip: client(true, None, by_id(deny_but(&[]))) => [ClientIpNotAllowed];
+        client_private_without_endpoint: client(false, Some(target(private)), local())
+            => [PrivateEndpointOnly];
+        client_trusted_services_do_not_help: client(true, Some(target(deny)), local())
+            => [ClientIpNotAllowed];
+    }
+    CannotTell {
+        server_unknown_acr: server(
+            target(open),
+            PreflightSource::UnknownAcr {
+                login_server: "other.azurecr.io".into(),
+            },
+        ) => [SourceRulesUnknown];
+        client_ip_unknown: client(false, Some(deny_but(&["198.51.100.0/24"])), local())
+            => [ClientIpUnknown];
+        client_private_with_endpoint: client(
+            false,
+            Some(target(|r| {
+                private(r);
+                r.private_endpoints = 1;
+            })),
+            local(),
+        ) => [PrivateEndpointOnly];
+    }
 }
 
 /// The first failure of `input`.
