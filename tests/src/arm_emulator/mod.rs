@@ -539,7 +539,12 @@ impl ArmEmulatorBuilder {
             bodies: Mutex::new(Vec::new()),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
-        let task = tokio::spawn(routes::accept_loop(listener, acceptor, state.clone()));
+        let task = tokio::spawn(acr_import_testsupport::serve_http1_with(
+            listener,
+            Some(acceptor),
+            state.clone(),
+            routes::handle,
+        ));
         Ok(ArmEmulator { addr, state, task })
     }
 }

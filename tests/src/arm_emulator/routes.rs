@@ -1,7 +1,6 @@
 //! The HTTP side of the ARM emulator: TLS, the request log and ids, api-versions, bearer
 //! tokens, and the read operations (subscriptions, registries, permissions).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use acr_import_testsupport::{ARM_AUDIENCE, ARM_AUDIENCE_LEGACY};
@@ -9,9 +8,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use super::{
     ArmRegistry, ArmRequest, PERMISSIONS_API_VERSION, SUBSCRIPTIONS_API_VERSION, State,
@@ -22,34 +19,6 @@ use super::{
 pub(super) const REGISTRY_READ: &str = "Microsoft.ContainerRegistry/registries/read";
 /// The action the permissions API needs.
 const PERMISSIONS_READ: &str = "Microsoft.Authorization/permissions/read";
-
-pub(super) async fn accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    state: Arc<State>,
-) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        conns.spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-}
 
 /// Status, JSON body (`Null`: none) and extra headers.
 pub(super) type Reply = (StatusCode, Value, Vec<(&'static str, String)>);
@@ -84,7 +53,7 @@ pub(super) struct Req {
     pub(super) body: Bytes,
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let header = |name: header::HeaderName| {
         req.headers()
             .get(name)

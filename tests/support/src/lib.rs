@@ -75,6 +75,7 @@ mod proxy;
 mod rbac;
 mod registry;
 pub mod seed;
+mod serve;
 mod token;
 mod tools;
 mod util;
@@ -93,6 +94,7 @@ pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };
+pub use serve::{serve_http1, serve_http1_with};
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,

@@ -197,22 +197,23 @@ impl AadEmulatorBuilder {
             log: Mutex::new(Vec::new()),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-        let mut tasks = vec![tokio::spawn(aad_accept_loop(
+        let handle = |state: Arc<AadState>, req| async move { aad_handle(&state, req).await };
+        let mut tasks = vec![tokio::spawn(serve_http1_with(
             listener,
-            acceptor,
+            Some(acceptor),
             state.clone(),
+            handle,
         ))];
         let mut mi_addr = None;
         if state.managed_identity.is_some() {
             let mi_listener = TcpListener::bind("127.0.0.1:0").await?;
             mi_addr = Some(mi_listener.local_addr()?);
-            tasks.push(tokio::spawn(plain_accept_loop(mi_listener, {
-                let state = state.clone();
-                move |req| {
-                    let state = state.clone();
-                    async move { aad_handle(&state, req).await }
-                }
-            })));
+            tasks.push(tokio::spawn(serve_http1_with(
+                mi_listener,
+                None,
+                state.clone(),
+                handle,
+            )));
         }
         Ok(AadEmulator {
             addr,
@@ -377,34 +378,6 @@ impl AadTokenVerifier {
     /// The object ID (`oid`) of a registered client or managed identity.
     pub fn object_id(&self, client_id: &str) -> Option<String> {
         self.state.object_id(client_id)
-    }
-}
-
-pub(super) async fn aad_accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    state: Arc<AadState>,
-) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        conns.spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(aad_handle(&state, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
     }
 }
 

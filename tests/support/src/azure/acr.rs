@@ -265,13 +265,12 @@ impl AcrEmulatorBuilder {
             first_seen: Mutex::new(HashMap::new()),
             firewall: Mutex::new(false),
         });
-        let task = tokio::spawn(plain_accept_loop(listener, {
-            let state = state.clone();
-            move |req| {
-                let state = state.clone();
-                async move { acr_handle(&state, req).await }
-            }
-        }));
+        let task = tokio::spawn(serve_http1_with(
+            listener,
+            None,
+            state.clone(),
+            |state, req| async move { acr_handle(&state, req).await },
+        ));
         Ok(AcrEmulator {
             addr,
             registry,

@@ -75,7 +75,6 @@
 //!   401.
 
 use std::collections::{BTreeSet, HashMap};
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -89,13 +88,13 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::rbac::{Rbac, RepositoryCondition, RoleDefinition};
 use crate::registry::{Registry, TokenAuthSettings};
+use crate::serve::serve_http1_with;
 use crate::token::{Access, Grant, TokenIssuer, intersect, parse_scopes};
 use crate::util::{parse_form, random_hex, unix_now};
 
@@ -186,38 +185,9 @@ pub(super) fn test_tls() -> anyhow::Result<TestTls> {
     })
 }
 
-pub(super) async fn plain_accept_loop<F, Fut>(listener: TcpListener, handler: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let handler = handler.clone();
-        conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-}
-
+/// A JSON response, as Azure sends it.
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
+    crate::serve::json_response(status, body, "application/json; charset=utf-8")
 }
 
 mod aad;

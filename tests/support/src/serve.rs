@@ -1,0 +1,104 @@
+//! Serving HTTP/1.1 on loopback: the accept loop every emulator and server here shares.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+/// Serves HTTP/1.1 on `listener` until the task running it is dropped: every connection
+/// (through `tls` when given; a failed handshake drops the connection) is answered by
+/// `handler`, each request in turn.
+///
+/// ```no_run
+/// use acr_import_testsupport::serve_http1;
+/// use http::Response;
+///
+/// # async fn demo() -> anyhow::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let server = tokio::spawn(serve_http1(listener, None, |_req| async {
+///     Response::new(http_body_util::Full::new(bytes::Bytes::from_static(b"hello")))
+/// }));
+/// server.abort();
+/// # Ok(())
+/// # }
+/// ```
+pub async fn serve_http1<F, Fut>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    handler: F,
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let handler = handler.clone();
+        let tls = tls.clone();
+        conns.spawn(async move {
+            match tls {
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve_connection(stream, handler).await;
+                    }
+                }
+                None => serve_connection(stream, handler).await,
+            }
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+/// [`serve_http1`] with a handler of shared `state`: each request is answered by
+/// `handler(state, request)`.
+pub async fn serve_http1_with<S, H, Fut>(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    state: Arc<S>,
+    handler: H,
+) where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Request<Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    serve_http1(listener, tls, move |req| handler(state.clone(), req)).await
+}
+
+async fn serve_connection<S, F, Fut>(stream: S, handler: F)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler(req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
+}
+
+/// A response of `status` with `body` as JSON, sent as `content_type`.
+pub(crate) fn json_response(
+    status: StatusCode,
+    body: &serde_json::Value,
+    content_type: &'static str,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}
