@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use acr_import_testsupport::{ARM_AUDIENCE, ARM_AUDIENCE_LEGACY};
+use acr_import_testsupport::{ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, FormRequest};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
@@ -54,25 +54,11 @@ pub(super) struct Req {
 }
 
 pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let header = |name: header::HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let auth = header(header::AUTHORIZATION);
-    let content_type = header(header::CONTENT_TYPE);
-    let client_request_id = header(header::HeaderName::from_static("x-ms-client-request-id"));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or_default().to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let segments: Vec<String> = path
+    let req = FormRequest::read(req).await;
+    let header = |name: &str| req.header(name).map(str::to_owned);
+    let client_request_id = header("x-ms-client-request-id");
+    let segments: Vec<String> = req
+        .path
         .trim_start_matches('/')
         .split('/')
         .map(str::to_owned)
@@ -80,13 +66,13 @@ pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Respons
     let r = Req {
         lower: segments.iter().map(|s| s.to_ascii_lowercase()).collect(),
         segments,
-        api_version: query_param(&query, "api-version"),
-        method,
-        path,
-        query,
-        auth,
-        content_type,
-        body,
+        api_version: query_param(&req.query, "api-version"),
+        auth: header("authorization"),
+        content_type: header("content-type"),
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        body: req.body,
     };
     let (status, value, headers) = route(&state, &r).await;
     lock(&state.log).push(ArmRequest {

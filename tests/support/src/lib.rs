@@ -94,10 +94,10 @@ pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };
-pub use serve::{serve_http1, serve_http1_with};
+pub use serve::{FormRequest, serve_http1, serve_http1_with};
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
 };
 pub use tools::{find_tool, require_tool, run_tool, skopeo, tcp_connections};
-pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};
+pub use util::{SplitMix64, form_encode, hex, random_guid, rfc3339, sha256_digest};

@@ -5,8 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http::header::AsHeaderName;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -86,6 +87,71 @@ where
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(stream), svc)
         .await;
+}
+
+/// A request read whole (a body that fails to arrive reads as empty), with the form parameters
+/// of its query and, for a `POST`, of its body.
+#[derive(Debug)]
+pub struct FormRequest {
+    /// The method.
+    pub method: Method,
+    /// The path.
+    pub path: String,
+    /// The query (without `?`), empty when absent.
+    pub query: String,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// The decoded parameters of the query, then of a `POST`'s body, in order.
+    pub params: Vec<(String, String)>,
+}
+
+impl FormRequest {
+    /// Reads `req` whole.
+    pub async fn read(req: Request<Incoming>) -> Self {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let query = parts.uri.query().unwrap_or_default().to_owned();
+        let mut params = crate::util::parse_form(&query);
+        if parts.method == Method::POST {
+            params.extend(crate::util::parse_form(&String::from_utf8_lossy(&body)));
+        }
+        Self {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query,
+            headers: parts.headers,
+            body,
+            params,
+        }
+    }
+
+    /// The first value of the parameter `name`, if sent.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the header `name`, if sent as text.
+    pub fn header(&self, name: impl AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The scopes of every `scope` parameter, parsed.
+    pub fn scopes(&self) -> Vec<crate::Access> {
+        self.params
+            .iter()
+            .filter(|(k, _)| k == "scope")
+            .flat_map(|(_, v)| crate::parse_scopes(v))
+            .collect()
+    }
 }
 
 /// A response of `status` with `body` as JSON, sent as `content_type`.

@@ -73,6 +73,19 @@ pub(crate) fn random_hex(n: usize) -> String {
     hex(&buf)
 }
 
+/// A random GUID-shaped identifier (`8-4-4-4-12` hex digits), as Azure's ids look.
+pub fn random_guid() -> String {
+    let h = random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// Seconds since the Unix epoch, now.
 pub(crate) fn unix_now() -> i64 {
     SystemTime::now()

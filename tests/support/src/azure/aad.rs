@@ -421,31 +421,11 @@ pub(super) fn allowed_resource(resource: &str) -> bool {
 }
 
 pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or_default().to_string();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let identity_header = req
-        .headers()
-        .get("x-identity-header")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let mut params = parse_form(&query);
-    if method == Method::POST {
-        params.extend(parse_form(&String::from_utf8_lossy(&body)));
-    }
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let req = FormRequest::read(req).await;
+    let (method, path, params) = (&req.method, &req.path, &req.params);
+    let content_type = req.header(header::CONTENT_TYPE).unwrap_or_default();
+    let identity_header = req.header("x-identity-header");
+    let get = |k: &str| req.param(k).map(str::to_owned);
     let mut record = AadRequest {
         method: method.to_string(),
         path: path.clone(),
@@ -467,7 +447,7 @@ pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Resp
     };
     let result = if path == "/msi/token" {
         record.endpoint = "managed_identity".into();
-        managed_identity_token(state, &method, &params, identity_header.as_deref())
+        managed_identity_token(state, method, params, identity_header)
     } else if let Some(tenant) = path
         .strip_prefix('/')
         .and_then(|p| p.strip_suffix("/oauth2/v2.0/token"))
@@ -489,7 +469,7 @@ pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Resp
                 "The request body must be application/x-www-form-urlencoded.".into(),
             ))
         } else {
-            v2_token(state, tenant, &params)
+            v2_token(state, tenant, params)
         }
     } else {
         Err(AadError::new(

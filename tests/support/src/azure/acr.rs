@@ -96,6 +96,24 @@ pub struct AcrRequest {
     pub error: Option<String>,
 }
 
+impl AcrRequest {
+    /// A request that is not for the token service (forwarded, or a metadata listing).
+    pub(super) fn other(method: &Method, path: &str, response: &Response<Full<Bytes>>) -> Self {
+        Self {
+            method: method.to_string(),
+            path: path.to_owned(),
+            grant_type: None,
+            service: None,
+            username: None,
+            requested: Vec::new(),
+            granted: Vec::new(),
+            subject: None,
+            status: response.status().as_u16(),
+            error: None,
+        }
+    }
+}
+
 pub(super) struct AcrState {
     pub(super) login_server: String,
     pub(super) tenant: String,

@@ -94,9 +94,9 @@ use tokio::task::JoinHandle;
 
 use crate::rbac::{Rbac, RepositoryCondition, RoleDefinition};
 use crate::registry::{Registry, TokenAuthSettings};
-use crate::serve::serve_http1_with;
-use crate::token::{Access, Grant, TokenIssuer, intersect, parse_scopes};
-use crate::util::{parse_form, random_hex, unix_now};
+use crate::serve::{FormRequest, serve_http1_with};
+use crate::token::{Access, Grant, TokenIssuer, intersect};
+use crate::util::{parse_form, random_guid as guid, random_hex, unix_now};
 
 /// The Azure Resource Manager audience.
 pub const ARM_AUDIENCE: &str = "https://management.azure.com";
@@ -119,19 +119,6 @@ pub(super) const TEST_RSA_KEY_2: &str = include_str!("../testdata/client-rsa-key
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A random GUID-shaped identifier.
-pub(super) fn guid() -> String {
-    let h = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,14 +10,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use super::{Access, Grant, TokenIssuer, intersect, parse_scopes};
-use crate::util::{parse_form, rfc3339, unix_now};
+use super::{Access, Grant, TokenIssuer, intersect};
+use crate::util::{rfc3339, unix_now};
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not cascade).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -352,29 +352,15 @@ fn error_json(code: &str, message: &str) -> serde_json::Value {
 }
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or_default().to_string();
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-
-    let mut params = parse_form(&query);
-    if method == Method::POST {
-        params.extend(parse_form(&String::from_utf8_lossy(&body)));
-    }
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let req = crate::FormRequest::read(req).await;
+    let get = |k: &str| req.param(k).map(str::to_owned);
+    let post = req.method == Method::POST;
     let mut record = TokenRequest {
-        method: method.to_string(),
-        path: path.clone(),
-        query,
-        params: params
+        method: req.method.to_string(),
+        path: req.path.clone(),
+        query: req.query.clone(),
+        params: req
+            .params
             .iter()
             .map(|(k, v)| {
                 let v = if k == "password" || k == "refresh_token" {
@@ -385,27 +371,27 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 (k.clone(), v)
             })
             .collect(),
-        had_authorization: auth.is_some(),
+        had_authorization: req.header(header::AUTHORIZATION).is_some(),
         username: None,
-        grant_type: if method == Method::POST {
-            get("grant_type")
-        } else {
-            None
-        },
+        grant_type: if post { get("grant_type") } else { None },
         service: get("service"),
         client_id: get("client_id"),
         offline: get("offline_token").as_deref() == Some("true")
             || get("access_type").as_deref() == Some("offline"),
-        requested: params
-            .iter()
-            .filter(|(k, _)| k == "scope")
-            .flat_map(|(_, v)| parse_scopes(v))
-            .collect(),
+        requested: req.scopes(),
         granted: Vec::new(),
         status: 0,
         subject: None,
     };
-    let resp = serve(state, &method, &path, auth.as_deref(), &params, &mut record);
+    let auth = req.header(header::AUTHORIZATION);
+    let resp = serve(
+        state,
+        &req.method,
+        &req.path,
+        auth,
+        &req.params,
+        &mut record,
+    );
     record.status = resp.status().as_u16();
     lock(&state.log).push(record);
     resp
