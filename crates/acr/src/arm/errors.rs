@@ -103,8 +103,9 @@ struct Facts<'a> {
 }
 
 impl Facts<'_> {
-    fn has(&self, words: &str) -> bool {
-        self.text.contains(words)
+    /// Whether the text holds any of `words`.
+    fn has(&self, words: &[&str]) -> bool {
+        words.iter().any(|w| self.text.contains(w))
     }
 }
 
@@ -114,7 +115,7 @@ type Rule = (fn(&Facts) -> bool, Side, &'static str);
 /// The rules, in order: the first that applies decides.
 const RULES: &[Rule] = &[
     (
-        |f| f.has("linked scope"),
+        |f| f.has(&["linked scope"]),
         Side::Source,
         "you need read access to the source registry as well (ARM's linked-scope check): assign yourself Reader (or Container Registry Data Importer and Data Reader) on the source",
     ),
@@ -130,7 +131,7 @@ const RULES: &[Rule] = &[
     ),
     (
         |f| {
-            f.has("already exists")
+            f.has(&["already exists"])
                 || f.code.eq_ignore_ascii_case("Conflict")
                 || f.code == "TagAlreadyExists"
         },
@@ -139,53 +140,63 @@ const RULES: &[Rule] = &[
     ),
     (
         |f| {
-            f.has("imports are only supported for managed registries")
+            f.has(&["imports are only supported for managed registries"])
                 || f.code == "ImportNotSupported"
         },
         Side::Target,
         "the target's SKU cannot import: upgrade it (az acr update -n <target> --sku Standard)",
     ),
     (
-        |f| f.has("quota"),
+        |f| f.has(&["quota"]),
         Side::Target,
         "the target registry is out of storage or another quota: free space or raise the SKU",
     ),
     (
-        |f| f.has("exportpolicy") || f.has("export policy"),
+        |f| f.has(&["exportpolicy", "export policy"]),
         Side::Source,
         "the source's export policy is disabled: az acr update -n <source> --allow-exports true",
     ),
     (
-        |f| f.has("toomanyrequests") || f.has("rate limit"),
+        |f| f.has(&["toomanyrequests", "rate limit"]),
         Side::Source,
         "the source registry rate-limited the import service (Docker Hub counts anonymous pulls): pass credentials for it with --username/--password",
     ),
     (
-        |f| f.has("network rules") || f.has("not allowed access") || f.has("public network access"),
+        |f| {
+            f.has(&[
+                "network rules",
+                "not allowed access",
+                "public network access",
+            ])
+        },
         Side::Unknown,
         "a registry's firewall refused the import service: allow trusted services on it (az acr update -n <registry> --allow-trusted-services true), and name a source with public access disabled by resource ID",
     ),
     (
-        |f| f.has("unauthorized") || f.has("denied") || f.has("forbidden"),
+        |f| f.has(&["unauthorized", "denied", "forbidden"]),
         Side::Source,
         "the service could not pull from the source: name an Azure source with --registry (Azure AD), or pass its credentials with --username/--password; Docker Hub official images need the library/ prefix",
     ),
     (
         |f| {
-            f.has("unable to find manifest")
-                || f.has("manifest_unknown")
-                || f.has("name_unknown")
-                || f.has("not found in source")
+            f.has(&[
+                "unable to find manifest",
+                "manifest_unknown",
+                "name_unknown",
+                "not found in source",
+            ])
         },
         Side::Source,
         "the source image does not exist: check the repository, tag or digest",
     ),
     (
         |f| {
-            f.has("rfc 7233")
-                || f.has("unexpected length of body")
-                || f.has("error copying blobs")
-                || f.has("docker-content-digest")
+            f.has(&[
+                "rfc 7233",
+                "unexpected length of body",
+                "error copying blobs",
+                "docker-content-digest",
+            ])
         },
         Side::Source,
         "the source registry does not serve what the import service needs (Range requests, digests): retry, or use --mode client",
