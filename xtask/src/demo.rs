@@ -396,19 +396,7 @@ fn permissions(acr: &Path, world: &acr_import_tests::ArmWorld) -> anyhow::Result
     use acr_import_tests::world::{READER, SUB};
     let ca = world.ca_file().display().to_string();
     let run = azure_runner(acr, world, READER, SUB);
-    let import = [
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        "app:v1",
-        "-r",
-        "sourcereg",
-        "-t",
-        "reader/app:v1",
-        "--ca-file",
-        &ca,
-    ];
+    let import = import_args("app:v1", "sourcereg", &["-t", "reader/app:v1"], &ca);
     let who: Vec<(String, String)> = run
         .env
         .iter()
@@ -419,7 +407,7 @@ fn permissions(acr: &Path, world: &acr_import_tests::ArmWorld) -> anyhow::Result
         "\n# 12. Someone with only Reader on the target asks the preflight: importImage needs a role Reader does not give, and the fix is named.\n(As that principal, in your shell:\n{})",
         exports(&who).trim_end()
     );
-    let mut preflight = import.to_vec();
+    let mut preflight = import.clone();
     preflight.push("--preflight-only");
     run.run(&preflight, None, false)?;
     println!(
@@ -445,21 +433,7 @@ fn azure_scenarios(run: &Runner, world: &acr_import_tests::ArmWorld) -> anyhow::
     println!(
         "\n# 9. From another ACR (another subscription) named by its ARM resource ID: server-side, no bytes through this machine."
     );
-    run.run(
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            &source_id,
-            "--ca-file",
-            &ca,
-        ],
-        None,
-        true,
-    )?;
+    run.run(&import_args("app:v1", &source_id, &[], &ca), None, true)?;
     println!(
         "\n# 10. The target's firewall now denies everything and does not trust Azure services: the preflight says so, and how to fix it."
     );
@@ -467,45 +441,37 @@ fn azure_scenarios(run: &Runner, world: &acr_import_tests::ArmWorld) -> anyhow::
         r.default_action_deny = true;
         r.trusted_services = false;
     });
-    run.run(
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v2",
-            "-r",
-            "sourcereg",
-            "--preflight-only",
-            "--ca-file",
-            &ca,
-        ],
-        None,
-        false,
-    )?;
+    let preflight = import_args("app:v2", "sourcereg", &["--preflight-only"], &ca);
+    run.run(&preflight, None, false)?;
     println!(
         "\n# 11. After `az acr update -n targetreg --allow-trusted-services true`, the same import works."
     );
     world
         .arm
         .update_registry("targetreg", |r| r.trusted_services = true);
-    run.run(
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v2",
-            "-r",
-            "sourcereg",
-            "-t",
-            "app:v2",
-            "--ca-file",
-            &ca,
-        ],
-        None,
-        true,
-    )
+    let import = import_args("app:v2", "sourcereg", &["-t", "app:v2"], &ca);
+    run.run(&import, None, true)
+}
+
+/// `import -n targetreg --source <source> -r <registry> <extra…> --ca-file <ca>`.
+fn import_args<'a>(
+    source: &'a str,
+    registry: &'a str,
+    extra: &[&'a str],
+    ca: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        source,
+        "-r",
+        registry,
+    ];
+    args.extend(extra);
+    args.extend(["--ca-file", ca]);
+    args
 }
 
 #[cfg(test)]
