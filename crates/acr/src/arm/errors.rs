@@ -239,48 +239,36 @@ impl AcrError {
     /// the code — by which login server the message names. Other errors are returned as they
     /// are.
     pub fn with_import_registries(
-        self,
+        mut self,
         target: (&str, &str),
         source: Option<(&str, &str)>,
     ) -> AcrError {
-        match self {
-            AcrError::Arm {
-                operation,
-                status,
-                code,
-                message,
-                side,
-                hint,
-                mut context,
-            } if context.registry.is_none() => {
-                let mentions = |login_server: &str| {
-                    !login_server.is_empty()
-                        && message
-                            .to_ascii_lowercase()
-                            .contains(&format!("access to {}", login_server.to_ascii_lowercase()))
-                };
-                let side = match (side, source) {
-                    (Side::Unknown, Some((_, ls))) if mentions(ls) => Side::Source,
-                    (Side::Unknown, _) if mentions(target.1) => Side::Target,
-                    (s, _) => s,
-                };
-                context.registry = match side {
-                    Side::Target => Some(target.0.to_owned()),
-                    Side::Source => source.map(|(name, _)| name.to_owned()),
-                    Side::Unknown => None,
-                };
-                AcrError::Arm {
-                    operation,
-                    status,
-                    code,
-                    message,
-                    side,
-                    hint,
-                    context,
-                }
-            }
-            other => other,
+        if let AcrError::Arm {
+            message,
+            side,
+            context,
+            ..
+        } = &mut self
+            && context.registry.is_none()
+        {
+            let mentions = |login_server: &str| {
+                !login_server.is_empty()
+                    && message
+                        .to_ascii_lowercase()
+                        .contains(&format!("access to {}", login_server.to_ascii_lowercase()))
+            };
+            *side = match (*side, source) {
+                (Side::Unknown, Some((_, ls))) if mentions(ls) => Side::Source,
+                (Side::Unknown, _) if mentions(target.1) => Side::Target,
+                (s, _) => s,
+            };
+            context.registry = match side {
+                Side::Target => Some(target.0.to_owned()),
+                Side::Source => source.map(|(name, _)| name.to_owned()),
+                Side::Unknown => None,
+            };
         }
+        self
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use super::{Access, Grant, TokenIssuer, intersect};
+use crate::FormRequest;
 use crate::util::{rfc3339, unix_now};
 
 /// Locks a mutex, ignoring poisoning (a panicking test must not cascade).
@@ -383,15 +384,7 @@ async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> 
         status: 0,
         subject: None,
     };
-    let auth = req.header(header::AUTHORIZATION);
-    let resp = serve(
-        state,
-        &req.method,
-        &req.path,
-        auth,
-        &req.params,
-        &mut record,
-    );
+    let resp = serve(state, &req, &mut record);
     record.status = resp.status().as_u16();
     lock(&state.log).push(record);
     resp
@@ -412,27 +405,12 @@ fn unauthorized(message: &str) -> Refusal {
     refusal(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// The value of the parameter `name`, if sent.
-fn param<'p>(params: &'p [(String, String)], name: &str) -> Option<&'p str> {
-    params
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn serve(
-    state: &State,
-    method: &Method,
-    path: &str,
-    auth: Option<&str>,
-    params: &[(String, String)],
-    record: &mut TokenRequest,
-) -> Response<Full<Bytes>> {
+fn serve(state: &State, req: &FormRequest, record: &mut TokenRequest) -> Response<Full<Bytes>> {
     let mut cfg = lock(&state.config);
-    if let Err(refused) = check_request(state, &mut cfg, method, path, params) {
+    if let Err(refused) = check_request(state, &mut cfg, req) {
         return *refused;
     }
-    let (subject, grants) = match authenticate(state, &cfg, method, auth, params, record) {
+    let (subject, grants) = match authenticate(state, &cfg, req, record) {
         Ok(who) => who,
         Err(refused) => return *refused,
     };
@@ -444,7 +422,7 @@ fn serve(
             if record.offline
                 && let Some(user) = &subject
             {
-                body["refresh_token"] = json!(refresh_token(state, user, params, record));
+                body["refresh_token"] = json!(refresh_token(state, user, req, record));
             }
             record.granted = granted;
             record.subject = subject;
@@ -458,13 +436,8 @@ fn serve(
 }
 
 /// Refuses a queued failure, another path or method, and another service.
-fn check_request(
-    state: &State,
-    cfg: &mut Config,
-    method: &Method,
-    path: &str,
-    params: &[(String, String)],
-) -> Result<(), Refusal> {
+fn check_request(state: &State, cfg: &mut Config, req: &FormRequest) -> Result<(), Refusal> {
+    let method = &req.method;
     if !cfg.fail_next.is_empty() {
         let (status, body) = cfg.fail_next.remove(0);
         let mut resp = Response::new(Full::new(Bytes::from(body)));
@@ -472,7 +445,7 @@ fn check_request(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Err(Box::new(resp));
     }
-    if path != "/token" {
+    if req.path != "/token" {
         return Err(refusal(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -486,7 +459,7 @@ fn check_request(
             "use GET or POST",
         ));
     }
-    match param(params, "service") {
+    match req.param("service") {
         Some(s) if s == state.issuer.service() => Ok(()),
         Some(s) => Err(bad_request(
             "invalid_request",
@@ -502,9 +475,7 @@ fn check_request(
 fn authenticate(
     state: &State,
     cfg: &Config,
-    method: &Method,
-    auth: Option<&str>,
-    params: &[(String, String)],
+    req: &FormRequest,
     record: &mut TokenRequest,
 ) -> Result<(Option<String>, Vec<Grant>), Refusal> {
     let mut password_user = |user: &str, pass: &str| {
@@ -514,20 +485,20 @@ fn authenticate(
             _ => Err(unauthorized("invalid username or password")),
         }
     };
-    if let Some(auth) = auth {
+    if let Some(auth) = req.header(header::AUTHORIZATION) {
         let Some((user, pass)) = parse_basic(auth) else {
             return Err(unauthorized("unsupported Authorization header"));
         };
         return password_user(&user, &pass);
     }
-    if *method != Method::POST {
+    if req.method != Method::POST {
         return match &cfg.anonymous {
             Some(g) => Ok((None, g.clone())),
             None => Err(unauthorized("anonymous access is not allowed")),
         };
     }
-    match param(params, "grant_type") {
-        Some("password") => match (param(params, "username"), param(params, "password")) {
+    match req.param("grant_type") {
+        Some("password") => match (req.param("username"), req.param("password")) {
             (Some(user), Some(pass)) => password_user(user, pass),
             _ => Err(bad_request(
                 "invalid_request",
@@ -535,7 +506,7 @@ fn authenticate(
             )),
         },
         Some("refresh_token") => {
-            let Some(rt) = param(params, "refresh_token") else {
+            let Some(rt) = req.param("refresh_token") else {
                 return Err(bad_request("invalid_request", "missing refresh_token"));
             };
             let owner = lock(&state.refresh_tokens).get(rt).cloned();
@@ -587,13 +558,8 @@ fn issue(
 }
 
 /// The refresh token to return to `user`: the one used, on a refresh, else a new one.
-fn refresh_token(
-    state: &State,
-    user: &str,
-    params: &[(String, String)],
-    record: &TokenRequest,
-) -> String {
-    match param(params, "refresh_token") {
+fn refresh_token(state: &State, user: &str, req: &FormRequest, record: &TokenRequest) -> String {
+    match req.param("refresh_token") {
         Some(existing) if record.grant_type.as_deref() == Some("refresh_token") => {
             existing.to_owned()
         }
