@@ -20,49 +20,92 @@ const LAYERS: &[&str] = &[
     "acr-import-cli",
 ];
 
-pub fn run() -> anyhow::Result<()> {
-    step("format", crate::cargo().args(["fmt", "--all", "--check"]))?;
-    step(
-        "clippy",
-        crate::cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--quiet",
-            "--",
-            "-D",
-            "warnings",
-        ]),
-    )?;
-    step(
-        "docs",
-        crate::cargo()
-            .args(["doc", "--workspace", "--no-deps", "--quiet"])
-            .env("RUSTDOCFLAGS", "-D warnings"),
-    )?;
-    println!("==> layering");
-    layering()?;
-    println!("==> one crypto provider (ring, not aws-lc-rs)");
-    let out = crate::cargo()
-        .args(["tree", "--workspace", "-i", "aws-lc-rs", "--quiet"])
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && !text.trim().is_empty() {
-        bail!("aws-lc-rs is in the dependency tree; only ring may be:\n{text}");
+/// `cargo xtask ci` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Run only this gate (to repeat the one that failed).
+    #[arg(long, value_enum)]
+    only: Option<Gate>,
+}
+
+/// The gates of `cargo xtask ci`, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Gate {
+    Format,
+    Clippy,
+    Docs,
+    Layering,
+    CryptoProvider,
+    Tests,
+    Example,
+    FreshMachine,
+    Conformance,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    use clap::ValueEnum as _;
+    for gate in Gate::value_variants() {
+        if args.only.is_none_or(|only| only == *gate) {
+            run_gate(*gate)?;
+        }
     }
-    step(
-        "tests",
-        crate::cargo().args(["test", "--workspace", "--quiet"]),
-    )?;
-    println!("==> the library example (crates/acr/examples/import.rs)");
-    example()?;
-    println!("==> a fresh machine: the demo with htpasswd and skopeo out of reach");
-    fresh_machine()?;
-    // Last, so that its `N passed, N failed` line closes the output.
-    step(
-        "conformance",
-        Command::new(crate::xtask_exe()?).arg("conformance"),
-    )
+    Ok(())
+}
+
+fn run_gate(gate: Gate) -> anyhow::Result<()> {
+    match gate {
+        Gate::Format => step("format", crate::cargo().args(["fmt", "--all", "--check"])),
+        Gate::Clippy => step(
+            "clippy",
+            crate::cargo().args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        ),
+        Gate::Docs => step(
+            "docs",
+            crate::cargo()
+                .args(["doc", "--workspace", "--no-deps", "--quiet"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        ),
+        Gate::Layering => {
+            println!("==> layering");
+            layering()
+        }
+        Gate::CryptoProvider => {
+            println!("==> one crypto provider (ring, not aws-lc-rs)");
+            let out = crate::cargo()
+                .args(["tree", "--workspace", "-i", "aws-lc-rs", "--quiet"])
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && !text.trim().is_empty() {
+                bail!("aws-lc-rs is in the dependency tree; only ring may be:\n{text}");
+            }
+            Ok(())
+        }
+        Gate::Tests => step(
+            "tests",
+            crate::cargo().args(["test", "--workspace", "--quiet"]),
+        ),
+        Gate::Example => {
+            println!("==> the library example (crates/acr/examples/import.rs)");
+            example()
+        }
+        Gate::FreshMachine => {
+            println!("==> a fresh machine: the demo with htpasswd and skopeo out of reach");
+            fresh_machine()
+        }
+        // Last, so that its `N passed, N failed` line closes the output.
+        Gate::Conformance => step(
+            "conformance",
+            Command::new(crate::xtask_exe()?).arg("conformance"),
+        ),
+    }
 }
 
 fn step(name: &str, cmd: &mut Command) -> anyhow::Result<()> {
@@ -126,14 +169,26 @@ fn example() -> anyhow::Result<()> {
     })
 }
 
+/// The usual binary directories of a Debian machine.
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
 /// Tools a fresh machine does not have and the demo must not need.
 const NOT_ON_A_FRESH_MACHINE: &[&str] = &["htpasswd", "skopeo"];
 
 /// Runs `cargo xtask demo` as a machine with only Rust (and the registry the demo installs)
-/// would: `PATH` holds the Rust toolchain only, and, as root with `unshare`, every copy of
-/// the tools in [`NOT_ON_A_FRESH_MACHINE`] in the usual directories is covered with
-/// `/dev/null` in a private mount namespace (so an absolute path does not reach them
-/// either). Fails unless the demo runs to its end.
+/// would. As root with `unshare`, every copy of the tools in [`NOT_ON_A_FRESH_MACHINE`] in
+/// the usual directories is covered with `/dev/null` in a private mount namespace (so no
+/// path reaches them), and `PATH` is the toolchain's directories and the system's (where a
+/// fresh machine has `apt-get` and where the demo installs `docker-registry`). Otherwise
+/// `PATH` holds the toolchain and a directory with `docker-registry` alone. Fails unless the
+/// demo runs to its end.
 fn fresh_machine() -> anyhow::Result<()> {
     // Built here, with the usual environment, so that the run below compiles nothing.
     crate::build_acr(false)?;
@@ -143,6 +198,9 @@ fn fresh_machine() -> anyhow::Result<()> {
         std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
     };
     let tool = acr_import_testsupport::find_tool;
+    let mut path = toolchain_path()?;
+    // Only the registry, linked into a directory of its own (the fallback below).
+    let registry_only = tempfile::tempdir()?;
     let mut cmd = match (root, tool("unshare"), tool("mount"), tool("sh")) {
         (true, Some(unshare), Some(mount), Some(sh)) => {
             let covered = installed_copies(NOT_ON_A_FRESH_MACHINE);
@@ -161,6 +219,9 @@ fn fresh_machine() -> anyhow::Result<()> {
                  exec \"$XTASK\" demo",
                 mount = mount.display()
             );
+            let mut dirs: Vec<_> = std::env::split_paths(&path).collect();
+            dirs.extend(SYSTEM_DIRS.iter().map(std::path::PathBuf::from));
+            path = std::env::join_paths(dirs)?;
             let mut cmd = Command::new(unshare);
             cmd.args(["--mount", "--propagation", "private", "--"])
                 .arg(sh)
@@ -170,19 +231,23 @@ fn fresh_machine() -> anyhow::Result<()> {
         }
         _ => {
             println!("    not root (or no unshare): PATH without them only");
+            let registry = acr_import_testsupport::registry_binary()?;
+            std::os::unix::fs::symlink(&registry, registry_only.path().join("docker-registry"))?;
+            let mut dirs: Vec<_> = std::env::split_paths(&path).collect();
+            dirs.push(registry_only.path().to_path_buf());
+            path = std::env::join_paths(dirs)?;
+            for t in NOT_ON_A_FRESH_MACHINE {
+                let reachable = std::env::split_paths(&path).any(|d| d.join(t).exists());
+                anyhow::ensure!(
+                    !reachable,
+                    "{t} is in the toolchain's directory; cannot hide it"
+                );
+            }
             let mut cmd = Command::new(&xtask);
             cmd.arg("demo");
             cmd
         }
     };
-    let path = toolchain_path()?;
-    for t in NOT_ON_A_FRESH_MACHINE {
-        let reachable = std::env::split_paths(&path).any(|d| d.join(t).exists());
-        anyhow::ensure!(
-            !reachable,
-            "{t} is in the toolchain's directory; cannot hide it"
-        );
-    }
     let out = cmd
         .env("PATH", &path)
         .env("XTASK", &xtask)
@@ -207,16 +272,7 @@ fn fresh_machine() -> anyhow::Result<()> {
 fn installed_copies(tools: &[&str]) -> Vec<String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<std::path::PathBuf> = std::env::split_paths(&path).collect();
-    for d in [
-        "/usr/local/sbin",
-        "/usr/local/bin",
-        "/usr/sbin",
-        "/usr/bin",
-        "/sbin",
-        "/bin",
-    ] {
-        dirs.push(d.into());
-    }
+    dirs.extend(SYSTEM_DIRS.iter().map(std::path::PathBuf::from));
     let mut found: Vec<String> = Vec::new();
     for d in dirs {
         for t in tools {

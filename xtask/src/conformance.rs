@@ -14,11 +14,20 @@
 //!    registry, registry → OCI layout → registry, and within one registry, each verified
 //!    byte for byte with our client and cross-checked with `skopeo inspect --raw`.
 //!
+//! 3. **Registry personalities** ([`personalities`]): the copy matrix again against each
+//!    registry personality of the test support — Docker Hub, GHCR, MCR, ECR, Quay and ACR as
+//!    their documentation and known client issues describe them — as the target and as the
+//!    source (`out-of-registry`), and a check per registry manner (pulls counted once, a CDN
+//!    that gets no credentials, schema 1 refused, the referrers API…). What a registry's
+//!    manners make deviate is listed under `personalities` in the same file, with reasons
+//!    (an entry may end with `*` to cover the checks it prefixes).
+//!
 //! The output is a table per suite (check, result, time) and, as the last line,
 //! `N passed, N failed`; the exit status is non-zero when anything failed. Apart from the
 //! timings the output is deterministic: ports and temporary paths are never printed.
 
 mod copy_suite;
+mod personalities;
 mod raw;
 mod registry_suite;
 
@@ -74,6 +83,11 @@ pub struct Args {
     /// Run only one suite.
     #[arg(long, value_enum)]
     suite: Option<SuiteName>,
+    /// Run the copy matrix against these registry personalities (dockerhub, ghcr, mcr, ecr,
+    /// quay, acr), `all` or `none`. Repeatable. Default: all with the local registry, none
+    /// with `--registry`.
+    #[arg(long = "personality", value_name = "NAME")]
+    personalities: Vec<String>,
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
@@ -138,13 +152,16 @@ impl Status {
 #[derive(Debug, serde::Deserialize)]
 struct ExpectedFile {
     kinds: BTreeMap<String, KindEntry>,
+    /// Per registry personality, the checks its manners make deviate, with the reason.
+    #[serde(default)]
+    personalities: BTreeMap<String, KindEntry>,
     /// Checks that fail because of a bug of ours, with the reason.
     #[serde(default)]
     known_failures: BTreeMap<String, String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct KindEntry {
+pub struct KindEntry {
     #[serde(default)]
     deviations: BTreeMap<String, String>,
 }
@@ -239,7 +256,8 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
     for name in expected.known_failures.keys() {
         anyhow::ensure!(
             registry_suite::CHECKS.iter().any(|c| c.name == name)
-                || copy_suite::check_names().contains(name),
+                || copy_suite::check_names().contains(name)
+                || personalities::all_check_names().contains(name),
             "{}: `known_failures` lists `{name}`, which is no check",
             expected_path.display()
         );
@@ -253,6 +271,9 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
             );
         }
     }
+    personalities::check_expected(&expected.personalities)
+        .with_context(|| format!("{}: `personalities`", expected_path.display()))?;
+    let kinds = personalities::selected(&args.personalities, args.registry.is_some())?;
 
     let password = if args.password_stdin {
         let mut text = String::new();
@@ -453,6 +474,20 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
             .collect();
         print_table(&rows, &scrub);
         suites.push(("copy", rows));
+        for kind in kinds {
+            let rows = personalities::suite(
+                kind,
+                &setup,
+                &source.url(),
+                layouts.path(),
+                &expected.personalities,
+                &expected.known_failures,
+                &mut scrub,
+            )
+            .await;
+            print_table(&rows, &scrub);
+            suites.push((kind.name(), rows));
+        }
     }
 
     if let Some(path) = &args.junit {
@@ -521,7 +556,7 @@ fn judge(
             elapsed,
         };
     }
-    let expected = deviations.get(name);
+    let expected = deviation_for(deviations, name);
     let (status, detail) = match (outcome, expected) {
         (Outcome::Skip(why), _) => (Status::Skip, why),
         (Outcome::Pass(note), None) => (Status::Pass, note),
@@ -558,6 +593,17 @@ fn judge(
         detail,
         elapsed,
     }
+}
+
+/// The expected deviation of `name`: its own entry, or an entry ending with `*` that
+/// prefixes it.
+fn deviation_for<'a>(deviations: &'a BTreeMap<String, String>, name: &str) -> Option<&'a String> {
+    deviations.get(name).or_else(|| {
+        deviations
+            .iter()
+            .find(|(k, _)| k.strip_suffix('*').is_some_and(|p| name.starts_with(p)))
+            .map(|(_, v)| v)
+    })
 }
 
 fn print_table(rows: &[Row], scrub: &Scrub) {
@@ -718,4 +764,51 @@ fn registry_version() -> String {
         })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "docker-registry".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_deviations_judge_every_check_they_prefix() {
+        let deviations: BTreeMap<String, String> = [(
+            "ecr/copy/same-registry/*".to_owned(),
+            "no mounts".to_owned(),
+        )]
+        .into();
+        let none = BTreeMap::new();
+        let row =
+            |name: &str, o: Outcome| judge(name, o, Duration::ZERO, &deviations, &none, "ecr");
+        let deviated = row(
+            "ecr/copy/same-registry/docker-v2",
+            Outcome::Deviation("uploaded".into()),
+        );
+        assert_eq!(deviated.status, Status::ExpectedDeviation);
+        let passed = row(
+            "ecr/copy/same-registry/helm-chart",
+            Outcome::Pass(String::new()),
+        );
+        assert_eq!(passed.status, Status::Fail, "an unexpected pass fails");
+        let unlisted = row(
+            "ecr/copy/registry-to-registry/docker-v2",
+            Outcome::Deviation("uploaded".into()),
+        );
+        assert_eq!(unlisted.status, Status::Fail, "an unlisted deviation fails");
+    }
+
+    #[test]
+    fn the_expected_file_names_only_real_checks() {
+        let path = crate::workspace_root().join("xtask/conformance-expected.json");
+        let file: ExpectedFile = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        personalities::check_expected(&file.personalities).unwrap();
+        let bogus: BTreeMap<String, KindEntry> = [(
+            "ecr".to_owned(),
+            KindEntry {
+                deviations: [("copy/nowhere/*".to_owned(), "x".to_owned())].into(),
+            },
+        )]
+        .into();
+        assert!(personalities::check_expected(&bogus).is_err());
+    }
 }

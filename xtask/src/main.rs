@@ -31,7 +31,7 @@ enum Task {
     /// Write the man page of `acr` to target/man/acr.1.
     Man,
     /// The README's test command: fmt, clippy, docs, layering, tests, conformance.
-    Ci,
+    Ci(ci::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,7 +42,7 @@ fn main() -> std::process::ExitCode {
         Task::Conformance(a) => conformance::run(a),
         Task::Bench(a) => bench::run(a),
         Task::Man => man::run(),
-        Task::Ci => ci::run(),
+        Task::Ci(a) => ci::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -190,6 +190,10 @@ pub struct ImportArgs {
     /// Show what would be copied, mounted and skipped; write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// When a source's rate limit is spent (Docker Hub's pull budget) and resets later than a
+    /// retry waits, wait for the reset with a countdown instead of failing at once.
+    #[arg(long)]
+    pub wait_rate_limit: bool,
     /// Check network rules and say whether the import can work, then exit.
     #[arg(long)]
     pub preflight_only: bool,

@@ -221,6 +221,7 @@ fn options(args: &ImportArgs) -> Result<ImportOptions, Failure> {
             Mode::Server => EngineMode::Server,
             Mode::Client => EngineMode::Client,
         },
+        wait_rate_limit: args.wait_rate_limit,
     })
 }
 

@@ -18,12 +18,15 @@ struct Row {
     mounted: Option<usize>,
     skipped: Option<usize>,
     bytes: String,
+    /// Manifest `GET`s sent to the source (what Docker Hub counts as pulls), on the entry's
+    /// first row: the source is read once for all its targets.
+    pulls: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
 fn rows(source: &str, report: &ClientReport) -> impl Iterator<Item = Row> {
-    report.targets.iter().map(move |t| Row {
+    report.targets.iter().enumerate().map(move |(i, t)| Row {
         source: source.to_owned(),
         target: t.target.clone(),
         result: t.result.to_owned(),
@@ -32,6 +35,7 @@ fn rows(source: &str, report: &ClientReport) -> impl Iterator<Item = Row> {
         mounted: Some(t.mounted),
         skipped: Some(t.skipped),
         bytes: render::bytes(t.bytes),
+        pulls: (i == 0).then_some(report.copy.source_pulls),
         error: None,
     })
 }
@@ -103,6 +107,7 @@ pub fn batch(report: BatchReport, g: &Global) -> Result<(), Failure> {
                     mounted: None,
                     skipped: None,
                     bytes: String::new(),
+                    pulls: None,
                     error: Some(e.to_string()),
                 });
             }

@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use acr_import_transfer::RateLimitWait;
 use acr_import_transfer::copy::{BlobAction, Progress, human_bytes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -225,6 +226,7 @@ pub async fn progress(
     let tty = !multi.is_hidden();
     overall.enable_steady_tick(Duration::from_millis(200));
     let mut bars: std::collections::HashMap<String, ProgressBar> = std::collections::HashMap::new();
+    let mut waited: Option<String> = None;
     while let Some(event) = rx.recv().await {
         match event {
             Progress::Planned { blobs, bytes } => {
@@ -271,10 +273,26 @@ pub async fn progress(
             Progress::TagWritten { target } if !tty && g_verbose && !quiet => {
                 eprintln!("tagged {target}");
             }
+            Progress::RateLimitWait(w) if !quiet => countdown(&overall, &w, tty, &mut waited),
             _ => {}
         }
     }
     overall.finish_and_clear();
+}
+
+/// A rate-limit wait: the countdown on the progress line of a terminal; otherwise a line when
+/// a wait starts and then once a minute.
+fn countdown(overall: &ProgressBar, w: &RateLimitWait, tty: bool, waited: &mut Option<String>) {
+    let text = w.to_string();
+    if tty {
+        overall.set_message(text);
+        return;
+    }
+    let first = waited.as_deref() != Some(w.registry.as_str());
+    if first || w.left.as_secs().is_multiple_of(60) {
+        eprintln!("{text}");
+    }
+    *waited = Some(w.registry.clone());
 }
 
 fn action_word(a: BlobAction) -> &'static str {

@@ -887,8 +887,9 @@ fn a_timeout_keeps_the_failure_it_was_retrying() {
     let err = stderr(&o);
     assert!(err.contains("did not finish within 1 s"), "{err}");
     assert!(err.contains("no tag was moved"), "{err}");
+    // The source is resolved with a HEAD first: that is the request being retried.
     assert!(
-        err.contains("it was retrying after: GET") && err.contains("HTTP 503"),
+        err.contains("it was retrying after: HEAD") && err.contains("HTTP 503"),
         "the cause: {err}"
     );
 }
@@ -908,8 +909,11 @@ fn debug_shows_each_request_and_no_chatter() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let err = stderr(&o);
-    let manifest = format!("GET http://{}/v2/app/manifests/v1 → 200 in ", src.host());
+    // The source is resolved with a HEAD, then read by digest.
+    let manifest = format!("HEAD http://{}/v2/app/manifests/v1 → 200 in ", src.host());
     assert!(err.contains(&manifest), "{err}");
+    let by_digest = format!("GET http://{}/v2/app/manifests/sha256:", src.host());
+    assert!(err.contains(&by_digest), "{err}");
     let put = format!("PUT http://{}/v2/app/manifests/v1 → 201 in ", dst.host());
     assert!(err.contains(&put), "{err}");
     // Upload sessions carry state in their query: never printed.
@@ -988,7 +992,8 @@ fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
     let lines: Vec<&str> = table.lines().collect();
     assert!(
         lines[0].split_whitespace().eq([
-            "Source", "Target", "Result", "Digest", "Copied", "Mounted", "Skipped", "Bytes"
+            "Source", "Target", "Result", "Digest", "Copied", "Mounted", "Skipped", "Bytes",
+            "Pulls"
         ]),
         "{table}"
     );
@@ -1076,4 +1081,279 @@ fn usage_errors_speak_one_voice_and_name_everything_missing() {
     let o = acr(&["--version"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).starts_with("acr "), "{}", stdout(&o));
+}
+
+/// Pushes a one-layer image per platform (an index over them when there are several) to
+/// `repo:tag` through `reg`.
+async fn publish(
+    reg: &acr_import_testsupport::seed::Seeder,
+    repo: &str,
+    tag: &str,
+    seed: u8,
+    platforms: &[&str],
+) {
+    use acr_import_testsupport::seed::{Blob, image, index};
+    let mut children = Vec::new();
+    for (i, arch) in platforms.iter().enumerate() {
+        let layer = Blob::layer(u64::from(seed) * 100 + i as u64, 20_000);
+        children.push(
+            image(reg, repo, "linux", arch, &[&layer], false)
+                .await
+                .unwrap(),
+        );
+    }
+    if let [only] = children.as_slice() {
+        reg.put_manifest(repo, tag, only).await.unwrap();
+        return;
+    }
+    let names: Vec<String> = platforms.iter().map(|a| format!("linux/{a}")).collect();
+    let entries: Vec<_> = children
+        .iter()
+        .zip(&names)
+        .map(|(m, p)| (m, Some(p.as_str()), None))
+        .collect();
+    index(reg, repo, Some(tag), &entries, false).await.unwrap();
+}
+
+/// Docker Hub's personality with an anonymous budget of `budget` pulls an hour, and a target.
+fn docker_hub_and_target(
+    rt: &tokio::runtime::Runtime,
+    budget: u64,
+) -> (acr_import_testsupport::Personality, Registry) {
+    use acr_import_testsupport::{Kind, Personality};
+    let (hub, dst) = rt.block_on(async {
+        tokio::join!(
+            Personality::builder(Kind::DockerHub)
+                .anonymous_budget(budget, Duration::from_secs(3600))
+                .start(),
+            Registry::start()
+        )
+    });
+    (hub.unwrap(), dst.unwrap())
+}
+
+/// Issue #15's scenario: a budget of 10 anonymous pulls on Docker Hub's personality.
+#[test]
+fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
+    use acr_import_testsupport::Kind;
+    let rt = rt();
+    let (hub, dst) = docker_hub_and_target(&rt, 10);
+    let (user, token) = Kind::DockerHub.credentials().unwrap();
+    let publisher = hub.seeder().unwrap();
+    let images: Vec<String> = (0..13).map(|i| format!("library/img{i}")).collect();
+    rt.block_on(async {
+        publish(
+            &publisher,
+            "library/app",
+            "v1",
+            1,
+            &["amd64", "arm64", "s390x"],
+        )
+        .await;
+        publish(&publisher, "library/new", "v1", 2, &["amd64"]).await;
+        for (i, repo) in images.iter().enumerate() {
+            publish(&publisher, repo, "v1", 10 + i as u8, &["amd64"]).await;
+        }
+    });
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+    };
+
+    // A first import of a 3-platform image: at most 4 pulls.
+    let app = format!("{}/library/app:v1", hub.host());
+    let o = acr(&["import", "-n", &dst.host(), "--source", &app, "-o", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["source_pulls"], 4);
+    assert_eq!(hub.anonymous_pulls(), 4);
+
+    // A 13-image mirror file, first run by a signed-in job (the target fills), then
+    // re-run unchanged anonymously: 0 pulls, and it succeeds.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, extra: &str| {
+        let file = dir.path().join(name);
+        let entries: String = images
+            .iter()
+            .map(|r| format!("- source: {}/{r}:v1\n{extra}", hub.host()))
+            .collect();
+        std::fs::write(&file, entries).unwrap();
+        file.to_str().unwrap().to_owned()
+    };
+    let signed_in = write("signed-in.yaml", "  credentials-env: HUB\n");
+    let o = acr_env(
+        &["import", "-n", &dst.host(), "--from-file", &signed_in],
+        &[("HUB_USERNAME", user), ("HUB_PASSWORD", token)],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        hub.anonymous_pulls(),
+        4,
+        "the signed-in run spent no anonymous pull"
+    );
+    let mirror = write("mirror.yaml", "");
+    let o = acr(&[
+        "import",
+        "-n",
+        &dst.host(),
+        "--from-file",
+        &mirror,
+        "-o",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows = json(&o);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 13);
+    assert!(
+        rows.iter()
+            .all(|r| r["result"] == "up to date" && r["pulls"] == 0),
+        "{rows:#?}"
+    );
+    assert_eq!(
+        hub.anonymous_pulls(),
+        4,
+        "the unchanged re-run spent nothing"
+    );
+
+    // The budget spent (by others behind the same address): a new image fails at once,
+    // saying why and what to do, exit code 1, no tag.
+    hub.spend_anonymous(6);
+    let gets = hub.manifest_gets();
+    let started = std::time::Instant::now();
+    let new = format!("{}/library/new:v1", hub.host());
+    let o = acr(&["import", "-n", &dst.host(), "--source", &new]);
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    for part in [
+        "this import needs 1 pull, 0 remain until",
+        "a limit of 10 pulls per 1 h",
+        "Docker Hub access token",
+        "--platform",
+        "--wait-rate-limit",
+    ] {
+        assert!(
+            stderr(&o).contains(part),
+            "{part:?} missing from: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(hub.manifest_gets(), gets, "no manifest GET was sent");
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "library/new",
+    ]);
+    assert!(!stdout(&o).contains("v1"), "no tag: {}", stdout(&o));
+    eprintln!("the refused import took {took:?}");
+
+    // With a Docker Hub token it succeeds; the CDN origin serves the blobs and never sees
+    // an Authorization header.
+    hub.clear_requests();
+    let o = acr_env(
+        &[
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &new,
+            "-u",
+            user,
+            "--password-stdin",
+            "-o",
+            "json",
+        ],
+        &[],
+        Some(token),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["source_pulls"], 1);
+    assert!(!hub.cdn_requests().is_empty());
+    assert!(!hub.cdn_saw_authorization(), "{:#?}", hub.cdn_requests());
+}
+
+/// [`acr`] with extra environment variables and, optionally, standard input.
+fn acr_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(ACR);
+    cmd.args(args)
+        .env_remove("ACR_IMPORT_SOURCE_PASSWORD")
+        .env_remove("ACR_IMPORT_SOURCE_USERNAME")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run acr");
+    if let Some(text) = stdin {
+        let _ = writeln!(child.stdin.take().expect("stdin"), "{text}");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("acr output")
+}
+
+/// `--wait-rate-limit`: the shortfall is said before any byte moves, then the import waits
+/// for the reset with a countdown instead of failing; interrupted, it moves no tag.
+#[test]
+fn wait_rate_limit_counts_down_instead_of_failing() {
+    let rt = rt();
+    let (hub, dst) = docker_hub_and_target(&rt, 2);
+    let publisher = hub.seeder().unwrap();
+    rt.block_on(publish(
+        &publisher,
+        "library/app",
+        "v1",
+        3,
+        &["amd64", "arm64", "s390x"],
+    ));
+    let child = Command::new(ACR)
+        .args([
+            "import",
+            "-n",
+            &dst.host(),
+            "--source",
+            &format!("{}/library/app:v1", hub.host()),
+            "--wait-rate-limit",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let refused = || hub.requests().iter().any(|r| r.status == Some(429));
+    while !refused() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(refused(), "the budget ran out mid-import");
+    // A few seconds of countdown.
+    std::thread::sleep(Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "still waiting when interrupted: {err}"
+    );
+    for part in [
+        "this import needs 3 pulls, 1 remains until",
+        "waiting for the budget when it runs out (--wait-rate-limit)",
+        "waiting for the rate limit to reset",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from: {err}");
+    }
+    let o = acr(&[
+        "repository",
+        "show-tags",
+        "-n",
+        &dst.host(),
+        "--repository",
+        "library/app",
+    ]);
+    assert!(!stdout(&o).contains("v1"), "no tag moved: {}", stdout(&o));
 }

@@ -171,6 +171,11 @@ pub enum TransferError {
         /// How many retries were spent.
         retries: u32,
     },
+    /// A rate limit that a short retry cannot outwait (the registry stays stopped for the
+    /// rest of the process), or a plan that needs more than the budget the registry
+    /// announced. Not retryable.
+    #[error("{0}")]
+    RateLimitReached(Box<crate::ratelimit::RateLimitStop>),
     /// `5xx`, still so after the retries.
     #[error("{details} (server error; retried {retries} times)")]
     Server {
@@ -273,8 +278,9 @@ pub enum TransferError {
     },
     /// A Docker schema 1 manifest.
     #[error(
-        "{0}: this is a Docker schema 1 manifest, which registries no longer accept; \
-         rebuild or re-push the image with a current client (schema 2 or OCI)"
+        "{0}: this is a Docker schema 1 manifest (pushed by a Docker client older than 1.10), \
+         which registries no longer accept and which is not copied; import a newer tag of the \
+         image, or have it pushed again with a current client (schema 2 or OCI)"
     )]
     Schema1(RequestContext),
     /// A manifest that is not valid.
@@ -397,6 +403,15 @@ impl TransferError {
             TransferError::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
             _ => false,
         }
+    }
+
+    /// Whether a registry's rate limit stopped the operation (a `429` after the retries, or a
+    /// limit that resets later than a retry waits).
+    pub fn is_rate_limited(&self) -> bool {
+        matches!(
+            self,
+            TransferError::RateLimited { .. } | TransferError::RateLimitReached(_)
+        )
     }
 
     /// Whether the failure is about credentials or permissions.

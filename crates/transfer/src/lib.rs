@@ -32,6 +32,7 @@ pub mod copy;
 mod error;
 pub mod layout;
 pub mod manifest;
+mod ratelimit;
 mod registry;
 mod retry;
 mod transport;
@@ -43,6 +44,9 @@ pub use error::{
 };
 pub use layout::OciLayout;
 pub use manifest::{Descriptor, Manifest, ManifestContent, ManifestError, Platform};
+pub use ratelimit::{
+    Quota, RateLimitPolicy, RateLimitStatus, RateLimitStop, RateLimitWait, WaitObserver,
+};
 pub use registry::{
     DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource,
     Registry, UploadSession, UploadStart,

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,9 @@ use crate::error::{
     RequestContext, StatusDetails, TransferError, parse_error_envelope, redact_url,
     unreachable_reason,
 };
+use crate::ratelimit::{
+    RateLimitPolicy, RateLimitStatus, RateLimitStop, RateLimits, Verdict, is_anonymous,
+};
 use crate::registry::Registry;
 use crate::retry::{RetryPolicy, parse_retry_after};
 
@@ -36,7 +40,7 @@ type HyperClient = Client<Connector, RequestBody>;
 /// How many redirects a blob fetch follows.
 const MAX_REDIRECTS: usize = 5;
 /// Cap on error bodies and token responses.
-const SMALL_BODY_LIMIT: u64 = 1 << 20;
+pub(crate) const SMALL_BODY_LIMIT: u64 = 1 << 20;
 
 /// Builds a [`Transport`]. Every setting states its default.
 pub struct TransportBuilder {
@@ -49,6 +53,7 @@ pub struct TransportBuilder {
     connect_timeout: Duration,
     idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    rate_limit: RateLimitPolicy,
     proxy_from_env: bool,
     proxy: Option<String>,
     max_idle_per_host: usize,
@@ -65,6 +70,7 @@ impl Default for TransportBuilder {
             connect_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(120),
             retry: RetryPolicy::default(),
+            rate_limit: RateLimitPolicy::default(),
             proxy_from_env: true,
             proxy: None,
             max_idle_per_host: 32,
@@ -123,6 +129,15 @@ impl TransportBuilder {
     /// Retry policy for idempotent requests. Default: [`RetryPolicy::default`].
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// How rate limits are met: a `429` that resets later than
+    /// [`RateLimitPolicy::longest_retry`] stops its registry for the rest of the process, or
+    /// (with [`RateLimitPolicy::wait`]) makes its requests wait for the reset. Default:
+    /// [`RateLimitPolicy::default`] (stop after 60 s).
+    pub fn rate_limit(mut self, policy: RateLimitPolicy) -> Self {
+        self.rate_limit = policy;
         self
     }
 
@@ -192,6 +207,7 @@ impl TransportBuilder {
                 insecure,
                 idle_timeout: self.idle_timeout,
                 retry: self.retry,
+                limits: RateLimits::new(self.rate_limit),
                 user_agent: self.user_agent,
                 schemes: Mutex::new(HashMap::new()),
                 referrers_api: Mutex::new(HashMap::new()),
@@ -238,11 +254,12 @@ impl std::fmt::Debug for Transport {
 }
 
 pub(crate) struct Inner {
-    client: HyperClient,
-    auth: Authenticator,
+    pub(crate) client: HyperClient,
+    pub(crate) auth: Authenticator,
     insecure: InsecureHosts,
     pub(crate) idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    pub(crate) limits: RateLimits,
     user_agent: String,
     schemes: Mutex<HashMap<String, &'static str>>,
     referrers_api: Mutex<HashMap<String, bool>>,
@@ -292,6 +309,8 @@ pub(crate) struct Req {
     pub idempotent: bool,
     /// Follow 3xx (blob GET/HEAD: registries redirect to storage).
     pub follow_redirects: bool,
+    /// Counts every attempt sent (the source manifest `GET`s of a copy: its pulls).
+    pub tally: Option<Arc<AtomicU64>>,
 }
 
 impl Req {
@@ -311,6 +330,7 @@ impl Req {
             scopes: self.scopes.clone(),
             idempotent: self.idempotent,
             follow_redirects: self.follow_redirects,
+            tally: self.tally.clone(),
         })
     }
 
@@ -328,6 +348,7 @@ impl Req {
             scopes,
             idempotent,
             follow_redirects: false,
+            tally: None,
         }
     }
 }
@@ -360,6 +381,23 @@ impl Transport {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The budget `registry` (`host[:port]`, as [`Registry::host`] names it) announced on its
+    /// latest answer that carried `ratelimit-limit` and `ratelimit-remaining`.
+    pub fn rate_limit_status(&self, registry: &str) -> Option<RateLimitStatus> {
+        self.inner.limits.status(registry)
+    }
+
+    /// Whether this transport waits for rate limits to reset instead of failing.
+    pub fn waits_for_rate_limits(&self) -> bool {
+        self.inner.limits.policy.wait
+    }
+
+    /// When a plan needs `needed` requests of `registry` and its announced budget has fewer
+    /// left: the stop that says so.
+    pub(crate) fn shortfall(&self, registry: &str, needed: u64) -> Option<RateLimitStop> {
+        self.inner.limits.shortfall(registry, needed)
     }
 
     /// An [`HttpExchange`] over this transport's connections, for token services.
@@ -438,7 +476,7 @@ impl Transport {
             .contains(&host_port(url))
     }
 
-    fn count(&self, url: &Url, method: &Method, retry: bool) {
+    pub(crate) fn count(&self, url: &Url, method: &Method, retry: bool) {
         let host = host_port(url);
         let mut stats = self.inner.stats.lock().unwrap_or_else(|e| e.into_inner());
         let entry = stats.entry(host).or_default();
@@ -462,6 +500,7 @@ impl Transport {
                 registry: registry.clone(),
                 source,
             })?;
+        self.respect_stop(&mut req, authorization.as_ref()).await?;
         let mut url = req.url.clone();
         let mut method = req.method.clone();
         let mut retries = 0u32;
@@ -473,6 +512,9 @@ impl Transport {
             let credential = authorization.as_ref().filter(|_| same_origin);
             let request = self.build_request(&mut req, &method, &url, credential)?;
             self.count(&url, &method, retries > 0);
+            if let Some(tally) = &req.tally {
+                tally.fetch_add(1, Ordering::Relaxed);
+            }
             let can_retry =
                 req.idempotent && req.body.replayable() && retries < self.inner.retry.max_retries;
             let started = Instant::now();
@@ -530,6 +572,27 @@ impl Transport {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(host_port(&url));
+            if same_origin {
+                self.inner
+                    .limits
+                    .observe(&registry, response.headers(), is_anonymous(credential));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS && same_origin {
+                let anonymous = is_anonymous(credential);
+                match self
+                    .inner
+                    .limits
+                    .on_429(&registry, response.headers(), anonymous)
+                {
+                    Verdict::Retry => {}
+                    Verdict::Stop(stop) => {
+                        let auth = authorization.clone();
+                        self.stop_registry(*stop, response, &url, &mut req, auth.as_ref())
+                            .await?;
+                        continue;
+                    }
+                }
+            }
             if status == StatusCode::UNAUTHORIZED
                 && same_origin
                 && !reauthenticated
@@ -583,7 +646,7 @@ impl Transport {
 
     /// One attempt of `req` to `url`, with `authorization` when it may go there. The body is
     /// taken from `req` (a replayable body stays to be sent again).
-    fn build_request(
+    pub(crate) fn build_request(
         &self,
         req: &mut Req,
         method: &Method,

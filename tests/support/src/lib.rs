@@ -28,6 +28,11 @@
 //!   test CA, the App Service managed-identity endpoint, and an ACR login server
 //!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
+//! * [`Personality`] — a proxy in front of a real registry that plays Docker Hub, GHCR, MCR,
+//!   ECR, Quay or ACR ([`Kind`]) as their documentation and known client issues describe
+//!   them: token realms, Basic-only auth, pull accounting and `429`s, blobs redirected to a
+//!   CDN origin on another port that records any `Authorization`, no mounts, missing
+//!   digest headers, schema 1 tags, the referrers API.
 //! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
 //!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
 //!   connections from `/proc`.
@@ -71,6 +76,7 @@
 mod azure;
 mod connect_proxy;
 mod latency;
+mod personality;
 mod proxy;
 mod rbac;
 mod registry;
@@ -87,6 +93,7 @@ pub use azure::{
 };
 pub use connect_proxy::ConnectProxy;
 pub use latency::LatencyProxy;
+pub use personality::{DOCKER_HUB_429, Kind, Personality, PersonalityBuilder, PullBudget};
 pub use proxy::{
     FaultAction, FaultRule, Proxy, ProxyOptions, RecordedRequest, Trigger, rewrite_location,
 };

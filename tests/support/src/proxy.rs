@@ -16,11 +16,11 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::util::{SplitMix64, ensure_loopback, parse_loopback_url};
+use crate::util::{SplitMix64, ensure_loopback, parse_loopback_url, send_to};
 
 type ProxyBody = BoxBody<Bytes, ProxyError>;
 
@@ -662,7 +662,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -852,15 +852,9 @@ async fn send_upstream(
     shared: &Shared,
     req: Request<CountingBody>,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let stream = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(shared.upstream))
+    send_to(shared.upstream, shared.connect_timeout, req)
         .await
-        .map_err(|_| ProxyError("upstream connect timeout".into()))??;
-    let _ = stream.set_nodelay(true);
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender.send_request(req).await?)
+        .map_err(|e| ProxyError(format!("{e:#}")))
 }
 
 /// Rewrites `location` (absolute `scheme://authority/...` or relative

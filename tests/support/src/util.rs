@@ -1,15 +1,17 @@
 //! Small helpers shared by the other modules: hex, digests, a seeded PRNG,
 //! RFC 3339 formatting, form/query decoding, loopback checks and one-shot HTTP/1.1 requests.
 
+use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Lower-case hex encoding of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -154,6 +156,56 @@ pub fn form_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// Serves HTTP/1.1 on `listener` with `handler`, one task per connection, until dropped.
+pub(crate) async fn plain_accept_loop<F, Fut, B>(listener: TcpListener, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let handler = handler.clone();
+        conns.spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let handler = handler.clone();
+                async move { Ok::<_, Infallible>(handler(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+        while conns.try_join_next().is_some() {}
+    }
+}
+
+/// Sends `req` to `upstream` over a fresh HTTP/1.1 connection (its `Host` header as given).
+pub(crate) async fn send_to<B>(
+    upstream: SocketAddr,
+    connect_timeout: Duration,
+    req: Request<B>,
+) -> anyhow::Result<Response<Incoming>>
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(upstream))
+        .await
+        .map_err(|_| anyhow::anyhow!("upstream {upstream}: connect timeout"))??;
+    let _ = stream.set_nodelay(true);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender.send_request(req).await?)
 }
 
 /// Fails unless `addr` is a loopback address: these helpers never talk to

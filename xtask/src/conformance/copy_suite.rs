@@ -49,6 +49,60 @@ pub const CASES: &[&str] = &[
 /// The ways each image is copied.
 pub const ROUTES: &[&str] = &["registry-to-registry", "via-oci-layout", "same-registry"];
 
+/// The ways each image is copied against a registry personality: the routes above (the
+/// personality as the target), and out of it (the personality as the source, a local
+/// registry as the target: how users meet the registries they import from).
+pub const PERSONALITY_ROUTES: &[&str] = &[
+    "registry-to-registry",
+    "via-oci-layout",
+    "same-registry",
+    "out-of-registry",
+];
+
+/// A registry personality under test: who publishes to it, who reads from it, and the local
+/// registry the out-of-registry route copies to.
+pub struct PersonalityCtx {
+    /// Signed in where it must be, where the registry's publishers push: reads what was
+    /// published.
+    pub publisher: Registry,
+    /// Seeds where the registry's publishers push, signed in where it must be.
+    pub seeder: fixtures::Seeder,
+    /// Reads as users do: anonymously where the registry allows it.
+    pub reader: Registry,
+    /// The local target of the out-of-registry route.
+    pub out: Registry,
+}
+
+/// A registry manner that the copy coped with, but that the spec or the engine's usual path
+/// would not have it do (uploads where a mount was asked for, a refused push): reported as
+/// a deviation, expected or not per registry kind.
+#[derive(Debug)]
+pub struct Deviation(pub String);
+
+impl std::fmt::Display for Deviation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Deviation {}
+
+/// A failure that is a registry's known manner: a [`Deviation`], or a push refused with
+/// `405` (a read-only registry).
+fn deviation_of(e: &anyhow::Error) -> Option<String> {
+    for cause in e.chain() {
+        if let Some(d) = cause.downcast_ref::<Deviation>() {
+            return Some(d.0.clone());
+        }
+        if let Some(t) = cause.downcast_ref::<acr_import_transfer::TransferError>()
+            && t.status() == Some(405)
+        {
+            return Some(format!("the registry refuses writes: {t}"));
+        }
+    }
+    None
+}
+
 const TAG: &str = "v1";
 const SBOM: &str = "application/spdx+json";
 const SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -57,6 +111,19 @@ const SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 struct Seeded {
     /// Referrers reachable from the top (recursively).
     referrers: usize,
+}
+
+impl Seeded {
+    /// The target lists as many referrers as the source has.
+    fn check_referrers(&self, tally: &Tally) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            tally.referrers == self.referrers,
+            "{} referrers on the target, the source has {}",
+            tally.referrers,
+            self.referrers
+        );
+        Ok(())
+    }
 }
 
 /// Where content is, for the comparisons.
@@ -132,6 +199,8 @@ impl Tally {
 struct Ctx<'a> {
     src: Registry,
     dst: Registry,
+    routes: &'static [&'static str],
+    personality: Option<&'a PersonalityCtx>,
     /// Prefix of the target repositories (`REPO/copy/` on a remote registry).
     prefix: String,
     layouts: &'a Path,
@@ -177,12 +246,17 @@ impl Skopeo {
     }
 }
 
-/// Every check name of the suite.
-pub fn check_names() -> Vec<String> {
-    ROUTES
+/// Every check name of the suite, along `routes`.
+pub fn check_names_of(routes: &[&str]) -> Vec<String> {
+    routes
         .iter()
         .flat_map(|r| CASES.iter().map(move |c| format!("copy/{r}/{c}")))
         .collect()
+}
+
+/// Every check name of the suite.
+pub fn check_names() -> Vec<String> {
+    check_names_of(ROUTES)
 }
 
 /// Runs the matrix; results ordered by route, then case.
@@ -191,7 +265,19 @@ pub async fn run(
     source_url: &str,
     layouts: &Path,
 ) -> Vec<(String, Outcome, Duration)> {
-    let names: Vec<(usize, usize, String)> = ROUTES
+    run_along(setup, source_url, layouts, ROUTES, None).await
+}
+
+/// Runs the matrix along `routes`, against a registry personality when one is given;
+/// results ordered by route, then case.
+pub async fn run_along(
+    setup: &Setup,
+    source_url: &str,
+    layouts: &Path,
+    routes: &'static [&'static str],
+    personality: Option<&PersonalityCtx>,
+) -> Vec<(String, Outcome, Duration)> {
+    let names: Vec<(usize, usize, String)> = routes
         .iter()
         .enumerate()
         .flat_map(|(ri, r)| {
@@ -205,7 +291,7 @@ pub async fn run(
     if names.is_empty() {
         return Vec::new();
     }
-    let prepared = prepare(setup, source_url, layouts).await;
+    let prepared = prepare(setup, source_url, layouts, routes, personality).await;
     let ctx = match prepared {
         Ok(Some(ctx)) => ctx,
         Ok(None) => {
@@ -264,6 +350,8 @@ async fn prepare<'a>(
     setup: &'a Setup,
     source_url: &str,
     layouts: &'a Path,
+    routes: &'static [&'static str],
+    personality: Option<&'a PersonalityCtx>,
 ) -> anyhow::Result<Option<Ctx<'a>>> {
     let src = setup.local_transport.registry(source_url)?;
     let dst = setup.transport.registry(&setup.address)?;
@@ -296,6 +384,8 @@ async fn prepare<'a>(
     Ok(Some(Ctx {
         src,
         dst,
+        routes,
+        personality,
         prefix,
         layouts,
         skopeo,
@@ -325,38 +415,59 @@ impl Ctx<'_> {
     ) -> Vec<(usize, usize, String, Outcome, Duration)> {
         let case = CASES[ci];
         let mut out = Vec::new();
-        let seeded = seed(case, &self.src, &Self::source_repo(case)).await;
-        let mut r2r_ok = false;
+        let mut seeded = match fixtures::Seeder::new(self.src.host()) {
+            Ok(src) => seed(case, &src, &Self::source_repo(case)).await,
+            Err(e) => Err(e),
+        };
+        // The personality serves the case too, pushed as its publishers push.
+        if let (Ok(_), Some(p)) = (&seeded, self.personality)
+            && routes.iter().any(|&r| self.routes[r] == "out-of-registry")
+            && let Err(e) = seed(case, &p.seeder, &Self::source_repo(case)).await
+        {
+            seeded = Err(e.context("publishing the case to the registry under test"));
+        }
+        // How the registry-to-registry copy went: the same-registry route starts from it.
+        let mut r2r: Option<Result<(), Option<String>>> = None;
         for &ri in routes {
-            let route = ROUTES[ri];
+            let route = self.routes[ri];
             let name = format!("copy/{route}/{case}");
             let started = Instant::now();
-            let outcome = match &seeded {
-                Err(e) => Outcome::Fail(format!("seeding the source failed: {e:#}")),
-                Ok(seeded) => {
+            let outcome = match (&seeded, route, &r2r) {
+                (Err(e), ..) => Outcome::Fail(format!("seeding the source failed: {e:#}")),
+                (Ok(_), "same-registry", Some(Err(Some(refused)))) => Outcome::Deviation(format!(
+                    "not run: the registry-to-registry copy it starts from deviated ({refused})"
+                )),
+                (Ok(seeded), ..) => {
                     let result = match route {
                         "registry-to-registry" => self.registry_to_registry(case, seeded).await,
                         "via-oci-layout" => self.via_layout(case, seeded).await,
-                        _ if !r2r_ok && routes.contains(&0) => {
-                            self.same_registry(case, seeded).await.map_err(|e| {
-                                anyhow::anyhow!(
-                                    "{e:#} (this copies the registry-to-registry copy, whose \
-                                     check failed)"
-                                )
-                            })
+                        "out-of-registry" => self.out_of_registry(case, seeded).await,
+                        _ if matches!(r2r, Some(Err(_))) => {
+                            self.same_registry(case, seeded).await.context(
+                                "this copies the registry-to-registry copy, whose check failed",
+                            )
                         }
                         _ => self.same_registry(case, seeded).await,
                     };
-                    if route == "registry-to-registry" {
-                        // The copy is there even when only its skopeo cross-check could not run.
-                        r2r_ok = result
-                            .as_ref()
-                            .map_or_else(|e| e.is::<NoSkopeo>(), |_| true);
-                    }
-                    match result {
+                    let no_skopeo = result.as_ref().is_err_and(|e| e.is::<NoSkopeo>());
+                    let outcome = match result {
                         Ok(note) => Outcome::Pass(note),
-                        Err(e) => Outcome::Fail(format!("{e:#}")),
+                        Err(e) => match deviation_of(&e) {
+                            Some(text) => Outcome::Deviation(text),
+                            None => Outcome::Fail(format!("{e:#}")),
+                        },
+                    };
+                    if route == "registry-to-registry" {
+                        r2r = Some(match &outcome {
+                            // The copy is there even when only its skopeo cross-check could
+                            // not run.
+                            _ if no_skopeo => Ok(()),
+                            Outcome::Pass(_) => Ok(()),
+                            Outcome::Deviation(text) => Err(Some(text.clone())),
+                            _ => Err(None),
+                        });
                     }
+                    outcome
                 }
             };
             out.push((ri, ci, name, outcome, started.elapsed()));
@@ -409,12 +520,7 @@ impl Ctx<'_> {
         let to = self.target("registry-to-registry", case);
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&from, &to, true).await?;
-        anyhow::ensure!(
-            tally.referrers == seeded.referrers,
-            "{} referrers on the target, the source has {}",
-            tally.referrers,
-            seeded.referrers
-        );
+        seeded.check_referrers(&tally)?;
         let top = from.manifest(TAG).await?;
         let skopeo = self.skopeo_note(&to, &top).await?;
         Ok(format!(
@@ -466,27 +572,50 @@ impl Ctx<'_> {
         let to = self.target("same-registry", case);
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&source, &to, true).await?;
-        anyhow::ensure!(
-            tally.referrers == seeded.referrers,
-            "{} referrers on the target, the source has {}",
-            tally.referrers,
-            seeded.referrers
-        );
+        seeded.check_referrers(&tally)?;
         let uploaded = report
             .blobs
             .iter()
             .filter(|b| b.action == BlobAction::Copied)
             .count();
-        anyhow::ensure!(
-            uploaded == 0,
-            "{uploaded} blobs were uploaded again instead of mounted"
-        );
+        if uploaded > 0 {
+            return Err(Deviation(format!(
+                "{}, but {uploaded} blobs were uploaded again instead of mounted: the \
+                 registry answered the mounts with upload sessions",
+                tally.describe()
+            ))
+            .into());
+        }
         let top = source.manifest(TAG).await?;
         let skopeo = self.skopeo_note(&to, &top).await?;
         Ok(format!(
             "{}; {}{skopeo}",
             tally.describe(),
             blob_actions(&report)
+        ))
+    }
+}
+
+impl Ctx<'_> {
+    /// The personality's copy of the case (as its publisher pushed it) → a local registry,
+    /// read as users read it (anonymously where the registry allows), compared with the
+    /// source byte for byte, referrers included.
+    async fn out_of_registry(&self, case: &str, seeded: &Seeded) -> anyhow::Result<String> {
+        let p = self
+            .personality
+            .context("the out-of-registry route needs a registry personality")?;
+        let from = Place::Registry(p.reader.clone(), Self::source_repo(case));
+        let to = Place::Registry(p.out.clone(), format!("out/{case}"));
+        let report = self.copy(&from, &to, CopyOptions::default()).await?;
+        let source = Place::Registry(self.src.clone(), Self::source_repo(case));
+        let tally = compare(&source, &to, true).await?;
+        seeded.check_referrers(&tally)?;
+        Ok(format!(
+            "{}; {}; {} source manifest pull{}",
+            tally.describe(),
+            blob_actions(&report),
+            report.source_pulls,
+            if report.source_pulls == 1 { "" } else { "s" }
         ))
     }
 }
@@ -617,9 +746,8 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
 }
 
 /// Pushes a case's image to `repo` of the source, tagged [`TAG`].
-async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> {
+async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<Seeded> {
     use fixtures::{DOCKER_LAYER, artifact, attach, image, index};
-    let reg = &fixtures::Seeder::new(reg.host())?;
     let docker_layer = |seed: u64, len: usize| Blob {
         bytes: data(seed, len),
         media_type: DOCKER_LAYER,

@@ -2,8 +2,13 @@
 
 use acr_import_auth::StaticCredentials;
 use acr_import_transfer::copy::Progress;
-use acr_import_transfer::{Copier, CopyOptions, TransferError, Transport};
+use std::sync::Arc;
+
+use acr_import_transfer::{
+    Copier, CopyOptions, RateLimitPolicy, RateLimitWait, TransferError, Transport,
+};
 use futures_util::StreamExt;
+use tokio::sync::mpsc::WeakUnboundedSender;
 
 use super::plan::{ClientPlan, SourceSpec, TargetSpec};
 use super::{
@@ -27,9 +32,12 @@ pub(crate) struct Run<'a> {
 pub(crate) type Outcomes = Vec<(usize, String, Result<ClientReport, ImportError>)>;
 
 impl Run<'_> {
+    /// The transport of the run; a rate-limit wait's countdown goes to `progress` (held
+    /// weakly: the progress channel closes when the copier is done).
     fn transport<'p>(
         &self,
         plans: impl Iterator<Item = &'p ClientPlan> + Clone,
+        progress: WeakUnboundedSender<Progress>,
     ) -> Result<Transport, ImportError> {
         // Each entry's source credentials serve its source repository: two entries on one
         // host keep their own, and one repository cannot be read with two.
@@ -63,8 +71,19 @@ impl Run<'_> {
                 }
             }
         }
+        let policy = RateLimitPolicy {
+            wait: self.options.wait_rate_limit,
+            on_wait: Some(Arc::new(move |w: &RateLimitWait| {
+                if let Some(tx) = progress.upgrade() {
+                    let _ = tx.send(Progress::RateLimitWait(w.clone()));
+                }
+            })),
+            ..RateLimitPolicy::default()
+        };
         self.config
-            .transport_with(explicit, self.acr_hosts.clone())
+            .transport_builder_with(explicit, self.acr_hosts.clone())
+            .rate_limit(policy)
+            .build()
             .map_err(|e| ImportError::copy(Side::Unknown, None, e))
     }
 
@@ -88,8 +107,8 @@ impl Run<'_> {
         &self,
         plans: Vec<(usize, ClientPlan)>,
     ) -> Result<Outcomes, ImportError> {
-        let transport = self.transport(plans.iter().map(|(_, p)| p))?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+        let transport = self.transport(plans.iter().map(|(_, p)| p), tx.downgrade())?;
         let options = CopyOptions {
             progress: Some(tx),
             ..self.copy_options()
@@ -202,6 +221,7 @@ fn place_of(e: &TransferError) -> Option<(String, Option<String>)> {
             ..
         } => Some((registry.clone(), Some(repository.clone()))),
         TransferError::Auth { registry, .. } => Some((registry.clone(), None)),
+        TransferError::RateLimitReached(stop) => Some((stop.registry.clone(), None)),
         TransferError::Connection { url, .. }
         | TransferError::Timeout { url, .. }
         | TransferError::Refused { url, .. } => from_url(url),

@@ -39,7 +39,7 @@ use std::time::Duration;
 use acr_import_auth::{
     AcrAudience, AzureSettings, Credential, CredentialChain, Secret, StaticCredentials,
 };
-use acr_import_transfer::{TransferError, Transport};
+use acr_import_transfer::{TransferError, Transport, TransportBuilder};
 
 pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
@@ -135,6 +135,16 @@ impl ImporterConfig {
         explicit: StaticCredentials,
         acr_hosts: Vec<(String, Option<bool>)>,
     ) -> Result<Transport, TransferError> {
+        self.transport_builder_with(explicit, acr_hosts).build()
+    }
+
+    /// [`ImporterConfig::transport_with`], still to be built (to set more: a rate-limit
+    /// policy).
+    pub fn transport_builder_with(
+        &self,
+        explicit: StaticCredentials,
+        acr_hosts: Vec<(String, Option<bool>)>,
+    ) -> TransportBuilder {
         let suffix = self.cloud.login_server_suffix.clone();
         let aad = self.aad_for_registries();
         let audience = self.acr_audience;
@@ -154,7 +164,7 @@ impl ImporterConfig {
         for h in &self.insecure_registries {
             builder = builder.insecure_host(h.clone());
         }
-        builder.build()
+        builder
     }
 
     /// An ARM client signed in with the environment's Azure AD credential (the run's one), or
@@ -504,7 +514,7 @@ impl Importer {
             Engine::Client => self
                 .import_client(request, p, observer)
                 .await
-                .map(ImportReport::Client),
+                .map(|c| ImportReport::Client(Box::new(c))),
         }
     }
 

@@ -10,8 +10,9 @@ use crate::{Engine, ImportMode, ServerOutcome};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum ImportReport {
-    /// The client-side engine copied (or, in a dry run, planned) it.
-    Client(ClientReport),
+    /// The client-side engine copied (or, in a dry run, planned) it (boxed: a copy report is
+    /// large).
+    Client(Box<ClientReport>),
     /// The server-side engine (`importImage`) ran it, or started it (`no_wait`).
     Server(ServerReport),
 }

@@ -135,6 +135,11 @@ pub struct ImportOptions {
     pub no_wait: bool,
     /// Which engine. Default: [`EngineMode::Auto`].
     pub engine: EngineMode,
+    /// When a source's rate limit resets later than a retry waits (Docker Hub's spent pull
+    /// budget), wait for the reset with a countdown instead of failing (client-side).
+    /// Default: off — the import fails at once, with every later entry of a batch on that
+    /// registry.
+    pub wait_rate_limit: bool,
 }
 
 impl Default for ImportOptions {
@@ -150,6 +155,7 @@ impl Default for ImportOptions {
             timeout: None,
             no_wait: false,
             engine: EngineMode::Auto,
+            wait_rate_limit: false,
         }
     }
 }

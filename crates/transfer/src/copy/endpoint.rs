@@ -5,7 +5,8 @@ use acr_import_reference::Digest;
 
 use crate::layout::OciLayout;
 use crate::manifest::{Descriptor, Manifest};
-use crate::{BlobStream, Registry, TransferError};
+use crate::registry::cache::Reads;
+use crate::{BlobStream, ManifestHead, Registry, TransferError};
 
 /// Where content lives: a repository of a registry, or an OCI image-layout folder.
 #[derive(Debug, Clone)]
@@ -63,6 +64,99 @@ impl Endpoint {
             ) => a.host() == b.host() && ra == rb,
             (Endpoint::Layout(a), Endpoint::Layout(b)) => a.path() == b.path(),
             _ => false,
+        }
+    }
+
+    /// This endpoint, reading manifests through a copy's cache and counting its `GET`s
+    /// (a layout reads files: nothing to count).
+    pub(super) fn reading_through(&self, reads: Reads) -> Endpoint {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => Endpoint::Registry {
+                registry: registry.reading_through(reads),
+                repository: repository.clone(),
+            },
+            Endpoint::Layout(l) => Endpoint::Layout(l.clone()),
+        }
+    }
+
+    /// What a manifest `HEAD` says (digest, media type, size) without reading the manifest;
+    /// `None` when absent. A layout answers from its files.
+    pub(super) async fn head(
+        &self,
+        reference: &str,
+    ) -> Result<Option<ManifestHead>, TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry.head_manifest(repository, reference).await,
+            Endpoint::Layout(l) => match l.get_manifest(reference).await {
+                Ok(m) => Ok(Some(ManifestHead {
+                    size: Some(m.bytes.len() as u64),
+                    media_type: Some(m.media_type),
+                    digest: Some(m.digest),
+                })),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Before this source is read, `places` (the copy's registry targets) are asked whether
+    /// they hold what is wanted, where the source counts pulls.
+    pub(super) fn ask_first(&self, places: &[&Endpoint]) {
+        let Endpoint::Registry { registry, .. } = self else {
+            return;
+        };
+        let targets: Vec<(Registry, String)> = places
+            .iter()
+            .filter_map(|p| match p {
+                Endpoint::Registry {
+                    registry,
+                    repository,
+                } => Some((registry.clone(), repository.clone())),
+                Endpoint::Layout(_) => None,
+            })
+            .collect();
+        // A layout target cannot be read through a registry handle: the source is read.
+        if targets.len() == places.len() {
+            registry.read_targets_first(targets);
+        }
+    }
+
+    /// Some target lacks `digest`: reading it asks the source without asking them.
+    pub(super) fn missing_at_targets(&self, digest: &Digest) {
+        if let Endpoint::Registry { registry, .. } = self {
+            registry.missing_at_targets(digest);
+        }
+    }
+
+    /// `digest` can be read from `place` (which holds it) instead of this source.
+    pub(super) fn read_elsewhere(&self, digest: &Digest, place: &Endpoint) {
+        if let (
+            Endpoint::Registry { registry, .. },
+            Endpoint::Registry {
+                registry: holder,
+                repository,
+            },
+        ) = (self, place)
+        {
+            registry.read_elsewhere(digest, holder, repository);
+        }
+    }
+
+    /// Whether reading `digest` costs the source nothing: the copy's cache has it, or a
+    /// target that holds it will be read instead.
+    pub(super) fn has_read(&self, digest: &Digest) -> bool {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry.has_read(repository, digest),
+            Endpoint::Layout(_) => true,
         }
     }
 

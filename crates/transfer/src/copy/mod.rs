@@ -2,12 +2,16 @@
 //!
 //! A copy runs in this order, so that a failure at any point leaves no target tag moved:
 //!
-//! 1. the source's top manifest is read, a platform filter applied (rewriting an index only
-//!    when several platforms are kept, and saying so before any byte moves);
+//! 1. the source's top manifest is resolved with a `HEAD` (digest and media type; a pull on
+//!    registries that count manifest `GET`s is not spent), a platform filter applied
+//!    (reading the index, rewriting it only when several platforms are kept, and saying so
+//!    before any byte moves);
 //! 2. every target tag is looked up: a tag that already holds the same digest is done, a tag
 //!    holding something else is a conflict unless `force` is set — checked before any byte
-//!    moves;
-//! 3. the manifest graph is read (child manifests concurrently, depth- and size-limited);
+//!    moves; when every target holds the digest, no source manifest is read at all;
+//! 3. the manifest graph is read (child manifests concurrently, depth- and size-limited),
+//!    each manifest once per copier (a cache shared by the copies of a batch), after the
+//!    pulls it needs are set against the budget the source announced;
 //! 4. blobs move, each once per target repository however many manifests share it, while
 //!    the referrers of every manifest (signatures, SBOMs, attestations) are looked up: one
 //!    `POST` that mounts from the source repository (same registry), from a repository this
@@ -29,8 +33,10 @@ mod platform;
 mod push;
 mod referrers;
 mod report;
+mod resolve;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -48,15 +54,19 @@ pub use report::{
 
 use crate::TransferError;
 use crate::manifest::{Descriptor, Manifest};
+use crate::registry::cache::{ManifestCache, Reads};
 
 /// Copies content between registries and OCI layouts. One `Copier` can run many copies
-/// (the CLI's batch mode): blobs pushed by one are mounted by the next.
+/// (the CLI's batch mode): blobs pushed by one are mounted by the next, and a source
+/// manifest read by one is not fetched again by another.
 #[derive(Debug)]
 pub struct Copier {
     options: CopyOptions,
     limiters: Mutex<HashMap<String, Arc<Limiter>>>,
     /// (target host, digest) → a repository of that host that holds it, from this run.
     pushed: Mutex<HashMap<(String, Digest), String>>,
+    /// Source manifests read by this copier's copies, by registry, repository and digest.
+    manifests: Arc<ManifestCache>,
 }
 
 impl Copier {
@@ -66,6 +76,7 @@ impl Copier {
             options,
             limiters: Mutex::new(HashMap::new()),
             pushed: Mutex::new(HashMap::new()),
+            manifests: Arc::new(ManifestCache::default()),
         }
     }
 
@@ -121,45 +132,16 @@ impl Copier {
             });
         let stats_before = transport.as_ref().map(|t| t.stats()).unwrap_or_default();
         let mut report = self.new_report(source);
-        let (top, before) = self.resolve_targets(source, targets, &mut report).await?;
-        let up_to_date = before.iter().all(|b| b.as_ref() == Some(&top.digest));
-        let graph = self
-            .read_graph(&source.endpoint, &top, up_to_date, &mut report)
-            .await?;
-
-        // Each distinct target place gets the content once; tags are written at the end.
-        let mut places: Vec<&Endpoint> = Vec::new();
-        for t in targets {
-            if !places.iter().any(|p| p.same_place(&t.endpoint)) {
-                places.push(&t.endpoint);
-            }
-        }
-        let (referrers, deferred) = if up_to_date {
-            report.up_to_date = true;
-            already_there(&graph, &places, &mut report);
-            for (t, b) in targets.iter().zip(&before) {
-                if let Some(tag) = &t.tag {
-                    report.tags.push(TagEntry {
-                        target: format!("{}:{tag}", t.endpoint.describe()),
-                        before: b.as_ref().map(Digest::to_string),
-                        after: top.digest.to_string(),
-                    });
-                }
-            }
-            (
-                self.find_referrers(&source.endpoint, &graph).await?,
-                Vec::new(),
-            )
-        } else {
-            self.move_content(&source.endpoint, &graph, targets, &places, &mut report)
-                .await?
-        };
-        self.copy_referrers(&source.endpoint, &graph, &referrers, &places, &mut report)
-            .await?;
-        if !up_to_date {
-            self.write_tags(&top, targets, &before, &deferred, &mut report)
-                .await?;
-        }
+        // The source reads manifests through this copier's cache and counts its pulls.
+        let pulls = Arc::new(AtomicU64::new(0));
+        let src = source
+            .endpoint
+            .reading_through(Reads::new(self.manifests.clone(), pulls.clone()));
+        let result = self
+            .copy_from(&src, &source.reference, targets, &mut report)
+            .await;
+        report.source_pulls = pulls.load(Ordering::Relaxed);
+        result?;
         if let Some(t) = &transport {
             for (host, after) in t.stats() {
                 let before = stats_before.get(&host).cloned().unwrap_or_default();
@@ -172,6 +154,108 @@ impl Copier {
         }
         report.finish(started);
         Ok(report)
+    }
+
+    /// Steps 1 to 6, from `src` (the source endpoint reading through this copier's cache).
+    async fn copy_from(
+        &self,
+        src: &Endpoint,
+        reference: &str,
+        targets: &[Target],
+        report: &mut CopyReport,
+    ) -> Result<(), TransferError> {
+        // Each distinct target place gets the content once; tags are written at the end.
+        let mut places: Vec<&Endpoint> = Vec::new();
+        for t in targets {
+            if !places.iter().any(|p| p.same_place(&t.endpoint)) {
+                places.push(&t.endpoint);
+            }
+        }
+        src.ask_first(&places);
+        let (top, before) = self
+            .resolve_targets(src, reference, targets, report)
+            .await?;
+        let up_to_date = before.iter().all(|b| b.as_ref() == Some(&top.digest));
+        if up_to_date {
+            report.up_to_date = true;
+            report.totals.platforms = 1;
+            // The top's bytes are read (from a target) only for its referrers; they also tell
+            // the platforms and, for one platform, the blobs already in place. Without
+            // referrers a no-op import sends only its HEADs.
+            let graph = if self.options.referrers {
+                let graph = self.held_top(src, &top, &places, report).await?;
+                already_there(&graph, &places, report);
+                Some(graph)
+            } else {
+                None
+            };
+            for (t, b) in targets.iter().zip(&before) {
+                if let Some(tag) = &t.tag {
+                    report.tags.push(TagEntry {
+                        target: format!("{}:{tag}", t.endpoint.describe()),
+                        before: b.as_ref().map(Digest::to_string),
+                        after: top.digest.to_string(),
+                    });
+                }
+            }
+            return match &graph {
+                Some(graph) => self.refresh_referrers(src, graph, &places, report).await,
+                None => Ok(()),
+            };
+        }
+        let top = self.read_top(src, top, report).await?;
+        let graph = self.read_graph(src, &top, &places, report).await?;
+        let (referrers, deferred) = self
+            .move_content(src, &graph, targets, &places, report)
+            .await?;
+        self.copy_referrers(src, &graph, &referrers, &places, report)
+            .await?;
+        self.write_tags(&top, targets, &before, &deferred, report)
+            .await
+    }
+
+    /// An up-to-date copy's top manifest, as a graph of its own: read from the first target,
+    /// which holds the same digest, so the source is not asked for a manifest it would count
+    /// as a pull (a target that will not serve it — a push-only credential — leaves it to the
+    /// source). Its index names the platforms; its blobs, for a single-platform manifest, are
+    /// known to be in place.
+    async fn held_top(
+        &self,
+        src: &Endpoint,
+        top: &resolve::Top,
+        places: &[&Endpoint],
+        report: &mut CopyReport,
+    ) -> Result<Graph, TransferError> {
+        let manifest = match &top.manifest {
+            Some(m) => m.clone(),
+            None => match places[0].get_manifest(top.digest.as_str()).await {
+                Ok(m) => m,
+                Err(_) => src.get_manifest(top.digest.as_str()).await?,
+            },
+        };
+        let graph = self.single_node_graph(src, manifest)?;
+        report.totals.platforms = graph.nodes[0]
+            .content
+            .manifests
+            .iter()
+            .filter(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
+            .count()
+            .max(1);
+        Ok(graph)
+    }
+
+    /// An up-to-date copy: nothing of the image moves, but referrers added to the source since
+    /// (new signatures) are copied.
+    async fn refresh_referrers(
+        &self,
+        src: &Endpoint,
+        graph: &Graph,
+        places: &[&Endpoint],
+        report: &mut CopyReport,
+    ) -> Result<(), TransferError> {
+        let referrers = self.find_referrers(src, graph).await?;
+        self.copy_referrers(src, graph, &referrers, places, report)
+            .await
     }
 
     fn new_report(&self, source: &Source) -> CopyReport {
@@ -199,107 +283,29 @@ impl Copier {
             bytes_per_second: 0,
             requests: std::collections::BTreeMap::new(),
             retried_requests: 0,
+            source_pulls: 0,
             notes: Vec::new(),
         }
     }
 
-    /// Steps 1 and 2: the source's top manifest (platform filter applied) and what each
-    /// target holds now (`None`: nothing under that tag, or the digest is absent for an
-    /// untagged target). A tag holding other content is a conflict unless `force` is set:
-    /// it fails here, before any byte moves.
-    async fn resolve_targets(
-        &self,
-        source: &Source,
-        targets: &[Target],
-        report: &mut CopyReport,
-    ) -> Result<(Manifest, Vec<Option<Digest>>), TransferError> {
-        // The source manifest and the target tags are independent: ask for both at once (one
-        // round trip instead of two before a re-copy knows it has nothing to do).
-        let (original, tagged_before) = tokio::join!(
-            source.endpoint.get_manifest(&source.reference),
-            futures_util::future::try_join_all(targets.iter().map(|t| async move {
-                match &t.tag {
-                    Some(tag) => t.endpoint.resolve(tag).await.map(Some),
-                    None => Ok(None),
-                }
-            }))
-        );
-        let original = original?;
-        let tagged_before = tagged_before?;
-        let top = self
-            .apply_platform_filter(&source.endpoint, original, report)
-            .await?;
-        report.digest = top.digest.to_string();
-        report.media_type = top.media_type.clone();
-        let before: Vec<Option<Digest>> = futures_util::future::try_join_all(
-            targets.iter().zip(tagged_before).map(|(t, tagged)| {
-                let digest = top.digest.to_string();
-                async move {
-                    match (&t.tag, tagged) {
-                        (Some(_), found) => Ok(found.flatten()),
-                        (None, _) => t.endpoint.resolve(&digest).await,
-                    }
-                }
-            }),
-        )
-        .await?;
-        for (t, b) in targets.iter().zip(&before) {
-            if let (Some(tag), Some(existing)) = (&t.tag, b)
-                && *existing != top.digest
-                && !self.options.force
-            {
-                return Err(TransferError::TagConflict {
-                    target: format!("{}:{tag}", t.endpoint.describe()),
-                    existing: existing.to_string(),
-                    incoming: top.digest.to_string(),
-                });
-            }
-        }
-        Ok((top, before))
-    }
-
-    /// Step 3: the manifest graph below `top`; only `top` itself when every target holds it
-    /// already (the registry guarantees a stored manifest's references exist).
+    /// Step 3: the manifest graph below `top`, after the pulls its children need are set
+    /// against the budget the source announced.
     async fn read_graph(
         &self,
         src: &Endpoint,
         top: &Manifest,
-        up_to_date: bool,
+        places: &[&Endpoint],
         report: &mut CopyReport,
     ) -> Result<Graph, TransferError> {
-        let graph = if up_to_date {
-            let content = top
-                .parse()
-                .map_err(|reason| invalid(src, &top.digest, reason))?;
-            Graph {
-                nodes: vec![Node {
-                    manifest: top.clone(),
-                    content,
-                    role: ManifestRole::Top,
-                    platform: None,
-                    height: 0,
-                }],
-                ..Graph::default()
-            }
-        } else {
-            self.walk(src, top.clone(), ManifestRole::Top, None).await?
-        };
-        report.totals.platforms = if up_to_date {
-            // Only the top manifest was read: its index names the platforms.
-            graph.nodes[0]
-                .content
-                .manifests
-                .iter()
-                .filter(|d| d.platform.as_ref().is_some_and(|p| p.os != "unknown"))
-                .count()
-        } else {
-            graph
-                .nodes
-                .iter()
-                .filter(|n| n.role == ManifestRole::Child && n.platform.is_some())
-                .count()
-        }
-        .max(1);
+        self.find_held_children(src, top, places).await;
+        self.check_children_budget(src, top, report)?;
+        let graph = self.walk(src, top.clone(), ManifestRole::Top, None).await?;
+        report.totals.platforms = graph
+            .nodes
+            .iter()
+            .filter(|n| n.role == ManifestRole::Child && n.platform.is_some())
+            .count()
+            .max(1);
         for f in &graph.foreign {
             self.note(
                 report,
@@ -314,6 +320,23 @@ impl Copier {
             );
         }
         Ok(graph)
+    }
+
+    /// A graph of `top` alone (the registry guarantees a stored manifest's references exist).
+    fn single_node_graph(&self, src: &Endpoint, top: Manifest) -> Result<Graph, TransferError> {
+        let content = top
+            .parse()
+            .map_err(|reason| invalid(src, &top.digest, reason))?;
+        Ok(Graph {
+            nodes: vec![Node {
+                manifest: top,
+                content,
+                role: ManifestRole::Top,
+                platform: None,
+                height: 0,
+            }],
+            ..Graph::default()
+        })
     }
 
     /// The referrers of the graph's manifests, unless referrers are off.

@@ -4,21 +4,23 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::resolve::Top;
 use super::{Copier, CopyReport, invalid};
 use crate::TransferError;
 use crate::copy::Endpoint;
-use crate::manifest::{Descriptor, Manifest, Platform};
+use crate::manifest::{Descriptor, Manifest, Platform, is_index};
 
 impl Copier {
-    /// Applies `--platform`: one platform kept ⇒ that platform's manifest; several ⇒ a new
-    /// index of those children (and their attestations), announced as rewritten.
+    /// Applies `--platform`: one platform kept ⇒ that platform's manifest (known by its
+    /// descriptor, read only if it must move); several ⇒ a new index of those children (and
+    /// their attestations), announced as rewritten. The index is read; nothing else is.
     pub(super) async fn apply_platform_filter(
         &self,
         src: &Endpoint,
-        top: Manifest,
+        top: Top,
         report: &mut CopyReport,
-    ) -> Result<Manifest, TransferError> {
-        if self.options.platforms.is_empty() || !top.is_index() {
+    ) -> Result<Top, TransferError> {
+        if self.options.platforms.is_empty() || !is_index(&top.media_type) {
             if !self.options.platforms.is_empty() {
                 self.note(
                     report,
@@ -27,6 +29,10 @@ impl Copier {
             }
             return Ok(top);
         }
+        let top: Manifest = match top.manifest {
+            Some(m) => m,
+            None => src.get_manifest(top.digest.as_str()).await?,
+        };
         let content = top
             .parse()
             .map_err(|reason| invalid(src, &top.digest, reason))?;
@@ -73,10 +79,10 @@ impl Copier {
                     top.digest
                 ),
             );
-            return Ok(top);
+            return Ok(Top::read(top));
         }
         if kept.len() == 1 {
-            let child = src.get_manifest(kept[0].digest.as_str()).await?;
+            let child = kept[0];
             let note = format!(
                 "platform {} selected: the target points at that platform's manifest {} instead of the index {}",
                 kept[0]
@@ -89,7 +95,11 @@ impl Copier {
             );
             self.note(report, note);
             report.index_rewritten_from = Some(top.digest.to_string());
-            return Ok(child);
+            return Ok(Top {
+                digest: child.digest.clone(),
+                media_type: child.media_type.clone(),
+                manifest: None,
+            });
         }
         let mut value: serde_json::Value = serde_json::from_slice(&top.bytes)
             .map_err(|e| invalid(src, &top.digest, crate::ManifestError::Rewrite(e)))?;
@@ -128,6 +138,6 @@ impl Copier {
         );
         self.note(report, note);
         report.index_rewritten_from = Some(top.digest.to_string());
-        Ok(rewritten)
+        Ok(Top::read(rewritten))
     }
 }

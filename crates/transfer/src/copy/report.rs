@@ -168,6 +168,10 @@ pub struct CopyReport {
     pub requests: std::collections::BTreeMap<String, u64>,
     /// Requests that were retries.
     pub retried_requests: u64,
+    /// Manifest `GET`s sent to the source: what a registry that counts pulls (Docker Hub)
+    /// charged this copy. Manifests the copier had read already, `HEAD`s and blobs are not
+    /// pulls.
+    pub source_pulls: u64,
     /// Notes for the user (normalizations, rewritten indexes, skipped foreign layers).
     pub notes: Vec<String>,
 }
@@ -197,8 +201,9 @@ impl CopyReport {
         };
     }
 
-    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB in 2.1 s)`,
-    /// or, when every target had it already, `… → …: up to date (3 platforms already there)`.
+    /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB
+    /// in 2.1 s; 4 source manifest pulls)`, or, when every target had it already, `… → …: up to
+    /// date (3 platforms already there)` (with the source's pulls, if it took any).
     pub fn summary(&self, target: &str) -> String {
         let t = &self.totals;
         if self.up_to_date {
@@ -218,8 +223,14 @@ impl CopyReport {
             } else {
                 what.join(", ")
             };
+            // Nothing read from the source is the rule here: said only when it was not.
+            let pulls = match self.source_pulls {
+                0 => String::new(),
+                1 => "; 1 source manifest pull".to_owned(),
+                n => format!("; {n} source manifest pulls"),
+            };
             return format!(
-                "{} → {target}: up to date ({what} already there)",
+                "{} → {target}: up to date ({what} already there{pulls})",
                 self.source
             );
         }
@@ -234,14 +245,16 @@ impl CopyReport {
             String::new()
         };
         format!(
-            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s)",
+            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s; {} source manifest pull{})",
             self.source,
             t.blobs_copied + t.blobs_mounted + t.blobs_skipped,
             t.blobs_copied,
             t.blobs_mounted,
             t.blobs_skipped,
             human_bytes(t.bytes_copied),
-            self.millis as f64 / 1000.0
+            self.millis as f64 / 1000.0,
+            self.source_pulls,
+            if self.source_pulls == 1 { "" } else { "s" }
         )
     }
 }
@@ -315,6 +328,8 @@ pub enum Progress {
     },
     /// A note for the user.
     Note(String),
+    /// One second of a wait for a registry's rate limit to reset (`--wait-rate-limit`).
+    RateLimitWait(crate::RateLimitWait),
 }
 
 #[cfg(test)]

@@ -281,8 +281,20 @@ impl Registry {
         artifact_type: Option<&str>,
     ) -> Result<Referrers, TransferError> {
         let tag = digest.referrers_tag();
-        // The once-variant: `referrers` already retries the whole lookup.
-        match self.get_manifest_once(repository, tag.as_str()).await {
+        // A `HEAD` first: it costs no pull where pulls are counted, and most subjects have
+        // no referrers. A fallback index that exists is read by digest, so a copy reads it
+        // once however often it asks. The once-variant: `referrers` already retries the
+        // whole lookup.
+        let found = match self.head_manifest(repository, tag.as_str()).await? {
+            None => Err(None),
+            Some(head) => {
+                let reference = head.digest.as_ref().map_or(tag.as_str(), Digest::as_str);
+                self.read_manifest(repository, reference, false)
+                    .await
+                    .map_err(Some)
+            }
+        };
+        match found {
             Ok(index) => {
                 let content = index.parse().map_err(|e| {
                     let mut context = ctx.clone();
@@ -299,12 +311,18 @@ impl Registry {
                     fallback_index: Some(index),
                 })
             }
-            Err(e) if e.is_not_found() => Ok(Referrers {
+            Err(None) => Ok(Referrers {
                 descriptors: Vec::new(),
                 source: ReferrersSource::TagSchema,
                 fallback_index: None,
             }),
-            Err(e) => Err(e),
+            // Deleted between the `HEAD` and the `GET`.
+            Err(Some(e)) if e.is_not_found() => Ok(Referrers {
+                descriptors: Vec::new(),
+                source: ReferrersSource::TagSchema,
+                fallback_index: None,
+            }),
+            Err(Some(e)) => Err(e),
         }
     }
 

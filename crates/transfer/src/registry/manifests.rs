@@ -24,8 +24,61 @@ impl Registry {
         repository: &str,
         reference: &str,
     ) -> Result<Manifest, TransferError> {
-        self.again(|| self.get_manifest_once(repository, reference))
-            .await
+        self.read_manifest(repository, reference, true).await
+    }
+
+    /// [`Self::get_manifest`], through the copy's manifest cache when this handle reads for
+    /// one: a digest already read is not fetched again, and a manifest read by tag is kept
+    /// under its digest. `again`: retry a corrupted or broken transfer (else the caller
+    /// retries the whole operation).
+    pub(super) async fn read_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        again: bool,
+    ) -> Result<Manifest, TransferError> {
+        let fetch = || async {
+            if again {
+                self.again(|| self.get_manifest_once(repository, reference))
+                    .await
+            } else {
+                self.get_manifest_once(repository, reference).await
+            }
+        };
+        let Some(reads) = &self.reads else {
+            return fetch().await;
+        };
+        match reference.parse::<Digest>() {
+            Ok(digest) if reference.contains(':') => {
+                // A target that holds the digest serves the same bytes without a pull; where
+                // the source counts pulls, the targets are asked (`HEAD`) before it is.
+                let counts_pulls = self.transport.rate_limit_status(&self.host).is_some();
+                let fetch = || async {
+                    let held = if counts_pulls {
+                        reads.holder(&digest).await
+                    } else {
+                        reads.held_at(&digest)
+                    };
+                    if let Some((registry, repo)) = held
+                        && let Ok(m) = registry
+                            .again(|| registry.get_manifest_once(&repo, reference))
+                            .await
+                    {
+                        return Ok(m);
+                    }
+                    fetch().await
+                };
+                reads
+                    .cache
+                    .get_or_fetch(&self.host, repository, &digest, fetch)
+                    .await
+            }
+            _ => {
+                let manifest = fetch().await?;
+                reads.cache.insert(&self.host, repository, &manifest);
+                Ok(manifest)
+            }
+        }
     }
 
     /// Fetches a manifest by tag or digest, as exact bytes, refusing anything that does not
@@ -44,6 +97,7 @@ impl Registry {
         let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
         req.headers
             .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
+        req.tally = self.reads.as_ref().map(|r| r.pulls.clone());
         let resp = self.send(req).await?;
         if resp.response.status() != StatusCode::OK {
             return Err(self.fail(&ctx, resp, &scopes).await);

@@ -2,6 +2,7 @@
 //! scheme and send path here, the operations by kind in the submodules.
 
 mod blobs;
+pub(crate) mod cache;
 mod listing;
 mod manifests;
 mod uploads;
@@ -31,6 +32,8 @@ pub struct Registry {
     /// `https://host[:port]/`: every URL of this registry is built from it, by path segments.
     base: Url,
     scheme: Option<&'static str>,
+    /// A copy's source reads manifests through its copier's cache, counting its `GET`s.
+    reads: Option<cache::Reads>,
 }
 
 /// What `GET /v2/` told.
@@ -135,6 +138,7 @@ impl Registry {
             host,
             base,
             scheme,
+            reads: None,
         };
         if let Some(s) = scheme {
             r.transport.check_url(&r.url_with(s, ["v2", ""]))?;
@@ -150,6 +154,44 @@ impl Registry {
     /// The transport this handle uses.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// Whether `digest` of `repository` was read through this handle's cache (reading it
+    /// again sends nothing).
+    pub(crate) fn has_read(&self, repository: &str, digest: &Digest) -> bool {
+        self.reads.as_ref().is_some_and(|r| {
+            r.cache.contains(&self.host, repository, digest) || r.held_at(digest).is_some()
+        })
+    }
+
+    /// `digest` can be read from `repository` of `holder` instead (a copy's target holds it).
+    pub(crate) fn read_elsewhere(&self, digest: &Digest, holder: &Registry, repository: &str) {
+        if let Some(r) = &self.reads {
+            r.hold(digest, holder, repository);
+        }
+    }
+
+    /// A copy's targets, asked before this source whether they hold a digest (when the
+    /// source counts pulls).
+    pub(crate) fn read_targets_first(&self, targets: Vec<(Registry, String)>) {
+        if let Some(r) = &self.reads {
+            r.set_targets(targets);
+        }
+    }
+
+    /// Some target of the copy lacks `digest`.
+    pub(crate) fn missing_at_targets(&self, digest: &Digest) {
+        if let Some(r) = &self.reads {
+            r.missing(digest);
+        }
+    }
+
+    /// This handle, reading manifests through `reads` (a copy's source).
+    pub(crate) fn reading_through(&self, reads: cache::Reads) -> Self {
+        Self {
+            reads: Some(reads),
+            ..self.clone()
+        }
     }
 
     /// The URL of `segments` under the registry's root over `scheme` (each segment escaped,

@@ -1,8 +1,10 @@
 //! Seeded content for the transfer tests, and checks on it. The seeding is
 //! `acr_import_testsupport::seed` (a client of its own, not the one under test); these
-//! wrappers take and give the transfer crate's types, seeding the plain-HTTP loopback
-//! registry a [`Registry`] handle addresses, without credentials.
+//! wrappers take and give the transfer crate's types, seeding what [`Seeds`] names: the
+//! plain-HTTP loopback registry a [`Registry`] handle addresses (without credentials), or a
+//! registry personality (signed in as its publishers are).
 
+use acr_import_testsupport::Personality;
 use acr_import_testsupport::seed::{self, Seeder};
 use acr_import_transfer::{Manifest, Registry};
 use serde_json::Value;
@@ -13,8 +15,22 @@ pub use acr_import_testsupport::seed::{Blob, DOCKER_LAYER, OCI_LAYER};
 /// annotations.
 pub type Child<'a> = (&'a Manifest, Option<&'a str>, Option<Value>);
 
-fn seeder(reg: &Registry) -> anyhow::Result<Seeder> {
-    Seeder::new(reg.host())
+/// Where seeded content goes.
+pub trait Seeds {
+    /// The seeding client.
+    fn seeder(&self) -> anyhow::Result<Seeder>;
+}
+
+impl Seeds for Registry {
+    fn seeder(&self) -> anyhow::Result<Seeder> {
+        Seeder::new(self.host())
+    }
+}
+
+impl Seeds for Personality {
+    fn seeder(&self) -> anyhow::Result<Seeder> {
+        Personality::seeder(self)
+    }
 }
 
 /// The seed crate's form of `m`.
@@ -41,35 +57,35 @@ pub fn manifest_of(value: &Value, media_type: &str) -> anyhow::Result<Manifest> 
 }
 
 /// [`seed::push_blobs`].
-pub async fn push_blobs(reg: &Registry, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
-    seed::push_blobs(&seeder(reg)?, repo, blobs).await
+pub async fn push_blobs(reg: &impl Seeds, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
+    seed::push_blobs(&reg.seeder()?, repo, blobs).await
 }
 
 /// [`seed::push_manifest`].
 pub async fn push_manifest(
-    reg: &Registry,
+    reg: &impl Seeds,
     repo: &str,
     reference: Option<&str>,
     m: &Manifest,
 ) -> anyhow::Result<()> {
-    seed::push_manifest(&seeder(reg)?, repo, reference, &raw(m)).await
+    seed::push_manifest(&reg.seeder()?, repo, reference, &raw(m)).await
 }
 
 /// [`seed::image`].
 pub async fn image(
-    reg: &Registry,
+    reg: &impl Seeds,
     repo: &str,
     os: &str,
     arch: &str,
     layers: &[&Blob],
     docker: bool,
 ) -> anyhow::Result<Manifest> {
-    typed(seed::image(&seeder(reg)?, repo, os, arch, layers, docker).await?)
+    typed(seed::image(&reg.seeder()?, repo, os, arch, layers, docker).await?)
 }
 
 /// [`seed::index`].
 pub async fn index(
-    reg: &Registry,
+    reg: &impl Seeds,
     repo: &str,
     tag: Option<&str>,
     children: &[Child<'_>],
@@ -81,29 +97,34 @@ pub async fn index(
         .zip(children)
         .map(|(m, (_, platform, annotations))| (m, *platform, annotations.clone()))
         .collect();
-    typed(seed::index(&seeder(reg)?, repo, tag, &children, docker).await?)
+    typed(seed::index(&reg.seeder()?, repo, tag, &children, docker).await?)
 }
 
 /// [`seed::multi_arch`].
-pub async fn multi_arch(reg: &Registry, repo: &str, tag: &str, n: u64) -> anyhow::Result<Manifest> {
-    typed(seed::multi_arch(&seeder(reg)?, repo, tag, n).await?)
+pub async fn multi_arch(
+    reg: &impl Seeds,
+    repo: &str,
+    tag: &str,
+    n: u64,
+) -> anyhow::Result<Manifest> {
+    typed(seed::multi_arch(&reg.seeder()?, repo, tag, n).await?)
 }
 
 /// [`seed::artifact`].
 pub async fn artifact(
-    reg: &Registry,
+    reg: &impl Seeds,
     repo: &str,
     artifact_type: &str,
     n: u64,
     subject: Option<&Manifest>,
 ) -> anyhow::Result<Manifest> {
     let subject = subject.map(raw);
-    typed(seed::artifact(&seeder(reg)?, repo, artifact_type, n, subject.as_ref()).await?)
+    typed(seed::artifact(&reg.seeder()?, repo, artifact_type, n, subject.as_ref()).await?)
 }
 
 /// [`seed::attach`].
 pub async fn attach(
-    reg: &Registry,
+    reg: &impl Seeds,
     repo: &str,
     subject: &Manifest,
     referrers: &[(&Manifest, &str)],
@@ -114,17 +135,17 @@ pub async fn attach(
         .zip(referrers)
         .map(|(m, (_, t))| (m, *t))
         .collect();
-    typed(seed::attach(&seeder(reg)?, repo, &raw(subject), &referrers).await?)
+    typed(seed::attach(&reg.seeder()?, repo, &raw(subject), &referrers).await?)
 }
 
 /// [`seed::helm_chart`].
 pub async fn helm_chart(
-    reg: &Registry,
+    reg: &impl Seeds,
     repo: &str,
     tag: &str,
     name: &str,
 ) -> anyhow::Result<Manifest> {
-    typed(seed::helm_chart(&seeder(reg)?, repo, tag, name).await?)
+    typed(seed::helm_chart(&reg.seeder()?, repo, tag, name).await?)
 }
 
 /// Every manifest and blob reachable from `reference` in `repo`, compared byte for byte

@@ -7,6 +7,7 @@ mod faults;
 mod fixtures;
 mod ops;
 mod properties;
+mod registries;
 mod soak;
 mod tls;
 

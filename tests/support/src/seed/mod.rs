@@ -23,15 +23,14 @@
 //! # }
 //! ```
 
-use std::net::SocketAddr;
+mod client;
 
-use anyhow::Context as _;
+pub use client::Seeder;
+
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use serde_json::{Value, json};
 
-use crate::util::{parse_loopback_url, send_http1, sha256_digest};
+use crate::util::sha256_digest;
 
 /// A Docker layer.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -129,117 +128,6 @@ pub fn manifest_of(value: &Value, media_type: &str) -> anyhow::Result<Manifest> 
         bytes,
         media_type: media_type.to_owned(),
     })
-}
-
-/// A client that pushes to a loopback registry over plain HTTP/1.1 with a fixed
-/// `Authorization` header, if any: independent of the project's client.
-#[derive(Debug, Clone)]
-pub struct Seeder {
-    addr: SocketAddr,
-    host: String,
-    authorization: Option<String>,
-}
-
-impl Seeder {
-    /// A client of the registry at `host` (`127.0.0.1:port`, or `http://127.0.0.1:port`);
-    /// fails for anything but a loopback address.
-    pub fn new(host: &str) -> anyhow::Result<Self> {
-        let host = host.trim_start_matches("http://").trim_end_matches('/');
-        Ok(Self {
-            addr: parse_loopback_url(&format!("http://{host}"))?,
-            host: host.to_owned(),
-            authorization: None,
-        })
-    }
-
-    /// The same client sending Basic credentials (an htpasswd registry).
-    pub fn basic(mut self, username: &str, password: &str) -> Self {
-        self.authorization = Some(crate::basic_auth(username, password));
-        self
-    }
-
-    /// The registry's `host:port`.
-    pub fn host(&self) -> &str {
-        &self.host
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        content_type: Option<&str>,
-        body: Bytes,
-    ) -> anyhow::Result<Response<Bytes>> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path_and_query)
-            .header(header::HOST, &self.host);
-        if let Some(a) = &self.authorization {
-            request = request.header(header::AUTHORIZATION, a);
-        }
-        if let Some(t) = content_type {
-            request = request.header(header::CONTENT_TYPE, t);
-        }
-        send_http1(self.addr, request.body(Full::new(body))?).await
-    }
-
-    /// Whether `repo` holds the blob `digest` (`HEAD`).
-    pub async fn has_blob(&self, repo: &str, digest: &str) -> anyhow::Result<bool> {
-        let path = format!("/v2/{repo}/blobs/{digest}");
-        let r = self.send(Method::HEAD, &path, None, Bytes::new()).await?;
-        match r.status() {
-            StatusCode::OK => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => anyhow::bail!("HEAD {path}: {s}"),
-        }
-    }
-
-    /// Pushes `bytes` as a blob of `repo` in one piece (`POST`, then `PUT ?digest=`).
-    pub async fn push_blob(&self, repo: &str, bytes: Bytes) -> anyhow::Result<()> {
-        let path = format!("/v2/{repo}/blobs/uploads/");
-        let r = self.send(Method::POST, &path, None, Bytes::new()).await?;
-        expect(&r, StatusCode::ACCEPTED, "POST", &path)?;
-        let location = r
-            .headers()
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .context("the upload session has no Location")?;
-        // distribution answers with an absolute URL built from the Host header.
-        let location = location
-            .strip_prefix("http://")
-            .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
-            .unwrap_or(location);
-        let sep = if location.contains('?') { '&' } else { '?' };
-        let put = format!("{location}{sep}digest={}", sha256_digest(&bytes));
-        let r = self
-            .send(Method::PUT, &put, Some("application/octet-stream"), bytes)
-            .await?;
-        expect(&r, StatusCode::CREATED, "PUT", &path)
-    }
-
-    /// Pushes `m` under `reference` (a tag, or its digest).
-    pub async fn put_manifest(
-        &self,
-        repo: &str,
-        reference: &str,
-        m: &Manifest,
-    ) -> anyhow::Result<()> {
-        let path = format!("/v2/{repo}/manifests/{reference}");
-        let r = self
-            .send(Method::PUT, &path, Some(&m.media_type), m.bytes.clone())
-            .await?;
-        expect(&r, StatusCode::CREATED, "PUT", &path)
-    }
-}
-
-fn expect(r: &Response<Bytes>, status: StatusCode, method: &str, path: &str) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        r.status() == status,
-        "{method} {path}: {} {}",
-        r.status(),
-        String::from_utf8_lossy(r.body())
-    );
-    Ok(())
 }
 
 /// Pushes each blob the repository does not hold yet.
