@@ -18,18 +18,18 @@
 mod data;
 mod floor;
 mod proc;
+mod report;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use acr_import_testsupport::{LatencyProxy, Proxy, ProxyOptions, Registry};
 use acr_import_transfer::Transport;
-use serde::Serialize;
 
 use data::{KIB, MIB, Workload, human};
 use proc::Peak;
+use report::{BigResult, Cell, Report, WorkloadInfo, finish_row};
 
 /// The one-way delay of `--wan`.
 const WAN_DELAY: Duration = Duration::from_millis(20);
@@ -133,79 +133,6 @@ struct Done {
     up_to_date: Option<bool>,
 }
 
-/// Results of one contender in one scenario.
-#[derive(Debug, Default, Serialize)]
-struct Cell {
-    workload: String,
-    scenario: String,
-    contender: String,
-    /// Wall seconds of each timed run.
-    runs: Vec<f64>,
-    median_s: Option<f64>,
-    min_s: Option<f64>,
-    max_s: Option<f64>,
-    /// Median over the floor's median (same scenario, same run set).
-    ratio_to_floor: Option<f64>,
-    /// Median over skopeo's median.
-    ratio_to_skopeo: Option<f64>,
-    /// Largest peak RSS over the runs (for the floor: the largest single curl process).
-    peak_rss_mib: Option<f64>,
-    /// Requests of one copy: ours from its JSON report (each timed run; min..max if they
-    /// differ), everyone else from the counting proxy.
-    requests: Option<String>,
-    /// Requests the counting proxy saw in the untimed counting run.
-    proxy_requests: Option<u64>,
-    /// Body bytes through the counting proxy (both directions), MiB.
-    proxy_mib: Option<f64>,
-    /// Retried requests ours reported, summed over the timed runs.
-    retried_requests: Option<u64>,
-    /// Ours: blobs copied/mounted/skipped in the last run.
-    blobs: Option<String>,
-    errors: Vec<String>,
-    #[serde(skip)]
-    ours_requests: Vec<u64>,
-}
-
-#[derive(Debug, Serialize)]
-struct Machine {
-    nproc: usize,
-    cpu: String,
-    memory: String,
-    kernel: String,
-}
-
-#[derive(Debug, Serialize)]
-struct WorkloadInfo {
-    key: String,
-    title: String,
-    blobs: usize,
-    bytes: u64,
-    digest: String,
-}
-
-#[derive(Debug, Serialize)]
-struct BigResult {
-    layer: String,
-    secs: f64,
-    peak_rss_mib: Option<f64>,
-    requests: Option<u64>,
-    /// Ours' largest peak RSS on workload A, for comparison.
-    peak_rss_mib_on_a: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    network: String,
-    quick: bool,
-    runs: usize,
-    machine: Machine,
-    versions: BTreeMap<String, String>,
-    workloads: Vec<WorkloadInfo>,
-    results: Vec<Cell>,
-    big: Option<BigResult>,
-    notes: Vec<String>,
-}
-
 /// Where the registries are.
 struct Net {
     /// `lan` or `wan`.
@@ -219,6 +146,9 @@ struct Net {
     /// Counting proxies straight in front of the registries.
     src_count: Proxy,
     dst_count: Proxy,
+    /// The latency proxies (`--wan`) and the registries, kept running.
+    _latency: Option<(LatencyProxy, LatencyProxy)>,
+    _registries: (Registry, Registry),
 }
 
 /// Everything the runs share.
@@ -256,76 +186,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         transport: Transport::builder().proxy_from_env(false).build()?,
     };
 
-    eprintln!("bench: starting two registries …");
-    let (src_reg, dst_reg) = bench.rt.block_on(async {
-        let a = Registry::start().await?;
-        let b = Registry::start().await?;
-        anyhow::Ok((a, b))
-    })?;
-    let (src_lat, dst_lat) = if args.wan {
-        let (a, b) = bench.rt.block_on(async {
-            let a = LatencyProxy::start(src_reg.addr(), WAN_DELAY).await?;
-            let b = LatencyProxy::start(dst_reg.addr(), WAN_DELAY).await?;
-            anyhow::Ok((a, b))
-        })?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
-    let src_host = src_lat
-        .as_ref()
-        .map_or_else(|| src_reg.host(), |p| p.host());
-    let dst_host = dst_lat
-        .as_ref()
-        .map_or_else(|| dst_reg.host(), |p| p.host());
-    let (src_count, dst_count) = bench.rt.block_on(async {
-        let a = Proxy::start(src_reg.addr(), ProxyOptions::default()).await?;
-        let b = Proxy::start(dst_reg.addr(), ProxyOptions::default()).await?;
-        anyhow::Ok((a, b))
-    })?;
-    let src_direct = bench.transport.registry(&src_reg.url())?;
-    let dst_direct = bench.transport.registry(&dst_reg.url())?;
-
-    eprintln!("bench: seeding the workloads …");
-    let seeded = Instant::now();
-    let (a_sizes, b_count, b_size) = if args.quick {
-        (vec![64 * KIB, 512 * KIB, 2 * MIB, 4 * MIB], 40, 16 * KIB)
-    } else {
-        (vec![MIB, 8 * MIB, 32 * MIB, 64 * MIB], 40, 256 * KIB)
-    };
-    let workloads = bench.rt.block_on(async {
-        let a = data::seed_index(&src_direct, "bench/multi", "v1", &a_sizes).await?;
-        let b = data::seed_image(
-            "B",
-            &src_direct,
-            "bench/layers",
-            "v1",
-            b_count,
-            b_size,
-            2000,
-        )
-        .await?;
-        anyhow::Ok(vec![a, b])
-    })?;
-    eprintln!(
-        "bench: seeded {} in {:.1} s",
-        workloads
-            .iter()
-            .map(|w| format!("{}: {}", w.key, human(w.bytes())))
-            .collect::<Vec<_>>()
-            .join(", "),
-        seeded.elapsed().as_secs_f64()
-    );
-
-    let net = Net {
-        label: if args.wan { "wan" } else { "lan" },
-        src_host,
-        dst_host,
-        src_direct,
-        dst_direct,
-        src_count,
-        dst_count,
-    };
+    let net = bench.net(args.wan)?;
+    let workloads = bench.seed(&net, args.quick)?;
     let mut cells: Vec<Cell> = Vec::new();
     for w in &workloads {
         for scenario in Scenario::ALL {
@@ -349,43 +211,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None
     };
 
-    notes.push(
-        "Wall time is spawn to exit of the contender's process (for the floor: from its first \
-         curl to its last). Medians over the timed runs; ratios compare medians of the same \
-         scenario and run set."
-            .to_owned(),
-    );
-    notes.push(
-        "Peak RSS is the largest VmHWM read from /proc/<pid>/status (polled every 5 ms) over \
-         the runs; for the floor it is the largest single curl process, not their sum (likewise \
-         for a --contender shell line: its largest process)."
-            .to_owned(),
-    );
-    notes.push(
-        "Requests: ours from its JSON report (`requests` summed over hosts) in every timed run; \
-         the others from one extra untimed run through a counting proxy in front of each \
-         registry (ours goes through it too, as a cross-check: `proxy`). Runs through the \
-         counting proxy are never timed."
-            .to_owned(),
-    );
-    notes.push(
-        "The floor: GET the source manifest and HEAD the target tag; then per blob POST an \
-         upload session and `curl GET | curl -T - PUT ?digest=` (all blobs in parallel), or on \
-         the same registry a `POST ?mount=&from=`; then PUT the child manifests and the tagged \
-         one. Blobs under 4 MiB go through files in two `curl --parallel` batches instead of \
-         pipelines, and the manifest requests are batched too: starting a curl process costs \
-         about 12 ms of CPU here. It knows the blob list without parsing manifests."
-            .to_owned(),
-    );
-    if args.wan {
-        notes.push(format!(
-            "--wan: every registry sits behind a TCP proxy holding each chunk {} ms per \
-             direction ({} ms per round trip); the counting runs bypass it.",
-            WAN_DELAY.as_millis(),
-            2 * WAN_DELAY.as_millis()
-        ));
-    }
-
+    notes.extend(report::notes(args.wan.then_some(WAN_DELAY)));
     let report = Report {
         network: if args.wan {
             format!(
@@ -397,52 +223,83 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         quick: args.quick,
         runs,
-        machine: machine(),
-        versions: versions(&acr),
-        workloads: workloads
-            .iter()
-            .map(|w| WorkloadInfo {
-                key: w.key.to_owned(),
-                title: w.title.clone(),
-                blobs: w.blobs.len(),
-                bytes: w.bytes(),
-                digest: w.top.digest.to_string(),
-            })
-            .collect(),
+        machine: report::machine(),
+        versions: report::versions(&acr),
+        workloads: workloads.iter().map(WorkloadInfo::of).collect(),
         results: cells,
         big,
         notes,
     };
-    let md = markdown(&report);
-    println!("{md}");
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::to_string_pretty(&report)?;
-    let suffix = format!(
-        "{}{}",
-        if args.wan { "wan" } else { "lan" },
-        if args.quick { "-quick" } else { "" }
-    );
-    for (name, body) in [
-        ("report.md".to_owned(), &md),
-        ("report.json".to_owned(), &json),
-        (format!("report-{suffix}.md"), &md),
-        (format!("report-{suffix}.json"), &json),
-    ] {
-        std::fs::write(dir.join(name), body)?;
-    }
-    eprintln!(
-        "bench: wrote {} and {} (also report-{suffix}.*) after {:.0} s",
-        dir.join("report.md").display(),
-        dir.join("report.json").display(),
-        bench_started.elapsed().as_secs_f64()
-    );
-    let failed: usize = report.results.iter().map(|c| c.errors.len()).sum();
-    anyhow::ensure!(failed == 0, "{failed} copies failed (see the report)");
-    Ok(())
+    report.write(args.wan, args.quick, bench_started)
 }
 
 impl Bench {
+    /// Two registries, behind latency proxies with `wan`, and a counting proxy in front of each.
+    fn net(&self, wan: bool) -> anyhow::Result<Net> {
+        eprintln!("bench: starting two registries …");
+        let (src_reg, dst_reg) = self.rt.block_on(async {
+            let a = Registry::start().await?;
+            let b = Registry::start().await?;
+            anyhow::Ok((a, b))
+        })?;
+        let latency = if wan {
+            Some(self.rt.block_on(async {
+                let a = LatencyProxy::start(src_reg.addr(), WAN_DELAY).await?;
+                let b = LatencyProxy::start(dst_reg.addr(), WAN_DELAY).await?;
+                anyhow::Ok((a, b))
+            })?)
+        } else {
+            None
+        };
+        let (src_host, dst_host) = match &latency {
+            Some((a, b)) => (a.host(), b.host()),
+            None => (src_reg.host(), dst_reg.host()),
+        };
+        let (src_count, dst_count) = self.rt.block_on(async {
+            let a = Proxy::start(src_reg.addr(), ProxyOptions::default()).await?;
+            let b = Proxy::start(dst_reg.addr(), ProxyOptions::default()).await?;
+            anyhow::Ok((a, b))
+        })?;
+        Ok(Net {
+            label: if wan { "wan" } else { "lan" },
+            src_host,
+            dst_host,
+            src_direct: self.transport.registry(&src_reg.url())?,
+            dst_direct: self.transport.registry(&dst_reg.url())?,
+            src_count,
+            dst_count,
+            _latency: latency,
+            _registries: (src_reg, dst_reg),
+        })
+    }
+
+    /// Workloads A and B, pushed into the source registry (smaller with `quick`).
+    fn seed(&self, net: &Net, quick: bool) -> anyhow::Result<Vec<Workload>> {
+        eprintln!("bench: seeding the workloads …");
+        let seeded = Instant::now();
+        let (a_sizes, b_count, b_size) = if quick {
+            (vec![64 * KIB, 512 * KIB, 2 * MIB, 4 * MIB], 40, 16 * KIB)
+        } else {
+            (vec![MIB, 8 * MIB, 32 * MIB, 64 * MIB], 40, 256 * KIB)
+        };
+        let src = &net.src_direct;
+        let workloads = self.rt.block_on(async {
+            let a = data::seed_index(src, "bench/multi", "v1", &a_sizes).await?;
+            let b = data::seed_image("B", src, "bench/layers", "v1", b_count, b_size, 2000).await?;
+            anyhow::Ok(vec![a, b])
+        })?;
+        eprintln!(
+            "bench: seeded {} in {:.1} s",
+            workloads
+                .iter()
+                .map(|w| format!("{}: {}", w.key, human(w.bytes())))
+                .collect::<Vec<_>>()
+                .join(", "),
+            seeded.elapsed().as_secs_f64()
+        );
+        Ok(workloads)
+    }
+
     /// A fresh directory under the scratch dir.
     fn scratch_dir(&self, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
         Ok(tempfile::Builder::new()
@@ -902,237 +759,6 @@ fn contenders(args: &Args, acr: &Path, notes: &mut Vec<String>) -> anyhow::Resul
     }
 
     Ok(contenders)
-}
-
-/// Medians, ranges and ratios of one scenario's cells.
-fn finish_row(row: &mut [Cell]) {
-    for c in row.iter_mut() {
-        let mut v = c.runs.clone();
-        v.sort_by(f64::total_cmp);
-        if !v.is_empty() {
-            let n = v.len();
-            c.median_s = Some(if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                (v[n / 2 - 1] + v[n / 2]) / 2.0
-            });
-            c.min_s = v.first().copied();
-            c.max_s = v.last().copied();
-        }
-        let (lo, hi) = (
-            c.ours_requests.iter().min().copied(),
-            c.ours_requests.iter().max().copied(),
-        );
-        c.requests = match (lo, hi) {
-            (Some(lo), Some(hi)) if lo == hi => Some(lo.to_string()),
-            (Some(lo), Some(hi)) => Some(format!("{lo}..{hi}")),
-            _ => c.proxy_requests.map(|r| r.to_string()),
-        };
-    }
-    let median_of = |name: &str| {
-        row.iter()
-            .find(|c| c.contender == name)
-            .and_then(|c| c.median_s)
-    };
-    let (floor, skopeo) = (median_of("floor"), median_of("skopeo"));
-    for c in row.iter_mut() {
-        c.ratio_to_floor = c.median_s.zip(floor).map(|(m, f)| m / f);
-        c.ratio_to_skopeo = c.median_s.zip(skopeo).map(|(m, s)| m / s);
-    }
-}
-
-fn markdown(r: &Report) -> String {
-    let mut s = String::new();
-    s.push_str(&format!(
-        "# acr-import benchmark\n\nNetwork: {}. Runs: {}{}.\n\n",
-        r.network,
-        r.runs,
-        if r.quick {
-            " (--quick: small layers)"
-        } else {
-            ""
-        }
-    ));
-    s.push_str(&format!(
-        "Machine: {} CPUs ({}), {}, Linux {}.\n\n",
-        r.machine.nproc, r.machine.cpu, r.machine.memory, r.machine.kernel
-    ));
-    s.push_str("Versions:\n\n");
-    for (k, v) in &r.versions {
-        s.push_str(&format!("- {k}: {v}\n"));
-    }
-    s.push_str("\nWorkloads:\n\n");
-    for w in &r.workloads {
-        s.push_str(&format!(
-            "- {}: {} ({} blobs, {} bytes)\n",
-            w.key, w.title, w.blobs, w.bytes
-        ));
-    }
-    s.push('\n');
-    let header = [
-        "workload",
-        "scenario",
-        "contender",
-        "median s",
-        "min s",
-        "max s",
-        "× floor",
-        "× skopeo",
-        "peak RSS MiB",
-        "requests",
-        "proxy req",
-        "proxy MiB",
-    ];
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let f2 = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
-    let f0 = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"));
-    for c in &r.results {
-        rows.push(vec![
-            c.workload.clone(),
-            c.scenario.clone(),
-            c.contender.clone(),
-            f2(c.median_s),
-            f2(c.min_s),
-            f2(c.max_s),
-            f2(c.ratio_to_floor),
-            f2(c.ratio_to_skopeo),
-            f0(c.peak_rss_mib),
-            c.requests.clone().unwrap_or_else(|| "-".into()),
-            c.proxy_requests
-                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
-            f0(c.proxy_mib),
-        ]);
-    }
-    s.push_str(&table(&header, &rows));
-    let extra: Vec<String> = r
-        .results
-        .iter()
-        .filter_map(|c| {
-            let mut parts = Vec::new();
-            if let Some(b) = &c.blobs {
-                parts.push(format!("blobs copied/mounted/skipped {b}"));
-            }
-            if let Some(n) = c.retried_requests.filter(|n| *n > 0) {
-                parts.push(format!("{n} retried requests"));
-            }
-            for e in &c.errors {
-                parts.push(format!("ERROR {e}"));
-            }
-            (!parts.is_empty()).then(|| {
-                format!(
-                    "- {} / {} / {}: {}",
-                    c.workload,
-                    c.scenario,
-                    c.contender,
-                    parts.join("; ")
-                )
-            })
-        })
-        .collect();
-    if !extra.is_empty() {
-        s.push_str("\nDetails:\n\n");
-        for e in extra {
-            s.push_str(&e);
-            s.push('\n');
-        }
-    }
-    if let Some(b) = &r.big {
-        s.push_str(&format!(
-            "\nBig layer (ours, empty target): one {} layer in {:.2} s, peak RSS {} MiB \
-             (on workload A, largest layer 64 MiB or less: {} MiB), {} requests.\n",
-            b.layer,
-            b.secs,
-            f0(b.peak_rss_mib),
-            f0(b.peak_rss_mib_on_a),
-            b.requests.map_or_else(|| "-".to_owned(), |r| r.to_string())
-        ));
-    }
-    s.push_str("\nNotes:\n\n");
-    for n in &r.notes {
-        s.push_str(&format!("- {n}\n"));
-    }
-    s
-}
-
-/// A Markdown table with aligned columns (readable as plain text too).
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (w, cell) in width.iter_mut().zip(r) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let numeric = |i: usize| i >= 3;
-    let line = |cells: Vec<String>| {
-        let mut s = String::from("|");
-        for (i, (c, w)) in cells.iter().zip(&width).enumerate() {
-            let pad = w - c.chars().count();
-            if numeric(i) {
-                s.push_str(&format!(" {}{c} |", " ".repeat(pad)));
-            } else {
-                s.push_str(&format!(" {c}{} |", " ".repeat(pad)));
-            }
-        }
-        s.push('\n');
-        s
-    };
-    let mut s = line(header.iter().map(|h| (*h).to_owned()).collect());
-    s.push('|');
-    for (i, w) in width.iter().enumerate() {
-        if numeric(i) {
-            s.push_str(&format!("{}:|", "-".repeat(w + 1)));
-        } else {
-            s.push_str(&format!("{}|", "-".repeat(w + 2)));
-        }
-    }
-    s.push('\n');
-    for r in rows {
-        s.push_str(&line(r.clone()));
-    }
-    s
-}
-
-fn machine() -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |text: &str, key: &str| {
-        text.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_owned())
-    };
-    Machine {
-        nproc: std::thread::available_parallelism().map_or(1, usize::from),
-        cpu: field(&cpuinfo, "model name").unwrap_or_else(|| "unknown".into()),
-        memory: field(&meminfo, "MemTotal")
-            .and_then(|v| v.trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or_else(
-                || "unknown memory".into(),
-                |k| format!("{:.1} GiB RAM", k as f64 / MIB as f64),
-            ),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "unknown".into()),
-    }
-}
-
-fn versions(acr: &Path) -> BTreeMap<String, String> {
-    let mut v = BTreeMap::new();
-    let acr = acr.to_string_lossy();
-    let registry = acr_import_testsupport::registry_binary()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "docker-registry".into());
-    for (name, program, args) in [
-        ("acr", acr.as_ref(), &["--version"][..]),
-        ("skopeo", "skopeo", &["--version"][..]),
-        ("curl", "curl", &["--version"][..]),
-        ("registry", registry.as_str(), &["--version"][..]),
-    ] {
-        if let Some(line) = proc::first_line(program, args) {
-            v.insert(name.to_owned(), line);
-        }
-    }
-    v
 }
 
 fn target_dir() -> PathBuf {
