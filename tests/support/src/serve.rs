@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::AsHeaderName;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -30,13 +30,16 @@ use tokio::net::TcpListener;
 /// # Ok(())
 /// # }
 /// ```
-pub async fn serve_http1<F, Fut>(
+pub async fn serve_http1<F, Fut, B>(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handler: F,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut conns = tokio::task::JoinSet::new();
     loop {
@@ -74,11 +77,14 @@ pub async fn serve_http1_with<S, H, Fut>(
     serve_http1(listener, tls, move |req| handler(state.clone(), req)).await
 }
 
-async fn serve_connection<S, F, Fut>(stream: S, handler: F)
+async fn serve_connection<S, F, Fut, B>(stream: S, handler: F)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let svc = hyper::service::service_fn(move |req| {
         let handler = handler.clone();

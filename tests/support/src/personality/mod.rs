@@ -41,8 +41,9 @@ use tokio::task::JoinHandle;
 use crate::azure::{AadEmulator, AcrEmulator};
 use crate::proxy::{RecordedRequest, strip_hop_by_hop};
 use crate::registry::{Registry, TokenAuthSettings};
+use crate::serve::serve_http1;
 use crate::token::{Grant, TokenIssuer, TokenServer, basic_auth, decode_claims_unverified};
-use crate::util::{plain_accept_loop, send_to};
+use crate::util::send_to;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -245,7 +246,7 @@ impl PersonalityBuilder {
             cdn: cdn_addr.map(cdn::Cdn::new),
             referrers: Mutex::new(HashMap::new()),
         });
-        let mut tasks = vec![tokio::spawn(plain_accept_loop(listener, {
+        let mut tasks = vec![tokio::spawn(serve_http1(listener, None, {
             let state = state.clone();
             move |req| {
                 let state = state.clone();
@@ -253,7 +254,7 @@ impl PersonalityBuilder {
             }
         }))];
         if let Some(l) = cdn_listener {
-            tasks.push(tokio::spawn(plain_accept_loop(l, {
+            tasks.push(tokio::spawn(serve_http1(l, None, {
                 let state = state.clone();
                 move |req| {
                     let state = state.clone();
