@@ -312,32 +312,12 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
         }
     );
 
-    let judge_all = |outcomes: Vec<(String, Outcome, Duration)>,
-                     deviations: &BTreeMap<String, String>| {
-        outcomes
-            .into_iter()
-            .map(|(name, outcome, elapsed)| {
-                judge(
-                    &name,
-                    outcome,
-                    elapsed,
-                    deviations,
-                    &expected.known_failures,
-                    &kind,
-                )
-            })
-            .collect::<Vec<Row>>()
-    };
     let mut suites: Vec<(&str, Vec<Row>)> = Vec::new();
     if run_registry {
         println!();
         println!("Registry conformance: the OCI distribution spec, through our transport");
         let outcomes = registry_suite::run(&setup).await;
-        let outcomes = outcomes
-            .into_iter()
-            .map(|(name, outcome, elapsed)| (name.to_owned(), outcome, elapsed))
-            .collect();
-        let rows = judge_all(outcomes, &deviations);
+        let rows = judge_all(outcomes, &deviations, &expected.known_failures, &kind);
         print_table(&rows, &scrub);
         suites.push(("registry", rows));
     }
@@ -354,7 +334,7 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
             .tempdir()?;
         scrub.add(layouts.path().display().to_string(), "<layouts>");
         let outcomes = copy_suite::run(&setup, &source.url(), layouts.path()).await;
-        let rows = judge_all(outcomes, &BTreeMap::new());
+        let rows = judge_all(outcomes, &BTreeMap::new(), &expected.known_failures, &kind);
         print_table(&rows, &scrub);
         suites.push(("copy", rows));
         for kind in kinds {
@@ -524,6 +504,28 @@ fn summary(suites: &[(&str, Vec<Row>)], started: Instant) -> usize {
     );
     println!("{passed} passed, {failed} failed");
     failed
+}
+
+/// [`judge`] for each of a suite's outcomes.
+fn judge_all(
+    outcomes: Vec<(impl AsRef<str>, Outcome, Duration)>,
+    deviations: &BTreeMap<String, String>,
+    known_failures: &BTreeMap<String, String>,
+    kind: &str,
+) -> Vec<Row> {
+    outcomes
+        .into_iter()
+        .map(|(name, outcome, elapsed)| {
+            judge(
+                name.as_ref(),
+                outcome,
+                elapsed,
+                deviations,
+                known_failures,
+                kind,
+            )
+        })
+        .collect()
 }
 
 /// Applies the expected deviations to what a check found.

@@ -21,7 +21,7 @@ use acr_import_transfer::{
 };
 
 use super::copy_suite::{self, PERSONALITY_ROUTES, PersonalityCtx};
-use super::{KindEntry, Outcome, Row, Scrub, Setup, judge};
+use super::{KindEntry, Outcome, Row, Scrub, Setup, judge_all};
 use acr_import_testsupport::seed as fixtures;
 
 /// The checks of each kind's own manners, beyond the matrix.
@@ -142,19 +142,7 @@ pub async fn suite(
             Duration::ZERO,
         )],
     };
-    outcomes
-        .into_iter()
-        .map(|(name, outcome, elapsed)| {
-            judge(
-                &name,
-                outcome,
-                elapsed,
-                &deviations,
-                known_failures,
-                kind.name(),
-            )
-        })
-        .collect()
+    judge_all(outcomes, &deviations, known_failures, kind.name())
 }
 
 /// A transport to `host` with `credentials` (none: anonymous), fast retries.
