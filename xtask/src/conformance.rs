@@ -450,15 +450,7 @@ impl Setup {
         for h in &insecure_hosts {
             builder = builder.insecure_host(h.clone());
         }
-        let local_transport = Transport::builder()
-            .proxy_from_env(false)
-            .idle_timeout(Duration::from_secs(60))
-            .retry(RetryPolicy {
-                max_retries: 2,
-                base_delay: Duration::from_millis(20),
-                max_delay: Duration::from_secs(1),
-            })
-            .build()?;
+        let local_transport = local_transport(StaticCredentials::new())?;
         let local = args.registry.is_none();
         Ok(Setup {
             transport: if local {
@@ -481,6 +473,21 @@ impl Setup {
             filter: args.filter.clone(),
         })
     }
+}
+
+/// A transport to loopback registries (no proxy), signed in with `credentials`, fast retries.
+fn local_transport(credentials: StaticCredentials) -> anyhow::Result<Transport> {
+    let credentials: Arc<dyn CredentialProvider> = Arc::new(credentials);
+    Ok(Transport::builder()
+        .credentials(credentials)
+        .proxy_from_env(false)
+        .idle_timeout(Duration::from_secs(60))
+        .retry(RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(1),
+        })
+        .build()?)
 }
 
 /// Prints the totals of every suite; returns how many checks failed.

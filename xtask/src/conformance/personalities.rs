@@ -10,14 +10,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acr_import_auth::{Credential, CredentialProvider, Secret, StaticCredentials};
+use acr_import_auth::{Credential, Secret, StaticCredentials};
 use acr_import_testsupport::{Kind, Personality};
 use acr_import_transfer::{
-    Copier, CopyOptions, Endpoint, ReferrersSource, Registry, RetryPolicy, Source, Target,
-    TransferError, Transport,
+    Copier, CopyOptions, Endpoint, ReferrersSource, Registry, Source, Target, TransferError,
+    Transport,
 };
 
 use super::copy_suite::{self, PERSONALITY_ROUTES, PersonalityCtx};
@@ -154,17 +153,7 @@ fn transport(host: &str, credentials: Option<(&str, &str)>) -> anyhow::Result<Tr
             Credential::from_username_password(user.to_owned(), Secret::new(password)),
         );
     }
-    let creds: Arc<dyn CredentialProvider> = Arc::new(creds);
-    Ok(Transport::builder()
-        .credentials(creds)
-        .proxy_from_env(false)
-        .idle_timeout(Duration::from_secs(60))
-        .retry(RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_secs(1),
-        })
-        .build()?)
+    super::local_transport(creds)
 }
 
 /// The personality, its handles and the local registry the out route copies to.
