@@ -1,15 +1,17 @@
 //! `cargo xtask ci`: the README's test command, and what `.ci/run` runs.
 //!
 //! Gates, in order, each failing the run: formatting, clippy with warnings denied, docs with
-//! warnings denied, the crate layering, a single TLS crypto provider, the test suites, the
-//! library example against local registries, and the conformance suite against a local
-//! registry.
+//! warnings denied, the crate layering, no unused dependency, a single TLS crypto provider,
+//! the test suites, the library example against local registries, and the conformance suite
+//! against a local registry.
 
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use crate::workspace_root;
+
+mod deps;
 
 /// The crates in layering order: each may depend only on crates before it.
 const LAYERS: &[&str] = &[
@@ -35,6 +37,7 @@ enum Gate {
     Clippy,
     Docs,
     Layering,
+    UnusedDeps,
     CryptoProvider,
     Tests,
     Example,
@@ -76,6 +79,10 @@ fn run_gate(gate: Gate) -> anyhow::Result<()> {
         Gate::Layering => {
             println!("==> layering");
             layering()
+        }
+        Gate::UnusedDeps => {
+            println!("==> unused dependencies");
+            deps::check(&workspace_root())
         }
         Gate::CryptoProvider => {
             println!("==> one crypto provider (ring, not aws-lc-rs)");
