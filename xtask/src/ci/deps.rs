@@ -127,7 +127,9 @@ fn read_sources(dir: &Path, members: &BTreeSet<PathBuf>) -> anyhow::Result<Vec<S
         for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
             let path = entry?.path();
             if path.is_dir() {
-                let skip = path.file_name().is_some_and(|n| n == "target" || n == ".git")
+                let skip = path
+                    .file_name()
+                    .is_some_and(|n| n == "target" || n == ".git")
                     || members.contains(&path);
                 if !skip {
                     todo.push(path);
