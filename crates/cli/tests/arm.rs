@@ -4,8 +4,8 @@
 use std::process::Output;
 use std::time::Duration;
 
-use acr_import_tests::world::{ADMIN, IMPORTER, PUSHER, READER, SUB, SUB2, TARGET_RG};
-use acr_import_tests::{ArmRole, ArmWorld, ArmWorldOptions};
+use acr_import_tests::world::{ADMIN, IMPORTER, PUSHER, READER, SUB, pusher_roles};
+use acr_import_tests::{ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
@@ -529,19 +529,13 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_permissions_preflight_names_the_role_and_the_command() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
     let w = ArmWorld::start_with(ArmWorldOptions {
         arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
-                .role(PUSHER.0, &target_scope, ArmRole::Reader)
-                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
-                .deny(
-                    IMPORTER.0,
-                    &format!("/subscriptions/{SUB}"),
-                    "Microsoft.Authorization/permissions/read",
-                )
+            pusher_roles(b).deny(
+                IMPORTER.0,
+                &format!("/subscriptions/{SUB}"),
+                "Microsoft.Authorization/permissions/read",
+            )
         }),
         ..Default::default()
     })
@@ -587,16 +581,9 @@ async fn the_permissions_preflight_names_the_role_and_the_command() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
     let w = ArmWorld::start_with(ArmWorldOptions {
         target: Box::new(|r| r.authentication_as_arm(false)),
-        arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
-                .role(PUSHER.0, &target_scope, ArmRole::Reader)
-                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
-        }),
+        arm: Box::new(pusher_roles),
         ..Default::default()
     })
     .await

@@ -13,7 +13,9 @@ use acr_import_auth::azure::{AcrLoginServers, AzureAdProvider};
 use acr_import_auth::{
     AadCredentialChain, AadOptions, AcrAudience, AzureEnvironment, CredentialChain,
 };
-use acr_import_tests::world::{PUSHER, SOURCE_RG, STRANGER, SUB2, TARGET_RG, push_image};
+use acr_import_tests::world::{
+    PUSHER, SOURCE_RG, STRANGER, SUB2, push_image, pusher_roles, target_id,
+};
 use acr_import_testsupport::{RepositoryCondition, RoleDefinition};
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, Transport};
 
@@ -47,9 +49,7 @@ async fn server_preflight(w: &ArmWorld, ctx: &AzureContext, args: &SourceArgs) -
 
 #[tokio::test]
 async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
+    let target_scope = target_id();
     let w = ArmWorld::start_with(ArmWorldOptions {
         arm: Box::new(move |b| {
             b.role(PUSHER.0, &target_scope, ArmRole::AcrPush).role(
@@ -336,16 +336,9 @@ async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<
 
 #[tokio::test]
 async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
     let w = ArmWorld::start_with(ArmWorldOptions {
         target: Box::new(|r| r.authentication_as_arm(false)),
-        arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
-                .role(PUSHER.0, &target_scope, ArmRole::Reader)
-                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
-        }),
+        arm: Box::new(pusher_roles),
         ..Default::default()
     })
     .await
