@@ -45,15 +45,24 @@ fn anonymous() -> Transport {
     transport(StaticCredentials::new(), RateLimitPolicy::default())
 }
 
-/// The publisher's view: signed in, where content is pushed (seeding goes through the test
-/// support's own client, [`Seeds`]).
-fn publisher(p: &Personality) -> Registry {
+/// The registry as its publishers see it: signed in with the kind's account, where content
+/// is pushed (seeding goes through the test support's own client, [`Seeds`]).
+fn signed_in(p: &Personality) -> Registry {
     let mut creds = StaticCredentials::new();
     if let Some((user, password)) = p.kind().credentials() {
         creds.insert(&p.host(), basic(user, password));
     }
     transport(creds, RateLimitPolicy::default())
         .registry(&p.publish_url())
+        .unwrap()
+}
+
+/// Docker Hub's personality with an anonymous budget of `pulls` an hour.
+async fn docker_hub(pulls: u64) -> Personality {
+    Personality::builder(Kind::DockerHub)
+        .anonymous_budget(pulls, Duration::from_secs(3600))
+        .start()
+        .await
         .unwrap()
 }
 
@@ -122,13 +131,9 @@ async fn copy(
 
 #[tokio::test]
 async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(10, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let hub = docker_hub(10).await;
     let target = TestRegistry::start().await.unwrap();
-    let publish = publisher(&hub);
+    let publish = signed_in(&hub);
     let app = three_platforms(&hub, "library/app", "v1", 1).await;
     push_manifest(&hub, "library/app", Some("latest"), &app)
         .await
@@ -246,12 +251,8 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
 
     // With a Docker Hub token the same import succeeds, and the CDN origin the blobs are
     // redirected to never sees a credential.
-    let (user, token) = Kind::DockerHub.credentials().unwrap();
-    let mut creds = StaticCredentials::new();
-    creds.insert(&hub.host(), basic(user, token));
-    let signed_in = transport(creds, RateLimitPolicy::default())
-        .registry(&hub.url())
-        .unwrap();
+    let (user, _) = Kind::DockerHub.credentials().unwrap();
+    let signed_in = signed_in(&hub);
     hub.clear_requests();
     let report = copy_once(&signed_in, "library/new", "v1", &dst)
         .await
@@ -273,11 +274,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
 /// hold byte for byte) is read from the source.
 #[tokio::test]
 async fn referrers_already_copied_cost_no_pull_on_a_rerun() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(10, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let hub = docker_hub(10).await;
     let target = TestRegistry::start().await.unwrap();
     let top = single(&hub, "library/signed", "v1", 5).await;
     let sig = crate::fixtures::artifact(
@@ -315,11 +312,7 @@ async fn referrers_already_copied_cost_no_pull_on_a_rerun() {
 
 #[tokio::test]
 async fn a_long_429_stops_the_registry_for_every_later_request() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(3, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let hub = docker_hub(3).await;
     single(&hub, "library/a", "v1", 1).await;
     single(&hub, "library/b", "v1", 2).await;
     hub.spend_anonymous(3);
@@ -367,11 +360,7 @@ async fn a_long_429_stops_the_registry_for_every_later_request() {
 
 #[tokio::test]
 async fn waiting_for_a_rate_limit_counts_down_and_resumes_when_the_budget_is_back() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(2, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let hub = docker_hub(2).await;
     three_platforms(&hub, "library/app", "v1", 3).await;
     let target = TestRegistry::start().await.unwrap();
     let ticks: Arc<Mutex<Vec<RateLimitWait>>> = Arc::default();
@@ -450,12 +439,7 @@ async fn a_schema1_tag_is_refused_without_a_pull() {
 async fn ecr_basic_auth_no_mount_no_digest_header_and_s3_redirects() {
     let ecr = Personality::start(Kind::Ecr).await.unwrap();
     let m = single(&ecr, "team/app", "v1", 9).await;
-    let (user, password) = Kind::Ecr.credentials().unwrap();
-    let mut creds = StaticCredentials::new();
-    creds.insert(&ecr.host(), basic(user, password));
-    let reg = transport(creds, RateLimitPolicy::default())
-        .registry(&ecr.url())
-        .unwrap();
+    let reg = signed_in(&ecr);
     // A GET by tag has no Docker-Content-Digest: the digest is computed.
     assert_eq!(
         reg.get_manifest("team/app", "v1").await.unwrap().digest,
