@@ -63,6 +63,16 @@ pub fn pusher_roles(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
         .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
 }
 
+/// [`IMPORTER`] may not read its permissions on [`SUB`] (`permissions/read` denied): a
+/// permissions preflight cannot tell.
+pub fn importer_cannot_read_permissions(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
+    b.deny(
+        IMPORTER.0,
+        &format!("/subscriptions/{SUB}"),
+        "Microsoft.Authorization/permissions/read",
+    )
+}
+
 /// What to change in the default world.
 pub struct ArmWorldOptions {
     /// Change the target registry.
@@ -82,6 +92,18 @@ impl Default for ArmWorldOptions {
             source: Box::new(|r| r),
             arm: Box::new(|b| b),
             source_subscription: SUB2,
+        }
+    }
+}
+
+impl ArmWorldOptions {
+    /// A target that refuses ARM-audience tokens, and [`PUSHER`] with its client-side roles
+    /// ([`pusher_roles`]).
+    pub fn pusher_and_a_target_without_arm_tokens() -> Self {
+        Self {
+            target: Box::new(|r| r.authentication_as_arm(false)),
+            arm: Box::new(pusher_roles),
+            ..Default::default()
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::process::Output;
 use std::time::Duration;
 
-use acr_import_tests::world::{ADMIN, IMPORTER, PUSHER, READER, SUB, pusher_roles};
+use acr_import_tests::world::{
+    ADMIN, IMPORTER, PUSHER, READER, SUB, importer_cannot_read_permissions, pusher_roles,
+};
 use acr_import_tests::{ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
@@ -530,13 +532,7 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_permissions_preflight_names_the_role_and_the_command() {
     let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(move |b| {
-            pusher_roles(b).deny(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB}"),
-                "Microsoft.Authorization/permissions/read",
-            )
-        }),
+        arm: Box::new(|b| importer_cannot_read_permissions(pusher_roles(b))),
         ..Default::default()
     })
     .await
@@ -581,13 +577,9 @@ async fn the_permissions_preflight_names_the_role_and_the_command() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.authentication_as_arm(false)),
-        arm: Box::new(pusher_roles),
-        ..Default::default()
-    })
-    .await
-    .expect("world");
+    let w = ArmWorld::start_with(ArmWorldOptions::pusher_and_a_target_without_arm_tokens())
+        .await
+        .expect("world");
     let import = |tag: &'static str, audience: Option<&'static str>| {
         let mut args = vec![
             "import",

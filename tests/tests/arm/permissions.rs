@@ -14,7 +14,7 @@ use acr_import_auth::{
     AadCredentialChain, AadOptions, AcrAudience, AzureEnvironment, CredentialChain,
 };
 use acr_import_tests::world::{
-    PUSHER, SOURCE_RG, STRANGER, SUB2, push_image, pusher_roles, target_id,
+    PUSHER, SOURCE_RG, STRANGER, SUB2, importer_cannot_read_permissions, push_image, target_id,
 };
 use acr_import_testsupport::{RepositoryCondition, RoleDefinition};
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, Transport};
@@ -206,13 +206,7 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
 #[tokio::test]
 async fn a_caller_who_may_not_read_permissions_gets_unknown_and_the_import_proceeds() {
     let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(|b| {
-            b.deny(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB}"),
-                "Microsoft.Authorization/permissions/read",
-            )
-        }),
+        arm: Box::new(importer_cannot_read_permissions),
         ..Default::default()
     })
     .await
@@ -336,13 +330,9 @@ async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<
 
 #[tokio::test]
 async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.authentication_as_arm(false)),
-        arm: Box::new(pusher_roles),
-        ..Default::default()
-    })
-    .await
-    .expect("world");
+    let w = ArmWorld::start_with(ArmWorldOptions::pusher_and_a_target_without_arm_tokens())
+        .await
+        .expect("world");
     // The preflight reads the policy and the caller's push right.
     let ctx = connect(&w, PUSHER).await;
     let target = target_registry(&ctx).await;
