@@ -16,6 +16,7 @@
 //! Never run in CI as a timed test.
 
 mod data;
+mod digest_tags;
 mod floor;
 mod proc;
 mod report;
@@ -59,6 +60,10 @@ pub struct Args {
     /// `curl GET | curl PUT` pipeline (the `floor-pipes` contender; ratios stay to `floor`).
     #[arg(long)]
     floor_pipes: bool,
+    /// Instead: time the two ways of finding an image's cosign digest tags (a HEAD per tag,
+    /// or one tag listing) on repositories of 10 to 3000 tags.
+    #[arg(long)]
+    digest_tags: bool,
 }
 
 /// Who copies.
@@ -160,6 +165,9 @@ struct Bench {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.digest_tags {
+        return digest_tags::run(args.wan, args.runs.unwrap_or(5).max(1));
+    }
     anyhow::ensure!(
         proc::first_line("curl", &["--version"]).is_some(),
         "curl is needed for the floor"

@@ -172,11 +172,13 @@ pub struct ImportArgs {
     /// Copy only this platform of a multi-arch image (os/arch[/variant]). Repeatable.
     #[arg(long = "platform")]
     pub platforms: Vec<String>,
-    /// Copy referrers (signatures, SBOMs, attestations) — the default; `--include-referrers false`
-    /// or `--no-referrers` skips them.
+    /// Copy what is attached to the image (signatures, SBOMs, attestations: OCI referrers and
+    /// cosign's `sha256-<hex>.sig/.att/.sbom` tags) — the default, server-side too (copied from
+    /// this machine after importImage); `--include-referrers false` or `--no-referrers` skips
+    /// them.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub include_referrers: Option<bool>,
-    /// Skip referrers.
+    /// Leave signatures, SBOMs and attestations behind (referrers and digest tags).
     #[arg(long, conflicts_with = "include_referrers")]
     pub no_referrers: bool,
     /// Copy foreign / non-distributable layers as ordinary blobs.

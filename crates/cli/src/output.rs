@@ -63,7 +63,7 @@ pub fn server(s: &ServerReport, g: &Global) -> Result<(), Failure> {
         ServerOutcome::Completed => serde_json::json!({
             "engine": "server", "status": "Succeeded", "source": s.source, "target": s.target_id,
             "targetTags": s.target_tags, "untaggedTargetRepositories": s.untagged_target_repositories,
-            "mode": s.mode,
+            "mode": s.mode, "followers": s.followers,
         }),
         ServerOutcome::Started { operation_url } => serde_json::json!({
             "engine": "server", "status": "Started", "source": s.source, "target": s.target_id,

@@ -24,12 +24,15 @@ fn command(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> tokio::process::Co
     cmd
 }
 
-async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
-    let mut cmd = command(w, who, args);
+async fn output(mut cmd: tokio::process::Command) -> Output {
     tokio::time::timeout(Duration::from_secs(120), cmd.output())
         .await
         .expect("acr finished in time")
         .expect("run acr")
+}
+
+async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
+    output(command(w, who, args)).await
 }
 
 fn out(o: &Output) -> String {
@@ -730,5 +733,149 @@ async fn a_batch_entry_names_its_source_registry_like_registry_does() {
     assert_eq!(
         w.target_digest("batch/app", "v2").await.as_deref(),
         Some(w.app_v2.as_str())
+    );
+}
+
+/// `acr import` as the admin of the target for its client-side part.
+fn with_target_admin(cmd: &mut tokio::process::Command) {
+    cmd.env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
+        .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_imports_are_followed_by_their_signatures_client_side() {
+    use acr_import_tests::signatures::signature_verifies;
+    use acr_import_testsupport::cosign::{self, CosignKey};
+    use acr_import_testsupport::seed::{Seeder, push_artifact};
+
+    let w = ArmWorld::start().await.expect("world");
+    // The image outside Azure is signed with cosign; importImage copies the image only.
+    let t = acr_import_transfer::Transport::builder()
+        .proxy_from_env(false)
+        .build()
+        .expect("transport");
+    let external = t.registry(&w.external.host()).expect("registry");
+    let image = external
+        .head_manifest("lib/tool", "1")
+        .await
+        .expect("head")
+        .and_then(|h| h.digest)
+        .expect("the seeded image");
+    let key = CosignKey::generate().expect("key");
+    let sig = cosign::signature(&key, "lib/tool", image.as_str()).expect("sign");
+    push_artifact(
+        &Seeder::new(&w.external.host()).expect("seeder"),
+        "lib/tool",
+        &sig,
+    )
+    .await
+    .expect("push the signature");
+    let src = format!("{}/lib/tool:1", w.external.host());
+    let mut cmd = command(
+        &w,
+        IMPORTER,
+        &[
+            "import",
+            "-n",
+            "targetreg",
+            "--source",
+            &src,
+            "-t",
+            "tool:1",
+            "--mode",
+            "server",
+        ],
+    );
+    with_target_admin(&mut cmd);
+    let o = output(cmd).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("then the signatures, attestations and SBOMs"),
+        "the plan says so: {}",
+        err(&o)
+    );
+    assert!(
+        out(&o).contains("server-side") && out(&o).contains("client-side: followed: 1 signature"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(w.arm.import_bodies().len(), 1);
+    let target = w
+        .admin()
+        .registry(&w.target.login_server())
+        .expect("target");
+    let tag = cosign::digest_tag(image.as_str(), "sig");
+    assert_eq!(
+        target.get_manifest("tool", &tag).await.expect("the .sig"),
+        external
+            .get_manifest("lib/tool", &tag)
+            .await
+            .expect("source"),
+        "byte for byte"
+    );
+    signature_verifies(&target, "tool", image.as_str(), &key)
+        .await
+        .expect("the signature verifies on the target");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_read_the_source() {
+    use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions};
+
+    let w = ArmWorld::start().await.expect("world");
+    // The source lets the import service read the image, but refuses this machine what only
+    // it asks for (the referrers, the tag list, the digest tags), with ACR's firewall answer.
+    let firewall = FaultAction::Respond {
+        status: 403,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: bytes::Bytes::from_static(
+            br#"{"errors":[{"code":"DENIED","message":"client with IP '203.0.113.9' is not allowed access. Refer https://aka.ms/acr/firewall to grant access."}]}"#,
+        ),
+    };
+    let proxy = Proxy::start(
+        w.external.addr(),
+        ProxyOptions::with_rules([FaultRule::new(firewall).path_matches(|p| {
+            p.contains("/referrers/") || p.contains("/tags/list") || p.contains("/sha256-")
+        })]),
+    )
+    .await
+    .expect("proxy");
+    let src = format!("{}/lib/tool:1", proxy.host());
+    let args = [
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        &src,
+        "-t",
+        "tool:1",
+        "--mode",
+        "server",
+        "-o",
+        "json",
+    ];
+    let mut cmd = command(&w, IMPORTER, &args);
+    with_target_admin(&mut cmd);
+    let o = output(cmd).await;
+    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let e = err(&o);
+    assert!(
+        e.contains(&format!(
+            "WARNING: signatures, attestations and SBOMs of {src}"
+        )) && e.contains("were not followed: this machine could not use the source registry")
+            && e.contains("stayed behind"),
+        "{e}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    assert_eq!(v["engine"], "server");
+    assert!(
+        v["followers"]["left-behind"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("source") && r.contains("403")),
+        "{v}"
+    );
+    assert!(
+        w.target_digest("tool", "1").await.is_some(),
+        "the image itself was imported"
     );
 }

@@ -49,7 +49,7 @@ pub use ratelimit::{
 };
 pub use registry::{
     DEFAULT_CHUNK_SIZE, ManifestHead, PingInfo, PushedManifest, Referrers, ReferrersSource,
-    Registry, UploadSession, UploadStart,
+    Registry, TagsPage, UploadSession, UploadStart,
 };
 pub use retry::RetryPolicy;
 pub use transport::{HostStats, RequestBody, Transport, TransportBuilder};

@@ -189,6 +189,48 @@ impl Descriptor {
     }
 }
 
+impl Descriptor {
+    /// The descriptor a referrers index lists for a manifest with a `subject`: its media
+    /// type, digest and size, its `artifactType` (or, as the distribution specification
+    /// says, its config's media type) and its own annotations.
+    pub fn of_referrer(manifest: &Manifest, content: &ManifestContent) -> Descriptor {
+        let annotations = serde_json::from_slice::<serde_json::Value>(&manifest.bytes)
+            .ok()
+            .and_then(|v| v.get("annotations").cloned())
+            .and_then(|a| serde_json::from_value(a).ok())
+            .unwrap_or_default();
+        Descriptor {
+            media_type: manifest.media_type.clone(),
+            digest: manifest.digest.clone(),
+            size: manifest.bytes.len() as u64,
+            urls: Vec::new(),
+            platform: None,
+            artifact_type: content
+                .artifact_type
+                .clone()
+                .or_else(|| content.config.as_ref().map(|c| c.media_type.clone())),
+            annotations,
+        }
+    }
+
+    /// The descriptor as a referrers index lists it: `mediaType`, `digest`, `size`, and
+    /// `artifactType` and `annotations` when it has them.
+    pub fn to_referrer_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "mediaType": self.media_type,
+            "digest": self.digest.to_string(),
+            "size": self.size,
+        });
+        if let Some(t) = &self.artifact_type {
+            v["artifactType"] = serde_json::Value::String(t.clone());
+        }
+        if !self.annotations.is_empty() {
+            v["annotations"] = serde_json::to_value(&self.annotations).unwrap_or_default();
+        }
+        v
+    }
+}
+
 #[derive(Deserialize)]
 struct RawDescriptor {
     #[serde(rename = "mediaType", default)]

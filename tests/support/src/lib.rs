@@ -28,6 +28,9 @@
 //!   test CA, the App Service managed-identity endpoint, and an ACR login server
 //!   (`/oauth2/exchange`, `/oauth2/token`) in front of a real token-auth registry.
 //! * [`LatencyProxy`] — a TCP relay adding a fixed delay per direction.
+//! * [`cosign`] — cosign-format signatures, attestations and SBOMs (ECDSA P-256 through
+//!   ring), made and verified in-process; [`regctl_layout`] — an OCI layout in regctl's
+//!   format, written file by file.
 //! * [`Personality`] — a proxy in front of a real registry that plays Docker Hub, GHCR, MCR,
 //!   ECR, Quay or ACR ([`Kind`]) as their documentation and known client issues describe
 //!   them: token realms, Basic-only auth, pull accounting and `429`s, blobs redirected to a
@@ -75,10 +78,12 @@
 
 mod azure;
 mod connect_proxy;
+pub mod cosign;
 mod latency;
 mod personality;
 mod proxy;
 mod rbac;
+pub mod regctl_layout;
 mod registry;
 pub mod seed;
 mod serve;

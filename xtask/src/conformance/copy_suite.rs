@@ -9,7 +9,9 @@
 //!
 //! Every copy is compared with the source by our client — each manifest by its bytes, media
 //! type and digest; each blob by digest and size; foreign layers left out; referrers listed
-//! on the target — and its top manifest is fetched again by `skopeo inspect --raw` and
+//! on the target (through the OCI layout too); every digest tag (`sha256-<hex>.sig`, …) of a
+//! copied manifest under the same tag; cosign signatures verified on the target with the
+//! signer's public key — and its top manifest is fetched again by `skopeo inspect --raw` and
 //! compared byte for byte. Without skopeo on `PATH` a case with a registry target fails (its
 //! cross-check cannot run), never a pass.
 
@@ -18,6 +20,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use acr_import_reference::Digest;
+use acr_import_testsupport::cosign::CosignKey;
 use acr_import_transfer::copy::BlobAction;
 use acr_import_transfer::{
     Copier, CopyOptions, CopyReport, Descriptor, Endpoint, Manifest, OciLayout, ReferrersSource,
@@ -28,7 +31,9 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 
 use super::{Outcome, Setup};
-use acr_import_testsupport::seed::{self as fixtures, Blob, data};
+use acr_import_testsupport::seed::{self as fixtures, Blob, Signatures, data};
+
+mod signatures;
 
 /// The images of the matrix.
 pub const CASES: &[&str] = &[
@@ -44,6 +49,7 @@ pub const CASES: &[&str] = &[
     "foreign-layers",
     "zero-byte-blob",
     "64mib-blob",
+    "cosign-signed",
 ];
 
 /// The ways each image is copied.
@@ -111,17 +117,35 @@ const SIGNATURE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 struct Seeded {
     /// Referrers reachable from the top (recursively).
     referrers: usize,
+    /// Digest tags of the copied manifests.
+    digest_tags: usize,
+    /// The signer's key and the manifests it signed (`.sig`), to verify on the target.
+    signed: Option<(&'static CosignKey, Vec<String>)>,
 }
 
 impl Seeded {
-    /// The target lists as many referrers as the source has.
-    fn check_referrers(&self, tally: &Tally) -> anyhow::Result<()> {
+    /// Checks the counts a comparison found against what was seeded, and the signatures on
+    /// a registry target.
+    async fn check(&self, tally: &Tally, to: &Place) -> anyhow::Result<()> {
         anyhow::ensure!(
             tally.referrers == self.referrers,
             "{} referrers on the target, the source has {}",
             tally.referrers,
             self.referrers
         );
+        anyhow::ensure!(
+            tally.digest_tags == self.digest_tags,
+            "{} digest tags on the target, the source has {}",
+            tally.digest_tags,
+            self.digest_tags
+        );
+        if let (Some((key, signed)), Place::Registry(reg, repo)) = (&self.signed, to) {
+            for d in signed {
+                acr_import_tests::signatures::signature_verifies(reg, repo, d, key)
+                    .await
+                    .with_context(|| format!("the signature of {d} on the target"))?;
+            }
+        }
         Ok(())
     }
 }
@@ -147,10 +171,17 @@ impl Place {
         })
     }
 
-    async fn referrers(&self, digest: &Digest) -> anyhow::Result<Option<Vec<Descriptor>>> {
+    async fn referrers(&self, digest: &Digest) -> anyhow::Result<Vec<Descriptor>> {
         Ok(match self {
-            Place::Registry(r, repo) => Some(r.referrers(repo, digest, None).await?.descriptors),
-            Place::Layout(_) => None,
+            Place::Registry(r, repo) => r.referrers(repo, digest, None).await?.descriptors,
+            Place::Layout(l) => l.referrers(digest).await?,
+        })
+    }
+
+    async fn tags(&self) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            Place::Registry(r, repo) => r.list_tags(repo, None).await?,
+            Place::Layout(l) => l.tags().await?,
         })
     }
 
@@ -169,6 +200,7 @@ struct Tally {
     blobs: usize,
     foreign: usize,
     referrers: usize,
+    digest_tags: usize,
 }
 
 impl Tally {
@@ -184,6 +216,12 @@ impl Tally {
             s.push_str(&format!(
                 ", {} listed",
                 plural(self.referrers, "referrer", "referrers")
+            ));
+        }
+        if self.digest_tags > 0 {
+            s.push_str(&format!(
+                ", {} byte-equal",
+                plural(self.digest_tags, "digest tag", "digest tags")
             ));
         }
         if self.foreign > 0 {
@@ -251,6 +289,7 @@ pub fn check_names_of(routes: &[&str]) -> Vec<String> {
     routes
         .iter()
         .flat_map(|r| CASES.iter().map(move |c| format!("copy/{r}/{c}")))
+        .chain(signatures::CHECKS.iter().map(|c| format!("signatures/{c}")))
         .collect()
 }
 
@@ -288,16 +327,26 @@ pub async fn run_along(
         })
         .filter(|(_, _, n)| setup.selected(n))
         .collect();
-    if names.is_empty() {
+    let checks: Vec<String> = signatures::CHECKS
+        .iter()
+        .map(|c| format!("signatures/{c}"))
+        .filter(|n| setup.selected(n))
+        .collect();
+    if names.is_empty() && checks.is_empty() {
         return Vec::new();
     }
+    let every = || {
+        names
+            .iter()
+            .map(|(_, _, n)| n.clone())
+            .chain(checks.iter().cloned())
+    };
     let prepared = prepare(setup, source_url, layouts, routes, personality).await;
     let ctx = match prepared {
         Ok(Some(ctx)) => ctx,
         Ok(None) => {
-            return names
-                .into_iter()
-                .map(|(_, _, n)| {
+            return every()
+                .map(|n| {
                     (
                         n,
                         Outcome::Skip(
@@ -309,9 +358,8 @@ pub async fn run_along(
                 .collect();
         }
         Err(e) => {
-            return names
-                .into_iter()
-                .map(|(_, _, n)| {
+            return every()
+                .map(|n| {
                     (
                         n,
                         Outcome::Fail(format!("cannot set up: {e:#}")),
@@ -340,10 +388,12 @@ pub async fn run_along(
         .collect()
         .await;
     results.sort_by_key(|(r, c, ..)| (*r, *c));
-    results
+    let mut out: Vec<(String, Outcome, Duration)> = results
         .into_iter()
         .map(|(_, _, n, o, d)| (n, o, d))
-        .collect()
+        .collect();
+    out.extend(signatures::run(ctx, &checks).await);
+    out
 }
 
 async fn prepare<'a>(
@@ -520,13 +570,14 @@ impl Ctx<'_> {
         let to = self.target("registry-to-registry", case);
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&from, &to, true).await?;
-        seeded.check_referrers(&tally)?;
+        seeded.check(&tally, &to).await?;
         let top = from.manifest(TAG).await?;
         let skopeo = self.skopeo_note(&to, &top).await?;
         Ok(format!(
-            "{}; {}{skopeo}",
+            "{}; {}{}{skopeo}",
             tally.describe(),
-            blob_actions(&report)
+            blob_actions(&report),
+            signatures_note(seeded)
         ))
     }
 
@@ -536,14 +587,19 @@ impl Ctx<'_> {
         self.copy(&from, &layout, CopyOptions::default())
             .await
             .context("registry → layout")?;
-        let in_layout = compare(&from, &layout, false)
+        let in_layout = compare(&from, &layout, true)
+            .await
+            .context("in the layout")?;
+        seeded
+            .check(&in_layout, &layout)
             .await
             .context("in the layout")?;
         let to = self.target("via-oci-layout", case);
         self.copy(&layout, &to, CopyOptions::default())
             .await
             .context("layout → registry")?;
-        let tally = compare(&from, &to, false).await.context("on the target")?;
+        let tally = compare(&from, &to, true).await.context("on the target")?;
+        seeded.check(&tally, &to).await.context("on the target")?;
         anyhow::ensure!(
             in_layout.manifests == tally.manifests && in_layout.blobs == tally.blobs,
             "the layout holds {}, the target {}",
@@ -552,17 +608,10 @@ impl Ctx<'_> {
         );
         let top = from.manifest(TAG).await?;
         let skopeo = self.skopeo_note(&to, &top).await?;
-        let referrers = if seeded.referrers > 0 {
-            format!(
-                "; the {} referrers stay behind (an OCI layout has no referrers index)",
-                seeded.referrers
-            )
-        } else {
-            String::new()
-        };
         Ok(format!(
-            "layout and target: {}{referrers}{skopeo}",
-            tally.describe()
+            "layout and target: {}{}{skopeo}",
+            tally.describe(),
+            signatures_note(seeded)
         ))
     }
 
@@ -572,7 +621,7 @@ impl Ctx<'_> {
         let to = self.target("same-registry", case);
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&source, &to, true).await?;
-        seeded.check_referrers(&tally)?;
+        seeded.check(&tally, &to).await?;
         let uploaded = report
             .blobs
             .iter()
@@ -589,10 +638,19 @@ impl Ctx<'_> {
         let top = source.manifest(TAG).await?;
         let skopeo = self.skopeo_note(&to, &top).await?;
         Ok(format!(
-            "{}; {}{skopeo}",
+            "{}; {}{}{skopeo}",
             tally.describe(),
-            blob_actions(&report)
+            blob_actions(&report),
+            signatures_note(seeded)
         ))
+    }
+}
+
+/// `; 4 cosign signatures verify on the target`, when the case is signed.
+fn signatures_note(seeded: &Seeded) -> String {
+    match &seeded.signed {
+        Some((_, signed)) => format!("; {} cosign signatures verify on the target", signed.len()),
+        None => String::new(),
     }
 }
 
@@ -609,7 +667,7 @@ impl Ctx<'_> {
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let source = Place::Registry(self.src.clone(), Self::source_repo(case));
         let tally = compare(&source, &to, true).await?;
-        seeded.check_referrers(&tally)?;
+        seeded.check(&tally, &to).await?;
         Ok(format!(
             "{}; {}; {} source manifest pull{}",
             tally.describe(),
@@ -664,6 +722,7 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
         a.media_type
     );
     let mut tally = Tally::default();
+    let source_tags = from.tags().await?;
     let mut queue: VecDeque<Digest> = VecDeque::from([a.digest.clone()]);
     let mut seen: HashSet<Digest> = HashSet::new();
     let mut blobs: HashSet<Digest> = HashSet::new();
@@ -686,6 +745,18 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
             ma.media_type
         );
         tally.manifests += 1;
+        let prefix = format!("{}-{}.", d.algorithm(), d.encoded());
+        for tag in source_tags.iter().filter(|t| t.starts_with(&prefix)) {
+            let (x, y) = (from.manifest(tag).await?, to.manifest(tag).await);
+            let y = y.with_context(|| format!("the target lacks the digest tag {tag}"))?;
+            anyhow::ensure!(
+                x == y,
+                "digest tag {tag}: the target holds {}, the source {}",
+                y.digest,
+                x.digest
+            );
+            tally.digest_tags += 1;
+        }
         let content = ma.parse().map_err(anyhow::Error::msg)?;
         queue.extend(content.manifests.iter().map(|c| c.digest.clone()));
         for blob in content.config.iter().chain(content.layers.iter()) {
@@ -728,9 +799,8 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
                 }
             );
         }
-        if referrers
-            && let (Some(src), Some(dst)) = (from.referrers(&d).await?, to.referrers(&d).await?)
-        {
+        if referrers {
+            let (src, dst) = (from.referrers(&d).await?, to.referrers(&d).await?);
             for r in src {
                 anyhow::ensure!(
                     dst.iter().any(|x| x.digest == r.digest),
@@ -753,6 +823,8 @@ async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<
         media_type: DOCKER_LAYER,
     };
     let mut referrers = 0;
+    let mut digest_tags = 0;
+    let mut signed = None;
     let top = match case {
         "docker-v2" => {
             let (a, b) = (docker_layer(201, 30_000), docker_layer(202, 20_000));
@@ -845,8 +917,31 @@ async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<
             let big = Blob::layer(281, 64 * 1024 * 1024);
             image(reg, repo, "linux", "amd64", &[&big], false).await?
         }
+        "cosign-signed" => {
+            // Signed once per run: a registry personality that serves the case too gets the
+            // same signature bytes as the source.
+            static SIGNED: std::sync::OnceLock<Result<(CosignKey, Signatures), String>> =
+                std::sync::OnceLock::new();
+            let top = fixtures::multi_arch(reg, repo, TAG, 290).await?;
+            let made = SIGNED.get_or_init(|| {
+                let key = CosignKey::generate().map_err(|e| format!("{e:#}"))?;
+                let signatures = fixtures::sign_image(&key, "cases/cosign-signed", &top)
+                    .map_err(|e| format!("{e:#}"))?;
+                Ok((key, signatures))
+            });
+            let (key, signatures) = made.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let s = fixtures::push_signatures(reg, repo, top, signatures).await?;
+            referrers = 1;
+            digest_tags = s.digest_tags.len();
+            signed = Some((key, s.signed));
+            s.top
+        }
         other => anyhow::bail!("no such case: {other}"),
     };
     fixtures::push_manifest(reg, repo, Some(TAG), &top).await?;
-    Ok(Seeded { referrers })
+    Ok(Seeded {
+        referrers,
+        digest_tags,
+        signed,
+    })
 }

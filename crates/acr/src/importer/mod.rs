@@ -44,7 +44,7 @@ use acr_import_transfer::{TransferError, Transport, TransportBuilder};
 pub use error::ImportError;
 pub use observer::{ImportEvent, ImportObserver};
 pub use report::{
-    BatchReport, ClientReport, EntryOutcome, ImportReport, ServerReport, TargetSummary,
+    BatchReport, ClientReport, EntryOutcome, FollowUp, ImportReport, ServerReport, TargetSummary,
 };
 pub use request::{
     BatchFile, BatchFileEntry, BatchRequest, ImportEntry, ImportOptions, ImportRequest, Referrers,
@@ -419,6 +419,9 @@ impl Importer {
                 Engine::Client => "client-side",
             };
             observer.event(&ImportEvent::Note(format!("importing {short}: {why}")));
+            if engine == Engine::Server {
+                observer.event(&ImportEvent::Note(server::follow_up_plan(options)));
+            }
         }
         // The preflight: network rules and policies, then the caller's permissions.
         let verdict = match &azure {
@@ -507,7 +510,7 @@ impl Importer {
                     }
                     .into());
                 };
-                server::run(ctx, target, &p.source, request, observer)
+                server::run(&self.config, ctx, target, &p.source, request, observer)
                     .await
                     .map(ImportReport::Server)
             }

@@ -9,6 +9,9 @@ use crate::{Engine, ImportMode, ServerOutcome};
 /// The report of one import.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// One report per import, moved a few times: its size does not matter, boxing would only
+// make it clumsier to match on.
+#[allow(clippy::large_enum_variant)]
 pub enum ImportReport {
     /// The client-side engine copied (or, in a dry run, planned) it (boxed: a copy report is
     /// large).
@@ -116,6 +119,46 @@ pub struct ServerReport {
     /// Finished, or started and left running.
     #[serde(skip)]
     pub outcome: ServerOutcome,
+    /// What is attached to the image (signatures, attestations, SBOMs), followed client-side
+    /// after the service imported it.
+    pub followers: FollowUp,
+}
+
+/// The client-side follow-up of a server-side import: what is attached to the image.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowUp {
+    /// `--no-referrers`: not looked up.
+    Off,
+    /// `no_wait`: the image was not in place yet, so nothing was followed.
+    NotStarted,
+    /// The copy engine copied what the target lacked (its report lists each).
+    Copied(Box<CopyReport>),
+    /// This machine could not read the source or write the target: nothing attached
+    /// followed, for this reason.
+    LeftBehind {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl FollowUp {
+    /// `; followed client-side: …`, or why nothing followed.
+    fn summary(&self) -> String {
+        match self {
+            FollowUp::Off => {
+                "; signatures, attestations and SBOMs left behind (--no-referrers)".to_owned()
+            }
+            FollowUp::NotStarted => String::new(),
+            FollowUp::Copied(r) => match r.followers_summary() {
+                Some(text) => format!("; client-side: {text}"),
+                None => "; no signature, attestation or SBOM attached".to_owned(),
+            },
+            FollowUp::LeftBehind { reason } => {
+                format!("; signatures, attestations and SBOMs left behind: {reason}")
+            }
+        }
+    }
 }
 
 impl ServerReport {
@@ -132,9 +175,10 @@ impl ServerReport {
     pub fn summary(&self) -> String {
         match &self.outcome {
             ServerOutcome::Completed => format!(
-                "imported {} to {} server-side (no bytes through this machine)",
+                "imported {} to {} server-side (no image bytes through this machine){}",
                 self.source,
-                self.targets().join(", ")
+                self.targets().join(", "),
+                self.followers.summary()
             ),
             ServerOutcome::Started { operation_url } => format!(
                 "import of {} started server-side: follow it with `acr import status {operation_url}`",

@@ -99,11 +99,13 @@ impl ImportEntry {
     }
 }
 
-/// Whether referrers (signatures, SBOMs, attestations) are copied.
+/// Whether what is attached to the image (signatures, SBOMs, attestations: OCI referrers and
+/// digest tags) is copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Referrers {
-    /// Copied by the client-side engine; the server-side engine, which cannot copy them,
-    /// may still be chosen. The default.
+    /// Copied by the client-side engine; the server-side engine may still be chosen: after
+    /// `importImage`, what the target lacks is copied from this machine, and when this
+    /// machine cannot use the source or target it stays behind with a warning. The default.
     #[default]
     Default,
     /// Asked for explicitly: the import must copy them (the client-side engine is chosen).

@@ -170,6 +170,25 @@ impl Endpoint {
         }
     }
 
+    /// Stores `manifest` under `tag` (a registry: one `PUT` that stores it and moves the
+    /// tag; a layout: the blob and the named `index.json` entry).
+    pub(super) async fn put_tagged(
+        &self,
+        tag: &str,
+        manifest: &Manifest,
+    ) -> Result<(), TransferError> {
+        match self {
+            Endpoint::Registry {
+                registry,
+                repository,
+            } => registry
+                .push_manifest(repository, tag, manifest)
+                .await
+                .map(drop),
+            Endpoint::Layout(l) => l.put_manifest(manifest, Some(tag)).await,
+        }
+    }
+
     /// The digest a tag (or digest) resolves to, `None` when absent.
     pub(super) async fn resolve(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
         match self {
@@ -224,9 +243,7 @@ impl Endpoint {
                 .referrers(repository, digest, None)
                 .await?
                 .descriptors),
-            // A layout has no referrers index; manifests with a subject stored there are
-            // copied when named, not discovered.
-            Endpoint::Layout(_) => Ok(Vec::new()),
+            Endpoint::Layout(l) => l.referrers(digest).await,
         }
     }
 }

@@ -112,10 +112,9 @@ impl Copier {
                 let content = m
                     .parse()
                     .map_err(|reason| invalid(src, &m.digest, reason))?;
-                let child_role = if role == ManifestRole::Referrer {
-                    ManifestRole::Referrer
-                } else {
-                    ManifestRole::Child
+                let child_role = match role {
+                    ManifestRole::Referrer | ManifestRole::DigestTag => role,
+                    ManifestRole::Top | ManifestRole::Child => ManifestRole::Child,
                 };
                 frontier.push((
                     m,

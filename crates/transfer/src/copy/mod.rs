@@ -13,19 +13,27 @@
 //!    each manifest once per copier (a cache shared by the copies of a batch), after the
 //!    pulls it needs are set against the budget the source announced;
 //! 4. blobs move, each once per target repository however many manifests share it, while
-//!    the referrers of every manifest (signatures, SBOMs, attestations) are looked up: one
+//!    what is attached to every manifest (signatures, SBOMs, attestations: OCI referrers and
+//!    digest tags, see [`followers`]) is looked up: one
 //!    `POST` that mounts from the source repository (same registry), from a repository this
 //!    run already pushed it to, or from the target repository itself (a blob already there
 //!    answers `201` at once), and otherwise opens the session that the source `GET` streams
 //!    into with one `PUT`. Largest blobs first; sessions open ahead of their turn; a slot
 //!    is freed when the last byte is sent, not when the target has committed the blob;
-//! 5. child manifests by digest, then the top manifest by digest, then referrers — or, when
-//!    nothing refers to the top manifest, it goes with its first tag (one `PUT` that stores
-//!    it and moves the tag);
+//! 5. child manifests by digest, then the top manifest by digest, then referrers and digest
+//!    tags (each tagged manifest under its tag, once the image it names is in place) — or,
+//!    when nothing is attached to the image, the top manifest goes with its first tag (one
+//!    `PUT` that stores it and moves the tag);
 //! 6. tags last.
+//!
+//! An attached artifact a target refuses (its media type, say), or whose digest tag the
+//! target holds with other content (unless `force`), stays behind with a note; the report
+//! counts what followed ([`CopyReport::followers`]).
 
 mod blobs;
+mod digest_tags;
 mod endpoint;
+pub mod followers;
 mod graph;
 mod limiter;
 mod options;
@@ -43,17 +51,19 @@ use std::time::Instant;
 use acr_import_reference::Digest;
 
 pub use endpoint::{Endpoint, Source, Target};
+use followers::Followers;
+pub use followers::SMALL_REPOSITORY;
 use graph::{Graph, Node};
 pub use limiter::{Limiter, Slot};
 pub use options::{CopyOptions, PlatformFilter};
-use referrers::{FoundReferrer, referrer_descriptor};
 pub use report::{
-    BlobAction, BlobEntry, CopyReport, ManifestAction, ManifestEntry, ManifestRole, Progress,
-    TagEntry, Totals, human_bytes,
+    BlobAction, BlobEntry, CopyReport, FollowedTotals, FollowerAction, FollowerEntry, FollowerKind,
+    FollowerLink, ManifestAction, ManifestEntry, ManifestRole, Progress, TagEntry, Totals,
+    human_bytes,
 };
 
 use crate::TransferError;
-use crate::manifest::{Descriptor, Manifest};
+use crate::manifest::Manifest;
 use crate::registry::cache::{ManifestCache, Reads};
 
 /// Copies content between registries and OCI layouts. One `Copier` can run many copies
@@ -132,6 +142,14 @@ impl Copier {
             });
         let stats_before = transport.as_ref().map(|t| t.stats()).unwrap_or_default();
         let mut report = self.new_report(source);
+        if !self.options.referrers {
+            self.note(
+                &mut report,
+                "--no-referrers: signatures, attestations and SBOMs (referrers and digest tags) \
+                 were not looked up and stay behind"
+                    .to_owned(),
+            );
+        }
         // The source reads manifests through this copier's cache and counts its pulls.
         let pulls = Arc::new(AtomicU64::new(0));
         let src = source
@@ -199,16 +217,16 @@ impl Copier {
                 }
             }
             return match &graph {
-                Some(graph) => self.refresh_referrers(src, graph, &places, report).await,
+                Some(graph) => self.refresh_followers(src, graph, &places, report).await,
                 None => Ok(()),
             };
         }
         let top = self.read_top(src, top, report).await?;
         let graph = self.read_graph(src, &top, &places, report).await?;
-        let (referrers, deferred) = self
+        let (followers, deferred) = self
             .move_content(src, &graph, targets, &places, report)
             .await?;
-        self.copy_referrers(src, &graph, &referrers, &places, report)
+        self.copy_followers(src, &graph, followers, &places, report)
             .await?;
         self.write_tags(&top, targets, &before, &deferred, report)
             .await
@@ -244,17 +262,20 @@ impl Copier {
         Ok(graph)
     }
 
-    /// An up-to-date copy: nothing of the image moves, but referrers added to the source since
-    /// (new signatures) are copied.
-    async fn refresh_referrers(
+    /// An up-to-date copy: nothing of the image moves, but what was attached to it on the
+    /// source since (new signatures: referrers, digest tags) is copied.
+    async fn refresh_followers(
         &self,
         src: &Endpoint,
         graph: &Graph,
         places: &[&Endpoint],
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
-        let referrers = self.find_referrers(src, graph).await?;
-        self.copy_referrers(src, graph, &referrers, places, report)
+        let rewritten = rewritten_from(report);
+        let followers = self
+            .find_followers(src, graph, places, rewritten.as_ref())
+            .await?;
+        self.copy_followers(src, graph, followers, places, report)
             .await
     }
 
@@ -278,6 +299,8 @@ impl Copier {
             tags: Vec::new(),
             manifests: Vec::new(),
             blobs: Vec::new(),
+            followers: Vec::new(),
+            followers_off: !self.options.referrers,
             totals: Totals::default(),
             millis: 0,
             bytes_per_second: 0,
@@ -339,19 +362,6 @@ impl Copier {
         })
     }
 
-    /// The referrers of the graph's manifests, unless referrers are off.
-    async fn find_referrers(
-        &self,
-        src: &Endpoint,
-        graph: &Graph,
-    ) -> Result<Vec<FoundReferrer>, TransferError> {
-        if self.options.referrers {
-            self.discover_referrers(src, graph).await
-        } else {
-            Ok(Vec::new())
-        }
-    }
-
     /// Steps 4 and 5: blobs to every place while the referrers are looked up (they do not
     /// depend on each other), then the graph's manifests. Returns the referrers found and the
     /// places where the top manifest goes with its first tag instead of by digest.
@@ -362,23 +372,24 @@ impl Copier {
         targets: &[Target],
         places: &[&'p Endpoint],
         report: &mut CopyReport,
-    ) -> Result<(Vec<FoundReferrer>, Vec<&'p Endpoint>), TransferError> {
+    ) -> Result<(Followers, Vec<&'p Endpoint>), TransferError> {
         let planned_bytes: u64 = graph.blobs.iter().map(|b| b.size).sum();
         self.emit(Progress::Planned {
             blobs: graph.blobs.len() * places.len(),
             bytes: planned_bytes * places.len() as u64,
         });
+        let rewritten = rewritten_from(report);
         let (found, copied) = tokio::join!(
-            self.find_referrers(src, graph),
+            self.find_followers(src, graph, places, rewritten.as_ref()),
             self.copy_blobs(src, &graph.blobs, places, report)
         );
         copied?;
-        let referrers = found?;
+        let followers = found?;
         // With nothing that names the top manifest as its subject, a registry that gets the
         // top manifest under a tag gets it that way only: one PUT stores the manifest and
         // moves the tag together, instead of a PUT by digest and another by tag.
         let subjects =
-            !referrers.is_empty() || graph.nodes.iter().any(|n| n.content.subject.is_some());
+            !followers.is_empty() || graph.nodes.iter().any(|n| n.content.subject.is_some());
         let mut deferred = Vec::new();
         if !subjects {
             deferred = places
@@ -393,41 +404,7 @@ impl Copier {
                 .collect();
         }
         self.push_graph(graph, places, &deferred, report).await?;
-        Ok((referrers, deferred))
-    }
-
-    /// Copies the referrers found, then makes every copied manifest with a subject findable
-    /// from that subject on the target: the discovered referrers, and manifests that carry a
-    /// subject themselves (a signature copied on its own). Registries without the referrers
-    /// API need the `<alg>-<hex>` fallback index updated by the client.
-    async fn copy_referrers(
-        &self,
-        src: &Endpoint,
-        graph: &Graph,
-        referrers: &[FoundReferrer],
-        places: &[&Endpoint],
-        report: &mut CopyReport,
-    ) -> Result<(), TransferError> {
-        for r in referrers {
-            self.copy_referrer(src, r, places, report).await?;
-        }
-        let mut links: Vec<(Digest, Descriptor)> = referrers
-            .iter()
-            .map(|r| (r.subject.clone(), r.descriptor.clone()))
-            .collect();
-        for node in graph
-            .nodes
-            .iter()
-            .chain(referrers.iter().flat_map(|r| r.graph.nodes.iter()))
-        {
-            if let Some(subject) = &node.content.subject {
-                links.push((subject.digest.clone(), referrer_descriptor(node)));
-            }
-        }
-        if !links.is_empty() {
-            self.update_fallback_indexes(&links, places).await?;
-        }
-        Ok(())
+        Ok((followers, deferred))
     }
 }
 
@@ -449,6 +426,11 @@ fn already_there(graph: &Graph, places: &[&Endpoint], report: &mut CopyReport) {
             });
         }
     }
+}
+
+/// The original digest of an index `--platform` rewrote.
+fn rewritten_from(report: &CopyReport) -> Option<Digest> {
+    report.index_rewritten_from.as_deref()?.parse().ok()
 }
 
 fn invalid(src: &Endpoint, digest: &Digest, source: crate::ManifestError) -> TransferError {

@@ -42,7 +42,7 @@ impl Copier {
 
     /// Pushes one manifest by digest; `with_tag`: it goes with the tag write instead (the
     /// entry is reported now, the copy fails as a whole if that write does).
-    async fn push_manifest(
+    pub(super) async fn push_manifest(
         &self,
         node: &Node,
         place: &Endpoint,
@@ -74,8 +74,10 @@ impl Copier {
                     .push_manifest(repository, node.manifest.digest.as_str(), &node.manifest)
                     .await?;
             }
-            // Only the top manifest gets an index.json entry (its tag, or an untagged entry
-            // for an untagged copy); children and referrers are blobs, as skopeo writes them.
+            // Only the top manifest gets an index.json entry here (its tag, or an untagged
+            // entry for an untagged copy); children are blobs, as skopeo writes them.
+            // Referrers and digest tags get theirs once they are complete (`put_referrers`,
+            // the tag write).
             Endpoint::Layout(l) if node.role == ManifestRole::Top => {
                 l.put_manifest(&node.manifest, None).await?
             }
@@ -108,15 +110,7 @@ impl Copier {
                 stored.push(&t.endpoint);
             }
             if !self.options.dry_run && (b.as_ref() != Some(&top.digest) || first_on_deferred) {
-                match &t.endpoint {
-                    Endpoint::Registry {
-                        registry,
-                        repository,
-                    } => {
-                        registry.push_manifest(repository, tag, top).await?;
-                    }
-                    Endpoint::Layout(l) => l.put_manifest(top, Some(tag)).await?,
-                }
+                t.endpoint.put_tagged(tag, top).await?;
                 if first_on_deferred {
                     self.emit(Progress::ManifestPushed {
                         digest: top.digest.to_string(),

@@ -1,109 +1,129 @@
-//! Referrers (signatures, SBOMs, attestations): found for every copied manifest, copied
-//! after it, and recorded in the fallback index of registries without the referrers API.
+//! Referrers (signatures, SBOMs, attestations): copied after the manifests they refer to,
+//! and recorded in the fallback index of registries without the referrers API and of OCI
+//! layouts. They are found with the digest tags (see [`super::followers`]).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use acr_import_reference::Digest;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt, stream};
 
-use super::{Copier, CopyReport, Endpoint, Graph, ManifestRole, Node};
+use super::followers::{kind_of_artifact, refused};
+use super::{Copier, CopyReport, Endpoint, FollowerAction, FollowerEntry, FollowerLink, Graph};
 use crate::TransferError;
 use crate::manifest::{Descriptor, Manifest, OCI_INDEX};
 
-/// A referrer found for a copied manifest, with its own graph.
+/// A referrer found for a copied manifest, with its own graph; `None` when every place
+/// holds it already (it is not read from the source).
 #[derive(Debug)]
 pub(super) struct FoundReferrer {
     pub(super) subject: Digest,
     pub(super) descriptor: Descriptor,
-    pub(super) graph: Graph,
+    pub(super) graph: Option<Graph>,
 }
 
 impl Copier {
-    /// The referrers of every manifest in `graph`, each with its own graph, recursively
-    /// (referrers of referrers), breadth first.
-    pub(super) async fn discover_referrers(
-        &self,
-        src: &Endpoint,
-        graph: &Graph,
-    ) -> Result<Vec<FoundReferrer>, TransferError> {
-        let mut found: Vec<FoundReferrer> = Vec::new();
-        let mut known: HashSet<Digest> = graph
-            .nodes
-            .iter()
-            .map(|n| n.manifest.digest.clone())
-            .collect();
-        let mut subjects: Vec<Digest> = graph
-            .nodes
-            .iter()
-            .map(|n| n.manifest.digest.clone())
-            .collect();
-        for _ in 0..self.options.max_depth {
-            if subjects.is_empty() {
-                break;
-            }
-            let lists: Vec<(Digest, Vec<Descriptor>)> =
-                stream::iter(subjects.drain(..).map(|s| async move {
-                    let list = src.referrers(&s).await?;
-                    Ok::<_, TransferError>((s, list))
-                }))
-                .buffer_unordered(self.options.jobs.max(1))
-                .try_collect()
-                .await?;
-            for (subject, list) in lists {
-                for descriptor in list {
-                    if !known.insert(descriptor.digest.clone()) {
-                        continue;
-                    }
-                    let manifest = src.get_manifest(descriptor.digest.as_str()).await?;
-                    let graph = self
-                        .walk(src, manifest, ManifestRole::Referrer, None)
-                        .await?;
-                    subjects.extend(graph.nodes.iter().map(|n| n.manifest.digest.clone()));
-                    found.push(FoundReferrer {
-                        subject: subject.clone(),
-                        descriptor,
-                        graph,
-                    });
-                    if found.len() > self.options.max_manifests {
-                        return Err(TransferError::TooManyManifests {
-                            limit: self.options.max_manifests,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(found)
-    }
-
+    /// Copies one referrer (its blobs, then its manifests) and records it in the report.
+    /// Returns whether it was copied: a target that refuses it (its media type, say) leaves
+    /// it behind with a note instead of failing the copy.
     pub(super) async fn copy_referrer(
         &self,
         src: &Endpoint,
         found: &FoundReferrer,
         places: &[&Endpoint],
         report: &mut CopyReport,
-    ) -> Result<(), TransferError> {
-        self.copy_blobs(src, &found.graph.blobs, places, report)
-            .await?;
-        self.push_graph(&found.graph, places, &[], report).await?;
+    ) -> Result<bool, TransferError> {
+        let artifact_type = found.descriptor.artifact_type.clone().or_else(|| {
+            let top = found.graph.as_ref()?.nodes.last()?;
+            Descriptor::of_referrer(&top.manifest, &top.content).artifact_type
+        });
+        let mut entry = FollowerEntry {
+            kind: kind_of_artifact(artifact_type.as_deref(), &found.descriptor.annotations),
+            link: FollowerLink::Referrer,
+            subject: found.subject.to_string(),
+            digest: found.descriptor.digest.to_string(),
+            tag: None,
+            artifact_type: artifact_type.clone(),
+            action: if self.options.dry_run {
+                FollowerAction::WouldCopy
+            } else {
+                FollowerAction::Copied
+            },
+            reason: None,
+        };
+        let Some(graph) = &found.graph else {
+            entry.action = FollowerAction::AlreadyThere;
+            report.followers.push(entry);
+            return Ok(true);
+        };
+        self.copy_blobs(src, &graph.blobs, places, report).await?;
+        match self.push_graph(graph, places, &[], report).await {
+            Ok(()) => {}
+            Err(e) if refused(&e) => {
+                let why = format!("the target refused it: {e}");
+                self.note(
+                    report,
+                    format!(
+                        "left behind: referrer {} ({}) of {}: {why}",
+                        found.descriptor.digest,
+                        artifact_type.as_deref().unwrap_or("no artifactType"),
+                        found.subject
+                    ),
+                );
+                entry.action = FollowerAction::LeftBehind;
+                entry.reason = Some(why);
+                report.followers.push(entry);
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        report.followers.push(entry);
         self.note(
             report,
             format!(
                 "referrer {} ({}) of {} copied",
                 found.descriptor.digest,
-                found
-                    .descriptor
-                    .artifact_type
-                    .as_deref()
-                    .unwrap_or("no artifactType"),
+                artifact_type.as_deref().unwrap_or("no artifactType"),
                 found.subject
             ),
         );
-        Ok(())
+        Ok(true)
     }
 
-    /// On registries without the referrers API, records the copied referrers in the
-    /// `<alg>-<hex>` fallback index of each subject (merged with what is there).
+    /// Makes every copied manifest with a subject findable from that subject on the
+    /// targets: the referrers copied, and manifests of the image that carry a subject
+    /// themselves (a signature copied on its own).
+    pub(super) async fn link_subjects(
+        &self,
+        graph: &Graph,
+        copied: &[&FoundReferrer],
+        places: &[&Endpoint],
+    ) -> Result<(), TransferError> {
+        let mut links: Vec<(Digest, Descriptor)> = copied
+            .iter()
+            .map(|r| (r.subject.clone(), r.descriptor.clone()))
+            .collect();
+        for node in graph.nodes.iter().chain(
+            copied
+                .iter()
+                .flat_map(|r| r.graph.iter())
+                .flat_map(|g| &g.nodes),
+        ) {
+            if let Some(subject) = &node.content.subject {
+                links.push((
+                    subject.digest.clone(),
+                    Descriptor::of_referrer(&node.manifest, &node.content),
+                ));
+            }
+        }
+        if links.is_empty() {
+            return Ok(());
+        }
+        self.update_fallback_indexes(&links, places).await
+    }
+
+    /// Records the copied referrers in the `<alg>-<hex>` fallback index of each subject
+    /// (merged with what is there) on registries without the referrers API, and both ways
+    /// in OCI layouts (see [`OciLayout::put_referrers`](crate::OciLayout::put_referrers)).
     pub(super) async fn update_fallback_indexes(
         &self,
         links: &[(Digest, Descriptor)],
@@ -122,12 +142,19 @@ impl Copier {
             }
         }
         for place in places {
-            let Endpoint::Registry {
-                registry,
-                repository,
-            } = place
-            else {
-                continue;
+            let (registry, repository) = match place {
+                Endpoint::Registry {
+                    registry,
+                    repository,
+                } => (registry, repository),
+                Endpoint::Layout(layout) => {
+                    for (subject, descriptors) in by_subject.values() {
+                        let listed: Vec<Descriptor> =
+                            descriptors.iter().map(|d| (*d).clone()).collect();
+                        layout.put_referrers(subject, &listed).await?;
+                    }
+                    continue;
+                }
             };
             for (subject, descriptors) in by_subject.values() {
                 let current = registry.referrers(repository, subject, None).await?;
@@ -146,7 +173,7 @@ impl Copier {
                     if current.descriptors.iter().any(|c| c.digest == d.digest) {
                         continue;
                     }
-                    entries.push(descriptor_json(d));
+                    entries.push(d.to_referrer_json());
                     changed = true;
                 }
                 if !changed {
@@ -168,42 +195,4 @@ impl Copier {
         }
         Ok(())
     }
-}
-
-/// The descriptor a referrers index lists for a manifest: its media type, digest and size,
-/// its `artifactType` (or, as the spec says, its config's media type) and its annotations.
-pub(super) fn referrer_descriptor(node: &Node) -> Descriptor {
-    let annotations = serde_json::from_slice::<serde_json::Value>(&node.manifest.bytes)
-        .ok()
-        .and_then(|v| v.get("annotations").cloned())
-        .and_then(|a| serde_json::from_value(a).ok())
-        .unwrap_or_default();
-    Descriptor {
-        media_type: node.manifest.media_type.clone(),
-        digest: node.manifest.digest.clone(),
-        size: node.manifest.bytes.len() as u64,
-        urls: Vec::new(),
-        platform: None,
-        artifact_type: node
-            .content
-            .artifact_type
-            .clone()
-            .or_else(|| node.content.config.as_ref().map(|c| c.media_type.clone())),
-        annotations,
-    }
-}
-
-fn descriptor_json(d: &Descriptor) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "mediaType": d.media_type,
-        "digest": d.digest.to_string(),
-        "size": d.size,
-    });
-    if let Some(t) = &d.artifact_type {
-        v["artifactType"] = serde_json::Value::String(t.clone());
-    }
-    if !d.annotations.is_empty() {
-        v["annotations"] = serde_json::to_value(&d.annotations).unwrap_or_default();
-    }
-    v
 }

@@ -42,6 +42,116 @@ pub enum ManifestRole {
     Child,
     /// A manifest whose `subject` is a copied manifest (signature, SBOM, attestation).
     Referrer,
+    /// A manifest under a digest tag of a copied manifest (cosign's `sha256-<hex>.sig`,
+    /// `.att`, `.sbom`), or a child of one.
+    DigestTag,
+}
+
+/// What a follower of an image is, for the counts of the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowerKind {
+    /// A signature (cosign `.sig`, a cosign or Notary signature referrer).
+    Signature,
+    /// An attestation (cosign `.att`, in-toto or DSSE referrers).
+    Attestation,
+    /// A software bill of materials (cosign `.sbom`, SPDX or CycloneDX referrers).
+    Sbom,
+    /// Anything else attached to an image.
+    Other,
+}
+
+impl FollowerKind {
+    fn counted(self, n: usize) -> String {
+        let (one, many) = match self {
+            FollowerKind::Signature => ("signature", "signatures"),
+            FollowerKind::Attestation => ("attestation", "attestations"),
+            FollowerKind::Sbom => ("SBOM", "SBOMs"),
+            FollowerKind::Other => ("other artifact", "other artifacts"),
+        };
+        format!("{n} {}", if n == 1 { one } else { many })
+    }
+}
+
+/// How a follower is attached to its subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowerLink {
+    /// An OCI referrer: its manifest names the subject (`subject` field).
+    Referrer,
+    /// A digest tag: `<alg>-<hex>.<suffix>` in the subject's repository (cosign's scheme).
+    DigestTag,
+}
+
+/// What happened to a follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowerAction {
+    /// Copied to every target.
+    Copied,
+    /// Dry run: would be copied.
+    WouldCopy,
+    /// Every target had it already.
+    AlreadyThere,
+    /// Not copied; `reason` says why.
+    LeftBehind,
+}
+
+/// A signature, attestation, SBOM or other artifact that follows an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct FollowerEntry {
+    /// What it is.
+    pub kind: FollowerKind,
+    /// How it is attached.
+    pub link: FollowerLink,
+    /// The digest of the manifest it is attached to.
+    pub subject: String,
+    /// Its own digest.
+    pub digest: String,
+    /// Its tag, for a digest tag.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Its `artifactType` (or config media type), for a referrer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// What was done.
+    pub action: FollowerAction,
+    /// Why it was left behind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl FollowerEntry {
+    /// `signature sha256-….sig (sha256:…) of sha256:…`, for lists.
+    fn describe(&self) -> String {
+        let kind = match self.kind {
+            FollowerKind::Signature => "signature",
+            FollowerKind::Attestation => "attestation",
+            FollowerKind::Sbom => "SBOM",
+            FollowerKind::Other => "artifact",
+        };
+        let what = match (&self.tag, &self.artifact_type) {
+            (Some(tag), _) => format!("{tag} ({})", self.digest),
+            (None, Some(t)) => format!("referrer {} ({t})", self.digest),
+            (None, None) => format!("referrer {}", self.digest),
+        };
+        format!("{kind} {what} of {}", self.subject)
+    }
+}
+
+/// How many followers of each kind reached the targets (or, in a dry run, would).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FollowedTotals {
+    /// Signatures.
+    pub signatures: usize,
+    /// Attestations.
+    pub attestations: usize,
+    /// SBOMs.
+    pub sboms: usize,
+    /// Other artifacts.
+    pub other: usize,
+    /// Followers found but not copied (see the notes).
+    pub left_behind: usize,
 }
 
 /// One manifest of the report.
@@ -118,6 +228,8 @@ pub struct Totals {
     pub bytes_copied: u64,
     /// Retries spent on blobs.
     pub retries: u32,
+    /// Signatures, attestations, SBOMs and other artifacts that followed the image.
+    pub followed: FollowedTotals,
 }
 
 impl Totals {
@@ -158,6 +270,12 @@ pub struct CopyReport {
     pub manifests: Vec<ManifestEntry>,
     /// Blobs.
     pub blobs: Vec<BlobEntry>,
+    /// Signatures, attestations, SBOMs and other artifacts attached to the copied manifests
+    /// (referrers and digest tags), and what was done with each.
+    pub followers: Vec<FollowerEntry>,
+    /// Referrers and digest tags were not looked up (`--no-referrers`): whatever is attached
+    /// to the image stayed behind.
+    pub followers_off: bool,
     /// Totals.
     pub totals: Totals,
     /// Wall-clock milliseconds.
@@ -191,6 +309,16 @@ impl CopyReport {
         for b in &self.blobs {
             t.count(b);
         }
+        for f in &self.followers {
+            let count = match (f.action, f.kind) {
+                (FollowerAction::LeftBehind, _) => &mut t.followed.left_behind,
+                (_, FollowerKind::Signature) => &mut t.followed.signatures,
+                (_, FollowerKind::Attestation) => &mut t.followed.attestations,
+                (_, FollowerKind::Sbom) => &mut t.followed.sboms,
+                (_, FollowerKind::Other) => &mut t.followed.other,
+            };
+            *count += 1;
+        }
         self.totals = t;
         let elapsed = started.elapsed();
         self.millis = elapsed.as_millis() as u64;
@@ -202,9 +330,71 @@ impl CopyReport {
     }
 
     /// One line for people: `… (3 platforms, 12 blobs: 9 copied, 3 mounted, 0 skipped, 104.2 MiB
-    /// in 2.1 s; 4 source manifest pulls)`, or, when every target had it already, `… → …: up to
-    /// date (3 platforms already there)` (with the source's pulls, if it took any).
+    /// in 2.1 s; 4 source manifest pulls; followed: 2 signatures, 1 attestation, 1 SBOM)`, or,
+    /// when every target had it already, `… → …: up to date (3 platforms already there)` (with
+    /// the source's pulls, if it took any, and what followed); a dry run adds a line for each
+    /// follower that would be copied or is left behind.
     pub fn summary(&self, target: &str) -> String {
+        let mut out = self.summary_line(target);
+        if self.dry_run {
+            for f in &self.followers {
+                let verb = match f.action {
+                    FollowerAction::WouldCopy | FollowerAction::Copied => "would copy",
+                    FollowerAction::AlreadyThere => "already there:",
+                    FollowerAction::LeftBehind => "would leave behind",
+                };
+                out.push_str(&format!("\n  {verb} {}", f.describe()));
+                if let Some(r) = &f.reason {
+                    out.push_str(&format!(": {r}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// What followed the image, for people: `followed: 2 signatures, 1 attestation, 1 SBOM`,
+    /// `…; 1 signature, attestation or SBOM left behind (see notes)`, `signatures,
+    /// attestations and SBOMs left behind (--no-referrers)`; `None` when nothing is attached.
+    pub fn followers_summary(&self) -> Option<String> {
+        let text = self.followed_text();
+        let text = text.strip_prefix("; ").unwrap_or(&text);
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+
+    /// [`Self::followers_summary`] after `; `, or nothing.
+    fn followed_text(&self) -> String {
+        if self.followers_off {
+            return "; signatures, attestations and SBOMs left behind (--no-referrers)".to_owned();
+        }
+        let f = &self.totals.followed;
+        let parts: Vec<String> = [
+            (FollowerKind::Signature, f.signatures),
+            (FollowerKind::Attestation, f.attestations),
+            (FollowerKind::Sbom, f.sboms),
+            (FollowerKind::Other, f.other),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| k.counted(n))
+        .collect();
+        let mut text = String::new();
+        if !parts.is_empty() {
+            text = format!("; followed: {}", parts.join(", "));
+        }
+        if f.left_behind > 0 {
+            text.push_str(&format!(
+                "; {} left behind (see notes)",
+                if f.left_behind == 1 {
+                    "1 signature, attestation or SBOM".to_owned()
+                } else {
+                    format!("{} signatures, attestations or SBOMs", f.left_behind)
+                }
+            ));
+        }
+        text
+    }
+
+    fn summary_line(&self, target: &str) -> String {
         let t = &self.totals;
         if self.up_to_date {
             let mut what = Vec::new();
@@ -230,8 +420,9 @@ impl CopyReport {
                 n => format!("; {n} source manifest pulls"),
             };
             return format!(
-                "{} → {target}: up to date ({what} already there{pulls})",
-                self.source
+                "{} → {target}: up to date ({what} already there{pulls}{})",
+                self.source,
+                self.followed_text()
             );
         }
         let verb = if self.dry_run {
@@ -245,7 +436,7 @@ impl CopyReport {
             String::new()
         };
         format!(
-            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s; {} source manifest pull{})",
+            "{verb} {} → {target} ({platforms}{} blobs: {} copied, {} mounted, {} skipped, {} in {:.1} s; {} source manifest pull{}{})",
             self.source,
             t.blobs_copied + t.blobs_mounted + t.blobs_skipped,
             t.blobs_copied,
@@ -254,7 +445,8 @@ impl CopyReport {
             human_bytes(t.bytes_copied),
             self.millis as f64 / 1000.0,
             self.source_pulls,
-            if self.source_pulls == 1 { "" } else { "s" }
+            if self.source_pulls == 1 { "" } else { "s" },
+            self.followed_text()
         )
     }
 }

@@ -13,6 +13,23 @@
 //! [`BlobStream`] that verifies size and digest as it goes. Layouts written here are read by
 //! `skopeo` (`oci:<dir>:<tag>`), and layouts written by `skopeo` are read here.
 //!
+//! # Referrers and digest tags
+//!
+//! A layout has no referrers API, so tools record a manifest's referrers (signatures, SBOMs,
+//! attestations) in `index.json`, one way or both:
+//!
+//! - the OCI referrers tag schema, as regclient (`regctl`) writes it: an image index tagged
+//!   `<alg>-<hex>` (the subject's digest: the fallback tag) whose `manifests` list the
+//!   referrers, each referrer also an untagged entry;
+//! - an untagged entry for each referrer manifest, found by the manifest's own `subject`, as
+//!   oras writes it (the entry carries the `artifactType` and annotations a referrers listing
+//!   shows) and as buildx leaves attestations.
+//!
+//! [`OciLayout::scan`] reads both (each manifest of `index.json` once) and the tags, among
+//! them cosign's digest tags (`sha256-<hex>.sig`, `.att`, `.sbom`);
+//! [`OciLayout::put_referrers`] writes both ways, so that every tool finds them; a digest tag
+//! is an entry named by its tag, as any other.
+//!
 //! # Atomicity
 //!
 //! - A blob is written to a temporary file inside the layout (`blobs/.tmp-…`), hashed while it
@@ -52,6 +69,7 @@
 
 mod fs;
 mod index;
+mod referrers;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -76,6 +94,7 @@ use fs::{
     write_atomic_sync,
 };
 use index::{parse_index, ref_name, resolve_media_type, update_entries};
+pub use referrers::LayoutScan;
 
 /// The `imageLayoutVersion` this code reads and writes.
 pub const OCI_LAYOUT_VERSION: &str = "1.0.0";
@@ -301,6 +320,19 @@ impl OciLayout {
             };
             (entry.digest.clone(), Some(entry))
         };
+        self.read_manifest(ctx, reference, digest, entry).await
+    }
+
+    /// Reads and checks the manifest blob `digest`, found as `reference` (through its
+    /// `index.json` entry when it has one): the size limit, the digest, the entry's size,
+    /// schema 1, and the media type.
+    async fn read_manifest(
+        &self,
+        ctx: RequestContext,
+        reference: &str,
+        digest: Digest,
+        entry: Option<IndexEntry>,
+    ) -> Result<Manifest, TransferError> {
         let what = format!(
             "manifest {reference} in OCI layout {}",
             self.path().display()
@@ -574,21 +606,9 @@ impl OciLayout {
         self.put_manifest_blob(manifest).await?;
 
         let _lock = self.inner.index_lock.lock().await;
-        let index_path = self.index_path();
-        let bytes = self.read_index_bytes().await?;
-        let mut index: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| self.bad_index(ctx.clone(), &format!("not valid JSON: {e}")))?;
-        let Some(object) = index.as_object_mut() else {
-            return Err(self.bad_index(ctx, "not a JSON object"));
-        };
-        let manifests = object
-            .entry("manifests")
-            .or_insert_with(|| Value::Array(Vec::new()));
-        let Some(manifests) = manifests.as_array_mut() else {
-            return Err(self.bad_index(ctx, "`manifests` is not an array"));
-        };
+        let mut index = self.read_index_value(&ctx).await?;
         let changed = update_entries(
-            manifests,
+            entries_mut(&mut index),
             &media_type,
             &manifest.digest,
             manifest.bytes.len() as u64,
@@ -597,12 +617,7 @@ impl OciLayout {
         if !changed {
             return Ok(());
         }
-        let out = serde_json::to_vec(&index)
-            .map_err(|e| io_error(&index_path, io::ErrorKind::InvalidData, e.to_string()))?;
-        let root = self.path().to_path_buf();
-        tokio::task::spawn_blocking(move || write_atomic_sync(&root, "index.json", &out))
-            .await
-            .map_err(|e| io_error(&index_path, io::ErrorKind::Other, e.to_string()))?
+        self.write_index(&index).await
     }
 
     /// The tags of the layout: the `org.opencontainers.image.ref.name` annotations of the
@@ -712,6 +727,35 @@ impl OciLayout {
             .map_err(|e| io_error(&self.index_path(), io::ErrorKind::Other, e.to_string()))?
     }
 
+    /// `index.json` as JSON, checked to be an object whose `manifests` is an array (added
+    /// when missing), for a rewrite; the caller holds the index lock.
+    async fn read_index_value(&self, ctx: &RequestContext) -> Result<Value, TransferError> {
+        let bytes = self.read_index_bytes().await?;
+        let mut index: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| self.bad_index(ctx.clone(), &format!("not valid JSON: {e}")))?;
+        let Some(object) = index.as_object_mut() else {
+            return Err(self.bad_index(ctx.clone(), "not a JSON object"));
+        };
+        let manifests = object
+            .entry("manifests")
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if !manifests.is_array() {
+            return Err(self.bad_index(ctx.clone(), "`manifests` is not an array"));
+        }
+        Ok(index)
+    }
+
+    /// Rewrites `index.json` atomically; the caller holds the index lock.
+    async fn write_index(&self, index: &Value) -> Result<(), TransferError> {
+        let index_path = self.index_path();
+        let out = serde_json::to_vec(index)
+            .map_err(|e| io_error(&index_path, io::ErrorKind::InvalidData, e.to_string()))?;
+        let root = self.path().to_path_buf();
+        tokio::task::spawn_blocking(move || write_atomic_sync(&root, "index.json", &out))
+            .await
+            .map_err(|e| io_error(&index_path, io::ErrorKind::Other, e.to_string()))?
+    }
+
     /// The `manifests` entries of `index.json`.
     async fn read_index(&self, ctx: &RequestContext) -> Result<Vec<Value>, TransferError> {
         let bytes = self.read_index_bytes().await?;
@@ -752,6 +796,14 @@ impl OciLayout {
             size,
         })
     }
+}
+
+/// The `manifests` array of an index read by [`OciLayout::read_index_value`].
+fn entries_mut(index: &mut Value) -> &mut Vec<Value> {
+    index
+        .get_mut("manifests")
+        .and_then(Value::as_array_mut)
+        .expect("read_index_value checked that `manifests` is an array")
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use url::Url;
 
-use super::{PingInfo, Referrers, ReferrersSource, Registry, header_str};
+use super::{PingInfo, Referrers, ReferrersSource, Registry, TagsPage, header_str};
 use crate::body::read_capped;
 use crate::error::{Operation, RequestContext, TransferError, redact_url};
 use crate::manifest::{MAX_MANIFEST_BYTES, ManifestContent, OCI_INDEX};
@@ -20,6 +20,18 @@ impl Registry {
         page_size: Option<usize>,
     ) -> Result<Vec<String>, TransferError> {
         self.again(|| self.list_tags_once(repository, page_size))
+            .await
+    }
+
+    /// The first page of a repository's tags, at most `page_size` of them, and whether the
+    /// registry has more (a `Link` to a next page). One request: what a copy reads to see
+    /// every tag of a small repository without paging through a large one.
+    pub async fn tags_page(
+        &self,
+        repository: &str,
+        page_size: usize,
+    ) -> Result<TagsPage, TransferError> {
+        self.again(|| self.tags_page_once(repository, page_size))
             .await
     }
 
@@ -105,6 +117,23 @@ impl Registry {
         self.paginate(ctx, url, scopes, page_size, "tags").await
     }
 
+    async fn tags_page_once(
+        &self,
+        repository: &str,
+        page_size: usize,
+    ) -> Result<TagsPage, TransferError> {
+        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
+        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let mut url = self.v2_url(repository, &["tags", "list"]).await?;
+        url.query_pairs_mut()
+            .append_pair("n", &page_size.to_string());
+        let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
+        Ok(TagsPage {
+            tags: page_items(&ctx, &body, "tags")?,
+            more: next.is_some(),
+        })
+    }
+
     async fn catalog_once(&self, page_size: Option<usize>) -> Result<Vec<String>, TransferError> {
         let ctx = self.ctx(Operation::Catalog, None, None);
         let scopes =
@@ -130,23 +159,7 @@ impl Registry {
         let mut items = Vec::new();
         for _ in 0..10_000 {
             let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
-            let page: serde_json::Value =
-                serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
-                    context: ctx.clone(),
-                    reason: format!("invalid {field} page: {e}"),
-                })?;
-            match page.get(field) {
-                None | Some(serde_json::Value::Null) => {}
-                Some(serde_json::Value::Array(list)) => {
-                    items.extend(list.iter().filter_map(|v| v.as_str().map(str::to_owned)))
-                }
-                Some(_) => {
-                    return Err(TransferError::Protocol {
-                        context: ctx,
-                        reason: format!("`{field}` is not a list"),
-                    });
-                }
-            }
+            items.extend(page_items(&ctx, &body, field)?);
             match next {
                 Some(n) => url = n,
                 None => return Ok(items),
@@ -363,6 +376,30 @@ impl Registry {
         )
         .await?;
         Ok((body, next))
+    }
+}
+
+/// The string list `field` of a listing's page (none when the field is missing or null).
+fn page_items(
+    ctx: &RequestContext,
+    body: &[u8],
+    field: &str,
+) -> Result<Vec<String>, TransferError> {
+    let page: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| TransferError::Protocol {
+            context: ctx.clone(),
+            reason: format!("invalid {field} page: {e}"),
+        })?;
+    match page.get(field) {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(list)) => Ok(list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()),
+        Some(_) => Err(TransferError::Protocol {
+            context: ctx.clone(),
+            reason: format!("`{field}` is not a list"),
+        }),
     }
 }
 

@@ -109,6 +109,15 @@ pub struct Referrers {
     pub fallback_index: Option<Manifest>,
 }
 
+/// One page of a repository's tags ([`Registry::tags_page`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagsPage {
+    /// The tags of this page, as the registry listed them.
+    pub tags: Vec<String>,
+    /// Whether the registry has more tags than this page (it sent a `Link` to the next).
+    pub more: bool,
+}
+
 /// The `Content-Type` of blob uploads.
 const OCTET_STREAM: &str = "application/octet-stream";
 

@@ -25,7 +25,7 @@ fn source(reg: &acr_import_transfer::Registry, repo: &str, reference: &str) -> S
     }
 }
 
-async fn pair() -> (
+pub(crate) async fn pair() -> (
     TestRegistry,
     TestRegistry,
     acr_import_transfer::Registry,

@@ -43,7 +43,7 @@ fn raw(m: &Manifest) -> seed::Manifest {
 }
 
 /// The transfer crate's form of `m`.
-fn typed(m: seed::Manifest) -> anyhow::Result<Manifest> {
+pub fn typed(m: seed::Manifest) -> anyhow::Result<Manifest> {
     Ok(Manifest {
         digest: m.digest.parse()?,
         bytes: m.bytes,

@@ -8,6 +8,7 @@ mod fixtures;
 mod ops;
 mod properties;
 mod registries;
+mod signatures;
 mod soak;
 mod tls;
 

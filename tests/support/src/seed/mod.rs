@@ -1,6 +1,7 @@
 //! Content seeded into real registries: every kind of manifest the copy engine must handle
 //! (OCI and Docker images, indexes and lists, attestations, artifacts with a subject, referrers
-//! in the tag-schema index, Helm charts, foreign layers).
+//! in the tag-schema index, Helm charts, foreign layers), and images signed with cosign
+//! ([`cosign_signed`]; [`crate::cosign`] checks the signatures where they are read back).
 //!
 //! Seeding goes through [`Seeder`], a small client of its own (plain HTTP/1.1 to a loopback
 //! registry: blobs by `POST` then `PUT ?digest=`, manifests by `PUT`), never through the code
@@ -30,6 +31,7 @@ pub use client::Seeder;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::cosign::{self, CosignArtifact, CosignKey};
 use crate::util::sha256_digest;
 
 /// A Docker layer.
@@ -407,6 +409,131 @@ pub async fn foreign_layers(
     let m = manifest_of(&value, DOCKER_MANIFEST)?;
     push_manifest(reg, repo, Some(tag), &m).await?;
     Ok((m, foreign.digest()))
+}
+
+/// Pushes a cosign-format artifact's blobs, then its manifest under its digest tag (or by
+/// digest, for a referrer). Returns the manifest.
+pub async fn push_artifact(
+    reg: &Seeder,
+    repo: &str,
+    artifact: &CosignArtifact,
+) -> anyhow::Result<Manifest> {
+    for b in &artifact.blobs {
+        let blob = Bytes::from(b.bytes.clone());
+        if !reg.has_blob(repo, &sha256_digest(&blob)).await? {
+            reg.push_blob(repo, blob).await?;
+        }
+    }
+    let manifest = Manifest {
+        bytes: Bytes::from(artifact.manifest.clone()),
+        media_type: artifact.media_type.clone(),
+        digest: sha256_digest(&artifact.manifest),
+    };
+    let reference = artifact
+        .tag
+        .clone()
+        .unwrap_or_else(|| manifest.digest.clone());
+    reg.put_manifest(repo, &reference, &manifest).await?;
+    Ok(manifest)
+}
+
+/// A multi-arch image ([`multi_arch`]) signed the ways real publishers sign: cosign's `.sig`,
+/// `.att` and `.sbom` digest tags (and a regclient-style `.meta`) on the index, a `.sig` on
+/// each platform, and a cosign signature stored as an OCI referrer of the index (recorded in
+/// its fallback index).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// The index, tagged.
+    pub top: Manifest,
+    /// The manifests with a `.sig` (`sha256:<hex>`): the index, then each platform.
+    pub signed: Vec<String>,
+    /// Every digest tag pushed.
+    pub digest_tags: Vec<String>,
+    /// The referrer signature.
+    pub referrer: Manifest,
+}
+
+/// The cosign artifacts of a signed image ([`Signed`]), made once and pushable to any number
+/// of registries as the same bytes (ECDSA signatures differ each time they are made).
+#[derive(Debug, Clone)]
+pub struct Signatures {
+    /// The digest-tagged artifacts: `.sig`, `.att`, `.sbom` and `.meta` of the index, then a
+    /// `.sig` for each platform.
+    pub tagged: Vec<CosignArtifact>,
+    /// The signature of the index stored as an OCI referrer.
+    pub referrer: CosignArtifact,
+    /// The manifests with a `.sig` (`sha256:<hex>`): the index, then each platform.
+    pub signed: Vec<String>,
+}
+
+/// Signs the index `top` (and each of its Linux platforms) with `key`, naming the image
+/// `name` in the signed payloads.
+pub fn sign_image(key: &CosignKey, name: &str, top: &Manifest) -> anyhow::Result<Signatures> {
+    let d = top.digest.as_str();
+    let mut tagged = vec![
+        cosign::signature(key, name, d)?,
+        cosign::attestation(key, name, d, "https://slsa.dev/provenance/v1")?,
+        cosign::sbom(d, name),
+        cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#),
+    ];
+    let mut signed = vec![top.digest.clone()];
+    let index: Value = serde_json::from_slice(&top.bytes)?;
+    for child in index["manifests"].as_array().into_iter().flatten() {
+        if child["platform"]["os"] == "linux" {
+            let digest = child["digest"].as_str().unwrap_or_default();
+            tagged.push(cosign::signature(key, name, digest)?);
+            signed.push(digest.to_owned());
+        }
+    }
+    let subject = (top.media_type.as_str(), d, top.bytes.len());
+    let referrer = cosign::signature_referrer(key, name, subject)?;
+    Ok(Signatures {
+        tagged,
+        referrer,
+        signed,
+    })
+}
+
+/// Pushes the signatures of `top` (already in `repo`) and records the referrer in the
+/// index's fallback index.
+pub async fn push_signatures(
+    reg: &Seeder,
+    repo: &str,
+    top: Manifest,
+    signatures: &Signatures,
+) -> anyhow::Result<Signed> {
+    let mut digest_tags = Vec::new();
+    for a in &signatures.tagged {
+        push_artifact(reg, repo, a).await?;
+        digest_tags.extend(a.tag.clone());
+    }
+    let referrer = push_artifact(reg, repo, &signatures.referrer).await?;
+    attach(
+        reg,
+        repo,
+        &top,
+        &[(&referrer, cosign::SIGNATURE_ARTIFACT_TYPE)],
+    )
+    .await?;
+    Ok(Signed {
+        top,
+        signed: signatures.signed.clone(),
+        digest_tags,
+        referrer,
+    })
+}
+
+/// Seeds a [`Signed`] image under `repo:tag`, signed with `key`.
+pub async fn cosign_signed(
+    reg: &Seeder,
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    key: &CosignKey,
+) -> anyhow::Result<Signed> {
+    let top = multi_arch(reg, repo, tag, seed).await?;
+    let signatures = sign_image(key, &format!("{}/{repo}", reg.host()), &top)?;
+    push_signatures(reg, repo, top, &signatures).await
 }
 
 #[cfg(test)]
