@@ -815,6 +815,23 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
     Ok(tally)
 }
 
+/// An untagged index of `linux/amd64` (`base` and `x`) and `linux/arm64` (`base` and `y`).
+async fn two_platforms(
+    reg: &fixtures::Seeder,
+    repo: &str,
+    [base, x, y]: [&Blob; 3],
+    docker: bool,
+) -> anyhow::Result<fixtures::Manifest> {
+    use fixtures::{image, index};
+    let amd = image(reg, repo, "linux", "amd64", &[base, x], docker).await?;
+    let arm = image(reg, repo, "linux", "arm64", &[base, y], docker).await?;
+    let platforms = [
+        (&amd, Some("linux/amd64"), None),
+        (&arm, Some("linux/arm64"), None),
+    ];
+    index(reg, repo, None, &platforms, docker).await
+}
+
 /// Pushes a case's image to `repo` of the source, tagged [`TAG`].
 async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<Seeded> {
     use fixtures::{DOCKER_LAYER, artifact, attach, image, index};
@@ -833,19 +850,7 @@ async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<
         "docker-list" => {
             let base = docker_layer(210, 30_000);
             let (x, y) = (docker_layer(211, 8_000), docker_layer(212, 9_000));
-            let amd = image(reg, repo, "linux", "amd64", &[&base, &x], true).await?;
-            let arm = image(reg, repo, "linux", "arm64", &[&base, &y], true).await?;
-            index(
-                reg,
-                repo,
-                None,
-                &[
-                    (&amd, Some("linux/amd64"), None),
-                    (&arm, Some("linux/arm64"), None),
-                ],
-                true,
-            )
-            .await?
+            two_platforms(reg, repo, [&base, &x, &y], true).await?
         }
         "oci-manifest" => {
             let (a, b) = (Blob::layer(221, 30_000), Blob::layer(222, 5_000));
@@ -859,20 +864,8 @@ async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<
                 Blob::layer(232, 5_000),
                 Blob::layer(233, 6_000),
             );
-            let amd = image(reg, repo, "linux", "amd64", &[&base, &x], false).await?;
-            let arm = image(reg, repo, "linux", "arm64", &[&base, &y], false).await?;
             let s390 = image(reg, repo, "linux", "s390x", &[&base, &z], false).await?;
-            let inner = index(
-                reg,
-                repo,
-                None,
-                &[
-                    (&amd, Some("linux/amd64"), None),
-                    (&arm, Some("linux/arm64"), None),
-                ],
-                false,
-            )
-            .await?;
+            let inner = two_platforms(reg, repo, [&base, &x, &y], false).await?;
             index(
                 reg,
                 repo,
