@@ -4,6 +4,32 @@
 
 use acr_import_auth::{Scope, ScopeSet};
 use acr_import_transfer::{Registry, TransferError};
+use serde::{Deserialize, Serialize};
+
+/// One manifest as ACR's metadata API describes it. The fields read here are typed; the
+/// service's others (`architecture`, `os`, `changeableAttributes`, …) are kept as they
+/// came in `other`, so that the object serializes back as the service's own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestMetadata {
+    /// The manifest's digest.
+    pub digest: String,
+    /// Its tags (none: untagged).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// When it last changed (RFC 3339, as the service wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update_time: Option<String>,
+    /// The bytes it and its blobs take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<u64>,
+    /// Its media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The service's other fields.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
 
 /// The order of a listing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +59,7 @@ impl ManifestOrder {
 }
 
 /// Lists the manifests of `repository` through `GET /acr/v1/{repo}/_manifests` (scope
-/// `repository:{repo}:metadata_read`), following `Link` pagination, at most `top`. Each
-/// entry is the service's own object (`digest`, `tags`, `lastUpdateTime`, `imageSize`, …).
+/// `repository:{repo}:metadata_read`), following `Link` pagination, at most `top`.
 /// `Ok(None)`: the registry has no such API (it is not an ACR), so the caller lists through
 /// the OCI API instead.
 pub async fn list_manifests(
@@ -42,7 +67,7 @@ pub async fn list_manifests(
     repository: &str,
     order: Option<ManifestOrder>,
     top: Option<usize>,
-) -> Result<Option<Vec<serde_json::Value>>, TransferError> {
+) -> Result<Option<Vec<ManifestMetadata>>, TransferError> {
     let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
     let segments: Vec<&str> = ["acr", "v1"]
         .into_iter()
@@ -73,17 +98,21 @@ pub async fn list_manifests(
             }
             Err(e) => return Err(e),
         };
-        let page: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
-                context: acr_import_transfer::RequestContext {
-                    operation: acr_import_transfer::Operation::Other,
-                    registry: registry.host().to_owned(),
-                    repository: Some(repository.to_owned()),
-                    reference: None,
-                },
-                reason: format!("the metadata listing is not JSON: {e}"),
-            })?;
-        out.extend(page["manifests"].as_array().into_iter().flatten().cloned());
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            manifests: Vec<ManifestMetadata>,
+        }
+        let page: Page = serde_json::from_slice(&body).map_err(|e| TransferError::Protocol {
+            context: acr_import_transfer::RequestContext {
+                operation: acr_import_transfer::Operation::Other,
+                registry: registry.host().to_owned(),
+                repository: Some(repository.to_owned()),
+                reference: None,
+            },
+            reason: format!("the metadata listing is not what ACR serves: {e}"),
+        })?;
+        out.extend(page.manifests);
         if out.len() >= limit {
             out.truncate(limit);
             break;
@@ -98,11 +127,11 @@ pub async fn list_manifests(
 
 /// az's default shape of a metadata object: `{digest, tags, timestamp}` (`timestamp` is the
 /// service's `lastUpdateTime`; missing values become `""` and `[]`).
-pub fn summary(entry: &serde_json::Value) -> serde_json::Value {
+pub fn summary(entry: &ManifestMetadata) -> serde_json::Value {
     serde_json::json!({
-        "digest": entry["digest"].as_str().unwrap_or_default(),
-        "tags": entry["tags"].as_array().cloned().unwrap_or_default(),
-        "timestamp": entry["lastUpdateTime"].as_str().unwrap_or_default(),
+        "digest": entry.digest,
+        "tags": entry.tags,
+        "timestamp": entry.last_update_time.as_deref().unwrap_or_default(),
     })
 }
 
@@ -121,12 +150,17 @@ mod tests {
             Some(ManifestOrder::TimeAsc)
         );
         assert_eq!(ManifestOrder::parse("size"), None);
-        let s = summary(
-            &serde_json::json!({"digest": "sha256:a", "lastUpdateTime": "2018-09-06T06:17:20.9983915Z", "imageSize": 1}),
-        );
+        let service = serde_json::json!({"digest": "sha256:a", "lastUpdateTime": "2018-09-06T06:17:20.9983915Z",
+            "imageSize": 1, "architecture": "amd64", "changeableAttributes": {"deleteEnabled": true}});
+        let entry: ManifestMetadata = serde_json::from_value(service.clone()).unwrap();
+        assert_eq!((entry.image_size, entry.tags.len()), (Some(1), 0));
         assert_eq!(
-            s,
+            summary(&entry),
             serde_json::json!({"digest": "sha256:a", "tags": [], "timestamp": "2018-09-06T06:17:20.9983915Z"})
         );
+        // The service's object comes back whole (with the tags it did not list: none).
+        let mut back = service;
+        back["tags"] = serde_json::json!([]);
+        assert_eq!(serde_json::to_value(&entry).unwrap(), back);
     }
 }

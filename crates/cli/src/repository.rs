@@ -133,15 +133,15 @@ async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure>
     if let Some(entries) =
         acr_import_acr::metadata::list_manifests(&reg, &repository, order, top).await?
     {
-        let rows: Vec<serde_json::Value> = if a.detail {
-            entries
-        } else {
-            entries
-                .iter()
-                .map(acr_import_acr::metadata::summary)
-                .collect()
-        };
-        return render::print(&rows, g.output.unwrap_or(OutputFormat::Json));
+        let format = g.output.unwrap_or(OutputFormat::Json);
+        if a.detail {
+            return render::print(&entries, format);
+        }
+        let rows: Vec<serde_json::Value> = entries
+            .iter()
+            .map(acr_import_acr::metadata::summary)
+            .collect();
+        return render::print(&rows, format);
     }
     let mut rows = oci_rows(&reg, &repository, a.detail).await?;
     for r in &mut rows {

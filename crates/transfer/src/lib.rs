@@ -52,4 +52,4 @@ pub use registry::{
     Registry, TagsPage, UploadSession, UploadStart,
 };
 pub use retry::RetryPolicy;
-pub use transport::{HostStats, RequestBody, Transport, TransportBuilder};
+pub use transport::{HostStats, Transport, TransportBuilder};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use acr_import_reference::{Digest, ReferenceError};
 use bytes::Bytes;
+use oci_spec::image::{ImageIndex, ImageManifest};
 use serde::Deserialize;
 
 /// OCI image manifest.
@@ -85,11 +86,15 @@ pub enum ManifestError {
         #[source]
         source: ReferenceError,
     },
-    /// A descriptor with a negative size.
-    #[error("descriptor {digest} has a negative size")]
-    NegativeSize {
-        /// The descriptor's digest.
-        digest: Digest,
+    /// JSON that is not an OCI image index or image manifest (as `oci-spec` reads them): a
+    /// required field missing, a negative size, a malformed digest.
+    #[error("not a valid {shape}: {source}")]
+    Shape {
+        /// `image index` or `image manifest`.
+        shape: &'static str,
+        /// What `oci-spec` found wrong.
+        #[source]
+        source: serde_json::Error,
     },
     /// Neither `manifests` nor `config`/`layers`: no known shape.
     #[error("neither `manifests` nor `config`/`layers`")]
@@ -130,7 +135,8 @@ pub enum ManifestError {
 }
 
 /// A platform as an index names it. Kept as our own type because `os.version` and
-/// `os.features` matter for Windows images and oci-spec 0.10 drops them.
+/// `os.features` matter for Windows images and `oci-spec` 0.10 drops them (see
+/// [`ManifestContent::parse`]).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
 pub struct Platform {
     /// `architecture`.
@@ -231,61 +237,6 @@ impl Descriptor {
     }
 }
 
-#[derive(Deserialize)]
-struct RawDescriptor {
-    #[serde(rename = "mediaType", default)]
-    media_type: String,
-    digest: String,
-    size: i64,
-    #[serde(default)]
-    urls: Option<Vec<String>>,
-    #[serde(default)]
-    platform: Option<Platform>,
-    #[serde(rename = "artifactType", default)]
-    artifact_type: Option<String>,
-    #[serde(default)]
-    annotations: Option<std::collections::BTreeMap<String, String>>,
-}
-
-impl TryFrom<RawDescriptor> for Descriptor {
-    type Error = ManifestError;
-    fn try_from(r: RawDescriptor) -> Result<Self, ManifestError> {
-        let digest: Digest = r.digest.parse().map_err(|source| ManifestError::Digest {
-            digest: r.digest.clone(),
-            source,
-        })?;
-        if r.size < 0 {
-            return Err(ManifestError::NegativeSize { digest });
-        }
-        Ok(Descriptor {
-            media_type: r.media_type,
-            digest,
-            size: r.size as u64,
-            urls: r.urls.unwrap_or_default(),
-            platform: r.platform,
-            artifact_type: r.artifact_type,
-            annotations: r.annotations.unwrap_or_default(),
-        })
-    }
-}
-
-#[derive(Deserialize)]
-struct RawManifest {
-    #[serde(rename = "schemaVersion")]
-    schema_version: Option<i64>,
-    #[serde(rename = "mediaType")]
-    media_type: Option<String>,
-    #[serde(rename = "artifactType")]
-    artifact_type: Option<String>,
-    config: Option<RawDescriptor>,
-    layers: Option<Vec<RawDescriptor>>,
-    manifests: Option<Vec<RawDescriptor>>,
-    subject: Option<RawDescriptor>,
-    /// Schema 1 has `fsLayers`.
-    #[serde(rename = "fsLayers")]
-    fs_layers: Option<serde_json::Value>,
-}
-
 /// What a manifest references.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestContent {
@@ -304,41 +255,168 @@ pub struct ManifestContent {
 }
 
 impl ManifestContent {
-    /// Parses the descriptors out of manifest bytes. Schema 1 and anything without a known
-    /// shape is an error.
+    /// Parses the descriptors out of manifest bytes with `oci-spec`'s [`ImageIndex`] and
+    /// [`ImageManifest`] (a Docker manifest list or schema 2 manifest has the same shape).
+    /// Schema 1 and anything without a known shape is an error.
     pub fn parse(bytes: &[u8]) -> Result<Self, ManifestError> {
-        let raw: RawManifest = serde_json::from_slice(bytes).map_err(ManifestError::NotJson)?;
-        if raw.schema_version == Some(1) || raw.fs_layers.is_some() {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(ManifestError::NotJson)?;
+        let Some(doc) = value.as_object_mut() else {
+            return Err(ManifestError::NotJson(serde::de::Error::custom(
+                "a manifest is a JSON object",
+            )));
+        };
+        let schema_version = doc.get("schemaVersion").and_then(serde_json::Value::as_i64);
+        if schema_version == Some(1) || doc.contains_key("fsLayers") {
             return Err(ManifestError::Schema1);
         }
-        if raw.schema_version != Some(2) {
+        if schema_version != Some(2) {
             return Err(ManifestError::SchemaVersion {
-                found: raw.schema_version,
+                found: schema_version,
             });
         }
-        let convert = |v: Option<Vec<RawDescriptor>>| -> Result<Vec<Descriptor>, ManifestError> {
-            v.unwrap_or_default()
-                .into_iter()
-                .map(Descriptor::try_from)
-                .collect()
-        };
-        let content = ManifestContent {
-            media_type: raw.media_type,
-            artifact_type: raw.artifact_type,
-            config: raw.config.map(Descriptor::try_from).transpose()?,
-            layers: convert(raw.layers)?,
-            manifests: convert(raw.manifests)?,
-            subject: raw.subject.map(Descriptor::try_from).transpose()?,
-        };
-        if content.config.is_none() && raw_has_no_manifests(&content) && content.layers.is_empty() {
-            return Err(ManifestError::NoContent);
+        let media_type = doc
+            .get("mediaType")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let index = media_type
+            .as_deref()
+            .map_or(doc.contains_key("manifests"), is_index);
+        if index {
+            Self::of_index(value)
+        } else if doc.contains_key("config") {
+            // `layers` is required by the image spec, yet manifests without it are served
+            // (an artifact with its config only): read as none.
+            doc.entry("layers").or_insert_with(|| serde_json::json!([]));
+            Self::of_manifest(value)
+        } else if doc.contains_key("layers") || doc.contains_key("manifests") {
+            Err(ManifestError::Shape {
+                shape: "image manifest",
+                source: serde::de::Error::missing_field("config"),
+            })
+        } else {
+            Err(ManifestError::NoContent)
         }
-        Ok(content)
+    }
+
+    fn of_index(value: serde_json::Value) -> Result<Self, ManifestError> {
+        let extras = platform_extras(&value);
+        let index: ImageIndex =
+            serde_json::from_value(value).map_err(|source| ManifestError::Shape {
+                shape: "image index",
+                source,
+            })?;
+        let manifests = index
+            .manifests()
+            .iter()
+            .zip(
+                extras
+                    .into_iter()
+                    .chain(std::iter::repeat(PlatformExtras::default())),
+            )
+            .map(|(d, extra)| {
+                let mut d = Descriptor::try_from(d)?;
+                if let Some(p) = &mut d.platform {
+                    p.os_version = extra.os_version;
+                    p.os_features = extra.os_features;
+                }
+                Ok(d)
+            })
+            .collect::<Result<Vec<_>, ManifestError>>()?;
+        Ok(ManifestContent {
+            media_type: index.media_type().as_ref().map(ToString::to_string),
+            artifact_type: index.artifact_type().as_ref().map(ToString::to_string),
+            config: None,
+            layers: Vec::new(),
+            manifests,
+            subject: index
+                .subject()
+                .as_ref()
+                .map(Descriptor::try_from)
+                .transpose()?,
+        })
+    }
+
+    fn of_manifest(value: serde_json::Value) -> Result<Self, ManifestError> {
+        let m: ImageManifest =
+            serde_json::from_value(value).map_err(|source| ManifestError::Shape {
+                shape: "image manifest",
+                source,
+            })?;
+        Ok(ManifestContent {
+            media_type: m.media_type().as_ref().map(ToString::to_string),
+            artifact_type: m.artifact_type().as_ref().map(ToString::to_string),
+            config: Some(Descriptor::try_from(m.config())?),
+            layers: m
+                .layers()
+                .iter()
+                .map(Descriptor::try_from)
+                .collect::<Result<_, _>>()?,
+            manifests: Vec::new(),
+            subject: m.subject().as_ref().map(Descriptor::try_from).transpose()?,
+        })
     }
 }
 
-fn raw_has_no_manifests(c: &ManifestContent) -> bool {
-    c.manifests.is_empty() && c.media_type.as_deref().is_none_or(|m| !is_index(m))
+impl TryFrom<&oci_spec::image::Descriptor> for Descriptor {
+    type Error = ManifestError;
+    /// Our digest is stricter than `oci-spec`'s (a registered algorithm and its length), so
+    /// an `md5:` digest that `oci-spec` reads is refused here.
+    fn try_from(d: &oci_spec::image::Descriptor) -> Result<Self, ManifestError> {
+        let written = d.digest().to_string();
+        let digest: Digest = written.parse().map_err(|source| ManifestError::Digest {
+            digest: written.clone(),
+            source,
+        })?;
+        Ok(Descriptor {
+            media_type: d.media_type().to_string(),
+            digest,
+            size: d.size(),
+            urls: d.urls().clone().unwrap_or_default(),
+            platform: d.platform().as_ref().map(|p| Platform {
+                architecture: p.architecture().to_string(),
+                os: p.os().to_string(),
+                variant: p.variant().clone(),
+                os_version: None,
+                os_features: None,
+            }),
+            artifact_type: d.artifact_type().as_ref().map(ToString::to_string),
+            annotations: d
+                .annotations()
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        })
+    }
+}
+
+/// A platform's `os.version` and `os.features`, which `oci-spec` 0.10 reads from the keys
+/// `os_version` and `os_features` instead (so it drops them: see the test
+/// `oci_spec_drops_os_version`). Read here, in this one place, from an index's children.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct PlatformExtras {
+    #[serde(default, rename = "os.version")]
+    os_version: Option<String>,
+    #[serde(default, rename = "os.features")]
+    os_features: Option<Vec<String>>,
+}
+
+/// The [`PlatformExtras`] of each child of an index, in order (defaults where a child has
+/// no platform or the index no `manifests`).
+fn platform_extras(index: &serde_json::Value) -> Vec<PlatformExtras> {
+    index
+        .get("manifests")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|child| {
+            child
+                .get("platform")
+                .and_then(|p| PlatformExtras::deserialize(p).ok())
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -383,20 +461,107 @@ mod tests {
             parse(r#"{"schemaVersion":2}"#),
             ManifestError::NoContent
         ));
-        for digest in ["sha256:XYZ", "md5:abc"] {
+        // oci-spec reads `md5:abc` as a digest; ours refuses it.
+        let e = parse(
+            r#"{"schemaVersion":2,"config":{"mediaType":"x/y","digest":"md5:abc","size":1},"layers":[]}"#,
+        );
+        assert!(
+            matches!(&e, ManifestError::Digest { digest: d, .. } if d == "md5:abc"),
+            "{e}"
+        );
+        assert!(e.source().is_some(), "the digest error stays the source");
+        // oci-spec refuses a malformed SHA-256 digest, a negative size, a missing mediaType.
+        for bad in [
+            r#"{"mediaType":"x/y","digest":"sha256:XYZ","size":1}"#,
+            r#"{"mediaType":"x/y","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":-1}"#,
+            r#"{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}"#,
+        ] {
             let e = parse(&format!(
-                r#"{{"schemaVersion":2,"config":{{"digest":"{digest}","size":1}}}}"#
+                r#"{{"schemaVersion":2,"config":{bad},"layers":[]}}"#
             ));
             assert!(
-                matches!(&e, ManifestError::Digest { digest: d, .. } if d == digest),
-                "{e}"
+                matches!(
+                    e,
+                    ManifestError::Shape {
+                        shape: "image manifest",
+                        ..
+                    }
+                ),
+                "{bad}: {e}"
             );
-            assert!(e.source().is_some(), "the digest error stays the source");
+            assert!(e.source().is_some());
         }
-        let e = parse(
-            r#"{"schemaVersion":2,"config":{"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":-1}}"#,
+        let e =
+            parse(r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json"}"#);
+        assert!(
+            matches!(
+                e,
+                ManifestError::Shape {
+                    shape: "image index",
+                    ..
+                }
+            ),
+            "{e}"
         );
-        assert!(matches!(e, ManifestError::NegativeSize { .. }), "{e}");
+        let e = parse(r#"{"schemaVersion":2,"layers":[]}"#);
+        assert!(
+            matches!(
+                e,
+                ManifestError::Shape {
+                    shape: "image manifest",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    /// Why [`PlatformExtras`] exists: oci-spec 0.10 reads `os.version` from the key
+    /// `os_version`, so a Windows image's version is lost. When this test fails, oci-spec
+    /// reads them and the work-around can go.
+    #[test]
+    fn oci_spec_drops_os_version() {
+        let p: oci_spec::image::Platform = serde_json::from_str(
+            r#"{"os":"windows","architecture":"amd64","os.version":"10.0.17763.1","os.features":["win32k"]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.os_version(), &None);
+        assert_eq!(p.os_features(), &None);
+    }
+
+    #[test]
+    fn docker_shapes_and_config_only_artifacts_read() {
+        let list = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[
+            {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000001","size":10,
+             "platform":{"os":"linux","architecture":"arm","variant":"v7"}},
+            {"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000002","size":11}]}"#;
+        let c = ManifestContent::parse(list).unwrap();
+        assert_eq!(c.media_type.as_deref(), Some(DOCKER_LIST));
+        assert_eq!(
+            c.manifests[0].platform.as_ref().unwrap().to_string(),
+            "linux/arm/v7"
+        );
+        assert!(c.manifests[1].platform.is_none());
+        let image = br#"{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",
+            "config":{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000003","size":3},
+            "layers":[{"mediaType":"application/vnd.docker.image.rootfs.diff.tar.gzip","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000004","size":4}]}"#;
+        let c = ManifestContent::parse(image).unwrap();
+        assert_eq!(
+            c.config.unwrap().media_type,
+            "application/vnd.docker.container.image.v1+json"
+        );
+        assert_eq!(c.layers[0].size, 4);
+        let artifact = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example+type",
+            "config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},
+            "subject":{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000005","size":5},
+            "annotations":{"a":"b"}}"#;
+        let c = ManifestContent::parse(artifact).unwrap();
+        assert!(c.layers.is_empty());
+        assert_eq!(
+            c.artifact_type.as_deref(),
+            Some("application/vnd.example+type")
+        );
+        assert_eq!(c.subject.unwrap().size, 5);
     }
 
     proptest::proptest! {

@@ -33,7 +33,7 @@ use crate::registry::Registry;
 use crate::retry::{RetryPolicy, parse_retry_after};
 
 /// The request body type of the shared client.
-pub type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
 
 type HyperClient = Client<Connector, RequestBody>;
 

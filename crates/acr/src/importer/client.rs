@@ -110,7 +110,7 @@ impl Run<'_> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
         let transport = self.transport(plans.iter().map(|(_, p)| p), tx.downgrade())?;
         let options = CopyOptions {
-            progress: Some(tx),
+            progress: Some(Arc::new(tx)),
             ..self.copy_options()
         };
         let observer = self.observer;

@@ -334,8 +334,8 @@ impl Copier {
                 if sent >= size {
                     permit.take();
                 }
-                if let Some(tx) = &progress {
-                    let _ = tx.send(Progress::BlobBytes {
+                if let Some(sink) = &progress {
+                    sink.event(Progress::BlobBytes {
                         digest: digest.clone(),
                         bytes: bytes.len() as u64,
                     });

@@ -47,6 +47,7 @@ impl Drop for Slot {
 
 impl Limiter {
     /// A limiter allowing `max` (at least 1) concurrent slots, with no byte budget.
+    #[cfg(test)]
     pub fn new(max: usize) -> Self {
         Self::with_budget(max, u64::MAX)
     }
@@ -120,6 +121,7 @@ impl Limiter {
     }
 
     /// The current limit.
+    #[cfg(test)]
     pub fn limit(&self) -> usize {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).limit
     }

@@ -54,12 +54,12 @@ pub use endpoint::{Endpoint, Source, Target};
 use followers::Followers;
 pub use followers::SMALL_REPOSITORY;
 use graph::{Graph, Node};
-pub use limiter::{Limiter, Slot};
+use limiter::Limiter;
 pub use options::{CopyOptions, PlatformFilter};
 pub use report::{
     BlobAction, BlobEntry, CopyReport, FollowedTotals, FollowerAction, FollowerEntry, FollowerKind,
-    FollowerLink, ManifestAction, ManifestEntry, ManifestRole, Progress, TagEntry, Totals,
-    human_bytes,
+    FollowerLink, ManifestAction, ManifestEntry, ManifestRole, Progress, ProgressSink, TagEntry,
+    Totals, human_bytes,
 };
 
 use crate::TransferError;
@@ -102,8 +102,8 @@ impl Copier {
     }
 
     fn emit(&self, p: Progress) {
-        if let Some(tx) = &self.options.progress {
-            let _ = tx.send(p);
+        if let Some(sink) = &self.options.progress {
+            sink.event(p);
         }
     }
 

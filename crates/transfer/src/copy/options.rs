@@ -1,8 +1,8 @@
 //! How to copy: the options and the `--platform` filter.
 
-use tokio::sync::mpsc::UnboundedSender;
+use std::sync::Arc;
 
-use super::Progress;
+use super::ProgressSink;
 use crate::TransferError;
 use crate::manifest::Platform;
 
@@ -94,7 +94,7 @@ pub struct CopyOptions {
     /// Report what would be done, write nothing. Default: off.
     pub dry_run: bool,
     /// Where progress events go. Default: nowhere.
-    pub progress: Option<UnboundedSender<Progress>>,
+    pub progress: Option<Arc<dyn ProgressSink>>,
 }
 
 impl Default for CopyOptions {

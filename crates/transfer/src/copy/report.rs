@@ -467,6 +467,50 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Where a copy's [`Progress`] events go ([`CopyOptions::progress`](super::CopyOptions)): a
+/// closure, or a Tokio channel's sender (events sent after its receiver is gone are dropped).
+/// Called from the copy's tasks: it must be quick and must not block.
+///
+/// ```
+/// use std::sync::Arc;
+/// use acr_import_transfer::copy::{CopyOptions, Progress};
+///
+/// let (tx, _rx) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+/// let to_channel = CopyOptions { progress: Some(Arc::new(tx)), ..CopyOptions::default() };
+/// let printed = CopyOptions {
+///     progress: Some(Arc::new(|p: Progress| {
+///         if let Progress::Note(text) = p {
+///             eprintln!("note: {text}");
+///         }
+///     })),
+///     ..CopyOptions::default()
+/// };
+/// # let _ = (to_channel, printed);
+/// ```
+pub trait ProgressSink: Send + Sync {
+    /// Takes one event.
+    fn event(&self, event: Progress);
+}
+
+impl std::fmt::Debug for dyn ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressSink")
+    }
+}
+
+impl<F: Fn(Progress) + Send + Sync> ProgressSink for F {
+    fn event(&self, event: Progress) {
+        self(event)
+    }
+}
+
+impl ProgressSink for tokio::sync::mpsc::UnboundedSender<Progress> {
+    fn event(&self, event: Progress) {
+        // The receiver gone: nobody renders any more.
+        let _ = self.send(event);
+    }
+}
+
 /// Progress events, for a renderer.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -910,3 +910,40 @@ async fn a_signature_copied_alone_is_listed_under_its_subject() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_closure_takes_the_progress_of_a_copy() {
+    use std::sync::{Arc, Mutex};
+
+    use acr_import_transfer::copy::Progress;
+
+    let (_sa, _sb, src, dst) = pair().await;
+    multi_arch(&src, "lib/app", "1.0", 7).await.unwrap();
+    let moved = Arc::new(Mutex::new((0u64, 0usize)));
+    let seen = moved.clone();
+    let options = CopyOptions {
+        progress: Some(Arc::new(move |p: Progress| {
+            let mut seen = seen.lock().unwrap();
+            match p {
+                Progress::BlobBytes { bytes, .. } => seen.0 += bytes,
+                Progress::Planned { .. } => seen.1 += 1,
+                _ => {}
+            }
+        })),
+        ..CopyOptions::default()
+    };
+    let report = Copier::new(options)
+        .copy(
+            &source(&src, "lib/app", "1.0"),
+            &[target(&dst, "mirror/app", Some("1.0"))],
+        )
+        .await
+        .unwrap();
+    let (bytes, plans) = *moved.lock().unwrap();
+    assert!(report.totals.bytes_copied > 0);
+    assert_eq!(
+        bytes, report.totals.bytes_copied,
+        "every byte copied was reported"
+    );
+    assert_eq!(plans, 1, "one plan announced");
+}
