@@ -1,6 +1,6 @@
 //! Cosign signatures and attestations checked where they were copied to: read back through
 //! a registry handle (any registry the transport reaches: TLS, credentials), verified with
-//! the test support's [`cosign`](acr_import_testsupport::cosign) checks.
+//! the test support's `cosign` checks.
 
 use acr_import_testsupport::cosign::{self, CosignKey};
 use acr_import_transfer::{Manifest, Registry};
