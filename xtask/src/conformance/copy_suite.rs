@@ -571,14 +571,7 @@ impl Ctx<'_> {
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&from, &to, true).await?;
         seeded.check(&tally, &to).await?;
-        let top = from.manifest(TAG).await?;
-        let skopeo = self.skopeo_note(&to, &top).await?;
-        Ok(format!(
-            "{}; {}{}{skopeo}",
-            tally.describe(),
-            blob_actions(&report),
-            signatures_note(seeded)
-        ))
+        self.copied_note(&from, &to, &tally, &report, seeded).await
     }
 
     async fn via_layout(&self, case: &str, seeded: &Seeded) -> anyhow::Result<String> {
@@ -635,12 +628,26 @@ impl Ctx<'_> {
             ))
             .into());
         }
-        let top = source.manifest(TAG).await?;
-        let skopeo = self.skopeo_note(&to, &top).await?;
+        self.copied_note(&source, &to, &tally, &report, seeded)
+            .await
+    }
+
+    /// What a copy from `from` to `to` did: the comparison, the blob transfers, the
+    /// signatures, and skopeo's reading of the target.
+    async fn copied_note(
+        &self,
+        from: &Place,
+        to: &Place,
+        tally: &Tally,
+        report: &CopyReport,
+        seeded: &Seeded,
+    ) -> anyhow::Result<String> {
+        let top = from.manifest(TAG).await?;
+        let skopeo = self.skopeo_note(to, &top).await?;
         Ok(format!(
             "{}; {}{}{skopeo}",
             tally.describe(),
-            blob_actions(&report),
+            blob_actions(report),
             signatures_note(seeded)
         ))
     }
