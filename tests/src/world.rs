@@ -46,6 +46,33 @@ pub const TARGET_RG: &str = "rg-target";
 /// The resource group of the source.
 pub const SOURCE_RG: &str = "rg-source";
 
+/// The target registry's resource ID, `/subscriptions/{SUB}/…/registries/targetreg`, known
+/// before the world starts (for role assignments).
+pub fn target_id() -> String {
+    format!(
+        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
+    )
+}
+
+/// [`PUSHER`]'s roles for a client-side import: `AcrPush` and `Reader` on the target, `Reader`
+/// on the source's subscription ([`SUB2`]).
+pub fn pusher_roles(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
+    let target = target_id();
+    b.role(PUSHER.0, &target, ArmRole::AcrPush)
+        .role(PUSHER.0, &target, ArmRole::Reader)
+        .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+}
+
+/// [`IMPORTER`] may not read its permissions on [`SUB`] (`permissions/read` denied): a
+/// permissions preflight cannot tell.
+pub fn importer_cannot_read_permissions(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
+    b.deny(
+        IMPORTER.0,
+        &format!("/subscriptions/{SUB}"),
+        "Microsoft.Authorization/permissions/read",
+    )
+}
+
 /// What to change in the default world.
 pub struct ArmWorldOptions {
     /// Change the target registry.
@@ -65,6 +92,18 @@ impl Default for ArmWorldOptions {
             source: Box::new(|r| r),
             arm: Box::new(|b| b),
             source_subscription: SUB2,
+        }
+    }
+}
+
+impl ArmWorldOptions {
+    /// A target that refuses ARM-audience tokens, and [`PUSHER`] with its client-side roles
+    /// ([`pusher_roles`]).
+    pub fn pusher_and_a_target_without_arm_tokens() -> Self {
+        Self {
+            target: Box::new(|r| r.authentication_as_arm(false)),
+            arm: Box::new(pusher_roles),
+            ..Default::default()
         }
     }
 }
@@ -246,11 +285,9 @@ impl ArmWorld {
         self.dir.path().to_path_buf()
     }
 
-    /// `/subscriptions/…/registries/targetreg`.
+    /// `/subscriptions/…/registries/targetreg` ([`target_id`]).
     pub fn target_id(&self) -> String {
-        format!(
-            "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-        )
+        target_id()
     }
 
     /// `/subscriptions/…/registries/sourcereg` (in [`SUB2`]).

@@ -22,20 +22,16 @@ mod mirror;
 mod proc;
 mod report;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use acr_import_testsupport::{LatencyProxy, Proxy, ProxyOptions, Registry};
 use acr_import_transfer::Transport;
-use serde::Serialize;
 
 use data::{KIB, MIB, Workload, human};
 use proc::Peak;
-use report::{
-    finish_row, machine, markdown, max_opt, mib, set_mode, spread, table, target_dir, versions,
-};
+use report::{BigResult, Cell, Report, WorkloadInfo, finish_row};
 
 /// The one-way delay of `--wan`.
 const WAN_DELAY: Duration = Duration::from_millis(20);
@@ -147,79 +143,6 @@ struct Done {
     up_to_date: Option<bool>,
 }
 
-/// Results of one contender in one scenario.
-#[derive(Debug, Default, Serialize)]
-struct Cell {
-    workload: String,
-    scenario: String,
-    contender: String,
-    /// Wall seconds of each timed run.
-    runs: Vec<f64>,
-    median_s: Option<f64>,
-    min_s: Option<f64>,
-    max_s: Option<f64>,
-    /// Median over the floor's median (same scenario, same run set).
-    ratio_to_floor: Option<f64>,
-    /// Median over skopeo's median.
-    ratio_to_skopeo: Option<f64>,
-    /// Largest peak RSS over the runs (for the floor: the largest single curl process).
-    peak_rss_mib: Option<f64>,
-    /// Requests of one copy: ours from its JSON report (each timed run; min..max if they
-    /// differ), everyone else from the counting proxy.
-    requests: Option<String>,
-    /// Requests the counting proxy saw in the untimed counting run.
-    proxy_requests: Option<u64>,
-    /// Body bytes through the counting proxy (both directions), MiB.
-    proxy_mib: Option<f64>,
-    /// Retried requests ours reported, summed over the timed runs.
-    retried_requests: Option<u64>,
-    /// Ours: blobs copied/mounted/skipped in the last run.
-    blobs: Option<String>,
-    errors: Vec<String>,
-    #[serde(skip)]
-    ours_requests: Vec<u64>,
-}
-
-#[derive(Debug, Serialize)]
-struct Machine {
-    nproc: usize,
-    cpu: String,
-    memory: String,
-    kernel: String,
-}
-
-#[derive(Debug, Serialize)]
-struct WorkloadInfo {
-    key: String,
-    title: String,
-    blobs: usize,
-    bytes: u64,
-    digest: String,
-}
-
-#[derive(Debug, Serialize)]
-struct BigResult {
-    layer: String,
-    secs: f64,
-    peak_rss_mib: Option<f64>,
-    requests: Option<u64>,
-    /// Ours' largest peak RSS on workload A, for comparison.
-    peak_rss_mib_on_a: Option<f64>,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    network: String,
-    quick: bool,
-    runs: usize,
-    machine: Machine,
-    versions: BTreeMap<String, String>,
-    workloads: Vec<WorkloadInfo>,
-    results: Vec<Cell>,
-    big: Option<BigResult>,
-    notes: Vec<String>,
-}
-
 /// Where the registries are.
 struct Net {
     /// `lan` or `wan`.
@@ -233,6 +156,9 @@ struct Net {
     /// Counting proxies straight in front of the registries.
     src_count: Proxy,
     dst_count: Proxy,
+    /// The latency proxies (`--wan`) and the registries, kept running.
+    _latency: Option<(LatencyProxy, LatencyProxy)>,
+    _registries: (Registry, Registry),
 }
 
 /// Everything the runs share.
@@ -276,44 +202,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         transport: Transport::builder().proxy_from_env(false).build()?,
     };
 
-    let lab = start_lab(&bench.rt, &bench.transport, args.wan)?;
-    let net = &lab.net;
-
-    eprintln!("bench: seeding the workloads …");
-    let seeded = Instant::now();
-    let (a_sizes, b_count, b_size) = if args.quick {
-        (vec![64 * KIB, 512 * KIB, 2 * MIB, 4 * MIB], 40, 16 * KIB)
-    } else {
-        (vec![MIB, 8 * MIB, 32 * MIB, 64 * MIB], 40, 256 * KIB)
-    };
-    let workloads = bench.rt.block_on(async {
-        let a = data::seed_index(&net.src_direct, "bench/multi", "v1", &a_sizes).await?;
-        let b = data::seed_image(
-            "B",
-            &net.src_direct,
-            "bench/layers",
-            "v1",
-            b_count,
-            b_size,
-            2000,
-        )
-        .await?;
-        anyhow::Ok(vec![a, b])
-    })?;
-    eprintln!(
-        "bench: seeded {} in {:.1} s",
-        workloads
-            .iter()
-            .map(|w| format!("{}: {}", w.key, human(w.bytes())))
-            .collect::<Vec<_>>()
-            .join(", "),
-        seeded.elapsed().as_secs_f64()
-    );
-
+    let net = bench.net(args.wan)?;
+    let workloads = bench.seed(&net, args.quick)?;
     let mut cells: Vec<Cell> = Vec::new();
     for w in &workloads {
         for scenario in Scenario::ALL {
-            cells.extend(bench.scenario(net, &contenders, runs, w, scenario)?);
+            cells.extend(bench.scenario(&net, &contenders, runs, w, scenario)?);
         }
     }
 
@@ -321,7 +215,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(
             bench.big(
                 &contenders[0],
-                net,
+                &net,
                 cells
                     .iter()
                     .filter(|c| c.workload == "A" && c.contender == "ours")
@@ -333,158 +227,88 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None
     };
 
-    notes.push(
-        "Wall time is spawn to exit of the contender's process (for the floor: from its first \
-         curl to its last). Medians over the timed runs; ratios compare medians of the same \
-         scenario and run set."
-            .to_owned(),
-    );
-    notes.push(
-        "Peak RSS is the largest VmHWM read from /proc/<pid>/status (polled every 5 ms) over \
-         the runs; for the floor it is the largest single curl process, not their sum (likewise \
-         for a --contender shell line: its largest process)."
-            .to_owned(),
-    );
-    notes.push(
-        "Requests: ours from its JSON report (`requests` summed over hosts) in every timed run; \
-         the others from one extra untimed run through a counting proxy in front of each \
-         registry (ours goes through it too, as a cross-check: `proxy`). Runs through the \
-         counting proxy are never timed."
-            .to_owned(),
-    );
-    notes.push(
-        "The floor: GET the source manifest and HEAD the target tag; then per blob POST an \
-         upload session and `curl GET | curl -T - PUT ?digest=` (all blobs in parallel), or on \
-         the same registry a `POST ?mount=&from=`; then PUT the child manifests and the tagged \
-         one. Blobs under 4 MiB go through files in two `curl --parallel` batches instead of \
-         pipelines, and the manifest requests are batched too: starting a curl process costs \
-         about 12 ms of CPU here. It knows the blob list without parsing manifests."
-            .to_owned(),
-    );
-    if args.wan {
-        notes.push(format!(
-            "--wan: every registry sits behind a TCP proxy holding each chunk {} ms per \
-             direction ({} ms per round trip); the counting runs bypass it.",
-            WAN_DELAY.as_millis(),
-            2 * WAN_DELAY.as_millis()
-        ));
-    }
-
+    notes.extend(report::notes(args.wan.then_some(WAN_DELAY)));
     let report = Report {
         network: network(args.wan),
         quick: args.quick,
         runs,
-        machine: machine(),
-        versions: versions(&acr),
-        workloads: workloads
-            .iter()
-            .map(|w| WorkloadInfo {
-                key: w.key.to_owned(),
-                title: w.title.clone(),
-                blobs: w.blobs.len(),
-                bytes: w.bytes(),
-                digest: w.top.digest.to_string(),
-            })
-            .collect(),
+        machine: report::machine(),
+        versions: report::versions(&acr),
+        workloads: workloads.iter().map(WorkloadInfo::of).collect(),
         results: cells,
         big,
         notes,
     };
-    let md = markdown(&report);
-    println!("{md}");
-    let dir = target_dir().join("bench");
-    std::fs::create_dir_all(&dir)?;
-    let json = serde_json::to_string_pretty(&report)?;
-    let suffix = format!(
-        "{}{}",
-        if args.wan { "wan" } else { "lan" },
-        if args.quick { "-quick" } else { "" }
-    );
-    for (name, body) in [
-        ("report.md".to_owned(), &md),
-        ("report.json".to_owned(), &json),
-        (format!("report-{suffix}.md"), &md),
-        (format!("report-{suffix}.json"), &json),
-    ] {
-        std::fs::write(dir.join(name), body)?;
-    }
-    eprintln!(
-        "bench: wrote {} and {} (also report-{suffix}.*) after {:.0} s",
-        dir.join("report.md").display(),
-        dir.join("report.json").display(),
-        bench_started.elapsed().as_secs_f64()
-    );
-    let failed: usize = report.results.iter().map(|c| c.errors.len()).sum();
-    anyhow::ensure!(failed == 0, "{failed} copies failed (see the report)");
-    Ok(())
-}
-
-/// Two registries, a latency proxy in front of each with `--wan`, and a counting proxy straight
-/// in front of each. Dropping it stops them.
-struct Lab {
-    net: Net,
-    _registries: (Registry, Registry),
-    _latency: Option<(LatencyProxy, LatencyProxy)>,
-}
-
-fn start_lab(
-    rt: &tokio::runtime::Runtime,
-    transport: &Transport,
-    wan: bool,
-) -> anyhow::Result<Lab> {
-    eprintln!("bench: starting two registries …");
-    let (src, dst) = rt.block_on(async {
-        let a = Registry::start().await?;
-        let b = Registry::start().await?;
-        anyhow::Ok((a, b))
-    })?;
-    let latency = if wan {
-        Some(rt.block_on(async {
-            let a = LatencyProxy::start(src.addr(), WAN_DELAY).await?;
-            let b = LatencyProxy::start(dst.addr(), WAN_DELAY).await?;
-            anyhow::Ok((a, b))
-        })?)
-    } else {
-        None
-    };
-    let (src_count, dst_count) = rt.block_on(async {
-        let a = Proxy::start(src.addr(), ProxyOptions::default()).await?;
-        let b = Proxy::start(dst.addr(), ProxyOptions::default()).await?;
-        anyhow::Ok((a, b))
-    })?;
-    let net = Net {
-        label: if wan { "wan" } else { "lan" },
-        src_host: latency
-            .as_ref()
-            .map_or_else(|| src.host(), |(a, _)| a.host()),
-        dst_host: latency
-            .as_ref()
-            .map_or_else(|| dst.host(), |(_, b)| b.host()),
-        src_direct: transport.registry(&src.url())?,
-        dst_direct: transport.registry(&dst.url())?,
-        src_count,
-        dst_count,
-    };
-    Ok(Lab {
-        net,
-        _registries: (src, dst),
-        _latency: latency,
-    })
-}
-
-/// What the report says of the network.
-fn network(wan: bool) -> String {
-    if wan {
-        format!(
-            "wan: {} ms each way in front of both registries",
-            WAN_DELAY.as_millis()
-        )
-    } else {
-        "loopback".to_owned()
-    }
+    report.write(args.wan, args.quick, bench_started)
 }
 
 impl Bench {
+    /// Two registries, behind latency proxies with `wan`, and a counting proxy in front of each.
+    fn net(&self, wan: bool) -> anyhow::Result<Net> {
+        eprintln!("bench: starting two registries …");
+        let (src_reg, dst_reg) = self.rt.block_on(async {
+            let a = Registry::start().await?;
+            let b = Registry::start().await?;
+            anyhow::Ok((a, b))
+        })?;
+        let latency = if wan {
+            Some(self.rt.block_on(async {
+                let a = LatencyProxy::start(src_reg.addr(), WAN_DELAY).await?;
+                let b = LatencyProxy::start(dst_reg.addr(), WAN_DELAY).await?;
+                anyhow::Ok((a, b))
+            })?)
+        } else {
+            None
+        };
+        let (src_host, dst_host) = match &latency {
+            Some((a, b)) => (a.host(), b.host()),
+            None => (src_reg.host(), dst_reg.host()),
+        };
+        let (src_count, dst_count) = self.rt.block_on(async {
+            let a = Proxy::start(src_reg.addr(), ProxyOptions::default()).await?;
+            let b = Proxy::start(dst_reg.addr(), ProxyOptions::default()).await?;
+            anyhow::Ok((a, b))
+        })?;
+        Ok(Net {
+            label: if wan { "wan" } else { "lan" },
+            src_host,
+            dst_host,
+            src_direct: self.transport.registry(&src_reg.url())?,
+            dst_direct: self.transport.registry(&dst_reg.url())?,
+            src_count,
+            dst_count,
+            _latency: latency,
+            _registries: (src_reg, dst_reg),
+        })
+    }
+
+    /// Workloads A and B, pushed into the source registry (smaller with `quick`).
+    fn seed(&self, net: &Net, quick: bool) -> anyhow::Result<Vec<Workload>> {
+        eprintln!("bench: seeding the workloads …");
+        let seeded = Instant::now();
+        let (a_sizes, b_count, b_size) = if quick {
+            (vec![64 * KIB, 512 * KIB, 2 * MIB, 4 * MIB], 40, 16 * KIB)
+        } else {
+            (vec![MIB, 8 * MIB, 32 * MIB, 64 * MIB], 40, 256 * KIB)
+        };
+        let src = &net.src_direct;
+        let workloads = self.rt.block_on(async {
+            let a = data::seed_index(src, "bench/multi", "v1", &a_sizes).await?;
+            let b = data::seed_image("B", src, "bench/layers", "v1", b_count, b_size, 2000).await?;
+            anyhow::Ok(vec![a, b])
+        })?;
+        eprintln!(
+            "bench: seeded {} in {:.1} s",
+            workloads
+                .iter()
+                .map(|w| format!("{}: {}", w.key, human(w.bytes())))
+                .collect::<Vec<_>>()
+                .join(", "),
+            seeded.elapsed().as_secs_f64()
+        );
+        Ok(workloads)
+    }
+
     /// A fresh directory under the scratch dir.
     fn scratch_dir(&self, prefix: &str) -> anyhow::Result<tempfile::TempDir> {
         Ok(tempfile::Builder::new()
@@ -915,7 +739,20 @@ fn contenders(args: &Args, acr: &Path, notes: &mut Vec<String>) -> anyhow::Resul
     Ok(contenders)
 }
 
-/// Whether skopeo is on PATH (`None` if not), and whether it can run as `nobody` (setpriv).
+/// What `--wan` or its absence means, for a report.
+fn network(wan: bool) -> String {
+    if wan {
+        format!(
+            "wan: {} ms each way in front of both registries",
+            WAN_DELAY.as_millis()
+        )
+    } else {
+        "loopback".to_owned()
+    }
+}
+
+/// `None` when skopeo is not on PATH; otherwise whether it can run as [`NOBODY`] (with a
+/// fresh blob-info cache per run).
 fn skopeo_isolation() -> Option<bool> {
     proc::first_line("skopeo", &["--version"])?;
     let isolated = Command::new("setpriv")
@@ -931,7 +768,7 @@ fn skopeo_isolation() -> Option<bool> {
     Some(isolated)
 }
 
-/// `skopeo`, as `nobody` with `dir` as its home (a fresh blob-info cache) when `isolated`.
+/// `skopeo`, as [`NOBODY`] with `dir` for its home and caches when `isolated`.
 fn skopeo_command(isolated: bool, dir: &Path) -> anyhow::Result<Command> {
     if !isolated {
         return Ok(Command::new("skopeo"));
@@ -954,4 +791,27 @@ fn skopeo_command(isolated: bool, dir: &Path) -> anyhow::Result<Command> {
         cmd.env(v, dir);
     }
     Ok(cmd)
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / KIB as f64
+}
+
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }

@@ -1,15 +1,17 @@
 //! `cargo xtask ci`: the README's test command, and what `.ci/run` runs.
 //!
 //! Gates, in order, each failing the run: formatting, clippy with warnings denied, docs with
-//! warnings denied, the crate layering, a single TLS crypto provider, the test suites, the
-//! library example against local registries, and the conformance suite against a local
-//! registry.
+//! warnings denied, the crate layering, no unused dependency, a single TLS crypto provider,
+//! the test suites, the library example against local registries, and the conformance suite
+//! against a local registry.
 
 use std::process::Command;
 
 use anyhow::{Context, bail};
 
 use crate::workspace_root;
+
+mod deps;
 
 /// The crates in layering order: each may depend only on crates before it.
 const LAYERS: &[&str] = &[
@@ -35,6 +37,7 @@ enum Gate {
     Clippy,
     Docs,
     Layering,
+    UnusedDeps,
     CryptoProvider,
     Tests,
     Example,
@@ -76,6 +79,10 @@ fn run_gate(gate: Gate) -> anyhow::Result<()> {
         Gate::Layering => {
             println!("==> layering");
             layering()
+        }
+        Gate::UnusedDeps => {
+            println!("==> unused dependencies");
+            deps::check(&workspace_root())
         }
         Gate::CryptoProvider => {
             println!("==> one crypto provider (ring, not aws-lc-rs)");
@@ -132,9 +139,8 @@ fn example() -> anyhow::Result<()> {
         );
         let (source, target) = (source?, target?);
         let transport = acr_import_transfer::Transport::builder().build()?;
-        let image =
-            crate::seed::multi_arch(&transport.registry(&source.url())?, "library/hello", "1.0")
-                .await?;
+        let seeder = acr_import_testsupport::seed::Seeder::new(&source.host())?;
+        let image = crate::seed::multi_arch(&seeder, "library/hello", "1.0").await?;
         let dir = tempfile::tempdir()?;
         let file = dir.path().join("mirror.yaml");
         std::fs::write(
@@ -181,7 +187,7 @@ fn example() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("the {name} example's target tag"))?;
             anyhow::ensure!(
-                copied.digest == image.digest,
+                copied.digest.as_str() == image.digest,
                 "the {name} example tagged {} instead of the source's {}",
                 copied.digest,
                 image.digest
@@ -329,7 +335,9 @@ fn toolchain_path() -> anyhow::Result<std::ffi::OsString> {
 }
 
 /// Checks with `cargo metadata` that every crate of ours depends only on the crates above
-/// it in the design card's order (dev-dependencies included, test support excepted).
+/// it in the design card's order (dev-dependencies included, test support excepted), and that
+/// test support depends on none of them (it seeds with a client of its own, and a test
+/// dependency on a crate that dev-depends on test support would build that crate twice).
 fn layering() -> anyhow::Result<()> {
     let out = crate::cargo()
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -339,6 +347,14 @@ fn layering() -> anyhow::Result<()> {
     let mut problems = Vec::new();
     for pkg in meta["packages"].as_array().into_iter().flatten() {
         let name = pkg["name"].as_str().unwrap_or_default();
+        if name == "acr-import-testsupport" {
+            for dep in pkg["dependencies"].as_array().into_iter().flatten() {
+                let dep_name = dep["name"].as_str().unwrap_or_default();
+                if LAYERS.contains(&dep_name) {
+                    problems.push(format!("{name} depends on {dep_name}"));
+                }
+            }
+        }
         let Some(level) = LAYERS.iter().position(|l| *l == name) else {
             continue;
         };

@@ -244,46 +244,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_async(args: Args) -> anyhow::Result<usize> {
     let started = Instant::now();
-    let expected_path = args
-        .expected
-        .clone()
-        .unwrap_or_else(|| crate::workspace_root().join("xtask/conformance-expected.json"));
-    let expected: ExpectedFile = serde_json::from_slice(
-        &std::fs::read(&expected_path)
-            .with_context(|| format!("reading {}", expected_path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", expected_path.display()))?;
-    for name in expected.known_failures.keys() {
-        anyhow::ensure!(
-            registry_suite::CHECKS.iter().any(|c| c.name == name)
-                || copy_suite::check_names().contains(name)
-                || personalities::all_check_names().contains(name),
-            "{}: `known_failures` lists `{name}`, which is no check",
-            expected_path.display()
-        );
-    }
-    for (kind, entry) in &expected.kinds {
-        for name in entry.deviations.keys() {
-            anyhow::ensure!(
-                registry_suite::CHECKS.iter().any(|c| c.name == name),
-                "{}: kind `{kind}` lists a deviation for `{name}`, which is no registry check",
-                expected_path.display()
-            );
-        }
-    }
-    personalities::check_expected(&expected.personalities)
-        .with_context(|| format!("{}: `personalities`", expected_path.display()))?;
+    let (expected_path, expected) = ExpectedFile::load(&args)?;
     let kinds = personalities::selected(&args.personalities, args.registry.is_some())?;
-
-    let password = if args.password_stdin {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("reading the password from standard input")?;
-        Some(text.trim_end_matches(['\r', '\n']).to_owned())
-    } else {
-        None
-    };
     let remote_host = args.registry.as_deref().map(host_of);
     let kind = match (&args.kind, &remote_host) {
         (Some(k), _) => k.clone(),
@@ -307,66 +269,13 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
             )
         })?;
 
-    let mut creds = StaticCredentials::new();
-    let mut basic = None;
-    if let (Some(host), Some(user)) = (&remote_host, &args.username) {
-        let password = password.clone().unwrap_or_default();
-        creds.insert(
-            host,
-            Credential::from_username_password(user.clone(), Secret::new(password.clone())),
-        );
-        basic = Some((user.clone(), password));
-    }
-    let credentials: Arc<dyn CredentialProvider> = Arc::new(creds);
-    let insecure_hosts: Vec<String> = match (&remote_host, args.insecure) {
-        (Some(h), true) => vec![h.clone()],
-        _ => Vec::new(),
-    };
-    let mut builder = Transport::builder()
-        .credentials(credentials.clone())
-        .idle_timeout(Duration::from_secs(60))
-        .retry(RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-        });
-    for h in &insecure_hosts {
-        builder = builder.insecure_host(h.clone());
-    }
-    let transport = builder.build()?;
-    let local_transport = Transport::builder()
-        .proxy_from_env(false)
-        .idle_timeout(Duration::from_secs(60))
-        .retry(RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_secs(1),
-        })
-        .build()?;
-
     // The local registries: the source of the copy matrix, and (by default) the registry
     // under test, which is also the copy target.
     let run_registry = args.suite != Some(SuiteName::Copy);
     let run_copy = args.suite != Some(SuiteName::Registry);
-    let need_target = args.registry.is_none();
-    let (source_server, target_server) = tokio::join!(
-        async {
-            if run_copy {
-                Some(acr_import_testsupport::Registry::start().await)
-            } else {
-                None
-            }
-        },
-        async {
-            if need_target {
-                Some(acr_import_testsupport::Registry::start().await)
-            } else {
-                None
-            }
-        }
-    );
-    let source_server = source_server.transpose()?;
-    let target_server = target_server.transpose()?;
+    let (source_server, target_server) =
+        tokio::join!(start_local(run_copy), start_local(args.registry.is_none()));
+    let (source_server, target_server) = (source_server?, target_server?);
     let mut scrub = Scrub::default();
     if let Some(s) = &source_server {
         scrub.add(s.host(), "<source>");
@@ -374,7 +283,6 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
     if let Some(t) = &target_server {
         scrub.add(t.host(), "<registry>");
     }
-
     let (address, description) = match (&args.registry, &target_server) {
         (Some(r), _) => (r.clone(), r.clone()),
         (None, Some(t)) => (
@@ -383,28 +291,7 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
         ),
         (None, None) => unreachable!("a local registry is started without --registry"),
     };
-    let local = args.registry.is_none();
-    let write_repo = match (&args.allow_writes, local) {
-        (Some(r), _) => Some(r.clone()),
-        (None, true) => Some("conformance".to_owned()),
-        (None, false) => None,
-    };
-    let setup = Setup {
-        transport: if local {
-            local_transport.clone()
-        } else {
-            transport.clone()
-        },
-        local_transport: local_transport.clone(),
-        credentials,
-        basic,
-        insecure_hosts,
-        address: address.clone(),
-        local,
-        write_repo: write_repo.clone(),
-        read_image: args.repository.clone().zip(args.reference.clone()),
-        filter: args.filter.clone(),
-    };
+    let setup = Setup::new(&args, remote_host.as_deref(), address)?;
 
     println!("acr-import conformance");
     println!("registry under test: {description}");
@@ -419,7 +306,7 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
     );
     println!(
         "writes: {}",
-        match &write_repo {
+        match &setup.write_repo {
             Some(r) => format!("repository `{r}` and below"),
             None => "none (read-only: pass --allow-writes REPO)".to_owned(),
         }
@@ -430,19 +317,7 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
         println!();
         println!("Registry conformance: the OCI distribution spec, through our transport");
         let outcomes = registry_suite::run(&setup).await;
-        let rows: Vec<Row> = outcomes
-            .into_iter()
-            .map(|(name, outcome, elapsed)| {
-                judge(
-                    name,
-                    outcome,
-                    elapsed,
-                    &deviations,
-                    &expected.known_failures,
-                    &kind,
-                )
-            })
-            .collect();
+        let rows = judge_all(outcomes, &deviations, &expected.known_failures, &kind);
         print_table(&rows, &scrub);
         suites.push(("registry", rows));
     }
@@ -459,19 +334,7 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
             .tempdir()?;
         scrub.add(layouts.path().display().to_string(), "<layouts>");
         let outcomes = copy_suite::run(&setup, &source.url(), layouts.path()).await;
-        let rows: Vec<Row> = outcomes
-            .into_iter()
-            .map(|(name, outcome, elapsed)| {
-                judge(
-                    &name,
-                    outcome,
-                    elapsed,
-                    &BTreeMap::new(),
-                    &expected.known_failures,
-                    &kind,
-                )
-            })
-            .collect();
+        let rows = judge_all(outcomes, &BTreeMap::new(), &expected.known_failures, &kind);
         print_table(&rows, &scrub);
         suites.push(("copy", rows));
         for kind in kinds {
@@ -496,21 +359,148 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
         println!();
         println!("JUnit report: {}", path.display());
     }
+    let failed = summary(&suites, started);
+    drop(source_server);
+    drop(target_server);
+    Ok(failed)
+}
+
+/// A local registry, when `wanted`.
+async fn start_local(wanted: bool) -> anyhow::Result<Option<acr_import_testsupport::Registry>> {
+    Ok(if wanted {
+        Some(acr_import_testsupport::Registry::start().await?)
+    } else {
+        None
+    })
+}
+
+impl ExpectedFile {
+    /// Reads `--expected` (or `xtask/conformance-expected.json`) and checks that every
+    /// check it names is one.
+    fn load(args: &Args) -> anyhow::Result<(PathBuf, ExpectedFile)> {
+        let path = args
+            .expected
+            .clone()
+            .unwrap_or_else(|| crate::workspace_root().join("xtask/conformance-expected.json"));
+        let expected: ExpectedFile = serde_json::from_slice(
+            &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", path.display()))?;
+        let is_registry_check = |name: &str| registry_suite::CHECKS.iter().any(|c| c.name == name);
+        for name in expected.known_failures.keys() {
+            anyhow::ensure!(
+                is_registry_check(name)
+                    || copy_suite::check_names().contains(name)
+                    || personalities::all_check_names().contains(name),
+                "{}: `known_failures` lists `{name}`, which is no check",
+                path.display()
+            );
+        }
+        for (kind, entry) in &expected.kinds {
+            for name in entry.deviations.keys() {
+                anyhow::ensure!(
+                    is_registry_check(name),
+                    "{}: kind `{kind}` lists a deviation for `{name}`, which is no registry check",
+                    path.display()
+                );
+            }
+        }
+        personalities::check_expected(&expected.personalities)
+            .with_context(|| format!("{}: `personalities`", path.display()))?;
+        Ok((path, expected))
+    }
+}
+
+impl Setup {
+    /// The transports and what the suites may do, from the arguments: the registry at
+    /// `address` (`remote_host`, signed in with `--username`, unless it is the local one).
+    fn new(args: &Args, remote_host: Option<&str>, address: String) -> anyhow::Result<Self> {
+        let password = if args.password_stdin {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the password from standard input")?;
+            Some(text.trim_end_matches(['\r', '\n']).to_owned())
+        } else {
+            None
+        };
+        let mut creds = StaticCredentials::new();
+        let mut basic = None;
+        if let (Some(host), Some(user)) = (remote_host, &args.username) {
+            let password = password.unwrap_or_default();
+            creds.insert(
+                host,
+                Credential::from_username_password(user.clone(), Secret::new(password.clone())),
+            );
+            basic = Some((user.clone(), password));
+        }
+        let credentials: Arc<dyn CredentialProvider> = Arc::new(creds);
+        let insecure_hosts: Vec<String> = match (remote_host, args.insecure) {
+            (Some(h), true) => vec![h.to_owned()],
+            _ => Vec::new(),
+        };
+        let mut builder = Transport::builder()
+            .credentials(credentials.clone())
+            .idle_timeout(Duration::from_secs(60))
+            .retry(RetryPolicy {
+                max_retries: 2,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(2),
+            });
+        for h in &insecure_hosts {
+            builder = builder.insecure_host(h.clone());
+        }
+        let local_transport = local_transport(StaticCredentials::new())?;
+        let local = args.registry.is_none();
+        Ok(Setup {
+            transport: if local {
+                local_transport.clone()
+            } else {
+                builder.build()?
+            },
+            local_transport,
+            credentials,
+            basic,
+            insecure_hosts,
+            address,
+            local,
+            write_repo: match (&args.allow_writes, local) {
+                (Some(r), _) => Some(r.clone()),
+                (None, true) => Some("conformance".to_owned()),
+                (None, false) => None,
+            },
+            read_image: args.repository.clone().zip(args.reference.clone()),
+            filter: args.filter.clone(),
+        })
+    }
+}
+
+/// A transport to loopback registries (no proxy), signed in with `credentials`, fast retries.
+fn local_transport(credentials: StaticCredentials) -> anyhow::Result<Transport> {
+    let credentials: Arc<dyn CredentialProvider> = Arc::new(credentials);
+    Ok(Transport::builder()
+        .credentials(credentials)
+        .proxy_from_env(false)
+        .idle_timeout(Duration::from_secs(60))
+        .retry(RetryPolicy {
+            max_retries: 2,
+            base_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(1),
+        })
+        .build()?)
+}
+
+/// Prints the totals of every suite; returns how many checks failed.
+fn summary(suites: &[(&str, Vec<Row>)], started: Instant) -> usize {
     let all: Vec<&Row> = suites.iter().flat_map(|(_, r)| r.iter()).collect();
-    let passed = all
-        .iter()
-        .filter(|r| matches!(r.status, Status::Pass | Status::ExpectedDeviation))
-        .count();
-    let failed = all.iter().filter(|r| r.status == Status::Fail).count();
-    let skipped = all.iter().filter(|r| r.status == Status::Skip).count();
-    let known = all
-        .iter()
-        .filter(|r| r.status == Status::KnownFailure)
-        .count();
-    let deviated = all
-        .iter()
-        .filter(|r| r.status == Status::ExpectedDeviation)
-        .count();
+    let count = |status: Status| all.iter().filter(|r| r.status == status).count();
+    let deviated = count(Status::ExpectedDeviation);
+    let known = count(Status::KnownFailure);
+    let (passed, failed, skipped) = (
+        count(Status::Pass) + deviated,
+        count(Status::Fail),
+        count(Status::Skip),
+    );
     println!();
     println!(
         "{} checks in {:.1} s: {deviated} expected registry deviation{}, {known} known failure{}, {skipped} skipped",
@@ -520,9 +510,29 @@ async fn run_async(args: Args) -> anyhow::Result<usize> {
         if known == 1 { "" } else { "s" },
     );
     println!("{passed} passed, {failed} failed");
-    drop(source_server);
-    drop(target_server);
-    Ok(failed)
+    failed
+}
+
+/// [`judge`] for each of a suite's outcomes.
+fn judge_all(
+    outcomes: Vec<(impl AsRef<str>, Outcome, Duration)>,
+    deviations: &BTreeMap<String, String>,
+    known_failures: &BTreeMap<String, String>,
+    kind: &str,
+) -> Vec<Row> {
+    outcomes
+        .into_iter()
+        .map(|(name, outcome, elapsed)| {
+            judge(
+                name.as_ref(),
+                outcome,
+                elapsed,
+                deviations,
+                known_failures,
+                kind,
+            )
+        })
+        .collect()
 }
 
 /// Applies the expected deviations to what a check found.

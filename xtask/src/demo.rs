@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use acr_import_testsupport::Registry as LocalRegistry;
-use acr_import_transfer::Transport;
+use acr_import_testsupport::seed::Seeder;
 use anyhow::{Context, bail};
 
 use crate::seed;
@@ -168,22 +168,12 @@ impl Local {
             LocalRegistry::start(),
         );
         let (public, private, target) = (public?, private?, target?);
-        let transport = Transport::builder().build()?;
-        let pub_reg = transport.registry(&public.url())?;
+        let pub_reg = Seeder::new(&public.host())?;
         let image = seed::multi_arch(&pub_reg, "library/hello", "1.0").await?;
         seed::sign(&pub_reg, "library/hello", &image).await?;
         seed::helm_chart(&pub_reg, "charts/hello", "0.1.0").await?;
-        let creds = acr_import_auth::StaticCredentials::new().with(
-            &private.host(),
-            acr_import_auth::Credential::Basic {
-                username: "demo".into(),
-                password: acr_import_auth::Secret::new("demo-password"),
-            },
-        );
-        let priv_transport = Transport::builder()
-            .credentials(std::sync::Arc::new(creds))
-            .build()?;
-        seed::multi_arch(&priv_transport.registry(&private.url())?, "team/app", "2.3").await?;
+        let priv_reg = Seeder::new(&private.host())?.basic("demo", "demo-password");
+        seed::multi_arch(&priv_reg, "team/app", "2.3").await?;
         println!(
             "Seeded {}: library/hello:1.0 (3 platforms, signed), charts/hello:0.1.0 (Helm chart)",
             public.host()
@@ -193,7 +183,7 @@ impl Local {
             public,
             private,
             target,
-            hello: image.digest.to_string(),
+            hello: image.digest,
         })
     }
 }
@@ -406,19 +396,7 @@ fn permissions(acr: &Path, world: &acr_import_tests::ArmWorld) -> anyhow::Result
     use acr_import_tests::world::{READER, SUB};
     let ca = world.ca_file().display().to_string();
     let run = azure_runner(acr, world, READER, SUB);
-    let import = [
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        "app:v1",
-        "-r",
-        "sourcereg",
-        "-t",
-        "reader/app:v1",
-        "--ca-file",
-        &ca,
-    ];
+    let import = import_args("app:v1", "sourcereg", &["-t", "reader/app:v1"], &ca);
     let who: Vec<(String, String)> = run
         .env
         .iter()
@@ -429,7 +407,7 @@ fn permissions(acr: &Path, world: &acr_import_tests::ArmWorld) -> anyhow::Result
         "\n# 12. Someone with only Reader on the target asks the preflight: importImage needs a role Reader does not give, and the fix is named.\n(As that principal, in your shell:\n{})",
         exports(&who).trim_end()
     );
-    let mut preflight = import.to_vec();
+    let mut preflight = import.clone();
     preflight.push("--preflight-only");
     run.run(&preflight, None, false)?;
     println!(
@@ -455,21 +433,7 @@ fn azure_scenarios(run: &Runner, world: &acr_import_tests::ArmWorld) -> anyhow::
     println!(
         "\n# 9. From another ACR (another subscription) named by its ARM resource ID: server-side, no bytes through this machine."
     );
-    run.run(
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            &source_id,
-            "--ca-file",
-            &ca,
-        ],
-        None,
-        true,
-    )?;
+    run.run(&import_args("app:v1", &source_id, &[], &ca), None, true)?;
     println!(
         "\n# 10. The target's firewall now denies everything and does not trust Azure services: the preflight says so, and how to fix it."
     );
@@ -477,45 +441,37 @@ fn azure_scenarios(run: &Runner, world: &acr_import_tests::ArmWorld) -> anyhow::
         r.default_action_deny = true;
         r.trusted_services = false;
     });
-    run.run(
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v2",
-            "-r",
-            "sourcereg",
-            "--preflight-only",
-            "--ca-file",
-            &ca,
-        ],
-        None,
-        false,
-    )?;
+    let preflight = import_args("app:v2", "sourcereg", &["--preflight-only"], &ca);
+    run.run(&preflight, None, false)?;
     println!(
         "\n# 11. After `az acr update -n targetreg --allow-trusted-services true`, the same import works."
     );
     world
         .arm
         .update_registry("targetreg", |r| r.trusted_services = true);
-    run.run(
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v2",
-            "-r",
-            "sourcereg",
-            "-t",
-            "app:v2",
-            "--ca-file",
-            &ca,
-        ],
-        None,
-        true,
-    )
+    let import = import_args("app:v2", "sourcereg", &["-t", "app:v2"], &ca);
+    run.run(&import, None, true)
+}
+
+/// `import -n targetreg --source <source> -r <registry> <extra…> --ca-file <ca>`.
+fn import_args<'a>(
+    source: &'a str,
+    registry: &'a str,
+    extra: &[&'a str],
+    ca: &'a str,
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "import",
+        "-n",
+        "targetreg",
+        "--source",
+        source,
+        "-r",
+        registry,
+    ];
+    args.extend(extra);
+    args.extend(["--ca-file", ca]);
+    args
 }
 
 #[cfg(test)]

@@ -1,11 +1,10 @@
 //! Generated content for the demo: a 3-platform image, a Helm chart, a signed artifact, made
 //! with the shared seeding helpers of the test support crate.
 
-use acr_import_testsupport::seed::{self, Blob, Child};
-use acr_import_transfer::{Manifest, Registry};
+use acr_import_testsupport::seed::{self, Blob, Child, Manifest, Seeder};
 
 /// A 3-platform OCI index (`linux/amd64`, `linux/arm64`, `linux/arm/v7`) sharing a base layer.
-pub async fn multi_arch(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result<Manifest> {
+pub async fn multi_arch(reg: &Seeder, repo: &str, tag: &str) -> anyhow::Result<Manifest> {
     let base = Blob::layer(1, 2 << 20);
     let platforms = ["linux/amd64", "linux/arm64", "linux/arm/v7"];
     let mut images = Vec::new();
@@ -24,13 +23,13 @@ pub async fn multi_arch(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result
 }
 
 /// A Helm 3 chart as `helm push` stores it.
-pub async fn helm_chart(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result<Manifest> {
+pub async fn helm_chart(reg: &Seeder, repo: &str, tag: &str) -> anyhow::Result<Manifest> {
     seed::helm_chart(reg, repo, tag, "hello").await
 }
 
 /// A signature artifact attached to `subject` (through the referrers tag schema, which is
 /// what a registry without the referrers API uses).
-pub async fn sign(reg: &Registry, repo: &str, subject: &Manifest) -> anyhow::Result<Manifest> {
+pub async fn sign(reg: &Seeder, repo: &str, subject: &Manifest) -> anyhow::Result<Manifest> {
     let artifact_type = "application/vnd.dev.cosign.artifact.sig.v1+json";
     let payload = Blob {
         bytes: seed::data(30, 700),

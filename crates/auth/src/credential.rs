@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use acr_import_reference::docker_hub;
+
 use crate::{AuthError, ScopeSet, Secret};
 
 /// The username ACR and Docker use to say "the password is a refresh token".
@@ -193,12 +195,7 @@ pub fn registry_key(registry: &str) -> String {
         .trim_end_matches('/')
         .to_ascii_lowercase();
     let host = lower.split('/').next().unwrap_or_default();
-    match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_owned()
-        }
-        _ => host.to_owned(),
-    }
+    docker_hub::canonical(host).to_owned()
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 use std::process::Output;
 use std::time::Duration;
 
-use acr_import_tests::world::{ADMIN, IMPORTER, PUSHER, READER, SUB, SUB2, TARGET_RG};
-use acr_import_tests::{ArmRole, ArmWorld, ArmWorldOptions};
+use acr_import_tests::world::{
+    ADMIN, IMPORTER, PUSHER, READER, SUB, importer_cannot_read_permissions, pusher_roles,
+};
+use acr_import_tests::{ArmWorld, ArmWorldOptions};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
@@ -532,20 +534,8 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_permissions_preflight_names_the_role_and_the_command() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
     let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
-                .role(PUSHER.0, &target_scope, ArmRole::Reader)
-                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
-                .deny(
-                    IMPORTER.0,
-                    &format!("/subscriptions/{SUB}"),
-                    "Microsoft.Authorization/permissions/read",
-                )
-        }),
+        arm: Box::new(|b| importer_cannot_read_permissions(pusher_roles(b))),
         ..Default::default()
     })
     .await
@@ -590,20 +580,9 @@ async fn the_permissions_preflight_names_the_role_and_the_command() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.authentication_as_arm(false)),
-        arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
-                .role(PUSHER.0, &target_scope, ArmRole::Reader)
-                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
-        }),
-        ..Default::default()
-    })
-    .await
-    .expect("world");
+    let w = ArmWorld::start_with(ArmWorldOptions::pusher_and_a_target_without_arm_tokens())
+        .await
+        .expect("world");
     let import = |tag: &'static str, audience: Option<&'static str>| {
         let mut args = vec![
             "import",
@@ -890,8 +869,9 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
 /// A server-side mirror is followed by the images' signatures, copied from this machine.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_side_mirror_is_followed_by_the_signatures() {
+    use acr_import_tests::signatures::signature_verifies;
     use acr_import_testsupport::cosign::{self, CosignKey};
-    use acr_import_testsupport::seed::{push_artifact, signature_verifies};
+    use acr_import_testsupport::seed::{Seeder, push_artifact};
 
     let w = ArmWorld::start().await.expect("world");
     let t = acr_import_transfer::Transport::builder()
@@ -907,9 +887,13 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
         .expect("the seeded image");
     let key = CosignKey::generate().expect("key");
     let sig = cosign::signature(&key, "lib/tool", image.as_str()).expect("sign");
-    push_artifact(&external, "lib/tool", &sig)
-        .await
-        .expect("push the signature");
+    push_artifact(
+        &Seeder::new(&w.external.host()).expect("seeder"),
+        "lib/tool",
+        &sig,
+    )
+    .await
+    .expect("push the signature");
     let file = w.dir().join("signed.yaml");
     let entry = format!(
         "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
@@ -953,7 +937,7 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
             .expect("source"),
         "byte for byte"
     );
-    signature_verifies(&target, "mirror/tool", &image, &key)
+    signature_verifies(&target, "mirror/tool", image.as_str(), &key)
         .await
         .expect("the signature verifies on the target");
 }
@@ -966,8 +950,9 @@ fn with_target_admin(cmd: &mut tokio::process::Command) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_imports_are_followed_by_their_signatures_client_side() {
+    use acr_import_tests::signatures::signature_verifies;
     use acr_import_testsupport::cosign::{self, CosignKey};
-    use acr_import_testsupport::seed::{push_artifact, signature_verifies};
+    use acr_import_testsupport::seed::{Seeder, push_artifact};
 
     let w = ArmWorld::start().await.expect("world");
     // The image outside Azure is signed with cosign; importImage copies the image only.
@@ -984,9 +969,13 @@ async fn server_side_imports_are_followed_by_their_signatures_client_side() {
         .expect("the seeded image");
     let key = CosignKey::generate().expect("key");
     let sig = cosign::signature(&key, "lib/tool", image.as_str()).expect("sign");
-    push_artifact(&external, "lib/tool", &sig)
-        .await
-        .expect("push the signature");
+    push_artifact(
+        &Seeder::new(&w.external.host()).expect("seeder"),
+        "lib/tool",
+        &sig,
+    )
+    .await
+    .expect("push the signature");
     let src = format!("{}/lib/tool:1", w.external.host());
     let mut cmd = command(
         &w,
@@ -1030,7 +1019,7 @@ async fn server_side_imports_are_followed_by_their_signatures_client_side() {
             .expect("source"),
         "byte for byte"
     );
-    signature_verifies(&target, "tool", &image, &key)
+    signature_verifies(&target, "tool", image.as_str(), &key)
         .await
         .expect("the signature verifies on the target");
 }

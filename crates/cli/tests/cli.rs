@@ -3,53 +3,25 @@
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use acr_import_testsupport::seed::Seeder;
 use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
 
 mod common;
 use common::{ACR, acr, rt, stderr, stdout};
 
-/// Seeds `repo:tag` in `reg` by importing a small OCI layout we write by hand.
+/// Seeds `repo:tag` in `reg` (a one-layer image) with the test support's own client.
 fn seed(reg: &Registry, repo: &str, tag: &str, seed: u8) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("layout");
-    std::fs::create_dir_all(root.join("blobs/sha256")).unwrap();
-    let put = |bytes: &[u8]| -> String {
-        let hex = acr_import_testsupport::sha256_digest(bytes);
-        std::fs::write(
-            root.join("blobs/sha256")
-                .join(hex.trim_start_matches("sha256:")),
-            bytes,
-        )
-        .unwrap();
-        hex
-    };
-    let layer: Vec<u8> = (0..50_000u32)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect();
-    let config = format!(r#"{{"architecture":"amd64","os":"linux","seed":{seed}}}"#);
-    let (ld, cd) = (put(&layer), put(config.as_bytes()));
-    let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-        config.len(),
-        layer.len()
-    );
-    let md = put(manifest.as_bytes());
-    std::fs::write(root.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    std::fs::write(
-        root.join("index.json"),
-        format!(r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{md}","size":{},"annotations":{{"org.opencontainers.image.ref.name":"{tag}"}}}}]}}"#, manifest.len()),
-    )
+    seed_with(Seeder::new(&reg.host()).unwrap(), repo, tag, seed);
+}
+
+fn seed_with(reg: Seeder, repo: &str, tag: &str, seed: u8) {
+    use acr_import_testsupport::seed::{Blob, image, push_manifest};
+    rt().block_on(async {
+        let layer = Blob::layer(u64::from(seed), 50_000);
+        let m = image(&reg, repo, "linux", "amd64", &[&layer], false).await?;
+        push_manifest(&reg, repo, Some(tag), &m).await
+    })
     .unwrap();
-    let o = acr(&[
-        "import",
-        "-n",
-        &reg.host(),
-        "--source",
-        &format!("oci:{}:{tag}", root.display()),
-        "-t",
-        &format!("{repo}:{tag}"),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// A source and a target registry.
@@ -592,23 +564,14 @@ fn trace_logs_carry_no_secret() {
     }
 }
 
-/// Imports `oci:` content into an authenticated registry as `alice`.
+/// Seeds `repo:tag` in an authenticated registry as `user`.
 fn seed_as(reg: &Registry, user: (&str, &str), repo: &str, tag: &str, n: u8) {
-    let plain = rt().block_on(Registry::start()).unwrap();
-    seed(&plain, repo, tag, n);
-    let o = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &reg.host(),
-            "--source",
-            &format!("{}/{repo}:{tag}", plain.host()),
-        ])
-        .env("ACR_IMPORT_TARGET_USERNAME", user.0)
-        .env("ACR_IMPORT_TARGET_PASSWORD", user.1)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    seed_with(
+        Seeder::new(&reg.host()).unwrap().basic(user.0, user.1),
+        repo,
+        tag,
+        n,
+    );
 }
 
 #[test]
@@ -1065,13 +1028,7 @@ fn usage_errors_speak_one_voice_and_name_everything_missing() {
 
 /// Pushes a one-layer image per platform (an index over them when there are several) to
 /// `repo:tag` through `reg`.
-async fn publish(
-    reg: &acr_import_transfer::Registry,
-    repo: &str,
-    tag: &str,
-    seed: u8,
-    platforms: &[&str],
-) {
+async fn publish(reg: &Seeder, repo: &str, tag: &str, seed: u8, platforms: &[&str]) {
     use acr_import_testsupport::seed::{Blob, image, index};
     let mut children = Vec::new();
     for (i, arch) in platforms.iter().enumerate() {
@@ -1122,28 +1079,6 @@ fn docker_hub_and_target(
     (hub.unwrap(), dst.unwrap())
 }
 
-/// Docker Hub's publisher, signed in with the personality's account token.
-fn hub_publisher(hub: &acr_import_testsupport::Personality) -> acr_import_transfer::Registry {
-    let (user, token) = acr_import_testsupport::Kind::DockerHub
-        .credentials()
-        .unwrap();
-    let mut creds = acr_import_auth::StaticCredentials::new();
-    creds.insert(
-        &hub.host(),
-        acr_import_auth::Credential::from_username_password(
-            user.to_owned(),
-            acr_import_auth::Secret::new(token),
-        ),
-    );
-    acr_import_transfer::Transport::builder()
-        .credentials(std::sync::Arc::new(creds))
-        .proxy_from_env(false)
-        .build()
-        .unwrap()
-        .registry(&hub.url())
-        .unwrap()
-}
-
 /// Issue #15's scenario: a budget of 10 anonymous pulls on Docker Hub's personality.
 #[test]
 fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
@@ -1151,7 +1086,7 @@ fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
     let rt = rt();
     let (hub, dst) = docker_hub_and_target(&rt, 10);
     let (user, token) = Kind::DockerHub.credentials().unwrap();
-    let publisher = hub_publisher(&hub);
+    let publisher = hub.seeder().unwrap();
     let images: Vec<String> = (0..13).map(|i| format!("library/img{i}")).collect();
     rt.block_on(async {
         publish(
@@ -1320,7 +1255,7 @@ fn acr_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
 fn wait_rate_limit_counts_down_instead_of_failing() {
     let rt = rt();
     let (hub, dst) = docker_hub_and_target(&rt, 2);
-    let publisher = hub_publisher(&hub);
+    let publisher = hub.seeder().unwrap();
     rt.block_on(publish(
         &publisher,
         "library/app",

@@ -9,9 +9,10 @@ use acr_import_transfer::{Registry as Client, Transport};
 
 const ACR: &str = env!("CARGO_BIN_EXE_acr");
 
-/// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1` with the transfer crate.
+/// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1`.
 async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
-    use acr_import_testsupport::seed::{Blob, image, push_manifest};
+    use acr_import_testsupport::seed::{Blob, Seeder, image, push_manifest};
+    let reg = &Seeder::new(reg.host()).unwrap();
     let blobs: Vec<Blob> = (0..layers as u64)
         .map(|k| Blob::layer(seed * 1000 + k, 256 * 1024))
         .collect();
@@ -64,9 +65,17 @@ fn import(src: &str, dst: &str) -> Command {
     c
 }
 
-#[test]
-fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+/// A source seeded with a 12-layer `app:v1` behind a proxy that holds every blob read, and
+/// an empty target; with clients of both. Bind `_src`: the source stops when it drops.
+struct Slow {
+    _src: Registry,
+    dst: Registry,
+    s: Client,
+    d: Client,
+    slow: Proxy,
+}
+
+fn slow_source(rt: &tokio::runtime::Runtime, seed_n: u64, stall_ms: u64) -> Slow {
     let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
     let (src, dst) = (src.unwrap(), dst.unwrap());
     let t = Transport::builder().build().unwrap();
@@ -74,13 +83,12 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
         t.registry(&src.url()).unwrap(),
         t.registry(&dst.url()).unwrap(),
     );
-    rt.block_on(seed(&s, "app", 12, 1));
-    // Slow blob reads so that kills land in the middle of the copy.
+    rt.block_on(seed(&s, "app", 12, seed_n));
     let slow = rt
         .block_on(Proxy::start(
             src.addr(),
             ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_millis(150),
+                duration: Duration::from_millis(stall_ms),
                 after_bytes: None,
             })
             .method("GET")
@@ -88,6 +96,26 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
             .every()]),
         ))
         .unwrap();
+    Slow {
+        _src: src,
+        dst,
+        s,
+        d,
+        slow,
+    }
+}
+
+#[test]
+fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Slow blob reads so that kills land in the middle of the copy.
+    let Slow {
+        _src,
+        s,
+        d,
+        dst,
+        slow,
+    } = slow_source(&rt, 1, 150);
     let mut rng = SplitMix64::new(2026);
     for round in 0..5 {
         let delay = 100 + rng.below(900);
@@ -114,26 +142,9 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
 #[test]
 fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
-    let t = Transport::builder().build().unwrap();
-    let (s, d) = (
-        t.registry(&src.url()).unwrap(),
-        t.registry(&dst.url()).unwrap(),
-    );
-    rt.block_on(seed(&s, "app", 12, 3));
-    let slow = rt
-        .block_on(Proxy::start(
-            src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_millis(200),
-                after_bytes: None,
-            })
-            .method("GET")
-            .path_contains("/blobs/")
-            .every()]),
-        ))
-        .unwrap();
+    let Slow {
+        _src, d, dst, slow, ..
+    } = slow_source(&rt, 3, 200);
     let child = import(&slow.host(), &dst.host()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     rt.block_on(dst.restart()).unwrap();

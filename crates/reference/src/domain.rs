@@ -4,21 +4,8 @@ use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
 
+use crate::docker_hub;
 use crate::error::ReferenceError;
-
-/// Docker Hub's canonical domain in references.
-pub(crate) const DOCKER_HUB: &str = "docker.io";
-
-/// The host that serves Docker Hub's registry API.
-const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
-
-/// Names that mean Docker Hub and that normalization rewrites to `docker.io`.
-const DOCKER_HUB_ALIASES: [&str; 4] = [
-    DOCKER_HUB,
-    "index.docker.io",
-    "registry-1.docker.io",
-    "registry.hub.docker.com",
-];
 
 /// A validated registry domain: a hostname, IPv4 address or bracketed IPv6 address, optionally
 /// followed by `:port`, such as `mcr.microsoft.com`, `localhost:5000` or `[::1]:5000`.
@@ -32,12 +19,7 @@ pub struct Domain(String);
 impl Domain {
     /// Docker Hub, `docker.io`.
     pub fn docker_hub() -> Self {
-        Domain(DOCKER_HUB.to_owned())
-    }
-
-    /// `registry-1.docker.io`, the host serving Docker Hub's registry API.
-    pub(crate) fn docker_hub_api_host() -> &'static str {
-        DOCKER_HUB_API_HOST
+        Domain(docker_hub::DOMAIN.to_owned())
     }
 
     /// The domain as written, with its port if it has one.
@@ -64,19 +46,13 @@ impl Domain {
     /// `registry-1.docker.io` or `registry.hub.docker.com` (compared without regard to case, as
     /// host names are).
     pub fn is_docker_hub(&self) -> bool {
-        DOCKER_HUB_ALIASES
-            .iter()
-            .any(|alias| self.0.eq_ignore_ascii_case(alias))
+        docker_hub::is_docker_hub(&self.0)
     }
 
     /// The `host[:port]` that serves the registry API: `registry-1.docker.io` for Docker Hub,
     /// the domain itself for every other registry.
     pub fn api_host(&self) -> &str {
-        if self.is_docker_hub() {
-            DOCKER_HUB_API_HOST
-        } else {
-            &self.0
-        }
+        docker_hub::api_host(&self.0)
     }
 
     /// The byte offset of the `:` before the port, if there is a port.

@@ -21,6 +21,8 @@
 //! - [`AnyReference`]: either a registry reference or an OCI layout reference.
 //! - The validated parts: [`Domain`], [`Repository`], [`Tag`], [`Digest`] (with
 //!   [`DigestAlgorithm`]).
+//! - [`docker_hub`]: Docker Hub's names, the domain it is keyed by (`docker.io`) and the host
+//!   serving its API (`registry-1.docker.io`), for every crate that meets a host name.
 //! - [`ReferenceError`]: the one error type; each variant names the byte offset and the text
 //!   at fault, and its message says what to write instead.
 //!
@@ -55,6 +57,7 @@
 #![deny(missing_docs)]
 
 mod digest;
+pub mod docker_hub;
 mod domain;
 mod error;
 mod oci;

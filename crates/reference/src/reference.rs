@@ -4,7 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::Digest;
-use crate::domain::{DOCKER_HUB, Domain, looks_like_domain};
+use crate::docker_hub::{self, DOMAIN as DOCKER_HUB};
+use crate::domain::{Domain, looks_like_domain};
 use crate::error::ReferenceError;
 use crate::repository::{Repository, check_name_len};
 use crate::repository_reference::RepositoryReference;
@@ -109,7 +110,7 @@ impl Reference {
     pub fn api_host(&self) -> &str {
         match &self.domain {
             Some(domain) => domain.api_host(),
-            None => Domain::docker_hub_api_host(),
+            None => docker_hub::API_HOST,
         }
     }
 

@@ -540,43 +540,16 @@ impl Transport {
                     });
                 }
                 Ok(Err(e)) => {
-                    let message = describe_client_error(&e);
-                    tracing::debug!(target: "acr_import::http", "{method} {shown} → {message} after {} ms", started.elapsed().as_millis());
-                    if let Some(reason) = unreachable_reason(&e, self.has_answered(&url)) {
-                        return Err(TransferError::Unreachable {
-                            context: Box::new(req.ctx.clone()),
-                            url: shown,
-                            reason: reason.to_owned(),
-                            message,
-                            source: Some(Box::new(e)),
-                        });
-                    }
-                    if can_retry {
-                        retries += 1;
-                        self.retried(format!("cannot reach {shown}: {message}"));
-                        tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
-                        continue;
-                    }
-                    return Err(TransferError::Connection {
-                        url: shown,
-                        message,
-                        retries,
-                        source: Some(Box::new(e)),
-                    });
+                    tracing::debug!(target: "acr_import::http", "{method} {shown} → {} after {} ms", describe_client_error(&e), started.elapsed().as_millis());
+                    self.connection_failed(&req, &url, e, can_retry, retries)?;
+                    retries += 1;
+                    tokio::time::sleep(self.inner.retry.delay(retries, None)).await;
+                    continue;
                 }
             };
             let status = response.status();
             tracing::debug!(target: "acr_import::http", "{method} {shown} → {} in {} ms", status.as_u16(), started.elapsed().as_millis());
-            self.inner
-                .answered
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(host_port(&url));
-            if same_origin {
-                self.inner
-                    .limits
-                    .observe(&registry, response.headers(), is_anonymous(credential));
-            }
+            self.answered(&registry, &url, &response, same_origin, credential);
             if status == StatusCode::TOO_MANY_REQUESTS && same_origin {
                 let anonymous = is_anonymous(credential);
                 match self
@@ -641,6 +614,61 @@ impl Transport {
                 retries,
                 authorization,
             });
+        }
+    }
+
+    /// A request to `url` that got no response: the error to return, or `Ok` when it is
+    /// retried (recorded as the last retried failure).
+    fn connection_failed(
+        &self,
+        req: &Req,
+        url: &Url,
+        e: hyper_util::client::legacy::Error,
+        can_retry: bool,
+        retries: u32,
+    ) -> Result<(), TransferError> {
+        let message = describe_client_error(&e);
+        let shown = redact_url(url);
+        if let Some(reason) = unreachable_reason(&e, self.has_answered(url)) {
+            return Err(TransferError::Unreachable {
+                context: Box::new(req.ctx.clone()),
+                url: shown,
+                reason: reason.to_owned(),
+                message,
+                source: Some(Box::new(e)),
+            });
+        }
+        if can_retry {
+            self.retried(format!("cannot reach {shown}: {message}"));
+            return Ok(());
+        }
+        Err(TransferError::Connection {
+            url: shown,
+            message,
+            retries,
+            source: Some(Box::new(e)),
+        })
+    }
+
+    /// Records that `url`'s host answered, and, for the registry's own origin, the rate-limit
+    /// headers of its answer to `credential` (what was sent, if anything).
+    fn answered(
+        &self,
+        registry: &str,
+        url: &Url,
+        response: &Response<Incoming>,
+        same_origin: bool,
+        credential: Option<&Authorization>,
+    ) {
+        self.inner
+            .answered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host_port(url));
+        if same_origin {
+            self.inner
+                .limits
+                .observe(registry, response.headers(), is_anonymous(credential));
         }
     }
 

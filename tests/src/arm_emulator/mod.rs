@@ -60,7 +60,7 @@ use std::time::Duration;
 use acr_import_auth::{Credential, NULL_GUID_USERNAME, Secret};
 use acr_import_testsupport::{
     AadEmulator, AadTokenVerifier, AcrEmulator, AcrHandle, Rbac, RepositoryCondition,
-    RoleDefinition,
+    RoleDefinition, random_guid as guid,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -83,24 +83,6 @@ pub const IMPORT_SERVICE_PRINCIPAL: &str = "acr-import-service-00000000";
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut buf).unwrap_or_default();
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn guid() -> String {
-    let h = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// A built-in role, as a shorthand for its definition.
@@ -573,7 +555,12 @@ impl ArmEmulatorBuilder {
             bodies: Mutex::new(Vec::new()),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
-        let task = tokio::spawn(routes::accept_loop(listener, acceptor, state.clone()));
+        let task = tokio::spawn(acr_import_testsupport::serve_http1_with(
+            listener,
+            Some(acceptor),
+            state.clone(),
+            routes::handle,
+        ));
         Ok(ArmEmulator { addr, state, task })
     }
 }

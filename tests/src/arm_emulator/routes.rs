@@ -1,17 +1,14 @@
 //! The HTTP side of the ARM emulator: TLS, the request log and ids, api-versions, bearer
 //! tokens, and the read operations (subscriptions, registries, permissions).
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use acr_import_testsupport::{ARM_AUDIENCE, ARM_AUDIENCE_LEGACY};
+use acr_import_testsupport::{ARM_AUDIENCE, ARM_AUDIENCE_LEGACY, FormRequest};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use super::{
     ArmRegistry, ArmRequest, PERMISSIONS_API_VERSION, SUBSCRIPTIONS_API_VERSION, State,
@@ -22,34 +19,6 @@ use super::{
 pub(super) const REGISTRY_READ: &str = "Microsoft.ContainerRegistry/registries/read";
 /// The action the permissions API needs.
 const PERMISSIONS_READ: &str = "Microsoft.Authorization/permissions/read";
-
-pub(super) async fn accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    state: Arc<State>,
-) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        conns.spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(state, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-}
 
 /// Status, JSON body (`Null`: none) and extra headers.
 pub(super) type Reply = (StatusCode, Value, Vec<(&'static str, String)>);
@@ -84,26 +53,12 @@ pub(super) struct Req {
     pub(super) body: Bytes,
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let header = |name: header::HeaderName| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let auth = header(header::AUTHORIZATION);
-    let content_type = header(header::CONTENT_TYPE);
-    let client_request_id = header(header::HeaderName::from_static("x-ms-client-request-id"));
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().unwrap_or_default().to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let segments: Vec<String> = path
+pub(super) async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let req = FormRequest::read(req).await;
+    let header = |name: &str| req.header(name).map(str::to_owned);
+    let client_request_id = header("x-ms-client-request-id");
+    let segments: Vec<String> = req
+        .path
         .trim_start_matches('/')
         .split('/')
         .map(str::to_owned)
@@ -111,13 +66,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     let r = Req {
         lower: segments.iter().map(|s| s.to_ascii_lowercase()).collect(),
         segments,
-        api_version: query_param(&query, "api-version"),
-        method,
-        path,
-        query,
-        auth,
-        content_type,
-        body,
+        api_version: query_param(&req.query, "api-version"),
+        auth: header("authorization"),
+        content_type: header("content-type"),
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        body: req.body,
     };
     let (status, value, headers) = route(&state, &r).await;
     lock(&state.log).push(ArmRequest {

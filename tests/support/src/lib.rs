@@ -39,8 +39,9 @@
 //! * [`require_tool`] and [`skopeo`] — the external programs tests use, found on `PATH`: a
 //!   missing one fails the test, naming its package; [`tcp_connections`] counts a process's
 //!   connections from `/proc`.
-//! * [`seed`] — content seeded into a registry with the project's client: images, indexes,
-//!   attestations, artifacts and their referrers, Helm charts, foreign layers.
+//! * [`seed`] — content seeded into a registry by a client of its own ([`seed::Seeder`], not the
+//!   project's): images, indexes, attestations, artifacts and their referrers, Helm charts,
+//!   foreign layers.
 //! * [`sha256_digest`] and a few small helpers.
 //!
 //! Everything binds `127.0.0.1` only and refuses non-loopback upstreams.
@@ -85,6 +86,7 @@ mod rbac;
 pub mod regctl_layout;
 mod registry;
 pub mod seed;
+mod serve;
 mod token;
 mod tools;
 mod util;
@@ -104,9 +106,10 @@ pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };
+pub use serve::{FormRequest, serve_http1, serve_http1_with};
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,
 };
 pub use tools::{find_tool, require_tool, run_tool, skopeo, tcp_connections};
-pub use util::{SplitMix64, form_encode, hex, rfc3339, sha256_digest};
+pub use util::{SplitMix64, form_encode, hex, random_guid, rfc3339, sha256_digest};

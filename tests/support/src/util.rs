@@ -1,15 +1,16 @@
 //! Small helpers shared by the other modules: hex, digests, a seeded PRNG,
-//! RFC 3339 formatting, form/query decoding and loopback checks.
+//! RFC 3339 formatting, form/query decoding, loopback checks and one-shot HTTP/1.1 requests.
 
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::{Request, Response};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Lower-case hex encoding of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
@@ -71,6 +72,19 @@ pub(crate) fn random_hex(n: usize) -> String {
     // SystemRandom only fails if the OS has no randomness at all.
     let _ = ring::rand::SystemRandom::new().fill(&mut buf);
     hex(&buf)
+}
+
+/// A random GUID-shaped identifier (`8-4-4-4-12` hex digits), as Azure's ids look.
+pub fn random_guid() -> String {
+    let h = random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// Seconds since the Unix epoch, now.
@@ -143,34 +157,6 @@ pub fn form_encode(s: &str) -> String {
     out
 }
 
-/// Serves HTTP/1.1 on `listener` with `handler`, one task per connection, until dropped.
-pub(crate) async fn plain_accept_loop<F, Fut, B>(listener: TcpListener, handler: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response<B>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let handler = handler.clone();
-        conns.spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-}
-
 /// Sends `req` to `upstream` over a fresh HTTP/1.1 connection (its `Host` header as given).
 pub(crate) async fn send_to<B>(
     upstream: SocketAddr,
@@ -216,6 +202,21 @@ pub(crate) fn parse_loopback_url(url: &str) -> anyhow::Result<SocketAddr> {
         .map_err(|e| anyhow::anyhow!("cannot parse {authority:?} in {url:?} as IP:PORT: {e}"))?;
     ensure_loopback(addr)?;
     Ok(addr)
+}
+
+/// Sends `request` over a fresh HTTP/1.1 connection to `addr` and reads the whole response.
+/// The request's URI is sent as written (a path, for an origin server).
+pub(crate) async fn send_http1(
+    addr: SocketAddr,
+    request: Request<Full<Bytes>>,
+) -> anyhow::Result<Response<Bytes>> {
+    let (parts, body) = send_to(addr, Duration::from_secs(10), request)
+        .await?
+        .into_parts();
+    Ok(Response::from_parts(
+        parts,
+        body.collect().await?.to_bytes(),
+    ))
 }
 
 #[cfg(test)]

@@ -40,10 +40,7 @@ async fn a_throttled_post_is_sent_again_after_retry_after() {
             .iter()
             .all(|r| r.client_request_id == posts[0].client_request_id)
     );
-    assert_eq!(
-        w.target_digest("throttled", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "throttled", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
@@ -104,10 +101,7 @@ async fn the_status_monitor_is_polled_and_location_read_for_the_result() {
         last.contains("/operationResults/"),
         "the final read: {gets:?}"
     );
-    assert_eq!(
-        w.target_digest("monitored", "v2").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    assert_tag(&w, "monitored", "v2", &w.app_v2).await;
     // A failure reported by the status monitor is the operation's error, on the source side.
     let err = import(
         &w,

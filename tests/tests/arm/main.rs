@@ -9,7 +9,8 @@ use acr_import_acr::import::{
 };
 use acr_import_acr::preflight::{Rule, Unreadable, evaluate};
 use acr_import_acr::{
-    AcrError, AzureContext, Engine, ImportProgress, ResolvedSource, ServerOutcome, Side, Verdict,
+    AcrError, AzureContext, Engine, ImportImageParameters, ImportProgress, Preflight, Registry,
+    RegistryResourceId, ResolvedSource, ServerOutcome, Side, SourceResolution, Verdict,
     WaitOptions,
 };
 use acr_import_auth::Secret;
@@ -43,6 +44,55 @@ fn src(source: &str, registry: Option<&str>) -> SourceArgs {
     }
 }
 
+/// `ctx`'s view of the target registry, `targetreg`.
+async fn target_registry(ctx: &AzureContext) -> Registry {
+    ctx.resolve_target("targetreg", None).await.expect("target")
+}
+
+/// `args` resolved through ARM.
+async fn resolve(w: &ArmWorld, ctx: &AzureContext, args: &SourceArgs) -> SourceResolution {
+    resolve_source(Some(ctx), &w.cloud(), args)
+        .await
+        .expect("source")
+}
+
+/// The network preflight of a server-side import of `source` into `target`.
+fn server_verdict(target: &Registry, source: &ResolvedSource) -> Preflight {
+    evaluate(&preflight_input(Engine::Server, Some(target), source, None))
+}
+
+/// The tag `repo:tag` of the target holds `digest`.
+async fn assert_tag(w: &ArmWorld, repo: &str, tag: &str, digest: &str) {
+    assert_eq!(
+        w.target_digest(repo, tag).await.as_deref(),
+        Some(digest),
+        "{repo}:{tag}"
+    );
+}
+
+/// `err` is an ARM error about the `side` registry.
+fn assert_side(err: &AcrError, side: Side) {
+    assert!(
+        matches!(err, AcrError::Arm { side: s, .. } if *s == side),
+        "{side}: {err}"
+    );
+}
+
+/// Resolves the target and the source and builds the body of an import into `targetreg`.
+async fn prepare(
+    w: &ArmWorld,
+    ctx: &AzureContext,
+    args: &SourceArgs,
+    images: &[&str],
+    force: bool,
+) -> Result<(RegistryResourceId, ImportImageParameters), AcrError> {
+    let target = ctx.resolve_target("targetreg", None).await?;
+    let source = resolve_source(Some(ctx), &w.cloud(), args).await?;
+    let images: Vec<String> = images.iter().map(|s| s.to_string()).collect();
+    let body = import_body(&source.source, &images, &[], force)?;
+    Ok((target.resource_id()?, body))
+}
+
 /// Resolves, builds the body, imports into `targetreg` and waits.
 async fn import(
     w: &ArmWorld,
@@ -51,18 +101,11 @@ async fn import(
     images: &[&str],
     force: bool,
 ) -> Result<(ServerOutcome, Vec<ImportProgress>), AcrError> {
-    let target = ctx.resolve_target("targetreg", None).await?;
-    let source = resolve_source(Some(ctx), &w.cloud(), &args).await?;
-    let images: Vec<String> = images.iter().map(|s| s.to_string()).collect();
-    let body = import_body(&source.source, &images, &[], force)?;
+    let (target, body) = prepare(w, ctx, &args, images, force).await?;
     let mut seen = Vec::new();
-    let outcome = run_server_import(
-        &ctx.arm,
-        &target.resource_id()?,
-        &body,
-        Some(&fast()),
-        &mut |p| seen.push(p.clone()),
-    )
+    let outcome = run_server_import(&ctx.arm, &target, &body, Some(&fast()), &mut |p| {
+        seen.push(p.clone())
+    })
     .await?;
     Ok((outcome, seen))
 }
@@ -75,10 +118,7 @@ async fn resource_id_source_is_imported_server_side() {
         .await
         .expect("import");
     assert_eq!(outcome, ServerOutcome::Completed);
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "app", "v1", &w.app_v1).await;
     assert!(progress.len() >= 2, "{progress:?}");
     let body = &w.arm.import_bodies()[0];
     assert_eq!(body["source"]["resourceId"], w.source_id().as_str());
@@ -106,10 +146,7 @@ async fn noforce_conflict_fails_and_force_overwrites() {
     )
     .await
     .expect("first import");
-    assert_eq!(
-        w.target_digest("app", "stable").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "app", "stable", &w.app_v1).await;
     let err = import(
         &w,
         &ctx,
@@ -128,10 +165,7 @@ async fn noforce_conflict_fails_and_force_overwrites() {
     }
     assert!(err.to_string().contains("--force"), "{err}");
     // Nothing was copied: the old tag stays, the new one was not written.
-    assert_eq!(
-        w.target_digest("app", "stable").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "app", "stable", &w.app_v1).await;
     assert_eq!(w.target_digest("app", "new").await, None);
     import(
         &w,
@@ -142,14 +176,8 @@ async fn noforce_conflict_fails_and_force_overwrites() {
     )
     .await
     .expect("forced import");
-    assert_eq!(
-        w.target_digest("app", "stable").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
-    assert_eq!(
-        w.target_digest("app", "new").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    assert_tag(&w, "app", "stable", &w.app_v2).await;
+    assert_tag(&w, "app", "new", &w.app_v2).await;
     assert_eq!(w.arm.import_bodies()[2]["mode"], "Force");
 }
 
@@ -195,30 +223,18 @@ async fn lro_polls_several_times_and_honours_retry_after() {
             .any(|(m, _)| m.starts_with("app@sha256:")),
         "{progress:?}"
     );
-    assert_eq!(
-        w.target_digest("copy", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "copy", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
 async fn no_wait_returns_the_operation_and_status_resumes_it() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
-    let source = resolve_source(Some(&ctx), &w.cloud(), &src("app:v2", Some(&w.source_id())))
+    let args = src("app:v2", Some(&w.source_id()));
+    let (target, body) = prepare(&w, &ctx, &args, &[], false).await.unwrap();
+    let outcome = run_server_import(&ctx.arm, &target, &body, None, &mut |_| {})
         .await
         .unwrap();
-    let body = import_body(&source.source, &[], &[], false).unwrap();
-    let outcome = run_server_import(
-        &ctx.arm,
-        &target.resource_id().unwrap(),
-        &body,
-        None,
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
     let ServerOutcome::Started { operation_url } = outcome else {
         panic!("{outcome:?}")
     };
@@ -237,10 +253,7 @@ async fn no_wait_returns_the_operation_and_status_resumes_it() {
         .wait(&operation_url, &fast(), &mut |_| {})
         .await
         .expect("resumed");
-    assert_eq!(
-        w.target_digest("app", "v2").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    assert_tag(&w, "app", "v2", &w.app_v2).await;
     // An operation URL off the ARM endpoint never gets the token.
     let err = later
         .wait(
@@ -258,25 +271,16 @@ async fn deadline_expiry_names_the_operation_to_resume() {
     let w = ArmWorld::start().await.expect("world");
     w.arm.set_stalled(true);
     let ctx = connect(&w, IMPORTER).await;
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
-    let source = resolve_source(Some(&ctx), &w.cloud(), &src("app:v1", Some(&w.source_id())))
-        .await
-        .unwrap();
-    let body = import_body(&source.source, &[], &[], false).unwrap();
+    let args = src("app:v1", Some(&w.source_id()));
+    let (target, body) = prepare(&w, &ctx, &args, &[], false).await.unwrap();
     let options = WaitOptions {
         deadline: Some(Duration::from_millis(700)),
         ..fast()
     };
     let started = Instant::now();
-    let err = run_server_import(
-        &ctx.arm,
-        &target.resource_id().unwrap(),
-        &body,
-        Some(&options),
-        &mut |_| {},
-    )
-    .await
-    .unwrap_err();
+    let err = run_server_import(&ctx.arm, &target, &body, Some(&options), &mut |_| {})
+        .await
+        .unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     let AcrError::Deadline { operation_url, .. } = &err else {
         panic!("{err}")
@@ -287,10 +291,7 @@ async fn deadline_expiry_names_the_operation_to_resume() {
         .wait(operation_url, &fast(), &mut |_| {})
         .await
         .expect("resumed after the deadline");
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "app", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
@@ -326,9 +327,7 @@ async fn arm_errors_are_typed_and_name_the_side() {
 
     // No read on the source: the preflight says so, and ARM's linked-scope check refuses.
     let ctx = connect(&w, IMPORTER).await;
-    let resolved = resolve_source(Some(&ctx), &w.cloud(), &src("app:v1", Some(&source_id)))
-        .await
-        .unwrap();
+    let resolved = resolve(&w, &ctx, &src("app:v1", Some(&source_id))).await;
     assert!(matches!(
         resolved.source,
         ResolvedSource::Azure {
@@ -336,28 +335,14 @@ async fn arm_errors_are_typed_and_name_the_side() {
             ..
         }
     ));
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
-    let verdict = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &resolved.source,
-        None,
-    ));
+    let target = target_registry(&ctx).await;
+    let verdict = server_verdict(&target, &resolved.source);
     assert_eq!(verdict.verdict, Verdict::WillFail);
     assert_eq!(verdict.failures[0].rule, Rule::LinkedScopeReadMissing);
     let err = import(&w, &ctx, src("app:v1", Some(&source_id)), &[], false)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AcrError::Arm {
-                side: Side::Source,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_side(&err, Side::Source);
     assert!(err.to_string().contains("linked scope"), "{err}");
 
     // A missing source image fails the operation, on the source side.
@@ -370,16 +355,7 @@ async fn arm_errors_are_typed_and_name_the_side() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AcrError::Arm {
-                side: Side::Source,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_side(&err, Side::Source);
     assert!(err.to_string().contains("Unable to find manifest"), "{err}");
     assert!(
         err.to_string().contains(&w.target_id()),
@@ -497,13 +473,17 @@ async fn the_emulator_is_strict_about_tokens_and_bodies() {
 async fn source_resolution_paths() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let cloud = w.cloud();
-    let source_ls = w.source.login_server();
+    resolution_by_registry(&w, &ctx).await;
+    let with_creds = resolution_by_login_server(&w, &ctx).await;
+    resolution_outside_every_subscription(&w, &ctx).await;
+    imports_by_registry_uri(&w, &ctx, with_creds).await;
+}
 
-    // --registry NAME: found in another visible subscription; its resource ID is used.
-    let r = resolve_source(Some(&ctx), &cloud, &src("app:v1", Some("SourceReg")))
-        .await
-        .unwrap();
+/// `--registry` as a name, a login server, an unknown name, a resource ID of another tenant.
+async fn resolution_by_registry(w: &ArmWorld, ctx: &AzureContext) {
+    let source_ls = w.source.login_server();
+    // A name found in another visible subscription: its resource ID is used.
+    let r = resolve(w, ctx, &src("app:v1", Some("SourceReg"))).await;
     assert!(
         matches!(&r.source, ResolvedSource::Azure { id, .. } if id.to_string() == w.source_id()),
         "{:?}",
@@ -514,15 +494,13 @@ async fn source_resolution_paths() {
         "{:?}",
         r.notes
     );
-
-    // --registry LOGIN SERVER with the login server repeated in --source: stripped, warned.
-    let r = resolve_source(
-        Some(&ctx),
-        &cloud,
+    // The login server, repeated in --source: stripped, warned.
+    let r = resolve(
+        w,
+        ctx,
         &src(&format!("{source_ls}/app:v1"), Some(&source_ls)),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(r.source.image(), Some("app:v1"));
     assert!(matches!(r.source, ResolvedSource::Azure { .. }));
     assert!(
@@ -530,31 +508,37 @@ async fn source_resolution_paths() {
         "{:?}",
         r.warnings
     );
+    let err = resolve_source(Some(ctx), &w.cloud(), &src("app:v1", Some("nosuchreg")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, AcrError::RegistryNotFound { .. }), "{err}");
+    // A resource ID of another tenant: unreadable, and the preflight says why.
+    let foreign = format!(
+        "/subscriptions/{SUB_FOREIGN}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/foreignreg"
+    );
+    let r = resolve(w, ctx, &src("app:v1", Some(&foreign))).await;
+    let v = server_verdict(&target_registry(ctx).await, &r.source);
+    assert_eq!(v.failures[0].rule, Rule::CrossTenantResourceId, "{v}");
+}
 
-    // A full --source on an ACR the identity can read: Azure AD (resourceId), said so.
-    let r = resolve_source(
-        Some(&ctx),
-        &cloud,
-        &src(&format!("{source_ls}/app:v1"), None),
-    )
-    .await
-    .unwrap();
+/// A full `--source` on an ACR the identity can read: Azure AD, or `registryUri` with the
+/// credentials given (never silently dropped); credentials with a resource ID are refused.
+/// Returns the arguments with credentials.
+async fn resolution_by_login_server(w: &ArmWorld, ctx: &AzureContext) -> SourceArgs {
+    let by_login_server = src(&format!("{}/app:v1", w.source.login_server()), None);
+    let r = resolve(w, ctx, &by_login_server).await;
     assert!(matches!(r.source, ResolvedSource::Azure { .. }));
     assert!(
         r.notes.iter().any(|n| n.contains("not anonymously")),
         "{:?}",
         r.notes
     );
-
-    // The same with credentials: registryUri with the credentials (never silently dropped).
     let with_creds = SourceArgs {
         username: Some(ADMIN.0.into()),
         password: Some(Secret::new(ADMIN.1)),
-        ..src(&format!("{source_ls}/app:v1"), None)
+        ..by_login_server
     };
-    let r = resolve_source(Some(&ctx), &cloud, &with_creds)
-        .await
-        .unwrap();
+    let r = resolve(w, ctx, &with_creds).await;
     assert!(
         matches!(
             &r.source,
@@ -566,31 +550,28 @@ async fn source_resolution_paths() {
         "{:?}",
         r.source
     );
-
-    // Credentials with a resource ID: refused.
-    let err = resolve_source(
-        Some(&ctx),
-        &cloud,
-        &SourceArgs {
-            registry: Some(w.source_id()),
-            ..with_creds.clone()
-        },
-    )
-    .await
-    .unwrap_err();
+    let by_id_with_creds = SourceArgs {
+        registry: Some(w.source_id()),
+        ..with_creds.clone()
+    };
+    let err = resolve_source(Some(ctx), &w.cloud(), &by_id_with_creds)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, AcrError::CredentialsWithResourceId { .. }),
         "{err}"
     );
+    with_creds
+}
 
-    // A registry outside every subscription: anonymous, with a warning and "cannot tell".
-    let r = resolve_source(
-        Some(&ctx),
-        &cloud,
+/// A registry outside every subscription: anonymous, with a warning, and "cannot tell".
+async fn resolution_outside_every_subscription(w: &ArmWorld, ctx: &AzureContext) {
+    let r = resolve(
+        w,
+        ctx,
         &src(&format!("{}/lib/tool:1", w.external.host()), None),
     )
-    .await
-    .unwrap();
+    .await;
     assert!(matches!(
         &r.source,
         ResolvedSource::External {
@@ -604,84 +585,33 @@ async fn source_resolution_paths() {
         "{:?}",
         r.warnings
     );
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
-    let v = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &r.source,
-        None,
-    ));
+    let v = server_verdict(&target_registry(ctx).await, &r.source);
     assert_eq!(v.verdict, Verdict::CannotTell);
+}
 
-    // An unknown --registry name.
-    let err = resolve_source(Some(&ctx), &cloud, &src("app:v1", Some("nosuchreg")))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, AcrError::RegistryNotFound { .. }), "{err}");
-
-    // A resource ID of another tenant: unreadable, and the preflight says why.
-    let foreign = format!(
-        "/subscriptions/{SUB_FOREIGN}/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/foreignreg"
-    );
-    let r = resolve_source(Some(&ctx), &cloud, &src("app:v1", Some(&foreign)))
-        .await
-        .unwrap();
-    let v = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &r.source,
-        None,
-    ));
-    assert_eq!(v.failures[0].rule, Rule::CrossTenantResourceId, "{v}");
-
-    // Imports by registryUri with credentials and anonymously both work end to end.
-    import(&w, &ctx, with_creds, &["viacreds:v1"], false)
+/// Imports by `registryUri` with credentials and anonymously both work end to end; wrong
+/// credentials fail on the source side.
+async fn imports_by_registry_uri(w: &ArmWorld, ctx: &AzureContext, with_creds: SourceArgs) {
+    import(w, ctx, with_creds.clone(), &["viacreds:v1"], false)
         .await
         .expect("registryUri + credentials");
-    assert_eq!(
-        w.target_digest("viacreds", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
-    import(
-        &w,
-        &ctx,
-        src(&format!("{}/lib/tool:1", w.external.host()), None),
-        &[],
-        false,
-    )
-    .await
-    .expect("anonymous registryUri");
+    assert_tag(w, "viacreds", "v1", &w.app_v1).await;
+    let external = src(&format!("{}/lib/tool:1", w.external.host()), None);
+    import(w, ctx, external, &[], false)
+        .await
+        .expect("anonymous registryUri");
     assert!(w.target_digest("lib/tool", "1").await.is_some());
     let bodies = w.arm.import_bodies();
+    let source_ls = w.source.login_server();
     assert_eq!(bodies[0]["source"]["registryUri"], source_ls.as_str());
     assert_eq!(bodies[0]["source"]["credentials"]["username"], ADMIN.0);
     assert!(bodies[1]["source"].get("credentials").is_none());
-
-    // Anonymous pull from the source ACR by login server fails on the source side.
-    let err = import(
-        &w,
-        &ctx,
-        SourceArgs {
-            source: format!("{source_ls}/app:v1"),
-            password: Some(Secret::new("wrong")),
-            username: Some(ADMIN.0.into()),
-            registry: None,
-        },
-        &["x:1"],
-        false,
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            AcrError::Arm {
-                side: Side::Source,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    let wrong = SourceArgs {
+        password: Some(Secret::new("wrong")),
+        ..with_creds
+    };
+    let err = import(w, ctx, wrong, &["x:1"], false).await.unwrap_err();
+    assert_side(&err, Side::Source);
 }
 
 #[tokio::test]
@@ -694,16 +624,9 @@ async fn preflight_verdicts_agree_with_the_service() {
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
-    let source = resolve_source(Some(&ctx), &w.cloud(), &src("app:v1", Some(&w.source_id())))
-        .await
-        .unwrap();
-    let v = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &source.source,
-        None,
-    ));
+    let target = target_registry(&ctx).await;
+    let source = resolve(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let v = server_verdict(&target, &source.source);
     assert_eq!(
         v.failures[0].fix,
         "az acr update -n targetreg --allow-trusted-services true"
@@ -736,23 +659,16 @@ async fn preflight_verdicts_agree_with_the_service() {
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
+    let target = target_registry(&ctx).await;
     let by_ls = SourceArgs {
         username: Some(ADMIN.0.into()),
         password: Some(Secret::new(ADMIN.1)),
         ..src(&format!("{}/app:v1", w.source.login_server()), None)
     };
-    let resolved = resolve_source(Some(&ctx), &w.cloud(), &by_ls)
-        .await
-        .unwrap();
+    let resolved = resolve(&w, &ctx, &by_ls).await;
     // Named by login server (credentials keep it registryUri): the preflight reads its rules
     // through ARM and says so; the service refuses it.
-    let v = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &resolved.source,
-        None,
-    ));
+    let v = server_verdict(&target, &resolved.source);
     assert_eq!(v.failures[0].rule, Rule::SourceNeedsResourceId, "{v}");
     assert!(
         v.failures[0].fix.contains("name the source by resource ID"),
@@ -764,15 +680,8 @@ async fn preflight_verdicts_agree_with_the_service() {
             .contains("public network access is disabled"),
         "{err}"
     );
-    let by_id = resolve_source(Some(&ctx), &w.cloud(), &src("app:v1", Some("sourcereg")))
-        .await
-        .unwrap();
-    let v = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &by_id.source,
-        None,
-    ));
+    let by_id = resolve(&w, &ctx, &src("app:v1", Some("sourcereg"))).await;
+    let v = server_verdict(&target, &by_id.source);
     assert_eq!(v.verdict, Verdict::WillWork, "{v}");
     import(&w, &ctx, src("app:v1", Some("sourcereg")), &[], false)
         .await
@@ -786,16 +695,9 @@ async fn preflight_verdicts_agree_with_the_service() {
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let target = ctx.resolve_target("targetreg", None).await.unwrap();
-    let by_id = resolve_source(Some(&ctx), &w.cloud(), &src("app:v1", Some("sourcereg")))
-        .await
-        .unwrap();
-    let v = evaluate(&preflight_input(
-        Engine::Server,
-        Some(&target),
-        &by_id.source,
-        None,
-    ));
+    let target = target_registry(&ctx).await;
+    let by_id = resolve(&w, &ctx, &src("app:v1", Some("sourcereg"))).await;
+    let v = server_verdict(&target, &by_id.source);
     assert_eq!(v.failures[0].rule, Rule::ExportPolicyDisabled, "{v}");
     let err = import(&w, &ctx, src("app:v1", Some("sourcereg")), &[], false)
         .await
@@ -874,10 +776,7 @@ async fn server_errors_while_polling_are_retried_then_reported() {
     )
     .await
     .expect("rides through 503s on the poll");
-    assert_eq!(
-        w.target_digest("polled", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "polled", "v1", &w.app_v1).await;
     // A poll that keeps failing: a typed error with the status, naming the target side or
     // the operation, after a bounded number of tries.
     w.arm.fail_polls(50, 503);
@@ -920,9 +819,6 @@ async fn server_errors_while_polling_are_retried_then_reported() {
     )
     .await
     .expect("three 429s on the poll are ridden out");
-    assert_eq!(
-        w.target_digest("polled", "v4").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    assert_tag(&w, "polled", "v4", &w.app_v2).await;
     w.arm.fail_polls(0, 503);
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use acr_import_acr::import::{SourceArgs, resolve_source};
+use acr_import_acr::import::SourceArgs;
 use acr_import_acr::permissions::{
     PermissionsEngine, PermissionsRead, TargetRef, evaluate as permissions, gather,
 };
@@ -13,7 +13,9 @@ use acr_import_auth::azure::{AcrLoginServers, AzureAdProvider};
 use acr_import_auth::{
     AadCredentialChain, AadOptions, AcrAudience, AzureEnvironment, CredentialChain,
 };
-use acr_import_tests::world::{PUSHER, SOURCE_RG, STRANGER, SUB2, TARGET_RG, push_image};
+use acr_import_tests::world::{
+    PUSHER, SOURCE_RG, STRANGER, SUB2, importer_cannot_read_permissions, push_image, target_id,
+};
 use acr_import_testsupport::{RepositoryCondition, RoleDefinition};
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, Transport};
 
@@ -23,9 +25,7 @@ use super::*;
 async fn server_preflight(w: &ArmWorld, ctx: &AzureContext, args: &SourceArgs) -> Preflight {
     let target_id: RegistryResourceId = w.target_id().parse().unwrap();
     let target = ctx.arm.get_registry(&target_id).await.ok();
-    let source = resolve_source(Some(ctx), &w.cloud(), args)
-        .await
-        .expect("source");
+    let source = resolve(w, ctx, args).await;
     let network = evaluate(&preflight_input(
         Engine::Server,
         target.as_ref(),
@@ -47,17 +47,9 @@ async fn server_preflight(w: &ArmWorld, ctx: &AzureContext, args: &SourceArgs) -
     network.merge(permissions(&input))
 }
 
-async fn context_for(w: &ArmWorld, who: (&str, &str)) -> AzureContext {
-    AzureContext::connect(w.arm_client(who), w.cloud(), Some(SUB))
-        .await
-        .expect("ARM context")
-}
-
 #[tokio::test]
 async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
+    let target_scope = target_id();
     let w = ArmWorld::start_with(ArmWorldOptions {
         arm: Box::new(move |b| {
             b.role(PUSHER.0, &target_scope, ArmRole::AcrPush).role(
@@ -70,7 +62,7 @@ async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
     })
     .await
     .expect("world");
-    let ctx = context_for(&w, PUSHER).await;
+    let ctx = connect(&w, PUSHER).await;
     let v = server_preflight(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
     assert_eq!(v.verdict, Verdict::WillFail, "{v}");
     let f = v
@@ -93,7 +85,9 @@ async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
         "{v}"
     );
     // The real call agrees.
-    let body = import_body_for(&w, &ctx, "app:v1").await;
+    // (The caller cannot read the target: its ID is known to the test.)
+    let source = resolve(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let body = import_body(&source.source, &[], &[], false).unwrap();
     let err = ctx
         .arm
         .begin_import(&w.target_id().parse().unwrap(), &body)
@@ -111,17 +105,6 @@ async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
         .expect("import");
 }
 
-async fn import_body_for(
-    w: &ArmWorld,
-    ctx: &AzureContext,
-    image: &str,
-) -> acr_import_acr::ImportImageParameters {
-    let source = resolve_source(Some(ctx), &w.cloud(), &src(image, Some(&w.source_id())))
-        .await
-        .unwrap();
-    import_body(&source.source, &[], &[], false).unwrap()
-}
-
 #[tokio::test]
 async fn a_resource_id_source_without_read_fails_naming_the_source() {
     let w = ArmWorld::start_with(ArmWorldOptions {
@@ -136,7 +119,7 @@ async fn a_resource_id_source_without_read_fails_naming_the_source() {
     })
     .await
     .expect("world");
-    let ctx = context_for(&w, STRANGER).await;
+    let ctx = connect(&w, STRANGER).await;
     let v = server_preflight(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
     assert_eq!(v.verdict, Verdict::WillFail, "{v}");
     assert_eq!(v.failures.len(), 1, "one finding, not one per check: {v}");
@@ -155,16 +138,7 @@ async fn a_resource_id_source_without_read_fails_naming_the_source() {
         .await
         .expect_err("linked-scope check");
     assert!(err.to_string().contains("linked scope"), "{err}");
-    assert!(
-        matches!(
-            err,
-            AcrError::Arm {
-                side: Side::Source,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_side(&err, Side::Source);
 }
 
 #[tokio::test]
@@ -195,7 +169,7 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
     push_image(&w.admin(), &w.source.login_server(), "team1/app", "v1", 11)
         .await
         .expect("seed");
-    let ctx = context_for(&w, STRANGER).await;
+    let ctx = connect(&w, STRANGER).await;
     let v = server_preflight(&w, &ctx, &src("team1/app:v1", Some(&w.source_id()))).await;
     assert_eq!(v.verdict, Verdict::CannotTell, "{v}");
     let u = &v.unknowns[0];
@@ -220,16 +194,7 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
     let err = import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
         .await
         .expect_err("outside the condition");
-    assert!(
-        matches!(
-            err,
-            AcrError::Arm {
-                side: Side::Source,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_side(&err, Side::Source);
     assert!(
         err.to_string()
             .to_ascii_lowercase()
@@ -241,13 +206,7 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
 #[tokio::test]
 async fn a_caller_who_may_not_read_permissions_gets_unknown_and_the_import_proceeds() {
     let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(|b| {
-            b.deny(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB}"),
-                "Microsoft.Authorization/permissions/read",
-            )
-        }),
+        arm: Box::new(importer_cannot_read_permissions),
         ..Default::default()
     })
     .await
@@ -260,10 +219,7 @@ async fn a_caller_who_may_not_read_permissions_gets_unknown_and_the_import_proce
     import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
         .await
         .expect("the import proceeds");
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_tag(&w, "app", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
@@ -374,27 +330,14 @@ async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<
 
 #[tokio::test]
 async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
-    let target_scope = format!(
-        "/subscriptions/{SUB}/resourceGroups/{TARGET_RG}/providers/Microsoft.ContainerRegistry/registries/targetreg"
-    );
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.authentication_as_arm(false)),
-        arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush)
-                .role(PUSHER.0, &target_scope, ArmRole::Reader)
-                .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
-        }),
-        ..Default::default()
-    })
-    .await
-    .expect("world");
-    // The preflight reads the policy and the caller's push right.
-    let ctx = context_for(&w, PUSHER).await;
-    let target = ctx.resolve_target("targetreg", None).await.expect("target");
-    assert!(!target.accepts_arm_audience_tokens());
-    let source = resolve_source(Some(&ctx), &w.cloud(), &src("app:v1", Some(&w.source_id())))
+    let w = ArmWorld::start_with(ArmWorldOptions::pusher_and_a_target_without_arm_tokens())
         .await
-        .unwrap();
+        .expect("world");
+    // The preflight reads the policy and the caller's push right.
+    let ctx = connect(&w, PUSHER).await;
+    let target = target_registry(&ctx).await;
+    assert!(!target.accepts_arm_audience_tokens());
+    let source = resolve(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
     let input = gather(
         &ctx.arm,
         PermissionsEngine::Client,
@@ -424,7 +367,7 @@ async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
 
     // The target moves to ABAC mode: AcrPush is no longer honored; preflight and push agree.
     w.arm.update_registry("targetreg", |r| r.abac = true);
-    let target = ctx.resolve_target("targetreg", None).await.expect("target");
+    let target = target_registry(&ctx).await;
     let input = gather(
         &ctx.arm,
         PermissionsEngine::Client,

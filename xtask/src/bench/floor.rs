@@ -201,52 +201,78 @@ fn args(list: &[&str]) -> Vec<String> {
 /// Runs the floor copy; `peak` gets the largest RSS of any of its curl processes.
 pub fn copy(f: &FloorCopy<'_>, peak: &mut Peak, deadline: Instant) -> anyhow::Result<FloorOutcome> {
     let w = f.workload;
-    let same_registry = f.src == f.dst;
-    let mut requests = 0u64;
     let file = |name: String| f.scratch.join(name).to_string_lossy().into_owned();
-
-    // 1. The source's manifest and the target's tag.
     let top_file = file("top.json".into());
-    let mut phase = vec![
-        {
-            let mut t = args(&["-H", ACCEPT, "-o", &top_file]);
-            t.push(format!(
-                "http://{}/v2/{}/manifests/{}",
-                f.src, f.src_repo, f.tag
-            ));
-            t
-        },
-        {
-            let mut t = args(&["-I", "-o", "/dev/null", "-H", ACCEPT]);
-            t.push(format!(
-                "http://{}/v2/{}/manifests/{}",
-                f.dst, f.dst_repo, f.tag
-            ));
-            t
-        },
-    ];
-    let answers = batch(&phase, peak, deadline)?;
-    requests += 2;
+    let mut requests = 2;
+    if target_is_current(f, &top_file, peak, deadline)? {
+        return Ok(FloorOutcome {
+            requests,
+            up_to_date: true,
+        });
+    }
+    let child_files: Vec<String> = (0..w.children.len())
+        .map(|i| file(format!("child-{i}.json")))
+        .collect();
+    let sessions = sessions_and_children(f, &child_files, peak, deadline)?;
+    requests += (sessions.len() + child_files.len()) as u64;
+    if f.src == f.dst {
+        for a in &sessions {
+            expect(a, 201, "a mount")?;
+        }
+    } else {
+        requests += blobs(f, &sessions, &file, peak, deadline)?;
+    }
+    requests += manifests(f, &top_file, &child_files, peak, deadline)?;
+    Ok(FloorOutcome {
+        requests,
+        up_to_date: false,
+    })
+}
+
+/// Step 1, the source's manifest (into `top_file`) and the target's tag (two requests): whether
+/// the target's tag is the source's manifest already.
+fn target_is_current(
+    f: &FloorCopy<'_>,
+    top_file: &str,
+    peak: &mut Peak,
+    deadline: Instant,
+) -> anyhow::Result<bool> {
+    let w = f.workload;
+    let mut get = args(&["-H", ACCEPT, "-o", top_file]);
+    get.push(format!(
+        "http://{}/v2/{}/manifests/{}",
+        f.src, f.src_repo, f.tag
+    ));
+    let mut head = args(&["-I", "-o", "/dev/null", "-H", ACCEPT]);
+    head.push(format!(
+        "http://{}/v2/{}/manifests/{}",
+        f.dst, f.dst_repo, f.tag
+    ));
+    let answers = batch(&[get, head], peak, deadline)?;
     expect(&answers[0], 200, "GET of the source manifest")?;
-    let top = std::fs::read(&top_file)?;
+    let top = std::fs::read(top_file)?;
     let top_digest = acr_import_transfer::digest_of(DigestAlgorithm::Sha256, &top).to_string();
     anyhow::ensure!(
         top_digest == w.top.digest.to_string(),
         "floor: the source's manifest is {top_digest}, expected {}",
         w.top.digest
     );
-    if answers[1].status == 200 && answers[1].digest == top_digest {
-        return Ok(FloorOutcome {
-            requests,
-            up_to_date: true,
-        });
-    }
+    Ok(answers[1].status == 200 && answers[1].digest == top_digest)
+}
 
-    // 2. Upload sessions (or mounts) and the child manifests.
-    phase.clear();
+/// Step 2, upload sessions (or mounts, on the same registry) and the child manifests (into
+/// `child_files`): the sessions' answers, one per blob.
+fn sessions_and_children(
+    f: &FloorCopy<'_>,
+    child_files: &[String],
+    peak: &mut Peak,
+    deadline: Instant,
+) -> anyhow::Result<Vec<Answer>> {
+    let w = f.workload;
+    let mut phase = Vec::new();
     for b in &w.blobs {
         let mut t = args(&["-X", "POST", "-o", "/dev/null"]);
-        t.push(if same_registry {
+        t.push(if f.src == f.dst {
             format!(
                 "http://{}/v2/{}/blobs/uploads/?mount={}&from={}",
                 f.dst, f.dst_repo, b.digest, f.src_repo
@@ -256,10 +282,7 @@ pub fn copy(f: &FloorCopy<'_>, peak: &mut Peak, deadline: Instant) -> anyhow::Re
         });
         phase.push(t);
     }
-    let child_files: Vec<String> = (0..w.children.len())
-        .map(|i| file(format!("child-{i}.json")))
-        .collect();
-    for (c, path) in w.children.iter().zip(&child_files) {
+    for (c, path) in w.children.iter().zip(child_files) {
         let mut t = args(&["-H", ACCEPT, "-o", path]);
         t.push(format!(
             "http://{}/v2/{}/manifests/{}",
@@ -267,91 +290,110 @@ pub fn copy(f: &FloorCopy<'_>, peak: &mut Peak, deadline: Instant) -> anyhow::Re
         ));
         phase.push(t);
     }
-    let answers = batch(&phase, peak, deadline)?;
-    requests += answers.len() as u64;
-    let (sessions, children) = answers.split_at(w.blobs.len());
-    for a in children {
-        expect(a, 200, "GET of a child manifest")?;
+    let mut sessions = batch(&phase, peak, deadline)?;
+    for a in sessions.split_off(w.blobs.len()) {
+        expect(&a, 200, "GET of a child manifest")?;
     }
+    Ok(sessions)
+}
 
-    // 3. The bytes, every blob at once: large ones as GET piped into PUT, small ones (where
-    // a process per request would cost more than the transfer) in two batches through files.
-    if same_registry {
-        for a in sessions {
-            expect(a, 201, "a mount")?;
+/// Step 3, the bytes, every blob at once: large ones as GET piped into PUT, small ones (where
+/// a process per request would cost more than the transfer) in two batches through files.
+/// Returns the requests sent.
+fn blobs(
+    f: &FloorCopy<'_>,
+    sessions: &[Answer],
+    file: &dyn Fn(String) -> String,
+    peak: &mut Peak,
+    deadline: Instant,
+) -> anyhow::Result<u64> {
+    let mut requests = 0;
+    let mut labels = Vec::new();
+    let mut procs = Vec::new();
+    let mut small_get = Vec::new();
+    let mut small_put = Vec::new();
+    for (i, (b, a)) in f.workload.blobs.iter().zip(sessions).enumerate() {
+        expect(a, 202, "opening an upload session")?;
+        anyhow::ensure!(
+            !a.location.is_empty(),
+            "floor: an upload session without Location"
+        );
+        let blob_url = format!("http://{}/v2/{}/blobs/{}", f.src, f.src_repo, b.digest);
+        let put_url = upload_url(f.dst, &a.location, b.digest.as_str());
+        if b.size < f.small {
+            let path = file(format!("blob-{i}"));
+            small_get.push(vec!["-o".to_owned(), path.clone(), blob_url]);
+            let mut t = args(&["-T", &path, "-o", "/dev/null", "-H", "Expect:", "-H"]);
+            t.push("Content-Type: application/octet-stream".to_owned());
+            t.push(put_url);
+            small_put.push(t);
+            continue;
         }
-    } else {
-        let mut labels = Vec::new();
-        let mut procs = Vec::new();
-        let mut small_get = Vec::new();
-        let mut small_put = Vec::new();
-        for (i, (b, a)) in w.blobs.iter().zip(sessions).enumerate() {
-            expect(a, 202, "opening an upload session")?;
-            anyhow::ensure!(
-                !a.location.is_empty(),
-                "floor: an upload session without Location"
-            );
-            let blob_url = format!("http://{}/v2/{}/blobs/{}", f.src, f.src_repo, b.digest);
-            let put_url = upload_url(f.dst, &a.location, b.digest.as_str());
-            if b.size < f.small {
-                let path = file(format!("blob-{i}"));
-                small_get.push(vec!["-o".to_owned(), path.clone(), blob_url]);
-                let mut t = args(&["-T", &path, "-o", "/dev/null", "-H", "Expect:", "-H"]);
-                t.push("Content-Type: application/octet-stream".to_owned());
-                t.push(put_url);
-                small_put.push(t);
-                continue;
-            }
-            let mut get = curl();
-            get.arg("--fail")
-                .arg(blob_url)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut get = get.spawn()?;
-            let body = get
-                .stdout
-                .take()
-                .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-            let mut put = curl();
-            put.args(["--fail", "-T", "-", "-o", "/dev/null"])
-                .args([
-                    "-H",
-                    "Content-Type: application/octet-stream",
-                    "-H",
-                    "Expect:",
-                ])
-                .arg(put_url)
-                .stdin(Stdio::from(body))
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let put = put.spawn()?;
-            labels.push(format!("GET blob {}", b.digest));
-            procs.push(get);
-            labels.push(format!("PUT blob {}", b.digest));
-            procs.push(put);
+        let (get, put) = pipeline(&blob_url, &put_url)?;
+        labels.push(format!("GET blob {}", b.digest));
+        procs.push(get);
+        labels.push(format!("PUT blob {}", b.digest));
+        procs.push(put);
+    }
+    requests += procs.len() as u64;
+    if !small_get.is_empty() {
+        // The pipelines run on while the small blobs are fetched.
+        let get = batch_command(&small_get).spawn()?;
+        let out = collect(vec!["GET small blobs".into()], vec![get], peak, deadline)?;
+        for a in parse_answers(&small_get, &out[0])? {
+            expect(&a, 200, "GET of a blob")?;
         }
-        requests += procs.len() as u64;
-        if !small_get.is_empty() {
-            // The pipelines run on while the small blobs are fetched.
-            let get = batch_command(&small_get).spawn()?;
-            let out = collect(vec!["GET small blobs".into()], vec![get], peak, deadline)?;
-            for a in parse_answers(&small_get, &out[0])? {
-                expect(&a, 200, "GET of a blob")?;
-            }
-            labels.push("PUT small blobs".into());
-            procs.push(batch_command(&small_put).spawn()?);
-            requests += 2 * small_get.len() as u64;
-        }
-        let outs = collect(labels, procs, peak, deadline)?;
-        if !small_put.is_empty() {
-            for a in parse_answers(&small_put, outs.last().map_or(&[][..], Vec::as_slice))? {
-                expect(&a, 201, "PUT of a blob")?;
-            }
+        labels.push("PUT small blobs".into());
+        procs.push(batch_command(&small_put).spawn()?);
+        requests += 2 * small_get.len() as u64;
+    }
+    let outs = collect(labels, procs, peak, deadline)?;
+    if !small_put.is_empty() {
+        for a in parse_answers(&small_put, outs.last().map_or(&[][..], Vec::as_slice))? {
+            expect(&a, 201, "PUT of a blob")?;
         }
     }
+    Ok(requests)
+}
 
-    // 4. Manifests: the children, then the tagged one.
+/// `curl GET blob_url | curl PUT put_url`, both started.
+fn pipeline(blob_url: &str, put_url: &str) -> anyhow::Result<(Child, Child)> {
+    let mut get = curl();
+    get.arg("--fail")
+        .arg(blob_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut get = get.spawn()?;
+    let body = get
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut put = curl();
+    put.args(["--fail", "-T", "-", "-o", "/dev/null"])
+        .args([
+            "-H",
+            "Content-Type: application/octet-stream",
+            "-H",
+            "Expect:",
+        ])
+        .arg(put_url)
+        .stdin(Stdio::from(body))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    Ok((get, put.spawn()?))
+}
+
+/// Step 4, manifests: the children, then the tagged one. Returns the requests sent.
+fn manifests(
+    f: &FloorCopy<'_>,
+    top_file: &str,
+    child_files: &[String],
+    peak: &mut Peak,
+    deadline: Instant,
+) -> anyhow::Result<u64> {
+    let w = f.workload;
+    let mut requests = 0;
     let put_manifest = |path: &str, media_type: &str, reference: &str| {
         let mut t = args(&["-X", "PUT", "--data-binary"]);
         t.push(format!("@{path}"));
@@ -367,7 +409,7 @@ pub fn copy(f: &FloorCopy<'_>, peak: &mut Peak, deadline: Instant) -> anyhow::Re
         let phase: Vec<Vec<String>> = w
             .children
             .iter()
-            .zip(&child_files)
+            .zip(child_files)
             .map(|(c, path)| put_manifest(path, &c.media_type, c.digest.as_str()))
             .collect();
         let answers = batch(&phase, peak, deadline)?;
@@ -377,14 +419,11 @@ pub fn copy(f: &FloorCopy<'_>, peak: &mut Peak, deadline: Instant) -> anyhow::Re
         }
     }
     let answers = batch(
-        &[put_manifest(&top_file, &w.top.media_type, f.tag)],
+        &[put_manifest(top_file, &w.top.media_type, f.tag)],
         peak,
         deadline,
     )?;
     requests += 1;
     expect(&answers[0], 201, "PUT of the tagged manifest")?;
-    Ok(FloorOutcome {
-        requests,
-        up_to_date: false,
-    })
+    Ok(requests)
 }

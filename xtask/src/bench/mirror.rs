@@ -118,7 +118,7 @@ struct Report {
     tags: usize,
     blobs: usize,
     bytes: u64,
-    machine: super::Machine,
+    machine: super::report::Machine,
     load_before: String,
     load_after: String,
     versions: BTreeMap<String, String>,
@@ -146,10 +146,14 @@ pub fn run(args: &Args, acr: &Path) -> anyhow::Result<()> {
         .prefix("acr-bench-mirror-")
         .tempdir()?;
     super::set_mode(scratch.path(), 0o755)?;
-    let transport = Transport::builder().proxy_from_env(false).build()?;
-
-    let lab = super::start_lab(&rt, &transport, args.wan)?;
-    let net = &lab.net;
+    let lab = super::Bench {
+        rt,
+        scratch,
+        timeout: Duration::from_secs(900),
+        transport: Transport::builder().proxy_from_env(false).build()?,
+    };
+    let (rt, scratch) = (&lab.rt, &lab.scratch);
+    let net = &lab.net(args.wan)?;
 
     eprintln!(
         "bench: seeding {REPOS} repositories × {} tags …",
@@ -172,7 +176,7 @@ pub fn run(args: &Args, acr: &Path) -> anyhow::Result<()> {
         Some(isolated) => who.push(Who::Skopeo { isolated }),
     }
     let bench = MirrorBench {
-        rt: &rt,
+        rt,
         scratch: scratch.path(),
         acr,
         catalog,
@@ -195,10 +199,10 @@ pub fn run(args: &Args, acr: &Path) -> anyhow::Result<()> {
         tags: bench.catalog.digests.len(),
         blobs: bench.catalog.blobs,
         bytes: bench.catalog.bytes,
-        machine: super::machine(),
+        machine: super::report::machine(),
         load_before,
         load_after: load(),
-        versions: super::versions(acr),
+        versions: super::report::versions(acr),
         results: cells,
         notes,
     };
@@ -528,7 +532,7 @@ impl MirrorBench<'_> {
             }
         }
         for c in cells.iter_mut() {
-            (c.median_s, c.min_s, c.max_s) = super::spread(&c.runs);
+            (c.median_s, c.min_s, c.max_s) = super::report::spread(&c.runs);
         }
         let skopeo = cells
             .iter()
@@ -642,7 +646,7 @@ fn markdown(r: &Report) -> String {
             ]
         })
         .collect();
-    s.push_str(&super::table(&header, &rows, 2));
+    s.push_str(&super::report::table(&header, &rows, 2));
     s.push_str("\nRequests by kind (counting run):\n\n");
     for c in &r.results {
         let kinds: Vec<String> = c

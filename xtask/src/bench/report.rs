@@ -1,7 +1,87 @@
-//! The bench report: timings' spread, the markdown tables, what machine and tools ran; and the
-//! small helpers the benches share (file modes, the target directory, units).
+//! The bench's report: its cells and what it ran on, the medians and ratios of a scenario,
+//! the Markdown and JSON written to `target/bench/`.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::data::{MIB, Workload};
+use super::{proc, target_dir};
+
+/// Results of one contender in one scenario.
+#[derive(Debug, Default, Serialize)]
+pub(super) struct Cell {
+    pub(super) workload: String,
+    pub(super) scenario: String,
+    pub(super) contender: String,
+    /// Wall seconds of each timed run.
+    pub(super) runs: Vec<f64>,
+    pub(super) median_s: Option<f64>,
+    pub(super) min_s: Option<f64>,
+    pub(super) max_s: Option<f64>,
+    /// Median over the floor's median (same scenario, same run set).
+    pub(super) ratio_to_floor: Option<f64>,
+    /// Median over skopeo's median.
+    pub(super) ratio_to_skopeo: Option<f64>,
+    /// Largest peak RSS over the runs (for the floor: the largest single curl process).
+    pub(super) peak_rss_mib: Option<f64>,
+    /// Requests of one copy: ours from its JSON report (each timed run; min..max if they
+    /// differ), everyone else from the counting proxy.
+    pub(super) requests: Option<String>,
+    /// Requests the counting proxy saw in the untimed counting run.
+    pub(super) proxy_requests: Option<u64>,
+    /// Body bytes through the counting proxy (both directions), MiB.
+    pub(super) proxy_mib: Option<f64>,
+    /// Retried requests ours reported, summed over the timed runs.
+    pub(super) retried_requests: Option<u64>,
+    /// Ours: blobs copied/mounted/skipped in the last run.
+    pub(super) blobs: Option<String>,
+    pub(super) errors: Vec<String>,
+    #[serde(skip)]
+    pub(super) ours_requests: Vec<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Machine {
+    pub(super) nproc: usize,
+    pub(super) cpu: String,
+    pub(super) memory: String,
+    pub(super) kernel: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct WorkloadInfo {
+    pub(super) key: String,
+    pub(super) title: String,
+    pub(super) blobs: usize,
+    pub(super) bytes: u64,
+    pub(super) digest: String,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct BigResult {
+    pub(super) layer: String,
+    pub(super) secs: f64,
+    pub(super) peak_rss_mib: Option<f64>,
+    pub(super) requests: Option<u64>,
+    /// Ours' largest peak RSS on workload A, for comparison.
+    pub(super) peak_rss_mib_on_a: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Report {
+    pub(super) network: String,
+    pub(super) quick: bool,
+    pub(super) runs: usize,
+    pub(super) machine: Machine,
+    pub(super) versions: BTreeMap<String, String>,
+    pub(super) workloads: Vec<WorkloadInfo>,
+    pub(super) results: Vec<Cell>,
+    pub(super) big: Option<BigResult>,
+    pub(super) notes: Vec<String>,
+}
 
 /// The median, the least and the most of some timings (`None`s when there are none).
 pub(super) fn spread(runs: &[f64]) -> (Option<f64>, Option<f64>, Option<f64>) {
@@ -155,8 +235,8 @@ pub(super) fn markdown(r: &Report) -> String {
     s
 }
 
-/// A Markdown table with aligned columns (readable as plain text too).
-/// Columns from `numeric_from` on are right-aligned.
+/// A Markdown table with aligned columns (readable as plain text too), the columns from
+/// `numeric_from` on right-aligned.
 pub(super) fn table(header: &[&str], rows: &[Vec<String>], numeric_from: usize) -> String {
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -237,25 +317,83 @@ pub(super) fn versions(acr: &Path) -> BTreeMap<String, String> {
     v
 }
 
-pub(super) fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::workspace_root().join("target"))
+impl WorkloadInfo {
+    pub(super) fn of(w: &Workload) -> Self {
+        WorkloadInfo {
+            key: w.key.to_owned(),
+            title: w.title.clone(),
+            blobs: w.blobs.len(),
+            bytes: w.bytes(),
+            digest: w.top.digest.to_string(),
+        }
+    }
 }
 
-pub(super) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    Ok(())
+/// How the figures were taken (and, with `wan`, the delay each way).
+pub(super) fn notes(wan: Option<Duration>) -> Vec<String> {
+    let mut notes = vec![
+        "Wall time is spawn to exit of the contender's process (for the floor: from its first \
+         curl to its last). Medians over the timed runs; ratios compare medians of the same \
+         scenario and run set."
+            .to_owned(),
+        "Peak RSS is the largest VmHWM read from /proc/<pid>/status (polled every 5 ms) over \
+         the runs; for the floor it is the largest single curl process, not their sum (likewise \
+         for a --contender shell line: its largest process)."
+            .to_owned(),
+        "Requests: ours from its JSON report (`requests` summed over hosts) in every timed run; \
+         the others from one extra untimed run through a counting proxy in front of each \
+         registry (ours goes through it too, as a cross-check: `proxy`). Runs through the \
+         counting proxy are never timed."
+            .to_owned(),
+        "The floor: GET the source manifest and HEAD the target tag; then per blob POST an \
+         upload session and `curl GET | curl -T - PUT ?digest=` (all blobs in parallel), or on \
+         the same registry a `POST ?mount=&from=`; then PUT the child manifests and the tagged \
+         one. Blobs under 4 MiB go through files in two `curl --parallel` batches instead of \
+         pipelines, and the manifest requests are batched too: starting a curl process costs \
+         about 12 ms of CPU here. It knows the blob list without parsing manifests."
+            .to_owned(),
+    ];
+    if let Some(delay) = wan {
+        notes.push(format!(
+            "--wan: every registry sits behind a TCP proxy holding each chunk {} ms per \
+             direction ({} ms per round trip); the counting runs bypass it.",
+            delay.as_millis(),
+            2 * delay.as_millis()
+        ));
+    }
+    notes
 }
 
-pub(super) fn mib(kib: u64) -> f64 {
-    kib as f64 / KIB as f64
-}
-
-pub(super) fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
+impl Report {
+    /// Prints the Markdown table and writes `report.{md,json}` (and a copy named by network
+    /// and quickness) under `target/bench`; fails when any copy failed.
+    pub(super) fn write(&self, wan: bool, quick: bool, started: Instant) -> anyhow::Result<()> {
+        let md = markdown(self);
+        println!("{md}");
+        let dir = target_dir().join("bench");
+        std::fs::create_dir_all(&dir)?;
+        let json = serde_json::to_string_pretty(self)?;
+        let suffix = format!(
+            "{}{}",
+            if wan { "wan" } else { "lan" },
+            if quick { "-quick" } else { "" }
+        );
+        for (name, body) in [
+            ("report.md".to_owned(), &md),
+            ("report.json".to_owned(), &json),
+            (format!("report-{suffix}.md"), &md),
+            (format!("report-{suffix}.json"), &json),
+        ] {
+            std::fs::write(dir.join(name), body)?;
+        }
+        eprintln!(
+            "bench: wrote {} and {} (also report-{suffix}.*) after {:.0} s",
+            dir.join("report.md").display(),
+            dir.join("report.json").display(),
+            started.elapsed().as_secs_f64()
+        );
+        let failed: usize = self.results.iter().map(|c| c.errors.len()).sum();
+        anyhow::ensure!(failed == 0, "{failed} copies failed (see the report)");
+        Ok(())
     }
 }

@@ -68,8 +68,11 @@ pub const PERSONALITY_ROUTES: &[&str] = &[
 /// A registry personality under test: who publishes to it, who reads from it, and the local
 /// registry the out-of-registry route copies to.
 pub struct PersonalityCtx {
-    /// Signed in where it must be, pushing where the registry's publishers push.
+    /// Signed in where it must be, where the registry's publishers push: reads what was
+    /// published.
     pub publisher: Registry,
+    /// Seeds where the registry's publishers push, signed in where it must be.
+    pub seeder: fixtures::Seeder,
     /// Reads as users do: anonymously where the registry allows it.
     pub reader: Registry,
     /// The local target of the out-of-registry route.
@@ -117,7 +120,7 @@ struct Seeded {
     /// Digest tags of the copied manifests.
     digest_tags: usize,
     /// The signer's key and the manifests it signed (`.sig`), to verify on the target.
-    signed: Option<(&'static CosignKey, Vec<Digest>)>,
+    signed: Option<(&'static CosignKey, Vec<String>)>,
 }
 
 impl Seeded {
@@ -138,7 +141,7 @@ impl Seeded {
         );
         if let (Some((key, signed)), Place::Registry(reg, repo)) = (&self.signed, to) {
             for d in signed {
-                fixtures::signature_verifies(reg, repo, d, key)
+                acr_import_tests::signatures::signature_verifies(reg, repo, d, key)
                     .await
                     .with_context(|| format!("the signature of {d} on the target"))?;
             }
@@ -462,11 +465,14 @@ impl Ctx<'_> {
     ) -> Vec<(usize, usize, String, Outcome, Duration)> {
         let case = CASES[ci];
         let mut out = Vec::new();
-        let mut seeded = seed(case, &self.src, &Self::source_repo(case)).await;
+        let mut seeded = match fixtures::Seeder::new(self.src.host()) {
+            Ok(src) => seed(case, &src, &Self::source_repo(case)).await,
+            Err(e) => Err(e),
+        };
         // The personality serves the case too, pushed as its publishers push.
         if let (Ok(_), Some(p)) = (&seeded, self.personality)
             && routes.iter().any(|&r| self.routes[r] == "out-of-registry")
-            && let Err(e) = seed(case, &p.publisher, &Self::source_repo(case)).await
+            && let Err(e) = seed(case, &p.seeder, &Self::source_repo(case)).await
         {
             seeded = Err(e.context("publishing the case to the registry under test"));
         }
@@ -565,14 +571,7 @@ impl Ctx<'_> {
         let report = self.copy(&from, &to, CopyOptions::default()).await?;
         let tally = compare(&from, &to, true).await?;
         seeded.check(&tally, &to).await?;
-        let top = from.manifest(TAG).await?;
-        let skopeo = self.skopeo_note(&to, &top).await?;
-        Ok(format!(
-            "{}; {}{}{skopeo}",
-            tally.describe(),
-            blob_actions(&report),
-            signatures_note(seeded)
-        ))
+        self.copied_note(&from, &to, &tally, &report, seeded).await
     }
 
     async fn via_layout(&self, case: &str, seeded: &Seeded) -> anyhow::Result<String> {
@@ -629,12 +628,26 @@ impl Ctx<'_> {
             ))
             .into());
         }
-        let top = source.manifest(TAG).await?;
-        let skopeo = self.skopeo_note(&to, &top).await?;
+        self.copied_note(&source, &to, &tally, &report, seeded)
+            .await
+    }
+
+    /// What a copy from `from` to `to` did: the comparison, the blob transfers, the
+    /// signatures, and skopeo's reading of the target.
+    async fn copied_note(
+        &self,
+        from: &Place,
+        to: &Place,
+        tally: &Tally,
+        report: &CopyReport,
+        seeded: &Seeded,
+    ) -> anyhow::Result<String> {
+        let top = from.manifest(TAG).await?;
+        let skopeo = self.skopeo_note(to, &top).await?;
         Ok(format!(
             "{}; {}{}{skopeo}",
             tally.describe(),
-            blob_actions(&report),
+            blob_actions(report),
             signatures_note(seeded)
         ))
     }
@@ -809,8 +822,25 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
     Ok(tally)
 }
 
+/// An untagged index of `linux/amd64` (`base` and `x`) and `linux/arm64` (`base` and `y`).
+async fn two_platforms(
+    reg: &fixtures::Seeder,
+    repo: &str,
+    [base, x, y]: [&Blob; 3],
+    docker: bool,
+) -> anyhow::Result<fixtures::Manifest> {
+    use fixtures::{image, index};
+    let amd = image(reg, repo, "linux", "amd64", &[base, x], docker).await?;
+    let arm = image(reg, repo, "linux", "arm64", &[base, y], docker).await?;
+    let platforms = [
+        (&amd, Some("linux/amd64"), None),
+        (&arm, Some("linux/arm64"), None),
+    ];
+    index(reg, repo, None, &platforms, docker).await
+}
+
 /// Pushes a case's image to `repo` of the source, tagged [`TAG`].
-async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> {
+async fn seed(case: &str, reg: &fixtures::Seeder, repo: &str) -> anyhow::Result<Seeded> {
     use fixtures::{DOCKER_LAYER, artifact, attach, image, index};
     let docker_layer = |seed: u64, len: usize| Blob {
         bytes: data(seed, len),
@@ -827,19 +857,7 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
         "docker-list" => {
             let base = docker_layer(210, 30_000);
             let (x, y) = (docker_layer(211, 8_000), docker_layer(212, 9_000));
-            let amd = image(reg, repo, "linux", "amd64", &[&base, &x], true).await?;
-            let arm = image(reg, repo, "linux", "arm64", &[&base, &y], true).await?;
-            index(
-                reg,
-                repo,
-                None,
-                &[
-                    (&amd, Some("linux/amd64"), None),
-                    (&arm, Some("linux/arm64"), None),
-                ],
-                true,
-            )
-            .await?
+            two_platforms(reg, repo, [&base, &x, &y], true).await?
         }
         "oci-manifest" => {
             let (a, b) = (Blob::layer(221, 30_000), Blob::layer(222, 5_000));
@@ -853,20 +871,8 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
                 Blob::layer(232, 5_000),
                 Blob::layer(233, 6_000),
             );
-            let amd = image(reg, repo, "linux", "amd64", &[&base, &x], false).await?;
-            let arm = image(reg, repo, "linux", "arm64", &[&base, &y], false).await?;
             let s390 = image(reg, repo, "linux", "s390x", &[&base, &z], false).await?;
-            let inner = index(
-                reg,
-                repo,
-                None,
-                &[
-                    (&amd, Some("linux/amd64"), None),
-                    (&arm, Some("linux/arm64"), None),
-                ],
-                false,
-            )
-            .await?;
+            let inner = two_platforms(reg, repo, [&base, &x, &y], false).await?;
             index(
                 reg,
                 repo,
@@ -932,7 +938,7 @@ async fn seed(case: &str, reg: &Registry, repo: &str) -> anyhow::Result<Seeded> 
         }
         other => anyhow::bail!("no such case: {other}"),
     };
-    reg.put_manifest(repo, TAG, &top).await?;
+    fixtures::push_manifest(reg, repo, Some(TAG), &top).await?;
     Ok(Seeded {
         referrers,
         digest_tags,

@@ -10,18 +10,17 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use acr_import_auth::{Credential, CredentialProvider, Secret, StaticCredentials};
+use acr_import_auth::{Credential, Secret, StaticCredentials};
 use acr_import_testsupport::{Kind, Personality};
 use acr_import_transfer::{
-    Copier, CopyOptions, Endpoint, ReferrersSource, Registry, RetryPolicy, Source, Target,
-    TransferError, Transport,
+    Copier, CopyOptions, Endpoint, ReferrersSource, Registry, Source, Target, TransferError,
+    Transport,
 };
 
 use super::copy_suite::{self, PERSONALITY_ROUTES, PersonalityCtx};
-use super::{KindEntry, Outcome, Row, Scrub, Setup, judge};
+use super::{KindEntry, Outcome, Row, Scrub, Setup, judge_all};
 use acr_import_testsupport::seed as fixtures;
 
 /// The checks of each kind's own manners, beyond the matrix.
@@ -142,19 +141,7 @@ pub async fn suite(
             Duration::ZERO,
         )],
     };
-    outcomes
-        .into_iter()
-        .map(|(name, outcome, elapsed)| {
-            judge(
-                &name,
-                outcome,
-                elapsed,
-                &deviations,
-                known_failures,
-                kind.name(),
-            )
-        })
-        .collect()
+    judge_all(outcomes, &deviations, known_failures, kind.name())
 }
 
 /// A transport to `host` with `credentials` (none: anonymous), fast retries.
@@ -166,17 +153,7 @@ fn transport(host: &str, credentials: Option<(&str, &str)>) -> anyhow::Result<Tr
             Credential::from_username_password(user.to_owned(), Secret::new(password)),
         );
     }
-    let creds: Arc<dyn CredentialProvider> = Arc::new(creds);
-    Ok(Transport::builder()
-        .credentials(creds)
-        .proxy_from_env(false)
-        .idle_timeout(Duration::from_secs(60))
-        .retry(RetryPolicy {
-            max_retries: 2,
-            base_delay: Duration::from_millis(20),
-            max_delay: Duration::from_secs(1),
-        })
-        .build()?)
+    super::local_transport(creds)
 }
 
 /// The personality, its handles and the local registry the out route copies to.
@@ -206,6 +183,7 @@ pub async fn start(kind: Kind) -> anyhow::Result<Started> {
     };
     let ctx = PersonalityCtx {
         publisher: writer.registry(&personality.publish_url())?,
+        seeder: personality.seeder()?,
         reader: reader.registry(&personality.url())?,
         out: transport(&out.host(), None)?.registry(&out.url())?,
     };
@@ -301,7 +279,7 @@ async fn check_quirk(started: &Started, quirk: &str) -> anyhow::Result<String> {
             // A 3-platform image: its index and children are read once, and not at all
             // when the target holds it.
             let repo = "quirks/multi";
-            fixtures::multi_arch(&ctx.publisher, repo, "v1", 3).await?;
+            fixtures::multi_arch(&ctx.seeder, repo, "v1", 3).await?;
             let before = p.anonymous_pulls();
             let first = copy_out(&ctx.reader, repo, "v1", &ctx.out, repo).await?;
             let counted = p.anonymous_pulls() - before;

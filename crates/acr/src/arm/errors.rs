@@ -94,108 +94,143 @@ fn build(
     }
 }
 
+/// An ARM error as the classification rules read it.
+struct Facts<'a> {
+    status: u16,
+    code: &'a str,
+    /// Code, message and details, lowercase.
+    text: String,
+}
+
+impl Facts<'_> {
+    /// Whether the text holds any of `words`.
+    fn has(&self, words: &[&str]) -> bool {
+        words.iter().any(|w| self.text.contains(w))
+    }
+}
+
+/// A classification rule: when it applies, the side the error is about, and what to do next.
+type Rule = (fn(&Facts) -> bool, Side, &'static str);
+
+/// The rules, in order: the first that applies decides.
+const RULES: &[Rule] = &[
+    (
+        |f| f.has(&["linked scope"]),
+        Side::Source,
+        "you need read access to the source registry as well (ARM's linked-scope check): assign yourself Reader (or Container Registry Data Importer and Data Reader) on the source",
+    ),
+    (
+        |f| f.code.starts_with("InvalidAuthenticationToken") || f.status == 401,
+        Side::Unknown,
+        "Azure Resource Manager did not accept the token: check AZURE_TENANT_ID / the signed-in account, and that the subscription belongs to that tenant",
+    ),
+    (
+        |f| f.code == "AuthorizationFailed",
+        Side::Target,
+        "you need Microsoft.ContainerRegistry/registries/importImage/action on the target: role Container Registry Data Importer and Data Reader, or Contributor",
+    ),
+    (
+        |f| {
+            f.has(&["already exists"])
+                || f.code.eq_ignore_ascii_case("Conflict")
+                || f.code == "TagAlreadyExists"
+        },
+        Side::Target,
+        "a target tag already exists and the import ran in NoForce mode: pass --force to move it",
+    ),
+    (
+        |f| {
+            f.has(&["imports are only supported for managed registries"])
+                || f.code == "ImportNotSupported"
+        },
+        Side::Target,
+        "the target's SKU cannot import: upgrade it (az acr update -n <target> --sku Standard)",
+    ),
+    (
+        |f| f.has(&["quota"]),
+        Side::Target,
+        "the target registry is out of storage or another quota: free space or raise the SKU",
+    ),
+    (
+        |f| f.has(&["exportpolicy", "export policy"]),
+        Side::Source,
+        "the source's export policy is disabled: az acr update -n <source> --allow-exports true",
+    ),
+    (
+        |f| f.has(&["toomanyrequests", "rate limit"]),
+        Side::Source,
+        "the source registry rate-limited the import service (Docker Hub counts anonymous pulls): pass credentials for it with --username/--password",
+    ),
+    (
+        |f| {
+            f.has(&[
+                "network rules",
+                "not allowed access",
+                "public network access",
+            ])
+        },
+        Side::Unknown,
+        "a registry's firewall refused the import service: allow trusted services on it (az acr update -n <registry> --allow-trusted-services true), and name a source with public access disabled by resource ID",
+    ),
+    (
+        |f| f.has(&["unauthorized", "denied", "forbidden"]),
+        Side::Source,
+        "the service could not pull from the source: name an Azure source with --registry (Azure AD), or pass its credentials with --username/--password; Docker Hub official images need the library/ prefix",
+    ),
+    (
+        |f| {
+            f.has(&[
+                "unable to find manifest",
+                "manifest_unknown",
+                "name_unknown",
+                "not found in source",
+            ])
+        },
+        Side::Source,
+        "the source image does not exist: check the repository, tag or digest",
+    ),
+    (
+        |f| {
+            f.has(&[
+                "rfc 7233",
+                "unexpected length of body",
+                "error copying blobs",
+                "docker-content-digest",
+            ])
+        },
+        Side::Source,
+        "the source registry does not serve what the import service needs (Range requests, digests): retry, or use --mode client",
+    ),
+    (
+        |f| f.code == "ResourceNotFound" || f.status == 404,
+        Side::Unknown,
+        "check the registry name, resource group and --subscription",
+    ),
+    (
+        |f| f.code == "InvalidParameters" || f.code == "InvalidRequestContent" || f.status == 400,
+        Side::Unknown,
+        "check --source, --image and --repository",
+    ),
+    (
+        |f| f.status == 429 || f.status >= 500,
+        Side::Unknown,
+        "the service is busy or failing: retry later (give Azure support the request ids below)",
+    ),
+];
+
 /// Which side an ARM error is about, and what to do next.
 pub fn classify(status: u16, code: &str, message: &str, details: &[String]) -> (Side, String) {
-    let all = format!("{code} {message} {}", details.join(" ")).to_ascii_lowercase();
-    let has = |s: &str| all.contains(&s.to_ascii_lowercase());
-    let side_hint = |side: Side, hint: &str| (side, hint.to_owned());
-    if has("linked scope") {
-        return side_hint(
-            Side::Source,
-            "you need read access to the source registry as well (ARM's linked-scope check): assign yourself Reader (or Container Registry Data Importer and Data Reader) on the source",
-        );
-    }
-    if code.starts_with("InvalidAuthenticationToken") || status == 401 {
-        return side_hint(
-            Side::Unknown,
-            "Azure Resource Manager did not accept the token: check AZURE_TENANT_ID / the signed-in account, and that the subscription belongs to that tenant",
-        );
-    }
-    if code == "AuthorizationFailed" {
-        return side_hint(
-            Side::Target,
-            "you need Microsoft.ContainerRegistry/registries/importImage/action on the target: role Container Registry Data Importer and Data Reader, or Contributor",
-        );
-    }
-    if has("already exists") || code.eq_ignore_ascii_case("Conflict") || code == "TagAlreadyExists"
-    {
-        return side_hint(
-            Side::Target,
-            "a target tag already exists and the import ran in NoForce mode: pass --force to move it",
-        );
-    }
-    if has("imports are only supported for managed registries") || code == "ImportNotSupported" {
-        return side_hint(
-            Side::Target,
-            "the target's SKU cannot import: upgrade it (az acr update -n <target> --sku Standard)",
-        );
-    }
-    if has("quota") {
-        return side_hint(
-            Side::Target,
-            "the target registry is out of storage or another quota: free space or raise the SKU",
-        );
-    }
-    if has("exportpolicy") || has("export policy") {
-        return side_hint(
-            Side::Source,
-            "the source's export policy is disabled: az acr update -n <source> --allow-exports true",
-        );
-    }
-    if has("toomanyrequests") || has("rate limit") {
-        return side_hint(
-            Side::Source,
-            "the source registry rate-limited the import service (Docker Hub counts anonymous pulls): pass credentials for it with --username/--password",
-        );
-    }
-    if has("network rules") || has("not allowed access") || has("public network access") {
-        return side_hint(
-            Side::Unknown,
-            "a registry's firewall refused the import service: allow trusted services on it (az acr update -n <registry> --allow-trusted-services true), and name a source with public access disabled by resource ID",
-        );
-    }
-    if has("unauthorized") || has("denied") || has("forbidden") {
-        return side_hint(
-            Side::Source,
-            "the service could not pull from the source: name an Azure source with --registry (Azure AD), or pass its credentials with --username/--password; Docker Hub official images need the library/ prefix",
-        );
-    }
-    if has("unable to find manifest")
-        || has("manifest_unknown")
-        || has("name_unknown")
-        || has("not found in source")
-    {
-        return side_hint(
-            Side::Source,
-            "the source image does not exist: check the repository, tag or digest",
-        );
-    }
-    if has("rfc 7233")
-        || has("unexpected length of body")
-        || has("error copying blobs")
-        || has("docker-content-digest")
-    {
-        return side_hint(
-            Side::Source,
-            "the source registry does not serve what the import service needs (Range requests, digests): retry, or use --mode client",
-        );
-    }
-    if code == "ResourceNotFound" || status == 404 {
-        return side_hint(
-            Side::Unknown,
-            "check the registry name, resource group and --subscription",
-        );
-    }
-    if code == "InvalidParameters" || code == "InvalidRequestContent" || status == 400 {
-        return side_hint(Side::Unknown, "check --source, --image and --repository");
-    }
-    if status == 429 || status >= 500 {
-        return side_hint(
-            Side::Unknown,
-            "the service is busy or failing: retry later (give Azure support the request ids below)",
-        );
-    }
-    (Side::Unknown, String::new())
+    let facts = Facts {
+        status,
+        code,
+        text: format!("{code} {message} {}", details.join(" ")).to_ascii_lowercase(),
+    };
+    RULES
+        .iter()
+        .find(|(applies, ..)| applies(&facts))
+        .map_or((Side::Unknown, String::new()), |(_, side, hint)| {
+            (*side, (*hint).to_owned())
+        })
 }
 
 impl AcrError {
@@ -204,48 +239,36 @@ impl AcrError {
     /// the code — by which login server the message names. Other errors are returned as they
     /// are.
     pub fn with_import_registries(
-        self,
+        mut self,
         target: (&str, &str),
         source: Option<(&str, &str)>,
     ) -> AcrError {
-        match self {
-            AcrError::Arm {
-                operation,
-                status,
-                code,
-                message,
-                side,
-                hint,
-                mut context,
-            } if context.registry.is_none() => {
-                let mentions = |login_server: &str| {
-                    !login_server.is_empty()
-                        && message
-                            .to_ascii_lowercase()
-                            .contains(&format!("access to {}", login_server.to_ascii_lowercase()))
-                };
-                let side = match (side, source) {
-                    (Side::Unknown, Some((_, ls))) if mentions(ls) => Side::Source,
-                    (Side::Unknown, _) if mentions(target.1) => Side::Target,
-                    (s, _) => s,
-                };
-                context.registry = match side {
-                    Side::Target => Some(target.0.to_owned()),
-                    Side::Source => source.map(|(name, _)| name.to_owned()),
-                    Side::Unknown => None,
-                };
-                AcrError::Arm {
-                    operation,
-                    status,
-                    code,
-                    message,
-                    side,
-                    hint,
-                    context,
-                }
-            }
-            other => other,
+        if let AcrError::Arm {
+            message,
+            side,
+            context,
+            ..
+        } = &mut self
+            && context.registry.is_none()
+        {
+            let mentions = |login_server: &str| {
+                !login_server.is_empty()
+                    && message
+                        .to_ascii_lowercase()
+                        .contains(&format!("access to {}", login_server.to_ascii_lowercase()))
+            };
+            *side = match (*side, source) {
+                (Side::Unknown, Some((_, ls))) if mentions(ls) => Side::Source,
+                (Side::Unknown, _) if mentions(target.1) => Side::Target,
+                (s, _) => s,
+            };
+            context.registry = match side {
+                Side::Target => Some(target.0.to_owned()),
+                Side::Source => source.map(|(name, _)| name.to_owned()),
+                Side::Unknown => None,
+            };
         }
+        self
     }
 }
 

@@ -4,21 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::arm::RetryPolicy;
-use crate::arm::tests::{Script, answer, client, target};
-
-fn body() -> ImportImageParameters {
-    ImportImageParameters {
-        source: crate::model::ImportSource {
-            source_image: "app:v1".into(),
-            resource_id: None,
-            registry_uri: Some("docker.io".into()),
-            credentials: None,
-        },
-        target_tags: vec![],
-        untagged_target_repositories: vec![],
-        mode: crate::model::ImportMode::NoForce,
-    }
-}
+use crate::arm::tests::{Script, answer, body, client, target};
 
 fn fast() -> WaitOptions {
     WaitOptions {

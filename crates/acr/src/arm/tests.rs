@@ -20,8 +20,25 @@ fn geo_endpoints_map_to_the_login_server() {
     );
 }
 
+/// A credential that answers every request with `token` and records the scopes asked for.
 #[derive(Debug)]
-struct FakeCredential(std::sync::Mutex<Vec<String>>);
+struct FakeCredential {
+    token: String,
+    scopes: std::sync::Mutex<Vec<String>>,
+}
+
+impl FakeCredential {
+    fn new(token: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            token: token.into(),
+            scopes: Default::default(),
+        })
+    }
+
+    fn scopes(&self) -> Vec<String> {
+        self.scopes.lock().unwrap().clone()
+    }
+}
 
 #[async_trait::async_trait]
 impl TokenCredential for FakeCredential {
@@ -30,12 +47,12 @@ impl TokenCredential for FakeCredential {
         scopes: &[&str],
         _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
-        self.0
+        self.scopes
             .lock()
             .unwrap()
             .extend(scopes.iter().map(|s| s.to_string()));
         Ok(AccessToken::new(
-            "fake-Token~secret",
+            self.token.clone(),
             azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
         ))
     }
@@ -75,13 +92,13 @@ async fn sovereign_clouds_use_their_endpoint_and_audience() {
             "https://management.azure.com/.default",
         ),
     ] {
-        let cred = Arc::new(FakeCredential(Default::default()));
+        let cred = FakeCredential::new("fake-Token~secret");
         let http = Arc::new(FakeHttp(Default::default()));
         let arm = ArmClient::new(&cloud, http.clone(), cred.clone()).unwrap();
         assert!(!format!("{arm:?}").contains("fake-Token"));
         arm.get_registry(&id).await.unwrap();
         arm.get_registry(&id).await.unwrap();
-        assert_eq!(*cred.0.lock().unwrap(), [scope], "one token, cached");
+        assert_eq!(cred.scopes(), [scope], "one token, cached");
         let urls = http.0.lock().unwrap().clone();
         assert_eq!(urls.len(), 2);
         assert!(
@@ -94,16 +111,13 @@ async fn sovereign_clouds_use_their_endpoint_and_audience() {
     let cloud = Cloud::azure_cloud().with_overrides(|k| {
         (k == "ACR_IMPORT_ARM_ENDPOINT").then(|| "https://127.0.0.1:9".to_owned())
     });
-    let cred = Arc::new(FakeCredential(Default::default()));
+    let cred = FakeCredential::new("fake-Token~secret");
     let http = Arc::new(FakeHttp(Default::default()));
     let arm = ArmClient::new(&cloud, http.clone(), cred.clone())
         .unwrap()
         .with_api_version("2023-07-01");
     arm.get_registry(&id).await.unwrap();
-    assert_eq!(
-        *cred.0.lock().unwrap(),
-        ["https://management.azure.com/.default"]
-    );
+    assert_eq!(cred.scopes(), ["https://management.azure.com/.default"]);
     assert!(http.0.lock().unwrap()[0].starts_with("https://127.0.0.1:9/subscriptions/"));
     assert!(http.0.lock().unwrap()[0].ends_with("api-version=2023-07-01"));
     // A subscription is one path segment, whatever it holds.
@@ -190,7 +204,7 @@ pub(super) fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> http:
 pub(super) fn client(script: Arc<Script>) -> ArmClient {
     let cloud = Cloud::azure_cloud()
         .with_overrides(|k| (k == "ACR_IMPORT_ARM_ENDPOINT").then(|| "https://arm.test".into()));
-    ArmClient::new(&cloud, script, Arc::new(FakeCredential(Default::default())))
+    ArmClient::new(&cloud, script, FakeCredential::new("fake-Token~secret"))
         .unwrap()
         .with_retry_policy(RetryPolicy {
             initial_delay: std::time::Duration::from_millis(10),
@@ -316,9 +330,9 @@ fn answer_429(secs: u64) -> http::Response<Bytes> {
     answer(429, &[("retry-after", &secs.to_string())], "")
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_post_is_retried_on_answers_but_not_on_lost_connections() {
-    let body = crate::model::ImportImageParameters {
+/// An import of `docker.io/app:v1` with no target tags.
+pub(super) fn body() -> crate::model::ImportImageParameters {
+    crate::model::ImportImageParameters {
         source: crate::model::ImportSource {
             source_image: "app:v1".into(),
             resource_id: None,
@@ -328,7 +342,12 @@ async fn a_post_is_retried_on_answers_but_not_on_lost_connections() {
         target_tags: vec![],
         untagged_target_repositories: vec![],
         mode: crate::model::ImportMode::NoForce,
-    };
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_post_is_retried_on_answers_but_not_on_lost_connections() {
+    let body = body();
     let script = Script::new(vec![
         answer_429(1),
         answer(
@@ -357,32 +376,13 @@ async fn a_post_is_retried_on_answers_but_not_on_lost_connections() {
 #[tokio::test]
 async fn the_caller_object_id_comes_from_the_token() {
     use base64::Engine as _;
-    #[derive(Debug)]
-    struct WithOid;
-    #[async_trait::async_trait]
-    impl TokenCredential for WithOid {
-        async fn get_token(
-            &self,
-            _: &[&str],
-            _: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-            Ok(AccessToken::new(
-                format!(
-                    "{}.{}.sig",
-                    e.encode("{}"),
-                    e.encode(r#"{"oid":"0000-oid-1"}"#)
-                ),
-                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-            ))
-        }
-    }
-    let arm = ArmClient::new(
-        &Cloud::azure_cloud(),
-        Script::new(vec![]),
-        Arc::new(WithOid),
-    )
-    .unwrap();
+    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let with_oid = FakeCredential::new(format!(
+        "{}.{}.sig",
+        e.encode("{}"),
+        e.encode(r#"{"oid":"0000-oid-1"}"#)
+    ));
+    let arm = ArmClient::new(&Cloud::azure_cloud(), Script::new(vec![]), with_oid).unwrap();
     assert_eq!(
         arm.caller_object_id().await.unwrap().as_deref(),
         Some("0000-oid-1")

@@ -128,14 +128,6 @@ fn azure_source(abac: bool, read: PermissionsRead, repo: &str) -> PermissionsSou
     }
 }
 
-fn rules(p: &Preflight) -> Vec<Rule> {
-    p.failures
-        .iter()
-        .chain(&p.unknowns)
-        .map(|f| f.rule)
-        .collect()
-}
-
 #[test]
 fn server_side_needs_import_image_on_the_target() {
     use PermissionsSource::NotInvolved;
@@ -196,7 +188,7 @@ fn a_resource_id_source_needs_read_and_pull() {
         vec![importer()],
         PermissionsSource::ReadForbidden { id: SOURCE.into() },
     );
-    assert_eq!(rules(&p), [Rule::LinkedScopeReadMissing]);
+    assert_eq!(p.rules(), [Rule::LinkedScopeReadMissing]);
     assert_eq!(p.failures[0].registry, SOURCE);
     assert!(p.failures[0].reason.contains("source registry"), "{p}");
     assert!(
@@ -240,7 +232,7 @@ fn a_resource_id_source_needs_read_and_pull() {
         ),
     ] {
         let p = server(vec![importer()], azure_source(abac, known(perms), "app"));
-        assert_eq!(rules(&p), want, "{what}: {p}");
+        assert_eq!(p.rules(), want, "{what}: {p}");
     }
     let p = server(
         vec![importer()],
@@ -307,7 +299,7 @@ fn permissions_that_cannot_be_read_give_unknown() {
         source: PermissionsSource::NotInvolved,
     });
     assert_eq!(p.verdict, Verdict::CannotTell);
-    assert_eq!(rules(&p), [Rule::PermissionsUnreadable]);
+    assert_eq!(p.rules(), [Rule::PermissionsUnreadable]);
     assert!(p.unknowns[0].reason.contains("goes ahead"), "{p}");
     assert!(p.unknowns[0].fix.contains("<your object id>"), "{p}");
     let p = evaluate(&PermissionsInput {
@@ -386,7 +378,7 @@ fn client_side_needs_push_on_the_target_and_pull_on_an_azure_source() {
     ];
     for (what, target, source, want) in cases {
         let p = client(target, source);
-        assert_eq!(rules(&p), want, "{what}: {p}");
+        assert_eq!(p.rules(), want, "{what}: {p}");
     }
     let p = client(
         registry(TARGET, true, known(vec![acr_push()])),

@@ -103,6 +103,16 @@ pub struct Preflight {
 }
 
 impl Preflight {
+    /// The rules that fired: the failures', then the unknowns'.
+    #[cfg(test)]
+    pub(crate) fn rules(&self) -> Vec<Rule> {
+        self.failures
+            .iter()
+            .chain(&self.unknowns)
+            .map(|f| f.rule)
+            .collect()
+    }
+
     /// Whether the verdict is [`Verdict::WillFail`].
     pub fn will_fail(&self) -> bool {
         self.verdict == Verdict::WillFail

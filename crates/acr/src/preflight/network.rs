@@ -259,23 +259,37 @@ fn server_target(f: &mut Findings, t: &RegistryNetwork) {
         ),
         _ => {}
     }
-    if t.restricted() {
-        if t.trusted_services_bypass {
-            f.note(format!(
-                "{} restricts network access; the import service passes as a trusted Microsoft service",
-                t.name
-            ));
-        } else {
-            f.fail(
-                Rule::TargetTrustedServicesOff,
-                &t.name,
-                format!(
-                    "the target restricts network access ({}) and does not let trusted Microsoft services bypass its firewall, so the import service cannot write to it; IP rules cannot help (the service's addresses are not published)",
-                    restriction(t)
-                ),
-                trusted_services_fix(&t.name),
-            );
-        }
+    trusted_services(
+        f,
+        t,
+        Rule::TargetTrustedServicesOff,
+        "the target",
+        "cannot write to it; IP rules cannot help (the service's addresses are not published)",
+    );
+}
+
+/// A registry that restricts network access lets the import service through only as a trusted
+/// Microsoft service: noted when it does, `rule` fails when it does not (the service then
+/// `cannot`, as said).
+fn trusted_services(f: &mut Findings, r: &RegistryNetwork, rule: Rule, which: &str, cannot: &str) {
+    if !r.restricted() {
+        return;
+    }
+    if r.trusted_services_bypass {
+        f.note(format!(
+            "{} restricts network access; the import service passes as a trusted Microsoft service",
+            r.name
+        ));
+    } else {
+        f.fail(
+            rule,
+            &r.name,
+            format!(
+                "{which} restricts network access ({}) and does not let trusted Microsoft services bypass its firewall, so the import service {cannot}",
+                restriction(r)
+            ),
+            trusted_services_fix(&r.name),
+        );
     }
 }
 
@@ -332,24 +346,13 @@ fn server_azure_source(
     by_resource_id: bool,
     cross_tenant: bool,
 ) {
-    if s.restricted() {
-        if s.trusted_services_bypass {
-            f.note(format!(
-                "{} restricts network access; the import service passes as a trusted Microsoft service",
-                s.name
-            ));
-        } else {
-            f.fail(
-                Rule::SourceTrustedServicesOff,
-                &s.name,
-                format!(
-                    "the source restricts network access ({}) and does not let trusted Microsoft services bypass its firewall, so the import service cannot read it",
-                    restriction(s)
-                ),
-                trusted_services_fix(&s.name),
-            );
-        }
-    }
+    trusted_services(
+        f,
+        s,
+        Rule::SourceTrustedServicesOff,
+        "the source",
+        "cannot read it",
+    );
     if s.public_network_access_disabled && cross_tenant {
         f.fail(
             Rule::CrossTenantPublicAccessDisabled,

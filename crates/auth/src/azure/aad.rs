@@ -269,6 +269,12 @@ impl TokenCredential for AadCredentialChain {
 
 type Found = (AadSource, String, Arc<dyn TokenCredential>, Option<String>);
 
+/// `AZURE_TENANT_ID` and `AZURE_CLIENT_ID`, when set.
+struct Ids {
+    tenant: Option<String>,
+    client: Option<String>,
+}
+
 /// Wraps a credential in the chain's token cache.
 fn cached(credential: Arc<dyn TokenCredential>) -> Arc<dyn TokenCredential> {
     Arc::new(CachedCredential::new(credential))
@@ -287,11 +293,14 @@ impl Builder<'_> {
         self.explanation.skipped.push((source, why.into()));
     }
 
+    /// The first configured source, in chain order; every other one is recorded as skipped.
     fn choose(&mut self) -> Result<Option<Found>, AuthError> {
         let env = self.env;
-        let tenant = env.var(AZURE_TENANT_ID).map(str::to_owned);
-        let client = env.var(AZURE_CLIENT_ID).map(str::to_owned);
-        if let Some(t) = &tenant
+        let ids = Ids {
+            tenant: env.var(AZURE_TENANT_ID).map(str::to_owned),
+            client: env.var(AZURE_CLIENT_ID).map(str::to_owned),
+        };
+        if let Some(t) = &ids.tenant
             && !valid_tenant(t)
         {
             return Err(AuthError::AzureConfig {
@@ -300,188 +309,21 @@ impl Builder<'_> {
                 ),
             });
         }
-        let mut found = None;
-
-        // 1. Client secret.
-        let source = AadSource::ClientSecret;
-        match (env.var(AZURE_CLIENT_SECRET), &tenant, &client) {
-            (None, _, _) => self.skip(source, "AZURE_CLIENT_SECRET is not set"),
-            (Some(_), t, c) if t.is_none() || c.is_none() => {
-                self.skip(source, missing_ids("AZURE_CLIENT_SECRET", t, c))
+        let mut found: Option<Found> = None;
+        for source in AadSource::ORDER {
+            if found.is_some() {
+                let why = self.after_chosen(source);
+                self.skip(source, why);
+                continue;
             }
-            (Some(secret), Some(t), Some(c)) => {
-                let credential = ClientSecretCredential::new(
-                    t,
-                    c.clone(),
-                    AzureSecret::new(secret.to_owned()),
-                    Some(ClientSecretCredentialOptions {
-                        client_options: self.client_options()?,
-                    }),
-                )
-                .map_err(sdk_config_error)?;
-                found = Some((
-                    source,
-                    format!("client '{c}' in tenant '{t}'"),
-                    credential as Arc<dyn TokenCredential>,
-                    Some(t.clone()),
-                ));
-            }
-            _ => {}
+            found = match source {
+                AadSource::ClientSecret => self.client_secret(&ids)?,
+                AadSource::ClientCertificate => self.client_certificate(&ids)?,
+                AadSource::WorkloadIdentity => self.workload_identity(&ids)?,
+                AadSource::AppServiceManagedIdentity => self.app_service(&ids)?,
+                AadSource::AzureCli => self.azure_cli(&ids)?,
+            };
         }
-
-        // 2. Client certificate.
-        let source = AadSource::ClientCertificate;
-        let cert_path = env.var_os(AZURE_CLIENT_CERTIFICATE_PATH).map(PathBuf::from);
-        if found.is_some() {
-            if cert_path.is_some() {
-                self.skip(source, "a source earlier in the chain is configured");
-            } else {
-                self.skip(source, "AZURE_CLIENT_CERTIFICATE_PATH is not set");
-            }
-        } else {
-            match (cert_path, &tenant, &client) {
-                (None, _, _) => self.skip(source, "AZURE_CLIENT_CERTIFICATE_PATH is not set"),
-                (Some(_), t, c) if t.is_none() || c.is_none() => {
-                    self.skip(source, missing_ids("AZURE_CLIENT_CERTIFICATE_PATH", t, c))
-                }
-                (Some(path), Some(t), Some(c)) => {
-                    found = Some(self.certificate(&path, t, c)?);
-                }
-                _ => {}
-            }
-        }
-
-        // 3. Workload identity.
-        let source = AadSource::WorkloadIdentity;
-        let token_file = env.var_os(AZURE_FEDERATED_TOKEN_FILE).map(PathBuf::from);
-        if found.is_some() {
-            self.skip(
-                source,
-                if token_file.is_some() {
-                    "a source earlier in the chain is configured"
-                } else {
-                    "AZURE_FEDERATED_TOKEN_FILE is not set"
-                },
-            );
-        } else {
-            match (token_file, &tenant, &client) {
-                (None, _, _) => self.skip(source, "AZURE_FEDERATED_TOKEN_FILE is not set"),
-                (Some(_), t, c) if t.is_none() || c.is_none() => {
-                    self.skip(source, missing_ids("AZURE_FEDERATED_TOKEN_FILE", t, c))
-                }
-                (Some(path), Some(t), Some(c)) => {
-                    // Options structs grow between releases: keep `..Default::default()`.
-                    #[allow(clippy::needless_update)]
-                    let credential =
-                        WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
-                            credential_options: ClientAssertionCredentialOptions {
-                                client_options: self.client_options()?,
-                            },
-                            client_id: Some(c.clone()),
-                            tenant_id: Some(t.clone()),
-                            token_file_path: Some(path.clone()),
-                            ..Default::default()
-                        }))
-                        .map_err(|e| AuthError::AzureConfig {
-                            reason: format!(
-                                "AZURE_FEDERATED_TOKEN_FILE {}: {}",
-                                path.display(),
-                                first_line(&e.to_string())
-                            ),
-                        })?;
-                    found = Some((
-                        source,
-                        format!(
-                            "client '{c}' in tenant '{t}', token file {}",
-                            path.display()
-                        ),
-                        credential as Arc<dyn TokenCredential>,
-                        Some(t.clone()),
-                    ));
-                }
-                _ => {}
-            }
-        }
-
-        // 4. App Service managed identity (never IMDS).
-        let source = AadSource::AppServiceManagedIdentity;
-        let endpoint = env.var(IDENTITY_ENDPOINT);
-        let header = env.var(IDENTITY_HEADER);
-        if found.is_some() {
-            self.skip(
-                source,
-                if endpoint.is_some() {
-                    "a source earlier in the chain is configured"
-                } else {
-                    "IDENTITY_ENDPOINT is not set"
-                },
-            );
-        } else {
-            match (endpoint, header) {
-                (Some(endpoint), Some(header)) => {
-                    let url = url::Url::parse(endpoint)
-                        .ok()
-                        .filter(|u| matches!(u.scheme(), "http" | "https"))
-                        .ok_or_else(|| AuthError::AzureConfig {
-                            reason: format!("IDENTITY_ENDPOINT `{endpoint}` is not an http(s) URL"),
-                        })?;
-                    let credential = AppServiceManagedIdentity::new(
-                        url,
-                        Secret::new(header),
-                        client.clone(),
-                        self.http.clone(),
-                        self.options.retries,
-                    );
-                    let who = match &client {
-                        Some(c) => format!("user-assigned identity '{c}'"),
-                        None => "system-assigned identity".to_owned(),
-                    };
-                    found = Some((
-                        source,
-                        format!("{who} at {endpoint}"),
-                        Arc::new(credential) as Arc<dyn TokenCredential>,
-                        tenant.clone(),
-                    ));
-                }
-                (Some(_), None) => self.skip(
-                    source,
-                    "IDENTITY_ENDPOINT is set without IDENTITY_HEADER \
-                     (Azure Arc and other managed-identity kinds are not supported)",
-                ),
-                (None, _) => self.skip(
-                    source,
-                    "IDENTITY_ENDPOINT and IDENTITY_HEADER are not set \
-                     (the VM metadata endpoint, IMDS, is never used)",
-                ),
-            }
-        }
-
-        // 5. Azure CLI.
-        let source = AadSource::AzureCli;
-        let az = find_az(env.var_os(PATH));
-        if found.is_some() {
-            self.skip(source, "a source earlier in the chain is configured");
-        } else if !self.options.allow_azure_cli {
-            self.skip(source, "disabled");
-        } else if let Some(az) = az {
-            let credential = AzureCliCredential::new(Some(AzureCliCredentialOptions {
-                tenant_id: tenant.clone(),
-                executor: Some(Arc::new(PathExecutor {
-                    path: env.var_os(PATH).map(OsStr::to_owned),
-                })),
-                ..Default::default()
-            }))
-            .map_err(sdk_config_error)?;
-            found = Some((
-                source,
-                format!("{} (the account of 'az login')", az.display()),
-                credential as Arc<dyn TokenCredential>,
-                tenant.clone(),
-            ));
-        } else {
-            self.skip(source, "az is not on PATH");
-        }
-
         if env.is_set(AZURE_CLIENT_CERTIFICATE_PASSWORD)
             && matches!(&found, Some((AadSource::ClientCertificate, ..)))
         {
@@ -490,6 +332,201 @@ impl Builder<'_> {
             );
         }
         Ok(found)
+    }
+
+    /// Why `source` is skipped once an earlier one is chosen: its variable is not set, or it
+    /// is configured but comes later.
+    fn after_chosen(&self, source: AadSource) -> String {
+        let env = self.env;
+        let selector = match source {
+            AadSource::ClientCertificate => Some((
+                AZURE_CLIENT_CERTIFICATE_PATH,
+                env.var_os(AZURE_CLIENT_CERTIFICATE_PATH).is_some(),
+            )),
+            AadSource::WorkloadIdentity => Some((
+                AZURE_FEDERATED_TOKEN_FILE,
+                env.var_os(AZURE_FEDERATED_TOKEN_FILE).is_some(),
+            )),
+            AadSource::AppServiceManagedIdentity => {
+                Some((IDENTITY_ENDPOINT, env.var(IDENTITY_ENDPOINT).is_some()))
+            }
+            AadSource::ClientSecret | AadSource::AzureCli => None,
+        };
+        match selector {
+            Some((var, false)) => format!("{var} is not set"),
+            _ => "a source earlier in the chain is configured".to_owned(),
+        }
+    }
+
+    /// `value` of the service-principal variable `var` with the tenant and client IDs, when
+    /// all three are set; otherwise `source` is recorded as skipped, saying what is missing.
+    fn with_ids<'i, T>(
+        &mut self,
+        source: AadSource,
+        var: &str,
+        value: Option<T>,
+        ids: &'i Ids,
+    ) -> Option<(T, &'i str, &'i str)> {
+        match (value, &ids.tenant, &ids.client) {
+            (None, _, _) => {
+                self.skip(source, format!("{var} is not set"));
+                None
+            }
+            (Some(v), Some(t), Some(c)) => Some((v, t, c)),
+            (Some(_), t, c) => {
+                self.skip(source, missing_ids(var, t, c));
+                None
+            }
+        }
+    }
+
+    /// 1. Client secret.
+    fn client_secret(&mut self, ids: &Ids) -> Result<Option<Found>, AuthError> {
+        let source = AadSource::ClientSecret;
+        let secret = self.env.var(AZURE_CLIENT_SECRET);
+        let Some((secret, t, c)) = self.with_ids(source, AZURE_CLIENT_SECRET, secret, ids) else {
+            return Ok(None);
+        };
+        let credential = ClientSecretCredential::new(
+            t,
+            c.to_owned(),
+            AzureSecret::new(secret.to_owned()),
+            Some(ClientSecretCredentialOptions {
+                client_options: self.client_options()?,
+            }),
+        )
+        .map_err(sdk_config_error)?;
+        Ok(Some((
+            source,
+            format!("client '{c}' in tenant '{t}'"),
+            credential,
+            Some(t.to_owned()),
+        )))
+    }
+
+    /// 2. Client certificate.
+    fn client_certificate(&mut self, ids: &Ids) -> Result<Option<Found>, AuthError> {
+        let source = AadSource::ClientCertificate;
+        let var = AZURE_CLIENT_CERTIFICATE_PATH;
+        let path = self.env.var_os(var).map(PathBuf::from);
+        match self.with_ids(source, var, path, ids) {
+            Some((path, t, c)) => self.certificate(&path, t, c).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// 3. Workload identity.
+    fn workload_identity(&mut self, ids: &Ids) -> Result<Option<Found>, AuthError> {
+        let source = AadSource::WorkloadIdentity;
+        let var = AZURE_FEDERATED_TOKEN_FILE;
+        let path = self.env.var_os(var).map(PathBuf::from);
+        let Some((path, t, c)) = self.with_ids(source, var, path, ids) else {
+            return Ok(None);
+        };
+        // Options structs grow between releases: keep `..Default::default()`.
+        #[allow(clippy::needless_update)]
+        let credential = WorkloadIdentityCredential::new(Some(WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions {
+                client_options: self.client_options()?,
+            },
+            client_id: Some(c.to_owned()),
+            tenant_id: Some(t.to_owned()),
+            token_file_path: Some(path.clone()),
+            ..Default::default()
+        }))
+        .map_err(|e| AuthError::AzureConfig {
+            reason: format!(
+                "AZURE_FEDERATED_TOKEN_FILE {}: {}",
+                path.display(),
+                first_line(&e.to_string())
+            ),
+        })?;
+        Ok(Some((
+            source,
+            format!(
+                "client '{c}' in tenant '{t}', token file {}",
+                path.display()
+            ),
+            credential,
+            Some(t.to_owned()),
+        )))
+    }
+
+    /// 4. App Service managed identity (never IMDS).
+    fn app_service(&mut self, ids: &Ids) -> Result<Option<Found>, AuthError> {
+        let source = AadSource::AppServiceManagedIdentity;
+        let (endpoint, header) = match (
+            self.env.var(IDENTITY_ENDPOINT),
+            self.env.var(IDENTITY_HEADER),
+        ) {
+            (Some(endpoint), Some(header)) => (endpoint, header),
+            (Some(_), None) => {
+                self.skip(
+                    source,
+                    "IDENTITY_ENDPOINT is set without IDENTITY_HEADER \
+                     (Azure Arc and other managed-identity kinds are not supported)",
+                );
+                return Ok(None);
+            }
+            (None, _) => {
+                self.skip(
+                    source,
+                    "IDENTITY_ENDPOINT and IDENTITY_HEADER are not set \
+                     (the VM metadata endpoint, IMDS, is never used)",
+                );
+                return Ok(None);
+            }
+        };
+        let url = url::Url::parse(endpoint)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| AuthError::AzureConfig {
+                reason: format!("IDENTITY_ENDPOINT `{endpoint}` is not an http(s) URL"),
+            })?;
+        let credential = AppServiceManagedIdentity::new(
+            url,
+            Secret::new(header),
+            ids.client.clone(),
+            self.http.clone(),
+            self.options.retries,
+        );
+        let who = match &ids.client {
+            Some(c) => format!("user-assigned identity '{c}'"),
+            None => "system-assigned identity".to_owned(),
+        };
+        Ok(Some((
+            source,
+            format!("{who} at {endpoint}"),
+            Arc::new(credential),
+            ids.tenant.clone(),
+        )))
+    }
+
+    /// 5. Azure CLI.
+    fn azure_cli(&mut self, ids: &Ids) -> Result<Option<Found>, AuthError> {
+        let source = AadSource::AzureCli;
+        if !self.options.allow_azure_cli {
+            self.skip(source, "disabled");
+            return Ok(None);
+        }
+        let Some(az) = find_az(self.env.var_os(PATH)) else {
+            self.skip(source, "az is not on PATH");
+            return Ok(None);
+        };
+        let credential = AzureCliCredential::new(Some(AzureCliCredentialOptions {
+            tenant_id: ids.tenant.clone(),
+            executor: Some(Arc::new(PathExecutor {
+                path: self.env.var_os(PATH).map(OsStr::to_owned),
+            })),
+            ..Default::default()
+        }))
+        .map_err(sdk_config_error)?;
+        Ok(Some((
+            source,
+            format!("{} (the account of 'az login')", az.display()),
+            credential,
+            ids.tenant.clone(),
+        )))
     }
 
     fn authority(&self) -> Result<String, AuthError> {
@@ -695,6 +732,33 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("very-secret-sauce"), "{text}");
+    }
+
+    #[test]
+    fn sources_after_the_chosen_one_say_why_they_are_skipped() {
+        let c = chain(&[
+            (AZURE_TENANT_ID, "t"),
+            (AZURE_CLIENT_ID, "c"),
+            (AZURE_CLIENT_SECRET, "s"),
+            (IDENTITY_ENDPOINT, "http://127.0.0.1:1/msi/token"),
+        ])
+        .unwrap();
+        let earlier = "a source earlier in the chain is configured";
+        assert_eq!(
+            c.explanation().skipped,
+            [
+                (
+                    AadSource::ClientCertificate,
+                    "AZURE_CLIENT_CERTIFICATE_PATH is not set".to_owned()
+                ),
+                (
+                    AadSource::WorkloadIdentity,
+                    "AZURE_FEDERATED_TOKEN_FILE is not set".to_owned()
+                ),
+                (AadSource::AppServiceManagedIdentity, earlier.to_owned()),
+                (AadSource::AzureCli, earlier.to_owned()),
+            ]
+        );
     }
 
     #[test]

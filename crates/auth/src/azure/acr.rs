@@ -503,8 +503,8 @@ fn scrub(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::azure::fake::FakeCredential;
     use crate::exchange::ExchangeError;
-    use azure_core::credentials::{AccessToken, TokenRequestOptions};
     use azure_core::time::OffsetDateTime;
     use base64::Engine as _;
     use std::sync::Mutex;
@@ -526,26 +526,15 @@ mod tests {
             .as_secs() as i64
     }
 
-    /// Issues Azure AD tokens whose `aud` is the scope's resource; counts requests and
-    /// records the scopes asked for.
-    #[derive(Debug)]
-    struct FixedAad(Mutex<u32>, Mutex<Vec<String>>);
-
-    #[async_trait::async_trait]
-    impl TokenCredential for FixedAad {
-        async fn get_token(
-            &self,
-            scopes: &[&str],
-            _: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            *self.0.lock().unwrap() += 1;
-            self.1.lock().unwrap().push(scopes.join(" "));
-            let aud = scopes[0].trim_end_matches("/.default");
-            Ok(AccessToken::new(
+    /// Azure AD tokens whose `aud` is the scope's resource.
+    fn fixed_aad() -> Arc<FakeCredential> {
+        Arc::new(FakeCredential::new(|scope, _| {
+            let aud = scope.trim_end_matches("/.default");
+            (
                 jwt(serde_json::json!({"tid": "tenant-x", "aud": aud, "exp": unix_now() + 3600})),
                 OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
-            ))
-        }
+            )
+        }))
     }
 
     /// A login server's `/oauth2/exchange`: answers `status`/`body`, except that tokens of an
@@ -587,7 +576,7 @@ mod tests {
         }
     }
 
-    fn setup(status: u16, body: String) -> (Arc<Acr>, Arc<FixedAad>, AcrTokenExchange) {
+    fn setup(status: u16, body: String) -> (Arc<Acr>, Arc<FakeCredential>, AcrTokenExchange) {
         setup_refusing(status, body, Vec::new())
     }
 
@@ -595,14 +584,14 @@ mod tests {
         status: u16,
         body: String,
         refused: Vec<&'static str>,
-    ) -> (Arc<Acr>, Arc<FixedAad>, AcrTokenExchange) {
+    ) -> (Arc<Acr>, Arc<FakeCredential>, AcrTokenExchange) {
         let acr = Arc::new(Acr {
             requests: Mutex::new(Vec::new()),
             status,
             body,
             refused,
         });
-        let aad = Arc::new(FixedAad(Mutex::new(0), Mutex::new(Vec::new())));
+        let aad = fixed_aad();
         let exchange = AcrTokenExchange::new(acr.clone(), aad.clone(), "test credential");
         (acr, aad, exchange)
     }
@@ -665,7 +654,7 @@ mod tests {
         let t2 = exchange.refresh_token("MYREG.azurecr.io").await.unwrap();
         assert_eq!(t1.expose(), refresh);
         assert_eq!(t2.expose(), refresh);
-        assert_eq!(*aad.0.lock().unwrap(), 1);
+        assert_eq!(aad.count(), 1);
         let requests = std::mem::take(&mut *acr.requests.lock().unwrap());
         assert_eq!(requests.len(), 1);
         let r = &requests[0];
@@ -690,7 +679,7 @@ mod tests {
         for ls in ["r.azurecr.io", "r.azurecr.cn", "r.azurecr.us"] {
             let (_, aad, exchange) = setup(200, ok.clone());
             exchange.refresh_token(ls).await.unwrap();
-            assert_eq!(*aad.1.lock().unwrap(), [ACR_SCOPE], "{ls}");
+            assert_eq!(aad.scopes(), [ACR_SCOPE], "{ls}");
         }
         // A registry that refuses the ACR audience: no fallback unless it accepts ARM tokens.
         let refuse_acr = vec!["https://containerregistry.azure.net"];
@@ -701,11 +690,11 @@ mod tests {
                 .contains("token audience https://containerregistry.azure.net"),
             "{err}"
         );
-        assert_eq!(*aad.1.lock().unwrap(), [ACR_SCOPE]);
+        assert_eq!(aad.scopes(), [ACR_SCOPE]);
         exchange.set_arm_audience_accepted("r.azurecr.cn", true);
         exchange.refresh_token("r.azurecr.cn").await.unwrap();
         assert_eq!(
-            *aad.1.lock().unwrap(),
+            aad.scopes(),
             [
                 ACR_SCOPE,
                 ACR_SCOPE,
@@ -717,7 +706,7 @@ mod tests {
         let (_, aad, exchange) = setup(200, ok.clone());
         let exchange = exchange.with_audience(AcrAudience::Arm);
         exchange.refresh_token("r.azurecr.io").await.unwrap();
-        assert_eq!(*aad.1.lock().unwrap(), [ARM_SCOPE]);
+        assert_eq!(aad.scopes(), [ARM_SCOPE]);
         // A registry refusing ARM tokens (authentication as ARM disabled) takes the default.
         let (_, _, exchange) =
             setup_refusing(200, ok.clone(), vec!["https://management.azure.com"]);

@@ -85,83 +85,57 @@ impl TokenCredential for CachedCredential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use crate::azure::fake::FakeCredential;
 
-    #[derive(Debug)]
-    struct Counting(Mutex<Vec<String>>, Duration);
+    /// Tokens `token-<n>` that last `lifetime`.
+    fn lasting(lifetime: Duration) -> Arc<FakeCredential> {
+        Arc::new(FakeCredential::new(move |_, n| {
+            (format!("token-{n}"), OffsetDateTime::now_utc() + lifetime)
+        }))
+    }
 
-    #[async_trait::async_trait]
-    impl TokenCredential for Counting {
-        async fn get_token(
-            &self,
-            scopes: &[&str],
-            _: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            self.0.lock().unwrap().push(scopes.join(" "));
-            Ok(AccessToken::new(
-                format!("token-{}", self.0.lock().unwrap().len()),
-                OffsetDateTime::now_utc() + self.1,
-            ))
-        }
+    /// Tokens that expire `at`.
+    fn expiring(at: OffsetDateTime) -> Arc<FakeCredential> {
+        Arc::new(FakeCredential::new(move |_, _| ("t".to_owned(), at)))
     }
 
     #[tokio::test]
     async fn hostile_expiries_neither_panic_nor_live_forever() {
         // The earliest time the time crate holds: the margin cannot be subtracted from it.
         let earliest = OffsetDateTime::from_unix_timestamp(-377_705_116_800).unwrap();
-        let inner = Arc::new(Fixed(Mutex::default(), earliest));
+        let inner = expiring(earliest);
         let cached = CachedCredential::new(inner.clone());
         cached.get_token(&["s/.default"], None).await.unwrap();
         cached.get_token(&["s/.default"], None).await.unwrap();
-        assert_eq!(
-            *inner.0.lock().unwrap(),
-            2,
-            "an expired token is fetched again"
-        );
+        assert_eq!(inner.count(), 2, "an expired token is fetched again");
 
         // A token that claims to last for ever is used no longer than the bound.
         let latest = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap();
-        let inner = Arc::new(Fixed(Mutex::default(), latest));
+        let inner = expiring(latest);
         let mut cached = CachedCredential::new(inner.clone());
         cached.max_lifetime = std::time::Duration::ZERO;
         cached.get_token(&["s/.default"], None).await.unwrap();
         cached.get_token(&["s/.default"], None).await.unwrap();
-        assert_eq!(*inner.0.lock().unwrap(), 2);
-    }
-
-    /// Issues tokens expiring at a fixed time; counts requests.
-    #[derive(Debug)]
-    struct Fixed(Mutex<u32>, OffsetDateTime);
-
-    #[async_trait::async_trait]
-    impl TokenCredential for Fixed {
-        async fn get_token(
-            &self,
-            _: &[&str],
-            _: Option<TokenRequestOptions<'_>>,
-        ) -> azure_core::Result<AccessToken> {
-            *self.0.lock().unwrap() += 1;
-            Ok(AccessToken::new("t", self.1))
-        }
+        assert_eq!(inner.count(), 2);
     }
 
     #[tokio::test]
     async fn one_request_per_scope_until_near_expiry() {
-        let inner = Arc::new(Counting(Mutex::default(), Duration::hours(1)));
+        let inner = lasting(Duration::hours(1));
         let cached = CachedCredential::new(inner.clone());
         let shared = cached.clone();
         let a = cached.get_token(&["s1/.default"], None).await.unwrap();
         let b = shared.get_token(&["s1/.default"], None).await.unwrap();
         assert_eq!(a.token.secret(), b.token.secret());
         cached.get_token(&["s2/.default"], None).await.unwrap();
-        assert_eq!(*inner.0.lock().unwrap(), ["s1/.default", "s2/.default"]);
+        assert_eq!(inner.scopes(), ["s1/.default", "s2/.default"]);
 
         // A token inside the margin is fetched again.
-        let inner = Arc::new(Counting(Mutex::default(), Duration::minutes(4)));
+        let inner = lasting(Duration::minutes(4));
         let cached = CachedCredential::new(inner.clone());
         cached.get_token(&["s1/.default"], None).await.unwrap();
         cached.get_token(&["s1/.default"], None).await.unwrap();
-        assert_eq!(inner.0.lock().unwrap().len(), 2);
+        assert_eq!(inner.count(), 2);
         assert!(!format!("{cached:?}").contains("token-"));
     }
 }

@@ -42,6 +42,8 @@ mod audience;
 mod cache;
 mod client;
 pub mod env;
+#[cfg(test)]
+mod fake;
 mod managed;
 
 pub use aad::{AadCredentialChain, AadExplanation, AadOptions, AadSource};

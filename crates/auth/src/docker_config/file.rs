@@ -4,6 +4,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use acr_import_reference::docker_hub;
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::Value;
@@ -173,7 +174,7 @@ pub(super) fn normalise(key: &str) -> String {
 
 /// What helpers are asked about for a registry key.
 pub(super) fn server_url(target: &str) -> String {
-    if target == "docker.io" {
+    if target == docker_hub::DOMAIN {
         DOCKER_HUB_SERVER_URL.to_owned()
     } else {
         target.to_owned()

@@ -136,12 +136,7 @@ impl Registry {
                 "`{registry}` is not a registry host (expected host[:port])"
             )));
         }
-        let host = match host.as_str() {
-            "docker.io" | "index.docker.io" | "registry.hub.docker.com" => {
-                "registry-1.docker.io".to_owned()
-            }
-            _ => host,
-        };
+        let host = acr_import_reference::docker_hub::api_host(&host).to_owned();
         let base = acr_import_auth::host_url("https", &host).map_err(|reason| {
             TransferError::Config(format!(
                 "`{registry}` is not a usable registry host: {reason}"

@@ -6,6 +6,21 @@ use acr_import_transfer::TransferError;
 
 use crate::{basic, push_image, transport, transport_with};
 
+/// A registry behind the token server with its default users (alice may push and pull).
+async fn token_registry() -> (TokenServer, TestRegistry) {
+    let tokens = TokenServer::builder()
+        .default_users()
+        .start()
+        .await
+        .unwrap();
+    let server = TestRegistry::builder()
+        .token_auth(&tokens)
+        .start()
+        .await
+        .unwrap();
+    (tokens, server)
+}
+
 #[tokio::test]
 async fn basic_auth_registry() {
     let server = TestRegistry::builder()
@@ -51,16 +66,7 @@ async fn basic_auth_registry() {
 
 #[tokio::test]
 async fn token_auth_scopes_cache_and_denial() {
-    let tokens = TokenServer::builder()
-        .default_users()
-        .start()
-        .await
-        .unwrap();
-    let server = TestRegistry::builder()
-        .token_auth(&tokens)
-        .start()
-        .await
-        .unwrap();
+    let (tokens, server) = token_registry().await;
     let alice =
         transport_with(StaticCredentials::new().with(&server.host(), basic("alice", "s3cret")));
     let reg = alice.registry(&server.url()).unwrap();
@@ -125,16 +131,7 @@ async fn token_auth_scopes_cache_and_denial() {
 
 #[tokio::test]
 async fn refused_cached_tokens_are_replaced() {
-    let tokens = TokenServer::builder()
-        .default_users()
-        .start()
-        .await
-        .unwrap();
-    let server = TestRegistry::builder()
-        .token_auth(&tokens)
-        .start()
-        .await
-        .unwrap();
+    let (tokens, server) = token_registry().await;
     let creds = || StaticCredentials::new().with(&server.host(), basic("alice", "s3cret"));
     let pusher = transport_with(creds()).registry(&server.url()).unwrap();
     push_image(&pusher, "app", "v1", 4, 10).await;

@@ -166,15 +166,16 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
 
     // "Storage": another port, which reaches the registry with credentials of its own (as a
     // signed URL would) and records what the client sent.
-    let storage = Proxy::start(
-        server.addr(),
-        ProxyOptions {
-            upstream_authorization: Some(basic_auth("alice", "s3cret")),
-            ..ProxyOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let other_origin = || {
+        Proxy::start(
+            server.addr(),
+            ProxyOptions {
+                upstream_authorization: Some(basic_auth("alice", "s3cret")),
+                ..ProxyOptions::default()
+            },
+        )
+    };
+    let storage = other_origin().await.unwrap();
     let path = format!("/v2/app/blobs/{}", layer.digest);
     let front = Proxy::start(
         server.addr(),
@@ -213,15 +214,7 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
     );
 
     // The same for an upload session whose Location points at another origin.
-    let upload_target = Proxy::start(
-        server.addr(),
-        ProxyOptions {
-            upstream_authorization: Some(basic_auth("alice", "s3cret")),
-            ..ProxyOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let upload_target = other_origin().await.unwrap();
     front.set_rules([FaultRule::new(FaultAction::RewriteLocation {
         to_base: upload_target.url(),
     })

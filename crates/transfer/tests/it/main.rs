@@ -15,7 +15,8 @@ mod tls;
 use std::sync::Arc;
 
 use acr_import_auth::{Credential, Secret, StaticCredentials};
-use acr_import_transfer::{Manifest, Registry, RetryPolicy, Transport, manifest};
+use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_transfer::{Manifest, Registry, RetryPolicy, Transport, digest_of, manifest};
 use bytes::Bytes;
 
 /// A transport with fast retries and the given credentials.
@@ -54,7 +55,12 @@ pub fn basic(user: &str, password: &str) -> Credential {
     }
 }
 
-pub use acr_import_testsupport::seed::{data, sha256};
+pub use acr_import_testsupport::seed::data;
+
+/// The sha256 digest of `bytes`.
+pub fn sha256(bytes: &[u8]) -> Digest {
+    digest_of(DigestAlgorithm::Sha256, bytes)
+}
 
 /// Pushes a one-layer OCI image and returns its manifest.
 pub async fn push_image(

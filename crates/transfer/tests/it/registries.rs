@@ -12,7 +12,7 @@ use acr_import_transfer::{
 };
 
 use crate::basic;
-use crate::fixtures::{Blob, image, index};
+use crate::fixtures::{Blob, Seeds, image, index, push_manifest};
 
 /// Manifest `GET`s each scenario may spend, at most; a scenario that spends more is a
 /// regression. Measured against the Docker Hub personality (which counts what the registry
@@ -45,8 +45,9 @@ fn anonymous() -> Transport {
     transport(StaticCredentials::new(), RateLimitPolicy::default())
 }
 
-/// The publisher: signs in to push.
-fn publisher(p: &Personality) -> Registry {
+/// The registry as its publishers see it: signed in with the kind's account, where content
+/// is pushed (seeding goes through the test support's own client, [`Seeds`]).
+fn signed_in(p: &Personality) -> Registry {
     let mut creds = StaticCredentials::new();
     if let Some((user, password)) = p.kind().credentials() {
         creds.insert(&p.host(), basic(user, password));
@@ -56,8 +57,17 @@ fn publisher(p: &Personality) -> Registry {
         .unwrap()
 }
 
+/// Docker Hub's personality with an anonymous budget of `pulls` an hour.
+async fn docker_hub(pulls: u64) -> Personality {
+    Personality::builder(Kind::DockerHub)
+        .anonymous_budget(pulls, Duration::from_secs(3600))
+        .start()
+        .await
+        .unwrap()
+}
+
 /// A 3-platform image (no attestations) tagged `tag`.
-async fn three_platforms(reg: &Registry, repo: &str, tag: &str, seed: u64) -> Manifest {
+async fn three_platforms(reg: &impl Seeds, repo: &str, tag: &str, seed: u64) -> Manifest {
     let base = Blob::layer(seed, 20_000);
     let mut children = Vec::new();
     for (i, arch) in ["amd64", "arm64", "s390x"].iter().enumerate() {
@@ -79,12 +89,12 @@ async fn three_platforms(reg: &Registry, repo: &str, tag: &str, seed: u64) -> Ma
 }
 
 /// A one-platform image tagged `tag`.
-async fn single(reg: &Registry, repo: &str, tag: &str, seed: u64) -> Manifest {
+async fn single(reg: &impl Seeds, repo: &str, tag: &str, seed: u64) -> Manifest {
     let layer = Blob::layer(seed, 5_000);
     let m = image(reg, repo, "linux", "amd64", &[&layer], false)
         .await
         .unwrap();
-    reg.put_manifest(repo, tag, &m).await.unwrap();
+    push_manifest(reg, repo, Some(tag), &m).await.unwrap();
     m
 }
 
@@ -121,21 +131,15 @@ async fn copy(
 
 #[tokio::test]
 async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(10, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let hub = docker_hub(10).await;
     let target = TestRegistry::start().await.unwrap();
-    let publish = publisher(&hub);
-    three_platforms(&publish, "library/app", "v1", 1).await;
-    let app = publish.get_manifest("library/app", "v1").await.unwrap();
-    publish
-        .put_manifest("library/app", "latest", &app)
+    let publish = signed_in(&hub);
+    let app = three_platforms(&hub, "library/app", "v1", 1).await;
+    push_manifest(&hub, "library/app", Some("latest"), &app)
         .await
         .unwrap();
     for (i, name) in ["library/one", "library/two"].iter().enumerate() {
-        single(&publish, name, "v1", 50 + i as u64).await;
+        single(&hub, name, "v1", 50 + i as u64).await;
     }
     let src = anonymous().registry(&hub.url()).unwrap();
     let dst = anonymous().registry(&target.url()).unwrap();
@@ -167,7 +171,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
         v
     };
     let ppc = image(
-        &publish,
+        &hub,
         "library/app",
         "linux",
         "ppc64le",
@@ -182,7 +186,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
         .map(|(m, p)| (m, Some(p), None))
         .collect();
     entries.push((&ppc, Some("linux/ppc64le"), None));
-    index(&publish, "library/app", Some("v2"), &entries, false)
+    index(&hub, "library/app", Some("v2"), &entries, false)
         .await
         .unwrap();
     let before = hub.anonymous_pulls() as u64;
@@ -213,7 +217,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
 
     // The budget spent (by others behind the same address): a new image fails before
     // its manifest is read, saying what it needs, what remains and what to do; no tag.
-    single(&publish, "library/new", "v1", 70).await;
+    single(&hub, "library/new", "v1", 70).await;
     hub.spend_anonymous(10);
     let gets = hub.manifest_gets();
     let err = copy_once(&src, "library/new", "v1", &dst)
@@ -247,12 +251,8 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
 
     // With a Docker Hub token the same import succeeds, and the CDN origin the blobs are
     // redirected to never sees a credential.
-    let (user, token) = Kind::DockerHub.credentials().unwrap();
-    let mut creds = StaticCredentials::new();
-    creds.insert(&hub.host(), basic(user, token));
-    let signed_in = transport(creds, RateLimitPolicy::default())
-        .registry(&hub.url())
-        .unwrap();
+    let (user, _) = Kind::DockerHub.credentials().unwrap();
+    let signed_in = signed_in(&hub);
     hub.clear_requests();
     let report = copy_once(&signed_in, "library/new", "v1", &dst)
         .await
@@ -274,16 +274,11 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
 /// hold byte for byte) is read from the source.
 #[tokio::test]
 async fn referrers_already_copied_cost_no_pull_on_a_rerun() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(10, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
+    let hub = docker_hub(10).await;
     let target = TestRegistry::start().await.unwrap();
-    let publish = publisher(&hub);
-    let top = single(&publish, "library/signed", "v1", 5).await;
+    let top = single(&hub, "library/signed", "v1", 5).await;
     let sig = crate::fixtures::artifact(
-        &publish,
+        &hub,
         "library/signed",
         "application/vnd.dev.cosign.simplesigning.v1+json",
         6,
@@ -292,7 +287,7 @@ async fn referrers_already_copied_cost_no_pull_on_a_rerun() {
     .await
     .unwrap();
     crate::fixtures::attach(
-        &publish,
+        &hub,
         "library/signed",
         &top,
         &[(&sig, "application/vnd.dev.cosign.simplesigning.v1+json")],
@@ -317,14 +312,9 @@ async fn referrers_already_copied_cost_no_pull_on_a_rerun() {
 
 #[tokio::test]
 async fn a_long_429_stops_the_registry_for_every_later_request() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(3, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    let publish = publisher(&hub);
-    single(&publish, "library/a", "v1", 1).await;
-    single(&publish, "library/b", "v1", 2).await;
+    let hub = docker_hub(3).await;
+    single(&hub, "library/a", "v1", 1).await;
+    single(&hub, "library/b", "v1", 2).await;
     hub.spend_anonymous(3);
     let src = anonymous().registry(&hub.url()).unwrap();
     // A read that is not planned (no budget known yet): the 429 itself.
@@ -370,13 +360,8 @@ async fn a_long_429_stops_the_registry_for_every_later_request() {
 
 #[tokio::test]
 async fn waiting_for_a_rate_limit_counts_down_and_resumes_when_the_budget_is_back() {
-    let hub = Personality::builder(Kind::DockerHub)
-        .anonymous_budget(2, Duration::from_secs(3600))
-        .start()
-        .await
-        .unwrap();
-    let publish = publisher(&hub);
-    three_platforms(&publish, "library/app", "v1", 3).await;
+    let hub = docker_hub(2).await;
+    three_platforms(&hub, "library/app", "v1", 3).await;
     let target = TestRegistry::start().await.unwrap();
     let ticks: Arc<Mutex<Vec<RateLimitWait>>> = Arc::default();
     let seen = ticks.clone();
@@ -453,14 +438,8 @@ async fn a_schema1_tag_is_refused_without_a_pull() {
 #[tokio::test]
 async fn ecr_basic_auth_no_mount_no_digest_header_and_s3_redirects() {
     let ecr = Personality::start(Kind::Ecr).await.unwrap();
-    let publish = publisher(&ecr);
-    let m = single(&publish, "team/app", "v1", 9).await;
-    let (user, password) = Kind::Ecr.credentials().unwrap();
-    let mut creds = StaticCredentials::new();
-    creds.insert(&ecr.host(), basic(user, password));
-    let reg = transport(creds, RateLimitPolicy::default())
-        .registry(&ecr.url())
-        .unwrap();
+    let m = single(&ecr, "team/app", "v1", 9).await;
+    let reg = signed_in(&ecr);
     // A GET by tag has no Docker-Content-Digest: the digest is computed.
     assert_eq!(
         reg.get_manifest("team/app", "v1").await.unwrap().digest,

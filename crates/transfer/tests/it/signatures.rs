@@ -33,7 +33,10 @@ fn to(reg: &Registry, repo: &str, tag: Option<&str>) -> Target {
 }
 
 async fn push_artifact(reg: &Registry, repo: &str, a: &CosignArtifact) -> Manifest {
-    seed::push_artifact(reg, repo, a).await.unwrap()
+    let m = seed::push_artifact(&reg.seeder().unwrap(), repo, a)
+        .await
+        .unwrap();
+    typed(m).unwrap()
 }
 
 async fn blob(reg: &Registry, repo: &str, d: &acr_import_transfer::Descriptor) -> Vec<u8> {
@@ -46,15 +49,31 @@ async fn blob(reg: &Registry, repo: &str, d: &acr_import_transfer::Descriptor) -
         .to_vec()
 }
 
-async fn signature_verifies(reg: &Registry, repo: &str, image: &Digest, key: &CosignKey) {
-    seed::signature_verifies(reg, repo, image, key)
+/// The manifest under the digest tag of `image` with `suffix`, and its first layer's bytes.
+async fn tagged_and_layer(
+    reg: &Registry,
+    repo: &str,
+    image: &Digest,
+    suffix: &str,
+) -> (Manifest, Vec<u8>) {
+    let m = reg
+        .get_manifest(repo, &digest_tag(image.as_str(), suffix))
         .await
+        .unwrap_or_else(|e| panic!("the .{suffix} of {image} in {repo}: {e}"));
+    let layer = m.parse().unwrap().layers[0].clone();
+    let bytes = blob(reg, repo, &layer).await;
+    (m, bytes)
+}
+
+async fn signature_verifies(reg: &Registry, repo: &str, image: &Digest, key: &CosignKey) {
+    let (sig, payload) = tagged_and_layer(reg, repo, image, "sig").await;
+    verify_signature(&key.public_key(), &sig.bytes, &payload, image.as_str())
         .unwrap_or_else(|e| panic!("the signature of {image} in {repo}: {e:#}"));
 }
 
 async fn attestation_verifies(reg: &Registry, repo: &str, image: &Digest, key: &CosignKey) {
-    seed::attestation_verifies(reg, repo, image, key)
-        .await
+    let (att, envelope) = tagged_and_layer(reg, repo, image, "att").await;
+    cosign::verify_attestation(&key.public_key(), &att.bytes, &envelope, image.as_str())
         .unwrap_or_else(|e| panic!("the attestation of {image} in {repo}: {e:#}"));
 }
 
@@ -80,14 +99,14 @@ struct Signed {
 
 async fn signed_image(reg: &Registry, repo: &str, seed: u64) -> Signed {
     let key = CosignKey::generate().unwrap();
-    let s = seed::cosign_signed(reg, repo, "v1", seed, &key)
+    let s = seed::cosign_signed(&reg.seeder().unwrap(), repo, "v1", seed, &key)
         .await
         .unwrap();
     Signed {
-        children: s.signed[1..].to_vec(),
-        top: s.top,
+        children: s.signed[1..].iter().map(|d| d.parse().unwrap()).collect(),
+        top: typed(s.top).unwrap(),
         key,
-        referrer: s.referrer,
+        referrer: typed(s.referrer).unwrap(),
     }
 }
 

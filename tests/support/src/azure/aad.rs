@@ -197,22 +197,23 @@ impl AadEmulatorBuilder {
             log: Mutex::new(Vec::new()),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
-        let mut tasks = vec![tokio::spawn(aad_accept_loop(
+        let handle = |state: Arc<AadState>, req| async move { aad_handle(&state, req).await };
+        let mut tasks = vec![tokio::spawn(serve_http1_with(
             listener,
-            acceptor,
+            Some(acceptor),
             state.clone(),
+            handle,
         ))];
         let mut mi_addr = None;
         if state.managed_identity.is_some() {
             let mi_listener = TcpListener::bind("127.0.0.1:0").await?;
             mi_addr = Some(mi_listener.local_addr()?);
-            tasks.push(tokio::spawn(plain_accept_loop(mi_listener, {
-                let state = state.clone();
-                move |req| {
-                    let state = state.clone();
-                    async move { aad_handle(&state, req).await }
-                }
-            })));
+            tasks.push(tokio::spawn(serve_http1_with(
+                mi_listener,
+                None,
+                state.clone(),
+                handle,
+            )));
         }
         Ok(AadEmulator {
             addr,
@@ -380,34 +381,6 @@ impl AadTokenVerifier {
     }
 }
 
-pub(super) async fn aad_accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    state: Arc<AadState>,
-) {
-    let mut conns = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        conns.spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else {
-                return;
-            };
-            let svc = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(aad_handle(&state, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), svc)
-                .await;
-        });
-        while conns.try_join_next().is_some() {}
-    }
-}
-
 /// An Azure AD error: status, `error`, AADSTS code and description.
 pub(super) struct AadError {
     status: StatusCode,
@@ -448,31 +421,11 @@ pub(super) fn allowed_resource(resource: &str) -> bool {
 }
 
 pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let query = req.uri().query().unwrap_or_default().to_string();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let identity_header = req
-        .headers()
-        .get("x-identity-header")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let mut params = parse_form(&query);
-    if method == Method::POST {
-        params.extend(parse_form(&String::from_utf8_lossy(&body)));
-    }
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let req = FormRequest::read(req).await;
+    let (method, path, params) = (&req.method, &req.path, &req.params);
+    let content_type = req.header(header::CONTENT_TYPE).unwrap_or_default();
+    let identity_header = req.header("x-identity-header");
+    let get = |k: &str| req.param(k).map(str::to_owned);
     let mut record = AadRequest {
         method: method.to_string(),
         path: path.clone(),
@@ -494,7 +447,7 @@ pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Resp
     };
     let result = if path == "/msi/token" {
         record.endpoint = "managed_identity".into();
-        managed_identity_token(state, &method, &params, identity_header.as_deref())
+        managed_identity_token(state, method, params, identity_header)
     } else if let Some(tenant) = path
         .strip_prefix('/')
         .and_then(|p| p.strip_suffix("/oauth2/v2.0/token"))
@@ -516,7 +469,7 @@ pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Resp
                 "The request body must be application/x-www-form-urlencoded.".into(),
             ))
         } else {
-            v2_token(state, tenant, &params)
+            v2_token(state, tenant, params)
         }
     } else {
         Err(AadError::new(
@@ -538,92 +491,121 @@ pub(super) async fn aad_handle(state: &AadState, req: Request<Incoming>) -> Resp
     response
 }
 
-// Long: every check of the v2 token endpoint, in the order Azure AD makes them.
+/// The v2 token endpoint: every check in the order Azure AD makes them (the request, then the
+/// client's credential), then the token.
 pub(super) fn v2_token(
     state: &AadState,
     tenant: &str,
     params: &[(String, String)],
 ) -> Result<Value, AadError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let bad = |error, code, description: String| {
-        Err(AadError::new(
-            StatusCode::BAD_REQUEST,
-            error,
-            code,
-            description,
-        ))
-    };
-    let unauthorized = |code, description: String| {
-        Err(AadError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            code,
-            description,
-        ))
-    };
+    let (app, resource) = token_request(state, tenant, &get)?;
+    let client_id = app.client_id.as_str();
+    client_credential(state, tenant, app, &get)?;
+    let lifetime = *lock(&state.lifetime_secs);
+    let token = state
+        .issue(tenant, client_id, &app.object_id, resource, lifetime)
+        .map_err(|e| {
+            AadError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                50000,
+                e.to_string(),
+            )
+        })?;
+    Ok(json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": token,
+    }))
+}
+
+/// A 400 of Azure AD.
+fn bad(error: &'static str, code: u32, description: String) -> AadError {
+    AadError::new(StatusCode::BAD_REQUEST, error, code, description)
+}
+
+/// A 401 of Azure AD: the client's credential is refused.
+fn unauthorized(code: u32, description: String) -> AadError {
+    AadError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        code,
+        description,
+    )
+}
+
+/// The checks of a client-credentials request: the tenant, the grant type, the application
+/// and the one `/.default` scope of a known resource. The application and the resource.
+fn token_request<'s, 'p>(
+    state: &'s AadState,
+    tenant: &str,
+    get: &impl Fn(&str) -> Option<&'p str>,
+) -> Result<(&'s App, &'p str), AadError> {
     if !state.tenants.contains(tenant) {
-        return bad(
+        return Err(bad(
             "invalid_request",
             90002,
             format!(
                 "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID."
             ),
-        );
+        ));
     }
     match get("grant_type") {
         Some("client_credentials") => {}
         Some(other) => {
-            return bad(
+            return Err(bad(
                 "unsupported_grant_type",
                 70003,
                 format!("The app requested an unsupported grant type '{other}'."),
-            );
+            ));
         }
         None => {
-            return bad(
+            return Err(bad(
                 "invalid_request",
                 900144,
                 "The request body must contain the following parameter: 'grant_type'.".into(),
-            );
+            ));
         }
     }
     let Some(client_id) = get("client_id") else {
-        return bad(
+        return Err(bad(
             "invalid_request",
             900144,
             "The request body must contain the following parameter: 'client_id'.".into(),
-        );
+        ));
     };
     let Some(app) = state
         .apps
         .iter()
         .find(|a| a.client_id == client_id && a.tenant == tenant)
     else {
-        return bad(
+        return Err(bad(
             "unauthorized_client",
             700016,
             format!(
                 "Application with identifier '{client_id}' was not found in the directory '{tenant}'."
             ),
-        );
+        ));
     };
     let Some(scope) = get("scope") else {
-        return bad(
+        return Err(bad(
             "invalid_request",
             900144,
             "The request body must contain the following parameter: 'scope'.".into(),
-        );
+        ));
     };
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     let [scope] = scopes.as_slice() else {
-        return bad(
+        return Err(bad(
             "invalid_scope",
             1002012,
             format!("The provided value for scope {scope} is not valid: give exactly one scope."),
-        );
+        ));
     };
     let Some(resource) = scope.strip_suffix("/.default") else {
-        return bad(
+        return Err(bad(
             "invalid_scope",
             1002012,
             format!(
@@ -631,69 +613,81 @@ pub(super) fn v2_token(
                  have a scope value with /.default suffixed to the resource identifier \
                  (application ID URI)."
             ),
-        );
+        ));
     };
     if !allowed_resource(resource) {
-        return bad(
+        return Err(bad(
             "invalid_resource",
             500011,
             format!(
                 "The resource principal named {resource} was not found in the tenant named {tenant}."
             ),
-        );
+        ));
     }
 
+    Ok((app, resource))
+}
+
+/// The client's credential: its secret, certificate assertion or federated token, as the
+/// application was registered with.
+fn client_credential<'p>(
+    state: &AadState,
+    tenant: &str,
+    app: &App,
+    get: &impl Fn(&str) -> Option<&'p str>,
+) -> Result<(), AadError> {
+    let client_id = app.client_id.as_str();
     let secret = get("client_secret");
     let assertion = get("client_assertion");
     match (&app.credential, secret, assertion) {
         (_, Some(_), Some(_)) => {
-            return bad(
+            return Err(bad(
                 "invalid_request",
                 50027,
                 "Give either client_secret or client_assertion, not both.".into(),
-            );
+            ));
         }
         (_, None, None) => {
-            return unauthorized(
+            return Err(unauthorized(
                 7000218,
                 "The request body must contain the following parameter: 'client_assertion' or \
                  'client_secret'."
                     .into(),
-            );
+            ));
         }
         (AppCredential::Secret(expected), Some(given), None) => {
             if given != expected {
-                return unauthorized(
+                return Err(unauthorized(
                     7000215,
                     format!(
                         "Invalid client secret provided. Ensure the secret being sent in the \
                          request is the client secret value, not the client secret ID, for a \
                          secret added to app '{client_id}'."
                     ),
-                );
+                ));
             }
         }
         (AppCredential::Secret(_), None, Some(_)) => {
-            return unauthorized(
+            return Err(unauthorized(
                 700027,
                 format!(
                     "Client assertion failed signature validation: app '{client_id}' has no certificate or federated credential."
                 ),
-            );
+            ));
         }
         (AppCredential::Certificate(_) | AppCredential::Federated(_), Some(_), None) => {
-            return unauthorized(
+            return Err(unauthorized(
                 7000215,
                 format!("Invalid client secret provided: app '{client_id}' has no client secret."),
-            );
+            ));
         }
         (cred, None, Some(assertion)) => {
             if get("client_assertion_type") != Some(CLIENT_ASSERTION_TYPE) {
-                return bad(
+                return Err(bad(
                     "invalid_request",
                     50027,
                     format!("client_assertion_type must be {CLIENT_ASSERTION_TYPE}."),
-                );
+                ));
             }
             let authority = lock(&state.authority).clone();
             let audience = format!("{authority}/{tenant}/oauth2/v2.0/token");
@@ -715,28 +709,12 @@ pub(super) fn v2_token(
                 AppCredential::Secret(_) => Err((700027, "no certificate".to_string())),
             };
             if let Err((code, description)) = checked {
-                return unauthorized(code, description);
+                return Err(unauthorized(code, description));
             }
         }
     }
 
-    let lifetime = *lock(&state.lifetime_secs);
-    let token = state
-        .issue(tenant, client_id, &app.object_id, resource, lifetime)
-        .map_err(|e| {
-            AadError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                50000,
-                e.to_string(),
-            )
-        })?;
-    Ok(json!({
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": token,
-    }))
+    Ok(())
 }
 
 /// Checks a certificate client assertion; `Err((AADSTS code, description))`.

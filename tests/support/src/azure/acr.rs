@@ -96,6 +96,24 @@ pub struct AcrRequest {
     pub error: Option<String>,
 }
 
+impl AcrRequest {
+    /// A request that is not for the token service (forwarded, or a metadata listing).
+    pub(super) fn other(method: &Method, path: &str, response: &Response<Full<Bytes>>) -> Self {
+        Self {
+            method: method.to_string(),
+            path: path.to_owned(),
+            grant_type: None,
+            service: None,
+            username: None,
+            requested: Vec::new(),
+            granted: Vec::new(),
+            subject: None,
+            status: response.status().as_u16(),
+            error: None,
+        }
+    }
+}
+
 pub(super) struct AcrState {
     pub(super) login_server: String,
     pub(super) tenant: String,
@@ -265,13 +283,12 @@ impl AcrEmulatorBuilder {
             first_seen: Mutex::new(HashMap::new()),
             firewall: Mutex::new(false),
         });
-        let task = tokio::spawn(plain_accept_loop(listener, {
-            let state = state.clone();
-            move |req| {
-                let state = state.clone();
-                async move { acr_handle(&state, req).await }
-            }
-        }));
+        let task = tokio::spawn(serve_http1_with(
+            listener,
+            None,
+            state.clone(),
+            |state, req| async move { acr_handle(&state, req).await },
+        ));
         Ok(AcrEmulator {
             addr,
             registry,

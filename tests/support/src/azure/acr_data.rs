@@ -253,17 +253,13 @@ pub(super) async fn metadata_rows(
         .collect())
 }
 
-/// One request to the registry behind, with a token this emulator signed.
-/// Sends a request to the registry and returns its whole response.
+/// One request to the registry behind, with a token this emulator signed; its whole response.
 pub(super) async fn backend(
     upstream: SocketAddr,
     method: Method,
     path: &str,
     token: &str,
 ) -> anyhow::Result<Response<Bytes>> {
-    let stream = TcpStream::connect(upstream).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let request = Request::builder()
         .method(method)
         .uri(path)
@@ -275,12 +271,7 @@ pub(super) async fn backend(
              application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json",
         )
         .body(Full::new(Bytes::new()))?;
-    let response = sender.send_request(request).await?;
-    let (parts, body) = response.into_parts();
-    Ok(Response::from_parts(
-        parts,
-        body.collect().await?.to_bytes(),
-    ))
+    crate::util::send_http1(upstream, request).await
 }
 
 pub(super) async fn forward(upstream: SocketAddr, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -300,9 +291,6 @@ pub(super) async fn try_forward(
 ) -> anyhow::Result<Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
-    let stream = TcpStream::connect(upstream).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
     let mut outgoing = Request::from_parts(parts, Full::new(body));
     // Keep the Host the client used (the registry builds no absolute URLs: relative_urls).
     *outgoing.uri_mut() = outgoing
@@ -310,11 +298,11 @@ pub(super) async fn try_forward(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .parse()?;
-    let response = sender.send_request(outgoing).await?;
-    let (mut parts, body) = response.into_parts();
+    let (mut parts, body) = crate::util::send_http1(upstream, outgoing)
+        .await?
+        .into_parts();
     // The body is sent whole: its length replaces any chunked framing.
     parts.headers.remove(header::TRANSFER_ENCODING);
     parts.headers.remove(header::CONNECTION);
-    let body = body.collect().await?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(body)))
 }

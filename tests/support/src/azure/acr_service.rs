@@ -22,75 +22,35 @@ pub(super) async fn acr_handle(state: &AcrState, req: Request<Incoming>) -> Resp
     });
     if let Some((repo, listing)) = listing {
         let response = acr_metadata(state, &req, repo, listing).await;
-        lock(&state.log).push(AcrRequest {
-            method: req.method().to_string(),
-            path: path.clone(),
-            grant_type: None,
-            service: None,
-            username: None,
-            requested: Vec::new(),
-            granted: Vec::new(),
-            subject: None,
-            status: response.status().as_u16(),
-            error: None,
-        });
+        lock(&state.log).push(AcrRequest::other(req.method(), &path, &response));
         return response;
     }
     if path != "/oauth2/exchange" && path != "/oauth2/token" {
-        let method = req.method().to_string();
+        let method = req.method().clone();
         let response = forward(state.upstream, req).await;
-        lock(&state.log).push(AcrRequest {
-            method,
-            path,
-            grant_type: None,
-            service: None,
-            username: None,
-            requested: Vec::new(),
-            granted: Vec::new(),
-            subject: None,
-            status: response.status().as_u16(),
-            error: None,
-        });
+        lock(&state.log).push(AcrRequest::other(&method, &path, &response));
         return response;
     }
-    let method = req.method().clone();
-    let query = req.uri().query().unwrap_or_default().to_string();
-    let auth = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let mut params = parse_form(&query);
-    if method == Method::POST {
-        params.extend(parse_form(&String::from_utf8_lossy(&body)));
-    }
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let req = FormRequest::read(req).await;
+    let (method, params) = (&req.method, &req.params);
+    let get = |k: &str| req.param(k).map(str::to_owned);
     let mut record = AcrRequest {
         method: method.to_string(),
         path: path.clone(),
         grant_type: get("grant_type"),
         service: get("service"),
         username: get("username"),
-        requested: params
-            .iter()
-            .filter(|(k, _)| k == "scope")
-            .flat_map(|(_, v)| parse_scopes(v))
-            .collect(),
+        requested: req.scopes(),
         granted: Vec::new(),
         subject: None,
         status: 0,
         error: None,
     };
     let result = if path == "/oauth2/exchange" {
-        exchange(state, &method, &params, &mut record)
+        exchange(state, method, params, &mut record)
     } else {
-        token(state, &method, auth.as_deref(), &params, &mut record)
+        let auth = req.header(header::AUTHORIZATION);
+        token(state, method, auth, params, &mut record)
     };
     let response = match result {
         Ok(body) => json_response(StatusCode::OK, &body),

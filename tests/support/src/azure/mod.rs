@@ -75,7 +75,6 @@
 //!   401.
 
 use std::collections::{BTreeSet, HashMap};
-use std::convert::Infallible;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -89,16 +88,15 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::rbac::{Rbac, RepositoryCondition, RoleDefinition};
 use crate::registry::{Registry, TokenAuthSettings};
-use crate::token::{Access, Grant, TokenIssuer, intersect, parse_scopes};
-pub(super) use crate::util::plain_accept_loop;
-use crate::util::{parse_form, random_hex, unix_now};
+use crate::serve::{FormRequest, serve_http1_with};
+use crate::token::{Access, Grant, TokenIssuer, intersect};
+use crate::util::{parse_form, random_guid as guid, random_hex, unix_now};
 
 /// The Azure Resource Manager audience.
 pub const ARM_AUDIENCE: &str = "https://management.azure.com";
@@ -121,19 +119,6 @@ pub(super) const TEST_RSA_KEY_2: &str = include_str!("../testdata/client-rsa-key
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A random GUID-shaped identifier.
-pub(super) fn guid() -> String {
-    let h = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -187,14 +172,9 @@ pub(super) fn test_tls() -> anyhow::Result<TestTls> {
     })
 }
 
+/// A JSON response, as Azure sends it.
 pub(super) fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    resp
+    crate::serve::json_response(status, body, "application/json; charset=utf-8")
 }
 
 mod aad;

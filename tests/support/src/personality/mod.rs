@@ -41,8 +41,9 @@ use tokio::task::JoinHandle;
 use crate::azure::{AadEmulator, AcrEmulator};
 use crate::proxy::{RecordedRequest, strip_hop_by_hop};
 use crate::registry::{Registry, TokenAuthSettings};
+use crate::serve::serve_http1;
 use crate::token::{Grant, TokenIssuer, TokenServer, basic_auth, decode_claims_unverified};
-use crate::util::{plain_accept_loop, send_to};
+use crate::util::send_to;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -245,7 +246,7 @@ impl PersonalityBuilder {
             cdn: cdn_addr.map(cdn::Cdn::new),
             referrers: Mutex::new(HashMap::new()),
         });
-        let mut tasks = vec![tokio::spawn(plain_accept_loop(listener, {
+        let mut tasks = vec![tokio::spawn(serve_http1(listener, None, {
             let state = state.clone();
             move |req| {
                 let state = state.clone();
@@ -253,7 +254,7 @@ impl PersonalityBuilder {
             }
         }))];
         if let Some(l) = cdn_listener {
-            tasks.push(tokio::spawn(plain_accept_loop(l, {
+            tasks.push(tokio::spawn(serve_http1(l, None, {
                 let state = state.clone();
                 move |req| {
                     let state = state.clone();
@@ -467,6 +468,16 @@ impl Personality {
             Kind::Mcr => format!("http://{}", self.state.upstream),
             _ => self.url(),
         }
+    }
+
+    /// A seeding client of [`Personality::publish_url`], signed in with the kind's account
+    /// (Basic, or a token from the registry's token service) where it has one.
+    pub fn seeder(&self) -> anyhow::Result<crate::seed::Seeder> {
+        let seeder = crate::seed::Seeder::new(&self.publish_url())?;
+        Ok(match self.state.kind.credentials() {
+            Some((user, password)) => seeder.basic(user, password),
+            None => seeder,
+        })
     }
 
     /// The CDN origin's `http://127.0.0.1:PORT`, for kinds that redirect blobs.

@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use acr_import_reference::Digest;
+use acr_import_tests::signatures::signature_verifies;
 use acr_import_testsupport::cosign::{CosignKey, digest_tag};
-use acr_import_testsupport::seed::{Signed, cosign_signed, signature_verifies};
+use acr_import_testsupport::seed::{Seeder, Signed, cosign_signed};
 use acr_import_transfer::copy::{BlobAction, FollowerAction};
 use acr_import_transfer::{
     Copier, CopyOptions, CopyReport, Endpoint, OciLayout, PlatformFilter, Source, Target,
@@ -56,7 +57,8 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
         return regctl_layout(ctx, &target).await;
     }
     let key = CosignKey::generate()?;
-    let s = cosign_signed(&ctx.src, &repo, "v1", seed, &key).await?;
+    let s = cosign_signed(&Seeder::new(ctx.src.host())?, &repo, "v1", seed, &key).await?;
+    let top: Digest = s.top.digest.parse()?;
     let src = |reference: &str| Source {
         endpoint: Endpoint::registry(ctx.src.clone(), repo.clone()),
         reference: reference.to_owned(),
@@ -110,7 +112,7 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
                     "{tag} was copied with referrers off"
                 );
             }
-            let listed = ctx.dst.referrers(&target, &s.top.digest, None).await?;
+            let listed = ctx.dst.referrers(&target, &top, None).await?;
             anyhow::ensure!(listed.descriptors.is_empty(), "a referrer was copied");
             let note = r.notes.iter().find(|n| n.starts_with("--no-referrers"));
             let note = note.context("no note says what stayed behind")?;
@@ -166,12 +168,15 @@ async fn all_followed(
             .with_context(|| format!("the target lacks {tag}"))?;
         anyhow::ensure!(a == b, "{tag}: the target holds other bytes");
     }
-    let listed = ctx.dst.referrers(target, &s.top.digest, None).await?;
+    let listed = ctx
+        .dst
+        .referrers(target, &s.top.digest.parse()?, None)
+        .await?;
     anyhow::ensure!(
         listed
             .descriptors
             .iter()
-            .any(|r| r.digest == s.referrer.digest),
+            .any(|r| r.digest.as_str() == s.referrer.digest),
         "the referrer signature is not listed under the image on the target"
     );
     for d in &s.signed {
@@ -210,8 +215,8 @@ async fn platform_rewrite(
         .await
         .context("the copy failed")?;
     let new: Digest = r.digest.parse()?;
-    for image in [&s.top.digest, &new] {
-        let tag = digest_tag(image.as_str(), "sig");
+    for image in [s.top.digest.as_str(), new.as_str()] {
+        let tag = digest_tag(image, "sig");
         anyhow::ensure!(
             ctx.dst.head_manifest(target, &tag).await?.is_none(),
             "{tag} is on the target: the index's signature does not hold for the rewritten one"
@@ -230,8 +235,8 @@ async fn platform_rewrite(
     let kept = ctx.dst.get_manifest(target, "v1").await?;
     let mut verified = 0;
     for c in kept.parse().map_err(anyhow::Error::msg)?.manifests {
-        if s.signed.contains(&c.digest) {
-            signature_verifies(&ctx.dst, target, &c.digest, key).await?;
+        if s.signed.iter().any(|d| d == c.digest.as_str()) {
+            signature_verifies(&ctx.dst, target, c.digest.as_str(), key).await?;
             verified += 1;
         }
     }
@@ -275,7 +280,7 @@ async fn regctl_layout(ctx: &Ctx<'_>, target: &str) -> anyhow::Result<String> {
         let m = ctx.dst.get_manifest(target, d.as_str()).await?;
         anyhow::ensure!(m.bytes.as_ref() == bytes.as_slice(), "{d}: other bytes");
     }
-    signature_verifies(&ctx.dst, target, &image, &key).await?;
+    signature_verifies(&ctx.dst, target, image.as_str(), &key).await?;
     Ok(format!(
         "3 referrers (fallback index and subject entries) and the cosign signature: {}",
         followed(&r)

@@ -1,7 +1,11 @@
-//! Content seeded into real registries with the project's own client: every kind of manifest
-//! the copy engine must handle (OCI and Docker images, indexes and lists, attestations,
-//! artifacts with a subject, referrers in the tag-schema index, Helm charts, foreign layers),
-//! and images signed with cosign ([`cosign_signed`]) with the checks of their signatures.
+//! Content seeded into real registries: every kind of manifest the copy engine must handle
+//! (OCI and Docker images, indexes and lists, attestations, artifacts with a subject, referrers
+//! in the tag-schema index, Helm charts, foreign layers), and images signed with cosign
+//! ([`cosign_signed`]; [`crate::cosign`] checks the signatures where they are read back).
+//!
+//! Seeding goes through [`Seeder`], a small client of its own (plain HTTP/1.1 to a loopback
+//! registry: blobs by `POST` then `PUT ?digest=`, manifests by `PUT`), never through the code
+//! under test, so a defect in the project's client cannot seed what it later reads back.
 //!
 //! One copy for the transfer tests, the conformance suite and the demo. Everything is
 //! deterministic (seeded bytes, fixed JSON), so a digest is the same on every run; every
@@ -12,7 +16,7 @@
 //!
 //! # async fn demo() -> anyhow::Result<()> {
 //! let server = Registry::start().await?;
-//! let reg = acr_import_transfer::Transport::builder().build()?.registry(&server.url())?;
+//! let reg = seed::Seeder::new(&server.host())?;
 //! let index = seed::multi_arch(&reg, "lib/app", "1.0", 7).await?;
 //! let signature = seed::artifact(&reg, "lib/app", "application/vnd.example.sig", 8, Some(&index)).await?;
 //! seed::attach(&reg, "lib/app", &index, &[(&signature, "application/vnd.example.sig")]).await?;
@@ -20,13 +24,15 @@
 //! # }
 //! ```
 
-use acr_import_reference::{Digest, DigestAlgorithm};
-use acr_import_transfer::{Manifest, Registry, digest_of, manifest};
-use anyhow::Context as _;
+mod client;
+
+pub use client::Seeder;
+
 use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::cosign::{self, CosignArtifact, CosignKey};
+use crate::util::sha256_digest;
 
 /// A Docker layer.
 pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -38,6 +44,16 @@ pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 /// An OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// The OCI empty descriptor's media type (the `{}` config of an artifact).
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+/// An OCI image manifest.
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// An OCI image index.
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// A Docker image manifest (schema 2).
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// A Docker manifest list.
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 /// `len` deterministic pseudo-random (incompressible) bytes.
 pub fn data(seed: u64, len: usize) -> Bytes {
@@ -48,11 +64,6 @@ pub fn data(seed: u64, len: usize) -> Bytes {
     }
     v.truncate(len);
     Bytes::from(v)
-}
-
-/// The sha256 digest of `bytes`.
-pub fn sha256(bytes: &[u8]) -> Digest {
-    digest_of(DigestAlgorithm::Sha256, bytes)
 }
 
 /// A blob to push and reference.
@@ -73,38 +84,59 @@ impl Blob {
         }
     }
 
-    /// Its digest.
-    pub fn digest(&self) -> Digest {
-        sha256(&self.bytes)
+    /// Its digest (`sha256:<hex>`).
+    pub fn digest(&self) -> String {
+        sha256_digest(&self.bytes)
     }
 
     /// Its descriptor (`mediaType`, `digest`, `size`).
     pub fn descriptor(&self) -> Value {
-        json!({"mediaType": self.media_type, "digest": self.digest().to_string(), "size": self.bytes.len()})
+        descriptor(self.media_type, &self.digest(), self.bytes.len())
     }
+}
+
+/// A manifest as pushed: its exact bytes, their digest and its media type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// The exact bytes.
+    pub bytes: Bytes,
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    /// The media type it is pushed with.
+    pub media_type: String,
+}
+
+impl Manifest {
+    /// Its descriptor (`mediaType`, `digest`, `size`).
+    pub fn descriptor(&self) -> Value {
+        descriptor(&self.media_type, &self.digest, self.bytes.len())
+    }
+
+    /// The tag-schema tag that lists its referrers: `<alg>-<hex>`.
+    pub fn referrers_tag(&self) -> String {
+        self.digest.replacen(':', "-", 1)
+    }
+}
+
+fn descriptor(media_type: &str, digest: &str, size: usize) -> Value {
+    json!({"mediaType": media_type, "digest": digest, "size": size})
 }
 
 /// A manifest of `media_type` whose bytes are `value`, pretty-printed.
 pub fn manifest_of(value: &Value, media_type: &str) -> anyhow::Result<Manifest> {
     let bytes = Bytes::from(serde_json::to_vec_pretty(value)?);
     Ok(Manifest {
-        digest: sha256(&bytes),
+        digest: sha256_digest(&bytes),
         bytes,
         media_type: media_type.to_owned(),
     })
 }
 
-/// A manifest's descriptor (`mediaType`, `digest`, `size`).
-pub fn descriptor_of(m: &Manifest) -> Value {
-    json!({"mediaType": m.media_type, "digest": m.digest.to_string(), "size": m.bytes.len()})
-}
-
 /// Pushes each blob the repository does not hold yet.
-pub async fn push_blobs(reg: &Registry, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
+pub async fn push_blobs(reg: &Seeder, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
     for b in blobs {
-        let d = b.digest();
-        if reg.head_blob(repo, &d).await?.is_none() {
-            reg.push_blob(repo, &d, b.bytes.clone(), u64::MAX).await?;
+        if !reg.has_blob(repo, &b.digest()).await? {
+            reg.push_blob(repo, b.bytes.clone()).await?;
         }
     }
     Ok(())
@@ -112,14 +144,13 @@ pub async fn push_blobs(reg: &Registry, repo: &str, blobs: &[&Blob]) -> anyhow::
 
 /// Pushes a manifest under `reference`, or by its digest.
 pub async fn push_manifest(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     reference: Option<&str>,
     m: &Manifest,
 ) -> anyhow::Result<()> {
-    reg.put_manifest(repo, reference.unwrap_or(m.digest.as_str()), m)
-        .await?;
-    Ok(())
+    reg.put_manifest(repo, reference.unwrap_or(&m.digest), m)
+        .await
 }
 
 /// The config blob of an image for `os`/`arch`.
@@ -135,7 +166,7 @@ fn config_blob(os: &str, arch: &str, docker: bool) -> Blob {
 /// An image manifest (OCI, or Docker v2 with `docker`) for `os`/`arch`: config and layers
 /// pushed, the manifest pushed by digest.
 pub async fn image(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     os: &str,
     arch: &str,
@@ -147,9 +178,9 @@ pub async fn image(
     all.extend(layers.iter().copied());
     push_blobs(reg, repo, &all).await?;
     let media_type = if docker {
-        manifest::DOCKER_MANIFEST
+        DOCKER_MANIFEST
     } else {
-        manifest::OCI_MANIFEST
+        OCI_MANIFEST
     };
     let value = json!({
         "schemaVersion": 2,
@@ -181,21 +212,17 @@ fn platform(text: &str) -> Value {
 
 /// An index (or Docker list with `docker`) of `children`, pushed under `tag` (or by digest).
 pub async fn index(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     tag: Option<&str>,
     children: &[Child<'_>],
     docker: bool,
 ) -> anyhow::Result<Manifest> {
-    let media_type = if docker {
-        manifest::DOCKER_LIST
-    } else {
-        manifest::OCI_INDEX
-    };
+    let media_type = if docker { DOCKER_LIST } else { OCI_INDEX };
     let entries: Vec<Value> = children
         .iter()
         .map(|(m, p, annotations)| {
-            let mut e = descriptor_of(m);
+            let mut e = m.descriptor();
             if let Some(p) = p {
                 e["platform"] = platform(p);
             }
@@ -214,7 +241,7 @@ pub async fn index(
 /// A 3-platform OCI index (`linux/amd64`, `linux/arm64`, `linux/s390x`) sharing a base layer,
 /// with a BuildKit-style attestation manifest, pushed under `tag`.
 pub async fn multi_arch(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     tag: &str,
     seed: u64,
@@ -231,81 +258,110 @@ pub async fn multi_arch(
         .iter()
         .map(|(m, p)| (m, Some(p.as_str()), None))
         .collect();
-    let annotations = json!({"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": manifests[0].0.digest.to_string()});
+    let annotations = json!({"vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": manifests[0].0.digest});
     children.push((&attestation, Some("unknown/unknown"), Some(annotations)));
     index(reg, repo, Some(tag), &children, false).await
+}
+
+/// The example payload of an artifact: 3000 seeded bytes.
+pub fn example_payload(seed: u64) -> Blob {
+    Blob {
+        bytes: data(seed, 3000),
+        media_type: "application/vnd.example.payload",
+    }
 }
 
 /// An OCI artifact of `artifact_type` with an empty config (`{}`) and a 3000-byte example
 /// payload, optionally with a `subject`, pushed by digest.
 pub async fn artifact(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     artifact_type: &str,
     seed: u64,
     subject: Option<&Manifest>,
 ) -> anyhow::Result<Manifest> {
-    let payload = Blob {
-        bytes: data(seed, 3000),
-        media_type: "application/vnd.example.payload",
-    };
-    artifact_with(reg, repo, artifact_type, &payload, subject).await
+    artifact_with(reg, repo, artifact_type, &example_payload(seed), subject).await
+}
+
+/// The empty config (`{}`) of an artifact.
+pub fn empty_config() -> Blob {
+    Blob {
+        bytes: Bytes::from_static(b"{}"),
+        media_type: OCI_EMPTY,
+    }
+}
+
+/// The manifest of an OCI artifact of `artifact_type`: [`empty_config`] and `payload` as its one
+/// layer, and `subject` (a descriptor) if given. Nothing is pushed.
+pub fn artifact_manifest(
+    artifact_type: &str,
+    payload: &Blob,
+    subject: Option<Value>,
+) -> anyhow::Result<Manifest> {
+    let mut value = json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": empty_config().descriptor(),
+        "layers": [payload.descriptor()],
+    });
+    if let Some(s) = subject {
+        value["subject"] = s;
+    }
+    manifest_of(&value, OCI_MANIFEST)
 }
 
 /// An OCI artifact of `artifact_type` with an empty config (`{}`) and `payload` as its one
 /// layer, optionally with a `subject`, pushed by digest.
 pub async fn artifact_with(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     artifact_type: &str,
     payload: &Blob,
     subject: Option<&Manifest>,
 ) -> anyhow::Result<Manifest> {
-    let empty = Blob {
-        bytes: Bytes::from_static(b"{}"),
-        media_type: manifest::OCI_EMPTY,
-    };
-    push_blobs(reg, repo, &[&empty, payload]).await?;
-    let mut value = json!({
-        "schemaVersion": 2,
-        "mediaType": manifest::OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": empty.descriptor(),
-        "layers": [payload.descriptor()],
-    });
-    if let Some(s) = subject {
-        value["subject"] = descriptor_of(s);
-    }
-    let m = manifest_of(&value, manifest::OCI_MANIFEST)?;
+    push_blobs(reg, repo, &[&empty_config(), payload]).await?;
+    let m = artifact_manifest(artifact_type, payload, subject.map(Manifest::descriptor))?;
     push_manifest(reg, repo, None, &m).await?;
     Ok(m)
+}
+
+/// The tag-schema index listing `referrers` (each a descriptor and its artifact type), as a
+/// registry without the referrers API keeps it under `<alg>-<hex>`. Nothing is pushed.
+pub fn referrers_index(
+    referrers: impl IntoIterator<Item = (Value, String)>,
+) -> anyhow::Result<Manifest> {
+    let entries: Vec<Value> = referrers
+        .into_iter()
+        .map(|(mut d, artifact_type)| {
+            d["artifactType"] = Value::String(artifact_type);
+            d
+        })
+        .collect();
+    let value = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries});
+    manifest_of(&value, OCI_INDEX)
 }
 
 /// Records `referrers` (each with its artifact type) of `subject` the way a registry
 /// without the referrers API expects: in the `<alg>-<hex>` tag-schema index, returned.
 pub async fn attach(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     subject: &Manifest,
     referrers: &[(&Manifest, &str)],
 ) -> anyhow::Result<Manifest> {
-    let entries: Vec<Value> = referrers
-        .iter()
-        .map(|(m, t)| {
-            let mut d = descriptor_of(m);
-            d["artifactType"] = Value::String((*t).to_owned());
-            d
-        })
-        .collect();
-    let value = json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries});
-    let m = manifest_of(&value, manifest::OCI_INDEX)?;
-    push_manifest(reg, repo, Some(subject.digest.referrers_tag().as_str()), &m).await?;
+    let m = referrers_index(
+        referrers
+            .iter()
+            .map(|(m, t)| (m.descriptor(), (*t).to_owned())),
+    )?;
+    push_manifest(reg, repo, Some(&subject.referrers_tag()), &m).await?;
     Ok(m)
 }
 
 /// A Helm 3 chart named `name` as `helm push` stores it, pushed under `tag`.
 pub async fn helm_chart(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     tag: &str,
     name: &str,
@@ -322,7 +378,7 @@ pub async fn helm_chart(
     };
     push_blobs(reg, repo, &[&config, &chart]).await?;
     let value = json!({"schemaVersion": 2, "config": config.descriptor(), "layers": [chart.descriptor()], "annotations": {"org.opencontainers.image.title": name}});
-    let m = manifest_of(&value, manifest::OCI_MANIFEST)?;
+    let m = manifest_of(&value, OCI_MANIFEST)?;
     push_manifest(reg, repo, Some(tag), &m).await?;
     Ok(m)
 }
@@ -330,10 +386,10 @@ pub async fn helm_chart(
 /// A Windows-style Docker image whose first layer is foreign (`urls`, not in the registry),
 /// pushed under `tag`. Returns the manifest and the foreign layer's digest.
 pub async fn foreign_layers(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     tag: &str,
-) -> anyhow::Result<(Manifest, Digest)> {
+) -> anyhow::Result<(Manifest, String)> {
     let foreign = Blob {
         bytes: data(60, 5000),
         media_type: DOCKER_FOREIGN_LAYER,
@@ -349,8 +405,8 @@ pub async fn foreign_layers(
     push_blobs(reg, repo, &[&normal, &config]).await?;
     let mut fd = foreign.descriptor();
     fd["urls"] = json!(["https://mcr.microsoft.com/v2/windows/blobs/x"]);
-    let value = json!({"schemaVersion": 2, "mediaType": manifest::DOCKER_MANIFEST, "config": config.descriptor(), "layers": [fd, normal.descriptor()]});
-    let m = manifest_of(&value, manifest::DOCKER_MANIFEST)?;
+    let value = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST, "config": config.descriptor(), "layers": [fd, normal.descriptor()]});
+    let m = manifest_of(&value, DOCKER_MANIFEST)?;
     push_manifest(reg, repo, Some(tag), &m).await?;
     Ok((m, foreign.digest()))
 }
@@ -358,68 +414,27 @@ pub async fn foreign_layers(
 /// Pushes a cosign-format artifact's blobs, then its manifest under its digest tag (or by
 /// digest, for a referrer). Returns the manifest.
 pub async fn push_artifact(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     artifact: &CosignArtifact,
 ) -> anyhow::Result<Manifest> {
     for b in &artifact.blobs {
-        let d = sha256(&b.bytes);
-        if reg.head_blob(repo, &d).await?.is_none() {
-            reg.push_blob(repo, &d, Bytes::from(b.bytes.clone()), u64::MAX)
-                .await?;
+        let blob = Bytes::from(b.bytes.clone());
+        if !reg.has_blob(repo, &sha256_digest(&blob)).await? {
+            reg.push_blob(repo, blob).await?;
         }
     }
     let manifest = Manifest {
         bytes: Bytes::from(artifact.manifest.clone()),
         media_type: artifact.media_type.clone(),
-        digest: sha256(&artifact.manifest),
+        digest: sha256_digest(&artifact.manifest),
     };
     let reference = artifact
         .tag
         .clone()
-        .unwrap_or_else(|| manifest.digest.to_string());
+        .unwrap_or_else(|| manifest.digest.clone());
     reg.put_manifest(repo, &reference, &manifest).await?;
     Ok(manifest)
-}
-
-/// The manifest under `tag` in `repo` and the bytes of its first layer.
-async fn first_layer(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result<(Manifest, Bytes)> {
-    let m = reg
-        .get_manifest(repo, tag)
-        .await
-        .with_context(|| format!("{repo}:{tag}"))?;
-    let content = m.parse().map_err(anyhow::Error::msg)?;
-    let layer = content.layers.first().context("no layer")?;
-    let bytes = reg
-        .get_blob(repo, &layer.digest, Some(layer.size), true)
-        .await?
-        .collect(1 << 20)
-        .await?;
-    Ok((m, bytes))
-}
-
-/// Checks the cosign signature (`.sig` tag) of `image` in `repo`: it must verify with `key`
-/// and name `image`, the digest the image has there.
-pub async fn signature_verifies(
-    reg: &Registry,
-    repo: &str,
-    image: &Digest,
-    key: &CosignKey,
-) -> anyhow::Result<()> {
-    let (sig, payload) = first_layer(reg, repo, &cosign::digest_tag(image.as_str(), "sig")).await?;
-    cosign::verify_signature(&key.public_key(), &sig.bytes, &payload, image.as_str())
-}
-
-/// Checks the cosign attestation (`.att` tag) of `image` in `repo` against `key`.
-pub async fn attestation_verifies(
-    reg: &Registry,
-    repo: &str,
-    image: &Digest,
-    key: &CosignKey,
-) -> anyhow::Result<()> {
-    let (att, envelope) =
-        first_layer(reg, repo, &cosign::digest_tag(image.as_str(), "att")).await?;
-    cosign::verify_attestation(&key.public_key(), &att.bytes, &envelope, image.as_str())
 }
 
 /// A multi-arch image ([`multi_arch`]) signed the ways real publishers sign: cosign's `.sig`,
@@ -430,8 +445,8 @@ pub async fn attestation_verifies(
 pub struct Signed {
     /// The index, tagged.
     pub top: Manifest,
-    /// The manifests with a `.sig`: the index, then each platform.
-    pub signed: Vec<Digest>,
+    /// The manifests with a `.sig` (`sha256:<hex>`): the index, then each platform.
+    pub signed: Vec<String>,
     /// Every digest tag pushed.
     pub digest_tags: Vec<String>,
     /// The referrer signature.
@@ -447,8 +462,8 @@ pub struct Signatures {
     pub tagged: Vec<CosignArtifact>,
     /// The signature of the index stored as an OCI referrer.
     pub referrer: CosignArtifact,
-    /// The manifests with a `.sig`: the index, then each platform.
-    pub signed: Vec<Digest>,
+    /// The manifests with a `.sig` (`sha256:<hex>`): the index, then each platform.
+    pub signed: Vec<String>,
 }
 
 /// Signs the index `top` (and each of its Linux platforms) with `key`, naming the image
@@ -462,10 +477,12 @@ pub fn sign_image(key: &CosignKey, name: &str, top: &Manifest) -> anyhow::Result
         cosign::tagged_blob(d, "meta", "application/json", br#"{"built":"today"}"#),
     ];
     let mut signed = vec![top.digest.clone()];
-    for child in top.parse().map_err(anyhow::Error::msg)?.manifests {
-        if child.platform.as_ref().is_some_and(|p| p.os == "linux") {
-            tagged.push(cosign::signature(key, name, child.digest.as_str())?);
-            signed.push(child.digest);
+    let index: Value = serde_json::from_slice(&top.bytes)?;
+    for child in index["manifests"].as_array().into_iter().flatten() {
+        if child["platform"]["os"] == "linux" {
+            let digest = child["digest"].as_str().unwrap_or_default();
+            tagged.push(cosign::signature(key, name, digest)?);
+            signed.push(digest.to_owned());
         }
     }
     let subject = (top.media_type.as_str(), d, top.bytes.len());
@@ -480,7 +497,7 @@ pub fn sign_image(key: &CosignKey, name: &str, top: &Manifest) -> anyhow::Result
 /// Pushes the signatures of `top` (already in `repo`) and records the referrer in the
 /// index's fallback index.
 pub async fn push_signatures(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     top: Manifest,
     signatures: &Signatures,
@@ -508,7 +525,7 @@ pub async fn push_signatures(
 
 /// Seeds a [`Signed`] image under `repo:tag`, signed with `key`.
 pub async fn cosign_signed(
-    reg: &Registry,
+    reg: &Seeder,
     repo: &str,
     tag: &str,
     seed: u64,
