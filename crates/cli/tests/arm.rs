@@ -866,14 +866,18 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
     );
 }
 
-/// A server-side mirror is followed by the images' signatures, copied from this machine.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_server_side_mirror_is_followed_by_the_signatures() {
-    use acr_import_tests::signatures::signature_verifies;
+/// `lib/tool:1` of the world's external registry signed with a new cosign key: a handle on
+/// that registry, the image's digest and the key.
+async fn sign_external_tool(
+    w: &ArmWorld,
+) -> (
+    acr_import_transfer::Registry,
+    acr_import_reference::Digest,
+    acr_import_testsupport::cosign::CosignKey,
+) {
     use acr_import_testsupport::cosign::{self, CosignKey};
     use acr_import_testsupport::seed::{Seeder, push_artifact};
 
-    let w = ArmWorld::start().await.expect("world");
     let t = acr_import_transfer::Transport::builder()
         .proxy_from_env(false)
         .build()
@@ -894,6 +898,18 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
     )
     .await
     .expect("push the signature");
+    (external, image, key)
+}
+
+/// A server-side mirror is followed by the images' signatures, copied from this machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_side_mirror_is_followed_by_the_signatures() {
+    use acr_import_tests::signatures::signature_verifies;
+    use acr_import_testsupport::cosign;
+
+    let w = ArmWorld::start().await.expect("world");
+    // The image outside Azure is signed with cosign; importImage copies the image only.
+    let (external, image, key) = sign_external_tool(&w).await;
     let file = w.dir().join("signed.yaml");
     let entry = format!(
         "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
@@ -951,31 +967,11 @@ fn with_target_admin(cmd: &mut tokio::process::Command) {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_imports_are_followed_by_their_signatures_client_side() {
     use acr_import_tests::signatures::signature_verifies;
-    use acr_import_testsupport::cosign::{self, CosignKey};
-    use acr_import_testsupport::seed::{Seeder, push_artifact};
+    use acr_import_testsupport::cosign;
 
     let w = ArmWorld::start().await.expect("world");
     // The image outside Azure is signed with cosign; importImage copies the image only.
-    let t = acr_import_transfer::Transport::builder()
-        .proxy_from_env(false)
-        .build()
-        .expect("transport");
-    let external = t.registry(&w.external.host()).expect("registry");
-    let image = external
-        .head_manifest("lib/tool", "1")
-        .await
-        .expect("head")
-        .and_then(|h| h.digest)
-        .expect("the seeded image");
-    let key = CosignKey::generate().expect("key");
-    let sig = cosign::signature(&key, "lib/tool", image.as_str()).expect("sign");
-    push_artifact(
-        &Seeder::new(&w.external.host()).expect("seeder"),
-        "lib/tool",
-        &sig,
-    )
-    .await
-    .expect("push the signature");
+    let (external, image, key) = sign_external_tool(&w).await;
     let src = format!("{}/lib/tool:1", w.external.host());
     let mut cmd = command(
         &w,
