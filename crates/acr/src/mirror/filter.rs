@@ -245,12 +245,13 @@ impl TagFilter {
         base && !self.exclude.iter().any(|re| re.is_match(tag))
     }
 
-    /// The selected tags, in the order given (duplicates kept once).
+    /// The selected tags, in the order given (duplicates kept once). Digest tags
+    /// ([`is_digest_tag`]) are never selected: they follow the images they name.
     pub fn select<'a>(&self, tags: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
         let mut seen = BTreeSet::new();
         let selected: Vec<&'a str> = tags
             .into_iter()
-            .filter(|t| seen.insert(*t) && self.candidate(t))
+            .filter(|t| seen.insert(*t) && !is_digest_tag(t) && self.candidate(t))
             .collect();
         let Some(n) = self.latest else {
             return selected;
@@ -268,6 +269,25 @@ impl TagFilter {
             })
             .collect()
     }
+}
+
+/// Whether `tag` names a manifest by digest: the referrers fallback tag `sha256-<hex>`, or a
+/// digest tag such as cosign's `sha256-<hex>.sig` (any `.suffix`). A mirror copies these with
+/// the image they name (unless referrers are off), never as images of their own.
+pub fn is_digest_tag(tag: &str) -> bool {
+    let Some((alg, rest)) = tag.split_once('-') else {
+        return false;
+    };
+    let hex = rest.split_once('.').map_or(rest, |(hex, _)| hex);
+    let len = match alg {
+        "sha256" => 64,
+        "sha512" => 128,
+        _ => return false,
+    };
+    hex.len() == len
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl TryFrom<TagRules> for TagFilter {
@@ -357,6 +377,35 @@ mod tests {
         trailing_dot: "1.2." => None;
         dash_only: "1.2-" => None;
         text_after: "1.2alpine" => None;
+    }
+
+    #[test]
+    fn digest_tags_are_never_selected() {
+        let hex = "a".repeat(64);
+        let sig = format!("sha256-{hex}.sig");
+        let meta = format!("sha256-{hex}.meta");
+        let fallback = format!("sha256-{hex}");
+        let short = format!("sha256-{}.sig", "a".repeat(63));
+        let tags = [
+            "1.0",
+            sig.as_str(),
+            meta.as_str(),
+            fallback.as_str(),
+            short.as_str(),
+        ];
+        for filter in [
+            TagFilter::default(),
+            TagFilter::new(TagRules {
+                include: vec!["^sha256-".into(), "^1".into()],
+                ..TagRules::default()
+            })
+            .unwrap(),
+        ] {
+            assert_eq!(filter.select(tags), ["1.0", short.as_str()], "{filter}");
+        }
+        assert!(is_digest_tag(&format!("sha512-{}.att", "0".repeat(128))));
+        assert!(!is_digest_tag(&format!("sha256-{}", "A".repeat(64))));
+        assert!(!is_digest_tag("latest"));
     }
 
     #[test]

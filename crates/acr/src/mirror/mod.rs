@@ -45,7 +45,7 @@ mod schedule;
 mod shard;
 
 pub use file::{EntryOptions, ImageEntry, MirrorEntry, MirrorFile, RepositoryEntry};
-pub use filter::{TagFilter, TagRules, VersionRange, parse_version};
+pub use filter::{TagFilter, TagRules, VersionRange, is_digest_tag, parse_version};
 pub use report::{
     CopySummary, EntryKind, EntryReport, MirrorReport, TagAction, TagReport, TagResult,
 };
