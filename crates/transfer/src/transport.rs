@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioExecutor;
+use tokio::sync::Semaphore;
 use url::Url;
 
 use crate::body::read_capped;
@@ -57,6 +58,7 @@ pub struct TransportBuilder {
     proxy_from_env: bool,
     proxy: Option<String>,
     max_idle_per_host: usize,
+    max_requests_per_host: usize,
     user_agent: String,
 }
 
@@ -74,6 +76,7 @@ impl Default for TransportBuilder {
             proxy_from_env: true,
             proxy: None,
             max_idle_per_host: 32,
+            max_requests_per_host: 16,
             user_agent: format!("acr-import/{}", env!("CARGO_PKG_VERSION")),
         }
     }
@@ -161,6 +164,14 @@ impl TransportBuilder {
         self
     }
 
+    /// Requests awaiting their answer at once to one `host:port` (at least 1); more wait
+    /// their turn. With the copy engine's blob streams (`CopyOptions::jobs`, 8 by default)
+    /// this bounds the connections a batch opens to a registry. Default: 16.
+    pub fn max_requests_per_host(mut self, n: usize) -> Self {
+        self.max_requests_per_host = n.max(1);
+        self
+    }
+
     /// Builds the transport; fails on an unreadable CA file given with
     /// [`Self::ca_file`]. The platform's roots (and `SSL_CERT_FILE`) load on the first TLS
     /// connection; a broken `SSL_CERT_FILE` fails that connection, naming the file.
@@ -214,6 +225,8 @@ impl TransportBuilder {
                 stats: Mutex::new(BTreeMap::new()),
                 answered: Mutex::new(HashSet::new()),
                 last_retried: Mutex::new(None),
+                in_flight: Mutex::new(HashMap::new()),
+                max_requests_per_host: self.max_requests_per_host,
             }),
         })
     }
@@ -269,6 +282,9 @@ pub(crate) struct Inner {
     /// The last failure that was retried, for an error that ends the retrying from outside
     /// (a deadline).
     last_retried: Mutex<Option<String>>,
+    /// Each `host:port`'s turns for requests in flight.
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    max_requests_per_host: usize,
 }
 
 /// A request body that can or cannot be sent twice.
@@ -486,6 +502,33 @@ impl Transport {
         }
     }
 
+    /// One request, until its response's headers (or the idle timeout): at most
+    /// [`TransportBuilder::max_requests_per_host`] at once to one `host:port`. A response
+    /// body read after it (a blob streaming) is not counted here: the copy engine bounds those.
+    async fn round_trip(
+        &self,
+        url: &Url,
+        request: http::Request<RequestBody>,
+    ) -> Result<
+        Result<Response<Incoming>, hyper_util::client::legacy::Error>,
+        tokio::time::error::Elapsed,
+    > {
+        let gate = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(host_port(url))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.max_requests_per_host)))
+            .clone();
+        let started = tokio::time::Instant::now();
+        // The semaphore is never closed, so acquiring fails never; the wait counts against
+        // the idle timeout like the request itself.
+        let _permit = tokio::time::timeout(self.inner.idle_timeout, gate.acquire_owned()).await?;
+        let left = self.inner.idle_timeout.saturating_sub(started.elapsed());
+        tokio::time::timeout(left, self.inner.client.request(request)).await
+    }
+
     /// Sends one logical request: attaches credentials for the registry's own origin only,
     /// answers one `401` challenge, retries what is safe to retry, follows redirects when
     /// asked. Returns the final response whatever its status.
@@ -518,9 +561,7 @@ impl Transport {
             let can_retry =
                 req.idempotent && req.body.replayable() && retries < self.inner.retry.max_retries;
             let started = Instant::now();
-            let sent =
-                tokio::time::timeout(self.inner.idle_timeout, self.inner.client.request(request))
-                    .await;
+            let sent = self.round_trip(&url, request).await;
             let shown = redact_url(&url);
             let response = match sent {
                 Ok(Ok(r)) => r,
