@@ -81,3 +81,76 @@ impl AsRef<str> for Tag {
         &self.0
     }
 }
+
+/// What names a manifest in a repository: a [`Tag`] or a [`Digest`](crate::Digest).
+///
+/// ```
+/// use acr_import_reference::TagOrDigest;
+///
+/// let tag: TagOrDigest = "1.25-alpine".parse()?;
+/// assert!(matches!(tag, TagOrDigest::Tag(_)));
+/// let pinned: TagOrDigest =
+///     "sha256:0000000000000000000000000000000000000000000000000000000000000001".parse()?;
+/// assert!(pinned.digest().is_some());
+/// assert!("not a tag!".parse::<TagOrDigest>().is_err());
+/// # Ok::<(), acr_import_reference::ReferenceError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TagOrDigest {
+    /// By tag.
+    Tag(Tag),
+    /// By digest.
+    Digest(crate::Digest),
+}
+
+impl TagOrDigest {
+    /// The digest, when it names one.
+    pub fn digest(&self) -> Option<&crate::Digest> {
+        match self {
+            TagOrDigest::Digest(d) => Some(d),
+            TagOrDigest::Tag(_) => None,
+        }
+    }
+
+    /// The tag, when it names one.
+    pub fn tag(&self) -> Option<&Tag> {
+        match self {
+            TagOrDigest::Tag(t) => Some(t),
+            TagOrDigest::Digest(_) => None,
+        }
+    }
+}
+
+impl FromStr for TagOrDigest {
+    type Err = ReferenceError;
+
+    /// A digest when it has an `algorithm:`, a tag otherwise (tags have no `:`).
+    fn from_str(s: &str) -> Result<Self, ReferenceError> {
+        if s.contains(':') {
+            s.parse().map(TagOrDigest::Digest)
+        } else {
+            s.parse().map(TagOrDigest::Tag)
+        }
+    }
+}
+
+impl fmt::Display for TagOrDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TagOrDigest::Tag(t) => t.fmt(f),
+            TagOrDigest::Digest(d) => d.fmt(f),
+        }
+    }
+}
+
+impl From<Tag> for TagOrDigest {
+    fn from(t: Tag) -> Self {
+        TagOrDigest::Tag(t)
+    }
+}
+
+impl From<crate::Digest> for TagOrDigest {
+    fn from(d: crate::Digest) -> Self {
+        TagOrDigest::Digest(d)
+    }
+}

@@ -520,17 +520,23 @@ pub(super) async fn perform(
             }
         }
     }
+    let invalid = |e: acr_import_reference::ReferenceError| fail("InvalidParameter", e.to_string());
     let source = Source {
         endpoint: Endpoint::registry(src_reg, repo.clone()),
-        reference: reference.clone(),
+        reference: reference.parse().map_err(invalid)?,
     };
-    let targets: Vec<Target> = targets
-        .into_iter()
-        .map(|(r, tag)| Target {
+    let mut endpoints = Vec::new();
+    for (r, tag) in targets {
+        endpoints.push(Target {
             endpoint: Endpoint::registry(dst_reg.clone(), r),
-            tag,
-        })
-        .collect();
+            tag: tag
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(invalid)?,
+        });
+    }
+    let targets = endpoints;
     let copier = Copier::new(CopyOptions {
         force: true,
         referrers: false,

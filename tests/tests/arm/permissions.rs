@@ -316,11 +316,11 @@ async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<
         .copy(
             &Source {
                 endpoint: Endpoint::registry(src, "app"),
-                reference: "v1".into(),
+                reference: "v1".parse().unwrap(),
             },
             &[Target {
                 endpoint: Endpoint::registry(dst, repo),
-                tag: Some("v1".into()),
+                tag: Some("v1".parse().unwrap()),
             }],
         )
         .await

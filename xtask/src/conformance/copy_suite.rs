@@ -535,11 +535,11 @@ impl Ctx<'_> {
             .copy(
                 &Source {
                     endpoint: from.endpoint(),
-                    reference: TAG.to_owned(),
+                    reference: TAG.parse()?,
                 },
                 &[Target {
                     endpoint: to.endpoint(),
-                    tag: Some(TAG.to_owned()),
+                    tag: Some(TAG.parse()?),
                 }],
             )
             .await

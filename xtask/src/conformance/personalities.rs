@@ -257,15 +257,18 @@ async fn copy_out(
     to: &Registry,
     to_repo: &str,
 ) -> Result<acr_import_transfer::CopyReport, TransferError> {
+    let tag: acr_import_reference::Tag = tag
+        .parse()
+        .map_err(|e| TransferError::Config(format!("the tag `{tag}`: {e}")))?;
     Copier::new(CopyOptions::default())
         .copy(
             &Source {
                 endpoint: Endpoint::registry(from.clone(), repo),
-                reference: tag.to_owned(),
+                reference: tag.clone().into(),
             },
             &[Target {
                 endpoint: Endpoint::registry(to.clone(), to_repo),
-                tag: Some(tag.to_owned()),
+                tag: Some(tag),
             }],
         )
         .await

@@ -86,6 +86,13 @@ impl ClientPlan {
         &self,
         transport: &Transport,
     ) -> Result<(Source, Vec<Target>), acr_import_transfer::TransferError> {
+        let typed = |reference: &str| {
+            reference.parse().map_err(|e| {
+                acr_import_transfer::TransferError::Config(format!(
+                    "the source reference `{reference}`: {e}"
+                ))
+            })
+        };
         let source = match &self.source {
             SourceSpec::Registry {
                 host,
@@ -93,11 +100,11 @@ impl ClientPlan {
                 reference,
             } => Source {
                 endpoint: Endpoint::registry(transport.registry(host)?, repository.clone()),
-                reference: reference.clone(),
+                reference: typed(reference)?,
             },
             SourceSpec::Layout { path, reference } => Source {
                 endpoint: Endpoint::Layout(OciLayout::open(path)?),
-                reference: reference.clone(),
+                reference: typed(reference)?,
             },
         };
         let mut targets = Vec::new();
@@ -106,10 +113,10 @@ impl ClientPlan {
                 TargetSpec::Registry(h) => Endpoint::registry(transport.registry(h)?, repo.clone()),
                 TargetSpec::Layout(path) => Endpoint::Layout(OciLayout::create(path)?),
             };
-            targets.push(Target {
-                endpoint,
-                tag: tag.clone(),
-            });
+            let tag = tag.as_deref().map(str::parse).transpose().map_err(|e| {
+                acr_import_transfer::TransferError::Config(format!("the target tag: {e}"))
+            })?;
+            targets.push(Target { endpoint, tag });
         }
         Ok((source, targets))
     }

@@ -1,7 +1,7 @@
 //! Where a copy reads and writes: a registry repository or an OCI layout, and the source
 //! and targets of one copy.
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Tag, TagOrDigest};
 
 use crate::layout::OciLayout;
 use crate::manifest::{Descriptor, Manifest};
@@ -254,7 +254,7 @@ pub struct Source {
     /// Where.
     pub endpoint: Endpoint,
     /// A tag or a digest.
-    pub reference: String,
+    pub reference: TagOrDigest,
 }
 
 /// What to copy to: an endpoint and a tag, or no tag (pushed by digest only).
@@ -263,7 +263,7 @@ pub struct Target {
     /// Where.
     pub endpoint: Endpoint,
     /// The tag to set, or `None` for an untagged copy.
-    pub tag: Option<String>,
+    pub tag: Option<Tag>,
 }
 
 impl Target {

@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, TagOrDigest};
 
 pub use endpoint::{Endpoint, Source, Target};
 use followers::Followers;
@@ -186,7 +186,7 @@ impl Copier {
             .endpoint
             .reading_through(Reads::new(self.shared.manifests.clone(), pulls.clone()));
         let result = self
-            .copy_from(&src, &source.reference, targets, &mut report)
+            .copy_from(&src, &source.reference.to_string(), targets, &mut report)
             .await;
         report.source_pulls = pulls.load(Ordering::Relaxed);
         result?;
@@ -310,10 +310,9 @@ impl Copier {
     }
 
     fn new_report(&self, source: &Source) -> CopyReport {
-        let separator = if source.reference.contains(':') {
-            "@"
-        } else {
-            ":"
+        let separator = match source.reference {
+            TagOrDigest::Digest(_) => "@",
+            TagOrDigest::Tag(_) => ":",
         };
         CopyReport {
             source: format!(

@@ -110,7 +110,7 @@ impl Copier {
                 stored.push(&t.endpoint);
             }
             if !self.options.dry_run && (b.as_ref() != Some(&top.digest) || first_on_deferred) {
-                t.endpoint.put_tagged(tag, top).await?;
+                t.endpoint.put_tagged(tag.as_str(), top).await?;
                 if first_on_deferred {
                     self.emit(Progress::ManifestPushed {
                         digest: top.digest.to_string(),

@@ -101,7 +101,7 @@ impl Copier {
             self.source_top(src, reference),
             futures_util::future::try_join_all(targets.iter().map(|t| async move {
                 match &t.tag {
-                    Some(tag) => t.endpoint.resolve(tag).await.map(Some),
+                    Some(tag) => t.endpoint.resolve(tag.as_str()).await.map(Some),
                     None => Ok(None),
                 }
             }))

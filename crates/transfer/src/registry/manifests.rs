@@ -1,7 +1,7 @@
 //! Manifests: fetched as exact bytes and checked, looked up with `HEAD`, pushed, deleted.
 
 use acr_import_auth::{Scope, ScopeSet};
-use acr_import_reference::{Digest, Tag};
+use acr_import_reference::{Digest, TagOrDigest};
 use http::{HeaderValue, Method, StatusCode, header};
 
 use super::{ManifestHead, PushedManifest, Registry, content_length, header_str};
@@ -131,15 +131,15 @@ impl Registry {
             ManifestContent::parse(&bytes).map_err(|e| TransferError::manifest(ctx.clone(), e))?;
         let media_type = resolve_media_type(&ctx, &content_type, &content)?;
         let algorithm = match &wanted {
-            ManifestRef::Digest(d) => d.algorithm(),
-            ManifestRef::Tag(_) => announced
+            TagOrDigest::Digest(d) => d.algorithm(),
+            TagOrDigest::Tag(_) => announced
                 .as_deref()
                 .and_then(|a| a.parse::<Digest>().ok())
                 .map(|d| d.algorithm())
                 .unwrap_or(acr_import_reference::DigestAlgorithm::Sha256),
         };
         let digest = digest_of(algorithm, &bytes);
-        if let ManifestRef::Digest(d) = &wanted
+        if let TagOrDigest::Digest(d) = &wanted
             && *d != digest
         {
             return Err(TransferError::DigestMismatch {
@@ -225,7 +225,7 @@ impl Registry {
         manifest: &Manifest,
     ) -> Result<PushedManifest, TransferError> {
         let ctx = self.ctx(Operation::PutManifest, Some(repository), Some(reference));
-        if let ManifestRef::Digest(d) = parse_manifest_reference(&ctx, reference)?
+        if let TagOrDigest::Digest(d) = parse_manifest_reference(&ctx, reference)?
             && d != manifest.digest
         {
             return Err(TransferError::DigestMismatch {
@@ -298,24 +298,15 @@ impl Registry {
     }
 }
 
-enum ManifestRef {
-    Tag(#[allow(dead_code)] Tag),
-    Digest(Digest),
-}
-
 fn parse_manifest_reference(
     ctx: &RequestContext,
     reference: &str,
-) -> Result<ManifestRef, TransferError> {
+) -> Result<TagOrDigest, TransferError> {
     let invalid = |e: acr_import_reference::ReferenceError| TransferError::Protocol {
         context: ctx.clone(),
         reason: format!("`{reference}` is neither a tag nor a digest: {e}"),
     };
-    if reference.contains(':') {
-        reference.parse().map(ManifestRef::Digest).map_err(invalid)
-    } else {
-        reference.parse().map(ManifestRef::Tag).map_err(invalid)
-    }
+    reference.parse().map_err(invalid)
 }
 
 /// The media type to push a manifest with: the `Content-Type` it was served with, which must

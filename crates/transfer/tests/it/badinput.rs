@@ -52,11 +52,11 @@ impl Bench {
             .copy(
                 &Source {
                     endpoint: Endpoint::registry(self.src.clone(), repo),
-                    reference: reference.into(),
+                    reference: reference.parse().unwrap(),
                 },
                 &[Target {
                     endpoint: Endpoint::registry(self.dst.clone(), "out"),
-                    tag: Some("t".into()),
+                    tag: Some("t".parse().unwrap()),
                 }],
             )
             .await

@@ -14,14 +14,14 @@ use crate::{data, sha256, transport};
 fn target(reg: &acr_import_transfer::Registry, repo: &str, tag: Option<&str>) -> Target {
     Target {
         endpoint: Endpoint::registry(reg.clone(), repo),
-        tag: tag.map(str::to_owned),
+        tag: tag.map(|t| t.parse().unwrap()),
     }
 }
 
 fn source(reg: &acr_import_transfer::Registry, repo: &str, reference: &str) -> Source {
     Source {
         endpoint: Endpoint::registry(reg.clone(), repo),
-        reference: reference.to_owned(),
+        reference: reference.parse().unwrap(),
     }
 }
 
@@ -816,7 +816,7 @@ async fn through_an_oci_layout_and_back() {
     let copier = Copier::new(CopyOptions::default());
     let out = Target {
         endpoint: Endpoint::Layout(layout.clone()),
-        tag: Some("v1".into()),
+        tag: Some("v1".parse().unwrap()),
     };
     copier
         .copy(&source(&src, "app", "v1"), &[out])
@@ -834,7 +834,7 @@ async fn through_an_oci_layout_and_back() {
             &source(&src, "app", "v1"),
             &[Target {
                 endpoint: Endpoint::Layout(layout.clone()),
-                tag: Some("v1".into()),
+                tag: Some("v1".parse().unwrap()),
             }],
         )
         .await
@@ -843,7 +843,7 @@ async fn through_an_oci_layout_and_back() {
     // The air-gapped side: layout → another registry.
     let back = Source {
         endpoint: Endpoint::Layout(layout.clone()),
-        reference: "v1".into(),
+        reference: "v1".parse().unwrap(),
     };
     let r = copier
         .copy(&back, &[target(&dst, "imported/app", Some("v1"))])

@@ -104,11 +104,11 @@ fn generated_graphs_copy_exactly() {
                     .copy(
                         &Source {
                             endpoint: Endpoint::registry(src.clone(), &repo),
-                            reference: "v1".into(),
+                            reference: "v1".parse().unwrap(),
                         },
                         &[Target {
                             endpoint: Endpoint::registry(dst.clone(), &repo),
-                            tag: Some("v1".into()),
+                            tag: Some("v1".parse().unwrap()),
                         }],
                     )
                     .await

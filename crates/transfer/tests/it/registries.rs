@@ -119,11 +119,11 @@ async fn copy(
         .copy(
             &Source {
                 endpoint: Endpoint::registry(from.clone(), repo),
-                reference: tag.to_owned(),
+                reference: tag.parse().unwrap(),
             },
             &[Target {
                 endpoint: Endpoint::registry(to.clone(), repo),
-                tag: Some(tag.to_owned()),
+                tag: Some(tag.parse().unwrap()),
             }],
         )
         .await
@@ -460,11 +460,11 @@ async fn ecr_basic_auth_no_mount_no_digest_header_and_s3_redirects() {
         .copy(
             &Source {
                 endpoint: Endpoint::registry(reg.clone(), "team/app"),
-                reference: "v1".into(),
+                reference: "v1".parse().unwrap(),
             },
             &[Target {
                 endpoint: Endpoint::registry(reg.clone(), "team/copy"),
-                tag: Some("v1".into()),
+                tag: Some("v1".parse().unwrap()),
             }],
         )
         .await

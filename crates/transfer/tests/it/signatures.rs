@@ -21,14 +21,14 @@ use crate::transport;
 fn at(reg: &Registry, repo: &str, reference: &str) -> Source {
     Source {
         endpoint: Endpoint::registry(reg.clone(), repo),
-        reference: reference.to_owned(),
+        reference: reference.parse().unwrap(),
     }
 }
 
 fn to(reg: &Registry, repo: &str, tag: Option<&str>) -> Target {
     Target {
         endpoint: Endpoint::registry(reg.clone(), repo),
-        tag: tag.map(str::to_owned),
+        tag: tag.map(|t| t.parse().unwrap()),
     }
 }
 
@@ -558,7 +558,7 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
             &at(&src, "app", "v1"),
             &[Target {
                 endpoint: Endpoint::Layout(layout.clone()),
-                tag: Some("v1".into()),
+                tag: Some("v1".parse().unwrap()),
             }],
         )
         .await
@@ -593,7 +593,7 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
     // The other side of the air gap.
     let back = Source {
         endpoint: Endpoint::Layout(layout.clone()),
-        reference: "v1".into(),
+        reference: "v1".parse().unwrap(),
     };
     let r = copier
         .copy(&back, &[to(&dst, "imported/app", Some("v1"))])
@@ -635,7 +635,7 @@ async fn a_layout_in_regctl_format_imports_with_all_its_referrers() {
         .copy(
             &Source {
                 endpoint: Endpoint::Layout(OciLayout::open(&root).unwrap()),
-                reference: written.tag.clone(),
+                reference: written.tag.parse().unwrap(),
             },
             &[to(&dst, "app", Some("v1"))],
         )

@@ -94,11 +94,11 @@ async fn thirty_imports_through_faults_are_exact() {
                 .copy(
                     &Source {
                         endpoint: Endpoint::registry(src.clone(), repo.clone()),
-                        reference: "v1".into(),
+                        reference: "v1".parse().unwrap(),
                     },
                     &[Target {
                         endpoint: Endpoint::registry(dst.clone(), target_repo.clone()),
-                        tag: Some("v1".into()),
+                        tag: Some("v1".parse().unwrap()),
                     }],
                 )
                 .await

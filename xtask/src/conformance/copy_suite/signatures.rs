@@ -61,11 +61,12 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
     let top: Digest = s.top.digest.parse()?;
     let src = |reference: &str| Source {
         endpoint: Endpoint::registry(ctx.src.clone(), repo.clone()),
-        reference: reference.to_owned(),
+        // The callers below name tags and digests of their own making.
+        reference: reference.parse().expect("a tag or a digest"),
     };
     let to = |tag: Option<&str>| Target {
         endpoint: Endpoint::registry(ctx.dst.clone(), target.clone()),
-        tag: tag.map(str::to_owned),
+        tag: tag.map(|t| t.parse().expect("a tag")),
     };
     let copy = |options: CopyOptions, source: Source, t: Target| async move {
         Copier::new(options)
@@ -205,11 +206,11 @@ async fn platform_rewrite(
         .copy(
             &Source {
                 endpoint: Endpoint::registry(ctx.src.clone(), repo),
-                reference: "v1".into(),
+                reference: "v1".parse()?,
             },
             &[Target {
                 endpoint: Endpoint::registry(ctx.dst.clone(), target),
-                tag: Some("v1".into()),
+                tag: Some("v1".parse()?),
             }],
         )
         .await
@@ -260,11 +261,11 @@ async fn regctl_layout(ctx: &Ctx<'_>, target: &str) -> anyhow::Result<String> {
         .copy(
             &Source {
                 endpoint: Endpoint::Layout(OciLayout::open(&root)?),
-                reference: written.tag.clone(),
+                reference: written.tag.parse()?,
             },
             &[Target {
                 endpoint: Endpoint::registry(ctx.dst.clone(), target),
-                tag: Some(written.tag.clone()),
+                tag: Some(written.tag.parse()?),
             }],
         )
         .await
