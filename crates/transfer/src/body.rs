@@ -293,25 +293,43 @@ impl BlobState {
     }
 
     fn finish(&mut self) -> Result<(), TransferError> {
-        if let Some(expected) = self.expected_size
-            && self.received != expected
-        {
-            return Err(TransferError::SizeMismatch {
-                what: self.what(),
-                expected,
-                actual: self.received,
+        check_received(
+            &self.what(),
+            self.expected_size,
+            self.received,
+            self.hasher.take(),
+            &self.digest,
+        )
+    }
+}
+
+/// The end of a blob read: `received` bytes must be the `expected` size (when known), and
+/// the running `hasher`'s digest (when one ran) must be `digest`.
+pub(crate) fn check_received(
+    what: &str,
+    expected: Option<u64>,
+    received: u64,
+    hasher: Option<Hasher>,
+    digest: &Digest,
+) -> Result<(), TransferError> {
+    if let Some(expected) = expected
+        && received != expected
+    {
+        return Err(TransferError::SizeMismatch {
+            what: what.to_owned(),
+            expected,
+            actual: received,
+        });
+    }
+    if let Some(h) = hasher {
+        let actual = h.finish();
+        if actual != *digest {
+            return Err(TransferError::DigestMismatch {
+                what: what.to_owned(),
+                expected: digest.to_string(),
+                actual: actual.to_string(),
             });
         }
-        if let Some(h) = self.hasher.take() {
-            let actual = h.finish();
-            if actual != self.digest {
-                return Err(TransferError::DigestMismatch {
-                    what: self.what(),
-                    expected: self.digest.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-        }
-        Ok(())
     }
+    Ok(())
 }

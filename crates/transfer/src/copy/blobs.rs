@@ -140,20 +140,32 @@ impl Copier {
                         .unwrap_or_else(|p| p.into_inner())
                         .take()
                         .unwrap_or(e);
-                    if !blob_retryable(&e) || attempt >= 3 {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                    entry.retries += 1;
-                    self.emit(Progress::BlobRetried {
-                        digest: entry.digest.clone(),
-                        error: e.to_string(),
-                    });
+                    self.retry_blob(e, &mut attempt, entry)?;
                 }
             }
         }
         entry.action = BlobAction::Copied;
         Ok(true)
+    }
+
+    /// After a failed blob transfer: the error back when it is not worth another attempt (or
+    /// 3 retries are spent); otherwise counts and reports the retry.
+    fn retry_blob(
+        &self,
+        e: TransferError,
+        attempt: &mut u32,
+        entry: &mut BlobEntry,
+    ) -> Result<(), TransferError> {
+        if !blob_retryable(&e) || *attempt >= 3 {
+            return Err(e);
+        }
+        *attempt += 1;
+        entry.retries += 1;
+        self.emit(Progress::BlobRetried {
+            digest: entry.digest.clone(),
+            error: e.to_string(),
+        });
+        Ok(())
     }
 
     /// A blob into a registry repository: skipped when this run put it there, mounted when
@@ -234,15 +246,7 @@ impl Copier {
                     if matches!(e.status(), Some(429 | 503)) {
                         admission.limiter.back_off();
                     }
-                    if !blob_retryable(&e) || attempt >= 3 {
-                        return Err(e);
-                    }
-                    attempt += 1;
-                    entry.retries += 1;
-                    self.emit(Progress::BlobRetried {
-                        digest: entry.digest.clone(),
-                        error: e.to_string(),
-                    });
+                    self.retry_blob(e, &mut attempt, entry)?;
                 }
             }
         }

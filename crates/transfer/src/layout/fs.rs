@@ -290,26 +290,13 @@ impl ReadState {
     }
 
     pub(super) fn finish(&mut self) -> Result<(), TransferError> {
-        if let Some(expected) = self.expected
-            && self.received != expected
-        {
-            return Err(TransferError::SizeMismatch {
-                what: self.what.clone(),
-                expected,
-                actual: self.received,
-            });
-        }
-        if let Some(h) = self.hasher.take() {
-            let actual = h.finish();
-            if actual != self.digest {
-                return Err(TransferError::DigestMismatch {
-                    what: self.what.clone(),
-                    expected: self.digest.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-        }
-        Ok(())
+        crate::body::check_received(
+            &self.what,
+            self.expected,
+            self.received,
+            self.hasher.take(),
+            &self.digest,
+        )
     }
 }
 
