@@ -441,5 +441,11 @@ async fn lock_or_yield<T>(cell: &BlobCell<T>, turn: &mut Turn) -> tokio::sync::O
 /// A blob transfer worth another attempt: transient trouble, or content the target found not
 /// to match its digest (corrupted on the way).
 fn blob_retryable(e: &TransferError) -> bool {
-    e.is_retryable() || e.details().and_then(|d| d.code()) == Some("DIGEST_INVALID")
+    // A refused upload is sent again from a fresh read: the content was damaged on the way
+    // (DIGEST_INVALID, SIZE_INVALID), or the refusal itself arrived damaged (a 400 whose
+    // error body cannot be read). At most 3 times, like any retry of a blob.
+    let code = e.details().and_then(|d| d.code());
+    e.is_retryable()
+        || matches!(code, Some("DIGEST_INVALID" | "SIZE_INVALID"))
+        || (e.status() == Some(400) && code.is_none())
 }
