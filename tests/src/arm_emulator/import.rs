@@ -34,27 +34,37 @@ fn invalid(message: impl Into<String>) -> Reply {
     error(StatusCode::BAD_REQUEST, "InvalidRequestContent", message)
 }
 
+/// ARM's refusal of a member the type does not have.
+fn only_members(
+    obj: &serde_json::Map<String, Value>,
+    allowed: &[&str],
+    type_name: &str,
+) -> Result<(), Reply> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(invalid(format!(
+            "Could not find member '{k}' on object of type '{type_name}'."
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn parse_body(value: &Value) -> Result<ImportBody, Reply> {
     let Some(obj) = value.as_object() else {
         return Err(invalid("The request content is not a JSON object."));
     };
-    for k in obj.keys() {
-        if !["source", "targetTags", "untaggedTargetRepositories", "mode"].contains(&k.as_str()) {
-            return Err(invalid(format!(
-                "Could not find member '{k}' on object of type 'ImportImageParameters'."
-            )));
-        }
-    }
+    only_members(
+        obj,
+        &["source", "targetTags", "untaggedTargetRepositories", "mode"],
+        "ImportImageParameters",
+    )?;
     let Some(source) = obj.get("source").and_then(Value::as_object) else {
         return Err(invalid("The 'source' field is required."));
     };
-    for k in source.keys() {
-        if !["sourceImage", "resourceId", "registryUri", "credentials"].contains(&k.as_str()) {
-            return Err(invalid(format!(
-                "Could not find member '{k}' on object of type 'ImportSource'."
-            )));
-        }
-    }
+    only_members(
+        source,
+        &["sourceImage", "resourceId", "registryUri", "credentials"],
+        "ImportSource",
+    )?;
     let Some(source_image) = source.get("sourceImage").and_then(Value::as_str) else {
         return Err(invalid("The 'source.sourceImage' field is required."));
     };
