@@ -256,9 +256,9 @@ pub struct RepoArgs {
     /// The registry: an ACR name, a login server or any host[:port].
     #[arg(long, short = 'n')]
     pub name: String,
-    /// The repository.
+    /// The repository (checked as it is read: lowercase path components).
     #[arg(long)]
-    pub repository: String,
+    pub repository: acr_import_reference::Repository,
     /// Most results.
     #[arg(long)]
     pub top: Option<usize>,

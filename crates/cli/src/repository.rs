@@ -61,13 +61,13 @@ struct ManifestRow {
 /// with `detail` what its manifest and config say.
 async fn oci_rows(
     reg: &acr_import_transfer::Registry,
-    repository: &str,
+    repository: &acr_import_reference::Repository,
     detail: bool,
 ) -> Result<Vec<ManifestRow>, Failure> {
     let tags = reg.list_tags(repository, Some(100)).await?;
     let mut rows: Vec<ManifestRow> = Vec::new();
     for tag in tags {
-        let m = reg.get_manifest(repository, &tag).await?;
+        let m = reg.get_manifest(repository, &typed_tag(&tag)?).await?;
         let digest = m.digest.to_string();
         if let Some(row) = rows.iter_mut().find(|r| r.digest == digest) {
             row.tags.push(tag);
@@ -113,6 +113,17 @@ async fn oci_rows(
     Ok(rows)
 }
 
+/// A tag the registry listed, as the transport reads it by.
+fn typed_tag(tag: &str) -> Result<acr_import_reference::TagOrDigest, Failure> {
+    let tag: acr_import_reference::Tag = tag.parse().map_err(|e| {
+        Failure::new(
+            crate::exit::FAILED,
+            format!("the registry listed `{tag}`, which is not a tag: {e}"),
+        )
+    })?;
+    Ok(tag.into())
+}
+
 async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure> {
     let RepoArgs {
         name,
@@ -131,7 +142,7 @@ async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure>
     // An ACR answers through its metadata API (tags, timestamps, sizes); any other registry
     // through the OCI API below.
     if let Some(entries) =
-        acr_import_acr::metadata::list_manifests(&reg, &repository, order, top).await?
+        acr_import_acr::metadata::list_manifests(&reg, repository.as_str(), order, top).await?
     {
         let format = g.output.unwrap_or(OutputFormat::Json);
         if a.detail {

@@ -89,6 +89,7 @@ impl AsRef<str> for Tag {
 ///
 /// let tag: TagOrDigest = "1.25-alpine".parse()?;
 /// assert!(matches!(tag, TagOrDigest::Tag(_)));
+/// assert_eq!(tag.as_str(), "1.25-alpine");
 /// let pinned: TagOrDigest =
 ///     "sha256:0000000000000000000000000000000000000000000000000000000000000001".parse()?;
 /// assert!(pinned.digest().is_some());
@@ -117,6 +118,14 @@ impl TagOrDigest {
         match self {
             TagOrDigest::Tag(t) => Some(t),
             TagOrDigest::Digest(_) => None,
+        }
+    }
+
+    /// The tag or digest as written (what goes into a `/manifests/<reference>` URL).
+    pub fn as_str(&self) -> &str {
+        match self {
+            TagOrDigest::Tag(t) => t.as_str(),
+            TagOrDigest::Digest(d) => d.as_str(),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_reference::{Digest, DigestAlgorithm, Repository};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use http_body_util::BodyExt;
@@ -192,7 +192,7 @@ impl Stream for BlobStream {
 
 pub(crate) struct BlobState {
     pub registry: Registry,
-    pub repository: String,
+    pub repository: Repository,
     pub digest: Digest,
     pub expected_size: Option<u64>,
     pub body: Incoming,

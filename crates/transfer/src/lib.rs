@@ -14,13 +14,21 @@
 //! host. Manifests are returned and pushed as exact bytes; blobs stream with their size
 //! checked and, when asked, a running digest (a target registry checks every digest itself).
 //!
+//! Repositories, tags and digests are the validated types of `acr-import-reference`
+//! ([`Repository`](acr_import_reference::Repository),
+//! [`TagOrDigest`](acr_import_reference::TagOrDigest),
+//! [`Digest`](acr_import_reference::Digest)): a name is checked once, where it is read, and
+//! a call cannot mix up a repository with a tag.
+//!
 //! ```no_run
+//! use acr_import_reference::{Repository, Tag};
 //! use acr_import_transfer::Transport;
 //!
-//! # async fn run() -> Result<(), acr_import_transfer::TransferError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let transport = Transport::builder().build()?;
 //! let hub = transport.registry("docker.io")?;
-//! let manifest = hub.get_manifest("library/hello-world", "latest").await?;
+//! let repository: Repository = "library/hello-world".parse()?;
+//! let manifest = hub.get_manifest(&repository, &Tag::latest().into()).await?;
 //! println!("{} {}", manifest.media_type, manifest.digest);
 //! # Ok(()) }
 //! ```

@@ -93,13 +93,23 @@ impl ClientPlan {
                 ))
             })
         };
+        let repository = |side: &str, repository: &str| {
+            repository.parse().map_err(|e| {
+                acr_import_transfer::TransferError::Config(format!(
+                    "the {side} repository `{repository}`: {e}"
+                ))
+            })
+        };
         let source = match &self.source {
             SourceSpec::Registry {
                 host,
-                repository,
+                repository: repo,
                 reference,
             } => Source {
-                endpoint: Endpoint::registry(transport.registry(host)?, repository.clone()),
+                endpoint: Endpoint::registry(
+                    transport.registry(host)?,
+                    repository("source", repo)?,
+                ),
                 reference: typed(reference)?,
             },
             SourceSpec::Layout { path, reference } => Source {
@@ -110,7 +120,9 @@ impl ClientPlan {
         let mut targets = Vec::new();
         for (repo, tag) in &self.images {
             let endpoint = match &self.target {
-                TargetSpec::Registry(h) => Endpoint::registry(transport.registry(h)?, repo.clone()),
+                TargetSpec::Registry(h) => {
+                    Endpoint::registry(transport.registry(h)?, repository("target", repo)?)
+                }
                 TargetSpec::Layout(path) => Endpoint::Layout(OciLayout::create(path)?),
             };
             let tag = tag.as_deref().map(str::parse).transpose().map_err(|e| {

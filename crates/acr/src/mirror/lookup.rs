@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use acr_import_transfer::{ManifestHead, Registry, TransferError};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -67,7 +67,7 @@ impl Lookups {
     ) -> Result<Vec<String>, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
-        registry.list_tags(repository, None).await
+        registry.list_tags(&typed(repository)?, None).await
     }
 
     /// The manifest `reference` names, `None` when there is none.
@@ -79,7 +79,9 @@ impl Lookups {
     ) -> Result<Option<ManifestHead>, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
-        registry.head_manifest(repository, reference).await
+        registry
+            .head_manifest(&typed(repository)?, &typed(reference)?)
+            .await
     }
 
     /// Every tag of `repository` with its digest, when the registry lists them in one request
@@ -160,7 +162,9 @@ impl Lookups {
     ) -> Result<bool, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
-        let found = registry.referrers(repository, digest, None).await?;
+        let found = registry
+            .referrers(&typed::<Repository>(repository)?, digest, None)
+            .await?;
         Ok(!found.descriptors.is_empty())
     }
 
@@ -177,4 +181,14 @@ impl Lookups {
             other => other,
         }
     }
+}
+
+/// A repository or manifest reference of the mirror plan (text from the mirror file, the
+/// command line or a tag listing), as the transport takes it.
+fn typed<T>(text: &str) -> Result<T, TransferError>
+where
+    T: std::str::FromStr<Err = acr_import_reference::ReferenceError>,
+{
+    text.parse()
+        .map_err(|e| TransferError::Config(format!("`{text}`: {e}")))
 }

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
@@ -180,7 +180,7 @@ impl Copier {
         src: &Endpoint,
         desc: &Descriptor,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
         mut turn: Turn,
         entry: &mut BlobEntry,
     ) -> Result<bool, TransferError> {
@@ -216,7 +216,7 @@ impl Copier {
                     Some(r) => r,
                     None => {
                         uploading = Some(held);
-                        repository.to_owned()
+                        repository.clone()
                     }
                 }
             }
@@ -235,7 +235,7 @@ impl Copier {
                     admission.limiter.succeeded();
                     entry.action = action;
                     if action == BlobAction::Mounted {
-                        entry.mounted_from = Some(from.clone());
+                        entry.mounted_from = Some(from.to_string());
                     }
                     break;
                 }
@@ -252,12 +252,12 @@ impl Copier {
         }
         *here = true;
         match uploading {
-            Some(mut held) => *held = Some(repository.to_owned()),
+            Some(mut held) => *held = Some(repository.clone()),
             None => {
                 if let Ok(mut held) = holder.try_lock()
                     && held.is_none()
                 {
-                    *held = Some(repository.to_owned());
+                    *held = Some(repository.clone());
                 }
             }
         }
@@ -270,7 +270,7 @@ impl Copier {
         src: &Endpoint,
         desc: &Descriptor,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
         entry: &mut BlobEntry,
     ) -> Result<bool, TransferError> {
         let from = match src {
@@ -287,7 +287,7 @@ impl Copier {
         {
             BlobAction::Skipped
         } else if let Some(from) = from {
-            entry.mounted_from = Some(from);
+            entry.mounted_from = Some(from.to_string());
             BlobAction::WouldMount
         } else {
             BlobAction::WouldCopy
@@ -295,17 +295,17 @@ impl Copier {
         Ok(false)
     }
 
-    fn placed_cell(&self, host: &str, repository: &str, digest: &Digest) -> BlobCell<bool> {
+    fn placed_cell(&self, host: &str, repository: &Repository, digest: &Digest) -> BlobCell<bool> {
         self.shared
             .placed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry((host.to_owned(), repository.to_owned(), digest.clone()))
+            .entry((host.to_owned(), repository.clone(), digest.clone()))
             .or_default()
             .clone()
     }
 
-    fn holder_cell(&self, host: &str, digest: &Digest) -> BlobCell<Option<String>> {
+    fn holder_cell(&self, host: &str, digest: &Digest) -> BlobCell<Option<Repository>> {
         self.shared
             .holders
             .lock()
@@ -326,8 +326,8 @@ impl Copier {
         src: &Endpoint,
         desc: &Descriptor,
         registry: &Registry,
-        repository: &str,
-        from: &str,
+        repository: &Repository,
+        from: &Repository,
         admission: &mut Admission,
     ) -> Result<BlobAction, TransferError> {
         match registry

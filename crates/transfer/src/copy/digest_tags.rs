@@ -21,11 +21,11 @@ impl Copier {
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
         let mut entry = FollowerEntry {
-            kind: kind_of_tag(&found.tag),
+            kind: kind_of_tag(found.tag.as_str()),
             link: FollowerLink::DigestTag,
             subject: found.subject.to_string(),
             digest: found.digest.to_string(),
-            tag: Some(found.tag.clone()),
+            tag: Some(found.tag.to_string()),
             artifact_type: None,
             action: FollowerAction::AlreadyThere,
             reason: None,
@@ -59,7 +59,7 @@ impl Copier {
             report.followers.push(entry);
             return Ok(());
         }
-        let manifest = src.get_manifest(found.digest.as_str()).await?;
+        let manifest = src.get_by_digest(&found.digest).await?;
         let graph = self
             .walk(src, manifest, ManifestRole::DigestTag, None)
             .await?;
@@ -96,7 +96,7 @@ impl Copier {
         graph: &Graph,
         places: &[&Endpoint],
         before: &[Option<String>],
-        tag: &str,
+        tag: &acr_import_reference::Tag,
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
         let Some((top, children)) = graph.nodes.split_last() else {

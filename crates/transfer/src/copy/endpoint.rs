@@ -1,7 +1,7 @@
 //! Where a copy reads and writes: a registry repository or an OCI layout, and the source
 //! and targets of one copy.
 
-use acr_import_reference::{Digest, Tag, TagOrDigest};
+use acr_import_reference::{Digest, Repository, Tag, TagOrDigest};
 
 use crate::layout::OciLayout;
 use crate::manifest::{Descriptor, Manifest};
@@ -16,7 +16,7 @@ pub enum Endpoint {
         /// The registry.
         registry: Registry,
         /// The repository.
-        repository: String,
+        repository: Repository,
     },
     /// An OCI image layout.
     Layout(OciLayout),
@@ -24,10 +24,21 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// A registry repository.
-    pub fn registry(registry: Registry, repository: impl Into<String>) -> Self {
+    ///
+    /// ```
+    /// use acr_import_transfer::{Endpoint, Transport};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let registry = Transport::builder().build()?.registry("registry.example")?;
+    /// let place = Endpoint::registry(registry, "samples/app".parse()?);
+    /// assert_eq!(place.describe(), "registry.example/samples/app");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn registry(registry: Registry, repository: Repository) -> Self {
         Endpoint::Registry {
             registry,
-            repository: repository.into(),
+            repository,
         }
     }
 
@@ -86,14 +97,14 @@ impl Endpoint {
     /// `None` when absent. A layout answers from its files.
     pub(super) async fn head(
         &self,
-        reference: &str,
+        reference: &TagOrDigest,
     ) -> Result<Option<ManifestHead>, TransferError> {
         match self {
             Endpoint::Registry {
                 registry,
                 repository,
             } => registry.head_manifest(repository, reference).await,
-            Endpoint::Layout(l) => match l.get_manifest(reference).await {
+            Endpoint::Layout(l) => match l.manifest(reference).await {
                 Ok(m) => Ok(Some(ManifestHead {
                     size: Some(m.bytes.len() as u64),
                     media_type: Some(m.media_type),
@@ -111,7 +122,7 @@ impl Endpoint {
         let Endpoint::Registry { registry, .. } = self else {
             return;
         };
-        let targets: Vec<(Registry, String)> = places
+        let targets: Vec<(Registry, Repository)> = places
             .iter()
             .filter_map(|p| match p {
                 Endpoint::Registry {
@@ -160,21 +171,30 @@ impl Endpoint {
         }
     }
 
-    pub(super) async fn get_manifest(&self, reference: &str) -> Result<Manifest, TransferError> {
+    pub(super) async fn get_manifest(
+        &self,
+        reference: &TagOrDigest,
+    ) -> Result<Manifest, TransferError> {
         match self {
             Endpoint::Registry {
                 registry,
                 repository,
             } => registry.get_manifest(repository, reference).await,
-            Endpoint::Layout(l) => l.get_manifest(reference).await,
+            Endpoint::Layout(l) => l.manifest(reference).await,
         }
+    }
+
+    /// The manifest `digest` names.
+    pub(super) async fn get_by_digest(&self, digest: &Digest) -> Result<Manifest, TransferError> {
+        self.get_manifest(&TagOrDigest::Digest(digest.clone()))
+            .await
     }
 
     /// Stores `manifest` under `tag` (a registry: one `PUT` that stores it and moves the
     /// tag; a layout: the blob and the named `index.json` entry).
     pub(super) async fn put_tagged(
         &self,
-        tag: &str,
+        tag: &Tag,
         manifest: &Manifest,
     ) -> Result<(), TransferError> {
         match self {
@@ -182,15 +202,18 @@ impl Endpoint {
                 registry,
                 repository,
             } => registry
-                .push_manifest(repository, tag, manifest)
+                .push_manifest(repository, &TagOrDigest::Tag(tag.clone()), manifest)
                 .await
                 .map(drop),
-            Endpoint::Layout(l) => l.put_manifest(manifest, Some(tag)).await,
+            Endpoint::Layout(l) => l.put_tagged(manifest, Some(tag)).await,
         }
     }
 
     /// The digest a tag (or digest) resolves to, `None` when absent.
-    pub(super) async fn resolve(&self, reference: &str) -> Result<Option<Digest>, TransferError> {
+    pub(super) async fn resolve(
+        &self,
+        reference: &TagOrDigest,
+    ) -> Result<Option<Digest>, TransferError> {
         match self {
             Endpoint::Registry {
                 registry,
@@ -205,7 +228,7 @@ impl Endpoint {
                     )),
                 },
             },
-            Endpoint::Layout(l) => match l.get_manifest(reference).await {
+            Endpoint::Layout(l) => match l.manifest(reference).await {
                 Ok(m) => Ok(Some(m.digest)),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use acr_import_reference::{Digest, Tag};
+use acr_import_reference::{Digest, Tag, TagOrDigest};
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use super::referrers::FoundReferrer;
@@ -57,7 +57,7 @@ pub(super) enum TagState {
 #[derive(Debug)]
 pub(super) struct FoundDigestTag {
     pub(super) subject: Digest,
-    pub(super) tag: String,
+    pub(super) tag: Tag,
     pub(super) digest: Digest,
     /// What each place holds under the tag, in the order of the copy's places.
     pub(super) states: Vec<TagState>,
@@ -83,7 +83,7 @@ impl Followers {
 
 /// What one lookup found for a subject: its referrers, and its digest tags with the
 /// manifest each names.
-type Attached = (Digest, Vec<Descriptor>, Vec<(String, Digest)>);
+type Attached = (Digest, Vec<Descriptor>, Vec<(Tag, Digest)>);
 
 /// The source's record of what is attached to its manifests, read once per copy.
 enum Lookup<'a> {
@@ -131,7 +131,7 @@ impl<'a> Lookup<'a> {
         &self,
         subject: &Digest,
         probe: bool,
-    ) -> Result<Vec<(String, Digest)>, TransferError> {
+    ) -> Result<Vec<(Tag, Digest)>, TransferError> {
         let prefix = format!("{}-{}.", subject.algorithm(), subject.encoded());
         let named = |tag: &str| tag.len() > prefix.len() && tag.starts_with(&prefix);
         match self {
@@ -139,22 +139,27 @@ impl<'a> Lookup<'a> {
                 .tags()
                 .iter()
                 .filter(|(t, _)| named(t))
-                .cloned()
+                .filter_map(|(t, d)| Some((t.parse().ok()?, d.clone())))
                 .collect()),
             Lookup::Registry { src, tags } => {
                 let tags = tags.get_or_init(|| whole_tag_list(src)).await;
-                let wanted: Vec<String> = match tags {
-                    Some(all) => all.iter().filter(|t| named(t)).cloned().collect(),
+                // A listed name that is no valid tag names nothing a copy could write.
+                let wanted: Vec<Tag> = match tags {
+                    Some(all) => all
+                        .iter()
+                        .filter(|t| named(t))
+                        .filter_map(|t| t.parse().ok())
+                        .collect(),
                     None if probe => COSIGN_SUFFIXES
                         .iter()
-                        .map(|s| format!("{prefix}{s}"))
-                        .filter(|t| t.parse::<Tag>().is_ok())
+                        .filter_map(|s| format!("{prefix}{s}").parse().ok())
                         .collect(),
                     None => Vec::new(),
                 };
                 let found =
                     futures_util::future::try_join_all(wanted.into_iter().map(|tag| async move {
-                        Ok::<_, TransferError>(src.resolve(&tag).await?.map(|d| (tag, d)))
+                        let reference = TagOrDigest::Tag(tag.clone());
+                        Ok::<_, TransferError>(src.resolve(&reference).await?.map(|d| (tag, d)))
                     }))
                     .await?;
                 Ok(found.into_iter().flatten().collect())
@@ -168,7 +173,7 @@ impl<'a> Lookup<'a> {
                 Ok(scan.manifest(digest).cloned().expect("checked"))
             }
             Lookup::Layout { src, .. } | Lookup::Registry { src, .. } => {
-                src.get_manifest(digest.as_str()).await
+                src.get_by_digest(digest).await
             }
         }
     }
@@ -279,7 +284,7 @@ impl Copier {
             .try_collect()
             .await?;
             let mut new_referrers: Vec<(Digest, Descriptor)> = Vec::new();
-            let mut new_tags: Vec<(Digest, String, Digest)> = Vec::new();
+            let mut new_tags: Vec<(Digest, Tag, Digest)> = Vec::new();
             for (subject, referrers, tags) in found {
                 for d in referrers {
                     if known.insert(d.digest.clone()) {
@@ -402,11 +407,11 @@ impl Copier {
             })
             .collect();
         out.extend(tags.into_iter().map(|(tag, digest)| FollowerEntry {
-            kind: kind_of_tag(&tag),
+            kind: kind_of_tag(tag.as_str()),
             link: FollowerLink::DigestTag,
             subject: original.to_string(),
             digest: digest.to_string(),
-            tag: Some(tag),
+            tag: Some(tag.to_string()),
             artifact_type: None,
             action: FollowerAction::LeftBehind,
             reason: Some(reason.clone()),
@@ -460,18 +465,20 @@ impl Copier {
 
 /// Whether every place holds the manifest `digest`.
 async fn everywhere(places: &[&Endpoint], digest: &Digest) -> Result<bool, TransferError> {
-    let found =
-        futures_util::future::try_join_all(places.iter().map(|p| p.resolve(digest.as_str())))
-            .await?;
+    let digest = TagOrDigest::from(digest.clone());
+    let found = futures_util::future::try_join_all(places.iter().map(|p| p.resolve(&digest)))
+        .await?;
     Ok(!places.is_empty() && found.iter().all(Option::is_some))
 }
 
 /// What each place holds under `tag`.
 async fn tag_states(
     places: &[&Endpoint],
-    tag: &str,
+    tag: &Tag,
     digest: &Digest,
 ) -> Result<Vec<TagState>, TransferError> {
+    let tag = TagOrDigest::from(tag.clone());
+    let tag = &tag;
     futures_util::future::try_join_all(places.iter().map(|p| async move {
         Ok(match p.resolve(tag).await? {
             None => TagState::Missing,

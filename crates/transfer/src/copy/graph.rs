@@ -95,7 +95,7 @@ impl Copier {
             wanted.retain(|d| !nodes.contains_key(&d.digest));
             let fetched: Vec<(Manifest, Descriptor)> =
                 stream::iter(wanted.into_iter().map(|d| async move {
-                    let m = src.get_manifest(d.digest.as_str()).await?;
+                    let m = src.get_by_digest(&d.digest).await?;
                     if m.bytes.len() as u64 != d.size {
                         return Err(TransferError::SizeMismatch {
                             what: format!("manifest {} (the index's descriptor)", d.digest),

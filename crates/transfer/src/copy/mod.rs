@@ -51,7 +51,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use acr_import_reference::{Digest, TagOrDigest};
+use acr_import_reference::{Digest, Repository, TagOrDigest};
 
 pub use endpoint::{Endpoint, Source, Target};
 use followers::Followers;
@@ -89,10 +89,10 @@ struct Shared {
     manifests: Arc<ManifestCache>,
     /// (target host, digest) → a repository of that host that holds it, from this run; locked
     /// while the first upload of the blob to that host runs.
-    holders: Cells<(String, Digest), Option<String>>,
+    holders: Cells<(String, Digest), Option<Repository>>,
     /// (target host, repository, digest) → whether this run put the blob there; locked while
     /// it is being put there.
-    placed: Cells<(String, String, Digest), bool>,
+    placed: Cells<(String, Repository, Digest), bool>,
 }
 
 /// The state of one blob at one place, held across the `await`s of the copy that moves it.
@@ -186,7 +186,7 @@ impl Copier {
             .endpoint
             .reading_through(Reads::new(self.shared.manifests.clone(), pulls.clone()));
         let result = self
-            .copy_from(&src, &source.reference.to_string(), targets, &mut report)
+            .copy_from(&src, &source.reference, targets, &mut report)
             .await;
         report.source_pulls = pulls.load(Ordering::Relaxed);
         result?;
@@ -208,7 +208,7 @@ impl Copier {
     async fn copy_from(
         &self,
         src: &Endpoint,
-        reference: &str,
+        reference: &TagOrDigest,
         targets: &[Target],
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
@@ -223,6 +223,7 @@ impl Copier {
         let (top, before) = self
             .resolve_targets(src, reference, targets, report)
             .await?;
+        let rewritten = top.rewritten_from.clone();
         let up_to_date = before.iter().all(|b| b.as_ref() == Some(&top.digest));
         if up_to_date {
             report.up_to_date = true;
@@ -247,14 +248,17 @@ impl Copier {
                 }
             }
             return match &graph {
-                Some(graph) => self.refresh_followers(src, graph, &places, report).await,
+                Some(graph) => {
+                    self.refresh_followers(src, graph, &places, rewritten.as_ref(), report)
+                        .await
+                }
                 None => Ok(()),
             };
         }
         let top = self.read_top(src, top, report).await?;
         let graph = self.read_graph(src, &top, &places, report).await?;
         let (followers, deferred) = self
-            .move_content(src, &graph, targets, &places, report)
+            .move_content(src, &graph, targets, &places, rewritten.as_ref(), report)
             .await?;
         self.copy_followers(src, &graph, followers, &places, report)
             .await?;
@@ -276,9 +280,9 @@ impl Copier {
     ) -> Result<Graph, TransferError> {
         let manifest = match &top.manifest {
             Some(m) => m.clone(),
-            None => match places[0].get_manifest(top.digest.as_str()).await {
+            None => match places[0].get_by_digest(&top.digest).await {
                 Ok(m) => m,
-                Err(_) => src.get_manifest(top.digest.as_str()).await?,
+                Err(_) => src.get_by_digest(&top.digest).await?,
             },
         };
         let graph = self.single_node_graph(src, manifest)?;
@@ -299,11 +303,11 @@ impl Copier {
         src: &Endpoint,
         graph: &Graph,
         places: &[&Endpoint],
+        rewritten: Option<&Digest>,
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
-        let rewritten = rewritten_from(report);
         let followers = self
-            .find_followers(src, graph, places, rewritten.as_ref())
+            .find_followers(src, graph, places, rewritten)
             .await?;
         self.copy_followers(src, graph, followers, places, report)
             .await
@@ -400,6 +404,7 @@ impl Copier {
         graph: &Graph,
         targets: &[Target],
         places: &[&'p Endpoint],
+        rewritten: Option<&Digest>,
         report: &mut CopyReport,
     ) -> Result<(Followers, Vec<&'p Endpoint>), TransferError> {
         let planned_bytes: u64 = graph.blobs.iter().map(|b| b.size).sum();
@@ -407,9 +412,8 @@ impl Copier {
             blobs: graph.blobs.len() * places.len(),
             bytes: planned_bytes * places.len() as u64,
         });
-        let rewritten = rewritten_from(report);
         let (found, copied) = tokio::join!(
-            self.find_followers(src, graph, places, rewritten.as_ref()),
+            self.find_followers(src, graph, places, rewritten),
             self.copy_blobs(src, &graph.blobs, places, report)
         );
         copied?;
@@ -455,11 +459,6 @@ fn already_there(graph: &Graph, places: &[&Endpoint], report: &mut CopyReport) {
             });
         }
     }
-}
-
-/// The original digest of an index `--platform` rewrote.
-fn rewritten_from(report: &CopyReport) -> Option<Digest> {
-    report.index_rewritten_from.as_deref()?.parse().ok()
 }
 
 fn invalid(src: &Endpoint, digest: &Digest, source: crate::ManifestError) -> TransferError {

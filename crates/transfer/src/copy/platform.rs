@@ -31,7 +31,7 @@ impl Copier {
         }
         let top: Manifest = match top.manifest {
             Some(m) => m,
-            None => src.get_manifest(top.digest.as_str()).await?,
+            None => src.get_by_digest(&top.digest).await?,
         };
         let content = top
             .parse()
@@ -99,6 +99,7 @@ impl Copier {
                 digest: child.digest.clone(),
                 media_type: child.media_type.clone(),
                 manifest: None,
+                rewritten_from: Some(top.digest),
             });
         }
         let mut value: serde_json::Value = serde_json::from_slice(&top.bytes)
@@ -138,6 +139,9 @@ impl Copier {
         );
         self.note(report, note);
         report.index_rewritten_from = Some(top.digest.to_string());
-        Ok(Top::read(rewritten))
+        Ok(Top {
+            rewritten_from: Some(top.digest),
+            ..Top::read(rewritten)
+        })
     }
 }

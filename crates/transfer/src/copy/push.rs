@@ -71,7 +71,11 @@ impl Copier {
                 repository,
             } => {
                 registry
-                    .push_manifest(repository, node.manifest.digest.as_str(), &node.manifest)
+                    .push_manifest(
+                        repository,
+                        &node.manifest.digest.clone().into(),
+                        &node.manifest,
+                    )
                     .await?;
             }
             // Only the top manifest gets an index.json entry here (its tag, or an untagged
@@ -110,7 +114,7 @@ impl Copier {
                 stored.push(&t.endpoint);
             }
             if !self.options.dry_run && (b.as_ref() != Some(&top.digest) || first_on_deferred) {
-                t.endpoint.put_tagged(tag.as_str(), top).await?;
+                t.endpoint.put_tagged(tag, top).await?;
                 if first_on_deferred {
                     self.emit(Progress::ManifestPushed {
                         digest: top.digest.to_string(),

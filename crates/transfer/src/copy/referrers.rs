@@ -189,7 +189,7 @@ impl Copier {
                     media_type: OCI_INDEX.to_owned(),
                 };
                 registry
-                    .push_manifest(repository, subject.referrers_tag().as_str(), &manifest)
+                    .push_manifest(repository, &subject.referrers_tag().into(), &manifest)
                     .await?;
             }
         }

@@ -8,7 +8,7 @@
 //! media type, size), and read only when it must move: an import whose every target holds
 //! that digest already reads no source manifest at all.
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, TagOrDigest};
 
 use super::{Copier, CopyReport, Endpoint, Target};
 use crate::manifest::{DOCKER_SCHEMA1, DOCKER_SCHEMA1_SIGNED, Manifest, is_index};
@@ -21,6 +21,9 @@ pub(super) struct Top {
     pub(super) media_type: String,
     /// The bytes, once read (a `HEAD` gives only the digest).
     pub(super) manifest: Option<Manifest>,
+    /// The index `--platform` rewrote (or chose a child of) into this one: what was
+    /// attached to it is looked up too.
+    pub(super) rewritten_from: Option<Digest>,
 }
 
 impl Top {
@@ -29,6 +32,7 @@ impl Top {
             digest: manifest.digest.clone(),
             media_type: manifest.media_type.clone(),
             manifest: Some(manifest),
+            rewritten_from: None,
         }
     }
 }
@@ -46,7 +50,11 @@ impl Copier {
     /// sends no `Docker-Content-Digest` or no manifest media type on `HEAD`, or a `HEAD`
     /// that finds nothing (the `GET` says why, with the registry's error), is read instead.
     /// A schema 1 manifest is refused here, before it costs a pull.
-    async fn source_top(&self, src: &Endpoint, reference: &str) -> Result<Top, TransferError> {
+    async fn source_top(
+        &self,
+        src: &Endpoint,
+        reference: &TagOrDigest,
+    ) -> Result<Top, TransferError> {
         let head = match src {
             Endpoint::Registry { .. } => src.head(reference).await?,
             Endpoint::Layout(_) => None,
@@ -59,14 +67,14 @@ impl Copier {
                 Endpoint::Registry {
                     registry,
                     repository,
-                } => (registry.host().to_owned(), Some(repository.clone())),
+                } => (registry.host().to_owned(), Some(repository.to_string())),
                 Endpoint::Layout(_) => (src.describe(), None),
             };
             return Err(TransferError::Schema1(RequestContext {
                 operation: crate::Operation::GetManifest,
                 registry,
                 repository,
-                reference: Some(reference.to_owned()),
+                reference: Some(reference.to_string()),
             }));
         }
         match head {
@@ -78,6 +86,7 @@ impl Copier {
                 digest,
                 media_type,
                 manifest: None,
+                rewritten_from: None,
             }),
             _ => Ok(Top::read(src.get_manifest(reference).await?)),
         }
@@ -91,7 +100,7 @@ impl Copier {
     pub(super) async fn resolve_targets(
         &self,
         src: &Endpoint,
-        reference: &str,
+        reference: &TagOrDigest,
         targets: &[Target],
         report: &mut CopyReport,
     ) -> Result<(Top, Vec<Option<Digest>>), TransferError> {
@@ -101,7 +110,7 @@ impl Copier {
             self.source_top(src, reference),
             futures_util::future::try_join_all(targets.iter().map(|t| async move {
                 match &t.tag {
-                    Some(tag) => t.endpoint.resolve(tag.as_str()).await.map(Some),
+                    Some(tag) => t.endpoint.resolve(&tag.clone().into()).await.map(Some),
                     None => Ok(None),
                 }
             }))
@@ -113,7 +122,7 @@ impl Copier {
         report.media_type = top.media_type.clone();
         let before: Vec<Option<Digest>> = futures_util::future::try_join_all(
             targets.iter().zip(tagged_before).map(|(t, tagged)| {
-                let digest = top.digest.to_string();
+                let digest = TagOrDigest::from(top.digest.clone());
                 async move {
                     match (&t.tag, tagged) {
                         (Some(_), found) => Ok(found.flatten()),
@@ -154,7 +163,7 @@ impl Copier {
             let needed = if is_index(&top.media_type) { 2 } else { 1 };
             self.check_budget(src, needed, report)?;
         }
-        src.get_manifest(top.digest.as_str()).await
+        src.get_by_digest(&top.digest).await
     }
 
     /// Where the source counts pulls (it announced a budget): the children of `index` that
@@ -192,8 +201,9 @@ impl Copier {
         // A target that cannot say (an error) holds nothing here: the source is read.
         let children_again = children.clone();
         let held = futures_util::future::join_all(children.into_iter().map(|d| async move {
+            let digest = TagOrDigest::from(d.clone());
             let found =
-                futures_util::future::join_all(places.iter().map(|p| p.resolve(d.as_str()))).await;
+                futures_util::future::join_all(places.iter().map(|p| p.resolve(&digest))).await;
             found
                 .iter()
                 .all(|f| matches!(f, Ok(Some(x)) if x == d))

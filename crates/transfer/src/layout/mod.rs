@@ -75,7 +75,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use acr_import_reference::{Digest, Tag};
+use acr_import_reference::{Digest, Tag, TagOrDigest};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -272,16 +272,27 @@ impl OciLayout {
     /// A missing tag or blob is a [`TransferError::Io`] of kind `NotFound` (see
     /// [`is_not_found`]) whose path is `oci:<folder>:<tag>` or `oci:<folder>@<digest>`.
     pub async fn get_manifest(&self, reference: &str) -> Result<Manifest, TransferError> {
-        let ctx = self.ctx(Operation::GetManifest, Some(reference));
+        let parsed: TagOrDigest = reference.parse().map_err(|e| {
+            let what = if reference.contains(':') {
+                "digest"
+            } else {
+                "tag"
+            };
+            io_error(
+                self.path(),
+                io::ErrorKind::InvalidInput,
+                format!("invalid {what} `{reference}`: {e}"),
+            )
+        })?;
+        self.manifest(&parsed).await
+    }
+
+    /// [`Self::get_manifest`] of a reference already parsed (what the copy engine reads).
+    pub(crate) async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest, TransferError> {
+        let ctx = self.ctx(Operation::GetManifest, Some(reference.as_str()));
         let entries = self.read_index(&ctx).await?;
-        let (digest, entry) = if reference.contains(':') {
-            let digest: Digest = reference.parse().map_err(|e| {
-                io_error(
-                    self.path(),
-                    io::ErrorKind::InvalidInput,
-                    format!("invalid digest `{reference}`: {e}"),
-                )
-            })?;
+        let (digest, entry) = match reference {
+            TagOrDigest::Digest(digest) => {
             let entry = match entries
                 .iter()
                 .enumerate()
@@ -290,11 +301,12 @@ impl OciLayout {
                 Some((i, e)) => Some(self.entry(&ctx, i, e)?),
                 None => None,
             };
-            (digest, entry)
-        } else {
+            (digest.clone(), entry)
+            }
+            TagOrDigest::Tag(tag) => {
             let mut found: Option<IndexEntry> = None;
             for (i, e) in entries.iter().enumerate() {
-                if ref_name(e) != Some(reference) {
+                if ref_name(e) != Some(tag.as_str()) {
                     continue;
                 }
                 let entry = self.entry(&ctx, i, e)?;
@@ -319,8 +331,9 @@ impl OciLayout {
                 ));
             };
             (entry.digest.clone(), Some(entry))
+            }
         };
-        self.read_manifest(ctx, reference, digest, entry).await
+        self.read_manifest(ctx, reference.as_str(), digest, entry).await
     }
 
     /// Reads and checks the manifest blob `digest`, found as `reference` (through its
@@ -585,16 +598,27 @@ impl OciLayout {
         manifest: &Manifest,
         tag: Option<&str>,
     ) -> Result<(), TransferError> {
-        let ctx = self.ctx(Operation::PutManifest, tag);
-        if let Some(t) = tag {
-            t.parse::<Tag>().map_err(|e| {
+        let tag = match tag {
+            Some(t) => Some(t.parse::<Tag>().map_err(|e| {
                 io_error(
                     self.path(),
                     io::ErrorKind::InvalidInput,
                     format!("cannot name an image `{t}` in an OCI layout: {e}"),
                 )
-            })?;
-        }
+            })?),
+            None => None,
+        };
+        self.put_tagged(manifest, tag.as_ref()).await
+    }
+
+    /// [`Self::put_manifest`] under a tag already parsed (what the copy engine writes).
+    pub(crate) async fn put_tagged(
+        &self,
+        manifest: &Manifest,
+        tag: Option<&Tag>,
+    ) -> Result<(), TransferError> {
+        let tag = tag.map(Tag::as_str);
+        let ctx = self.ctx(Operation::PutManifest, tag);
         let media_type = if manifest.media_type.is_empty() {
             let content = ManifestContent::parse(&manifest.bytes)
                 .map_err(|e| TransferError::manifest(ctx.clone(), e))?;

@@ -1,7 +1,7 @@
 //! Blobs: `HEAD`, and downloads as verified streams that resume with `Range`.
 
 use acr_import_auth::{Scope, ScopeSet};
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use http::{HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use url::Url;
@@ -15,12 +15,18 @@ impl Registry {
     /// `HEAD` of a blob: its size, or `None` when the repository does not hold it.
     pub async fn head_blob(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
     ) -> Result<Option<u64>, TransferError> {
-        let ctx = self.ctx(Operation::HeadBlob, Some(repository), Some(digest.as_str()));
-        let url = self.v2_url(repository, &["blobs", digest.as_str()]).await?;
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let ctx = self.ctx(
+            Operation::HeadBlob,
+            Some(repository.as_str()),
+            Some(digest.as_str()),
+        );
+        let url = self
+            .v2_url(repository.as_str(), &["blobs", digest.as_str()])
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
         req.follow_redirects = true;
         let resp = self.send(req).await?;
@@ -36,7 +42,7 @@ impl Registry {
     /// takes on checking the digest (a registry target does, on `PUT ?digest=`).
     pub async fn get_blob(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         expected_size: Option<u64>,
         verify: bool,
@@ -53,7 +59,7 @@ impl Registry {
         }
         let state = BlobState {
             registry: self.clone(),
-            repository: repository.to_owned(),
+            repository: repository.clone(),
             digest: digest.clone(),
             expected_size,
             body,
@@ -70,7 +76,7 @@ impl Registry {
 
     pub(crate) async fn open_blob_at(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         offset: u64,
     ) -> Result<(Incoming, u64, Url), TransferError> {
@@ -83,13 +89,19 @@ impl Registry {
     /// that ignored `Range`), the final URL, and the announced length of the whole blob.
     async fn open_blob(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         offset: u64,
     ) -> Result<(Incoming, u64, Url, Option<u64>), TransferError> {
-        let ctx = self.ctx(Operation::GetBlob, Some(repository), Some(digest.as_str()));
-        let url = self.v2_url(repository, &["blobs", digest.as_str()]).await?;
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let ctx = self.ctx(
+            Operation::GetBlob,
+            Some(repository.as_str()),
+            Some(digest.as_str()),
+        );
+        let url = self
+            .v2_url(repository.as_str(), &["blobs", digest.as_str()])
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
         req.follow_redirects = true;
         if offset > 0 {

@@ -11,13 +11,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use tokio::sync::OnceCell;
 
 use crate::TransferError;
 use crate::manifest::Manifest;
 
-type Key = (String, String, Digest);
+type Key = (String, Repository, Digest);
 
 /// Manifests by (registry host, repository, digest), up to a byte budget.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ impl ManifestCache {
     pub(crate) async fn get_or_fetch<F, Fut>(
         &self,
         host: &str,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         fetch: F,
     ) -> Result<Manifest, TransferError>
@@ -70,7 +70,7 @@ impl ManifestCache {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Manifest, TransferError>>,
     {
-        let key = (host.to_owned(), repository.to_owned(), digest.clone());
+        let key = (host.to_owned(), repository.clone(), digest.clone());
         let Some(cell) = self.cell(key) else {
             return fetch().await;
         };
@@ -90,8 +90,8 @@ impl ManifestCache {
     }
 
     /// Whether the manifest is here.
-    pub(crate) fn contains(&self, host: &str, repository: &str, digest: &Digest) -> bool {
-        let key = (host.to_owned(), repository.to_owned(), digest.clone());
+    pub(crate) fn contains(&self, host: &str, repository: &Repository, digest: &Digest) -> bool {
+        let key = (host.to_owned(), repository.clone(), digest.clone());
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -100,10 +100,10 @@ impl ManifestCache {
     }
 
     /// Keeps a manifest read by tag, for later reads by its digest.
-    pub(crate) fn insert(&self, host: &str, repository: &str, manifest: &Manifest) {
+    pub(crate) fn insert(&self, host: &str, repository: &Repository, manifest: &Manifest) {
         let key = (
             host.to_owned(),
-            repository.to_owned(),
+            repository.clone(),
             manifest.digest.clone(),
         );
         if let Some(cell) = self.cell(key)
@@ -118,7 +118,7 @@ impl ManifestCache {
 /// A copy's target repositories, and the digests some of them lack.
 #[derive(Debug, Default)]
 struct Targets {
-    places: Vec<(crate::Registry, String)>,
+    places: Vec<(crate::Registry, Repository)>,
     missing: std::collections::HashSet<Digest>,
 }
 
@@ -130,7 +130,7 @@ pub(crate) struct Reads {
     pub(crate) cache: Arc<ManifestCache>,
     pub(crate) pulls: Arc<AtomicU64>,
     /// Digests a target holds: where to read them instead of the source.
-    pub(crate) elsewhere: Arc<Mutex<HashMap<Digest, (crate::Registry, String)>>>,
+    pub(crate) elsewhere: Arc<Mutex<HashMap<Digest, (crate::Registry, Repository)>>>,
     /// The copy's targets (registry repositories), asked whether they hold a digest before
     /// the source is, where the source counts pulls; and the digests found missing there.
     targets: Arc<Mutex<Targets>>,
@@ -148,7 +148,7 @@ impl Reads {
     }
 
     /// The copy's targets, to be asked before the source.
-    pub(crate) fn set_targets(&self, targets: Vec<(crate::Registry, String)>) {
+    pub(crate) fn set_targets(&self, targets: Vec<(crate::Registry, Repository)>) {
         self.targets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -166,7 +166,7 @@ impl Reads {
 
     /// Where to read `digest` instead of the source: a target known to hold it, or — asked
     /// now with a `HEAD` each (free where pulls are counted) — every target holding it.
-    pub(crate) async fn holder(&self, digest: &Digest) -> Option<(crate::Registry, String)> {
+    pub(crate) async fn holder(&self, digest: &Digest) -> Option<(crate::Registry, Repository)> {
         if let Some(h) = self.held_at(digest) {
             return Some(h);
         }
@@ -178,7 +178,9 @@ impl Reads {
             t.places.clone()
         };
         for (registry, repo) in &targets {
-            let found = registry.head_manifest(repo, digest.as_str()).await;
+            let found = registry
+                .head_manifest(repo, &digest.clone().into())
+                .await;
             if !matches!(&found, Ok(Some(h)) if h.digest.as_ref() == Some(digest)) {
                 self.missing(digest);
                 return None;
@@ -190,7 +192,7 @@ impl Reads {
     }
 
     /// Where `digest` can be read instead of the source, if a target holds it.
-    pub(crate) fn held_at(&self, digest: &Digest) -> Option<(crate::Registry, String)> {
+    pub(crate) fn held_at(&self, digest: &Digest) -> Option<(crate::Registry, Repository)> {
         self.elsewhere
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -199,11 +201,11 @@ impl Reads {
     }
 
     /// `repository` of `registry` holds `digest`.
-    pub(crate) fn hold(&self, digest: &Digest, registry: &crate::Registry, repository: &str) {
+    pub(crate) fn hold(&self, digest: &Digest, registry: &crate::Registry, repository: &Repository) {
         self.elsewhere
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(digest.clone(), (registry.clone(), repository.to_owned()));
+            .insert(digest.clone(), (registry.clone(), repository.clone()));
     }
 }
 
@@ -211,6 +213,10 @@ impl Reads {
 mod tests {
     use super::*;
     use bytes::Bytes;
+
+    fn repo(s: &str) -> Repository {
+        s.parse().unwrap()
+    }
 
     fn manifest(text: &'static str) -> Manifest {
         let bytes = Bytes::from_static(text.as_bytes());
@@ -224,6 +230,7 @@ mod tests {
     #[tokio::test]
     async fn one_fetch_per_digest_and_repository() {
         let cache = ManifestCache::default();
+        let r = repo("r");
         let m = manifest("{}");
         let fetches = AtomicU64::new(0);
         let fetch = || async {
@@ -231,8 +238,8 @@ mod tests {
             Ok(m.clone())
         };
         let (a, b) = tokio::join!(
-            cache.get_or_fetch("h", "r", &m.digest, fetch),
-            cache.get_or_fetch("h", "r", &m.digest, fetch)
+            cache.get_or_fetch("h", &r, &m.digest, fetch),
+            cache.get_or_fetch("h", &r, &m.digest, fetch)
         );
         assert_eq!(a.unwrap(), m);
         assert_eq!(b.unwrap(), m);
@@ -242,7 +249,7 @@ mod tests {
             "concurrent reads share one fetch"
         );
         cache
-            .get_or_fetch("h", "other", &m.digest, fetch)
+            .get_or_fetch("h", &repo("other"), &m.digest, fetch)
             .await
             .unwrap();
         assert_eq!(
@@ -255,9 +262,10 @@ mod tests {
     #[tokio::test]
     async fn failures_are_not_kept_and_the_budget_bounds_the_cache() {
         let cache = ManifestCache::with_limit(2);
+        let r = repo("r");
         let m = manifest("{\"a\":1}");
         let failed = cache
-            .get_or_fetch("h", "r", &m.digest, || async {
+            .get_or_fetch("h", &r, &m.digest, || async {
                 Err(TransferError::Config("broken".into()))
             })
             .await;
@@ -268,19 +276,19 @@ mod tests {
             Ok(m.clone())
         };
         cache
-            .get_or_fetch("h", "r", &m.digest, fetch)
+            .get_or_fetch("h", &r, &m.digest, fetch)
             .await
             .unwrap();
         cache
-            .get_or_fetch("h", "r", &m.digest, fetch)
+            .get_or_fetch("h", &r, &m.digest, fetch)
             .await
             .unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         let n = manifest("{\"b\":2}");
-        cache.insert("h", "r", &n);
+        cache.insert("h", &r, &n);
         let fetched_n = AtomicU64::new(0);
         cache
-            .get_or_fetch("h", "r", &n.digest, || async {
+            .get_or_fetch("h", &r, &n.digest, || async {
                 fetched_n.fetch_add(1, Ordering::SeqCst);
                 Ok(n.clone())
             })

@@ -1,7 +1,7 @@
 //! Listings: tags, the catalog, referrers, registry-specific JSON, and the `/v2/` ping.
 
 use acr_import_auth::{Scope, ScopeSet};
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository, TagOrDigest};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use url::Url;
@@ -16,7 +16,7 @@ impl Registry {
     /// Every tag of a repository, following `Link` pagination; `page_size` sets `n`.
     pub async fn list_tags(
         &self,
-        repository: &str,
+        repository: &Repository,
         page_size: Option<usize>,
     ) -> Result<Vec<String>, TransferError> {
         self.again(|| self.list_tags_once(repository, page_size))
@@ -28,7 +28,7 @@ impl Registry {
     /// every tag of a small repository without paging through a large one.
     pub async fn tags_page(
         &self,
-        repository: &str,
+        repository: &Repository,
         page_size: usize,
     ) -> Result<TagsPage, TransferError> {
         self.again(|| self.tags_page_once(repository, page_size))
@@ -44,7 +44,7 @@ impl Registry {
     /// `<alg>-<hex>` tag schema when the registry has no such API (answers 404).
     pub async fn referrers(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Referrers, TransferError> {
@@ -108,23 +108,23 @@ impl Registry {
 
     async fn list_tags_once(
         &self,
-        repository: &str,
+        repository: &Repository,
         page_size: Option<usize>,
     ) -> Result<Vec<String>, TransferError> {
-        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
-        let url = self.v2_url(repository, &["tags", "list"]).await?;
+        let ctx = self.ctx(Operation::ListTags, Some(repository.as_str()), None);
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
+        let url = self.v2_url(repository.as_str(), &["tags", "list"]).await?;
         self.paginate(ctx, url, scopes, page_size, "tags").await
     }
 
     async fn tags_page_once(
         &self,
-        repository: &str,
+        repository: &Repository,
         page_size: usize,
     ) -> Result<TagsPage, TransferError> {
-        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
-        let mut url = self.v2_url(repository, &["tags", "list"]).await?;
+        let ctx = self.ctx(Operation::ListTags, Some(repository.as_str()), None);
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
+        let mut url = self.v2_url(repository.as_str(), &["tags", "list"]).await?;
         url.query_pairs_mut()
             .append_pair("n", &page_size.to_string());
         let (body, next) = self.get_page(&ctx, &url, &scopes).await?;
@@ -175,13 +175,13 @@ impl Registry {
     /// `<alg>-<hex>` tag schema when the registry has no such API (answers 404).
     async fn referrers_once(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Referrers, TransferError> {
         let ctx = self.ctx(
             Operation::Referrers,
-            Some(repository),
+            Some(repository.as_str()),
             Some(digest.as_str()),
         );
         match self.transport.referrers_api(&self.host) {
@@ -218,18 +218,18 @@ impl Registry {
     /// repository), so the tag schema must be asked.
     async fn referrers_by_api(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Option<Referrers>, TransferError> {
         let ctx = self.ctx(
             Operation::Referrers,
-            Some(repository),
+            Some(repository.as_str()),
             Some(digest.as_str()),
         );
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let mut url = self
-            .v2_url(repository, &["referrers", digest.as_str()])
+            .v2_url(repository.as_str(), &["referrers", digest.as_str()])
             .await?;
         if let Some(t) = artifact_type {
             url.query_pairs_mut().append_pair("artifactType", t);
@@ -289,7 +289,7 @@ impl Registry {
     async fn referrers_by_tag(
         &self,
         ctx: &RequestContext,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Referrers, TransferError> {
@@ -298,11 +298,12 @@ impl Registry {
         // no referrers. A fallback index that exists is read by digest, so a copy reads it
         // once however often it asks. The once-variant: `referrers` already retries the
         // whole lookup.
-        let found = match self.head_manifest(repository, tag.as_str()).await? {
+        let tag = TagOrDigest::from(tag);
+        let found = match self.head_manifest(repository, &tag).await? {
             None => Err(None),
             Some(head) => {
-                let reference = head.digest.as_ref().map_or(tag.as_str(), Digest::as_str);
-                self.read_manifest(repository, reference, false)
+                let reference = head.digest.map_or_else(|| tag.clone(), TagOrDigest::from);
+                self.read_manifest(repository, &reference, false)
                     .await
                     .map_err(Some)
             }

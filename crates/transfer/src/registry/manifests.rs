@@ -1,7 +1,7 @@
 //! Manifests: fetched as exact bytes and checked, looked up with `HEAD`, pushed, deleted.
 
 use acr_import_auth::{Scope, ScopeSet};
-use acr_import_reference::{Digest, TagOrDigest};
+use acr_import_reference::{Digest, Repository, TagOrDigest};
 use http::{HeaderValue, Method, StatusCode, header};
 
 use super::{ManifestHead, PushedManifest, Registry, content_length, header_str};
@@ -19,10 +19,29 @@ impl Registry {
     /// contradicts its `Content-Type`, bytes that do not hash to the digest asked for or to
     /// the `Docker-Content-Digest` the registry announced. A corrupted or broken transfer is
     /// fetched again before the error is final.
+    ///
+    /// ```no_run
+    /// use acr_import_reference::{Repository, Tag, TagOrDigest};
+    /// use acr_import_transfer::Transport;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let transport = Transport::builder().build()?;
+    /// let registry = transport.registry("registry.example")?;
+    /// let repository: Repository = "samples/app".parse()?;
+    /// let tag: Tag = "1.0".parse()?;
+    /// let manifest = registry
+    ///     .get_manifest(&repository, &TagOrDigest::from(tag))
+    ///     .await?;
+    /// // The same manifest again, pinned by the digest its bytes hash to.
+    /// let pinned = TagOrDigest::from(manifest.digest.clone());
+    /// assert_eq!(registry.get_manifest(&repository, &pinned).await?, manifest);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn get_manifest(
         &self,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
     ) -> Result<Manifest, TransferError> {
         self.read_manifest(repository, reference, true).await
     }
@@ -33,8 +52,8 @@ impl Registry {
     /// retries the whole operation).
     pub(super) async fn read_manifest(
         &self,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
         again: bool,
     ) -> Result<Manifest, TransferError> {
         let fetch = || async {
@@ -48,16 +67,16 @@ impl Registry {
         let Some(reads) = &self.reads else {
             return fetch().await;
         };
-        match reference.parse::<Digest>() {
-            Ok(digest) if reference.contains(':') => {
+        match reference {
+            TagOrDigest::Digest(digest) => {
                 // A target that holds the digest serves the same bytes without a pull; where
                 // the source counts pulls, the targets are asked (`HEAD`) before it is.
                 let counts_pulls = self.transport.rate_limit_status(&self.host).is_some();
                 let fetch = || async {
                     let held = if counts_pulls {
-                        reads.holder(&digest).await
+                        reads.holder(digest).await
                     } else {
-                        reads.held_at(&digest)
+                        reads.held_at(digest)
                     };
                     if let Some((registry, repo)) = held
                         && let Ok(m) = registry
@@ -70,10 +89,10 @@ impl Registry {
                 };
                 reads
                     .cache
-                    .get_or_fetch(&self.host, repository, &digest, fetch)
+                    .get_or_fetch(&self.host, repository, digest, fetch)
                     .await
             }
-            _ => {
+            TagOrDigest::Tag(_) => {
                 let manifest = fetch().await?;
                 reads.cache.insert(&self.host, repository, &manifest);
                 Ok(manifest)
@@ -87,13 +106,12 @@ impl Registry {
     /// the `Docker-Content-Digest` the registry announced.
     pub(super) async fn get_manifest_once(
         &self,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
     ) -> Result<Manifest, TransferError> {
-        let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
-        let wanted = parse_manifest_reference(&ctx, reference)?;
-        let url = self.v2_url(repository, &["manifests", reference]).await?;
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let ctx = self.manifest_ctx(Operation::GetManifest, repository, reference);
+        let url = self.manifest_url(repository, reference).await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
         req.headers
             .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
@@ -130,7 +148,7 @@ impl Registry {
         let content =
             ManifestContent::parse(&bytes).map_err(|e| TransferError::manifest(ctx.clone(), e))?;
         let media_type = resolve_media_type(&ctx, &content_type, &content)?;
-        let algorithm = match &wanted {
+        let algorithm = match reference {
             TagOrDigest::Digest(d) => d.algorithm(),
             TagOrDigest::Tag(_) => announced
                 .as_deref()
@@ -139,7 +157,7 @@ impl Registry {
                 .unwrap_or(acr_import_reference::DigestAlgorithm::Sha256),
         };
         let digest = digest_of(algorithm, &bytes);
-        if let TagOrDigest::Digest(d) = &wanted
+        if let TagOrDigest::Digest(d) = reference
             && *d != digest
         {
             return Err(TransferError::DigestMismatch {
@@ -178,13 +196,12 @@ impl Registry {
     /// `HEAD` of a manifest: `None` when it does not exist.
     pub async fn head_manifest(
         &self,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
     ) -> Result<Option<ManifestHead>, TransferError> {
-        let ctx = self.ctx(Operation::GetManifest, Some(repository), Some(reference));
-        parse_manifest_reference(&ctx, reference)?;
-        let url = self.v2_url(repository, &["manifests", reference]).await?;
-        let scopes = ScopeSet::new().with(Scope::pull(repository));
+        let ctx = self.manifest_ctx(Operation::GetManifest, repository, reference);
+        let url = self.manifest_url(repository, reference).await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
         req.headers
             .insert(header::ACCEPT, HeaderValue::from_static(ACCEPT_MANIFESTS));
@@ -206,8 +223,8 @@ impl Registry {
     /// registry stored, which must be the manifest's own.
     pub async fn put_manifest(
         &self,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
         manifest: &Manifest,
     ) -> Result<Digest, TransferError> {
         self.push_manifest(repository, reference, manifest)
@@ -220,13 +237,13 @@ impl Registry {
     /// recorded in the tag-schema fallback index).
     pub async fn push_manifest(
         &self,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
         manifest: &Manifest,
     ) -> Result<PushedManifest, TransferError> {
-        let ctx = self.ctx(Operation::PutManifest, Some(repository), Some(reference));
-        if let TagOrDigest::Digest(d) = parse_manifest_reference(&ctx, reference)?
-            && d != manifest.digest
+        let ctx = self.manifest_ctx(Operation::PutManifest, repository, reference);
+        if let TagOrDigest::Digest(d) = reference
+            && *d != manifest.digest
         {
             return Err(TransferError::DigestMismatch {
                 what: format!("manifest pushed as {repository}@{d}"),
@@ -234,8 +251,8 @@ impl Registry {
                 actual: manifest.digest.to_string(),
             });
         }
-        let url = self.v2_url(repository, &["manifests", reference]).await?;
-        let scopes = ScopeSet::new().with(Scope::push(repository));
+        let url = self.manifest_url(repository, reference).await?;
+        let scopes = ScopeSet::new().with(Scope::push(repository.as_str()));
         let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
         req.headers.insert(
             header::CONTENT_TYPE,
@@ -273,18 +290,18 @@ impl Registry {
     /// Deletes a manifest by digest.
     pub async fn delete_manifest(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
     ) -> Result<(), TransferError> {
         let ctx = self.ctx(
             Operation::DeleteManifest,
-            Some(repository),
+            Some(repository.as_str()),
             Some(digest.as_str()),
         );
         let url = self
-            .v2_url(repository, &["manifests", digest.as_str()])
+            .v2_url(repository.as_str(), &["manifests", digest.as_str()])
             .await?;
-        let scopes = ScopeSet::new().with(Scope::repository(repository, ["delete"]));
+        let scopes = ScopeSet::new().with(Scope::repository(repository.as_str(), ["delete"]));
         let resp = self
             .send(Req::new(ctx.clone(), Method::DELETE, url, scopes.clone()))
             .await?;
@@ -296,17 +313,29 @@ impl Registry {
         }
         Err(self.fail(&ctx, resp, &scopes).await)
     }
-}
 
-fn parse_manifest_reference(
-    ctx: &RequestContext,
-    reference: &str,
-) -> Result<TagOrDigest, TransferError> {
-    let invalid = |e: acr_import_reference::ReferenceError| TransferError::Protocol {
-        context: ctx.clone(),
-        reason: format!("`{reference}` is neither a tag nor a digest: {e}"),
-    };
-    reference.parse().map_err(invalid)
+    fn manifest_ctx(
+        &self,
+        operation: Operation,
+        repository: &Repository,
+        reference: &TagOrDigest,
+    ) -> RequestContext {
+        self.ctx(
+            operation,
+            Some(repository.as_str()),
+            Some(reference.as_str()),
+        )
+    }
+
+    /// `/v2/<repository>/manifests/<reference>`.
+    async fn manifest_url(
+        &self,
+        repository: &Repository,
+        reference: &TagOrDigest,
+    ) -> Result<url::Url, TransferError> {
+        self.v2_url(repository.as_str(), &["manifests", reference.as_str()])
+            .await
+    }
 }
 
 /// The media type to push a manifest with: the `Content-Type` it was served with, which must

@@ -10,7 +10,7 @@ mod uploads;
 use std::time::Duration;
 
 use acr_import_auth::ScopeSet;
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use http::{Method, StatusCode, header};
 use hyper::body::Incoming;
 use url::Url;
@@ -60,7 +60,7 @@ pub struct ManifestHead {
 #[derive(Debug, Clone)]
 pub struct UploadSession {
     location: Url,
-    repository: String,
+    repository: Repository,
     offset: u64,
 }
 
@@ -173,14 +173,19 @@ impl Registry {
 
     /// Whether `digest` of `repository` was read through this handle's cache (reading it
     /// again sends nothing).
-    pub(crate) fn has_read(&self, repository: &str, digest: &Digest) -> bool {
+    pub(crate) fn has_read(&self, repository: &Repository, digest: &Digest) -> bool {
         self.reads.as_ref().is_some_and(|r| {
             r.cache.contains(&self.host, repository, digest) || r.held_at(digest).is_some()
         })
     }
 
     /// `digest` can be read from `repository` of `holder` instead (a copy's target holds it).
-    pub(crate) fn read_elsewhere(&self, digest: &Digest, holder: &Registry, repository: &str) {
+    pub(crate) fn read_elsewhere(
+        &self,
+        digest: &Digest,
+        holder: &Registry,
+        repository: &Repository,
+    ) {
         if let Some(r) = &self.reads {
             r.hold(digest, holder, repository);
         }
@@ -188,7 +193,7 @@ impl Registry {
 
     /// A copy's targets, asked before this source whether they hold a digest (when the
     /// source counts pulls).
-    pub(crate) fn read_targets_first(&self, targets: Vec<(Registry, String)>) {
+    pub(crate) fn read_targets_first(&self, targets: Vec<(Registry, Repository)>) {
         if let Some(r) = &self.reads {
             r.set_targets(targets);
         }

@@ -1,7 +1,7 @@
 //! Uploads: sessions, cross-repository mounts, monolithic and chunked pushes.
 
 use acr_import_auth::{Scope, ScopeSet};
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use http::{HeaderValue, Method, StatusCode, header};
@@ -18,21 +18,23 @@ impl Registry {
     /// in one request: `201` means mounted, `202` an upload session to send bytes to.
     pub async fn start_upload(
         &self,
-        repository: &str,
-        mount: Option<(&Digest, &str)>,
+        repository: &Repository,
+        mount: Option<(&Digest, &Repository)>,
     ) -> Result<UploadStart, TransferError> {
         let ctx = self.ctx(
             Operation::StartUpload,
-            Some(repository),
+            Some(repository.as_str()),
             mount.map(|(d, _)| d.as_str()),
         );
-        let mut url = self.v2_url(repository, &["blobs", "uploads", ""]).await?;
-        let mut scopes = ScopeSet::new().with(Scope::push(repository));
+        let mut url = self
+            .v2_url(repository.as_str(), &["blobs", "uploads", ""])
+            .await?;
+        let mut scopes = ScopeSet::new().with(Scope::push(repository.as_str()));
         if let Some((digest, from)) = mount {
             url.query_pairs_mut()
                 .append_pair("mount", digest.as_str())
-                .append_pair("from", from);
-            scopes.insert(Scope::pull(from));
+                .append_pair("from", from.as_str());
+            scopes.insert(Scope::pull(from.as_str()));
         }
         let mut req = Req::new(ctx.clone(), Method::POST, url, scopes.clone());
         // Starting a session twice leaves an orphan session at worst: safe to retry.
@@ -48,7 +50,7 @@ impl Registry {
                 drain(resp.response).await;
                 Ok(UploadStart::Session(UploadSession {
                     location,
-                    repository: repository.to_owned(),
+                    repository: repository.clone(),
                     offset: 0,
                 }))
             }
@@ -123,12 +125,12 @@ impl Registry {
     ) -> Result<(), TransferError> {
         let ctx = self.ctx(
             Operation::Upload,
-            Some(&session.repository),
+            Some(session.repository.as_str()),
             Some(digest.as_str()),
         );
         let mut url = session.location.clone();
         url.query_pairs_mut().append_pair("digest", digest.as_str());
-        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let mut req = Req::new(ctx.clone(), Method::PUT, url, scopes.clone());
         req.headers
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(OCTET_STREAM));
@@ -160,8 +162,8 @@ impl Registry {
         session: UploadSession,
         data: Bytes,
     ) -> Result<UploadSession, TransferError> {
-        let ctx = self.ctx(Operation::Upload, Some(&session.repository), None);
-        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let ctx = self.ctx(Operation::Upload, Some(session.repository.as_str()), None);
+        let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let end = session.offset + data.len() as u64;
         let mut req = Req::new(
             ctx.clone(),
@@ -201,8 +203,8 @@ impl Registry {
         &self,
         session: &UploadSession,
     ) -> Result<UploadSession, TransferError> {
-        let ctx = self.ctx(Operation::Upload, Some(&session.repository), None);
-        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let ctx = self.ctx(Operation::Upload, Some(session.repository.as_str()), None);
+        let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let resp = self
             .send(Req::new(
                 ctx.clone(),
@@ -228,8 +230,8 @@ impl Registry {
 
     /// Cancels a session (best effort: a failure here changes nothing for the caller).
     pub async fn cancel_upload(&self, session: &UploadSession) {
-        let ctx = self.ctx(Operation::Delete, Some(&session.repository), None);
-        let scopes = ScopeSet::new().with(Scope::push(&session.repository));
+        let ctx = self.ctx(Operation::Delete, Some(session.repository.as_str()), None);
+        let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let mut req = Req::new(ctx, Method::DELETE, session.location.clone(), scopes);
         req.idempotent = false;
         if let Ok(resp) = self.send(req).await {
@@ -241,7 +243,7 @@ impl Registry {
     /// resuming from the registry's reported offset when a chunk fails.
     pub async fn push_blob(
         &self,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         data: Bytes,
         chunk_size: u64,
