@@ -4,19 +4,21 @@
 
 use acr_import_testsupport::cosign::{self, CosignKey};
 use acr_import_transfer::{Manifest, Registry};
+
+use crate::Names;
 use anyhow::Context as _;
 use bytes::Bytes;
 
 /// The manifest under `tag` in `repo` and the bytes of its first layer.
 async fn first_layer(reg: &Registry, repo: &str, tag: &str) -> anyhow::Result<(Manifest, Bytes)> {
     let m = reg
-        .get_manifest(repo, tag)
+        .get_manifest(&repo.repo(), &tag.at())
         .await
         .with_context(|| format!("{repo}:{tag}"))?;
     let content = m.parse().map_err(anyhow::Error::msg)?;
     let layer = content.layers.first().context("no layer")?;
     let bytes = reg
-        .get_blob(repo, &layer.digest, Some(layer.size), true)
+        .get_blob(&repo.repo(), &layer.digest, Some(layer.size), true)
         .await?
         .collect(1 << 20)
         .await?;

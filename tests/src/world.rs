@@ -19,6 +19,7 @@ use acr_import_testsupport::{AadEmulator, AcrEmulator, Rbac, Registry};
 use acr_import_transfer::{Manifest, RetryPolicy, TransferError, Transport, digest_of, manifest};
 use bytes::Bytes;
 
+use crate::Names;
 use crate::arm_emulator::{ArmEmulator, ArmEmulatorBuilder, ArmRegistry, ArmRole};
 
 /// The home tenant.
@@ -151,8 +152,9 @@ pub async fn push_image(
     let layer = Bytes::from(format!("layer {seed} ").repeat(100));
     let cd = digest_of(DigestAlgorithm::Sha256, &config);
     let ld = digest_of(DigestAlgorithm::Sha256, &layer);
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX).await?;
-    reg.push_blob(repo, &ld, layer.clone(), u64::MAX).await?;
+    let repo = repo.repo();
+    reg.push_blob(&repo, &cd, config.clone(), u64::MAX).await?;
+    reg.push_blob(&repo, &ld, layer.clone(), u64::MAX).await?;
     let body = format!(
         r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
         manifest::OCI_MANIFEST,
@@ -164,7 +166,7 @@ pub async fn push_image(
         bytes: Bytes::from(body),
         media_type: manifest::OCI_MANIFEST.to_owned(),
     };
-    reg.put_manifest(repo, tag, &m).await?;
+    reg.put_manifest(&repo, &tag.at(), &m).await?;
     Ok(m)
 }
 
@@ -357,7 +359,7 @@ impl ArmWorld {
         self.admin()
             .registry(&self.target.login_server())
             .ok()?
-            .head_manifest(repo, tag)
+            .head_manifest(&repo.repo(), &tag.at())
             .await
             .ok()
             .flatten()

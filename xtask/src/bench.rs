@@ -22,6 +22,7 @@ mod mirror;
 mod proc;
 mod report;
 
+use acr_import_tests::Names;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -616,7 +617,7 @@ impl Bench {
         repo: &str,
         w: &Workload,
     ) -> anyhow::Result<()> {
-        let head = self.rt.block_on(reg.head_manifest(repo, &w.tag))?;
+        let head = self.rt.block_on(reg.head_manifest(&repo.repo(), &w.tag.at()))?;
         let digest = head.and_then(|h| h.digest);
         anyhow::ensure!(
             digest.as_ref() == Some(&w.top.digest),

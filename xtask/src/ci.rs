@@ -5,6 +5,7 @@
 //! the test suites, the library example against local registries, and the conformance suite
 //! against a local registry.
 
+use acr_import_tests::Names;
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -183,7 +184,7 @@ fn example() -> anyhow::Result<()> {
             }
             let copied = transport
                 .registry(&target.url())?
-                .get_manifest(repo, "1.0")
+                .get_manifest(&repo.repo(), &"1.0".at())
                 .await
                 .with_context(|| format!("the {name} example's target tag"))?;
             anyhow::ensure!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use acr_import_auth::{Credential, NULL_GUID_USERNAME, Secret, StaticCredentials};
-use acr_import_reference::RepositoryReference;
+use acr_import_reference::{Repository, RepositoryReference, Tag, TagOrDigest};
 use acr_import_transfer::{
     Copier, CopyOptions, Endpoint, RetryPolicy, Source, Target, TransferError, Transport,
 };
@@ -468,55 +468,50 @@ pub(super) async fn perform(
         .source_image
         .parse()
         .map_err(|_| fail("InvalidParameters", "invalid source image"))?;
-    let repo = image.repository().to_string();
-    let source_tag = image.tag().map(|t| t.to_string());
-    let reference = image
-        .digest()
-        .map(|d| d.to_string())
-        .or_else(|| source_tag.clone())
-        .unwrap_or_else(|| "latest".to_owned());
+    let invalid = |e: acr_import_reference::ReferenceError| fail("InvalidParameter", e.to_string());
+    let repo = image.repository().clone();
+    let source_tag = image.tag().cloned();
+    let reference: TagOrDigest = match (image.digest(), &source_tag) {
+        (Some(d), _) => d.clone().into(),
+        (None, Some(t)) => t.clone().into(),
+        (None, None) => Tag::latest().into(),
+    };
     let head = src_reg
         .head_manifest(&repo, &reference)
         .await
-        .map_err(|e| pull_failure(&e, &repo, &reference))?;
+        .map_err(|e| pull_failure(&e, repo.as_str(), reference.as_str()))?;
     let Some(head) = head else {
         return Err(fail(
             "InvalidParameters",
             format!("Unable to find manifest digest Repo: {repo} Tag: {reference}"),
         ));
     };
-    let digest = head
-        .digest
-        .map(|d| d.to_string())
-        .unwrap_or_else(|| reference.clone());
+    let digest = head.digest.map_or_else(|| reference.to_string(), |d| d.to_string());
     if let Some(o) = lock(&state.operations).get_mut(op) {
         o.manifests = vec![(format!("{repo}@{digest}"), "Pending".to_owned())];
     }
-    let mut targets = Vec::new();
+    let default_tag = || source_tag.clone().unwrap_or_else(Tag::latest);
+    let mut targets: Vec<(Repository, Option<Tag>)> = Vec::new();
     for t in &body.target_tags {
         let (r, tag) = match t.rsplit_once(':') {
-            Some((r, tag)) if !tag.contains('/') => (r.to_owned(), tag.to_owned()),
-            _ => (
-                t.clone(),
-                source_tag.clone().unwrap_or_else(|| "latest".to_owned()),
-            ),
+            Some((r, tag)) if !tag.contains('/') => {
+                (r.parse().map_err(invalid)?, tag.parse().map_err(invalid)?)
+            }
+            _ => (t.parse().map_err(invalid)?, default_tag()),
         };
         targets.push((r, Some(tag)));
     }
     for r in &body.untagged {
-        targets.push((r.clone(), None));
+        targets.push((r.parse().map_err(invalid)?, None));
     }
     if targets.is_empty() {
-        targets.push((
-            repo.clone(),
-            Some(source_tag.clone().unwrap_or_else(|| "latest".to_owned())),
-        ));
+        targets.push((repo.clone(), Some(default_tag())));
     }
     if !body.force {
         for (r, tag) in &targets {
             if let Some(tag) = tag
                 && dst_reg
-                    .head_manifest(r, tag)
+                    .head_manifest(r, &tag.clone().into())
                     .await
                     .map_err(|e| fail("InternalServerError", e.to_string()))?
                     .is_some()
@@ -530,20 +525,15 @@ pub(super) async fn perform(
             }
         }
     }
-    let invalid = |e: acr_import_reference::ReferenceError| fail("InvalidParameter", e.to_string());
     let source = Source {
         endpoint: Endpoint::registry(src_reg, repo.clone()),
-        reference: reference.parse().map_err(invalid)?,
+        reference: reference.clone(),
     };
     let mut endpoints = Vec::new();
     for (r, tag) in targets {
         endpoints.push(Target {
             endpoint: Endpoint::registry(dst_reg.clone(), r),
-            tag: tag
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(invalid)?,
+            tag,
         });
     }
     let targets = endpoints;
@@ -555,7 +545,7 @@ pub(super) async fn perform(
     let report = copier
         .copy(&source, &targets)
         .await
-        .map_err(|e| pull_failure(&e, &repo, &reference))?;
+        .map_err(|e| pull_failure(&e, repo.as_str(), reference.as_str()))?;
     if let Some(o) = lock(&state.operations).get_mut(op) {
         o.manifests = report
             .manifests

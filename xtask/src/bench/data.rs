@@ -5,6 +5,7 @@
 //! raw bytes on the way and change every digest. Stored blocks keep the data
 //! incompressible and the size within 0.02 % of the payload.
 
+use acr_import_tests::Names;
 use acr_import_reference::{Digest, DigestAlgorithm};
 use acr_import_testsupport::SplitMix64;
 use acr_import_transfer::{Hasher, Manifest, Registry, TransferError, UploadStart, manifest};
@@ -222,7 +223,7 @@ async fn push_layer(
     if layer.size() <= IN_MEMORY_MAX {
         let (all, diff_id) = layer.generate()?;
         let digest = acr_import_transfer::digest_of(DigestAlgorithm::Sha256, &all);
-        reg.push_blob(repo, &digest, all, u64::MAX).await?;
+        reg.push_blob(&repo.repo(), &digest, all, u64::MAX).await?;
         return Ok((digest, diff_id));
     }
     let mut hasher = Hasher::new(DigestAlgorithm::Sha256);
@@ -235,7 +236,7 @@ async fn push_layer(
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("layer generator did not finish"))?;
     let digest = hasher.finish();
-    if let UploadStart::Session(session) = reg.start_upload(repo, None).await? {
+    if let UploadStart::Session(session) = reg.start_upload(&repo.repo(), None).await? {
         let stream = futures_util::stream::iter(
             layer
                 .chunks()
@@ -275,7 +276,7 @@ async fn push_image(
     }))?);
     let config_digest = acr_import_transfer::digest_of(DigestAlgorithm::Sha256, &config);
     let config_size = config.len() as u64;
-    reg.push_blob(repo, &config_digest, config, u64::MAX)
+    reg.push_blob(&repo.repo(), &config_digest, config, u64::MAX)
         .await?;
     blobs.push(BlobInfo {
         digest: config_digest.clone(),
@@ -290,7 +291,7 @@ async fn push_image(
         }),
         manifest::OCI_MANIFEST,
     )?;
-    reg.put_manifest(repo, m.digest.as_str(), &m).await?;
+    reg.put_manifest(&repo.repo(), &m.digest.clone().into(), &m).await?;
     Ok(m)
 }
 
@@ -329,7 +330,7 @@ pub async fn seed_index(
         &serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries}),
         manifest::OCI_INDEX,
     )?;
-    reg.put_manifest(repo, tag, &top).await?;
+    reg.put_manifest(&repo.repo(), &tag.at(), &top).await?;
     let per_platform: u64 = sizes.iter().sum();
     Ok(Workload {
         key: "A",
@@ -368,7 +369,7 @@ pub async fn seed_image(
         })
         .collect();
     let top = push_image(reg, repo, "amd64", &layers, &mut blobs).await?;
-    reg.put_manifest(repo, tag, &top).await?;
+    reg.put_manifest(&repo.repo(), &tag.at(), &top).await?;
     Ok(Workload {
         key,
         title: format!(

@@ -13,6 +13,7 @@
 //!
 //! and reports the median time, the requests sent and the size of the tag list (its JSON).
 
+use acr_import_tests::Names;
 use std::time::{Duration, Instant};
 
 use acr_import_testsupport::{LatencyProxy, Registry};
@@ -84,11 +85,11 @@ async fn measure(wan: bool, runs: usize) -> anyhow::Result<()> {
     for size in SIZES {
         let repo = format!("tags{size}");
         direct
-            .push_blob(&repo, &cd, config.clone(), u64::MAX)
+            .push_blob(&repo.repo(), &cd, config.clone(), u64::MAX)
             .await?;
         futures_util::stream::iter((0..size).map(|i| {
             let (direct, repo, m) = (&direct, &repo, &m);
-            async move { direct.put_manifest(repo, &format!("t{i:05}"), m).await }
+            async move { direct.put_manifest(&repo.repo(), &format!("t{i:05}").at(), m).await }
         }))
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()
@@ -101,12 +102,12 @@ async fn measure(wan: bool, runs: usize) -> anyhow::Result<()> {
             for (i, n) in MANIFESTS.iter().enumerate() {
                 let t = Transport::builder().proxy_from_env(false).build()?;
                 let reg = t.registry(&host)?;
-                reg.head_manifest(&repo, "t00000").await?;
+                reg.head_manifest(&repo.repo(), &"t00000".at()).await?;
                 let started = Instant::now();
                 futures_util::stream::iter((0..n * 3).map(|k| {
                     let (reg, repo) = (&reg, &repo);
                     let tag = format!("sha256-{:064x}.{}", k / 3, ["sig", "att", "sbom"][k % 3]);
-                    async move { reg.head_manifest(repo, &tag).await }
+                    async move { reg.head_manifest(&repo.repo(), &tag.at()).await }
                 }))
                 .buffer_unordered(8)
                 .try_collect::<Vec<_>>()
@@ -115,9 +116,9 @@ async fn measure(wan: bool, runs: usize) -> anyhow::Result<()> {
             }
             let t = Transport::builder().proxy_from_env(false).build()?;
             let reg = t.registry(&host)?;
-            reg.head_manifest(&repo, "t00000").await?;
+            reg.head_manifest(&repo.repo(), &"t00000".at()).await?;
             let started = Instant::now();
-            let page = reg.tags_page(&repo, SMALL_REPOSITORY).await?;
+            let page = reg.tags_page(&repo.repo(), SMALL_REPOSITORY).await?;
             list.push(started.elapsed());
             let json = serde_json::json!({"name": repo, "tags": page.tags});
             let bytes = serde_json::to_vec(&json)?.len();

@@ -13,6 +13,7 @@
 //! the 240 target tags holds the source's digest). Requests come from one extra untimed run
 //! per contender and scenario through counting proxies in front of the registries.
 
+use acr_import_tests::Names;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -273,11 +274,11 @@ async fn put_blob(
 ) -> anyhow::Result<Digest> {
     let digest = acr_import_transfer::digest_of(DigestAlgorithm::Sha256, bytes);
     if let Some(from) = from
-        && let UploadStart::Mounted = reg.start_upload(repo, Some((&digest, from))).await?
+        && let UploadStart::Mounted = reg.start_upload(&repo.repo(), Some((&digest, &from.repo()))).await?
     {
         return Ok(digest);
     }
-    reg.push_blob(repo, &digest, bytes.clone(), u64::MAX)
+    reg.push_blob(&repo.repo(), &digest, bytes.clone(), u64::MAX)
         .await?;
     Ok(digest)
 }
@@ -360,7 +361,7 @@ async fn seed(reg: &Registry, quick: bool) -> anyhow::Result<Catalog> {
                     bytes: body,
                     media_type: manifest::OCI_MANIFEST.to_owned(),
                 };
-                reg.put_manifest(repo, tag, &m).await?;
+                reg.put_manifest(&repo.repo(), &tag.at(), &m).await?;
                 if tag != SKIPPED_TAG {
                     out.push(((repo.clone(), tag.to_owned()), m.digest, blobs));
                 }
@@ -468,7 +469,7 @@ impl MirrorBench<'_> {
                 let name = repo.rsplit('/').next().unwrap_or(repo).to_owned();
                 async move {
                     let target = format!("{prefix}/{name}");
-                    let head = dst.head_manifest(&target, tag).await;
+                    let head = dst.head_manifest(&target.repo(), &tag.at()).await;
                     match head {
                         Ok(Some(h)) if h.digest.as_ref() == Some(want) => None,
                         other => Some(format!("{target}:{tag}: {other:?}")),

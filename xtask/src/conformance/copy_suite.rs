@@ -15,6 +15,7 @@
 //! compared byte for byte. Without skopeo on `PATH` a case with a registry target fails (its
 //! cross-check cannot run), never a pass.
 
+use acr_import_tests::Names;
 use std::collections::{HashSet, VecDeque};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -159,35 +160,35 @@ enum Place {
 impl Place {
     async fn manifest(&self, reference: &str) -> anyhow::Result<Manifest> {
         Ok(match self {
-            Place::Registry(r, repo) => r.get_manifest(repo, reference).await?,
+            Place::Registry(r, repo) => r.get_manifest(&repo.repo(), &reference.at()).await?,
             Place::Layout(l) => l.get_manifest(reference).await?,
         })
     }
 
     async fn blob_size(&self, digest: &Digest) -> anyhow::Result<Option<u64>> {
         Ok(match self {
-            Place::Registry(r, repo) => r.head_blob(repo, digest).await?,
+            Place::Registry(r, repo) => r.head_blob(&repo.repo(), digest).await?,
             Place::Layout(l) => l.blob_size(digest).await?,
         })
     }
 
     async fn referrers(&self, digest: &Digest) -> anyhow::Result<Vec<Descriptor>> {
         Ok(match self {
-            Place::Registry(r, repo) => r.referrers(repo, digest, None).await?.descriptors,
+            Place::Registry(r, repo) => r.referrers(&repo.repo(), digest, None).await?.descriptors,
             Place::Layout(l) => l.referrers(digest).await?,
         })
     }
 
     async fn tags(&self) -> anyhow::Result<Vec<String>> {
         Ok(match self {
-            Place::Registry(r, repo) => r.list_tags(repo, None).await?,
+            Place::Registry(r, repo) => r.list_tags(&repo.repo(), None).await?,
             Place::Layout(l) => l.tags().await?,
         })
     }
 
     fn endpoint(&self) -> Endpoint {
         match self {
-            Place::Registry(r, repo) => Endpoint::registry(r.clone(), repo.clone()),
+            Place::Registry(r, repo) => Endpoint::registry(r.clone(), repo.repo()),
             Place::Layout(l) => Endpoint::Layout(l.clone()),
         }
     }
@@ -789,7 +790,7 @@ async fn compare(from: &Place, to: &Place, referrers: bool) -> anyhow::Result<Ta
             }
         }
         if let (Some(subject), Place::Registry(reg, repo)) = (&content.subject, to) {
-            let listed = reg.referrers(repo, &subject.digest, None).await?;
+            let listed = reg.referrers(&repo.repo(), &subject.digest, None).await?;
             anyhow::ensure!(
                 listed.descriptors.iter().any(|r| r.digest == d),
                 "manifest {d} has subject {} but is not among that subject's referrers on the \

@@ -8,6 +8,7 @@
 //! mounts nothing), `xtask/conformance-expected.json` lists it under `personalities`, with
 //! the reason; an unlisted deviation and a listed check that passes both fail the run.
 
+use acr_import_tests::Names;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -263,11 +264,11 @@ async fn copy_out(
     Copier::new(CopyOptions::default())
         .copy(
             &Source {
-                endpoint: Endpoint::registry(from.clone(), repo),
+                endpoint: Endpoint::registry(from.clone(), repo.repo()),
                 reference: tag.clone().into(),
             },
             &[Target {
-                endpoint: Endpoint::registry(to.clone(), to_repo),
+                endpoint: Endpoint::registry(to.clone(), to_repo.repo()),
                 tag: Some(tag),
             }],
         )
@@ -340,10 +341,10 @@ async fn check_quirk(started: &Started, quirk: &str) -> anyhow::Result<String> {
         }
         "quirk/digest-computed-without-header" => {
             let repo = "cases/docker-v2";
-            let by_tag = ctx.reader.get_manifest(repo, "v1").await?;
+            let by_tag = ctx.reader.get_manifest(&repo.repo(), &"v1".at()).await?;
             let head = ctx
                 .reader
-                .head_manifest(repo, "v1")
+                .head_manifest(&repo.repo(), &"v1".at())
                 .await?
                 .and_then(|h| h.digest)
                 .ok_or_else(|| anyhow::anyhow!("the HEAD sent no Docker-Content-Digest"))?;
@@ -381,8 +382,8 @@ async fn check_quirk(started: &Started, quirk: &str) -> anyhow::Result<String> {
         }
         "quirk/referrers-api" => {
             let repo = "r2r/referrers";
-            let top = ctx.publisher.get_manifest(repo, "v1").await?;
-            let listed = ctx.publisher.referrers(repo, &top.digest, None).await?;
+            let top = ctx.publisher.get_manifest(&repo.repo(), &"v1".at()).await?;
+            let listed = ctx.publisher.referrers(&repo.repo(), &top.digest, None).await?;
             anyhow::ensure!(
                 listed.source == ReferrersSource::Api && listed.descriptors.len() == 2,
                 "{} referrers through {:?}",

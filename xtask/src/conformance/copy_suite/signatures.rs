@@ -4,6 +4,7 @@
 //! rewrote), each saying so. (Copies by tag, of a multi-arch index and through an OCI
 //! layout are the matrix's `cosign-signed` case.)
 
+use acr_import_tests::Names;
 use std::time::{Duration, Instant};
 
 use acr_import_reference::Digest;
@@ -60,12 +61,12 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
     let s = cosign_signed(&Seeder::new(ctx.src.host())?, &repo, "v1", seed, &key).await?;
     let top: Digest = s.top.digest.parse()?;
     let src = |reference: &str| Source {
-        endpoint: Endpoint::registry(ctx.src.clone(), repo.clone()),
+        endpoint: Endpoint::registry(ctx.src.clone(), repo.repo()),
         // The callers below name tags and digests of their own making.
         reference: reference.parse().expect("a tag or a digest"),
     };
     let to = |tag: Option<&str>| Target {
-        endpoint: Endpoint::registry(ctx.dst.clone(), target.clone()),
+        endpoint: Endpoint::registry(ctx.dst.clone(), target.repo()),
         tag: tag.map(|t| t.parse().expect("a tag")),
     };
     let copy = |options: CopyOptions, source: Source, t: Target| async move {
@@ -109,11 +110,11 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
             let r = copy(off, src("v1"), to(Some("v1"))).await?;
             for tag in &s.digest_tags {
                 anyhow::ensure!(
-                    ctx.dst.head_manifest(&target, tag).await?.is_none(),
+                    ctx.dst.head_manifest(&target.repo(), &tag.at()).await?.is_none(),
                     "{tag} was copied with referrers off"
                 );
             }
-            let listed = ctx.dst.referrers(&target, &top, None).await?;
+            let listed = ctx.dst.referrers(&target.repo(), &top, None).await?;
             anyhow::ensure!(listed.descriptors.is_empty(), "a referrer was copied");
             let note = r.notes.iter().find(|n| n.starts_with("--no-referrers"));
             let note = note.context("no note says what stayed behind")?;
@@ -133,7 +134,7 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
                 "the dry run does not list {sig}: {text}"
             );
             anyhow::ensure!(
-                ctx.dst.head_manifest(&target, &sig).await?.is_none(),
+                ctx.dst.head_manifest(&target.repo(), &sig.at()).await?.is_none(),
                 "the dry run wrote {sig}"
             );
             Ok(format!(
@@ -161,17 +162,17 @@ async fn all_followed(
     key: &CosignKey,
 ) -> anyhow::Result<()> {
     for tag in &s.digest_tags {
-        let a = ctx.src.get_manifest(repo, tag).await?;
+        let a = ctx.src.get_manifest(&repo.repo(), &tag.at()).await?;
         let b = ctx
             .dst
-            .get_manifest(target, tag)
+            .get_manifest(&target.repo(), &tag.at())
             .await
             .with_context(|| format!("the target lacks {tag}"))?;
         anyhow::ensure!(a == b, "{tag}: the target holds other bytes");
     }
     let listed = ctx
         .dst
-        .referrers(target, &s.top.digest.parse()?, None)
+        .referrers(&target.repo(), &s.top.digest.parse()?, None)
         .await?;
     anyhow::ensure!(
         listed
@@ -205,11 +206,11 @@ async fn platform_rewrite(
     let r = Copier::new(two)
         .copy(
             &Source {
-                endpoint: Endpoint::registry(ctx.src.clone(), repo),
+                endpoint: Endpoint::registry(ctx.src.clone(), repo.repo()),
                 reference: "v1".parse()?,
             },
             &[Target {
-                endpoint: Endpoint::registry(ctx.dst.clone(), target),
+                endpoint: Endpoint::registry(ctx.dst.clone(), target.repo()),
                 tag: Some("v1".parse()?),
             }],
         )
@@ -219,7 +220,7 @@ async fn platform_rewrite(
     for image in [s.top.digest.as_str(), new.as_str()] {
         let tag = digest_tag(image, "sig");
         anyhow::ensure!(
-            ctx.dst.head_manifest(target, &tag).await?.is_none(),
+            ctx.dst.head_manifest(&target.repo(), &tag.at()).await?.is_none(),
             "{tag} is on the target: the index's signature does not hold for the rewritten one"
         );
     }
@@ -233,7 +234,7 @@ async fn platform_rewrite(
         r.notes.iter().any(|n| n.starts_with("left behind")),
         "no note says what stayed behind"
     );
-    let kept = ctx.dst.get_manifest(target, "v1").await?;
+    let kept = ctx.dst.get_manifest(&target.repo(), &"v1".at()).await?;
     let mut verified = 0;
     for c in kept.parse().map_err(anyhow::Error::msg)?.manifests {
         if s.signed.iter().any(|d| d == c.digest.as_str()) {
@@ -264,21 +265,21 @@ async fn regctl_layout(ctx: &Ctx<'_>, target: &str) -> anyhow::Result<String> {
                 reference: written.tag.parse()?,
             },
             &[Target {
-                endpoint: Endpoint::registry(ctx.dst.clone(), target),
+                endpoint: Endpoint::registry(ctx.dst.clone(), target.repo()),
                 tag: Some(written.tag.parse()?),
             }],
         )
         .await
         .context("the copy failed")?;
     let image: Digest = written.image.parse()?;
-    let listed = ctx.dst.referrers(target, &image, None).await?;
+    let listed = ctx.dst.referrers(&target.repo(), &image, None).await?;
     for (d, bytes) in written.listed.iter().chain([&written.by_subject]) {
         let d: Digest = d.parse()?;
         anyhow::ensure!(
             listed.descriptors.iter().any(|r| r.digest == d),
             "referrer {d} is not listed on the target"
         );
-        let m = ctx.dst.get_manifest(target, d.as_str()).await?;
+        let m = ctx.dst.get_manifest(&target.repo(), &d.clone().into()).await?;
         anyhow::ensure!(m.bytes.as_ref() == bytes.as_slice(), "{d}: other bytes");
     }
     signature_verifies(&ctx.dst, target, image.as_str(), &key).await?;

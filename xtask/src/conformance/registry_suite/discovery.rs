@@ -1,5 +1,6 @@
 //! Content discovery checks: tags and referrers (`discovery/…`).
 
+use acr_import_tests::Names;
 use super::*;
 
 impl Ctx {
@@ -16,7 +17,7 @@ impl Ctx {
         // Pushed in no particular order, so that storage order is not lexical order.
         let tags = ["b1", "a2", "c0", "0z", "b0", "a10", "z9", "a1"];
         for t in tags {
-            self.reg.put_manifest(&repo, t, &m).await?;
+            self.reg.put_manifest(&repo.repo(), &t.at(), &m).await?;
         }
         let mut sorted: Vec<String> = tags.iter().map(|t| (*t).to_owned()).collect();
         sorted.sort();
@@ -25,7 +26,7 @@ impl Ctx {
 
     pub(super) async fn tags_list(&self) -> anyhow::Result<Outcome> {
         let (repo, pushed) = self.tag_repo().await?;
-        let tags = self.reg.list_tags(&repo, None).await?;
+        let tags = self.reg.list_tags(&repo.repo(), None).await?;
         if pushed.is_none() && tags.len() < 2 {
             return Ok(Outcome::Skip(format!(
                 "{repo} has {} tag(s); the order needs 2",
@@ -58,7 +59,7 @@ impl Ctx {
 
     pub(super) async fn tags_list_pagination(&self) -> anyhow::Result<Outcome> {
         let (repo, pushed) = self.tag_repo().await?;
-        let mut all = self.reg.list_tags(&repo, None).await?;
+        let mut all = self.reg.list_tags(&repo.repo(), None).await?;
         all.sort();
         if let Some(p) = &pushed {
             anyhow::ensure!(&all == p, "listed {all:?}, pushed {p:?}");
@@ -70,7 +71,7 @@ impl Ctx {
             )));
         }
         // Through the transport: n=2, following Link to the end.
-        let mut paged = self.reg.list_tags(&repo, Some(2)).await?;
+        let mut paged = self.reg.list_tags(&repo.repo(), Some(2)).await?;
         paged.sort();
         anyhow::ensure!(
             paged == all,
@@ -228,7 +229,7 @@ impl Ctx {
                     );
                 }
             }
-            let ours = self.reg.referrers(&repo, &subject, None).await?;
+            let ours = self.reg.referrers(&repo.repo(), &subject, None).await?;
             anyhow::ensure!(
                 ours.source == ReferrersSource::Api,
                 "our transport did not use the API"
@@ -248,7 +249,7 @@ impl Ctx {
         if let Some(seed) = expected {
             self.ensure_fallback(seed).await?;
         }
-        let ours = self.reg.referrers(&repo, &subject, None).await?;
+        let ours = self.reg.referrers(&repo.repo(), &subject, None).await?;
         anyhow::ensure!(
             ours.source == ReferrersSource::TagSchema,
             "our transport did not fall back to the tag schema"
@@ -282,7 +283,7 @@ impl Ctx {
         let sbom = &seed.artifacts[0].0;
         let ours = self
             .reg
-            .referrers(repo, &seed.subject.digest, Some(SBOM))
+            .referrers(&repo.repo(), &seed.subject.digest, Some(SBOM))
             .await?;
         anyhow::ensure!(
             ours.descriptors.len() == 1 && ours.descriptors[0].digest == sbom.digest,
@@ -349,9 +350,9 @@ impl Ctx {
             .await?;
         let index = self.attach(&s.repo, &subject, &[(&sig, SIGNATURE)]).await?;
         let tag = subject.digest.referrers_tag();
-        let back = self.reg.get_manifest(&s.repo, tag.as_str()).await?;
+        let back = self.reg.get_manifest(&s.repo.repo(), &tag.clone().into()).await?;
         anyhow::ensure!(back == index, "the fallback tag serves other bytes");
-        let ours = self.reg.referrers(&s.repo, &subject.digest, None).await?;
+        let ours = self.reg.referrers(&s.repo.repo(), &subject.digest, None).await?;
         let found = ours
             .descriptors
             .iter()

@@ -1,11 +1,12 @@
 //! Content management checks: deletions (`management/…`).
 
+use acr_import_tests::Names;
 use super::*;
 
 impl Ctx {
     /// Whether `tag` of `repo` resolves (`HEAD`).
     async fn tag_resolves(&self, repo: &str, tag: &str) -> anyhow::Result<bool> {
-        Ok(self.reg.head_manifest(repo, tag).await?.is_some())
+        Ok(self.reg.head_manifest(&repo.repo(), &tag.at()).await?.is_some())
     }
 
     /// `DELETE /v2/<repo>/<what>` through our connections, with pull and delete rights.
@@ -20,7 +21,7 @@ impl Ctx {
     pub(super) async fn delete_tag(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let m = s.variant("deleted by tag")?;
-        self.reg.put_manifest(&s.repo, "delete-me", &m).await?;
+        self.reg.put_manifest(&s.repo.repo(), &"delete-me".at(), &m).await?;
         let resp = self.raw_delete(&s.repo, "manifests/delete-me").await?;
         match resp.status {
             202 => {
@@ -50,9 +51,9 @@ impl Ctx {
         let s = self.seeded()?;
         let m = s.variant(&format!("deleted by digest {}", self.salt))?;
         self.reg
-            .put_manifest(&s.repo, "delete-by-digest", &m)
+            .put_manifest(&s.repo.repo(), &"delete-by-digest".at(), &m)
             .await?;
-        match self.reg.delete_manifest(&s.repo, &m.digest).await {
+        match self.reg.delete_manifest(&s.repo.repo(), &m.digest).await {
             Ok(()) => {}
             Err(e) if matches!(e.status(), Some(400 | 405)) => {
                 return Ok(Outcome::Pass(format!(
@@ -62,7 +63,7 @@ impl Ctx {
             Err(e) => return Err(e.into()),
         }
         refused(
-            self.reg.get_manifest(&s.repo, m.digest.as_str()).await,
+            self.reg.get_manifest(&s.repo.repo(), &m.digest.clone().into()).await,
             404,
             "MANIFEST_UNKNOWN",
             |_| "still served by digest after the DELETE".to_owned(),
@@ -79,12 +80,12 @@ impl Ctx {
     pub(super) async fn delete_blob(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let (blob, d) = self.salted(1013, 1500);
-        self.reg.push_blob(&s.repo, &d, blob, u64::MAX).await?;
+        self.reg.push_blob(&s.repo.repo(), &d, blob, u64::MAX).await?;
         let resp = self.raw_delete(&s.repo, &format!("blobs/{d}")).await?;
         match resp.status {
             202 => {
                 anyhow::ensure!(
-                    self.reg.head_blob(&s.repo, &d).await?.is_none(),
+                    self.reg.head_blob(&s.repo.repo(), &d).await?.is_none(),
                     "202, but HEAD still finds the blob"
                 );
                 Ok(Outcome::Pass("202; then HEAD 404".to_owned()))

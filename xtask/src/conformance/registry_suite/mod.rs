@@ -6,6 +6,7 @@
 //! our transport reads every answer right; the few requests it has no method for go through
 //! [`Raw`] (our connections and authenticator, hand-built requests).
 
+use acr_import_tests::Names;
 use std::time::Duration;
 
 use acr_import_auth::{Scope, ScopeSet};
@@ -234,7 +235,7 @@ async fn prepare(setup: &Setup) -> anyhow::Result<Ctx> {
             ctx.push_blobs(repo, &[&seeded.config, &seeded.layer])
                 .await?;
             let m = seeded.variant("image")?;
-            ctx.reg.put_manifest(repo, "v1", &m).await?;
+            ctx.reg.put_manifest(&repo.repo(), &"v1".at(), &m).await?;
             anyhow::Ok(Image {
                 repo: repo.clone(),
                 tag: Some("v1".to_owned()),
@@ -265,7 +266,7 @@ async fn prepare(setup: &Setup) -> anyhow::Result<Ctx> {
 /// Resolves an existing image for the read checks: the manifest, and a blob of the first
 /// platform's image when the reference is an index.
 async fn read_image(reg: &Registry, repo: &str, reference: &str) -> anyhow::Result<Image> {
-    let top = reg.get_manifest(repo, reference).await?;
+    let top = reg.get_manifest(&repo.repo(), &reference.at()).await?;
     let mut image = top.clone();
     for _ in 0..4 {
         if !image.is_index() {
@@ -278,7 +279,7 @@ async fn read_image(reg: &Registry, repo: &str, reference: &str) -> anyhow::Resu
             .find(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
             .or(content.manifests.first())
             .context("the index lists no manifests")?;
-        image = reg.get_manifest(repo, child.digest.as_str()).await?;
+        image = reg.get_manifest(&repo.repo(), &child.digest.clone().into()).await?;
     }
     let content = image.parse().map_err(anyhow::Error::msg)?;
     let blob = content
@@ -405,7 +406,7 @@ async fn read_blob(
     prefix: usize,
 ) -> anyhow::Result<(Bytes, u64)> {
     let mut stream = reg
-        .get_blob(repo, &desc.digest, Some(desc.size), true)
+        .get_blob(&repo.repo(), &desc.digest, Some(desc.size), true)
         .await?;
     let mut head = Vec::new();
     let mut total = 0u64;
@@ -427,9 +428,9 @@ impl Ctx {
     async fn push_blobs(&self, repo: &str, blobs: &[&Blob]) -> anyhow::Result<()> {
         for b in blobs {
             let d = sha256(&b.bytes);
-            if self.reg.head_blob(repo, &d).await?.is_none() {
+            if self.reg.head_blob(&repo.repo(), &d).await?.is_none() {
                 self.reg
-                    .push_blob(repo, &d, b.bytes.clone(), u64::MAX)
+                    .push_blob(&repo.repo(), &d, b.bytes.clone(), u64::MAX)
                     .await?;
             }
         }
@@ -453,7 +454,7 @@ impl Ctx {
             &payload,
             subject.map(descriptor_json),
         )?)?;
-        self.reg.put_manifest(repo, m.digest.as_str(), &m).await?;
+        self.reg.put_manifest(&repo.repo(), &m.digest.clone().into(), &m).await?;
         Ok(m)
     }
 
@@ -466,7 +467,7 @@ impl Ctx {
 
     /// A new upload session (a `POST` without mount) in `repo`.
     async fn new_session(&self, repo: &str) -> anyhow::Result<acr_import_transfer::UploadSession> {
-        match self.reg.start_upload(repo, None).await? {
+        match self.reg.start_upload(&repo.repo(), None).await? {
             UploadStart::Session(session) => Ok(session),
             UploadStart::Mounted => anyhow::bail!("POST without mount answered 201"),
         }
@@ -478,7 +479,7 @@ impl Ctx {
         let s = self.seeded()?;
         let subject = s.variant(label)?;
         self.reg
-            .put_manifest(&s.repo, subject.digest.as_str(), &subject)
+            .put_manifest(&s.repo.repo(), &subject.digest.clone().into(), &subject)
             .await?;
         Ok(subject)
     }
@@ -496,7 +497,7 @@ impl Ctx {
                 .map(|(m, t)| (descriptor_json(m), (*t).to_owned())),
         )?)?;
         let tag = subject.digest.referrers_tag();
-        self.reg.put_manifest(repo, tag.as_str(), &m).await?;
+        self.reg.put_manifest(&repo.repo(), &tag.clone().into(), &m).await?;
         Ok(m)
     }
 

@@ -1,5 +1,6 @@
 //! API version and pull checks (`api/…`, `pull/…`).
 
+use acr_import_tests::Names;
 use super::*;
 
 impl Ctx {
@@ -20,7 +21,7 @@ impl Ctx {
         let Some(tag) = &img.tag else {
             return Ok(Outcome::Skip("--reference is a digest".to_owned()));
         };
-        let m = self.reg.get_manifest(&img.repo, tag).await?;
+        let m = self.reg.get_manifest(&img.repo.repo(), &tag.at()).await?;
         anyhow::ensure!(
             m == img.top,
             "the tag served {} ({}), expected {}",
@@ -39,7 +40,7 @@ impl Ctx {
         let img = self.image()?;
         let m = self
             .reg
-            .get_manifest(&img.repo, img.top.digest.as_str())
+            .get_manifest(&img.repo.repo(), &img.top.digest.clone().into())
             .await?;
         anyhow::ensure!(m == img.top, "served other bytes than by tag");
         Ok(Outcome::Pass(String::new()))
@@ -50,7 +51,7 @@ impl Ctx {
         let reference = img.tag.clone().unwrap_or(img.top.digest.to_string());
         let head = self
             .reg
-            .head_manifest(&img.repo, &reference)
+            .head_manifest(&img.repo.repo(), &reference.at())
             .await?
             .context("HEAD answered 404 for a manifest GET serves")?;
         anyhow::ensure!(
@@ -84,14 +85,14 @@ impl Ctx {
         let img = self.image()?;
         let tag = "conformance-absent-tag";
         let e = refused(
-            self.reg.get_manifest(&img.repo, tag).await,
+            self.reg.get_manifest(&img.repo.repo(), &tag.at()).await,
             404,
             "MANIFEST_UNKNOWN",
             |_| "a tag never pushed was served".to_owned(),
         )?;
         anyhow::ensure!(e.is_not_found(), "not classified as not found: {e}");
         anyhow::ensure!(
-            self.reg.head_manifest(&img.repo, tag).await?.is_none(),
+            self.reg.head_manifest(&img.repo.repo(), &tag.at()).await?.is_none(),
             "HEAD found it"
         );
         Ok(Outcome::Pass("404 MANIFEST_UNKNOWN".to_owned()))
@@ -99,7 +100,7 @@ impl Ctx {
 
     pub(super) async fn blob_head(&self) -> anyhow::Result<Outcome> {
         let img = self.image()?;
-        let size = self.reg.head_blob(&img.repo, &img.blob.digest).await?;
+        let size = self.reg.head_blob(&img.repo.repo(), &img.blob.digest).await?;
         anyhow::ensure!(
             size == Some(img.blob.size),
             "HEAD told {size:?}, the descriptor says {}",
@@ -168,13 +169,13 @@ impl Ctx {
         let img = self.image()?;
         let absent = sha256(b"acr-import conformance: a blob nobody pushed");
         refused(
-            self.reg.get_blob(&img.repo, &absent, None, true).await,
+            self.reg.get_blob(&img.repo.repo(), &absent, None, true).await,
             404,
             "BLOB_UNKNOWN",
             |_| "a blob never pushed was served".to_owned(),
         )?;
         anyhow::ensure!(
-            self.reg.head_blob(&img.repo, &absent).await?.is_none(),
+            self.reg.head_blob(&img.repo.repo(), &absent).await?.is_none(),
             "HEAD found it"
         );
         Ok(Outcome::Pass("404 BLOB_UNKNOWN; HEAD 404".to_owned()))
@@ -184,7 +185,7 @@ impl Ctx {
         let img = self.image()?;
         let repo = format!("{}/conformance-absent", img.repo);
         refused(
-            self.reg.list_tags(&repo, None).await,
+            self.reg.list_tags(&repo.repo(), None).await,
             404,
             "NAME_UNKNOWN",
             |tags| format!("a repository never pushed lists tags {tags:?}"),

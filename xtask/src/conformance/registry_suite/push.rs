@@ -1,5 +1,6 @@
 //! Push checks: blob uploads of every kind, mounts, and manifests (`push/…`).
 
+use acr_import_tests::Names;
 use super::*;
 
 impl Ctx {
@@ -11,7 +12,7 @@ impl Ctx {
         let session = self.new_session(&s.repo).await?;
         self.reg.put_blob_bytes(session, &d, blob.clone()).await?;
         anyhow::ensure!(
-            self.reg.head_blob(&s.repo, &d).await? == Some(4096),
+            self.reg.head_blob(&s.repo.repo(), &d).await? == Some(4096),
             "the blob is not there after 201"
         );
         self.same_bytes_back(&s.repo, &d, &blob).await?;
@@ -40,7 +41,7 @@ impl Ctx {
                     "201 without a Location header"
                 );
                 anyhow::ensure!(
-                    self.reg.head_blob(&s.repo, &d).await? == Some(2048),
+                    self.reg.head_blob(&s.repo.repo(), &d).await? == Some(2048),
                     "201, but the blob is not there"
                 );
                 Ok(Outcome::Pass(
@@ -48,7 +49,7 @@ impl Ctx {
                 ))
             }
             202 => {
-                let stored = self.reg.head_blob(&s.repo, &d).await?;
+                let stored = self.reg.head_blob(&s.repo.repo(), &d).await?;
                 let location = resp
                     .header("location")
                     .context("202 without a Location header")?
@@ -66,7 +67,7 @@ impl Ctx {
                     )
                     .await?;
                 anyhow::ensure!(
-                    self.reg.head_blob(&s.repo, &d).await? == Some(2048) && put.status == 201,
+                    self.reg.head_blob(&s.repo.repo(), &d).await? == Some(2048) && put.status == 201,
                     "completing the session it opened failed: {}",
                     put.describe()
                 );
@@ -90,7 +91,7 @@ impl Ctx {
     async fn same_bytes_back(&self, repo: &str, d: &Digest, blob: &Bytes) -> anyhow::Result<()> {
         let back = self
             .reg
-            .get_blob(repo, d, Some(blob.len() as u64), true)
+            .get_blob(&repo.repo(), d, Some(blob.len() as u64), true)
             .await?
             .collect(1 << 20)
             .await?;
@@ -108,7 +109,7 @@ impl Ctx {
         // Through push_blob: four PATCH chunks and a closing PUT.
         let (blob, d) = self.salted(1003, 200_000);
         self.reg
-            .push_blob(&s.repo, &d, blob.clone(), 64 * 1024)
+            .push_blob(&s.repo.repo(), &d, blob.clone(), 64 * 1024)
             .await?;
         self.same_bytes_back(&s.repo, &d, &blob).await?;
         // Step by step: the status of a session tells the offset to resume from.
@@ -133,7 +134,7 @@ impl Ctx {
         let session = self.reg.upload_chunk(status, other.slice(60_000..)).await?;
         self.reg.put_blob_bytes(session, &od, Bytes::new()).await?;
         anyhow::ensure!(
-            self.reg.head_blob(&s.repo, &od).await? == Some(100_000),
+            self.reg.head_blob(&s.repo.repo(), &od).await? == Some(100_000),
             "the blob is not there after the closing PUT"
         );
         Ok(Outcome::Pass(
@@ -226,7 +227,7 @@ impl Ctx {
             |_| "a PUT ?digest= with the wrong digest was accepted".to_owned(),
         )?;
         anyhow::ensure!(
-            self.reg.head_blob(&s.repo, &wrong).await?.is_none(),
+            self.reg.head_blob(&s.repo.repo(), &wrong).await?.is_none(),
             "stored under the wrong digest"
         );
         Ok(Outcome::Pass(
@@ -238,10 +239,10 @@ impl Ctx {
         let s = self.seeded()?;
         let to = format!("{}/mount", s.repo);
         let d = sha256(&s.layer.bytes);
-        match self.reg.start_upload(&to, Some((&d, &s.repo))).await? {
+        match self.reg.start_upload(&to.repo(), Some((&d, &s.repo.repo()))).await? {
             UploadStart::Mounted => {
                 anyhow::ensure!(
-                    self.reg.head_blob(&to, &d).await? == Some(s.layer.bytes.len() as u64),
+                    self.reg.head_blob(&to.repo(), &d).await? == Some(s.layer.bytes.len() as u64),
                     "201, but the blob is not in the target repository"
                 );
                 Ok(Outcome::Pass(
@@ -263,7 +264,7 @@ impl Ctx {
         let s = self.seeded()?;
         let to = format!("{}/mount", s.repo);
         let absent = sha256(b"acr-import conformance: a blob nobody pushed");
-        match self.reg.start_upload(&to, Some((&absent, &s.repo))).await? {
+        match self.reg.start_upload(&to.repo(), Some((&absent, &s.repo.repo()))).await? {
             UploadStart::Mounted => anyhow::bail!("claimed to mount a blob that does not exist"),
             UploadStart::Session(session) => {
                 self.reg.cancel_upload(&session).await;
@@ -303,9 +304,9 @@ impl Ctx {
     pub(super) async fn push_manifest_by_tag(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let m = s.variant("pushed by tag")?;
-        let pushed = self.reg.push_manifest(&s.repo, "by-tag", &m).await?;
+        let pushed = self.reg.push_manifest(&s.repo.repo(), &"by-tag".at(), &m).await?;
         anyhow::ensure!(pushed.digest == m.digest, "stored as {}", pushed.digest);
-        let back = self.reg.get_manifest(&s.repo, "by-tag").await?;
+        let back = self.reg.get_manifest(&s.repo.repo(), &"by-tag".at()).await?;
         anyhow::ensure!(back == m, "the tag serves other bytes");
         Ok(Outcome::Pass(
             "201 with Docker-Content-Digest of the bytes sent; the tag serves them".to_owned(),
@@ -316,9 +317,9 @@ impl Ctx {
         let s = self.seeded()?;
         let m = s.variant("pushed by digest")?;
         self.reg
-            .push_manifest(&s.repo, m.digest.as_str(), &m)
+            .push_manifest(&s.repo.repo(), &m.digest.clone().into(), &m)
             .await?;
-        let back = self.reg.get_manifest(&s.repo, m.digest.as_str()).await?;
+        let back = self.reg.get_manifest(&s.repo.repo(), &m.digest.clone().into()).await?;
         anyhow::ensure!(back == m, "the digest serves other bytes");
         Ok(Outcome::Pass(String::new()))
     }
@@ -352,7 +353,7 @@ impl Ctx {
     ) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         refused(
-            self.reg.put_manifest(&s.repo, tag, m).await,
+            self.reg.put_manifest(&s.repo.repo(), &tag.at(), m).await,
             400,
             code,
             |_| format!("a manifest {what} was accepted"),
@@ -383,7 +384,7 @@ impl Ctx {
         let m = ours(fixtures::manifest_of(&value, manifest::OCI_MANIFEST)?)?;
         let pushed = self
             .reg
-            .push_manifest(&s.repo, m.digest.as_str(), &m)
+            .push_manifest(&s.repo.repo(), &m.digest.clone().into(), &m)
             .await?;
         match pushed.oci_subject {
             Some(d) if d == subject.digest => Ok(Outcome::Pass(
