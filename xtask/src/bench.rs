@@ -617,7 +617,9 @@ impl Bench {
         repo: &str,
         w: &Workload,
     ) -> anyhow::Result<()> {
-        let head = self.rt.block_on(reg.head_manifest(&repo.repo(), &w.tag.at()))?;
+        let head = self
+            .rt
+            .block_on(reg.head_manifest(&repo.repo(), &w.tag.at()))?;
         let digest = head.and_then(|h| h.digest);
         anyhow::ensure!(
             digest.as_ref() == Some(&w.top.digest),

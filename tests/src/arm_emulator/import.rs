@@ -486,7 +486,9 @@ pub(super) async fn perform(
             format!("Unable to find manifest digest Repo: {repo} Tag: {reference}"),
         ));
     };
-    let digest = head.digest.map_or_else(|| reference.to_string(), |d| d.to_string());
+    let digest = head
+        .digest
+        .map_or_else(|| reference.to_string(), |d| d.to_string());
     if let Some(o) = lock(&state.operations).get_mut(op) {
         o.manifests = vec![(format!("{repo}@{digest}"), "Pending".to_owned())];
     }

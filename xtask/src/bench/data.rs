@@ -5,8 +5,8 @@
 //! raw bytes on the way and change every digest. Stored blocks keep the data
 //! incompressible and the size within 0.02 % of the payload.
 
-use acr_import_tests::Names;
 use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_tests::Names;
 use acr_import_testsupport::SplitMix64;
 use acr_import_transfer::{Hasher, Manifest, Registry, TransferError, UploadStart, manifest};
 use bytes::Bytes;
@@ -291,7 +291,8 @@ async fn push_image(
         }),
         manifest::OCI_MANIFEST,
     )?;
-    reg.put_manifest(&repo.repo(), &m.digest.clone().into(), &m).await?;
+    reg.put_manifest(&repo.repo(), &m.digest.clone().into(), &m)
+        .await?;
     Ok(m)
 }
 

@@ -89,7 +89,11 @@ async fn measure(wan: bool, runs: usize) -> anyhow::Result<()> {
             .await?;
         futures_util::stream::iter((0..size).map(|i| {
             let (direct, repo, m) = (&direct, &repo, &m);
-            async move { direct.put_manifest(&repo.repo(), &format!("t{i:05}").at(), m).await }
+            async move {
+                direct
+                    .put_manifest(&repo.repo(), &format!("t{i:05}").at(), m)
+                    .await
+            }
         }))
         .buffer_unordered(16)
         .try_collect::<Vec<_>>()

@@ -274,7 +274,9 @@ async fn put_blob(
 ) -> anyhow::Result<Digest> {
     let digest = acr_import_transfer::digest_of(DigestAlgorithm::Sha256, bytes);
     if let Some(from) = from
-        && let UploadStart::Mounted = reg.start_upload(&repo.repo(), Some((&digest, &from.repo()))).await?
+        && let UploadStart::Mounted = reg
+            .start_upload(&repo.repo(), Some((&digest, &from.repo())))
+            .await?
     {
         return Ok(digest);
     }

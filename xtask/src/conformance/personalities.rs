@@ -383,7 +383,10 @@ async fn check_quirk(started: &Started, quirk: &str) -> anyhow::Result<String> {
         "quirk/referrers-api" => {
             let repo = "r2r/referrers";
             let top = ctx.publisher.get_manifest(&repo.repo(), &"v1".at()).await?;
-            let listed = ctx.publisher.referrers(&repo.repo(), &top.digest, None).await?;
+            let listed = ctx
+                .publisher
+                .referrers(&repo.repo(), &top.digest, None)
+                .await?;
             anyhow::ensure!(
                 listed.source == ReferrersSource::Api && listed.descriptors.len() == 2,
                 "{} referrers through {:?}",

@@ -466,8 +466,8 @@ impl Copier {
 /// Whether every place holds the manifest `digest`.
 async fn everywhere(places: &[&Endpoint], digest: &Digest) -> Result<bool, TransferError> {
     let digest = TagOrDigest::from(digest.clone());
-    let found = futures_util::future::try_join_all(places.iter().map(|p| p.resolve(&digest)))
-        .await?;
+    let found =
+        futures_util::future::try_join_all(places.iter().map(|p| p.resolve(&digest))).await?;
     Ok(!places.is_empty() && found.iter().all(Option::is_some))
 }
 

@@ -306,9 +306,7 @@ impl Copier {
         rewritten: Option<&Digest>,
         report: &mut CopyReport,
     ) -> Result<(), TransferError> {
-        let followers = self
-            .find_followers(src, graph, places, rewritten)
-            .await?;
+        let followers = self.find_followers(src, graph, places, rewritten).await?;
         self.copy_followers(src, graph, followers, places, report)
             .await
     }

@@ -288,52 +288,55 @@ impl OciLayout {
     }
 
     /// [`Self::get_manifest`] of a reference already parsed (what the copy engine reads).
-    pub(crate) async fn manifest(&self, reference: &TagOrDigest) -> Result<Manifest, TransferError> {
+    pub(crate) async fn manifest(
+        &self,
+        reference: &TagOrDigest,
+    ) -> Result<Manifest, TransferError> {
         let ctx = self.ctx(Operation::GetManifest, Some(reference.as_str()));
         let entries = self.read_index(&ctx).await?;
         let (digest, entry) = match reference {
             TagOrDigest::Digest(digest) => {
-            let entry = match entries
-                .iter()
-                .enumerate()
-                .find(|(_, e)| e.get("digest").and_then(Value::as_str) == Some(digest.as_str()))
-            {
-                Some((i, e)) => Some(self.entry(&ctx, i, e)?),
-                None => None,
-            };
-            (digest.clone(), entry)
+                let entry =
+                    match entries.iter().enumerate().find(|(_, e)| {
+                        e.get("digest").and_then(Value::as_str) == Some(digest.as_str())
+                    }) {
+                        Some((i, e)) => Some(self.entry(&ctx, i, e)?),
+                        None => None,
+                    };
+                (digest.clone(), entry)
             }
             TagOrDigest::Tag(tag) => {
-            let mut found: Option<IndexEntry> = None;
-            for (i, e) in entries.iter().enumerate() {
-                if ref_name(e) != Some(tag.as_str()) {
-                    continue;
+                let mut found: Option<IndexEntry> = None;
+                for (i, e) in entries.iter().enumerate() {
+                    if ref_name(e) != Some(tag.as_str()) {
+                        continue;
+                    }
+                    let entry = self.entry(&ctx, i, e)?;
+                    if let Some(prev) = &found
+                        && prev.digest != entry.digest
+                    {
+                        return Err(self.bad_index(
+                            ctx,
+                            &format!(
+                                "more than one image is named `{reference}` ({} and {})",
+                                prev.digest, entry.digest
+                            ),
+                        ));
+                    }
+                    found = Some(entry);
                 }
-                let entry = self.entry(&ctx, i, e)?;
-                if let Some(prev) = &found
-                    && prev.digest != entry.digest
-                {
-                    return Err(self.bad_index(
-                        ctx,
-                        &format!(
-                            "more than one image is named `{reference}` ({} and {})",
-                            prev.digest, entry.digest
-                        ),
+                let Some(entry) = found else {
+                    return Err(io_error(
+                        &PathBuf::from(format!("oci:{}:{reference}", self.path().display())),
+                        io::ErrorKind::NotFound,
+                        format!("no image named `{reference}` in the OCI layout's index.json"),
                     ));
-                }
-                found = Some(entry);
-            }
-            let Some(entry) = found else {
-                return Err(io_error(
-                    &PathBuf::from(format!("oci:{}:{reference}", self.path().display())),
-                    io::ErrorKind::NotFound,
-                    format!("no image named `{reference}` in the OCI layout's index.json"),
-                ));
-            };
-            (entry.digest.clone(), Some(entry))
+                };
+                (entry.digest.clone(), Some(entry))
             }
         };
-        self.read_manifest(ctx, reference.as_str(), digest, entry).await
+        self.read_manifest(ctx, reference.as_str(), digest, entry)
+            .await
     }
 
     /// Reads and checks the manifest blob `digest`, found as `reference` (through its

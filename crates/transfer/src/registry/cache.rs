@@ -101,11 +101,7 @@ impl ManifestCache {
 
     /// Keeps a manifest read by tag, for later reads by its digest.
     pub(crate) fn insert(&self, host: &str, repository: &Repository, manifest: &Manifest) {
-        let key = (
-            host.to_owned(),
-            repository.clone(),
-            manifest.digest.clone(),
-        );
+        let key = (host.to_owned(), repository.clone(), manifest.digest.clone());
         if let Some(cell) = self.cell(key)
             && cell.set(manifest.clone()).is_ok()
         {
@@ -178,9 +174,7 @@ impl Reads {
             t.places.clone()
         };
         for (registry, repo) in &targets {
-            let found = registry
-                .head_manifest(repo, &digest.clone().into())
-                .await;
+            let found = registry.head_manifest(repo, &digest.clone().into()).await;
             if !matches!(&found, Ok(Some(h)) if h.digest.as_ref() == Some(digest)) {
                 self.missing(digest);
                 return None;
@@ -201,7 +195,12 @@ impl Reads {
     }
 
     /// `repository` of `registry` holds `digest`.
-    pub(crate) fn hold(&self, digest: &Digest, registry: &crate::Registry, repository: &Repository) {
+    pub(crate) fn hold(
+        &self,
+        digest: &Digest,
+        registry: &crate::Registry,
+        repository: &Repository,
+    ) {
         self.elsewhere
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -275,14 +274,8 @@ mod tests {
             fetches.fetch_add(1, Ordering::SeqCst);
             Ok(m.clone())
         };
-        cache
-            .get_or_fetch("h", &r, &m.digest, fetch)
-            .await
-            .unwrap();
-        cache
-            .get_or_fetch("h", &r, &m.digest, fetch)
-            .await
-            .unwrap();
+        cache.get_or_fetch("h", &r, &m.digest, fetch).await.unwrap();
+        cache.get_or_fetch("h", &r, &m.digest, fetch).await.unwrap();
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
         let n = manifest("{\"b\":2}");
         cache.insert("h", &r, &n);

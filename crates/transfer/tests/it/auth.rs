@@ -1,5 +1,6 @@
 //! Basic and token authentication against real registries.
 
+use crate::Names;
 use acr_import_auth::StaticCredentials;
 use acr_import_testsupport::{Registry as TestRegistry, TokenServer};
 use acr_import_transfer::TransferError;
@@ -50,7 +51,10 @@ async fn basic_auth_registry() {
     let reg = t.registry(&server.url()).unwrap();
     reg.ping().await.unwrap();
     let m = push_image(&reg, "app", "v1", 1, 1000).await;
-    assert_eq!(reg.get_manifest("app", "v1").await.unwrap(), m);
+    assert_eq!(
+        reg.get_manifest(&"app".repo(), &"v1".at()).await.unwrap(),
+        m
+    );
     // After the first challenge, Basic goes with every request: a ping is one request, not
     // a 401 and a retry.
     let gets = |t: &acr_import_transfer::Transport| -> u64 {
@@ -73,7 +77,9 @@ async fn token_auth_scopes_cache_and_denial() {
     let m = push_image(&reg, "team/app", "v1", 2, 5000).await;
     let before = tokens.request_count();
     for _ in 0..3 {
-        reg.get_manifest("team/app", "v1").await.unwrap();
+        reg.get_manifest(&"team/app".repo(), &"v1".at())
+            .await
+            .unwrap();
     }
     assert!(
         tokens.request_count() - before <= 1,
@@ -87,8 +93,17 @@ async fn token_auth_scopes_cache_and_denial() {
         transport_with(StaticCredentials::new().with(&server.host(), basic("reader", "r3ader")))
             .registry(&server.url())
             .unwrap();
-    assert_eq!(reader.get_manifest("team/app", "v1").await.unwrap(), m);
-    let err = reader.put_manifest("team/app", "v2", &m).await.unwrap_err();
+    assert_eq!(
+        reader
+            .get_manifest(&"team/app".repo(), &"v1".at())
+            .await
+            .unwrap(),
+        m
+    );
+    let err = reader
+        .put_manifest(&"team/app".repo(), &"v2".at(), &m)
+        .await
+        .unwrap_err();
     match &err {
         TransferError::ScopeDenied {
             repository,
@@ -109,14 +124,20 @@ async fn token_auth_scopes_cache_and_denial() {
     );
 
     let anon = transport().registry(&server.url()).unwrap();
-    let err = anon.get_manifest("team/app", "v1").await.unwrap_err();
+    let err = anon
+        .get_manifest(&"team/app".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     assert!(err.is_auth(), "{err}");
 
     let wrong =
         transport_with(StaticCredentials::new().with(&server.host(), basic("alice", "bad")))
             .registry(&server.url())
             .unwrap();
-    let err = wrong.get_manifest("team/app", "v1").await.unwrap_err();
+    let err = wrong
+        .get_manifest(&"team/app".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             &err,
@@ -140,13 +161,16 @@ async fn refused_cached_tokens_are_replaced() {
     // first token and the one fetched after the 401 are refused, and the error says so.
     tokens.set_expiry_skew(-3600);
     let reg = transport_with(creds()).registry(&server.url()).unwrap();
-    let err = reg.get_manifest("app", "v1").await.unwrap_err();
+    let err = reg
+        .get_manifest(&"app".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     assert!(matches!(err, TransferError::Unauthorized(_)), "{err}");
 
     // The cached token is still the refused one; the next 401 replaces it.
     tokens.set_expiry_skew(0);
     let before = tokens.request_count();
-    reg.get_manifest("app", "v1").await.unwrap();
+    reg.get_manifest(&"app".repo(), &"v1".at()).await.unwrap();
     assert_eq!(
         tokens.request_count() - before,
         1,

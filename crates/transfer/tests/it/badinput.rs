@@ -1,17 +1,16 @@
 //! Hostile or broken sources: each gets a clear typed error and moves no target tag.
 
+use crate::Names;
 use std::time::Duration;
 
 use acr_import_testsupport::{
     FaultAction, FaultRule, Proxy, ProxyOptions, Registry as TestRegistry,
 };
-use acr_import_transfer::{
-    Copier, CopyOptions, Endpoint, RetryPolicy, Source, Target, TransferError, Transport, manifest,
-};
+use acr_import_transfer::{Copier, CopyOptions, RetryPolicy, TransferError, Transport, manifest};
 use bytes::Bytes;
 
 use crate::fixtures::*;
-use crate::{data, sha256, transport};
+use crate::{data, sha256, source, target, transport};
 
 struct Bench {
     _src: TestRegistry,
@@ -50,19 +49,17 @@ impl Bench {
     ) -> Result<(), TransferError> {
         let r = Copier::new(options)
             .copy(
-                &Source {
-                    endpoint: Endpoint::registry(self.src.clone(), repo),
-                    reference: reference.parse().unwrap(),
-                },
-                &[Target {
-                    endpoint: Endpoint::registry(self.dst.clone(), "out"),
-                    tag: Some("t".parse().unwrap()),
-                }],
+                &source(&self.src, repo, reference),
+                &[target(&self.dst, "out", Some("t"))],
             )
             .await
             .map(|_| ());
         assert!(
-            self.dst.head_manifest("out", "t").await.unwrap().is_none(),
+            self.dst
+                .head_manifest(&"out".repo(), &"t".at())
+                .await
+                .unwrap()
+                .is_none(),
             "no target tag moved"
         );
         r
@@ -129,7 +126,10 @@ async fn self_listing_deep_and_wide_indexes() {
             .await
             .unwrap();
     }
-    b.direct.put_manifest("deep", "v1", &inner).await.unwrap();
+    b.direct
+        .put_manifest(&"deep".repo(), &"v1".at(), &inner)
+        .await
+        .unwrap();
     let err = b
         .copy("deep", "v1", CopyOptions::default())
         .await
@@ -176,7 +176,7 @@ async fn descriptors_that_lie_about_size_and_unknown_digests() {
             "layers": [{"mediaType": OCI_LAYER, "digest": sha256(&layer.bytes).to_string(), "size": claimed}]});
         let m = manifest_of(&value, manifest::OCI_MANIFEST).unwrap();
         b.direct
-            .put_manifest("liar", &format!("s{claimed}"), &m)
+            .put_manifest(&"liar".repo(), &format!("s{claimed}").at(), &m)
             .await
             .unwrap();
         let err = b
@@ -237,7 +237,10 @@ async fn endless_streams_and_oversized_headers() {
     )
     .await
     .unwrap();
-    b.direct.put_manifest("slow", "v1", &m).await.unwrap();
+    b.direct
+        .put_manifest(&"slow".repo(), &"v1".at(), &m)
+        .await
+        .unwrap();
     // A blob body that stops and never finishes: the idle timeout ends each attempt.
     b.proxy.add_rule(
         FaultRule::new(FaultAction::Stall {

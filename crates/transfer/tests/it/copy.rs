@@ -1,5 +1,6 @@
 //! The copy engine between real registries (and OCI layouts), verified byte for byte.
 
+use crate::Names;
 use std::time::Duration;
 
 use acr_import_testsupport::{
@@ -9,21 +10,7 @@ use acr_import_transfer::copy::{BlobAction, ManifestRole};
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, TransferError, manifest};
 
 use crate::fixtures::*;
-use crate::{data, sha256, transport};
-
-fn target(reg: &acr_import_transfer::Registry, repo: &str, tag: Option<&str>) -> Target {
-    Target {
-        endpoint: Endpoint::registry(reg.clone(), repo),
-        tag: tag.map(|t| t.parse().unwrap()),
-    }
-}
-
-fn source(reg: &acr_import_transfer::Registry, repo: &str, reference: &str) -> Source {
-    Source {
-        endpoint: Endpoint::registry(reg.clone(), repo),
-        reference: reference.parse().unwrap(),
-    }
-}
+use crate::{data, sha256, source, target, transport};
 
 pub(crate) async fn pair() -> (
     TestRegistry,
@@ -115,7 +102,7 @@ async fn multi_arch_index_with_attestations_and_referrers() {
     let blobs = assert_same(&src, "lib/app", &dst, "mirror/app", "1.0", true).await;
     assert!(blobs >= 8);
     assert_eq!(
-        dst.get_manifest("mirror/app", "stable")
+        dst.get_manifest(&"mirror/app".repo(), &"stable".at())
             .await
             .unwrap()
             .digest,
@@ -159,7 +146,9 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
     )
     .await
     .unwrap();
-    src.put_manifest("docker", "single", &d1).await.unwrap();
+    src.put_manifest(&"docker".repo(), &"single".at(), &d1)
+        .await
+        .unwrap();
     for tag in ["list", "single"] {
         copier
             .copy(
@@ -171,7 +160,10 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
         assert_same(&src, "docker", &dst, "docker", tag, false).await;
     }
     assert_eq!(
-        dst.get_manifest("docker", "list").await.unwrap().media_type,
+        dst.get_manifest(&"docker".repo(), &"list".at())
+            .await
+            .unwrap()
+            .media_type,
         manifest::DOCKER_LIST
     );
     assert_eq!(list.media_type, manifest::DOCKER_LIST);
@@ -225,7 +217,9 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
     let zero = image(&src, "zero", "linux", "amd64", &[&empty_layer], false)
         .await
         .unwrap();
-    src.put_manifest("zero", "v1", &zero).await.unwrap();
+    src.put_manifest(&"zero".repo(), &"v1".at(), &zero)
+        .await
+        .unwrap();
     copier
         .copy(
             &source(&src, "zero", "v1"),
@@ -237,7 +231,9 @@ async fn docker_formats_nested_indexes_helm_and_artifacts() {
     let art = artifact(&src, "art", "application/vnd.example.thing", 11, None)
         .await
         .unwrap();
-    src.put_manifest("art", "v1", &art).await.unwrap();
+    src.put_manifest(&"art".repo(), &"v1".at(), &art)
+        .await
+        .unwrap();
     copier
         .copy(
             &source(&src, "art", "v1"),
@@ -264,12 +260,12 @@ async fn digest_sources_untagged_targets_and_conflicts() {
         .await
         .unwrap();
     assert_eq!(
-        dst.get_manifest("untagged", one.digest.as_str())
+        dst.get_manifest(&"untagged".repo(), &one.digest.clone().into())
             .await
             .unwrap(),
         one
     );
-    match dst.list_tags("untagged", None).await {
+    match dst.list_tags(&"untagged".repo(), None).await {
         Ok(tags) => assert!(tags.is_empty(), "no tag: {tags:?}"),
         Err(e) => assert!(
             e.is_not_found(),
@@ -295,7 +291,7 @@ async fn digest_sources_untagged_targets_and_conflicts() {
     assert!(again.up_to_date);
     // Other content without force: refused before any byte moves.
     let before_blobs = dst
-        .head_blob("app", &sha256(&data(21, 40_000)))
+        .head_blob(&"app".repo(), &sha256(&data(21, 40_000)))
         .await
         .unwrap();
     let err = copier
@@ -308,14 +304,17 @@ async fn digest_sources_untagged_targets_and_conflicts() {
     assert!(matches!(err, TransferError::TagConflict { .. }), "{err}");
     assert!(err.to_string().contains("--force"));
     assert_eq!(
-        dst.head_blob("app", &sha256(&data(21, 40_000)))
+        dst.head_blob(&"app".repo(), &sha256(&data(21, 40_000)))
             .await
             .unwrap(),
         before_blobs,
         "nothing moved"
     );
     assert_eq!(
-        dst.get_manifest("app", "prod").await.unwrap().digest,
+        dst.get_manifest(&"app".repo(), &"prod".at())
+            .await
+            .unwrap()
+            .digest,
         one.digest
     );
     // With force: overwritten.
@@ -331,7 +330,10 @@ async fn digest_sources_untagged_targets_and_conflicts() {
         .await
         .unwrap();
     assert_eq!(
-        dst.get_manifest("app", "prod").await.unwrap().digest,
+        dst.get_manifest(&"app".repo(), &"prod".at())
+            .await
+            .unwrap()
+            .digest,
         two.digest
     );
 }
@@ -510,7 +512,10 @@ async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
     assert_eq!(src_proxy.count("GET", "/blobs/"), 0);
     assert_same(&src, "app", &src, "copy/app", "v1", false).await;
     assert_eq!(
-        src.get_manifest("copy/app", "v1").await.unwrap().digest,
+        src.get_manifest(&"copy/app".repo(), &"v1".at())
+            .await
+            .unwrap()
+            .digest,
         top.digest
     );
 
@@ -553,7 +558,7 @@ async fn platform_filters_are_explicit() {
         )
         .await
         .unwrap();
-    let got = dst.get_manifest("one", "v1").await.unwrap();
+    let got = dst.get_manifest(&"one".repo(), &"v1".at()).await.unwrap();
     assert_eq!(
         got.media_type,
         manifest::OCI_MANIFEST,
@@ -575,7 +580,7 @@ async fn platform_filters_are_explicit() {
         )
         .await
         .unwrap();
-    let got = dst.get_manifest("two", "v1").await.unwrap();
+    let got = dst.get_manifest(&"two".repo(), &"v1".at()).await.unwrap();
     assert_ne!(
         got.digest, top.digest,
         "a filtered index never claims the original digest"
@@ -627,7 +632,7 @@ async fn an_up_to_date_copy_says_so() {
         "{line}"
     );
     // A single-platform manifest names its blobs: they are all there.
-    let index = src.get_manifest("app", "v1").await.unwrap();
+    let index = src.get_manifest(&"app".repo(), &"v1".at()).await.unwrap();
     let child = index.parse().unwrap().manifests[0].digest.to_string();
     let (from, to) = (
         source(&src, "app", &child),
@@ -663,7 +668,7 @@ async fn naming_every_platform_keeps_the_index() {
         .unwrap();
     assert_eq!(r.index_rewritten_from, None, "{:?}", r.notes);
     assert_eq!(r.digest, top.digest.to_string());
-    let got = dst.get_manifest("all", "v1").await.unwrap();
+    let got = dst.get_manifest(&"all".repo(), &"v1".at()).await.unwrap();
     assert_eq!(got.digest, top.digest, "the original index, not a rewrite");
     assert_eq!(got.bytes, top.bytes);
 }
@@ -697,9 +702,14 @@ async fn foreign_layers_stay_foreign_unless_asked() {
         )
         .await
         .unwrap();
-    assert_eq!(dst.get_manifest("win", "ltsc").await.unwrap(), m);
     assert_eq!(
-        dst.head_blob("win", &sha256(&foreign.bytes)).await.unwrap(),
+        dst.get_manifest(&"win".repo(), &"ltsc".at()).await.unwrap(),
+        m
+    );
+    assert_eq!(
+        dst.head_blob(&"win".repo(), &sha256(&foreign.bytes))
+            .await
+            .unwrap(),
         None
     );
     assert!(r.notes.iter().any(|n| n.contains("foreign layer")));
@@ -714,7 +724,7 @@ async fn foreign_layers_stay_foreign_unless_asked() {
     .await
     .unwrap();
     assert_eq!(
-        dst.head_blob("win2", &sha256(&foreign.bytes))
+        dst.head_blob(&"win2".repo(), &sha256(&foreign.bytes))
             .await
             .unwrap(),
         Some(5000)
@@ -728,7 +738,9 @@ async fn large_layer_and_dry_run() {
     let m = image(&src, "big", "linux", "amd64", &[&big], false)
         .await
         .unwrap();
-    src.put_manifest("big", "v1", &m).await.unwrap();
+    src.put_manifest(&"big".repo(), &"v1".at(), &m)
+        .await
+        .unwrap();
     let plan = Copier::new(CopyOptions {
         dry_run: true,
         ..CopyOptions::default()
@@ -746,7 +758,10 @@ async fn large_layer_and_dry_run() {
         64 * 1024 * 1024 + m.parse().unwrap().config.unwrap().size
     );
     assert!(
-        dst.head_manifest("big", "v1").await.unwrap().is_none(),
+        dst.head_manifest(&"big".repo(), &"v1".at())
+            .await
+            .unwrap()
+            .is_none(),
         "a dry run writes nothing"
     );
     let r = Copier::new(CopyOptions::default())
@@ -776,7 +791,9 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
     )
     .await
     .unwrap();
-    src.put_manifest("oci", "v1", &m).await.unwrap();
+    src.put_manifest(&"oci".repo(), &"v1".at(), &m)
+        .await
+        .unwrap();
     acr_import_testsupport::run_tool(
         &skopeo,
         [
@@ -802,7 +819,10 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
         skopeo_raw(&sb.host(), "byskopeo", "v1")
     );
     assert_eq!(
-        dst.get_manifest("byskopeo", "v1").await.unwrap().media_type,
+        dst.get_manifest(&"byskopeo".repo(), &"v1".at())
+            .await
+            .unwrap()
+            .media_type,
         manifest::DOCKER_MANIFEST
     );
 }
@@ -870,7 +890,9 @@ async fn a_signature_copied_alone_is_listed_under_its_subject() {
     )
     .await
     .unwrap();
-    src.put_manifest("app", "sig", &sig).await.unwrap();
+    src.put_manifest(&"app".repo(), &"sig".at(), &sig)
+        .await
+        .unwrap();
     let copier = Copier::new(CopyOptions::default());
     copier
         .copy(
@@ -886,7 +908,10 @@ async fn a_signature_copied_alone_is_listed_under_its_subject() {
         )
         .await
         .unwrap();
-    let found = dst.referrers("app", &subject.digest, None).await.unwrap();
+    let found = dst
+        .referrers(&"app".repo(), &subject.digest, None)
+        .await
+        .unwrap();
     assert_eq!(found.descriptors.len(), 1, "{:?}", found.descriptors);
     assert_eq!(found.descriptors[0].digest, sig.digest);
     assert_eq!(
@@ -902,7 +927,7 @@ async fn a_signature_copied_alone_is_listed_under_its_subject() {
         .await
         .unwrap();
     assert_eq!(
-        dst.referrers("app", &subject.digest, None)
+        dst.referrers(&"app".repo(), &subject.digest, None)
             .await
             .unwrap()
             .descriptors
@@ -995,7 +1020,7 @@ async fn concurrent_copies_move_a_shared_blob_once_per_place() {
     }
     for (repo, tag, digest) in &images {
         let head = dst
-            .head_manifest(&format!("mirror/{repo}"), tag)
+            .head_manifest(&format!("mirror/{repo}").repo(), &tag.at())
             .await
             .unwrap();
         assert_eq!(head.and_then(|h| h.digest).as_ref(), Some(digest));

@@ -1,5 +1,6 @@
 //! Corruption, broken connections, rate limits and redirects, through the test proxy.
 
+use crate::Names;
 use std::time::{Duration, Instant};
 
 use acr_import_auth::StaticCredentials;
@@ -34,7 +35,7 @@ async fn corrupted_blob_and_manifest_are_detected() {
     .unwrap();
     let reg = transport().registry(&proxy.url()).unwrap();
     let err = reg
-        .get_blob("app", &layer.digest, Some(layer.size), true)
+        .get_blob(&"app".repo(), &layer.digest, Some(layer.size), true)
         .await
         .unwrap()
         .collect(1 << 20)
@@ -42,7 +43,7 @@ async fn corrupted_blob_and_manifest_are_detected() {
         .unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
     let err = reg
-        .get_manifest("app", m.digest.as_str())
+        .get_manifest(&"app".repo(), &m.digest.clone().into())
         .await
         .unwrap_err();
     assert!(
@@ -52,7 +53,10 @@ async fn corrupted_blob_and_manifest_are_detected() {
         ),
         "{err}"
     );
-    let err = reg.get_manifest("app", "v1").await.unwrap_err();
+    let err = reg
+        .get_manifest(&"app".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     assert!(
         matches!(
             err,
@@ -69,7 +73,7 @@ async fn a_dropped_download_resumes_with_range() {
     let blob = data(6, 2_000_000);
     let d = sha256(&blob);
     direct
-        .push_blob("app", &d, blob.clone(), u64::MAX)
+        .push_blob(&"app".repo(), &d, blob.clone(), u64::MAX)
         .await
         .unwrap();
     let proxy = Proxy::start(
@@ -83,7 +87,7 @@ async fn a_dropped_download_resumes_with_range() {
     .unwrap();
     let reg = transport().registry(&proxy.url()).unwrap();
     let got = reg
-        .get_blob("app", &d, Some(blob.len() as u64), true)
+        .get_blob(&"app".repo(), &d, Some(blob.len() as u64), true)
         .await
         .unwrap()
         .collect(4 << 20)
@@ -124,7 +128,7 @@ async fn rate_limits_honour_retry_after() {
     let t = transport();
     let reg = t.registry(&proxy.url()).unwrap();
     let started = Instant::now();
-    reg.get_manifest("app", "v1").await.unwrap();
+    reg.get_manifest(&"app".repo(), &"v1".at()).await.unwrap();
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "waited {:?}",
@@ -139,13 +143,19 @@ async fn rate_limits_honour_retry_after() {
         .path_contains("/manifests/")
         .every()]);
     proxy.clear_requests();
-    let err = reg.get_manifest("app", "v1").await.unwrap_err();
+    let err = reg
+        .get_manifest(&"app".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert_eq!(proxy.count("GET", "/manifests/"), 1);
 
     // 503 until the retries run out: a Server error naming the retries.
     proxy.set_rules([FaultRule::new(FaultAction::status(503)).every()]);
-    let err = reg.get_manifest("app", "v1").await.unwrap_err();
+    let err = reg
+        .get_manifest(&"app".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, TransferError::Server { retries: 3, .. }),
         "{err}"
@@ -193,7 +203,7 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
     let reg = t.registry(&front.url()).unwrap();
     reg.ping().await.unwrap();
     let got = reg
-        .get_blob("app", &layer.digest, Some(layer.size), true)
+        .get_blob(&"app".repo(), &layer.digest, Some(layer.size), true)
         .await
         .unwrap()
         .collect(1 << 20)
@@ -223,13 +233,18 @@ async fn credentials_never_follow_a_redirect_to_another_origin() {
     .every()]);
     let blob = data(9, 20_000);
     let d = sha256(&blob);
-    reg.push_blob("app", &d, blob, u64::MAX).await.unwrap();
+    reg.push_blob(&"app".repo(), &d, blob, u64::MAX)
+        .await
+        .unwrap();
     assert_eq!(upload_target.count("PUT", "/blobs/uploads/"), 1);
     assert!(
         !upload_target.saw_authorization(),
         "no Authorization header on the foreign upload Location"
     );
-    assert_eq!(direct.head_blob("app", &d).await.unwrap(), Some(20_000));
+    assert_eq!(
+        direct.head_blob(&"app".repo(), &d).await.unwrap(),
+        Some(20_000)
+    );
 }
 
 #[tokio::test]
@@ -259,7 +274,7 @@ async fn bad_manifests_are_refused() {
         vec![],
     )]);
     assert!(matches!(
-        reg.get_manifest("a", "v1").await.unwrap_err(),
+        reg.get_manifest(&"a".repo(), &"v1".at()).await.unwrap_err(),
         TransferError::ManifestTooLarge { .. }
     ));
 
@@ -269,7 +284,7 @@ async fn bad_manifests_are_refused() {
         s1.clone(),
         vec![],
     )]);
-    let err = reg.get_manifest("a", "v1").await.unwrap_err();
+    let err = reg.get_manifest(&"a".repo(), &"v1".at()).await.unwrap_err();
     assert!(matches!(err, TransferError::Schema1(_)), "{err}");
     assert!(err.to_string().contains("schema 1"));
 
@@ -279,7 +294,7 @@ async fn bad_manifests_are_refused() {
         vec![],
     )]);
     assert!(matches!(
-        reg.get_manifest("a", "v1").await.unwrap_err(),
+        reg.get_manifest(&"a".repo(), &"v1".at()).await.unwrap_err(),
         TransferError::InvalidManifest { .. }
     ));
 
@@ -289,7 +304,7 @@ async fn bad_manifests_are_refused() {
         docker.clone(),
         vec![],
     )]);
-    let err = reg.get_manifest("a", "v1").await.unwrap_err();
+    let err = reg.get_manifest(&"a".repo(), &"v1".at()).await.unwrap_err();
     assert!(err.to_string().contains("mediaType field says"), "{err}");
 
     let lying = vec![(
@@ -301,12 +316,12 @@ async fn bad_manifests_are_refused() {
         docker.clone(),
         lying,
     )]);
-    let err = reg.get_manifest("a", "v1").await.unwrap_err();
+    let err = reg.get_manifest(&"a".repo(), &"v1".at()).await.unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
     assert!(err.to_string().contains("Docker-Content-Digest"));
 
     let err = reg
-        .get_manifest("a", sha256(b"other").as_ref())
+        .get_manifest(&"a".repo(), &sha256(b"other").into())
         .await
         .unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
@@ -315,7 +330,7 @@ async fn bad_manifests_are_refused() {
         docker.clone(),
         vec![],
     )]);
-    let ok = reg.get_manifest("a", "v1").await.unwrap();
+    let ok = reg.get_manifest(&"a".repo(), &"v1".at()).await.unwrap();
     assert_eq!(ok.bytes, docker, "exact bytes");
     assert_eq!(ok.digest, sha256(&docker));
 }

@@ -4,6 +4,8 @@
 //! plain-HTTP loopback registry a [`Registry`] handle addresses (without credentials), or a
 //! registry personality (signed in as its publishers are).
 
+use crate::Names;
+use acr_import_reference::TagOrDigest;
 use acr_import_testsupport::Personality;
 use acr_import_testsupport::seed::{self, Seeder};
 use acr_import_transfer::{Manifest, Registry};
@@ -158,29 +160,30 @@ pub async fn assert_same(
     reference: &str,
     referrers: bool,
 ) -> usize {
-    let mut todo = vec![reference.to_owned()];
+    let (src_repo, dst_repo) = (src_repo.repo(), dst_repo.repo());
+    let mut todo: Vec<TagOrDigest> = vec![reference.at()];
     let mut seen = std::collections::HashSet::new();
     let mut blobs = 0;
     while let Some(r) = todo.pop() {
         if !seen.insert(r.clone()) {
             continue;
         }
-        let a = src.get_manifest(src_repo, &r).await.unwrap();
+        let a = src.get_manifest(&src_repo, &r).await.unwrap();
         let b = dst
-            .get_manifest(dst_repo, &r)
+            .get_manifest(&dst_repo, &r)
             .await
             .unwrap_or_else(|e| panic!("target lacks {r}: {e}"));
         assert_eq!(a, b, "manifest {r}: bytes, media type and digest");
         let content = a.parse().unwrap();
         for c in &content.manifests {
-            todo.push(c.digest.to_string());
+            todo.push(c.digest.clone().into());
         }
         for l in content.config.iter().chain(content.layers.iter()) {
             if l.is_foreign() {
                 continue;
             }
             assert_eq!(
-                dst.head_blob(dst_repo, &l.digest).await.unwrap(),
+                dst.head_blob(&dst_repo, &l.digest).await.unwrap(),
                 Some(l.size),
                 "blob {}",
                 l.digest
@@ -189,19 +192,19 @@ pub async fn assert_same(
         }
         if referrers {
             for d in src
-                .referrers(src_repo, &a.digest, None)
+                .referrers(&src_repo, &a.digest, None)
                 .await
                 .unwrap()
                 .descriptors
             {
-                let found = dst.referrers(dst_repo, &a.digest, None).await.unwrap();
+                let found = dst.referrers(&dst_repo, &a.digest, None).await.unwrap();
                 assert!(
                     found.descriptors.iter().any(|x| x.digest == d.digest),
                     "referrer {} of {} is on the target",
                     d.digest,
                     a.digest
                 );
-                todo.push(d.digest.to_string());
+                todo.push(d.digest.into());
             }
         }
     }

@@ -15,8 +15,10 @@ mod tls;
 use std::sync::Arc;
 
 use acr_import_auth::{Credential, Secret, StaticCredentials};
-use acr_import_reference::{Digest, DigestAlgorithm};
-use acr_import_transfer::{Manifest, Registry, RetryPolicy, Transport, digest_of, manifest};
+use acr_import_reference::{Digest, DigestAlgorithm, Repository, TagOrDigest};
+use acr_import_transfer::{
+    Endpoint, Manifest, Registry, RetryPolicy, Source, Target, Transport, digest_of, manifest,
+};
 use bytes::Bytes;
 
 /// A transport with fast retries and the given credentials.
@@ -57,6 +59,44 @@ pub fn basic(user: &str, password: &str) -> Credential {
 
 pub use acr_import_testsupport::seed::data;
 
+/// Shorthands for the typed names the registry API takes, from a test's literals:
+/// `reg.get_manifest(&"team/app".repo(), &"v1".at())`. A name that does not parse is a
+/// mistake in the test: it panics, naming the text.
+pub trait Names {
+    /// The text as a repository path.
+    fn repo(&self) -> Repository;
+    /// The text as a tag, or a digest when it has an `algorithm:`.
+    fn at(&self) -> TagOrDigest;
+}
+
+impl Names for str {
+    fn repo(&self) -> Repository {
+        self.parse()
+            .unwrap_or_else(|e| panic!("`{self}` is not a repository: {e}"))
+    }
+
+    fn at(&self) -> TagOrDigest {
+        self.parse()
+            .unwrap_or_else(|e| panic!("`{self}` is neither a tag nor a digest: {e}"))
+    }
+}
+
+/// A copy's source: `repo` of `reg` at `reference` (a tag, or a digest).
+pub fn source(reg: &Registry, repo: &str, reference: &str) -> Source {
+    Source {
+        endpoint: Endpoint::registry(reg.clone(), repo.repo()),
+        reference: reference.at(),
+    }
+}
+
+/// A copy's target: `repo` of `reg`, under `tag` (`None`: an untagged copy).
+pub fn target(reg: &Registry, repo: &str, tag: Option<&str>) -> Target {
+    Target {
+        endpoint: Endpoint::registry(reg.clone(), repo.repo()),
+        tag: tag.map(|t| t.parse().unwrap()),
+    }
+}
+
 /// The sha256 digest of `bytes`.
 pub fn sha256(bytes: &[u8]) -> Digest {
     digest_of(DigestAlgorithm::Sha256, bytes)
@@ -75,10 +115,10 @@ pub async fn push_image(
     ));
     let layer = data(seed, layer_len);
     let (cd, ld) = (sha256(&config), sha256(&layer));
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX)
+    reg.push_blob(&repo.repo(), &cd, config.clone(), u64::MAX)
         .await
         .expect("push config");
-    reg.push_blob(repo, &ld, layer.clone(), u64::MAX)
+    reg.push_blob(&repo.repo(), &ld, layer.clone(), u64::MAX)
         .await
         .expect("push layer");
     let body = format!(
@@ -92,7 +132,7 @@ pub async fn push_image(
         bytes: Bytes::from(body),
         media_type: manifest::OCI_MANIFEST.to_owned(),
     };
-    reg.put_manifest(repo, tag, &m)
+    reg.put_manifest(&repo.repo(), &tag.at(), &m)
         .await
         .expect("push manifest");
     m

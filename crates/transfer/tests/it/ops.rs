@@ -1,5 +1,6 @@
 //! Every operation against an anonymous registry.
 
+use crate::Names;
 use acr_import_testsupport::Registry as TestRegistry;
 use acr_import_transfer::{ReferrersSource, TransferError, UploadStart, manifest};
 use bytes::Bytes;
@@ -15,47 +16,63 @@ async fn ping_manifests_blobs_tags_delete() {
     assert_eq!(ping.api_version.as_deref(), Some("registry/2.0"));
 
     let m = push_image(&reg, "team/app", "v1", 1, 100_000).await;
-    let by_tag = reg.get_manifest("team/app", "v1").await.unwrap();
+    let by_tag = reg
+        .get_manifest(&"team/app".repo(), &"v1".at())
+        .await
+        .unwrap();
     assert_eq!(by_tag, m, "bytes, media type and digest round-trip exactly");
     let by_digest = reg
-        .get_manifest("team/app", m.digest.as_str())
+        .get_manifest(&"team/app".repo(), &m.digest.clone().into())
         .await
         .unwrap();
     assert_eq!(by_digest.bytes, m.bytes);
-    let head = reg.head_manifest("team/app", "v1").await.unwrap().unwrap();
+    let head = reg
+        .head_manifest(&"team/app".repo(), &"v1".at())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(head.digest.as_ref(), Some(&m.digest));
     assert_eq!(head.media_type.as_deref(), Some(manifest::OCI_MANIFEST));
     assert!(
-        reg.head_manifest("team/app", "nope")
+        reg.head_manifest(&"team/app".repo(), &"nope".at())
             .await
             .unwrap()
             .is_none()
     );
-    let missing = reg.get_manifest("team/app", "nope").await.unwrap_err();
+    let missing = reg
+        .get_manifest(&"team/app".repo(), &"nope".at())
+        .await
+        .unwrap_err();
     assert!(missing.is_not_found(), "{missing}");
     assert_eq!(missing.details().unwrap().code(), Some("MANIFEST_UNKNOWN"));
 
     let content = m.parse().unwrap();
     let layer = &content.layers[0];
     assert_eq!(
-        reg.head_blob("team/app", &layer.digest).await.unwrap(),
+        reg.head_blob(&"team/app".repo(), &layer.digest)
+            .await
+            .unwrap(),
         Some(100_000)
     );
     let stream = reg
-        .get_blob("team/app", &layer.digest, Some(layer.size), true)
+        .get_blob(&"team/app".repo(), &layer.digest, Some(layer.size), true)
         .await
         .unwrap();
     let got = stream.collect(1 << 20).await.unwrap();
     assert_eq!(got, data(1, 100_000));
     assert_eq!(
-        reg.head_blob("team/app", &sha256(b"absent")).await.unwrap(),
+        reg.head_blob(&"team/app".repo(), &sha256(b"absent"))
+            .await
+            .unwrap(),
         None
     );
 
     for t in ["a", "b", "c", "d", "e"] {
-        reg.put_manifest("team/app", t, &m).await.unwrap();
+        reg.put_manifest(&"team/app".repo(), &t.at(), &m)
+            .await
+            .unwrap();
     }
-    let mut tags = reg.list_tags("team/app", Some(2)).await.unwrap();
+    let mut tags = reg.list_tags(&"team/app".repo(), Some(2)).await.unwrap();
     tags.sort();
     assert_eq!(
         tags,
@@ -69,9 +86,11 @@ async fn ping_manifests_blobs_tags_delete() {
             .contains(&"team/app".to_owned())
     );
 
-    reg.delete_manifest("team/app", &m.digest).await.unwrap();
+    reg.delete_manifest(&"team/app".repo(), &m.digest)
+        .await
+        .unwrap();
     assert!(
-        reg.get_manifest("team/app", "v1")
+        reg.get_manifest(&"team/app".repo(), &"v1".at())
             .await
             .unwrap_err()
             .is_not_found()
@@ -84,11 +103,11 @@ async fn chunked_upload_and_mounts() {
     let reg = transport().registry(&server.url()).unwrap();
     let blob = data(7, 300_000);
     let d = sha256(&blob);
-    reg.push_blob("src/a", &d, blob.clone(), 64 * 1024)
+    reg.push_blob(&"src/a".repo(), &d, blob.clone(), 64 * 1024)
         .await
         .unwrap();
     let back = reg
-        .get_blob("src/a", &d, Some(300_000), true)
+        .get_blob(&"src/a".repo(), &d, Some(300_000), true)
         .await
         .unwrap()
         .collect(1 << 20)
@@ -98,17 +117,20 @@ async fn chunked_upload_and_mounts() {
 
     // Same registry, another repository: mounted, no bytes sent.
     let start = reg
-        .start_upload("dst/b", Some((&d, "src/a")))
+        .start_upload(&"dst/b".repo(), Some((&d, &"src/a".repo())))
         .await
         .unwrap();
     assert!(matches!(start, UploadStart::Mounted));
-    assert_eq!(reg.head_blob("dst/b", &d).await.unwrap(), Some(300_000));
+    assert_eq!(
+        reg.head_blob(&"dst/b".repo(), &d).await.unwrap(),
+        Some(300_000)
+    );
 
     // Mounting what the source does not hold opens an upload session instead.
     let other = data(8, 1000);
     let od = sha256(&other);
     match reg
-        .start_upload("dst/b", Some((&od, "src/a")))
+        .start_upload(&"dst/b".repo(), Some((&od, &"src/a".repo())))
         .await
         .unwrap()
     {
@@ -121,10 +143,13 @@ async fn chunked_upload_and_mounts() {
         }
         UploadStart::Mounted => panic!("mounted a blob the source does not hold"),
     }
-    assert_eq!(reg.head_blob("dst/b", &od).await.unwrap(), Some(1000));
+    assert_eq!(
+        reg.head_blob(&"dst/b".repo(), &od).await.unwrap(),
+        Some(1000)
+    );
 
     // A wrong digest on PUT is refused by the registry, and nothing is stored.
-    let UploadStart::Session(s) = reg.start_upload("dst/b", None).await.unwrap() else {
+    let UploadStart::Session(s) = reg.start_upload(&"dst/b".repo(), None).await.unwrap() else {
         panic!()
     };
     let wrong = sha256(b"not this");
@@ -133,7 +158,7 @@ async fn chunked_upload_and_mounts() {
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(400), "{err}");
-    assert_eq!(reg.head_blob("dst/b", &wrong).await.unwrap(), None);
+    assert_eq!(reg.head_blob(&"dst/b".repo(), &wrong).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -141,13 +166,18 @@ async fn referrers_fall_back_to_the_tag_schema() {
     let server = TestRegistry::start().await.unwrap();
     let reg = transport().registry(&server.url()).unwrap();
     let subject = push_image(&reg, "app", "v1", 3, 10).await;
-    let none = reg.referrers("app", &subject.digest, None).await.unwrap();
+    let none = reg
+        .referrers(&"app".repo(), &subject.digest, None)
+        .await
+        .unwrap();
     assert!(none.descriptors.is_empty());
     assert_eq!(none.source, ReferrersSource::TagSchema);
 
     let empty = Bytes::from_static(b"{}");
     let ed = sha256(&empty);
-    reg.push_blob("app", &ed, empty, u64::MAX).await.unwrap();
+    reg.push_blob(&"app".repo(), &ed, empty, u64::MAX)
+        .await
+        .unwrap();
     let sig = format!(
         r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example.sig","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{ed}","size":2}},"layers":[{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{ed}","size":2}}],"subject":{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{}}}}}"#,
         subject.digest,
@@ -158,7 +188,7 @@ async fn referrers_fall_back_to_the_tag_schema() {
         bytes: Bytes::from(sig),
         media_type: manifest::OCI_MANIFEST.to_owned(),
     };
-    reg.put_manifest("app", sig.digest.as_str(), &sig)
+    reg.put_manifest(&"app".repo(), &sig.digest.clone().into(), &sig)
         .await
         .unwrap();
     let index = format!(
@@ -171,17 +201,28 @@ async fn referrers_fall_back_to_the_tag_schema() {
         bytes: Bytes::from(index),
         media_type: manifest::OCI_INDEX.to_owned(),
     };
-    reg.put_manifest("app", subject.digest.referrers_tag().as_str(), &index)
+    reg.put_manifest(
+        &"app".repo(),
+        &subject.digest.referrers_tag().clone().into(),
+        &index,
+    )
+    .await
+    .unwrap();
+
+    let found = reg
+        .referrers(&"app".repo(), &subject.digest, None)
         .await
         .unwrap();
-
-    let found = reg.referrers("app", &subject.digest, None).await.unwrap();
     assert_eq!(found.source, ReferrersSource::TagSchema);
     assert_eq!(found.descriptors.len(), 1);
     assert_eq!(found.descriptors[0].digest, sig.digest);
     assert_eq!(found.fallback_index.unwrap().digest, index.digest);
     let filtered = reg
-        .referrers("app", &subject.digest, Some("application/vnd.other"))
+        .referrers(
+            &"app".repo(),
+            &subject.digest,
+            Some("application/vnd.other"),
+        )
         .await
         .unwrap();
     assert!(filtered.descriptors.is_empty());
@@ -193,11 +234,11 @@ async fn blob_stream_is_flat_and_streams() {
     let reg = transport().registry(&server.url()).unwrap();
     let blob = data(9, 8 * 1024 * 1024);
     let d = sha256(&blob);
-    reg.push_blob("big", &d, blob.clone(), 2 * 1024 * 1024)
+    reg.push_blob(&"big".repo(), &d, blob.clone(), 2 * 1024 * 1024)
         .await
         .unwrap();
     let mut stream = reg
-        .get_blob("big", &d, Some(blob.len() as u64), true)
+        .get_blob(&"big".repo(), &d, Some(blob.len() as u64), true)
         .await
         .unwrap();
     let mut chunks = 0;
@@ -295,6 +336,9 @@ async fn pagination_links_stay_on_the_listing_endpoint() {
     )
     .await;
     let reg = transport().registry(&proxy.host()).unwrap();
-    assert_eq!(reg.list_tags("app", Some(1)).await.unwrap(), ["v0", "v1"]);
+    assert_eq!(
+        reg.list_tags(&"app".repo(), Some(1)).await.unwrap(),
+        ["v0", "v1"]
+    );
     assert_eq!(proxy.requests()[1].path, "/v2/app/tags/list?n=1&last=v0");
 }

@@ -1,5 +1,6 @@
 //! Generated image graphs: copy, then compare.
 
+use crate::Names;
 use acr_import_testsupport::Registry as TestRegistry;
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target};
 use proptest::prelude::*;
@@ -103,11 +104,11 @@ fn generated_graphs_copy_exactly() {
                 let report = Copier::new(CopyOptions::default())
                     .copy(
                         &Source {
-                            endpoint: Endpoint::registry(src.clone(), &repo),
+                            endpoint: Endpoint::registry(src.clone(), repo.repo()),
                             reference: "v1".parse().unwrap(),
                         },
                         &[Target {
-                            endpoint: Endpoint::registry(dst.clone(), &repo),
+                            endpoint: Endpoint::registry(dst.clone(), repo.repo()),
                             tag: Some("v1".parse().unwrap()),
                         }],
                     )

@@ -1,6 +1,7 @@
 //! Registries as they really are (the test support's personalities): Docker Hub's pull
 //! budget, rate limits, CDN redirects, ECR, Quay and MCR manners, through the copy engine.
 
+use crate::Names;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,8 +12,8 @@ use acr_import_transfer::{
     RetryPolicy, Source, Target, TransferError, Transport,
 };
 
-use crate::basic;
 use crate::fixtures::{Blob, Seeds, image, index, push_manifest};
+use crate::{basic, source, target};
 
 /// Manifest `GET`s each scenario may spend, at most; a scenario that spends more is a
 /// regression. Measured against the Docker Hub personality (which counts what the registry
@@ -116,16 +117,7 @@ async fn copy(
     to: &Registry,
 ) -> Result<CopyReport, TransferError> {
     copier
-        .copy(
-            &Source {
-                endpoint: Endpoint::registry(from.clone(), repo),
-                reference: tag.parse().unwrap(),
-            },
-            &[Target {
-                endpoint: Endpoint::registry(to.clone(), repo),
-                tag: Some(tag.parse().unwrap()),
-            }],
-        )
+        .copy(&source(from, repo, tag), &[target(to, repo, Some(tag))])
         .await
 }
 
@@ -163,7 +155,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
         for d in &content.manifests {
             v.push(
                 publish
-                    .get_manifest("library/app", d.digest.as_str())
+                    .get_manifest(&"library/app".repo(), &d.digest.clone().into())
                     .await
                     .unwrap(),
             );
@@ -239,7 +231,7 @@ async fn docker_hub_pulls_per_scenario_and_a_spent_budget() {
     }
     assert_eq!(hub.manifest_gets(), gets, "no manifest GET was sent");
     assert!(
-        dst.head_manifest("library/new", "v1")
+        dst.head_manifest(&"library/new".repo(), &"v1".at())
             .await
             .unwrap()
             .is_none(),
@@ -318,7 +310,10 @@ async fn a_long_429_stops_the_registry_for_every_later_request() {
     hub.spend_anonymous(3);
     let src = anonymous().registry(&hub.url()).unwrap();
     // A read that is not planned (no budget known yet): the 429 itself.
-    let err = src.get_manifest("library/a", "v1").await.unwrap_err();
+    let err = src
+        .get_manifest(&"library/a".repo(), &"v1".at())
+        .await
+        .unwrap_err();
     let TransferError::RateLimitReached(stop) = &err else {
         panic!("expected a rate-limit stop, got {err}");
     };
@@ -351,7 +346,7 @@ async fn a_long_429_stops_the_registry_for_every_later_request() {
         "nothing more reached the registry"
     );
     assert!(
-        dst.head_manifest("library/b", "v1")
+        dst.head_manifest(&"library/b".repo(), &"v1".at())
             .await
             .unwrap()
             .is_none()
@@ -408,7 +403,7 @@ async fn waiting_for_a_rate_limit_counts_down_and_resumes_when_the_budget_is_bac
             .to_string()
             .contains("waiting for the rate limit to reset")
     );
-    dst.head_manifest("library/app", "v1")
+    dst.head_manifest(&"library/app".repo(), &"v1".at())
         .await
         .unwrap()
         .unwrap();
@@ -442,14 +437,17 @@ async fn ecr_basic_auth_no_mount_no_digest_header_and_s3_redirects() {
     let reg = signed_in(&ecr);
     // A GET by tag has no Docker-Content-Digest: the digest is computed.
     assert_eq!(
-        reg.get_manifest("team/app", "v1").await.unwrap().digest,
+        reg.get_manifest(&"team/app".repo(), &"v1".at())
+            .await
+            .unwrap()
+            .digest,
         m.digest
     );
     // Anonymous clients get a Basic challenge, not a token.
     let err = anonymous()
         .registry(&ecr.url())
         .unwrap()
-        .get_manifest("team/app", "v1")
+        .get_manifest(&"team/app".repo(), &"v1".at())
         .await
         .unwrap_err();
     assert!(err.is_auth(), "{err}");
@@ -459,11 +457,11 @@ async fn ecr_basic_auth_no_mount_no_digest_header_and_s3_redirects() {
     let report = Copier::new(CopyOptions::default())
         .copy(
             &Source {
-                endpoint: Endpoint::registry(reg.clone(), "team/app"),
+                endpoint: Endpoint::registry(reg.clone(), "team/app".repo()),
                 reference: "v1".parse().unwrap(),
             },
             &[Target {
-                endpoint: Endpoint::registry(reg.clone(), "team/copy"),
+                endpoint: Endpoint::registry(reg.clone(), "team/copy".repo()),
                 tag: Some("v1".parse().unwrap()),
             }],
         )
@@ -474,7 +472,10 @@ async fn ecr_basic_auth_no_mount_no_digest_header_and_s3_redirects() {
     assert!(!ecr.cdn_requests().is_empty());
     assert!(!ecr.cdn_saw_authorization());
     assert_eq!(
-        reg.get_manifest("team/copy", "v1").await.unwrap().digest,
+        reg.get_manifest(&"team/copy".repo(), &"v1".at())
+            .await
+            .unwrap()
+            .digest,
         m.digest
     );
 }

@@ -2,6 +2,7 @@
 //! referrers, on every path (registry → registry, → OCI layout → registry, layouts written by
 //! other tools), verified on the target with the signer's public key.
 
+use crate::Names;
 use acr_import_reference::Digest;
 use acr_import_testsupport::cosign::{
     self, CosignArtifact, CosignKey, digest_tag, verify_signature,
@@ -16,21 +17,7 @@ use bytes::Bytes;
 
 use crate::copy::pair;
 use crate::fixtures::*;
-use crate::transport;
-
-fn at(reg: &Registry, repo: &str, reference: &str) -> Source {
-    Source {
-        endpoint: Endpoint::registry(reg.clone(), repo),
-        reference: reference.parse().unwrap(),
-    }
-}
-
-fn to(reg: &Registry, repo: &str, tag: Option<&str>) -> Target {
-    Target {
-        endpoint: Endpoint::registry(reg.clone(), repo),
-        tag: tag.map(|t| t.parse().unwrap()),
-    }
-}
+use crate::{source as at, target as to, transport};
 
 async fn push_artifact(reg: &Registry, repo: &str, a: &CosignArtifact) -> Manifest {
     let m = seed::push_artifact(&reg.seeder().unwrap(), repo, a)
@@ -40,7 +27,7 @@ async fn push_artifact(reg: &Registry, repo: &str, a: &CosignArtifact) -> Manife
 }
 
 async fn blob(reg: &Registry, repo: &str, d: &acr_import_transfer::Descriptor) -> Vec<u8> {
-    reg.get_blob(repo, &d.digest, Some(d.size), true)
+    reg.get_blob(&repo.repo(), &d.digest, Some(d.size), true)
         .await
         .unwrap()
         .collect(1 << 20)
@@ -57,7 +44,7 @@ async fn tagged_and_layer(
     suffix: &str,
 ) -> (Manifest, Vec<u8>) {
     let m = reg
-        .get_manifest(repo, &digest_tag(image.as_str(), suffix))
+        .get_manifest(&repo.repo(), &digest_tag(image.as_str(), suffix).at())
         .await
         .unwrap_or_else(|e| panic!("the .{suffix} of {image} in {repo}: {e}"));
     let layer = m.parse().unwrap().layers[0].clone();
@@ -79,9 +66,9 @@ async fn attestation_verifies(reg: &Registry, repo: &str, image: &Digest, key: &
 
 /// The same manifest under `tag` on both sides, byte for byte.
 async fn same_tag(a: &Registry, a_repo: &str, b: &Registry, b_repo: &str, tag: &str) {
-    let x = a.get_manifest(a_repo, tag).await.unwrap();
+    let x = a.get_manifest(&a_repo.repo(), &tag.at()).await.unwrap();
     let y = b
-        .get_manifest(b_repo, tag)
+        .get_manifest(&b_repo.repo(), &tag.at())
         .await
         .unwrap_or_else(|e| panic!("{b_repo} lacks {tag}: {e}"));
     assert_eq!(x, y, "{tag}: bytes, media type and digest");
@@ -122,7 +109,10 @@ async fn all_followed(src: &Registry, dst: &Registry, dst_repo: &str, s: &Signed
         same_tag(src, "app", dst, dst_repo, &digest_tag(c.as_str(), "sig")).await;
         signature_verifies(dst, dst_repo, c, &s.key).await;
     }
-    let listed = dst.referrers(dst_repo, &s.top.digest, None).await.unwrap();
+    let listed = dst
+        .referrers(&dst_repo.repo(), &s.top.digest, None)
+        .await
+        .unwrap();
     assert!(
         listed
             .descriptors
@@ -131,7 +121,7 @@ async fn all_followed(src: &Registry, dst: &Registry, dst_repo: &str, s: &Signed
         "the referrer signature is listed under the index on {dst_repo}"
     );
     let referrer = dst
-        .get_manifest(dst_repo, s.referrer.digest.as_str())
+        .get_manifest(&dst_repo.repo(), &s.referrer.digest.clone().into())
         .await
         .unwrap();
     assert_eq!(referrer, s.referrer);
@@ -295,7 +285,7 @@ async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
         let meta = cosign::tagged_blob(d, "meta", "application/json", b"{}");
         push_artifact(&src, repo, &meta).await;
     }
-    let large = src.get_manifest("large", "v1").await.unwrap();
+    let large = src.get_manifest(&"large".repo(), &"v1".at()).await.unwrap();
     let copier = Copier::new(CopyOptions::default());
 
     proxy.clear_requests();
@@ -352,8 +342,16 @@ async fn no_referrers_leaves_everything_behind_and_says_so() {
     );
     assert!(report.summary("x").contains("left behind (--no-referrers)"));
     let sig = digest_tag(s.top.digest.as_str(), "sig");
-    assert!(dst.head_manifest("app", &sig).await.unwrap().is_none());
-    let listed = dst.referrers("app", &s.top.digest, None).await.unwrap();
+    assert!(
+        dst.head_manifest(&"app".repo(), &sig.at())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = dst
+        .referrers(&"app".repo(), &s.top.digest, None)
+        .await
+        .unwrap();
     assert!(listed.descriptors.is_empty());
 }
 
@@ -375,7 +373,12 @@ async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs
     assert_ne!(new, s.top.digest);
     for image in [&s.top.digest, &new] {
         let tag = digest_tag(image.as_str(), "sig");
-        assert!(dst.head_manifest("app", &tag).await.unwrap().is_none());
+        assert!(
+            dst.head_manifest(&"app".repo(), &tag.at())
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
     let left: Vec<_> = report
         .followers
@@ -399,7 +402,7 @@ async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs
     assert_eq!(report.totals.followed.left_behind, 5);
     // The kept children have their own digests, so their signatures still hold.
     let kept = dst
-        .get_manifest("app", "v1")
+        .get_manifest(&"app".repo(), &"v1".at())
         .await
         .unwrap()
         .parse()
@@ -442,8 +445,18 @@ async fn a_dry_run_lists_the_followers_and_writes_nothing() {
         )),
         "{text}"
     );
-    assert!(dst.head_manifest("app", &sig).await.unwrap().is_none());
-    assert!(dst.head_manifest("app", "v1").await.unwrap().is_none());
+    assert!(
+        dst.head_manifest(&"app".repo(), &sig.at())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        dst.head_manifest(&"app".repo(), &"v1".at())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -480,8 +493,17 @@ async fn a_refused_artifact_is_left_behind_with_a_note_and_a_kept_tag_is_not_ove
         .unwrap();
     let att = digest_tag(s.top.digest.as_str(), "att");
     let sig = digest_tag(s.top.digest.as_str(), "sig");
-    assert!(dst.head_manifest("app", &att).await.unwrap().is_none());
-    assert_eq!(dst.get_manifest("app", &sig).await.unwrap(), own, "kept");
+    assert!(
+        dst.head_manifest(&"app".repo(), &att.at())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        dst.get_manifest(&"app".repo(), &sig.at()).await.unwrap(),
+        own,
+        "kept"
+    );
     assert_eq!(report.totals.followed.left_behind, 2);
     for tag in [&att, &sig] {
         assert!(
@@ -499,7 +521,10 @@ async fn a_refused_artifact_is_left_behind_with_a_note_and_a_kept_tag_is_not_ove
             .contains("2 signatures, attestations or SBOMs left behind")
     );
     // Everything else followed, and the image is in place.
-    assert_eq!(dst.get_manifest("app", "v1").await.unwrap(), s.top);
+    assert_eq!(
+        dst.get_manifest(&"app".repo(), &"v1".at()).await.unwrap(),
+        s.top
+    );
     same_tag(
         &src,
         "app",
@@ -571,7 +596,7 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
     for suffix in ["sig", "att", "sbom", "meta"] {
         let tag = digest_tag(d, suffix);
         let e = entry_named(&index, &tag).unwrap_or_else(|| panic!("no entry named {tag}"));
-        let m = src.get_manifest("app", &tag).await.unwrap();
+        let m = src.get_manifest(&"app".repo(), &tag.at()).await.unwrap();
         assert_eq!(e["digest"], m.digest.as_str());
     }
     let fallback = entry_named(&index, s.top.digest.referrers_tag().as_str())
@@ -603,7 +628,7 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
     all_followed(&src, &dst, "imported/app", &s).await;
     assert_same(&src, "app", &dst, "imported/app", "v1", true).await;
     let listed = dst
-        .referrers("imported/app", &s.referrer.digest, None)
+        .referrers(&"imported/app".repo(), &s.referrer.digest, None)
         .await
         .unwrap();
     assert!(
@@ -613,7 +638,7 @@ async fn through_an_oci_layout_every_signature_and_referrer_survives_both_hops()
             .any(|r| r.digest == sbom_of_sig.digest)
     );
     assert_eq!(
-        dst.get_manifest("imported/app", sbom_of_sig.digest.as_str())
+        dst.get_manifest(&"imported/app".repo(), &sbom_of_sig.digest.clone().into())
             .await
             .unwrap(),
         sbom_of_sig
@@ -649,14 +674,17 @@ async fn a_layout_in_regctl_format_imports_with_all_its_referrers() {
         report.followers
     );
     let image: Digest = written.image.parse().unwrap();
-    let found = dst.referrers("app", &image, None).await.unwrap();
+    let found = dst.referrers(&"app".repo(), &image, None).await.unwrap();
     for (d, bytes) in written.listed.iter().chain([&written.by_subject]) {
         let d: Digest = d.parse().unwrap();
         assert!(
             found.descriptors.iter().any(|r| r.digest == d),
             "referrer {d} is listed on the target"
         );
-        let copied = dst.get_manifest("app", d.as_str()).await.unwrap();
+        let copied = dst
+            .get_manifest(&"app".repo(), &d.clone().into())
+            .await
+            .unwrap();
         assert_eq!(copied.bytes.as_ref(), bytes.as_slice(), "byte for byte");
     }
     signature_verifies(&dst, "app", &image, &key).await;

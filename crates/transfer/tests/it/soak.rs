@@ -3,6 +3,7 @@
 //! before the upload completes (`verify`), or by the target's `PUT ?digest=` check, which
 //! refuses the upload and has the blob sent again (the default).
 
+use crate::Names;
 use acr_import_testsupport::{
     FaultAction, FaultRule, Proxy, ProxyOptions, Registry as TestRegistry,
 };
@@ -93,11 +94,11 @@ async fn thirty_imports_through_faults_are_exact() {
             let report = copier
                 .copy(
                     &Source {
-                        endpoint: Endpoint::registry(src.clone(), repo.clone()),
+                        endpoint: Endpoint::registry(src.clone(), repo.repo()),
                         reference: "v1".parse().unwrap(),
                     },
                     &[Target {
-                        endpoint: Endpoint::registry(dst.clone(), target_repo.clone()),
+                        endpoint: Endpoint::registry(dst.clone(), target_repo.repo()),
                         tag: Some("v1".parse().unwrap()),
                     }],
                 )

@@ -110,7 +110,10 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
             let r = copy(off, src("v1"), to(Some("v1"))).await?;
             for tag in &s.digest_tags {
                 anyhow::ensure!(
-                    ctx.dst.head_manifest(&target.repo(), &tag.at()).await?.is_none(),
+                    ctx.dst
+                        .head_manifest(&target.repo(), &tag.at())
+                        .await?
+                        .is_none(),
                     "{tag} was copied with referrers off"
                 );
             }
@@ -134,7 +137,10 @@ async fn check(ctx: &Ctx<'_>, name: &str, seed: u64) -> anyhow::Result<String> {
                 "the dry run does not list {sig}: {text}"
             );
             anyhow::ensure!(
-                ctx.dst.head_manifest(&target.repo(), &sig.at()).await?.is_none(),
+                ctx.dst
+                    .head_manifest(&target.repo(), &sig.at())
+                    .await?
+                    .is_none(),
                 "the dry run wrote {sig}"
             );
             Ok(format!(
@@ -220,7 +226,10 @@ async fn platform_rewrite(
     for image in [s.top.digest.as_str(), new.as_str()] {
         let tag = digest_tag(image, "sig");
         anyhow::ensure!(
-            ctx.dst.head_manifest(&target.repo(), &tag.at()).await?.is_none(),
+            ctx.dst
+                .head_manifest(&target.repo(), &tag.at())
+                .await?
+                .is_none(),
             "{tag} is on the target: the index's signature does not hold for the rewritten one"
         );
     }
@@ -279,7 +288,10 @@ async fn regctl_layout(ctx: &Ctx<'_>, target: &str) -> anyhow::Result<String> {
             listed.descriptors.iter().any(|r| r.digest == d),
             "referrer {d} is not listed on the target"
         );
-        let m = ctx.dst.get_manifest(&target.repo(), &d.clone().into()).await?;
+        let m = ctx
+            .dst
+            .get_manifest(&target.repo(), &d.clone().into())
+            .await?;
         anyhow::ensure!(m.bytes.as_ref() == bytes.as_slice(), "{d}: other bytes");
     }
     signature_verifies(&ctx.dst, target, image.as_str(), &key).await?;

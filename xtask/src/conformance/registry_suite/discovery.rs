@@ -1,7 +1,7 @@
 //! Content discovery checks: tags and referrers (`discovery/…`).
 
-use acr_import_tests::Names;
 use super::*;
+use acr_import_tests::Names;
 
 impl Ctx {
     // ---- Content discovery --------------------------------------------------------------
@@ -350,9 +350,15 @@ impl Ctx {
             .await?;
         let index = self.attach(&s.repo, &subject, &[(&sig, SIGNATURE)]).await?;
         let tag = subject.digest.referrers_tag();
-        let back = self.reg.get_manifest(&s.repo.repo(), &tag.clone().into()).await?;
+        let back = self
+            .reg
+            .get_manifest(&s.repo.repo(), &tag.clone().into())
+            .await?;
         anyhow::ensure!(back == index, "the fallback tag serves other bytes");
-        let ours = self.reg.referrers(&s.repo.repo(), &subject.digest, None).await?;
+        let ours = self
+            .reg
+            .referrers(&s.repo.repo(), &subject.digest, None)
+            .await?;
         let found = ours
             .descriptors
             .iter()

@@ -1,12 +1,16 @@
 //! Content management checks: deletions (`management/…`).
 
-use acr_import_tests::Names;
 use super::*;
+use acr_import_tests::Names;
 
 impl Ctx {
     /// Whether `tag` of `repo` resolves (`HEAD`).
     async fn tag_resolves(&self, repo: &str, tag: &str) -> anyhow::Result<bool> {
-        Ok(self.reg.head_manifest(&repo.repo(), &tag.at()).await?.is_some())
+        Ok(self
+            .reg
+            .head_manifest(&repo.repo(), &tag.at())
+            .await?
+            .is_some())
     }
 
     /// `DELETE /v2/<repo>/<what>` through our connections, with pull and delete rights.
@@ -21,7 +25,9 @@ impl Ctx {
     pub(super) async fn delete_tag(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let m = s.variant("deleted by tag")?;
-        self.reg.put_manifest(&s.repo.repo(), &"delete-me".at(), &m).await?;
+        self.reg
+            .put_manifest(&s.repo.repo(), &"delete-me".at(), &m)
+            .await?;
         let resp = self.raw_delete(&s.repo, "manifests/delete-me").await?;
         match resp.status {
             202 => {
@@ -63,7 +69,9 @@ impl Ctx {
             Err(e) => return Err(e.into()),
         }
         refused(
-            self.reg.get_manifest(&s.repo.repo(), &m.digest.clone().into()).await,
+            self.reg
+                .get_manifest(&s.repo.repo(), &m.digest.clone().into())
+                .await,
             404,
             "MANIFEST_UNKNOWN",
             |_| "still served by digest after the DELETE".to_owned(),
@@ -80,7 +88,9 @@ impl Ctx {
     pub(super) async fn delete_blob(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let (blob, d) = self.salted(1013, 1500);
-        self.reg.push_blob(&s.repo.repo(), &d, blob, u64::MAX).await?;
+        self.reg
+            .push_blob(&s.repo.repo(), &d, blob, u64::MAX)
+            .await?;
         let resp = self.raw_delete(&s.repo, &format!("blobs/{d}")).await?;
         match resp.status {
             202 => {

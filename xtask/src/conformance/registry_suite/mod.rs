@@ -279,7 +279,9 @@ async fn read_image(reg: &Registry, repo: &str, reference: &str) -> anyhow::Resu
             .find(|d| d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
             .or(content.manifests.first())
             .context("the index lists no manifests")?;
-        image = reg.get_manifest(&repo.repo(), &child.digest.clone().into()).await?;
+        image = reg
+            .get_manifest(&repo.repo(), &child.digest.clone().into())
+            .await?;
     }
     let content = image.parse().map_err(anyhow::Error::msg)?;
     let blob = content
@@ -454,7 +456,9 @@ impl Ctx {
             &payload,
             subject.map(descriptor_json),
         )?)?;
-        self.reg.put_manifest(&repo.repo(), &m.digest.clone().into(), &m).await?;
+        self.reg
+            .put_manifest(&repo.repo(), &m.digest.clone().into(), &m)
+            .await?;
         Ok(m)
     }
 
@@ -497,7 +501,9 @@ impl Ctx {
                 .map(|(m, t)| (descriptor_json(m), (*t).to_owned())),
         )?)?;
         let tag = subject.digest.referrers_tag();
-        self.reg.put_manifest(&repo.repo(), &tag.clone().into(), &m).await?;
+        self.reg
+            .put_manifest(&repo.repo(), &tag.clone().into(), &m)
+            .await?;
         Ok(m)
     }
 

@@ -1,7 +1,7 @@
 //! API version and pull checks (`api/…`, `pull/…`).
 
-use acr_import_tests::Names;
 use super::*;
+use acr_import_tests::Names;
 
 impl Ctx {
     // ---- API version --------------------------------------------------------------------
@@ -92,7 +92,10 @@ impl Ctx {
         )?;
         anyhow::ensure!(e.is_not_found(), "not classified as not found: {e}");
         anyhow::ensure!(
-            self.reg.head_manifest(&img.repo.repo(), &tag.at()).await?.is_none(),
+            self.reg
+                .head_manifest(&img.repo.repo(), &tag.at())
+                .await?
+                .is_none(),
             "HEAD found it"
         );
         Ok(Outcome::Pass("404 MANIFEST_UNKNOWN".to_owned()))
@@ -100,7 +103,10 @@ impl Ctx {
 
     pub(super) async fn blob_head(&self) -> anyhow::Result<Outcome> {
         let img = self.image()?;
-        let size = self.reg.head_blob(&img.repo.repo(), &img.blob.digest).await?;
+        let size = self
+            .reg
+            .head_blob(&img.repo.repo(), &img.blob.digest)
+            .await?;
         anyhow::ensure!(
             size == Some(img.blob.size),
             "HEAD told {size:?}, the descriptor says {}",
@@ -169,13 +175,18 @@ impl Ctx {
         let img = self.image()?;
         let absent = sha256(b"acr-import conformance: a blob nobody pushed");
         refused(
-            self.reg.get_blob(&img.repo.repo(), &absent, None, true).await,
+            self.reg
+                .get_blob(&img.repo.repo(), &absent, None, true)
+                .await,
             404,
             "BLOB_UNKNOWN",
             |_| "a blob never pushed was served".to_owned(),
         )?;
         anyhow::ensure!(
-            self.reg.head_blob(&img.repo.repo(), &absent).await?.is_none(),
+            self.reg
+                .head_blob(&img.repo.repo(), &absent)
+                .await?
+                .is_none(),
             "HEAD found it"
         );
         Ok(Outcome::Pass("404 BLOB_UNKNOWN; HEAD 404".to_owned()))

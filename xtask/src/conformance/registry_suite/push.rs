@@ -1,7 +1,7 @@
 //! Push checks: blob uploads of every kind, mounts, and manifests (`push/…`).
 
-use acr_import_tests::Names;
 use super::*;
+use acr_import_tests::Names;
 
 impl Ctx {
     // ---- Push: blobs --------------------------------------------------------------------
@@ -67,7 +67,8 @@ impl Ctx {
                     )
                     .await?;
                 anyhow::ensure!(
-                    self.reg.head_blob(&s.repo.repo(), &d).await? == Some(2048) && put.status == 201,
+                    self.reg.head_blob(&s.repo.repo(), &d).await? == Some(2048)
+                        && put.status == 201,
                     "completing the session it opened failed: {}",
                     put.describe()
                 );
@@ -239,7 +240,11 @@ impl Ctx {
         let s = self.seeded()?;
         let to = format!("{}/mount", s.repo);
         let d = sha256(&s.layer.bytes);
-        match self.reg.start_upload(&to.repo(), Some((&d, &s.repo.repo()))).await? {
+        match self
+            .reg
+            .start_upload(&to.repo(), Some((&d, &s.repo.repo())))
+            .await?
+        {
             UploadStart::Mounted => {
                 anyhow::ensure!(
                     self.reg.head_blob(&to.repo(), &d).await? == Some(s.layer.bytes.len() as u64),
@@ -264,7 +269,11 @@ impl Ctx {
         let s = self.seeded()?;
         let to = format!("{}/mount", s.repo);
         let absent = sha256(b"acr-import conformance: a blob nobody pushed");
-        match self.reg.start_upload(&to.repo(), Some((&absent, &s.repo.repo()))).await? {
+        match self
+            .reg
+            .start_upload(&to.repo(), Some((&absent, &s.repo.repo())))
+            .await?
+        {
             UploadStart::Mounted => anyhow::bail!("claimed to mount a blob that does not exist"),
             UploadStart::Session(session) => {
                 self.reg.cancel_upload(&session).await;
@@ -304,9 +313,15 @@ impl Ctx {
     pub(super) async fn push_manifest_by_tag(&self) -> anyhow::Result<Outcome> {
         let s = self.seeded()?;
         let m = s.variant("pushed by tag")?;
-        let pushed = self.reg.push_manifest(&s.repo.repo(), &"by-tag".at(), &m).await?;
+        let pushed = self
+            .reg
+            .push_manifest(&s.repo.repo(), &"by-tag".at(), &m)
+            .await?;
         anyhow::ensure!(pushed.digest == m.digest, "stored as {}", pushed.digest);
-        let back = self.reg.get_manifest(&s.repo.repo(), &"by-tag".at()).await?;
+        let back = self
+            .reg
+            .get_manifest(&s.repo.repo(), &"by-tag".at())
+            .await?;
         anyhow::ensure!(back == m, "the tag serves other bytes");
         Ok(Outcome::Pass(
             "201 with Docker-Content-Digest of the bytes sent; the tag serves them".to_owned(),
@@ -319,7 +334,10 @@ impl Ctx {
         self.reg
             .push_manifest(&s.repo.repo(), &m.digest.clone().into(), &m)
             .await?;
-        let back = self.reg.get_manifest(&s.repo.repo(), &m.digest.clone().into()).await?;
+        let back = self
+            .reg
+            .get_manifest(&s.repo.repo(), &m.digest.clone().into())
+            .await?;
         anyhow::ensure!(back == m, "the digest serves other bytes");
         Ok(Outcome::Pass(String::new()))
     }
