@@ -18,6 +18,7 @@ use acr_import_auth::{
     CredentialSource, DockerConfigSource, HttpExchange, NULL_GUID_USERNAME, Secret,
     StaticCredentials,
 };
+use acr_import_tests::Names;
 use acr_import_tests::world::push_image;
 use acr_import_testsupport::{
     ACR_ISSUER, AadEmulator, AcrEmulator, AcrEmulatorBuilder, AcrRequest, AcrRole,
@@ -217,13 +218,13 @@ impl World {
 /// Pulls `app:v1`: the manifest and every blob, verified.
 async fn pull(transport: &Transport, registry: &str) -> Result<(), TransferError> {
     let reg = transport.registry(registry)?;
-    let m = reg.get_manifest("app", "v1").await?;
+    let m = reg.get_manifest(&"app".repo(), &"v1".at()).await?;
     let content = m.parse().expect("an image manifest");
     let mut blobs = content.layers.clone();
     blobs.extend(content.config.clone());
     for d in blobs {
         let data = reg
-            .get_blob("app", &d.digest, Some(d.size), true)
+            .get_blob(&"app".repo(), &d.digest, Some(d.size), true)
             .await?
             .collect(1 << 20)
             .await?;
@@ -296,7 +297,7 @@ async fn repository_scoped_token_pulls_but_may_not_push() {
     // Another repository is not in the scope map: no pull either.
     let reg = t.registry(&ls).expect("registry");
     let err = reg
-        .get_manifest("other", "v1")
+        .get_manifest(&"other".repo(), &"v1".at())
         .await
         .expect_err("not in the scope map");
     assert!(err.to_string().contains("other"), "{err}");

@@ -4,6 +4,7 @@
 use std::process::Output;
 use std::time::Duration;
 
+use acr_import_tests::Names;
 use acr_import_tests::world::{
     ADMIN, IMPORTER, PUSHER, READER, SUB, importer_cannot_read_permissions, pusher_roles,
 };
@@ -884,7 +885,7 @@ async fn sign_external_tool(
         .expect("transport");
     let external = t.registry(&w.external.host()).expect("registry");
     let image = external
-        .head_manifest("lib/tool", "1")
+        .head_manifest(&"lib/tool".repo(), &"1".at())
         .await
         .expect("head")
         .and_then(|h| h.digest)
@@ -944,11 +945,11 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
     let tag = cosign::digest_tag(image.as_str(), "sig");
     assert_eq!(
         target
-            .get_manifest("mirror/tool", &tag)
+            .get_manifest(&"mirror/tool".repo(), &tag.at())
             .await
             .expect("the .sig"),
         external
-            .get_manifest("lib/tool", &tag)
+            .get_manifest(&"lib/tool".repo(), &tag.at())
             .await
             .expect("source"),
         "byte for byte"
@@ -1008,9 +1009,12 @@ async fn server_side_imports_are_followed_by_their_signatures_client_side() {
         .expect("target");
     let tag = cosign::digest_tag(image.as_str(), "sig");
     assert_eq!(
-        target.get_manifest("tool", &tag).await.expect("the .sig"),
+        target
+            .get_manifest(&"tool".repo(), &tag.at())
+            .await
+            .expect("the .sig"),
         external
-            .get_manifest("lib/tool", &tag)
+            .get_manifest(&"lib/tool".repo(), &tag.at())
             .await
             .expect("source"),
         "byte for byte"

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use acr_import_tests::Names;
 use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
 use acr_import_transfer::{Manifest, Transport, UploadStart, digest_of, manifest};
 use bytes::Bytes;
@@ -41,31 +42,31 @@ async fn seed(
     let base = bytes(1, 64 << 10);
     let base_digest = digest_of(acr_import_reference::DigestAlgorithm::Sha256, &base);
     let first = repos[0].0;
-    r.push_blob(first, &base_digest, base.clone(), u64::MAX)
+    r.push_blob(&first.repo(), &base_digest, base.clone(), u64::MAX)
         .await
         .unwrap();
     let mut out = BTreeMap::new();
     for (n, (repo, tags)) in repos.iter().enumerate() {
         if let UploadStart::Session(_) = r
-            .start_upload(repo, Some((&base_digest, first)))
+            .start_upload(&repo.repo(), Some((&base_digest, &first.repo())))
             .await
             .unwrap()
         {
-            r.push_blob(repo, &base_digest, base.clone(), u64::MAX)
+            r.push_blob(&repo.repo(), &base_digest, base.clone(), u64::MAX)
                 .await
                 .unwrap();
         }
         for (i, tag) in tags.iter().enumerate() {
             let own = bytes(100 + (n * 50 + i) as u64, own_size);
             let own_digest = digest_of(acr_import_reference::DigestAlgorithm::Sha256, &own);
-            r.push_blob(repo, &own_digest, own.clone(), u64::MAX)
+            r.push_blob(&repo.repo(), &own_digest, own.clone(), u64::MAX)
                 .await
                 .unwrap();
             let config = Bytes::from(format!(
                 r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"tag":"{repo}:{tag}"}}"#
             ));
             let config_digest = digest_of(acr_import_reference::DigestAlgorithm::Sha256, &config);
-            r.push_blob(repo, &config_digest, config.clone(), u64::MAX)
+            r.push_blob(&repo.repo(), &config_digest, config.clone(), u64::MAX)
                 .await
                 .unwrap();
             let body = serde_json::json!({
@@ -82,7 +83,7 @@ async fn seed(
                 bytes: body,
                 media_type: manifest::OCI_MANIFEST.to_owned(),
             };
-            r.put_manifest(repo, tag, &m).await.unwrap();
+            r.put_manifest(&repo.repo(), &tag.at(), &m).await.unwrap();
             out.insert((repo.to_string(), tag.to_string()), m.digest.to_string());
         }
     }
@@ -95,17 +96,20 @@ async fn complete_tags(reg: &Registry, repo: &str) -> BTreeMap<String, String> {
     let t = Transport::builder().proxy_from_env(false).build().unwrap();
     let r = t.registry(&reg.url()).unwrap();
     let mut out = BTreeMap::new();
-    let tags = match r.list_tags(repo, None).await {
+    let tags = match r.list_tags(&repo.repo(), None).await {
         Ok(t) => t,
         Err(e) if e.is_not_found() => return out,
         Err(e) => panic!("{e}"),
     };
     for tag in tags {
-        let m = r.get_manifest(repo, &tag).await.unwrap();
+        let m = r.get_manifest(&repo.repo(), &tag.at()).await.unwrap();
         let content = m.parse().unwrap();
         for d in content.config.iter().chain(content.layers.iter()) {
             assert!(
-                r.head_blob(repo, &d.digest).await.unwrap().is_some(),
+                r.head_blob(&repo.repo(), &d.digest)
+                    .await
+                    .unwrap()
+                    .is_some(),
                 "{repo}:{tag} names {} which is not there",
                 d.digest
             );

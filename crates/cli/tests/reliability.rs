@@ -4,6 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use acr_import_tests::Names;
 use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry, SplitMix64};
 use acr_import_transfer::{Registry as Client, Transport};
 
@@ -25,20 +26,20 @@ async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
 
 /// Every tag of `repo` resolves, and every blob its manifest names exists.
 async fn tags_are_complete(reg: &Client, repo: &str) -> usize {
-    let tags = match reg.list_tags(repo, None).await {
+    let tags = match reg.list_tags(&repo.repo(), None).await {
         Ok(t) => t,
         Err(e) if e.is_not_found() => return 0,
         Err(e) => panic!("{e}"),
     };
     for tag in &tags {
         let m = reg
-            .get_manifest(repo, tag)
+            .get_manifest(&repo.repo(), &tag.at())
             .await
             .unwrap_or_else(|e| panic!("tag {tag} does not resolve: {e}"));
         let c = m.parse().unwrap();
         for d in c.config.iter().chain(c.layers.iter()) {
             assert_eq!(
-                reg.head_blob(repo, &d.digest).await.unwrap(),
+                reg.head_blob(&repo.repo(), &d.digest).await.unwrap(),
                 Some(d.size),
                 "tag {tag} points at incomplete content"
             );
@@ -134,8 +135,10 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
     );
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
     assert_eq!(
-        rt.block_on(s.get_manifest("app", "v1")).unwrap(),
-        rt.block_on(d.get_manifest("app", "v1")).unwrap()
+        rt.block_on(s.get_manifest(&"app".repo(), &"v1".at()))
+            .unwrap(),
+        rt.block_on(d.get_manifest(&"app".repo(), &"v1".at()))
+            .unwrap()
     );
 }
 

@@ -13,6 +13,7 @@ use acr_import_auth::azure::{AcrLoginServers, AzureAdProvider};
 use acr_import_auth::{
     AadCredentialChain, AadOptions, AcrAudience, AzureEnvironment, CredentialChain,
 };
+use acr_import_tests::Names;
 use acr_import_tests::world::{
     PUSHER, SOURCE_RG, STRANGER, SUB2, importer_cannot_read_permissions, push_image, target_id,
 };
@@ -315,11 +316,11 @@ async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<
     Copier::new(CopyOptions::default())
         .copy(
             &Source {
-                endpoint: Endpoint::registry(src, "app"),
+                endpoint: Endpoint::registry(src, "app".repo()),
                 reference: "v1".parse().unwrap(),
             },
             &[Target {
-                endpoint: Endpoint::registry(dst, repo),
+                endpoint: Endpoint::registry(dst, repo.repo()),
                 tag: Some("v1".parse().unwrap()),
             }],
         )
