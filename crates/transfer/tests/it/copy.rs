@@ -1,23 +1,21 @@
 //! The copy engine between real registries (and OCI layouts), verified byte for byte.
 
-use crate::Names;
 use std::time::Duration;
 
 use acr_import_testsupport::{
     FaultAction, FaultRule, Proxy, ProxyOptions, Registry as TestRegistry,
 };
 use acr_import_transfer::copy::{BlobAction, ManifestRole};
-use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, TransferError, manifest};
+use acr_import_transfer::{
+    Copier, CopyOptions, CopyReport, Endpoint, Manifest, Registry, Source, Target, TransferError,
+    manifest,
+};
 
+use crate::Names;
 use crate::fixtures::*;
 use crate::{data, sha256, source, target, transport};
 
-pub(crate) async fn pair() -> (
-    TestRegistry,
-    TestRegistry,
-    acr_import_transfer::Registry,
-    acr_import_transfer::Registry,
-) {
+pub(crate) async fn pair() -> (TestRegistry, TestRegistry, Registry, Registry) {
     let (a, b) = tokio::join!(TestRegistry::start(), TestRegistry::start());
     let (a, b) = (a.unwrap(), b.unwrap());
     let t = transport();
@@ -25,51 +23,128 @@ pub(crate) async fn pair() -> (
     (a, b, ra, rb)
 }
 
+/// Proxies that record the requests to `a` and `b`, and handles on `a` and `b` through them.
+async fn proxied(a: &TestRegistry, b: &TestRegistry) -> (Proxy, Proxy, Registry, Registry) {
+    let (pa, pb) = tokio::join!(
+        Proxy::start(a.addr(), ProxyOptions::default()),
+        Proxy::start(b.addr(), ProxyOptions::default())
+    );
+    let (pa, pb) = (pa.unwrap(), pb.unwrap());
+    let t = transport();
+    let (ra, rb) = (
+        t.registry(&pa.url()).unwrap(),
+        t.registry(&pb.url()).unwrap(),
+    );
+    (pa, pb, ra, rb)
+}
+
+/// `repo:tag` or `repo@digest` as (repository, reference); a bare `repo` has no reference.
+fn split(name: &str) -> (&str, Option<&str>) {
+    match name.split_once('@').or_else(|| name.rsplit_once(':')) {
+        Some((repo, reference)) => (repo, Some(reference)),
+        None => (name, None),
+    }
+}
+
+/// The copies of a test: from `src` to `dst`, with one copier.
+struct Copies<'a> {
+    copier: Copier,
+    src: &'a Registry,
+    dst: &'a Registry,
+}
+
+impl<'a> Copies<'a> {
+    /// Copies with the default options.
+    fn new(src: &'a Registry, dst: &'a Registry) -> Self {
+        Self::with(src, dst, CopyOptions::default())
+    }
+
+    /// Copies with `options`.
+    fn with(src: &'a Registry, dst: &'a Registry, options: CopyOptions) -> Self {
+        Self {
+            copier: Copier::new(options),
+            src,
+            dst,
+        }
+    }
+
+    /// Copies `from` of the source (`repo:tag` or `repo@digest`) to `to` of the target
+    /// (`repo:tag`, or a bare `repo` for an untagged copy).
+    async fn run(&self, from: &str, to: &str) -> Result<CopyReport, TransferError> {
+        let (repo, reference) = split(from);
+        let (to_repo, tag) = split(to);
+        let reference = reference.expect("a source names a tag or a digest");
+        self.copier
+            .copy(
+                &source(self.src, repo, reference),
+                &[target(self.dst, to_repo, tag)],
+            )
+            .await
+    }
+
+    /// [`Self::run`], which must succeed.
+    async fn ok(&self, from: &str, to: &str) -> CopyReport {
+        let report = self.run(from, to).await;
+        report.unwrap_or_else(|e| panic!("{from} → {to}: {e}"))
+    }
+
+    /// [`Self::ok`], then every manifest and blob the target got compared with the source's.
+    async fn same(&self, from: &str, to: &str) -> CopyReport {
+        let report = self.ok(from, to).await;
+        let ((repo, reference), (to_repo, _)) = (split(from), split(to));
+        let reference = reference.expect("a source names a tag or a digest");
+        assert_same(self.src, repo, self.dst, to_repo, reference, false).await;
+        report
+    }
+}
+
+/// The manifest `name` (`repo:tag` or `repo@digest`) of `reg`.
+async fn read(reg: &Registry, name: &str) -> Manifest {
+    let (repo, reference) = split(name);
+    let reference = reference.expect("a tag or a digest").at();
+    let read = reg.get_manifest(&repo.repo(), &reference).await;
+    read.unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `m` tagged `name` (`repo:tag`) in `reg` (by the seeding client).
+async fn tag(reg: &Registry, name: &str, m: &Manifest) {
+    let (repo, tag) = split(name);
+    push_manifest(reg, repo, tag, m).await.unwrap();
+}
+
+/// A linux/amd64 image of `layers` in `repo` of `reg`, tagged `tag`.
+async fn tagged_image(reg: &Registry, repo: &str, tag: &str, layers: &[&Blob]) -> Manifest {
+    let m = image(reg, repo, "linux", "amd64", layers, false).await;
+    let m = m.unwrap();
+    push_manifest(reg, repo, Some(tag), &m).await.unwrap();
+    m
+}
+
+/// Copies with every option default but `options` changes.
+fn options(change: impl FnOnce(&mut CopyOptions)) -> CopyOptions {
+    let mut options = CopyOptions::default();
+    change(&mut options);
+    options
+}
+
 #[tokio::test]
 async fn multi_arch_index_with_attestations_and_referrers() {
     let (sa, sb, src, dst) = pair().await;
     let top = multi_arch(&src, "lib/app", "1.0", 1).await.unwrap();
-    let sig = artifact(
-        &src,
-        "lib/app",
-        "application/vnd.dev.cosign.simplesigning.v1+json",
-        50,
-        Some(&top),
-    )
-    .await
-    .unwrap();
-    let sbom = artifact(&src, "lib/app", "application/spdx+json", 51, Some(&top))
-        .await
-        .unwrap();
-    attach(
-        &src,
-        "lib/app",
-        &top,
-        &[
-            (&sig, "application/vnd.dev.cosign.simplesigning.v1+json"),
-            (&sbom, "application/spdx+json"),
-        ],
-    )
-    .await
-    .unwrap();
+    let cosign = "application/vnd.dev.cosign.simplesigning.v1+json";
+    let sig = artifact(&src, "lib/app", cosign, 50, Some(&top));
+    let sig = sig.await.unwrap();
+    let spdx = "application/spdx+json";
+    let sbom = artifact(&src, "lib/app", spdx, 51, Some(&top));
+    let sbom = sbom.await.unwrap();
+    let referrers = [(&sig, cosign), (&sbom, spdx)];
+    attach(&src, "lib/app", &top, &referrers).await.unwrap();
     // A signature of the signature: referrers are followed recursively.
-    let countersig = artifact(
-        &src,
-        "lib/app",
-        "application/vnd.example.countersig",
-        52,
-        Some(&sig),
-    )
-    .await
-    .unwrap();
-    attach(
-        &src,
-        "lib/app",
-        &sig,
-        &[(&countersig, "application/vnd.example.countersig")],
-    )
-    .await
-    .unwrap();
+    let counter = "application/vnd.example.countersig";
+    let countersig = artifact(&src, "lib/app", counter, 52, Some(&sig));
+    let countersig = countersig.await.unwrap();
+    let referrers = [(&countersig, counter)];
+    attach(&src, "lib/app", &sig, &referrers).await.unwrap();
 
     let report = Copier::new(CopyOptions::default())
         .copy(
@@ -86,28 +161,14 @@ async fn multi_arch_index_with_attestations_and_referrers() {
         top.digest.to_string(),
         "digests never change"
     );
-    assert_eq!(
-        report.totals.platforms, 4,
-        "three platforms and the attestation"
-    );
-    assert!(
-        report
-            .manifests
-            .iter()
-            .filter(|m| m.role == ManifestRole::Referrer)
-            .count()
-            >= 3
-    );
+    let platforms = report.totals.platforms;
+    assert_eq!(platforms, 4, "three platforms and the attestation");
+    let roles = report.manifests.iter().map(|m| m.role);
+    assert!(roles.filter(|r| *r == ManifestRole::Referrer).count() >= 3);
     assert_eq!(report.tags.len(), 2);
     let blobs = assert_same(&src, "lib/app", &dst, "mirror/app", "1.0", true).await;
     assert!(blobs >= 8);
-    assert_eq!(
-        dst.get_manifest(&"mirror/app".repo(), &"stable".at())
-            .await
-            .unwrap()
-            .digest,
-        top.digest
-    );
+    assert_eq!(read(&dst, "mirror/app:stable").await.digest, top.digest);
     // The shared base layer moved once.
     let base = sha256(&data(1, 40_000)).to_string();
     assert_eq!(report.blobs.iter().filter(|b| b.digest == base).count(), 1);
@@ -122,126 +183,54 @@ async fn multi_arch_index_with_attestations_and_referrers() {
 #[tokio::test]
 async fn docker_formats_nested_indexes_helm_and_artifacts() {
     let (_sa, _sb, src, dst) = pair().await;
-    let copier = Copier::new(CopyOptions::default());
+    let copies = Copies::new(&src, &dst);
     // Docker v2 image and list.
     let l = Blob {
         bytes: data(3, 20_000),
         media_type: DOCKER_LAYER,
     };
-    let d1 = image(&src, "docker", "linux", "amd64", &[&l], true)
-        .await
-        .unwrap();
-    let d2 = image(&src, "docker", "linux", "arm", &[&l], true)
-        .await
-        .unwrap();
-    let list = index(
-        &src,
-        "docker",
-        Some("list"),
-        &[
-            (&d1, Some("linux/amd64"), None),
-            (&d2, Some("linux/arm"), None),
-        ],
-        true,
-    )
-    .await
-    .unwrap();
-    src.put_manifest(&"docker".repo(), &"single".at(), &d1)
-        .await
-        .unwrap();
-    for tag in ["list", "single"] {
-        copier
-            .copy(
-                &source(&src, "docker", tag),
-                &[target(&dst, "docker", Some(tag))],
-            )
-            .await
-            .unwrap();
-        assert_same(&src, "docker", &dst, "docker", tag, false).await;
+    let layers = [&l];
+    let d1 = image(&src, "docker", "linux", "amd64", &layers, true);
+    let d1 = d1.await.unwrap();
+    let d2 = image(&src, "docker", "linux", "arm", &layers, true);
+    let d2 = d2.await.unwrap();
+    let children = [
+        (&d1, Some("linux/amd64"), None),
+        (&d2, Some("linux/arm"), None),
+    ];
+    let list = index(&src, "docker", Some("list"), &children, true);
+    let list = list.await.unwrap();
+    tag(&src, "docker:single", &d1).await;
+    for name in ["docker:list", "docker:single"] {
+        copies.same(name, name).await;
     }
-    assert_eq!(
-        dst.get_manifest(&"docker".repo(), &"list".at())
-            .await
-            .unwrap()
-            .media_type,
-        manifest::DOCKER_LIST
-    );
+    let copied = read(&dst, "docker:list").await;
+    assert_eq!(copied.media_type, manifest::DOCKER_LIST);
     assert_eq!(list.media_type, manifest::DOCKER_LIST);
 
     // Nested index: an index whose child is an index.
     let inner = multi_arch(&src, "nested", "inner", 9).await.unwrap();
-    let solo = image(
-        &src,
-        "nested",
-        "linux",
-        "riscv64",
-        &[&Blob::layer(10, 100)],
-        false,
-    )
-    .await
-    .unwrap();
-    index(
-        &src,
-        "nested",
-        Some("outer"),
-        &[(&inner, None, None), (&solo, Some("linux/riscv64"), None)],
-        false,
-    )
-    .await
-    .unwrap();
-    copier
-        .copy(
-            &source(&src, "nested", "outer"),
-            &[target(&dst, "nested", Some("outer"))],
-        )
-        .await
-        .unwrap();
-    assert_same(&src, "nested", &dst, "nested", "outer", false).await;
+    let riscv = [&Blob::layer(10, 100)];
+    let solo = image(&src, "nested", "linux", "riscv64", &riscv, false);
+    let solo = solo.await.unwrap();
+    let children = [(&inner, None, None), (&solo, Some("linux/riscv64"), None)];
+    let outer = index(&src, "nested", Some("outer"), &children, false);
+    outer.await.unwrap();
+    copies.same("nested:outer", "nested:outer").await;
 
     // Helm chart and an empty-config artifact with a zero-byte layer.
-    helm_chart(&src, "charts/demo", "0.1.0", "demo")
-        .await
-        .unwrap();
-    copier
-        .copy(
-            &source(&src, "charts/demo", "0.1.0"),
-            &[target(&dst, "charts/demo", Some("0.1.0"))],
-        )
-        .await
-        .unwrap();
-    assert_same(&src, "charts/demo", &dst, "charts/demo", "0.1.0", false).await;
+    let chart = helm_chart(&src, "charts/demo", "0.1.0", "demo");
+    chart.await.unwrap();
+    copies.same("charts/demo:0.1.0", "charts/demo:0.1.0").await;
     let empty_layer = Blob {
         bytes: bytes::Bytes::new(),
         media_type: OCI_LAYER,
     };
-    let zero = image(&src, "zero", "linux", "amd64", &[&empty_layer], false)
-        .await
-        .unwrap();
-    src.put_manifest(&"zero".repo(), &"v1".at(), &zero)
-        .await
-        .unwrap();
-    copier
-        .copy(
-            &source(&src, "zero", "v1"),
-            &[target(&dst, "zero", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    assert_same(&src, "zero", &dst, "zero", "v1", false).await;
-    let art = artifact(&src, "art", "application/vnd.example.thing", 11, None)
-        .await
-        .unwrap();
-    src.put_manifest(&"art".repo(), &"v1".at(), &art)
-        .await
-        .unwrap();
-    copier
-        .copy(
-            &source(&src, "art", "v1"),
-            &[target(&dst, "art", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    assert_same(&src, "art", &dst, "art", "v1", false).await;
+    tagged_image(&src, "zero", "v1", &[&empty_layer]).await;
+    copies.same("zero:v1", "zero:v1").await;
+    let art = artifact(&src, "art", "application/vnd.example.thing", 11, None);
+    tag(&src, "art:v1", &art.await.unwrap()).await;
+    copies.same("art:v1", "art:v1").await;
 }
 
 #[tokio::test]
@@ -249,22 +238,11 @@ async fn digest_sources_untagged_targets_and_conflicts() {
     let (_sa, _sb, src, dst) = pair().await;
     let one = multi_arch(&src, "app", "v1", 20).await.unwrap();
     let two = multi_arch(&src, "app", "v2", 21).await.unwrap();
-    let copier = Copier::new(CopyOptions::default());
+    let copies = Copies::new(&src, &dst);
 
     // By digest, to an untagged repository: reachable by digest, no tag created.
-    copier
-        .copy(
-            &source(&src, "app", one.digest.as_str()),
-            &[target(&dst, "untagged", None)],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        dst.get_manifest(&"untagged".repo(), &one.digest.clone().into())
-            .await
-            .unwrap(),
-        one
-    );
+    copies.ok(&format!("app@{}", one.digest), "untagged").await;
+    assert_eq!(read(&dst, &format!("untagged@{}", one.digest)).await, one);
     match dst.list_tags(&"untagged".repo(), None).await {
         Ok(tags) => assert!(tags.is_empty(), "no tag: {tags:?}"),
         Err(e) => assert!(
@@ -273,69 +251,22 @@ async fn digest_sources_untagged_targets_and_conflicts() {
         ),
     }
 
-    copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "app", Some("prod"))],
-        )
-        .await
-        .unwrap();
+    copies.ok("app:v1", "app:prod").await;
     // The same content again is a no-op success.
-    let again = copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "app", Some("prod"))],
-        )
-        .await
-        .unwrap();
-    assert!(again.up_to_date);
+    assert!(copies.ok("app:v1", "app:prod").await.up_to_date);
     // Other content without force: refused before any byte moves.
-    let before_blobs = dst
-        .head_blob(&"app".repo(), &sha256(&data(21, 40_000)))
-        .await
-        .unwrap();
-    let err = copier
-        .copy(
-            &source(&src, "app", "v2"),
-            &[target(&dst, "app", Some("prod"))],
-        )
-        .await
-        .unwrap_err();
+    let v2_layer = sha256(&data(21, 40_000));
+    let before_blobs = dst.head_blob(&"app".repo(), &v2_layer).await.unwrap();
+    let err = copies.run("app:v2", "app:prod").await.unwrap_err();
     assert!(matches!(err, TransferError::TagConflict { .. }), "{err}");
     assert!(err.to_string().contains("--force"));
-    assert_eq!(
-        dst.head_blob(&"app".repo(), &sha256(&data(21, 40_000)))
-            .await
-            .unwrap(),
-        before_blobs,
-        "nothing moved"
-    );
-    assert_eq!(
-        dst.get_manifest(&"app".repo(), &"prod".at())
-            .await
-            .unwrap()
-            .digest,
-        one.digest
-    );
+    let after_blobs = dst.head_blob(&"app".repo(), &v2_layer).await.unwrap();
+    assert_eq!(after_blobs, before_blobs, "nothing moved");
+    assert_eq!(read(&dst, "app:prod").await.digest, one.digest);
     // With force: overwritten.
-    let forced = Copier::new(CopyOptions {
-        force: true,
-        ..CopyOptions::default()
-    });
-    forced
-        .copy(
-            &source(&src, "app", "v2"),
-            &[target(&dst, "app", Some("prod"))],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        dst.get_manifest(&"app".repo(), &"prod".at())
-            .await
-            .unwrap()
-            .digest,
-        two.digest
-    );
+    let forced = Copies::with(&src, &dst, options(|o| o.force = true));
+    forced.ok("app:v2", "app:prod").await;
+    assert_eq!(read(&dst, "app:prod").await.digest, two.digest);
 }
 
 #[tokio::test]
@@ -344,10 +275,7 @@ async fn the_largest_blob_streams_first_even_when_its_session_opens_last() {
     let big = Blob::layer(70, 1 << 20);
     let small: Vec<Blob> = (71..74).map(|seed| Blob::layer(seed, 4096)).collect();
     let layers: Vec<&Blob> = std::iter::once(&big).chain(&small).collect();
-    let m = image(&src, "app", "linux", "amd64", &layers, false)
-        .await
-        .unwrap();
-    push_manifest(&src, "app", Some("v1"), &m).await.unwrap();
+    tagged_image(&src, "app", "v1", &layers).await;
     // The target opens the big blob's upload session last: its POST is held 400 ms.
     let big_hex = sha256(&big.bytes).to_string().replace("sha256:", "");
     let dst_proxy = Proxy::start(
@@ -362,16 +290,8 @@ async fn the_largest_blob_streams_first_even_when_its_session_opens_last() {
     .await
     .unwrap();
     let dst = transport().registry(&dst_proxy.url()).unwrap();
-    Copier::new(CopyOptions {
-        jobs: 1,
-        ..CopyOptions::default()
-    })
-    .copy(
-        &source(&src, "app", "v1"),
-        &[target(&dst, "app", Some("v1"))],
-    )
-    .await
-    .unwrap();
+    let one_slot = Copies::with(&src, &dst, options(|o| o.jobs = 1));
+    one_slot.ok("app:v1", "app:v1").await;
     assert_eq!(
         dst_proxy.count_where(|r| r.method == "POST" && r.fault.is_some()),
         1,
@@ -400,26 +320,10 @@ async fn the_largest_blob_streams_first_even_when_its_session_opens_last() {
 #[tokio::test]
 async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
     let (sa, sb, _src, _dst) = pair().await;
-    let src_proxy = Proxy::start(sa.addr(), ProxyOptions::default())
-        .await
-        .unwrap();
-    let dst_proxy = Proxy::start(sb.addr(), ProxyOptions::default())
-        .await
-        .unwrap();
-    let t = transport();
-    let (src, dst) = (
-        t.registry(&src_proxy.url()).unwrap(),
-        t.registry(&dst_proxy.url()).unwrap(),
-    );
+    let (src_proxy, dst_proxy, src, dst) = proxied(&sa, &sb).await;
     let top = multi_arch(&src, "app", "v1", 30).await.unwrap();
-    let copier = Copier::new(CopyOptions::default());
-    let first = copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "app", Some("v1"))],
-        )
-        .await
-        .unwrap();
+    let copies = Copies::new(&src, &dst);
+    let first = copies.ok("app:v1", "app:v1").await;
     let new_blobs = first
         .blobs
         .iter()
@@ -452,44 +356,20 @@ async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
     // Re-copy onto the complete target: no blob moves, no blob request at all.
     src_proxy.clear_requests();
     dst_proxy.clear_requests();
-    let again = Copier::new(CopyOptions {
-        referrers: false,
-        ..CopyOptions::default()
-    })
-    .copy(
-        &source(&src, "app", "v1"),
-        &[target(&dst, "app", Some("v1"))],
-    )
-    .await
-    .unwrap();
+    let no_referrers = Copies::with(&src, &dst, options(|o| o.referrers = false));
+    let again = no_referrers.ok("app:v1", "app:v1").await;
     assert!(again.up_to_date);
     assert_eq!(src_proxy.count("", "/blobs/"), 0);
     assert_eq!(dst_proxy.count("", "/blobs/"), 0);
-    assert!(
-        dst_proxy.requests().len() <= 1,
-        "{:?}",
-        dst_proxy.requests()
-    );
-    assert!(
-        src_proxy.requests().len() <= 1,
-        "{:?}",
-        src_proxy.requests()
-    );
+    let (dst_seen, src_seen) = (dst_proxy.requests(), src_proxy.requests());
+    assert!(dst_seen.len() <= 1, "{dst_seen:?}");
+    assert!(src_seen.len() <= 1, "{src_seen:?}");
 
     // A new tag of content the target has: blobs answer the self-mount at once (one POST each).
     dst_proxy.clear_requests();
-    let retag = copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "app", Some("v1-again"))],
-        )
-        .await
-        .unwrap();
-    assert!(
-        retag.blobs.iter().all(|b| b.action == BlobAction::Skipped),
-        "{:?}",
-        retag.blobs
-    );
+    let retag = copies.ok("app:v1", "app:v1-again").await;
+    let skipped = retag.blobs.iter().all(|b| b.action == BlobAction::Skipped);
+    assert!(skipped, "{:?}", retag.blobs);
     assert_eq!(
         dst_proxy.count_where(|r| r.method == "PUT" && r.path.contains("/blobs/")),
         0
@@ -497,68 +377,38 @@ async fn recopy_moves_no_blob_and_same_registry_only_mounts() {
 
     // Same registry, new repository: every blob mounted, nothing read from the source.
     src_proxy.clear_requests();
-    let same = copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&src, "copy/app", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    assert!(
-        same.blobs.iter().all(|b| b.action == BlobAction::Mounted),
-        "{:?}",
-        same.blobs
-    );
+    let within = Copies {
+        copier: copies.copier,
+        src: &src,
+        dst: &src,
+    };
+    let same = within.same("app:v1", "copy/app:v1").await;
+    let mounted = same.blobs.iter().all(|b| b.action == BlobAction::Mounted);
+    assert!(mounted, "{:?}", same.blobs);
     assert_eq!(src_proxy.count("GET", "/blobs/"), 0);
-    assert_same(&src, "app", &src, "copy/app", "v1", false).await;
-    assert_eq!(
-        src.get_manifest(&"copy/app".repo(), &"v1".at())
-            .await
-            .unwrap()
-            .digest,
-        top.digest
-    );
+    assert_eq!(read(&src, "copy/app:v1").await.digest, top.digest);
 
     // A batch: a second image sharing layers, to another repository of the target, mounts
     // them from where this copier put them.
-    let other = Copier::new(CopyOptions::default());
-    other
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "team-a/app", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    let second = other
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "team-b/app", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    assert!(
-        second.blobs.iter().all(|b| b.action == BlobAction::Mounted),
-        "{:?}",
-        second.blobs
-    );
+    let other = Copies::new(&src, &dst);
+    other.ok("app:v1", "team-a/app:v1").await;
+    let second = other.ok("app:v1", "team-b/app:v1").await;
+    let mounted = second.blobs.iter().all(|b| b.action == BlobAction::Mounted);
+    assert!(mounted, "{:?}", second.blobs);
+}
+
+/// Copies with `--platform` set to each of `platforms`.
+fn platforms(platforms: &[&str]) -> CopyOptions {
+    options(|o| o.platforms = platforms.iter().map(|p| p.parse().unwrap()).collect())
 }
 
 #[tokio::test]
 async fn platform_filters_are_explicit() {
     let (_sa, _sb, src, dst) = pair().await;
     let top = multi_arch(&src, "app", "v1", 40).await.unwrap();
-    let one = Copier::new(CopyOptions {
-        platforms: vec!["linux/arm64".parse().unwrap()],
-        ..CopyOptions::default()
-    });
-    let r = one
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "one", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    let got = dst.get_manifest(&"one".repo(), &"v1".at()).await.unwrap();
+    let one = Copies::with(&src, &dst, platforms(&["linux/arm64"]));
+    let r = one.ok("app:v1", "one:v1").await;
+    let got = read(&dst, "one:v1").await;
     assert_eq!(
         got.media_type,
         manifest::OCI_MANIFEST,
@@ -566,65 +416,34 @@ async fn platform_filters_are_explicit() {
     );
     assert_eq!(r.index_rewritten_from.as_deref(), Some(top.digest.as_str()));
 
-    let two = Copier::new(CopyOptions {
-        platforms: vec![
-            "linux/amd64".parse().unwrap(),
-            "linux/s390x".parse().unwrap(),
-        ],
-        ..CopyOptions::default()
-    });
-    let r = two
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "two", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    let got = dst.get_manifest(&"two".repo(), &"v1".at()).await.unwrap();
+    let two = Copies::with(&src, &dst, platforms(&["linux/amd64", "linux/s390x"]));
+    let r = two.ok("app:v1", "two:v1").await;
+    let got = read(&dst, "two:v1").await;
     assert_ne!(
         got.digest, top.digest,
         "a filtered index never claims the original digest"
     );
-    assert!(
-        r.notes.iter().any(|n| n.starts_with("index rewritten")),
-        "{:?}",
-        r.notes
-    );
+    let rewritten = r.notes.iter().any(|n| n.starts_with("index rewritten"));
+    assert!(rewritten, "{:?}", r.notes);
     let children = got.parse().unwrap().manifests;
-    assert_eq!(
-        children.len(),
-        3,
-        "two platforms and the attestation of amd64"
-    );
+    let kept = children.len();
+    assert_eq!(kept, 3, "two platforms and the attestation of amd64");
 
-    let none = Copier::new(CopyOptions {
-        platforms: vec!["windows/amd64".parse().unwrap()],
-        ..CopyOptions::default()
-    });
-    let err = none
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "none", Some("v1"))],
-        )
-        .await
-        .unwrap_err();
+    let none = Copies::with(&src, &dst, platforms(&["windows/amd64"]));
+    let err = none.run("app:v1", "none:v1").await.unwrap_err();
     assert!(err.to_string().contains("linux/arm64"), "{err}");
-    assert!(
-        "linux"
-            .parse::<acr_import_transfer::PlatformFilter>()
-            .is_err()
-    );
+    let bare = "linux".parse::<acr_import_transfer::PlatformFilter>();
+    assert!(bare.is_err());
 }
 
 #[tokio::test]
 async fn an_up_to_date_copy_says_so() {
     let (_sa, _sb, src, dst) = pair().await;
     multi_arch(&src, "app", "v1", 42).await.unwrap();
-    let copier = Copier::new(CopyOptions::default());
-    let (from, to) = (source(&src, "app", "v1"), [target(&dst, "app", Some("v1"))]);
-    let first = copier.copy(&from, &to).await.unwrap();
+    let copies = Copies::new(&src, &dst);
+    let first = copies.ok("app:v1", "app:v1").await;
     assert!(!first.up_to_date);
-    let again = copier.copy(&from, &to).await.unwrap();
+    let again = copies.ok("app:v1", "app:v1").await;
     assert!(again.up_to_date);
     let line = again.summary("dst/app:v1");
     assert!(
@@ -632,19 +451,14 @@ async fn an_up_to_date_copy_says_so() {
         "{line}"
     );
     // A single-platform manifest names its blobs: they are all there.
-    let index = src.get_manifest(&"app".repo(), &"v1".at()).await.unwrap();
-    let child = index.parse().unwrap().manifests[0].digest.to_string();
-    let (from, to) = (
-        source(&src, "app", &child),
-        [target(&dst, "one", Some("v1"))],
-    );
-    copier.copy(&from, &to).await.unwrap();
-    let again = copier.copy(&from, &to).await.unwrap();
+    let index = read(&src, "app:v1").await;
+    let child = &index.parse().unwrap().manifests[0].digest;
+    let from = format!("app@{child}");
+    copies.ok(&from, "one:v1").await;
+    let again = copies.ok(&from, "one:v1").await;
     let line = again.summary("dst/one:v1");
-    assert!(
-        line.ends_with("up to date (3 blobs already there)"),
-        "{line}"
-    );
+    let all_there = line.ends_with("up to date (3 blobs already there)");
+    assert!(all_there, "{line}");
     assert_eq!(again.totals.blobs_copied, 0);
 }
 
@@ -652,23 +466,11 @@ async fn an_up_to_date_copy_says_so() {
 async fn naming_every_platform_keeps_the_index() {
     let (_sa, _sb, src, dst) = pair().await;
     let top = multi_arch(&src, "app", "v1", 41).await.unwrap();
-    let all = Copier::new(CopyOptions {
-        platforms: ["linux/amd64", "linux/arm64", "linux/s390x"]
-            .iter()
-            .map(|p| p.parse().unwrap())
-            .collect(),
-        ..CopyOptions::default()
-    });
-    let r = all
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "all", Some("v1"))],
-        )
-        .await
-        .unwrap();
+    let every = platforms(&["linux/amd64", "linux/arm64", "linux/s390x"]);
+    let r = Copies::with(&src, &dst, every).ok("app:v1", "all:v1").await;
     assert_eq!(r.index_rewritten_from, None, "{:?}", r.notes);
     assert_eq!(r.digest, top.digest.to_string());
-    let got = dst.get_manifest(&"all".repo(), &"v1".at()).await.unwrap();
+    let got = read(&dst, "all:v1").await;
     assert_eq!(got.digest, top.digest, "the original index, not a rewrite");
     assert_eq!(got.bytes, top.bytes);
 }
@@ -694,106 +496,45 @@ async fn foreign_layers_stay_foreign_unless_asked() {
     fd["urls"] = serde_json::json!(["https://mcr.microsoft.com/v2/windows/blobs/x"]);
     let value = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::DOCKER_MANIFEST, "config": config.descriptor(), "layers": [fd, normal.descriptor()]});
     let m = manifest_of(&value, manifest::DOCKER_MANIFEST).unwrap();
-    push_manifest(&src, "win", Some("ltsc"), &m).await.unwrap();
-    let r = Copier::new(CopyOptions::default())
-        .copy(
-            &source(&src, "win", "ltsc"),
-            &[target(&dst, "win", Some("ltsc"))],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        dst.get_manifest(&"win".repo(), &"ltsc".at()).await.unwrap(),
-        m
-    );
-    assert_eq!(
-        dst.head_blob(&"win".repo(), &sha256(&foreign.bytes))
-            .await
-            .unwrap(),
-        None
-    );
+    tag(&src, "win:ltsc", &m).await;
+    let r = Copies::new(&src, &dst).ok("win:ltsc", "win:ltsc").await;
+    assert_eq!(read(&dst, "win:ltsc").await, m);
+    let foreign_digest = sha256(&foreign.bytes);
+    let left_out = dst.head_blob(&"win".repo(), &foreign_digest).await;
+    assert_eq!(left_out.unwrap(), None);
     assert!(r.notes.iter().any(|n| n.contains("foreign layer")));
-    Copier::new(CopyOptions {
-        foreign_layers: true,
-        ..CopyOptions::default()
-    })
-    .copy(
-        &source(&src, "win", "ltsc"),
-        &[target(&dst, "win2", Some("ltsc"))],
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        dst.head_blob(&"win2".repo(), &sha256(&foreign.bytes))
-            .await
-            .unwrap(),
-        Some(5000)
-    );
+    let asked = Copies::with(&src, &dst, options(|o| o.foreign_layers = true));
+    asked.ok("win:ltsc", "win2:ltsc").await;
+    let copied = dst.head_blob(&"win2".repo(), &foreign_digest).await;
+    assert_eq!(copied.unwrap(), Some(5000));
 }
 
 #[tokio::test]
 async fn large_layer_and_dry_run() {
     let (_sa, _sb, src, dst) = pair().await;
     let big = Blob::layer(70, 64 * 1024 * 1024);
-    let m = image(&src, "big", "linux", "amd64", &[&big], false)
-        .await
-        .unwrap();
-    src.put_manifest(&"big".repo(), &"v1".at(), &m)
-        .await
-        .unwrap();
-    let plan = Copier::new(CopyOptions {
-        dry_run: true,
-        ..CopyOptions::default()
-    })
-    .copy(
-        &source(&src, "big", "v1"),
-        &[target(&dst, "big", Some("v1"))],
-    )
-    .await
-    .unwrap();
+    let m = tagged_image(&src, "big", "v1", &[&big]).await;
+    let dry_run = Copies::with(&src, &dst, options(|o| o.dry_run = true));
+    let plan = dry_run.ok("big:v1", "big:v1").await;
     assert!(plan.dry_run);
     assert!(plan.blobs.iter().all(|b| b.action == BlobAction::WouldCopy));
     assert_eq!(
         plan.totals.bytes_copied,
         64 * 1024 * 1024 + m.parse().unwrap().config.unwrap().size
     );
-    assert!(
-        dst.head_manifest(&"big".repo(), &"v1".at())
-            .await
-            .unwrap()
-            .is_none(),
-        "a dry run writes nothing"
-    );
-    let r = Copier::new(CopyOptions::default())
-        .copy(
-            &source(&src, "big", "v1"),
-            &[target(&dst, "big", Some("v1"))],
-        )
-        .await
-        .unwrap();
+    let written = dst.head_manifest(&"big".repo(), &"v1".at()).await;
+    assert!(written.unwrap().is_none(), "a dry run writes nothing");
+    let r = Copies::new(&src, &dst).same("big:v1", "big:v1").await;
     assert_eq!(r.totals.blobs_copied, 2);
-    assert_same(&src, "big", &dst, "big", "v1", false).await;
 }
 
 #[tokio::test]
 async fn skopeo_seeded_docker_image_copies_exactly() {
     let skopeo = acr_import_testsupport::skopeo();
     let (sa, sb, src, dst) = pair().await;
-    // Seed with our code into an OCI layout... via a registry: push OCI, let skopeo convert
-    // it to Docker v2 schema 2 in another repository, then copy what skopeo wrote.
-    let m = image(
-        &src,
-        "oci",
-        "linux",
-        "amd64",
-        &[&Blob::layer(80, 10_000)],
-        false,
-    )
-    .await
-    .unwrap();
-    src.put_manifest(&"oci".repo(), &"v1".at(), &m)
-        .await
-        .unwrap();
+    // An OCI image in one repository; skopeo converts it to Docker v2 schema 2 in another,
+    // and what skopeo wrote is copied.
+    tagged_image(&src, "oci", "v1", &[&Blob::layer(80, 10_000)]).await;
     acr_import_testsupport::run_tool(
         &skopeo,
         [
@@ -806,25 +547,15 @@ async fn skopeo_seeded_docker_image_copies_exactly() {
             &format!("docker://{}/byskopeo:v1", sa.host()),
         ],
     );
-    Copier::new(CopyOptions::default())
-        .copy(
-            &source(&src, "byskopeo", "v1"),
-            &[target(&dst, "byskopeo", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    assert_same(&src, "byskopeo", &dst, "byskopeo", "v1", false).await;
+    Copies::new(&src, &dst)
+        .same("byskopeo:v1", "byskopeo:v1")
+        .await;
     assert_eq!(
         skopeo_raw(&sa.host(), "byskopeo", "v1"),
         skopeo_raw(&sb.host(), "byskopeo", "v1")
     );
-    assert_eq!(
-        dst.get_manifest(&"byskopeo".repo(), &"v1".at())
-            .await
-            .unwrap()
-            .media_type,
-        manifest::DOCKER_MANIFEST
-    );
+    let copied = read(&dst, "byskopeo:v1").await;
+    assert_eq!(copied.media_type, manifest::DOCKER_MANIFEST);
 }
 
 #[tokio::test]
@@ -834,14 +565,12 @@ async fn through_an_oci_layout_and_back() {
     let dir = tempfile::tempdir().unwrap();
     let layout = acr_import_transfer::OciLayout::create(dir.path().join("export")).unwrap();
     let copier = Copier::new(CopyOptions::default());
-    let out = Target {
+    let out = [Target {
         endpoint: Endpoint::Layout(layout.clone()),
         tag: Some("v1".parse().unwrap()),
-    };
-    copier
-        .copy(&source(&src, "app", "v1"), &[out])
-        .await
-        .unwrap();
+    }];
+    let from = source(&src, "app", "v1");
+    copier.copy(&from, &out).await.unwrap();
     assert_eq!(
         layout.tags().await.unwrap(),
         ["v1"],
@@ -849,21 +578,12 @@ async fn through_an_oci_layout_and_back() {
     );
     assert_eq!(layout.get_manifest("v1").await.unwrap(), top);
     // Re-export is a no-op.
-    let again = copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[Target {
-                endpoint: Endpoint::Layout(layout.clone()),
-                tag: Some("v1".parse().unwrap()),
-            }],
-        )
-        .await
-        .unwrap();
+    let again = copier.copy(&from, &out).await.unwrap();
     assert!(again.up_to_date);
     // The air-gapped side: layout → another registry.
     let back = Source {
         endpoint: Endpoint::Layout(layout.clone()),
-        reference: "v1".parse().unwrap(),
+        reference: "v1".at(),
     };
     let r = copier
         .copy(&back, &[target(&dst, "imported/app", Some("v1"))])
@@ -881,59 +601,24 @@ async fn through_an_oci_layout_and_back() {
 async fn a_signature_copied_alone_is_listed_under_its_subject() {
     let (_sa, _sb, src, dst) = pair().await;
     let subject = multi_arch(&src, "app", "v1", 95).await.unwrap();
-    let sig = artifact(
-        &src,
-        "app",
-        "application/vnd.example.sig",
-        96,
-        Some(&subject),
-    )
-    .await
-    .unwrap();
-    src.put_manifest(&"app".repo(), &"sig".at(), &sig)
-        .await
-        .unwrap();
-    let copier = Copier::new(CopyOptions::default());
-    copier
-        .copy(
-            &source(&src, "app", "v1"),
-            &[target(&dst, "app", Some("v1"))],
-        )
-        .await
-        .unwrap();
-    copier
-        .copy(
-            &source(&src, "app", "sig"),
-            &[target(&dst, "app", Some("sig"))],
-        )
-        .await
-        .unwrap();
-    let found = dst
-        .referrers(&"app".repo(), &subject.digest, None)
-        .await
-        .unwrap();
-    assert_eq!(found.descriptors.len(), 1, "{:?}", found.descriptors);
-    assert_eq!(found.descriptors[0].digest, sig.digest);
-    assert_eq!(
-        found.descriptors[0].artifact_type.as_deref(),
-        Some("application/vnd.example.sig")
-    );
+    let sig_type = "application/vnd.example.sig";
+    let sig = artifact(&src, "app", sig_type, 96, Some(&subject));
+    let sig = sig.await.unwrap();
+    tag(&src, "app:sig", &sig).await;
+    let copies = Copies::new(&src, &dst);
+    copies.ok("app:v1", "app:v1").await;
+    copies.ok("app:sig", "app:sig").await;
+    let listed = || async {
+        let found = dst.referrers(&"app".repo(), &subject.digest, None).await;
+        found.unwrap().descriptors
+    };
+    let found = listed().await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].digest, sig.digest);
+    assert_eq!(found[0].artifact_type.as_deref(), Some(sig_type));
     // Copying it again adds nothing twice.
-    copier
-        .copy(
-            &source(&src, "app", "sig"),
-            &[target(&dst, "app", Some("sig"))],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        dst.referrers(&"app".repo(), &subject.digest, None)
-            .await
-            .unwrap()
-            .descriptors
-            .len(),
-        1
-    );
+    copies.ok("app:sig", "app:sig").await;
+    assert_eq!(listed().await.len(), 1);
 }
 
 /// A batch: sixteen copies at once on one `Copier`, four tags in each of four repositories, all
@@ -949,41 +634,19 @@ async fn concurrent_copies_move_a_shared_blob_once_per_place() {
     for r in 0..4 {
         for t in 0..4 {
             let own = Blob::layer(1000 + r * 10 + t, 4 << 10);
-            let repo = format!("lib/r{r}");
-            let m = image(&src, &repo, "linux", "amd64", &[&base, &own], false)
-                .await
-                .unwrap();
-            push_manifest(&src, &repo, Some(&format!("t{t}")), &m)
-                .await
-                .unwrap();
-            images.push((repo, format!("t{t}"), m.digest));
+            let (repo, tag) = (format!("lib/r{r}"), format!("t{t}"));
+            let m = tagged_image(&src, &repo, &tag, &[&base, &own]).await;
+            images.push((format!("{repo}:{tag}"), m.digest));
         }
     }
-    let (src_proxy, dst_proxy) = tokio::join!(
-        Proxy::start(sa.addr(), ProxyOptions::default()),
-        Proxy::start(sb.addr(), ProxyOptions::default())
-    );
-    let (src_proxy, dst_proxy) = (src_proxy.unwrap(), dst_proxy.unwrap());
-    let t = transport();
-    let (src, dst) = (
-        t.registry(&src_proxy.url()).unwrap(),
-        t.registry(&dst_proxy.url()).unwrap(),
-    );
-    let copier = Copier::new(CopyOptions::default());
-    let results = futures_util::future::join_all(images.iter().map(|(repo, tag, _)| {
-        let (copier, src, dst) = (&copier, &src, &dst);
-        async move {
-            copier
-                .copy(
-                    &source(src, repo, tag),
-                    &[target(dst, &format!("mirror/{repo}"), Some(tag))],
-                )
-                .await
-        }
-    }))
-    .await;
-    for (r, (repo, tag, digest)) in results.into_iter().zip(&images) {
-        let report = r.unwrap_or_else(|e| panic!("{repo}:{tag}: {e}"));
+    let (src_proxy, dst_proxy, src, dst) = proxied(&sa, &sb).await;
+    let copies = Copies::new(&src, &dst);
+    let targets: Vec<String> = images.iter().map(|(n, _)| format!("mirror/{n}")).collect();
+    let runs = images.iter().zip(&targets);
+    let results =
+        futures_util::future::join_all(runs.map(|((name, _), to)| copies.run(name, to))).await;
+    for (r, (name, digest)) in results.into_iter().zip(&images) {
+        let report = r.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(report.digest, digest.to_string());
     }
     let base_digest = sha256(&base.bytes).to_string();
@@ -1018,12 +681,11 @@ async fn concurrent_copies_move_a_shared_blob_once_per_place() {
             .count();
         assert_eq!(posts, 1, "the base went into mirror/lib/r{r} {posts} times");
     }
-    for (repo, tag, digest) in &images {
-        let head = dst
-            .head_manifest(&format!("mirror/{repo}").repo(), &tag.at())
-            .await
-            .unwrap();
-        assert_eq!(head.and_then(|h| h.digest).as_ref(), Some(digest));
+    for (name, digest) in &images {
+        let (repo, tag) = split(name);
+        let target = format!("mirror/{repo}").repo();
+        let head = dst.head_manifest(&target, &tag.unwrap().at()).await;
+        assert_eq!(head.unwrap().and_then(|h| h.digest).as_ref(), Some(digest));
     }
 }
 
@@ -1037,24 +699,18 @@ async fn a_closure_takes_the_progress_of_a_copy() {
     multi_arch(&src, "lib/app", "1.0", 7).await.unwrap();
     let moved = Arc::new(Mutex::new((0u64, 0usize)));
     let seen = moved.clone();
-    let options = CopyOptions {
-        progress: Some(Arc::new(move |p: Progress| {
+    let options = options(|o| {
+        o.progress = Some(Arc::new(move |p: Progress| {
             let mut seen = seen.lock().unwrap();
             match p {
                 Progress::BlobBytes { bytes, .. } => seen.0 += bytes,
                 Progress::Planned { .. } => seen.1 += 1,
                 _ => {}
             }
-        })),
-        ..CopyOptions::default()
-    };
-    let report = Copier::new(options)
-        .copy(
-            &source(&src, "lib/app", "1.0"),
-            &[target(&dst, "mirror/app", Some("1.0"))],
-        )
-        .await
-        .unwrap();
+        }))
+    });
+    let copies = Copies::with(&src, &dst, options);
+    let report = copies.ok("lib/app:1.0", "mirror/app:1.0").await;
     let (bytes, plans) = *moved.lock().unwrap();
     assert!(report.totals.bytes_copied > 0);
     assert_eq!(
