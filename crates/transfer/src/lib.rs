@@ -61,3 +61,8 @@ pub use registry::{
 };
 pub use retry::RetryPolicy;
 pub use transport::{HostStats, Transport, TransportBuilder};
+
+/// The README's example, compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
