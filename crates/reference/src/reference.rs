@@ -309,6 +309,20 @@ pub(crate) fn split(s: &str) -> Split<'_> {
     Split { name, tag, digest }
 }
 
+/// [`split`] of a text that is not empty, not a URL, and names something before its tag and
+/// digest.
+pub(crate) fn split_named(s: &str) -> Result<Split<'_>, ReferenceError> {
+    if s.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    reject_url_scheme(s)?;
+    let split = split(s);
+    if split.name.is_empty() {
+        return Err(ReferenceError::MissingRepository { position: 0 });
+    }
+    Ok(split)
+}
+
 /// Parses the optional tag and digest found by [`split`].
 pub(crate) fn parse_suffix(
     split: &Split<'_>,
@@ -340,17 +354,10 @@ impl FromStr for Reference {
     type Err = ReferenceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err(ReferenceError::Empty);
-        }
-        reject_url_scheme(s)?;
         if is_image_id(s) {
             return Err(ReferenceError::LooksLikeImageId { text: s.to_owned() });
         }
-        let split = split(s);
-        if split.name.is_empty() {
-            return Err(ReferenceError::MissingRepository { position: 0 });
-        }
+        let split = split_named(s)?;
         let (domain, path, path_start) = match split.name.split_once('/') {
             Some((first, path)) if looks_like_domain(first) => {
                 (Some(Domain::parse_at(first, 0)?), path, first.len() + 1)
