@@ -4,12 +4,13 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use acr_import_testsupport::seed::Seeder;
-use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
+use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry, TokenServer};
 
 mod common;
 use common::{
     ACR, Acr, acr, assert_contains_all, interrupt, json, rt, seed, seed_with, seeded_pair,
-    show_tags, stalling_blobs, start_both, stderr, stdout, wait_until, write_file,
+    show_tags, stalling_blobs, start_both, stderr, stdout, temp_file, token_source_and_target,
+    wait_until, write_file,
 };
 
 /// The source stalling every blob download after 1000 bytes, for 30 s.
@@ -185,9 +186,7 @@ fn credentials_from_stdin_warning_for_p_and_auth_exit_code() {
 fn batch_file_reports_every_entry_and_fails_on_one() {
     let rt = rt();
     let (src, dst) = seeded_pair(&rt, &[("a", "v1", 5), ("b", "v1", 6)]);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_file(
-        dir.path(),
+    let (_dir, file) = temp_file(
         "mirror.yaml",
         &format!(
             "- source: {h}/a:v1\n  images: [mirror/a:v1]\n- source: {h}/b:v1\n  repositories: [mirror/b]\n- source: {h}/missing:v1\n",
@@ -234,18 +233,7 @@ fn interrupt_mid_copy_exits_130_and_moves_no_tag() {
 #[test]
 fn trace_logs_carry_no_secret() {
     let rt = rt();
-    let tokens = rt
-        .block_on(
-            acr_import_testsupport::TokenServer::builder()
-                .default_users()
-                .start(),
-        )
-        .unwrap();
-    let (src, dst) = start_both(
-        &rt,
-        Registry::builder().token_auth(&tokens),
-        Registry::builder(),
-    );
+    let (tokens, src, dst) = token_source_and_target(&rt, TokenServer::builder().default_users());
     let plain = rt.block_on(Registry::start()).unwrap();
     seed(&plain, "app", "v1", 9);
     let o = import_as_target_user(&plain, &src, ("alice", "s3cret"))
@@ -279,23 +267,16 @@ fn seed_as(reg: &Registry, user: (&str, &str), repo: &str, tag: &str, n: u8) {
 
 #[test]
 fn batch_entries_on_one_host_keep_their_own_credentials() {
-    use acr_import_testsupport::{Grant, TokenServer};
+    use acr_import_testsupport::Grant;
     let rt = rt();
     // ann may read team-a only, bob team-b only: each entry works only with its own
     // credentials.
-    let tokens = rt
-        .block_on(
-            TokenServer::builder()
-                .default_users()
-                .user("ann", "ann-pw", [Grant::repository("team-a", &["pull"])])
-                .user("bob", "bob-pw", [Grant::repository("team-b", &["pull"])])
-                .start(),
-        )
-        .unwrap();
-    let (src, dst) = start_both(
+    let (_tokens, src, dst) = token_source_and_target(
         &rt,
-        Registry::builder().token_auth(&tokens),
-        Registry::builder(),
+        TokenServer::builder()
+            .default_users()
+            .user("ann", "ann-pw", [Grant::repository("team-a", &["pull"])])
+            .user("bob", "bob-pw", [Grant::repository("team-b", &["pull"])]),
     );
     seed_as(&src, TokenServer::ALICE, "team-a", "v1", 11);
     seed_as(&src, TokenServer::ALICE, "team-b", "v1", 12);
@@ -337,9 +318,7 @@ fn interrupt_after_some_entries_names_the_tags_they_moved() {
     let rt = rt();
     let (src, dst) = seeded_pair(&rt, &[("fast", "v1", 13), ("slow", "v1", 14)]);
     let slow = stalled(&rt, &src);
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_file(
-        dir.path(),
+    let (_dir, file) = temp_file(
         "batch.yaml",
         &format!(
             "- source: {}/fast:v1\n  images: [fast:v1]\n- source: {}/slow:v1\n  images: [slow:v1]\n",
@@ -389,9 +368,7 @@ fn a_target_that_wants_a_login_gets_the_target_hint() {
         Registry::builder().htpasswd(&[("alice", "pa55-word")]),
     );
     seed(&src, "app", "v1", 15);
-    let o = Acr::import(&dst.host(), &format!("{}/app:v1", src.host())).run();
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    let err = stderr(&o);
+    let err = Acr::import(&dst.host(), &format!("{}/app:v1", src.host())).expect_exit(4);
     assert!(
         err.starts_with("ERROR: the target side failed"),
         "which side refused: {err}"
@@ -427,9 +404,7 @@ fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operat
             "does not resolve",
         ),
     ] {
-        let o = Acr::import(&dst.host(), &source).run();
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-        let err = stderr(&o);
+        let err = Acr::import(&dst.host(), &source).expect_exit(1);
         assert!(
             err.starts_with(&format!(
                 "ERROR: the source side failed: manifest fetch on {host}/app:v1"
@@ -459,11 +434,9 @@ fn a_timeout_keeps_the_failure_it_was_retrying() {
             .every()]),
         ))
         .unwrap();
-    let o = Acr::import(&dst.host(), &format!("{}/app:v1", busy.host()))
+    let err = Acr::import(&dst.host(), &format!("{}/app:v1", busy.host()))
         .args(&["--timeout", "1"])
-        .run();
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
+        .expect_exit(1);
     assert!(err.contains("did not finish within 1 s"), "{err}");
     assert!(err.contains("no tag was moved"), "{err}");
     // The source is resolved with a HEAD first: that is the request being retried.
@@ -498,11 +471,9 @@ fn debug_shows_each_request_and_no_chatter() {
 #[test]
 fn a_digest_is_no_target_tag() {
     let hex = "0123456789abcdef".repeat(4);
-    let o = Acr::import("127.0.0.1:1", "127.0.0.1:2/app:v1")
+    let err = Acr::import("127.0.0.1:1", "127.0.0.1:2/app:v1")
         .images(&[&format!("x@sha256:{hex}")])
-        .run();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
+        .expect_exit(2);
     assert!(
         err.starts_with(&format!(
             "ERROR: --image `x@sha256:{hex}` names a digest: a target is repo[:tag]"
@@ -570,13 +541,12 @@ fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
     for (i, repo) in ["b", "c", "d", "e"].iter().enumerate() {
         seed(&src, repo, "v1", 20 + i as u8);
     }
-    let dir = tempfile::tempdir().unwrap();
     let order = ["e", "b", "d", "c"];
     let yaml: String = order
         .iter()
         .map(|r| format!("- source: {}/{r}:v1\n", src.host()))
         .collect();
-    let file = write_file(dir.path(), "batch.yaml", &yaml);
+    let (_dir, file) = temp_file("batch.yaml", &yaml);
     let o = Acr::batch(&dst.host(), &file).format("tsv").run_ok();
     let sources: Vec<String> = stdout(&o)
         .lines()

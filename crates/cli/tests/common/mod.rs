@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use acr_import_testsupport::seed::{Blob, Seeder, image, push_manifest};
 use acr_import_testsupport::{
-    FaultAction, FaultRule, Proxy, ProxyOptions, Registry, RegistryBuilder,
+    FaultAction, FaultRule, Proxy, ProxyOptions, Registry, RegistryBuilder, TokenServer,
+    TokenServerBuilder,
 };
 
 /// The `acr` binary under test.
@@ -137,6 +138,14 @@ impl Acr {
         assert!(o.status.success(), "{}", stderr(&o));
         o
     }
+
+    /// Runs it to the end, asserts it exited with `code` (showing its standard error if
+    /// not) and returns its standard error.
+    pub fn expect_exit(&self, code: i32) -> String {
+        let o = self.run();
+        assert_eq!(o.status.code(), Some(code), "{}", stderr(&o));
+        stderr(&o)
+    }
 }
 
 /// `acr repository show-tags -n <registry> --repository <repo>`.
@@ -195,6 +204,28 @@ pub fn start_both(
 ) -> (Registry, Registry) {
     let (a, b) = rt.block_on(async { tokio::join!(a.start(), b.start()) });
     (a.unwrap(), b.unwrap())
+}
+
+/// A new temporary directory holding the file `name` with `text`, and that file's path.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), name, text);
+    (dir, file)
+}
+
+/// The token server `tokens` started, a source registry that takes its tokens, and a target
+/// without auth.
+pub fn token_source_and_target(
+    rt: &tokio::runtime::Runtime,
+    tokens: TokenServerBuilder,
+) -> (TokenServer, Registry, Registry) {
+    let tokens = rt.block_on(tokens.start()).unwrap();
+    let (src, dst) = start_both(
+        rt,
+        Registry::builder().token_auth(&tokens),
+        Registry::builder(),
+    );
+    (tokens, src, dst)
 }
 
 /// A source and a target registry, both empty and without auth.
