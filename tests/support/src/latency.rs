@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::serve::ServerTask;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::util::ensure_loopback;
@@ -19,15 +19,8 @@ use crate::util::ensure_loopback;
 #[derive(Debug)]
 pub struct LatencyProxy {
     addr: SocketAddr,
-    upstream: SocketAddr,
     delay: Duration,
-    task: JoinHandle<()>,
-}
-
-impl Drop for LatencyProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: ServerTask,
 }
 
 impl LatencyProxy {
@@ -36,7 +29,7 @@ impl LatencyProxy {
         ensure_loopback(upstream)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
+        let task = ServerTask::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -57,9 +50,8 @@ impl LatencyProxy {
         });
         Ok(Self {
             addr,
-            upstream,
             delay,
-            task,
+            _task: task,
         })
     }
 
@@ -71,16 +63,6 @@ impl LatencyProxy {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         self.addr.to_string()
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The upstream address.
-    pub fn upstream(&self) -> SocketAddr {
-        self.upstream
     }
 
     /// The one-way delay.
