@@ -52,8 +52,9 @@ impl fmt::Display for DigestAlgorithm {
 
 /// A validated content digest such as `sha256:e3b0c442…`.
 ///
-/// The only ways in are [`FromStr`], [`Digest::new`] and [`Digest::sha256_from_hex`]; all of
-/// them check the algorithm (`sha256` or `sha512`), the length and that the hex is lowercase.
+/// The only ways in are [`FromStr`](std::str::FromStr), [`Digest::new`] and
+/// [`Digest::sha256_from_hex`]; all of them check the algorithm (`sha256` or `sha512`), the
+/// length and that the hex is lowercase.
 ///
 /// ```
 /// use acr_import_reference::{Digest, DigestAlgorithm};
