@@ -135,21 +135,20 @@ impl<'a> Lookup<'a> {
         let prefix = format!("{}-{}.", subject.algorithm(), subject.encoded());
         let named = |tag: &str| tag.len() > prefix.len() && tag.starts_with(&prefix);
         match self {
-            Lookup::Layout { scan, .. } => Ok(scan
+            Lookup::Layout { scan, src } => scan
                 .tags()
                 .iter()
                 .filter(|(t, _)| named(t))
-                .filter_map(|(t, d)| Some((t.parse().ok()?, d.clone())))
-                .collect()),
+                .map(|(t, d)| Ok((listed_tag(src, t)?, d.clone())))
+                .collect(),
             Lookup::Registry { src, tags } => {
                 let tags = tags.get_or_init(|| whole_tag_list(src)).await;
-                // A listed name that is no valid tag names nothing a copy could write.
                 let wanted: Vec<Tag> = match tags {
                     Some(all) => all
                         .iter()
                         .filter(|t| named(t))
-                        .filter_map(|t| t.parse().ok())
-                        .collect(),
+                        .map(|t| listed_tag(src, t))
+                        .collect::<Result<_, _>>()?,
                     None if probe => COSIGN_SUFFIXES
                         .iter()
                         .filter_map(|s| format!("{prefix}{s}").parse().ok())
@@ -177,6 +176,20 @@ impl<'a> Lookup<'a> {
             }
         }
     }
+}
+
+/// A digest tag `src` lists (in its tag list, or its `index.json`), as a tag a copy can write
+/// under: a listed name that is no tag is an error naming it, never a signature skipped.
+fn listed_tag(src: &Endpoint, name: &str) -> Result<Tag, TransferError> {
+    name.parse().map_err(|e| TransferError::Protocol {
+        context: crate::RequestContext {
+            operation: crate::Operation::ListTags,
+            registry: src.describe(),
+            repository: None,
+            reference: Some(name.to_owned()),
+        },
+        reason: format!("it lists `{name}` as a digest tag, which is not a tag: {e}"),
+    })
 }
 
 /// Every tag of a registry repository when one page holds them all; `None` when it has
