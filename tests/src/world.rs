@@ -54,13 +54,18 @@ pub fn target_id() -> String {
     )
 }
 
+/// The ARM scope of the subscription `id`, `/subscriptions/{id}` (for role assignments).
+pub fn subscription_scope(id: &str) -> String {
+    format!("/subscriptions/{id}")
+}
+
 /// [`PUSHER`]'s roles for a client-side import: `AcrPush` and `Reader` on the target, `Reader`
 /// on the source's subscription ([`SUB2`]).
 pub fn pusher_roles(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
     let target = target_id();
     b.role(PUSHER.0, &target, ArmRole::AcrPush)
         .role(PUSHER.0, &target, ArmRole::Reader)
-        .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+        .role(PUSHER.0, &subscription_scope(SUB2), ArmRole::Reader)
 }
 
 /// [`IMPORTER`] may not read its permissions on [`SUB`] (`permissions/read` denied): a
@@ -68,7 +73,7 @@ pub fn pusher_roles(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
 pub fn importer_cannot_read_permissions(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
     b.deny(
         IMPORTER.0,
-        &format!("/subscriptions/{SUB}"),
+        &subscription_scope(SUB),
         "Microsoft.Authorization/permissions/read",
     )
 }
@@ -97,6 +102,32 @@ impl Default for ArmWorldOptions {
 }
 
 impl ArmWorldOptions {
+    /// The default world with `arm` applied to the emulator (roles, paging, polls…).
+    pub fn with_arm(
+        arm: impl FnOnce(ArmEmulatorBuilder) -> ArmEmulatorBuilder + Send + 'static,
+    ) -> Self {
+        Self {
+            arm: Box::new(arm),
+            ..Default::default()
+        }
+    }
+
+    /// The default world with `target` applied to the target registry.
+    pub fn with_target(target: impl FnOnce(ArmRegistry) -> ArmRegistry + Send + 'static) -> Self {
+        Self {
+            target: Box::new(target),
+            ..Default::default()
+        }
+    }
+
+    /// The default world with `source` applied to the source registry.
+    pub fn with_source(source: impl FnOnce(ArmRegistry) -> ArmRegistry + Send + 'static) -> Self {
+        Self {
+            source: Box::new(source),
+            ..Default::default()
+        }
+    }
+
     /// A target that refuses ARM-audience tokens, and [`PUSHER`] with its client-side roles
     /// ([`pusher_roles`]).
     pub fn pusher_and_a_target_without_arm_tokens() -> Self {
@@ -217,18 +248,10 @@ impl ArmWorld {
             .subscription(SUB_FOREIGN, OTHER_TENANT, "Foreign subscription")
             .registry(target_reg)
             .registry(source_reg)
-            .role(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB}"),
-                ArmRole::Importer,
-            )
-            .role(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB2}"),
-                ArmRole::Reader,
-            )
-            .role(READER.0, &format!("/subscriptions/{SUB}"), ArmRole::Reader)
-            .role(READER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+            .role(IMPORTER.0, &subscription_scope(SUB), ArmRole::Importer)
+            .role(IMPORTER.0, &subscription_scope(SUB2), ArmRole::Reader)
+            .role(READER.0, &subscription_scope(SUB), ArmRole::Reader)
+            .role(READER.0, &subscription_scope(SUB2), ArmRole::Reader)
             .polls_before_done(2)
             .retry_after(0);
         let arm = (options.arm)(builder).start().await?;
@@ -363,5 +386,14 @@ impl ArmWorld {
             .flatten()
             .and_then(|h| h.digest)
             .map(|d| d.to_string())
+    }
+
+    /// Asserts that `repo:tag` in the target has `digest`.
+    pub async fn assert_target_tag(&self, repo: &str, tag: &str, digest: &str) {
+        assert_eq!(
+            self.target_digest(repo, tag).await.as_deref(),
+            Some(digest),
+            "{repo}:{tag}"
+        );
     }
 }
