@@ -168,6 +168,25 @@ impl Authenticator {
         }
     }
 
+    /// [`Self::respond`] to a `401` response's headers: `None` when they carry no
+    /// `WWW-Authenticate` challenge (values that are not text are passed over).
+    pub async fn respond_to(
+        &self,
+        registry: &str,
+        headers: &http::HeaderMap,
+        scopes: &ScopeSet,
+    ) -> Result<Option<Authorization>, AuthError> {
+        let values: Vec<&str> = headers
+            .get_all(http::header::WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.is_empty() {
+            return Ok(None);
+        }
+        self.respond(registry, &values, scopes).await.map(Some)
+    }
+
     fn known_challenge(&self, registry: &str) -> Option<Challenge> {
         self.challenges
             .lock()
@@ -499,6 +518,37 @@ mod tests {
         )
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn respond_to_reads_every_www_authenticate_value_of_a_response() {
+        let (svc, auth) = setup(200, r#"{"token":"tok-h","expires_in":300}"#, alice());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain"),
+        );
+        let none = auth
+            .respond_to("reg.example", &headers, &ScopeSet::new())
+            .await
+            .unwrap();
+        assert!(none.is_none(), "no challenge, no answer");
+        assert!(svc.requests.lock().unwrap().is_empty());
+        // An unknown scheme first, the bearer challenge second: both are read.
+        headers.append(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Negotiate"#),
+        );
+        headers.append(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(CHALLENGE),
+        );
+        let h = auth
+            .respond_to("reg.example", &headers, &ScopeSet::new())
+            .await
+            .unwrap()
+            .expect("the bearer challenge is answered");
+        assert_eq!(h.header_value().to_str().unwrap(), "Bearer tok-h");
     }
 
     #[tokio::test]

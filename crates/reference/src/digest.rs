@@ -1,7 +1,6 @@
 //! Content digests: `algorithm:encoded`.
 
 use std::fmt;
-use std::str::FromStr;
 
 use crate::error::ReferenceError;
 use crate::tag::Tag;
@@ -194,22 +193,4 @@ fn check_encoded(
     Ok(())
 }
 
-impl FromStr for Digest {
-    type Err = ReferenceError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Digest::parse_at(s, 0)
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-impl AsRef<str> for Digest {
-    fn as_ref(&self) -> &str {
-        &self.text
-    }
-}
+text_type!(Digest, text, parse_at);

@@ -1,6 +1,5 @@
 //! Registry domains: `host[:port]`.
 
-use std::fmt;
 use std::net::Ipv6Addr;
 use std::str::FromStr;
 
@@ -157,14 +156,4 @@ impl FromStr for Domain {
     }
 }
 
-impl fmt::Display for Domain {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Domain {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+text_type!(Domain, 0);

@@ -56,6 +56,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[macro_use]
+mod text;
 mod digest;
 pub mod docker_hub;
 mod domain;

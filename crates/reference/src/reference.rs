@@ -50,9 +50,8 @@ const OFFICIAL_PREFIX: &str = "library/";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
     domain: Option<Domain>,
-    repository: Repository,
-    tag: Option<Tag>,
-    digest: Option<Digest>,
+    /// The repository, tag and digest: everything but the domain.
+    path: RepositoryReference,
 }
 
 /// The result of [`Reference::normalization`]: the normalized reference and what normalization
@@ -82,23 +81,23 @@ impl Reference {
 
     /// The repository path as written (`nginx`, not `library/nginx`; see [`Reference::normalized`]).
     pub fn repository(&self) -> &Repository {
-        &self.repository
+        self.path.repository()
     }
 
     /// The tag, if one was written.
     pub fn tag(&self) -> Option<&Tag> {
-        self.tag.as_ref()
+        self.path.tag()
     }
 
     /// The digest, if one was written.
     pub fn digest(&self) -> Option<&Digest> {
-        self.digest.as_ref()
+        self.path.digest()
     }
 
     /// What to ask the registry's manifest endpoint for: the digest if there is one (it wins
     /// over a tag), else the tag, else `latest`.
     pub fn manifest_reference(&self) -> &str {
-        match (&self.digest, &self.tag) {
+        match (self.digest(), self.tag()) {
             (Some(digest), _) => digest.as_str(),
             (None, Some(tag)) => tag.as_str(),
             (None, None) => "latest",
@@ -117,16 +116,16 @@ impl Reference {
     /// The same reference with `tag` as its tag (a digest is kept).
     pub fn with_tag(&self, tag: Tag) -> Reference {
         Reference {
-            tag: Some(tag),
-            ..self.clone()
+            domain: self.domain.clone(),
+            path: self.path.with_tag(tag),
         }
     }
 
     /// The same reference with `digest` as its digest (a tag is kept).
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
-            digest: Some(digest),
-            ..self.clone()
+            domain: self.domain.clone(),
+            path: self.path.with_digest(digest),
         }
     }
 
@@ -137,12 +136,12 @@ impl Reference {
     /// the same repository.
     pub fn without_digest(&self) -> Reference {
         let mut reference = Reference {
-            digest: None,
-            ..self.clone()
+            domain: self.domain.clone(),
+            path: self.path.without_digest(),
         };
         if reference.domain.is_none()
-            && reference.tag.is_none()
-            && is_image_id(reference.repository.as_str())
+            && reference.tag().is_none()
+            && is_image_id(reference.repository().as_str())
         {
             reference.domain = Some(Domain::docker_hub());
         }
@@ -152,11 +151,7 @@ impl Reference {
     /// The repository, tag and digest without the domain, as written: the form ACR's import
     /// API takes as `sourceImage` next to a registry.
     pub fn to_repository_reference(&self) -> RepositoryReference {
-        RepositoryReference::from_parts(
-            self.repository.clone(),
-            self.tag.clone(),
-            self.digest.clone(),
-        )
+        self.path.clone()
     }
 
     /// The fully qualified form, as Docker normalizes it: `docker.io` when no domain is written,
@@ -178,24 +173,22 @@ impl Reference {
             Some(domain) => (domain.clone(), false, false),
         };
         let added_library =
-            domain.as_str() == DOCKER_HUB && !self.repository.as_str().contains('/');
+            domain.as_str() == DOCKER_HUB && !self.repository().as_str().contains('/');
         let repository = if added_library {
-            Repository::from_valid(format!("{OFFICIAL_PREFIX}{}", self.repository))
+            Repository::from_valid(format!("{OFFICIAL_PREFIX}{}", self.repository()))
         } else {
-            self.repository.clone()
+            self.repository().clone()
         };
-        let added_latest_tag = self.tag.is_none() && self.digest.is_none();
+        let added_latest_tag = self.tag().is_none() && self.digest().is_none();
         let tag = if added_latest_tag {
             Some(Tag::latest())
         } else {
-            self.tag.clone()
+            self.tag().cloned()
         };
         Normalization {
             reference: Reference {
                 domain: Some(domain),
-                repository,
-                tag,
-                digest: self.digest.clone(),
+                path: RepositoryReference::from_parts(repository, tag, self.digest().cloned()),
             },
             added_domain,
             canonicalized_domain,
@@ -217,7 +210,7 @@ impl Reference {
             .domain
             .as_ref()
             .map_or(DOCKER_HUB, Domain::as_str);
-        let path = normalized.repository.as_str();
+        let path = normalized.repository().as_str();
         let mut out = if domain == DOCKER_HUB {
             let short = path
                 .strip_prefix(OFFICIAL_PREFIX)
@@ -226,7 +219,7 @@ impl Reference {
             match short.split_once('/') {
                 Some((first, _)) if looks_like_domain(first) => format!("{DOCKER_HUB}/{short}"),
                 // A bare 64-hex-digit name would read as an image ID.
-                None if self.tag.is_none() && self.digest.is_none() && is_image_id(short) => {
+                None if self.tag().is_none() && self.digest().is_none() && is_image_id(short) => {
                     path.to_owned()
                 }
                 _ => short.to_owned(),
@@ -234,7 +227,7 @@ impl Reference {
         } else {
             format!("{domain}/{path}")
         };
-        write_suffix(&mut out, self.tag.as_ref(), self.digest.as_ref());
+        write_suffix(&mut out, self.tag(), self.digest());
         out
     }
 
@@ -248,9 +241,7 @@ impl Reference {
         check_name_len(name_len(domain.as_ref(), &repository))?;
         Ok(Reference {
             domain,
-            repository,
-            tag,
-            digest,
+            path: RepositoryReference::from_parts(repository, tag, digest),
         })
     }
 }
@@ -318,6 +309,20 @@ pub(crate) fn split(s: &str) -> Split<'_> {
     Split { name, tag, digest }
 }
 
+/// [`split`] of a text that is not empty, not a URL, and names something before its tag and
+/// digest.
+pub(crate) fn split_named(s: &str) -> Result<Split<'_>, ReferenceError> {
+    if s.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    reject_url_scheme(s)?;
+    let split = split(s);
+    if split.name.is_empty() {
+        return Err(ReferenceError::MissingRepository { position: 0 });
+    }
+    Ok(split)
+}
+
 /// Parses the optional tag and digest found by [`split`].
 pub(crate) fn parse_suffix(
     split: &Split<'_>,
@@ -349,17 +354,10 @@ impl FromStr for Reference {
     type Err = ReferenceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err(ReferenceError::Empty);
-        }
-        reject_url_scheme(s)?;
         if is_image_id(s) {
             return Err(ReferenceError::LooksLikeImageId { text: s.to_owned() });
         }
-        let split = split(s);
-        if split.name.is_empty() {
-            return Err(ReferenceError::MissingRepository { position: 0 });
-        }
+        let split = split_named(s)?;
         let (domain, path, path_start) = match split.name.split_once('/') {
             Some((first, path)) if looks_like_domain(first) => {
                 (Some(Domain::parse_at(first, 0)?), path, first.len() + 1)
@@ -376,22 +374,16 @@ impl FromStr for Reference {
         let (tag, digest) = parse_suffix(&split)?;
         Ok(Reference {
             domain,
-            repository,
-            tag,
-            digest,
+            path: RepositoryReference::from_parts(repository, tag, digest),
         })
     }
 }
 
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = String::new();
         if let Some(domain) = &self.domain {
-            out.push_str(domain.as_str());
-            out.push('/');
+            write!(f, "{domain}/")?;
         }
-        out.push_str(self.repository.as_str());
-        write_suffix(&mut out, self.tag.as_ref(), self.digest.as_ref());
-        f.write_str(&out)
+        self.path.fmt(f)
     }
 }

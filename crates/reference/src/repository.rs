@@ -1,6 +1,5 @@
 //! Repository paths: `component['/' component]*`.
 
-use std::fmt;
 use std::str::FromStr;
 
 use crate::error::ReferenceError;
@@ -160,14 +159,4 @@ impl FromStr for Repository {
     }
 }
 
-impl fmt::Display for Repository {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Repository {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+text_type!(Repository, 0);

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use crate::digest::Digest;
 use crate::domain::Domain;
 use crate::error::ReferenceError;
-use crate::reference::{Reference, parse_suffix, reject_url_scheme, split, write_suffix};
+use crate::reference::{Reference, parse_suffix, split_named, write_suffix};
 use crate::repository::{Repository, check_name_len};
 use crate::tag::Tag;
 
@@ -118,14 +118,7 @@ impl FromStr for RepositoryReference {
     type Err = ReferenceError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.is_empty() {
-            return Err(ReferenceError::Empty);
-        }
-        reject_url_scheme(s)?;
-        let split = split(s);
-        if split.name.is_empty() {
-            return Err(ReferenceError::MissingRepository { position: 0 });
-        }
+        let split = split_named(s)?;
         let repository = Repository::parse_at(split.name, 0)?;
         check_name_len(split.name.len())?;
         let (tag, digest) = parse_suffix(&split)?;

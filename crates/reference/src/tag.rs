@@ -62,26 +62,6 @@ impl Tag {
     }
 }
 
-impl FromStr for Tag {
-    type Err = ReferenceError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Tag::parse_at(s, 0)
-    }
-}
-
-impl fmt::Display for Tag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for Tag {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 /// What names a manifest in a repository: a [`Tag`] or a [`Digest`](crate::Digest).
 ///
 /// ```
@@ -196,3 +176,5 @@ impl<'a> DigestTag<'a> {
         })
     }
 }
+
+text_type!(Tag, 0, parse_at);

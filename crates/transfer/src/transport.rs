@@ -748,21 +748,10 @@ impl Transport {
         response: &Response<Incoming>,
         scopes: &ScopeSet,
     ) -> Result<Option<Authorization>, TransferError> {
-        let values: Vec<String> = response
-            .headers()
-            .get_all(header::WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok().map(str::to_owned))
-            .collect();
-        if values.is_empty() {
-            return Ok(None);
-        }
-        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
         self.inner
             .auth
-            .respond(registry, &refs, scopes)
+            .respond_to(registry, response.headers(), scopes)
             .await
-            .map(Some)
             .map_err(|source| TransferError::Auth {
                 registry: registry.to_owned(),
                 source,

@@ -19,7 +19,6 @@ use crate::util::ensure_loopback;
 #[derive(Debug)]
 pub struct LatencyProxy {
     addr: SocketAddr,
-    upstream: SocketAddr,
     delay: Duration,
     task: JoinHandle<()>,
 }
@@ -55,12 +54,7 @@ impl LatencyProxy {
                 while conns.try_join_next().is_some() {}
             }
         });
-        Ok(Self {
-            addr,
-            upstream,
-            delay,
-            task,
-        })
+        Ok(Self { addr, delay, task })
     }
 
     /// The listening address.
@@ -71,16 +65,6 @@ impl LatencyProxy {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         self.addr.to_string()
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// The upstream address.
-    pub fn upstream(&self) -> SocketAddr {
-        self.upstream
     }
 
     /// The one-way delay.

@@ -26,6 +26,7 @@ use serde::Serialize;
 
 use super::data::{KIB, LayerSpec, human};
 use super::proc::{self, Peak};
+use super::report::{f0, f2, or_dash, spread_cells};
 use super::{Args, Net, WAN_DELAY};
 
 /// Repositories in the catalog.
@@ -577,7 +578,7 @@ impl MirrorBench<'_> {
                 "{side} {} {} -> {}\n",
                 r.method,
                 r.path,
-                r.status.map_or_else(|| "-".to_owned(), |s| s.to_string())
+                or_dash(r.status)
             ));
         }
         let dir = super::target_dir().join("bench").join("requests");
@@ -614,7 +615,6 @@ fn markdown(r: &Report) -> String {
         s.push_str(&format!("- {k}: {v}\n"));
     }
     s.push('\n');
-    let f2 = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
     let header = [
         "scenario",
         "contender",
@@ -630,20 +630,15 @@ fn markdown(r: &Report) -> String {
         .results
         .iter()
         .map(|c| {
-            vec![
-                c.scenario.clone(),
-                c.contender.clone(),
-                f2(c.median_s),
-                f2(c.min_s),
-                f2(c.max_s),
+            let mut row = vec![c.scenario.clone(), c.contender.clone()];
+            row.extend(spread_cells(c.median_s, c.min_s, c.max_s));
+            row.extend([
                 f2(c.ratio_to_skopeo),
-                c.peak_rss_mib
-                    .map_or_else(|| "-".to_owned(), |m| format!("{m:.0}")),
-                c.source_requests
-                    .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-                c.target_requests
-                    .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-            ]
+                f0(c.peak_rss_mib),
+                or_dash(c.source_requests),
+                or_dash(c.target_requests),
+            ]);
+            row
         })
         .collect();
     s.push_str(&super::report::table(&header, &rows, 2));

@@ -165,24 +165,18 @@ pub(super) fn markdown(r: &Report) -> String {
         "proxy MiB",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
-    let f2 = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
-    let f0 = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"));
     for c in &r.results {
-        rows.push(vec![
-            c.workload.clone(),
-            c.scenario.clone(),
-            c.contender.clone(),
-            f2(c.median_s),
-            f2(c.min_s),
-            f2(c.max_s),
+        let mut row = vec![c.workload.clone(), c.scenario.clone(), c.contender.clone()];
+        row.extend(spread_cells(c.median_s, c.min_s, c.max_s));
+        row.extend([
             f2(c.ratio_to_floor),
             f2(c.ratio_to_skopeo),
             f0(c.peak_rss_mib),
-            c.requests.clone().unwrap_or_else(|| "-".into()),
-            c.proxy_requests
-                .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+            or_dash(c.requests.as_ref()),
+            or_dash(c.proxy_requests),
             f0(c.proxy_mib),
         ]);
+        rows.push(row);
     }
     s.push_str(&table(&header, &rows, 3));
     let extra: Vec<String> = r
@@ -225,7 +219,7 @@ pub(super) fn markdown(r: &Report) -> String {
             b.secs,
             f0(b.peak_rss_mib),
             f0(b.peak_rss_mib_on_a),
-            b.requests.map_or_else(|| "-".to_owned(), |r| r.to_string())
+            or_dash(b.requests)
         ));
     }
     s.push_str("\nNotes:\n\n");
@@ -396,4 +390,24 @@ impl Report {
         anyhow::ensure!(failed == 0, "{failed} copies failed (see the report)");
         Ok(())
     }
+}
+
+/// A table cell: two decimals, or `-` when there is no figure.
+pub(super) fn f2(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// A table cell: a whole number, or `-` when there is no figure.
+pub(super) fn f0(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| format!("{x:.0}"))
+}
+
+/// A table cell: the value, or `-` when there is none.
+pub(super) fn or_dash<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |x| x.to_string())
+}
+
+/// The median, fastest and slowest run, as table cells.
+pub(super) fn spread_cells(median: Option<f64>, min: Option<f64>, max: Option<f64>) -> [String; 3] {
+    [f2(median), f2(min), f2(max)]
 }

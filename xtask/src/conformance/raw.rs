@@ -122,15 +122,12 @@ impl Raw {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let status = response.status();
             if status == http::StatusCode::UNAUTHORIZED && same_origin && !reauthenticated {
-                let values: Vec<String> = response
-                    .headers()
-                    .get_all(header::WWW_AUTHENTICATE)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                    .collect();
-                if !values.is_empty() {
-                    let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-                    authorization = Some(self.auth.respond(&self.host, &refs, scopes).await?);
+                let answer = self
+                    .auth
+                    .respond_to(&self.host, response.headers(), scopes)
+                    .await?;
+                if answer.is_some() {
+                    authorization = answer;
                     reauthenticated = true;
                     continue;
                 }

@@ -135,7 +135,7 @@ async fn latency_proxy_delays_both_directions() -> anyhow::Result<()> {
     let reg = Registry::start().await?;
     let lp = LatencyProxy::start(reg.addr(), Duration::from_millis(100)).await?;
     let t = Instant::now();
-    let r = get(&format!("{}/v2/", lp.url()), None).await?;
+    let r = get(&format!("http://{}/v2/", lp.host()), None).await?;
     assert_eq!(r.status, 200);
     assert!(
         t.elapsed() >= Duration::from_millis(200),
