@@ -15,6 +15,7 @@ use acr_import_auth::{
     StaticCredentials,
 };
 use acr_import_reference::DigestAlgorithm;
+use acr_import_testsupport::seed::{Blob, OCI_CONFIG, OCI_LAYER};
 use acr_import_testsupport::{AadEmulator, AcrEmulator, Rbac, Registry};
 use acr_import_transfer::{Manifest, RetryPolicy, TransferError, Transport, digest_of, manifest};
 use bytes::Bytes;
@@ -176,20 +177,28 @@ pub async fn push_image(
     seed: u64,
 ) -> Result<Manifest, TransferError> {
     let reg = transport.registry(registry)?;
-    let config = Bytes::from(format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"seed":{seed}}}"#
-    ));
-    let layer = Bytes::from(format!("layer {seed} ").repeat(100));
-    let cd = digest_of(DigestAlgorithm::Sha256, &config);
-    let ld = digest_of(DigestAlgorithm::Sha256, &layer);
-    reg.push_blob(repo, &cd, config.clone(), u64::MAX).await?;
-    reg.push_blob(repo, &ld, layer.clone(), u64::MAX).await?;
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-        manifest::OCI_MANIFEST,
-        config.len(),
-        layer.len()
-    );
+    let config = Blob {
+        bytes: Bytes::from(format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"seed":{seed}}}"#
+        )),
+        media_type: OCI_CONFIG,
+    };
+    let layer = Blob {
+        bytes: Bytes::from(format!("layer {seed} ").repeat(100)),
+        media_type: OCI_LAYER,
+    };
+    let sha256 = |b: &Blob| digest_of(DigestAlgorithm::Sha256, &b.bytes);
+    reg.push_blob(repo, &sha256(&config), config.bytes.clone(), u64::MAX)
+        .await?;
+    reg.push_blob(repo, &sha256(&layer), layer.bytes.clone(), u64::MAX)
+        .await?;
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    })
+    .to_string();
     let m = Manifest {
         digest: digest_of(DigestAlgorithm::Sha256, body.as_bytes()),
         bytes: Bytes::from(body),
@@ -353,19 +362,20 @@ impl ArmWorld {
         ]
     }
 
+    /// The Azure AD credential chain of `principal` ([`Self::env_for`]): no retries, no `az`.
+    pub fn aad_chain(&self, principal: (&str, &str)) -> AadCredentialChain {
+        let env = AzureEnvironment::from_vars(self.env_for(principal));
+        let options = AadOptions {
+            retries: 0,
+            allow_azure_cli: false,
+            ..Default::default()
+        };
+        AadCredentialChain::new(&env, self.http(), options).expect("Azure AD chain")
+    }
+
     /// An ARM client signed in as `principal`.
     pub fn arm_client(&self, principal: (&str, &str)) -> ArmClient {
-        let env = AzureEnvironment::from_vars(self.env_for(principal));
-        let chain = AadCredentialChain::new(
-            &env,
-            self.http(),
-            AadOptions {
-                retries: 0,
-                allow_azure_cli: false,
-                ..Default::default()
-            },
-        )
-        .expect("Azure AD chain");
+        let chain = self.aad_chain(principal);
         // The Azure SDK policy, with back-offs short enough for tests.
         ArmClient::new(&self.cloud(), self.http(), Arc::new(chain))
             .expect("ARM client")

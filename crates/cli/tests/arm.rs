@@ -12,7 +12,7 @@ mod arm_common;
 mod common;
 use arm_common::{
     acr, assert_exit, assert_stderr_has, assert_stdout_has, code, command_without_subscription,
-    import, import_command, import_with_target_admin, json, output, words,
+    import, import_command, import_with_target_admin, json, output, scratch_file, words,
 };
 use common::{ACR, stderr as err, stdout as out};
 
@@ -443,17 +443,11 @@ async fn a_batch_entry_names_its_source_registry_like_registry_does() {
     // Client-side, the importer reads the source with its Azure AD identity.
     w.source
         .set_role(IMPORTER.0, Some(acr_import_testsupport::AcrRole::Pull));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("batch.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
-            w.source_id()
-        ),
-    )
-    .expect("batch file");
-    let file = file.display().to_string();
+    let batch = format!(
+        "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
+        w.source_id()
+    );
+    let file = scratch_file(&w, "batch.yaml", &batch);
     let o = import_with_target_admin(&w, IMPORTER, &["--from-file", &file]).await;
     assert_exit(&o, 0);
     w.assert_target_tag("batch/app", "v1", &w.app_v1).await;
@@ -483,29 +477,24 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
         .unwrap();
         digests.insert(format!("1.{i}"), m.digest.to_string());
     }
-    let file = w.dir().join("mirror.yaml");
     let write_file = |target: &str| {
-        std::fs::write(
-            &file,
-            format!(
-                "- source: {}/lib/many\n  target: {target}\n",
-                w.external.host()
-            ),
-        )
-        .unwrap()
+        let entry = format!(
+            "- source: {}/lib/many\n  target: {target}\n",
+            w.external.host()
+        );
+        scratch_file(&w, "mirror.yaml", &entry)
     };
+    // A dry run starts no operation and writes no tag: it reports what would be imported.
+    let file = write_file("mirror/dry");
     // The plan reads the target's tags with the admin user (the importer's role lets it start
     // imports, not read the registry's data).
-    let file_arg = file.to_str().unwrap().to_owned();
     let mirror = |extra: &[&'static str]| {
         [
-            ["--from-file", file_arg.as_str(), "--mode", "server"].as_slice(),
+            ["--from-file", file.as_str(), "--mode", "server"].as_slice(),
             extra,
         ]
         .concat()
     };
-    // A dry run starts no operation and writes no tag: it reports what would be imported.
-    write_file("mirror/dry");
     let o = import_with_target_admin(&w, IMPORTER, &mirror(&["--dry-run", "-o", "json"])).await;
     assert_exit(&o, 0);
     assert_eq!(w.arm.count("POST", "/importImage"), 0);
@@ -536,9 +525,8 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
     }
     let posts: Vec<_> = w
         .arm
-        .requests()
+        .requests_matching("POST", "/importImage")
         .into_iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/importImage"))
         .skip(before)
         .collect();
     let throttled: Vec<usize> = (0..posts.len())
@@ -651,14 +639,12 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
     let w = ArmWorld::start().await.expect("world");
     // The image outside Azure is signed with cosign; importImage copies the image only.
     let signed = sign_external_tool(&w).await;
-    let file = w.dir().join("signed.yaml");
     let entry = format!(
         "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
         w.external.host()
     );
-    std::fs::write(&file, entry).expect("mirror file");
-    let file = file.to_str().expect("path");
-    let args = ["--from-file", file, "--mode", "server", "-o", "json"];
+    let file = scratch_file(&w, "signed.yaml", &entry);
+    let args = ["--from-file", &file, "--mode", "server", "-o", "json"];
     let o = import_with_target_admin(&w, IMPORTER, &args).await;
     assert_exit(&o, 0);
     assert_eq!(w.arm.import_bodies().len(), 1, "the image went server-side");

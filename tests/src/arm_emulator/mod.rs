@@ -614,13 +614,19 @@ impl ArmEmulator {
         lock(&self.state.log).clone()
     }
 
-    /// Requests whose path contains `needle` (case-insensitively).
-    pub fn count(&self, method: &str, needle: &str) -> usize {
+    /// The `method` requests whose path contains `needle` (case-insensitively), in order.
+    pub fn requests_matching(&self, method: &str, needle: &str) -> Vec<ArmRequest> {
         let needle = needle.to_ascii_lowercase();
         lock(&self.state.log)
             .iter()
             .filter(|r| r.method == method && r.path.to_ascii_lowercase().contains(&needle))
-            .count()
+            .cloned()
+            .collect()
+    }
+
+    /// How many `method` requests have a path containing `needle` (case-insensitively).
+    pub fn count(&self, method: &str, needle: &str) -> usize {
+        self.requests_matching(method, needle).len()
     }
 
     /// Every `importImage` body received (valid or not), in order.

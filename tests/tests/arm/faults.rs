@@ -18,12 +18,7 @@ async fn a_throttled_post_is_sent_again_after_retry_after() {
         started.elapsed() >= Duration::from_secs(2),
         "Retry-After honoured"
     );
-    let posts: Vec<_> = w
-        .arm
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect();
+    let posts = w.arm.requests_matching("POST", "");
     assert_eq!(
         posts.iter().map(|r| r.status).collect::<Vec<_>>(),
         [429, 429, 202]
@@ -68,9 +63,8 @@ async fn the_status_monitor_is_polled_and_location_read_for_the_result() {
         .expect("import");
     let gets: Vec<String> = w
         .arm
-        .requests()
+        .requests_matching("GET", "/locations/")
         .into_iter()
-        .filter(|r| r.method == "GET" && r.path.contains("/locations/"))
         .map(|r| r.path)
         .collect();
     assert!(gets.len() >= 3, "{gets:?}");

@@ -51,6 +51,11 @@ fn by_id(w: &ArmWorld, source: &str) -> SourceArgs {
     src(source, Some(&w.source_id()))
 }
 
+/// `source` in `sourcereg`, named by the registry's name.
+fn by_name(source: &str) -> SourceArgs {
+    src(source, Some("sourcereg"))
+}
+
 /// `ctx`'s view of the target registry, `targetreg`.
 async fn target_registry(ctx: &AzureContext) -> Registry {
     ctx.resolve_target("targetreg", None).await.expect("target")
@@ -135,20 +140,14 @@ async fn resource_id_source_is_imported_server_side() {
 async fn noforce_conflict_fails_and_force_overwrites() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    import(
-        &w,
-        &ctx,
-        src("app:v1", Some("sourcereg")),
-        &["app:stable"],
-        false,
-    )
-    .await
-    .expect("first import");
+    import(&w, &ctx, by_name("app:v1"), &["app:stable"], false)
+        .await
+        .expect("first import");
     w.assert_target_tag("app", "stable", &w.app_v1).await;
     let err = import(
         &w,
         &ctx,
-        src("app:v2", Some("sourcereg")),
+        by_name("app:v2"),
         &["app:stable", "app:new"],
         false,
     )
@@ -168,7 +167,7 @@ async fn noforce_conflict_fails_and_force_overwrites() {
     import(
         &w,
         &ctx,
-        src("app:v2", Some("sourcereg")),
+        by_name("app:v2"),
         &["app:stable", "app:new"],
         true,
     )
@@ -669,10 +668,10 @@ async fn preflight_verdicts_agree_with_the_service() {
             .contains("public network access is disabled"),
         "{err}"
     );
-    let by_id = resolve(&w, &ctx, &src("app:v1", Some("sourcereg"))).await;
+    let by_id = resolve(&w, &ctx, &by_name("app:v1")).await;
     let v = server_verdict(&target, &by_id.source);
     assert_eq!(v.verdict, Verdict::WillWork, "{v}");
-    import(&w, &ctx, src("app:v1", Some("sourcereg")), &[], false)
+    import(&w, &ctx, by_name("app:v1"), &[], false)
         .await
         .expect("by resource ID");
 
@@ -684,10 +683,10 @@ async fn preflight_verdicts_agree_with_the_service() {
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
     let target = target_registry(&ctx).await;
-    let by_id = resolve(&w, &ctx, &src("app:v1", Some("sourcereg"))).await;
+    let by_id = resolve(&w, &ctx, &by_name("app:v1")).await;
     let v = server_verdict(&target, &by_id.source);
     assert_eq!(v.failures[0].rule, Rule::ExportPolicyDisabled, "{v}");
-    let err = import(&w, &ctx, src("app:v1", Some("sourcereg")), &[], false)
+    let err = import(&w, &ctx, by_name("app:v1"), &[], false)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("export policy"), "{err}");

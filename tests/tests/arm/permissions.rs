@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use acr_import_acr::import::SourceArgs;
 use acr_import_acr::permissions::{
-    PermissionsEngine, PermissionsRead, TargetRef, evaluate as permissions, gather,
+    PermissionsEngine, PermissionsInput, PermissionsRead, TargetRef, evaluate as permissions,
+    gather,
 };
 use acr_import_acr::preflight::Rule;
 use acr_import_acr::{Preflight, RegistryResourceId};
 use acr_import_auth::azure::{AcrLoginServers, AzureAdProvider};
-use acr_import_auth::{
-    AadCredentialChain, AadOptions, AcrAudience, AzureEnvironment, CredentialChain,
-};
+use acr_import_auth::{AcrAudience, CredentialChain};
 use acr_import_tests::world::{
     PUSHER, SOURCE_RG, STRANGER, SUB2, importer_cannot_read_permissions, push_image,
     subscription_scope, target_id,
@@ -266,17 +265,7 @@ async fn the_permissions_api_is_strict() {
 
 /// A transport that signs in to both ACRs with Azure AD as `who`, for `audience`.
 fn aad_transport(w: &ArmWorld, who: (&str, &str), audience: AcrAudience) -> Transport {
-    let env = AzureEnvironment::from_vars(w.env_for(who));
-    let chain = AadCredentialChain::new(
-        &env,
-        w.http(),
-        AadOptions {
-            retries: 0,
-            allow_azure_cli: false,
-            ..Default::default()
-        },
-    )
-    .expect("chain");
+    let chain = w.aad_chain(who);
     let servers = AcrLoginServers::new()
         .with_host(&w.target.login_server())
         .with_host(&w.source.login_server());
@@ -287,6 +276,25 @@ fn aad_transport(w: &ArmWorld, who: (&str, &str), audience: AcrAudience) -> Tran
         .retry(acr_import_transfer::RetryPolicy::none())
         .build()
         .expect("transport")
+}
+
+/// What the permissions preflight reads for a client-side copy of `source` into `repo` of
+/// `target`, as `ctx`'s caller.
+async fn client_permissions(
+    ctx: &AzureContext,
+    target: &Registry,
+    repo: &str,
+    source: &ResolvedSource,
+) -> PermissionsInput {
+    let target = Some(TargetRef::Registry(target));
+    gather(
+        &ctx.arm,
+        PermissionsEngine::Client,
+        target,
+        vec![repo.into()],
+        source,
+    )
+    .await
 }
 
 async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<(), String> {
@@ -322,14 +330,7 @@ async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
     let target = target_registry(&ctx).await;
     assert!(!target.accepts_arm_audience_tokens());
     let source = resolve(&w, &ctx, &by_id(&w, "app:v1")).await;
-    let input = gather(
-        &ctx.arm,
-        PermissionsEngine::Client,
-        Some(TargetRef::Registry(&target)),
-        vec!["mirror".into()],
-        &source.source,
-    )
-    .await;
+    let input = client_permissions(&ctx, &target, "mirror", &source.source).await;
     assert!(matches!(
         input.target.as_ref().unwrap().permissions,
         PermissionsRead::Known(_)
@@ -352,14 +353,7 @@ async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
     // The target moves to ABAC mode: AcrPush is no longer honored; preflight and push agree.
     w.arm.update_registry("targetreg", |r| r.abac = true);
     let target = target_registry(&ctx).await;
-    let input = gather(
-        &ctx.arm,
-        PermissionsEngine::Client,
-        Some(TargetRef::Registry(&target)),
-        vec!["mirror2".into()],
-        &source.source,
-    )
-    .await;
+    let input = client_permissions(&ctx, &target, "mirror2", &source.source).await;
     let v = permissions(&input);
     assert_eq!(v.verdict, Verdict::WillFail, "{v}");
     assert!(

@@ -115,3 +115,10 @@ pub fn json(o: &Output) -> serde_json::Value {
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
 }
+
+/// Writes `text` to the file `name` in the world's scratch folder; its path, as an argument.
+pub fn scratch_file(w: &ArmWorld, name: &str, text: &str) -> String {
+    let path = w.dir().join(name);
+    std::fs::write(&path, text).expect("scratch file");
+    path.display().to_string()
+}
