@@ -20,12 +20,8 @@ use common::{ACR, stderr as err, stdout as out};
 async fn server_mode_imports_by_resource_id() {
     let w = ArmWorld::start().await.expect("world");
     let id = w.source_id();
-    let o = import(
-        &w,
-        IMPORTER,
-        &["--source", "app:v1", "-r", &id, "--mode", "server"],
-    )
-    .await;
+    let args = ["--source", "app:v1", "-r", &id, "--mode", "server"];
+    let o = import(&w, IMPORTER, &args).await;
     assert_exit(&o, 0);
     assert_stdout_has(&o, "server-side");
     assert_stderr_has(&o, "Importing image...");
@@ -102,12 +98,8 @@ async fn preflight_only_prints_the_verdict_and_exit_code() {
 async fn no_wait_then_status_resumes() {
     let w = ArmWorld::start().await.expect("world");
     let id = w.source_id();
-    let o = import(
-        &w,
-        IMPORTER,
-        &["--source", "app:v1", "-r", &id, "--no-wait"],
-    )
-    .await;
+    let args = ["--source", "app:v1", "-r", &id, "--no-wait"];
+    let o = import(&w, IMPORTER, &args).await;
     assert_exit(&o, 0);
     let url = out(&o).trim().to_owned();
     assert!(
@@ -126,19 +118,11 @@ async fn conflicts_force_timeouts_and_refusals() {
     let w = ArmWorld::start().await.expect("world");
     let id = w.source_id();
     let base = |extra: &[&'static str]| [["-r", id.as_str()].as_slice(), extra].concat();
-    let o = import(
-        &w,
-        IMPORTER,
-        &base(&["--source", "app:v1", "-t", "app:prod"]),
-    )
-    .await;
+    let args = base(&["--source", "app:v1", "-t", "app:prod"]);
+    let o = import(&w, IMPORTER, &args).await;
     assert_exit(&o, 0);
-    let o = import(
-        &w,
-        IMPORTER,
-        &base(&["--source", "app:v2", "-t", "app:prod"]),
-    )
-    .await;
+    let args = base(&["--source", "app:v2", "-t", "app:prod"]);
+    let o = import(&w, IMPORTER, &args).await;
     assert_exit(&o, 1);
     assert!(
         err(&o).contains("already exists") && err(&o).contains("--force"),
@@ -174,18 +158,13 @@ async fn conflicts_force_timeouts_and_refusals() {
     // No import right: the permissions preflight says so before anything is sent (exit 3),
     // with the role and the command that grant it.
     let before = w.arm.import_bodies().len();
-    let o = import(
-        &w,
-        READER,
-        &base(&["--source", "app:v1", "-t", "app:denied"]),
-    )
-    .await;
+    let args = base(&["--source", "app:v1", "-t", "app:denied"]);
+    let o = import(&w, READER, &args).await;
     assert_exit(&o, 3);
-    assert_stderr_has(&o, "importImage/action");
-    assert_stderr_has(
-        &o,
-        "--role \"Container Registry Data Importer and Data Reader\"",
-    );
+    let role = "--role \"Container Registry Data Importer and Data Reader\"";
+    for want in ["importImage/action", role] {
+        assert_stderr_has(&o, want);
+    }
     assert_eq!(w.arm.import_bodies().len(), before, "nothing was started");
 
     // --mode server with a target that is no ACR: a usage error.

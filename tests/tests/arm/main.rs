@@ -388,37 +388,28 @@ async fn the_emulator_is_strict_about_tokens_and_bodies() {
         async move { http.exchange(r).await.unwrap() }
     };
     let good_body = r#"{"source":{"registryUri":"docker.io","sourceImage":"library/hello-world"},"mode":"NoForce"}"#;
-    let code = |r: &http::Response<Bytes>| {
-        serde_json::from_slice::<serde_json::Value>(r.body()).unwrap()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+    // The status and ARM's error code of an answer.
+    let answer = |r: &http::Response<Bytes>| {
+        let body = serde_json::from_slice::<serde_json::Value>(r.body()).unwrap();
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        (r.status().as_u16(), code.to_owned())
     };
     let r = send(post(None, good_body)).await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "AuthenticationFailed")
-    );
+    assert_eq!(answer(&r), (401, "AuthenticationFailed".into()));
     let r = send(post(Some("Bearer not.a.jwt".into()), good_body)).await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(answer(&r), (401, "InvalidAuthenticationToken".into()));
     let acr_token = w.aad.issue_token(IMPORTER.0, ACR_AUDIENCE, 600).unwrap();
     let r = send(post(Some(format!("Bearer {acr_token}")), good_body)).await;
     assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationTokenAudience")
+        answer(&r),
+        (401, "InvalidAuthenticationTokenAudience".into())
     );
     let expired = w
         .aad
         .issue_token(IMPORTER.0, "https://management.azure.com", -60)
         .unwrap();
     let r = send(post(Some(format!("Bearer {expired}")), good_body)).await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(answer(&r), (401, "InvalidAuthenticationToken".into()));
     let token = w
         .aad
         .issue_token(IMPORTER.0, "https://management.azure.com", 600)
@@ -452,10 +443,7 @@ async fn the_emulator_is_strict_about_tokens_and_bodies() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationTokenTenant")
-    );
+    assert_eq!(answer(&r), (401, "InvalidAuthenticationTokenTenant".into()));
     let _ = OTHER_TENANT;
 }
 
