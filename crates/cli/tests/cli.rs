@@ -1,67 +1,39 @@
 //! The `acr` binary against real registries: flags, formats, exit codes, signals.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use acr_import_testsupport::seed::Seeder;
-use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
+use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry, TokenServer};
 
 mod common;
-use common::{ACR, acr, rt, stderr, stdout};
+use common::{
+    ACR, Acr, acr, assert_contains_all, interrupt, json, rt, seed, seed_with, seeded_pair,
+    show_tags, stalling_blobs, start_both, stderr, stdout, temp_file, token_source_and_target,
+    wait_until, write_file,
+};
 
-/// Seeds `repo:tag` in `reg` (a one-layer image) with the test support's own client.
-fn seed(reg: &Registry, repo: &str, tag: &str, seed: u8) {
-    seed_with(Seeder::new(&reg.host()).unwrap(), repo, tag, seed);
+/// The source stalling every blob download after 1000 bytes, for 30 s.
+fn stalled(rt: &tokio::runtime::Runtime, src: &Registry) -> Proxy {
+    stalling_blobs(rt, src, Duration::from_secs(30), Some(1000))
 }
 
-fn seed_with(reg: Seeder, repo: &str, tag: &str, seed: u8) {
-    use acr_import_testsupport::seed::{Blob, image, push_manifest};
-    rt().block_on(async {
-        let layer = Blob::layer(u64::from(seed), 50_000);
-        let m = image(&reg, repo, "linux", "amd64", &[&layer], false).await?;
-        push_manifest(&reg, repo, Some(tag), &m).await
-    })
-    .unwrap();
-}
-
-/// A source and a target registry.
-fn pair(rt: &tokio::runtime::Runtime) -> (Registry, Registry) {
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    (src.unwrap(), dst.unwrap())
-}
-
-/// A proxy in front of `src` whose blob downloads stall after 1000 bytes, for 30 s.
-fn stalling_blobs(rt: &tokio::runtime::Runtime, src: &Registry) -> Proxy {
-    rt.block_on(Proxy::start(
-        src.addr(),
-        ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-            duration: Duration::from_secs(30),
-            after_bytes: Some(1000),
-        })
-        .method("GET")
-        .path_contains("/blobs/")
-        .every()]),
-    ))
-    .unwrap()
+/// The import of `plain`'s `app:v1` into `reg` as `app:v1`, signed in to `reg` as `user`
+/// through the target's environment variables.
+fn import_as_target_user(plain: &Registry, reg: &Registry, user: (&str, &str)) -> Acr {
+    Acr::import(&reg.host(), &format!("{}/app:v1", plain.host()))
+        .images(&["app:v1"])
+        .env("ACR_IMPORT_TARGET_USERNAME", user.0)
+        .env("ACR_IMPORT_TARGET_PASSWORD", user.1)
 }
 
 #[test]
 fn import_summary_formats_and_listing() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "app", "v1", 1);
+    let (src, dst) = seeded_pair(&rt, &[("app", "v1", 1)]);
     let source = format!("{}/app:v1", src.host());
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v1",
-        "-t",
-        "app:stable",
-    ]);
+    let import = Acr::import(&dst.host(), &source);
+    let o = import.clone().images(&["app:v1", "app:stable"]).run();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
@@ -77,15 +49,8 @@ fn import_summary_formats_and_listing() {
     );
 
     // Again: nothing to do, and the summary says so.
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v1",
-    ]);
+    let again = import.images(&["app:v1"]);
+    let o = again.run();
     assert_eq!(
         stdout(&o).trim_end(),
         format!(
@@ -93,82 +58,31 @@ fn import_summary_formats_and_listing() {
             dst.host()
         )
     );
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v1",
-        "-o",
-        "json",
-    ]);
+    let o = again.clone().format("json").run();
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(report["up_to_date"], true);
     assert!(report["digest"].as_str().unwrap().starts_with("sha256:"));
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v1",
-        "-o",
-        "yaml",
-    ]);
+    let o = again.clone().format("yaml").run();
     assert!(stdout(&o).contains("up_to_date: true"), "{}", stdout(&o));
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v1",
-        "-o",
-        "none",
-    ]);
+    let o = again.format("none").run();
     assert!(o.status.success() && o.stdout.is_empty());
 
-    let o = acr(&[
-        "repository",
-        "show-tags",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "app",
-    ]);
+    let o = show_tags(&dst.host(), "app");
     assert_eq!(
         serde_json::from_slice::<Vec<String>>(&o.stdout).unwrap(),
         ["stable", "v1"]
     );
-    let o = acr(&[
-        "repository",
-        "show-manifests",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "app",
-    ]);
+    let o = Acr::on_repository(&["repository", "show-manifests"], &dst.host(), "app").run();
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rows[0]["tags"], serde_json::json!(["stable", "v1"]));
     assert!(
         rows[0].get("timestamp").is_some(),
         "az's shape: digest, tags, timestamp"
     );
-    let o = acr(&[
-        "manifest",
-        "list-metadata",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "app",
-        "--detail",
-        "-o",
-        "table",
-    ]);
+    let o = Acr::on_repository(&["manifest", "list-metadata"], &dst.host(), "app")
+        .args(&["--detail"])
+        .format("table")
+        .run();
     let table = stdout(&o);
     assert!(
         table.lines().next().unwrap().starts_with("Digest"),
@@ -185,217 +99,85 @@ fn import_summary_formats_and_listing() {
 #[test]
 fn usage_errors_conflicts_and_force() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "app", "v1", 2);
-    seed(&src, "app", "v2", 3);
+    let (src, dst) = seeded_pair(&rt, &[("app", "v1", 2), ("app", "v2", 3)]);
     assert_eq!(acr(&["import", "-n", &dst.host()]).status.code(), Some(2));
-    let o = acr(&["import", "-n", "my_registry", "--source", "x/y:1"]);
+    let o = Acr::import("my_registry", "x/y:1").run();
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).starts_with("ERROR: `my_registry` is not a valid registry name"),
         "{}",
         stderr(&o)
     );
-    let o = acr(&["import", "-n", &dst.host(), "--source", "Nginx:latest"]);
+    let o = Acr::import(&dst.host(), "Nginx:latest").run();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("use `nginx`"), "{}", stderr(&o));
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        "x/y",
-        "-u",
-        "someone",
-    ]);
+    let o = Acr::import(&dst.host(), "x/y")
+        .args(&["-u", "someone"])
+        .run();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("Please provide password"));
 
     let v1 = format!("{}/app:v1", src.host());
     let v2 = format!("{}/app:v2", src.host());
-    assert!(
-        acr(&[
-            "import",
-            "-n",
-            &dst.host(),
-            "--source",
-            &v1,
-            "-t",
-            "app:prod"
-        ])
-        .status
-        .success()
-    );
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &v2,
-        "-t",
-        "app:prod",
-    ]);
+    let prod = |source: &str| Acr::import(&dst.host(), source).images(&["app:prod"]);
+    assert!(prod(&v1).run().status.success());
+    let o = prod(&v2).run();
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &v2,
-        "-t",
-        "app:prod",
-        "--force",
-        "false",
-    ]);
+    let o = prod(&v2).args(&["--force", "false"]).run();
     assert_eq!(o.status.code(), Some(1));
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &v2,
-        "-t",
-        "app:prod",
-        "--force",
-    ]);
+    let o = prod(&v2).args(&["--force"]).run();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &v1,
-        "-t",
-        "dry:run",
-        "--dry-run",
-        "-o",
-        "json",
-    ]);
+    let o = Acr::import(&dst.host(), &v1)
+        .images(&["dry:run"])
+        .args(&["--dry-run"])
+        .format("json")
+        .run();
     let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(plan["dry_run"], true);
-    let o = acr(&[
-        "repository",
-        "show-tags",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "dry",
-    ]);
+    let o = show_tags(&dst.host(), "dry");
     assert_ne!(o.status.code(), Some(0), "a dry run writes nothing");
 }
 
 #[test]
 fn credentials_from_stdin_warning_for_p_and_auth_exit_code() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async {
-        tokio::join!(
-            Registry::builder()
-                .htpasswd(&[("alice", "pa55-word")])
-                .start(),
-            Registry::start()
-        )
-    });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = start_both(
+        &rt,
+        Registry::builder().htpasswd(&[("alice", "pa55-word")]),
+        Registry::builder(),
+    );
     // Seed through a plain registry, then copy into the authenticated one with target env creds.
     let plain = rt.block_on(Registry::start()).unwrap();
     seed(&plain, "app", "v1", 4);
-    let o = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &src.host(),
-            "--source",
-            &format!("{}/app:v1", plain.host()),
-            "-t",
-            "app:v1",
-        ])
-        .env("ACR_IMPORT_TARGET_USERNAME", "alice")
-        .env("ACR_IMPORT_TARGET_PASSWORD", "pa55-word")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    import_as_target_user(&plain, &src, ("alice", "pa55-word")).run_ok();
 
     let source = format!("{}/app:v1", src.host());
-    let mut child = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &dst.host(),
-            "--source",
-            &source,
-            "-t",
-            "app:v1",
-            "-u",
-            "alice",
-            "--password-stdin",
-            "--debug",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"pa55-word\n")
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let to = |image: &str| Acr::import(&dst.host(), &source).images(&[image]);
+    let o = to("app:v1")
+        .args(&["-u", "alice", "--password-stdin", "--debug"])
+        .stdin("pa55-word")
+        .run_ok();
     assert!(
         !stderr(&o).contains("pa55-word") && !stdout(&o).contains("pa55-word"),
         "the secret never appears, even with --debug"
     );
     assert!(!stderr(&o).contains("WARNING"));
 
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v2",
-        "-u",
-        "alice",
-        "-p",
-        "pa55-word",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = to("app:v2")
+        .args(&["-u", "alice", "-p", "pa55-word"])
+        .run_ok();
     assert!(
         stderr(&o).contains("WARNING: a password on the command line"),
         "{}",
         stderr(&o)
     );
 
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v3",
-        "-u",
-        "alice",
-        "-p",
-        "wrong",
-    ]);
+    let o = to("app:v3").args(&["-u", "alice", "-p", "wrong"]).run();
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(!stderr(&o).contains("wrong"), "{}", stderr(&o));
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v3",
-    ]);
+    let o = to("app:v3").run();
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("HINT:"), "{}", stderr(&o));
 }
@@ -403,26 +185,15 @@ fn credentials_from_stdin_warning_for_p_and_auth_exit_code() {
 #[test]
 fn batch_file_reports_every_entry_and_fails_on_one() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "a", "v1", 5);
-    seed(&src, "b", "v1", 6);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mirror.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let (src, dst) = seeded_pair(&rt, &[("a", "v1", 5), ("b", "v1", 6)]);
+    let (_dir, file) = temp_file(
+        "mirror.yaml",
+        &format!(
             "- source: {h}/a:v1\n  images: [mirror/a:v1]\n- source: {h}/b:v1\n  repositories: [mirror/b]\n- source: {h}/missing:v1\n",
             h = src.host()
         ),
-    )
-    .unwrap();
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--from-file",
-        file.to_str().unwrap(),
-    ]);
+    );
+    let o = Acr::batch(&dst.host(), &file).run();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let table = stdout(&o);
     assert_eq!(
@@ -436,126 +207,46 @@ fn batch_file_reports_every_entry_and_fails_on_one() {
         "{}",
         stderr(&o)
     );
-    let o = acr(&[
-        "repository",
-        "show-tags",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "mirror/a",
-    ]);
+    let o = show_tags(&dst.host(), "mirror/a");
     assert!(stdout(&o).contains("v1"));
 }
 
 #[test]
 fn interrupt_mid_copy_exits_130_and_moves_no_tag() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "app", "v1", 7);
+    let (src, dst) = seeded_pair(&rt, &[("app", "v1", 7)]);
     // The source's blob downloads stall: the copy is mid-flight when the signal comes.
-    let slow = stalling_blobs(&rt, &src);
-    let child = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &dst.host(),
-            "--source",
-            &format!("{}/app:v1", slow.host()),
-            "-t",
-            "app:v1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while slow.count("GET", "/blobs/") == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(
-        slow.count("GET", "/blobs/") > 0,
-        "the copy reached the blobs"
-    );
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let o = child.wait_with_output().unwrap();
+    let slow = stalled(&rt, &src);
+    let child = Acr::import(&dst.host(), &format!("{}/app:v1", slow.host()))
+        .images(&["app:v1"])
+        .spawn();
+    let reached = || slow.count("GET", "/blobs/") > 0;
+    wait_until(Duration::from_secs(20), Duration::from_millis(50), reached);
+    assert!(reached(), "the copy reached the blobs");
+    let o = interrupt(child);
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     assert!(stderr(&o).contains("no tag was moved"));
-    let o = acr(&[
-        "repository",
-        "show-tags",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "app",
-    ]);
+    let o = show_tags(&dst.host(), "app");
     assert!(!stdout(&o).contains("v1"), "no tag moved: {}", stdout(&o));
 }
 
 #[test]
 fn trace_logs_carry_no_secret() {
     let rt = rt();
-    let tokens = rt
-        .block_on(
-            acr_import_testsupport::TokenServer::builder()
-                .default_users()
-                .start(),
-        )
-        .unwrap();
-    let (src, dst) = rt.block_on(async {
-        tokio::join!(
-            Registry::builder().token_auth(&tokens).start(),
-            Registry::start()
-        )
-    });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (tokens, src, dst) = token_source_and_target(&rt, TokenServer::builder().default_users());
     let plain = rt.block_on(Registry::start()).unwrap();
     seed(&plain, "app", "v1", 9);
-    let o = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &src.host(),
-            "--source",
-            &format!("{}/app:v1", plain.host()),
-            "-t",
-            "app:v1",
-        ])
-        .env("ACR_IMPORT_TARGET_USERNAME", "alice")
-        .env("ACR_IMPORT_TARGET_PASSWORD", "s3cret")
+    let o = import_as_target_user(&plain, &src, ("alice", "s3cret"))
         .env("RUST_LOG", "trace")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+        .run_ok();
     let mut all = stdout(&o) + &stderr(&o);
-    let mut child = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &dst.host(),
-            "--source",
-            &format!("{}/app:v1", src.host()),
-            "-t",
-            "app:v1",
-            "-u",
-            "alice",
-            "--password-stdin",
-            "-o",
-            "json",
-        ])
+    let o = Acr::import(&dst.host(), &format!("{}/app:v1", src.host()))
+        .images(&["app:v1"])
+        .args(&["-u", "alice", "--password-stdin"])
+        .format("json")
         .env("RUST_LOG", "trace")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
-    let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+        .stdin("s3cret")
+        .run_ok();
     all += &(stdout(&o) + &stderr(&o));
     assert!(all.len() > 1000, "trace logging is on: {} bytes", all.len());
     assert!(tokens.request_count() >= 2, "tokens were issued");
@@ -576,75 +267,43 @@ fn seed_as(reg: &Registry, user: (&str, &str), repo: &str, tag: &str, n: u8) {
 
 #[test]
 fn batch_entries_on_one_host_keep_their_own_credentials() {
-    use acr_import_testsupport::{Grant, TokenServer};
+    use acr_import_testsupport::Grant;
     let rt = rt();
     // ann may read team-a only, bob team-b only: each entry works only with its own
     // credentials.
-    let tokens = rt
-        .block_on(
-            TokenServer::builder()
-                .default_users()
-                .user("ann", "ann-pw", [Grant::repository("team-a", &["pull"])])
-                .user("bob", "bob-pw", [Grant::repository("team-b", &["pull"])])
-                .start(),
-        )
-        .unwrap();
-    let (src, dst) = rt.block_on(async {
-        tokio::join!(
-            Registry::builder().token_auth(&tokens).start(),
-            Registry::start()
-        )
-    });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (_tokens, src, dst) = token_source_and_target(
+        &rt,
+        TokenServer::builder()
+            .default_users()
+            .user("ann", "ann-pw", [Grant::repository("team-a", &["pull"])])
+            .user("bob", "bob-pw", [Grant::repository("team-b", &["pull"])]),
+    );
     seed_as(&src, TokenServer::ALICE, "team-a", "v1", 11);
     seed_as(&src, TokenServer::ALICE, "team-b", "v1", 12);
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("batch.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-b:v1\n  credentials-env: BOB\n",
-            h = src.host()
-        ),
-    )
-    .unwrap();
-    let o = Command::new(ACR)
-        .args(["import", "-n", &dst.host(), "--from-file"])
-        .arg(&file)
-        .env("ANN_USERNAME", "ann")
-        .env("ANN_PASSWORD", "ann-pw")
-        .env("BOB_USERNAME", "bob")
-        .env("BOB_PASSWORD", "bob-pw")
-        .output()
-        .unwrap();
+    let batch = |text: String| {
+        let file = write_file(dir.path(), "batch.yaml", &text);
+        Acr::batch(&dst.host(), &file)
+            .env("ANN_USERNAME", "ann")
+            .env("ANN_PASSWORD", "ann-pw")
+            .env("BOB_USERNAME", "bob")
+            .env("BOB_PASSWORD", "bob-pw")
+            .run()
+    };
+    let o = batch(format!(
+        "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-b:v1\n  credentials-env: BOB\n",
+        h = src.host()
+    ));
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     for repo in ["team-a", "team-b"] {
-        let o = acr(&[
-            "repository",
-            "show-tags",
-            "-n",
-            &dst.host(),
-            "--repository",
-            repo,
-        ]);
+        let o = show_tags(&dst.host(), repo);
         assert!(stdout(&o).contains("v1"), "{repo}: {}", stdout(&o));
     }
     // One repository read with two different credentials: refused before anything runs.
-    std::fs::write(
-        &file,
-        format!(
-            "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-a:v1\n  images: [copy:v1]\n  credentials-env: BOB\n",
-            h = src.host()
-        ),
-    )
-    .unwrap();
-    let o = Command::new(ACR)
-        .args(["import", "-n", &dst.host(), "--from-file"])
-        .arg(&file)
-        .envs([("ANN_USERNAME", "ann"), ("ANN_PASSWORD", "ann-pw")])
-        .envs([("BOB_USERNAME", "bob"), ("BOB_PASSWORD", "bob-pw")])
-        .output()
-        .unwrap();
+    let o = batch(format!(
+        "- source: {h}/team-a:v1\n  credentials-env: ANN\n- source: {h}/team-a:v1\n  images: [copy:v1]\n  credentials-env: BOB\n",
+        h = src.host()
+    ));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("different credentials"),
@@ -657,50 +316,23 @@ fn batch_entries_on_one_host_keep_their_own_credentials() {
 #[test]
 fn interrupt_after_some_entries_names_the_tags_they_moved() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "fast", "v1", 13);
-    seed(&src, "slow", "v1", 14);
-    let slow = stalling_blobs(&rt, &src);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("batch.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let (src, dst) = seeded_pair(&rt, &[("fast", "v1", 13), ("slow", "v1", 14)]);
+    let slow = stalled(&rt, &src);
+    let (_dir, file) = temp_file(
+        "batch.yaml",
+        &format!(
             "- source: {}/fast:v1\n  images: [fast:v1]\n- source: {}/slow:v1\n  images: [slow:v1]\n",
             src.host(),
             slow.host()
         ),
-    )
-    .unwrap();
-    let child = Command::new(ACR)
-        .args(["import", "-n", &dst.host(), "--from-file"])
-        .arg(&file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let tagged = || {
-        stdout(&acr(&[
-            "repository",
-            "show-tags",
-            "-n",
-            &dst.host(),
-            "--repository",
-            "fast",
-        ]))
-        .contains("v1")
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !(tagged() && slow.count("GET", "/blobs/") > 0) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    );
+    let child = Acr::batch(&dst.host(), &file).spawn();
+    let tagged = || stdout(&show_tags(&dst.host(), "fast")).contains("v1");
+    wait_until(Duration::from_secs(20), Duration::from_millis(100), || {
+        tagged() && slow.count("GET", "/blobs/") > 0
+    });
     assert!(tagged(), "the fast entry finished");
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let o = child.wait_with_output().unwrap();
+    let o = interrupt(child);
     assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(!err.contains("no tag was moved"), "{err}");
@@ -730,25 +362,13 @@ fn output_into_a_closed_pipe_ends_quietly_without_a_backtrace() {
 #[test]
 fn a_target_that_wants_a_login_gets_the_target_hint() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async {
-        tokio::join!(
-            Registry::start(),
-            Registry::builder()
-                .htpasswd(&[("alice", "pa55-word")])
-                .start()
-        )
-    });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = start_both(
+        &rt,
+        Registry::builder(),
+        Registry::builder().htpasswd(&[("alice", "pa55-word")]),
+    );
     seed(&src, "app", "v1", 15);
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &format!("{}/app:v1", src.host()),
-    ]);
-    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    let err = stderr(&o);
+    let err = Acr::import(&dst.host(), &format!("{}/app:v1", src.host())).expect_exit(4);
     assert!(
         err.starts_with("ERROR: the target side failed"),
         "which side refused: {err}"
@@ -784,9 +404,7 @@ fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operat
             "does not resolve",
         ),
     ] {
-        let o = acr(&["import", "-n", &dst.host(), "--source", &source]);
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-        let err = stderr(&o);
+        let err = Acr::import(&dst.host(), &source).expect_exit(1);
         assert!(
             err.starts_with(&format!(
                 "ERROR: the source side failed: manifest fetch on {host}/app:v1"
@@ -802,8 +420,7 @@ fn an_unreachable_registry_fails_without_retries_naming_side_registry_and_operat
 #[test]
 fn a_timeout_keeps_the_failure_it_was_retrying() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "app", "v1", 16);
+    let (src, dst) = seeded_pair(&rt, &[("app", "v1", 16)]);
     // The source answers 503 to every manifest request: retried until the timeout.
     let busy = rt
         .block_on(Proxy::start(
@@ -817,17 +434,9 @@ fn a_timeout_keeps_the_failure_it_was_retrying() {
             .every()]),
         ))
         .unwrap();
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &format!("{}/app:v1", busy.host()),
-        "--timeout",
-        "1",
-    ]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
+    let err = Acr::import(&dst.host(), &format!("{}/app:v1", busy.host()))
+        .args(&["--timeout", "1"])
+        .expect_exit(1);
     assert!(err.contains("did not finish within 1 s"), "{err}");
     assert!(err.contains("no tag was moved"), "{err}");
     // The source is resolved with a HEAD first: that is the request being retried.
@@ -840,17 +449,10 @@ fn a_timeout_keeps_the_failure_it_was_retrying() {
 #[test]
 fn debug_shows_each_request_and_no_chatter() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "app", "v1", 17);
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &format!("{}/app:v1", src.host()),
-        "--debug",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (src, dst) = seeded_pair(&rt, &[("app", "v1", 17)]);
+    let o = Acr::import(&dst.host(), &format!("{}/app:v1", src.host()))
+        .args(&["--debug"])
+        .run_ok();
     let err = stderr(&o);
     // The source is resolved with a HEAD, then read by digest.
     let manifest = format!("HEAD http://{}/v2/app/manifests/v1 → 200 in ", src.host());
@@ -869,17 +471,9 @@ fn debug_shows_each_request_and_no_chatter() {
 #[test]
 fn a_digest_is_no_target_tag() {
     let hex = "0123456789abcdef".repeat(4);
-    let o = acr(&[
-        "import",
-        "-n",
-        "127.0.0.1:1",
-        "--source",
-        "127.0.0.1:2/app:v1",
-        "-t",
-        &format!("x@sha256:{hex}"),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
+    let err = Acr::import("127.0.0.1:1", "127.0.0.1:2/app:v1")
+        .images(&[&format!("x@sha256:{hex}")])
+        .expect_exit(2);
     assert!(
         err.starts_with(&format!(
             "ERROR: --image `x@sha256:{hex}` names a digest: a target is repo[:tag]"
@@ -891,16 +485,16 @@ fn a_digest_is_no_target_tag() {
 
 #[test]
 fn reference_errors_carry_only_advice_that_fits() {
-    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", "Nginx:latest"]);
+    let o = Acr::import("127.0.0.1:1", "Nginx:latest").run();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(
         stderr(&o).trim_end(),
         "ERROR: --source `Nginx:latest`: repository name must be lowercase: `Nginx` at position 0; use `nginx`"
     );
-    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", "app@sha256:abc"]);
+    let o = Acr::import("127.0.0.1:1", "app@sha256:abc").run();
     assert!(!stderr(&o).contains("--registry"), "{}", stderr(&o));
     // Where the reference names no repository, pointing at a full reference fits.
-    let o = acr(&["import", "-n", "127.0.0.1:1", "--source", ":v1"]);
+    let o = Acr::import("127.0.0.1:1", ":v1").run();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("give a full reference"),
@@ -912,25 +506,13 @@ fn reference_errors_carry_only_advice_that_fits() {
 #[test]
 fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
     let rt = rt();
-    let (src, dst) = pair(&rt);
-    seed(&src, "app", "v1", 18);
+    let (src, dst) = seeded_pair(&rt, &[("app", "v1", 18)]);
     let source = format!("{}/app:v1", src.host());
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &source,
-        "-t",
-        "app:v1",
-        "-t",
-        "app:stable",
-        "--repository",
-        "pinned",
-        "-o",
-        "table",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Acr::import(&dst.host(), &source)
+        .images(&["app:v1", "app:stable"])
+        .args(&["--repository", "pinned"])
+        .format("table")
+        .run_ok();
     let table = stdout(&o);
     let lines: Vec<&str> = table.lines().collect();
     assert!(
@@ -959,24 +541,13 @@ fn the_import_table_has_a_row_per_target_and_batches_keep_file_order() {
     for (i, repo) in ["b", "c", "d", "e"].iter().enumerate() {
         seed(&src, repo, "v1", 20 + i as u8);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("batch.yaml");
     let order = ["e", "b", "d", "c"];
     let yaml: String = order
         .iter()
         .map(|r| format!("- source: {}/{r}:v1\n", src.host()))
         .collect();
-    std::fs::write(&file, yaml).unwrap();
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--from-file",
-        file.to_str().unwrap(),
-        "-o",
-        "tsv",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_dir, file) = temp_file("batch.yaml", &yaml);
+    let o = Acr::batch(&dst.host(), &file).format("tsv").run_ok();
     let sources: Vec<String> = stdout(&o)
         .lines()
         .map(|l| l.split('\t').next().unwrap().to_owned())
@@ -997,15 +568,9 @@ fn usage_errors_speak_one_voice_and_name_everything_missing() {
         "ERROR: the following arguments are required: --name/-n, --source"
     );
     for (flag, value) in [("--jobs", "0"), ("--timeout", "0")] {
-        let o = acr(&[
-            "import",
-            "-n",
-            "127.0.0.1:1",
-            "--source",
-            "x/y:1",
-            flag,
-            value,
-        ]);
+        let o = Acr::import("127.0.0.1:1", "x/y:1")
+            .args(&[flag, value])
+            .run();
         assert_eq!(o.status.code(), Some(2), "{flag}: {}", stderr(&o));
         assert!(
             stderr(&o).starts_with(&format!("ERROR: invalid value '0' for '{flag}")),
@@ -1102,14 +667,10 @@ fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
             publish(&publisher, repo, "v1", 10 + i as u8, &["amd64"]).await;
         }
     });
-    let json = |o: &Output| -> serde_json::Value {
-        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-    };
 
     // A first import of a 3-platform image: at most 4 pulls.
     let app = format!("{}/library/app:v1", hub.host());
-    let o = acr(&["import", "-n", &dst.host(), "--source", &app, "-o", "json"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Acr::import(&dst.host(), &app).format("json").run_ok();
     assert_eq!(json(&o)["source_pulls"], 4);
     assert_eq!(hub.anonymous_pulls(), 4);
 
@@ -1117,29 +678,18 @@ fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
     // re-run unchanged anonymously: 0 pulls, and it succeeds.
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, extra: &str| {
-        let file = dir.path().join(name);
         let entries: String = images
             .iter()
             .map(|r| format!("- source: {}/{r}:v1\n{extra}", hub.host()))
             .collect();
-        std::fs::write(&file, entries).unwrap();
-        file.to_str().unwrap().to_owned()
+        write_file(dir.path(), name, &entries)
     };
     let signed_in = write("signed-in.yaml", "  credentials-env: HUB\n");
-    let o = acr_env(
-        &[
-            "import",
-            "-n",
-            &dst.host(),
-            "--from-file",
-            &signed_in,
-            "-o",
-            "json",
-        ],
-        &[("HUB_USERNAME", user), ("HUB_PASSWORD", token)],
-        None,
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Acr::batch(&dst.host(), &signed_in)
+        .format("json")
+        .env("HUB_USERNAME", user)
+        .env("HUB_PASSWORD", token)
+        .run_ok();
     let pulls = entry_pulls(&json(&o));
     assert!(pulls.iter().all(|p| *p == 1), "one per image: {pulls:?}");
     assert_eq!(
@@ -1148,16 +698,7 @@ fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
         "the signed-in run spent no anonymous pull"
     );
     let mirror = write("mirror.yaml", "");
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--from-file",
-        &mirror,
-        "-o",
-        "json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Acr::batch(&dst.host(), &mirror).format("json").run_ok();
     let report = json(&o);
     let up_to_date = report["tags"].as_array().unwrap().iter();
     assert_eq!(
@@ -1177,76 +718,35 @@ fn docker_hub_budget_first_import_unchanged_mirror_spent_budget_and_a_token() {
     let gets = hub.manifest_gets();
     let started = std::time::Instant::now();
     let new = format!("{}/library/new:v1", hub.host());
-    let o = acr(&["import", "-n", &dst.host(), "--source", &new]);
+    let o = Acr::import(&dst.host(), &new).run();
     let took = started.elapsed();
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    for part in [
-        "this import needs 1 pull, 0 remain until",
-        "a limit of 10 pulls per 1 h",
-        "Docker Hub access token",
-        "--platform",
-        "--wait-rate-limit",
-    ] {
-        assert!(
-            stderr(&o).contains(part),
-            "{part:?} missing from: {}",
-            stderr(&o)
-        );
-    }
+    assert_contains_all(
+        &stderr(&o),
+        &[
+            "this import needs 1 pull, 0 remain until",
+            "a limit of 10 pulls per 1 h",
+            "Docker Hub access token",
+            "--platform",
+            "--wait-rate-limit",
+        ],
+    );
     assert_eq!(hub.manifest_gets(), gets, "no manifest GET was sent");
-    let o = acr(&[
-        "repository",
-        "show-tags",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "library/new",
-    ]);
+    let o = show_tags(&dst.host(), "library/new");
     assert!(!stdout(&o).contains("v1"), "no tag: {}", stdout(&o));
     eprintln!("the refused import took {took:?}");
 
     // With a Docker Hub token it succeeds; the CDN origin serves the blobs and never sees
     // an Authorization header.
     hub.clear_requests();
-    let o = acr_env(
-        &[
-            "import",
-            "-n",
-            &dst.host(),
-            "--source",
-            &new,
-            "-u",
-            user,
-            "--password-stdin",
-            "-o",
-            "json",
-        ],
-        &[],
-        Some(token),
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = Acr::import(&dst.host(), &new)
+        .args(&["-u", user, "--password-stdin"])
+        .format("json")
+        .stdin(token)
+        .run_ok();
     assert_eq!(json(&o)["source_pulls"], 1);
     assert!(!hub.cdn_requests().is_empty());
     assert!(!hub.cdn_saw_authorization(), "{:#?}", hub.cdn_requests());
-}
-
-/// [`acr`] with extra environment variables and, optionally, standard input.
-fn acr_env(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
-    use std::io::Write as _;
-    let mut cmd = Command::new(ACR);
-    cmd.args(args)
-        .env_remove("ACR_IMPORT_SOURCE_PASSWORD")
-        .env_remove("ACR_IMPORT_SOURCE_USERNAME")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run acr");
-    if let Some(text) = stdin {
-        let _ = writeln!(child.stdin.take().expect("stdin"), "{text}");
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().expect("acr output")
 }
 
 /// `--wait-rate-limit`: the shortfall is said before any byte moves, then the import waits
@@ -1263,53 +763,29 @@ fn wait_rate_limit_counts_down_instead_of_failing() {
         3,
         &["amd64", "arm64", "s390x"],
     ));
-    let child = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &dst.host(),
-            "--source",
-            &format!("{}/library/app:v1", hub.host()),
-            "--wait-rate-limit",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let child = Acr::import(&dst.host(), &format!("{}/library/app:v1", hub.host()))
+        .args(&["--wait-rate-limit"])
+        .spawn();
     let refused = || hub.requests().iter().any(|r| r.status == Some(429));
-    while !refused() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(Duration::from_secs(20), Duration::from_millis(50), refused);
     assert!(refused(), "the budget ran out mid-import");
     // A few seconds of countdown.
     std::thread::sleep(Duration::from_millis(2500));
-    let killed = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let o = child.wait_with_output().unwrap();
+    let o = interrupt(child);
     let err = stderr(&o);
     assert_eq!(
         o.status.code(),
         Some(130),
         "still waiting when interrupted: {err}"
     );
-    for part in [
-        "this import needs 3 pulls, 1 remains until",
-        "waiting for the budget when it runs out (--wait-rate-limit)",
-        "waiting for the rate limit to reset",
-    ] {
-        assert!(err.contains(part), "{part:?} missing from: {err}");
-    }
-    let o = acr(&[
-        "repository",
-        "show-tags",
-        "-n",
-        &dst.host(),
-        "--repository",
-        "library/app",
-    ]);
+    assert_contains_all(
+        &err,
+        &[
+            "this import needs 3 pulls, 1 remains until",
+            "waiting for the budget when it runs out (--wait-rate-limit)",
+            "waiting for the rate limit to reset",
+        ],
+    );
+    let o = show_tags(&dst.host(), "library/app");
     assert!(!stdout(&o).contains("v1"), "no tag moved: {}", stdout(&o));
 }

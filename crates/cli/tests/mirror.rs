@@ -4,25 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry};
+use acr_import_testsupport::{Proxy, ProxyOptions, Registry};
 use acr_import_transfer::{Manifest, Transport, UploadStart, digest_of, manifest};
 use bytes::Bytes;
 
 mod common;
-use common::{ACR, acr, rt, stderr};
-
-fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            stderr(o)
-        )
-    })
-}
+use common::{Acr, json, pair, proxies, rt, stalling_blobs, stderr, write_file};
 
 fn bytes(seed: u64, len: usize) -> Bytes {
     acr_import_testsupport::seed::data(seed, len)
@@ -115,10 +105,9 @@ async fn complete_tags(reg: &Registry, repo: &str) -> BTreeMap<String, String> {
     out
 }
 
+/// Writes the mirror file `text` into `dir`; returns its path.
 fn write(dir: &Path, text: &str) -> String {
-    let file = dir.join("mirror.yaml");
-    std::fs::write(&file, text).unwrap();
-    file.to_string_lossy().into_owned()
+    write_file(dir, "mirror.yaml", text)
 }
 
 fn kinds(requests: &[acr_import_testsupport::RecordedRequest]) -> BTreeMap<String, usize> {
@@ -132,8 +121,7 @@ fn kinds(requests: &[acr_import_testsupport::RecordedRequest]) -> BTreeMap<Strin
 #[test]
 fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     let digests = rt.block_on(seed(
         &src,
         &[
@@ -153,13 +141,7 @@ fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks
         ],
         2000,
     ));
-    let (sp, dp) = rt.block_on(async {
-        tokio::join!(
-            Proxy::start(src.addr(), ProxyOptions::default()),
-            Proxy::start(dst.addr(), ProxyOptions::default())
-        )
-    });
-    let (sp, dp) = (sp.unwrap(), dp.unwrap());
+    let (sp, dp) = proxies(&rt, &src, &dst);
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         dir.path(),
@@ -178,20 +160,8 @@ fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks
             h = sp.host()
         ),
     );
-    let run = || {
-        acr(&[
-            "import",
-            "-n",
-            &dp.host(),
-            "--from-file",
-            &file,
-            "-o",
-            "json",
-        ])
-    };
-    let o = run();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report = json(&o);
+    let run = Acr::batch(&dp.host(), &file).format("json");
+    let report = json(&run.run_ok());
     let want_app: BTreeMap<String, String> = [
         ("v1.1.0", "v1.1.0"),
         ("1.1", "1.1"),
@@ -229,9 +199,7 @@ fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks
     // Nothing changed: the re-run lists each source repository once and looks at each tag.
     sp.clear_requests();
     dp.clear_requests();
-    let o = run();
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report = json(&o);
+    let report = json(&run.run_ok());
     for t in report["tags"].as_array().unwrap() {
         assert_eq!(t["result"], "up_to_date", "{t}");
     }
@@ -272,34 +240,20 @@ fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks
 #[test]
 fn dry_run_prints_the_plan_and_writes_nothing() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     let digests = rt.block_on(seed(&src, &[("lib/app", &["1.0", "1.1", "2.0"])], 3000));
     // The target has 1.0 already and 1.1 holding something else.
     rt.block_on(seed(&dst, &[("lib/app", &["1.1"])], 10));
     let dir = tempfile::tempdir().unwrap();
-    let one = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--source",
-        &format!("{}/lib/app:1.0", src.host()),
-    ]);
-    assert!(one.status.success(), "{}", stderr(&one));
+    Acr::import(&dst.host(), &format!("{}/lib/app:1.0", src.host())).run_ok();
     let file = write(
         dir.path(),
         &format!("- source: {}/lib/app\n  tags: {{latest: 3}}\n", src.host()),
     );
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--from-file",
-        &file,
-        "--dry-run",
-        "-o",
-        "json",
-    ]);
+    let o = Acr::batch(&dst.host(), &file)
+        .args(&["--dry-run"])
+        .format("json")
+        .run();
     // The conflict on 1.1 fails the entry, in the plan as in a run.
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let report = json(&o);
@@ -348,8 +302,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
             src.host()
         ),
     );
-    let o = acr(&["import", "-n", &dst.host(), "--from-file", &file]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    Acr::batch(&dst.host(), &file).run_ok();
     let now = rt.block_on(complete_tags(&dst, "lib/app"));
     assert_eq!(now["1.1"], d("1.1"));
     assert_eq!(now["2.0"], d("2.0"));
@@ -358,8 +311,7 @@ fn dry_run_prints_the_plan_and_writes_nothing() {
 #[test]
 fn shards_cover_the_plan_exactly_once() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     let repos: Vec<String> = (0..6).map(|i| format!("lib/r{i}")).collect();
     let tags: &[&str] = &["1.0", "1.1", "1.2", "2.0"];
     let spec: Vec<(&str, &[&str])> = repos.iter().map(|r| (r.as_str(), tags)).collect();
@@ -380,13 +332,10 @@ fn shards_cover_the_plan_exactly_once() {
     const N: usize = 3;
     let children: Vec<_> = (0..N)
         .map(|i| {
-            Command::new(ACR)
-                .args(["import", "-n", &dst.host(), "--from-file", &file])
-                .args(["--shard", &format!("{i}/{N}"), "-o", "json"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
+            Acr::batch(&dst.host(), &file)
+                .args(&["--shard", &format!("{i}/{N}")])
+                .format("json")
                 .spawn()
-                .unwrap()
         })
         .collect();
     let mut owned: Vec<String> = Vec::new();
@@ -422,34 +371,23 @@ fn shards_cover_the_plan_exactly_once() {
 #[test]
 fn a_batch_killed_with_sigkill_completes_when_started_again() {
     let rt = rt();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(&rt);
     let repos: Vec<String> = (0..10).map(|i| format!("lib/k{i}")).collect();
     let tags: &[&str] = &["1", "2"];
     let spec: Vec<(&str, &[&str])> = repos.iter().map(|r| (r.as_str(), tags)).collect();
     let digests = rt.block_on(seed(&src, &spec, 400 << 10));
     // Blob downloads from the source take a while: the batch is mid-flight when killed.
-    let slow = rt
-        .block_on(Proxy::start(
-            src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_millis(700),
-                after_bytes: Some(100 << 10),
-            })
-            .method("GET")
-            .path_contains("/blobs/")
-            .every()]),
-        ))
-        .unwrap();
+    let slow = stalling_blobs(&rt, &src, Duration::from_millis(700), Some(100 << 10));
     let dir = tempfile::tempdir().unwrap();
     let text: String = repos
         .iter()
         .map(|r| format!("- source: {}/{r}\n", slow.host()))
         .collect();
     let file = write(dir.path(), &text);
-    let mut child = Command::new(ACR)
-        .args(["import", "-n", &dst.host(), "--from-file", &file])
-        .args(["--jobs", "2", "-o", "json"])
+    let mut child = Acr::batch(&dst.host(), &file)
+        .args(&["--jobs", "2"])
+        .format("json")
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -495,17 +433,7 @@ fn a_batch_killed_with_sigkill_completes_when_started_again() {
         .map(|r| format!("- source: {}/{r}\n  target: {r}\n", counting.host()))
         .collect();
     let file = write(dir.path(), &text);
-    let o = acr(&[
-        "import",
-        "-n",
-        &dst.host(),
-        "--from-file",
-        &file,
-        "-o",
-        "json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let report = json(&o);
+    let report = json(&Acr::batch(&dst.host(), &file).format("json").run_ok());
     for t in report["tags"].as_array().unwrap() {
         let target = t["target"].as_str().unwrap();
         if finished.contains(target) {

@@ -4,23 +4,18 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, Registry, SplitMix64};
+use acr_import_testsupport::seed::Seeder;
+use acr_import_testsupport::{Proxy, Registry, SplitMix64};
 use acr_import_transfer::{Registry as Client, Transport};
 
-const ACR: &str = env!("CARGO_BIN_EXE_acr");
+mod common;
+use common::{Acr, json, pair, proxies, push_image, rt, stalling_blobs, stderr, temp_file};
 
 /// Seeds an image of `layers` blobs (256 KiB each) under `repo:v1`.
-async fn seed(reg: &Client, repo: &str, layers: usize, seed: u64) {
-    use acr_import_testsupport::seed::{Blob, Seeder, image, push_manifest};
-    let reg = &Seeder::new(reg.host()).unwrap();
-    let blobs: Vec<Blob> = (0..layers as u64)
-        .map(|k| Blob::layer(seed * 1000 + k, 256 * 1024))
-        .collect();
-    let refs: Vec<&Blob> = blobs.iter().collect();
-    let m = image(reg, repo, "linux", "amd64", &refs, false)
-        .await
-        .unwrap();
-    push_manifest(reg, repo, Some("v1"), &m).await.unwrap();
+async fn seed(reg: &Registry, repo: &str, layers: u64, seed: u64) {
+    let blobs = (0..layers).map(|k| seed * 1000 + k);
+    let reg = &Seeder::new(&reg.host()).unwrap();
+    push_image(reg, repo, "v1", blobs, 256 * 1024).await;
 }
 
 /// Every tag of `repo` resolves, and every blob its manifest names exists.
@@ -47,21 +42,14 @@ async fn tags_are_complete(reg: &Client, repo: &str) -> usize {
     tags.len()
 }
 
+/// `acr import` of `<src>/app:v1` into `dst` as `app:v1` with 3 jobs, only its standard
+/// error kept.
 fn import(src: &str, dst: &str) -> Command {
-    let mut c = Command::new(ACR);
-    c.args([
-        "import",
-        "-n",
-        dst,
-        "--source",
-        &format!("{src}/app:v1"),
-        "-t",
-        "app:v1",
-        "--jobs",
-        "3",
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+    let mut c = Acr::import(dst, &format!("{src}/app:v1"))
+        .images(&["app:v1"])
+        .args(&["--jobs", "3"])
+        .command();
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
     c
 }
 
@@ -76,26 +64,14 @@ struct Slow {
 }
 
 fn slow_source(rt: &tokio::runtime::Runtime, seed_n: u64, stall_ms: u64) -> Slow {
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
+    let (src, dst) = pair(rt);
     let t = Transport::builder().build().unwrap();
     let (s, d) = (
         t.registry(&src.url()).unwrap(),
         t.registry(&dst.url()).unwrap(),
     );
-    rt.block_on(seed(&s, "app", 12, seed_n));
-    let slow = rt
-        .block_on(Proxy::start(
-            src.addr(),
-            ProxyOptions::with_rules([FaultRule::new(FaultAction::Stall {
-                duration: Duration::from_millis(stall_ms),
-                after_bytes: None,
-            })
-            .method("GET")
-            .path_contains("/blobs/")
-            .every()]),
-        ))
-        .unwrap();
+    rt.block_on(seed(&src, "app", 12, seed_n));
+    let slow = stalling_blobs(rt, &src, Duration::from_millis(stall_ms), None);
     Slow {
         _src: src,
         dst,
@@ -107,7 +83,7 @@ fn slow_source(rt: &tokio::runtime::Runtime, seed_n: u64, stall_ms: u64) -> Slow
 
 #[test]
 fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = rt();
     // Slow blob reads so that kills land in the middle of the copy.
     let Slow {
         _src,
@@ -130,7 +106,7 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
     assert!(
         o.status.success(),
         "the run after the kills completes: {}",
-        String::from_utf8_lossy(&o.stderr)
+        stderr(&o)
     );
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
     assert_eq!(
@@ -141,7 +117,7 @@ fn sigkill_at_random_points_never_leaves_a_dangling_tag() {
 
 #[test]
 fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let rt = rt();
     let Slow {
         _src, d, dst, slow, ..
     } = slow_source(&rt, 3, 200);
@@ -149,7 +125,7 @@ fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     std::thread::sleep(Duration::from_millis(500));
     rt.block_on(dst.restart()).unwrap();
     let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
+    let err = stderr(&o);
     match o.status.code() {
         Some(0) => eprintln!("the import rode through the restart"),
         Some(1) => assert!(err.starts_with("ERROR: "), "a clean, one-line error: {err}"),
@@ -157,7 +133,7 @@ fn a_target_restart_mid_import_recovers_or_fails_cleanly() {
     }
     rt.block_on(tags_are_complete(&d, "app"));
     let o = import(&slow.host(), &dst.host()).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(rt.block_on(tags_are_complete(&d, "app")), 1);
 }
 
@@ -192,46 +168,22 @@ fn watch(child: &mut std::process::Child, port: u16) -> (u64, usize) {
 
 #[test]
 fn fifty_images_in_one_batch_stay_bounded() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (src, dst) = rt.block_on(async { tokio::join!(Registry::start(), Registry::start()) });
-    let (src, dst) = (src.unwrap(), dst.unwrap());
-    let t = Transport::builder().build().unwrap();
-    let s = t.registry(&src.url()).unwrap();
+    let rt = rt();
+    let (src, dst) = pair(&rt);
     let mut yaml = String::new();
     for i in 0..50u64 {
-        rt.block_on(seed(&s, &format!("img{i}"), 2, 100 + i));
+        rt.block_on(seed(&src, &format!("img{i}"), 2, 100 + i));
         yaml.push_str(&format!(
             "- source: {{SRC}}/img{i}:v1\n  images: [mirror/img{i}:v1]\n"
         ));
     }
-    let (sp, dp) = rt.block_on(async {
-        tokio::join!(
-            Proxy::start(src.addr(), ProxyOptions::default()),
-            Proxy::start(dst.addr(), ProxyOptions::default())
-        )
-    });
-    let (sp, dp) = (sp.unwrap(), dp.unwrap());
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mirror.yaml");
-    std::fs::write(&file, yaml.replace("{SRC}", &sp.host())).unwrap();
-    let mut child = Command::new(ACR)
-        .args([
-            "import",
-            "-n",
-            &dp.host(),
-            "--from-file",
-            file.to_str().unwrap(),
-            "-o",
-            "json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (sp, dp) = proxies(&rt, &src, &dst);
+    let (_dir, file) = temp_file("mirror.yaml", &yaml.replace("{SRC}", &sp.host()));
+    let mut child = Acr::batch(&dp.host(), &file).format("json").spawn();
     let (peak_kib, src_conns) = watch(&mut child, sp.addr().port());
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = json(&o);
     assert_eq!(
         report["entries"]
             .as_array()
@@ -241,6 +193,7 @@ fn fifty_images_in_one_batch_stay_bounded() {
             .count(),
         50
     );
+    let t = Transport::builder().build().unwrap();
     let d = t.registry(&dst.url()).unwrap();
     for i in 0..50 {
         rt.block_on(tags_are_complete(&d, &format!("mirror/img{i}")));

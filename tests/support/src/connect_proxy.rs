@@ -4,17 +4,17 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::serve::ServerTask;
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
 
 /// A `CONNECT` proxy on 127.0.0.1 that tunnels to loopback targets only and records the
 /// targets asked for and whether a `Proxy-Authorization` header came along.
 pub struct ConnectProxy {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<(String, bool)>>>,
-    task: JoinHandle<()>,
+    _task: ServerTask,
 }
 
 impl ConnectProxy {
@@ -24,7 +24,7 @@ impl ConnectProxy {
         let addr = listener.local_addr()?;
         let log: Arc<Mutex<Vec<(String, bool)>>> = Arc::new(Mutex::new(Vec::new()));
         let shared = log.clone();
-        let task = tokio::spawn(async move {
+        let task = ServerTask::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let log = shared.clone();
                 tokio::spawn(async move {
@@ -32,7 +32,11 @@ impl ConnectProxy {
                 });
             }
         });
-        Ok(Self { addr, log, task })
+        Ok(Self {
+            addr,
+            log,
+            _task: task,
+        })
     }
 
     /// `http://127.0.0.1:PORT`, for `HTTPS_PROXY`.
@@ -44,12 +48,6 @@ impl ConnectProxy {
     /// `Proxy-Authorization`.
     pub fn connects(&self) -> Vec<(String, bool)> {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-impl Drop for ConnectProxy {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::serve::ServerTask;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::util::ensure_loopback;
@@ -20,13 +20,7 @@ use crate::util::ensure_loopback;
 pub struct LatencyProxy {
     addr: SocketAddr,
     delay: Duration,
-    task: JoinHandle<()>,
-}
-
-impl Drop for LatencyProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: ServerTask,
 }
 
 impl LatencyProxy {
@@ -35,7 +29,7 @@ impl LatencyProxy {
         ensure_loopback(upstream)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
+        let task = ServerTask::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -54,7 +48,11 @@ impl LatencyProxy {
                 while conns.try_join_next().is_some() {}
             }
         });
-        Ok(Self { addr, delay, task })
+        Ok(Self {
+            addr,
+            delay,
+            _task: task,
+        })
     }
 
     /// The listening address.

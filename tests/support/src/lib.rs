@@ -106,7 +106,7 @@ pub use rbac::{Assignment, Rbac, RepositoryCondition, RoleDefinition};
 pub use registry::{
     REGISTRY_BIN_ENV, Registry, RegistryBuilder, TokenAuthSettings, htpasswd_line, registry_binary,
 };
-pub use serve::{FormRequest, serve_http1, serve_http1_with};
+pub use serve::{FormRequest, ServerTask, serve_http1, serve_http1_with};
 pub use token::{
     Access, Grant, TokenIssuer, TokenRequest, TokenServer, TokenServerBuilder, basic_auth,
     decode_claims_unverified, intersect, parse_scopes,

@@ -13,6 +13,24 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+/// A spawned task that is stopped when this is dropped: what keeps a test server serving for
+/// as long as its handle lives.
+#[derive(Debug)]
+pub struct ServerTask(tokio::task::JoinHandle<()>);
+
+impl ServerTask {
+    /// Spawns `task` on the current runtime.
+    pub fn spawn(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        ServerTask(tokio::spawn(task))
+    }
+}
+
+impl Drop for ServerTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Serves HTTP/1.1 on `listener` until the task running it is dropped: every connection
 /// (through `tls` when given; a failed handshake drops the connection) is answered by
 /// `handler`, each request in turn.

@@ -76,15 +76,7 @@ pub(crate) fn random_hex(n: usize) -> String {
 
 /// A random GUID-shaped identifier (`8-4-4-4-12` hex digits), as Azure's ids look.
 pub fn random_guid() -> String {
-    let h = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Seconds since the Unix epoch, now.

@@ -124,22 +124,9 @@ fn transient(response: &http::Response<Bytes>) -> bool {
         || (!status.is_success() && response.headers().contains_key(header::RETRY_AFTER))
 }
 
-/// A GUID of random bytes (version 4 layout), for `x-ms-client-request-id`.
+/// A random (version 4) GUID, for `x-ms-client-request-id`.
 pub(crate) fn new_request_id() -> String {
-    let mut b = [0u8; 16];
-    // A failing system RNG leaves zeros: still a well-formed id, only less unique.
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 fn header_value(response: &http::Response<Bytes>, name: &str) -> Option<String> {

@@ -3,6 +3,7 @@
 use super::*;
 use crate::permissions::CONTENT_READ;
 use crate::preflight::Verdict;
+use acr_import_testsupport::RoleDefinition;
 
 const OID: &str = "aaaaaaaa-0000-4000-8000-000000000001";
 const TARGET: &str = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/targetreg";
@@ -19,69 +20,37 @@ fn perm(actions: &[&str], not_actions: &[&str], data: &[&str]) -> Permission {
     }
 }
 
+/// The built-in role's documented permissions, from the one list the tests share.
+fn role(definition: RoleDefinition) -> Permission {
+    Permission {
+        actions: definition.actions,
+        not_actions: definition.not_actions,
+        data_actions: definition.data_actions,
+        not_data_actions: definition.not_data_actions,
+        ..Permission::default()
+    }
+}
+
 fn acr_pull() -> Permission {
-    perm(
-        &["Microsoft.ContainerRegistry/registries/pull/read"],
-        &[],
-        &[],
-    )
+    role(RoleDefinition::acr_pull())
 }
 fn acr_push() -> Permission {
-    perm(
-        &[
-            "Microsoft.ContainerRegistry/registries/pull/read",
-            "Microsoft.ContainerRegistry/registries/push/write",
-        ],
-        &[],
-        &[],
-    )
+    role(RoleDefinition::acr_push())
 }
 fn importer() -> Permission {
-    perm(
-        &[
-            "Microsoft.ContainerRegistry/registries/importImage/action",
-            "Microsoft.ContainerRegistry/registries/pull/read",
-            "Microsoft.ContainerRegistry/registries/read",
-        ],
-        &[],
-        &[],
-    )
+    role(RoleDefinition::data_importer())
 }
 fn reader() -> Permission {
-    perm(&["*/read"], &[], &[])
+    role(RoleDefinition::reader())
 }
 fn contributor() -> Permission {
-    perm(
-        &["*"],
-        &[
-            "Microsoft.Authorization/*/Delete",
-            "Microsoft.Authorization/*/Write",
-            "Microsoft.Authorization/elevateAccess/Action",
-        ],
-        &[],
-    )
+    role(RoleDefinition::contributor())
 }
 fn repository_reader() -> Permission {
-    perm(
-        &[],
-        &[],
-        &[
-            "Microsoft.ContainerRegistry/registries/repositories/content/read",
-            "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
-        ],
-    )
+    role(RoleDefinition::repository_reader())
 }
 fn repository_writer() -> Permission {
-    perm(
-        &[],
-        &[],
-        &[
-            "Microsoft.ContainerRegistry/registries/repositories/content/read",
-            "Microsoft.ContainerRegistry/registries/repositories/metadata/read",
-            "Microsoft.ContainerRegistry/registries/repositories/content/write",
-            "Microsoft.ContainerRegistry/registries/repositories/metadata/write",
-        ],
-    )
+    role(RoleDefinition::repository_writer())
 }
 
 fn registry(id: &str, abac: bool, read: PermissionsRead) -> RegistryAccess {

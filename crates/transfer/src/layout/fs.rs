@@ -110,31 +110,7 @@ pub(super) fn write_atomic_sync(dir: &Path, name: &str, bytes: &[u8]) -> Result<
     {
         return Err(refuse_link(&target));
     }
-    let mut guard = None;
-    let mut file = None;
-    for _ in 0..8 {
-        let temp = dir.join(format!("{name}{}", temp_suffix()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
-        {
-            Ok(f) => {
-                guard = Some(TempGuard::new(temp));
-                file = Some(f);
-                break;
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(io_err(&temp, e)),
-        }
-    }
-    let (Some(mut guard), Some(mut file)) = (guard, file) else {
-        return Err(io_error(
-            dir,
-            io::ErrorKind::AlreadyExists,
-            "cannot create a temporary file".to_owned(),
-        ));
-    };
+    let (mut file, mut guard) = create_temp_sync(dir, name)?;
     let temp = guard.path().to_path_buf();
     file.write_all(bytes).map_err(|e| io_err(&temp, e))?;
     file.sync_all().map_err(|e| io_err(&temp, e))?;
@@ -147,13 +123,21 @@ pub(super) fn write_atomic_sync(dir: &Path, name: &str, bytes: &[u8]) -> Result<
 
 /// Creates a new temporary file in `dir` (`.tmp-<pid>-<time>-<n>`).
 pub(super) async fn create_temp(dir: &Path) -> Result<(tokio::fs::File, TempGuard), TransferError> {
+    let owned = dir.to_owned();
+    let (file, guard) = tokio::task::spawn_blocking(move || create_temp_sync(&owned, ".tmp"))
+        .await
+        .map_err(|e| io_error(dir, io::ErrorKind::Other, e.to_string()))??;
+    Ok((tokio::fs::File::from_std(file), guard))
+}
+
+/// Creates a new file `<dir>/<prefix>-<pid>-<time>-<n>`, with a guard that removes it.
+fn create_temp_sync(dir: &Path, prefix: &str) -> Result<(std::fs::File, TempGuard), TransferError> {
     for _ in 0..8 {
-        let temp = dir.join(format!(".tmp{}", temp_suffix()));
-        match tokio::fs::OpenOptions::new()
+        let temp = dir.join(format!("{prefix}{}", temp_suffix()));
+        match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp)
-            .await
         {
             Ok(f) => return Ok((f, TempGuard::new(temp))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,

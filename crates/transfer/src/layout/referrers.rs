@@ -60,6 +60,23 @@ impl LayoutScan {
     }
 }
 
+/// Appends each of `referrers` that `list` (index `manifests`) does not hold yet; whether any
+/// was.
+fn add_missing(list: &mut Vec<Value>, referrers: &[Descriptor]) -> bool {
+    let mut added = false;
+    for d in referrers {
+        let digest = d.digest.as_str();
+        if !list
+            .iter()
+            .any(|v| v.get("digest").and_then(Value::as_str) == Some(digest))
+        {
+            list.push(d.to_referrer_json());
+            added = true;
+        }
+    }
+    added
+}
+
 /// Whether a tag is a referrers fallback tag: `sha256-` or `sha512-` and 64 hex digits.
 pub(crate) fn is_fallback_tag(tag: &str) -> bool {
     acr_import_reference::DigestTag::parse(tag).is_some_and(|t| t.suffix.is_none())
@@ -157,15 +174,7 @@ impl OciLayout {
         let mut index = self.read_index_value(&ctx).await?;
         let current = self.fallback_list(&index, tag.as_str()).await?;
         let mut list = current.clone().unwrap_or_default();
-        for d in referrers {
-            let digest = d.digest.as_str();
-            if !list
-                .iter()
-                .any(|v| v.get("digest").and_then(Value::as_str) == Some(digest))
-            {
-                list.push(d.to_referrer_json());
-            }
-        }
+        add_missing(&mut list, referrers);
         let mut changed = false;
         if current.as_ref().map(Vec::len) != Some(list.len()) {
             let body = serde_json::json!({
@@ -190,17 +199,7 @@ impl OciLayout {
                 Some(tag.as_str()),
             );
         }
-        let entries = entries_mut(&mut index);
-        for d in referrers {
-            let digest = d.digest.as_str();
-            if !entries
-                .iter()
-                .any(|e| e.get("digest").and_then(Value::as_str) == Some(digest))
-            {
-                entries.push(d.to_referrer_json());
-                changed = true;
-            }
-        }
+        changed |= add_missing(entries_mut(&mut index), referrers);
         if changed {
             self.write_index(&index).await?;
         }

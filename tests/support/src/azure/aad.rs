@@ -198,7 +198,7 @@ impl AadEmulatorBuilder {
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
         let handle = |state: Arc<AadState>, req| async move { aad_handle(&state, req).await };
-        let mut tasks = vec![tokio::spawn(serve_http1_with(
+        let mut tasks = vec![ServerTask::spawn(serve_http1_with(
             listener,
             Some(acceptor),
             state.clone(),
@@ -208,7 +208,7 @@ impl AadEmulatorBuilder {
         if state.managed_identity.is_some() {
             let mi_listener = TcpListener::bind("127.0.0.1:0").await?;
             mi_addr = Some(mi_listener.local_addr()?);
-            tasks.push(tokio::spawn(serve_http1_with(
+            tasks.push(ServerTask::spawn(serve_http1_with(
                 mi_listener,
                 None,
                 state.clone(),
@@ -221,7 +221,7 @@ impl AadEmulatorBuilder {
             tls: tls.config.clone(),
             ca_pem: tls.ca_pem,
             state,
-            tasks,
+            _tasks: tasks,
         })
     }
 }
@@ -233,7 +233,7 @@ pub struct AadEmulator {
     ca_pem: String,
     tls: Arc<rustls::ServerConfig>,
     state: Arc<AadState>,
-    tasks: Vec<JoinHandle<()>>,
+    _tasks: Vec<ServerTask>,
 }
 
 impl fmt::Debug for AadEmulator {
@@ -242,14 +242,6 @@ impl fmt::Debug for AadEmulator {
             .field("addr", &self.addr)
             .field("mi_addr", &self.mi_addr)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for AadEmulator {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
     }
 }
 

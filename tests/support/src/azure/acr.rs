@@ -283,7 +283,7 @@ impl AcrEmulatorBuilder {
             first_seen: Mutex::new(HashMap::new()),
             firewall: Mutex::new(false),
         });
-        let task = tokio::spawn(serve_http1_with(
+        let task = ServerTask::spawn(serve_http1_with(
             listener,
             None,
             state.clone(),
@@ -293,7 +293,7 @@ impl AcrEmulatorBuilder {
             addr,
             registry,
             state,
-            task,
+            _task: task,
         })
     }
 }
@@ -303,7 +303,7 @@ pub struct AcrEmulator {
     addr: SocketAddr,
     registry: Registry,
     state: Arc<AcrState>,
-    task: JoinHandle<()>,
+    _task: ServerTask,
 }
 
 impl fmt::Debug for AcrEmulator {
@@ -312,12 +312,6 @@ impl fmt::Debug for AcrEmulator {
             .field("login_server", &self.state.login_server)
             .field("tenant", &self.state.tenant)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for AcrEmulator {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

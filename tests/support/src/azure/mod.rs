@@ -90,11 +90,10 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::rbac::{Rbac, RepositoryCondition, RoleDefinition};
 use crate::registry::{Registry, TokenAuthSettings};
-use crate::serve::{FormRequest, serve_http1_with};
+use crate::serve::{FormRequest, ServerTask, serve_http1_with};
 use crate::token::{Access, Grant, TokenIssuer, intersect};
 use crate::util::{parse_form, random_guid as guid, random_hex, unix_now};
 

@@ -36,12 +36,11 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::azure::{AadEmulator, AcrEmulator};
 use crate::proxy::{RecordedRequest, strip_hop_by_hop};
 use crate::registry::{Registry, TokenAuthSettings};
-use crate::serve::serve_http1;
+use crate::serve::{ServerTask, serve_http1};
 use crate::token::{Grant, TokenIssuer, TokenServer, basic_auth, decode_claims_unverified};
 use crate::util::send_to;
 
@@ -246,7 +245,7 @@ impl PersonalityBuilder {
             cdn: cdn_addr.map(cdn::Cdn::new),
             referrers: Mutex::new(HashMap::new()),
         });
-        let mut tasks = vec![tokio::spawn(serve_http1(listener, None, {
+        let mut tasks = vec![ServerTask::spawn(serve_http1(listener, None, {
             let state = state.clone();
             move |req| {
                 let state = state.clone();
@@ -254,7 +253,7 @@ impl PersonalityBuilder {
             }
         }))];
         if let Some(l) = cdn_listener {
-            tasks.push(tokio::spawn(serve_http1(l, None, {
+            tasks.push(ServerTask::spawn(serve_http1(l, None, {
                 let state = state.clone();
                 move |req| {
                     let state = state.clone();
@@ -264,7 +263,7 @@ impl PersonalityBuilder {
         }
         Ok(Personality {
             state,
-            tasks,
+            _tasks: tasks,
             _backend: backend,
         })
     }
@@ -408,7 +407,7 @@ struct State {
 /// everything it started.
 pub struct Personality {
     state: Arc<State>,
-    tasks: Vec<JoinHandle<()>>,
+    _tasks: Vec<ServerTask>,
     _backend: Backend,
 }
 
@@ -418,14 +417,6 @@ impl fmt::Debug for Personality {
             .field("kind", &self.state.kind)
             .field("addr", &self.state.addr)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Personality {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
     }
 }
 

@@ -18,8 +18,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
+use crate::serve::ServerTask;
 use crate::util::{ensure_loopback, parse_loopback_url, send_to};
 
 mod rules;
@@ -181,13 +181,7 @@ struct Shared {
 pub struct Proxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: ServerTask,
 }
 
 impl Proxy {
@@ -203,8 +197,12 @@ impl Proxy {
             rules: Mutex::new(options.rules.into_iter().map(RuleState::new).collect()),
             log: Mutex::new(Vec::new()),
         });
-        let task = tokio::spawn(accept_loop(listener, shared.clone()));
-        Ok(Self { addr, shared, task })
+        let task = ServerTask::spawn(accept_loop(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            _task: task,
+        })
     }
 
     /// Starts a proxy in front of `http://HOST:PORT` (HOST a loopback IP or

@@ -31,23 +31,12 @@ impl RoleDefinition {
         not_actions: &[&str],
         data_actions: &[&str],
     ) -> Self {
-        Self {
-            id: format!("custom-{}", name.to_ascii_lowercase().replace(' ', "-")),
-            name: name.to_owned(),
-            actions: strings(actions),
-            not_actions: strings(not_actions),
-            data_actions: strings(data_actions),
-            not_data_actions: Vec::new(),
-        }
+        let id = format!("custom-{}", name.to_ascii_lowercase().replace(' ', "-"));
+        Self::define(&id, name, actions, not_actions, data_actions)
     }
 
-    fn builtin(
-        id: &str,
-        name: &str,
-        actions: &[&str],
-        not_actions: &[&str],
-        data: &[&str],
-    ) -> Self {
+    /// A role definition with the role ID `id`.
+    fn define(id: &str, name: &str, actions: &[&str], not_actions: &[&str], data: &[&str]) -> Self {
         Self {
             id: id.to_owned(),
             name: name.to_owned(),
@@ -60,7 +49,7 @@ impl RoleDefinition {
 
     /// Owner: everything.
     pub fn owner() -> Self {
-        Self::builtin(
+        Self::define(
             "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
             "Owner",
             &["*"],
@@ -71,7 +60,7 @@ impl RoleDefinition {
 
     /// Contributor: everything but access management.
     pub fn contributor() -> Self {
-        Self::builtin(
+        Self::define(
             "b24988ac-6180-42a0-ab88-20f7382dd24c",
             "Contributor",
             &["*"],
@@ -94,7 +83,7 @@ impl RoleDefinition {
 
     /// Reader: every read.
     pub fn reader() -> Self {
-        Self::builtin(
+        Self::define(
             "acdd72a7-3385-48ef-bd42-f606fba81ae7",
             "Reader",
             &["*/read"],
@@ -105,7 +94,7 @@ impl RoleDefinition {
 
     /// AcrPull.
     pub fn acr_pull() -> Self {
-        Self::builtin(
+        Self::define(
             "7f951dda-4ed3-4680-a7ca-43fe172d538d",
             "AcrPull",
             &["Microsoft.ContainerRegistry/registries/pull/read"],
@@ -116,7 +105,7 @@ impl RoleDefinition {
 
     /// AcrPush.
     pub fn acr_push() -> Self {
-        Self::builtin(
+        Self::define(
             "8311e382-0749-4cb8-b61a-304f252e45ec",
             "AcrPush",
             &[
@@ -130,7 +119,7 @@ impl RoleDefinition {
 
     /// AcrDelete.
     pub fn acr_delete() -> Self {
-        Self::builtin(
+        Self::define(
             "c2f4ef07-c644-48eb-af81-4b1b4947fb11",
             "AcrDelete",
             &["Microsoft.ContainerRegistry/registries/artifacts/delete"],
@@ -141,7 +130,7 @@ impl RoleDefinition {
 
     /// Container Registry Data Importer and Data Reader.
     pub fn data_importer() -> Self {
-        Self::builtin(
+        Self::define(
             "577a9874-89fd-4f24-9dbd-b5034d0ad23a",
             "Container Registry Data Importer and Data Reader",
             &[
@@ -156,7 +145,7 @@ impl RoleDefinition {
 
     /// Container Registry Repository Reader (ABAC-enabled).
     pub fn repository_reader() -> Self {
-        Self::builtin(
+        Self::define(
             "b93aa761-3e63-49ed-ac28-beffa264f7ac",
             "Container Registry Repository Reader",
             &[],
@@ -170,7 +159,7 @@ impl RoleDefinition {
 
     /// Container Registry Repository Writer (ABAC-enabled).
     pub fn repository_writer() -> Self {
-        Self::builtin(
+        Self::define(
             "2a1e307c-b015-4ebd-883e-5b7698a07328",
             "Container Registry Repository Writer",
             &[],
@@ -186,7 +175,7 @@ impl RoleDefinition {
 
     /// Container Registry Repository Contributor (ABAC-enabled).
     pub fn repository_contributor() -> Self {
-        Self::builtin(
+        Self::define(
             "2efddaa5-3f1f-4df3-97df-af3f13818f4c",
             "Container Registry Repository Contributor",
             &[],
@@ -204,7 +193,7 @@ impl RoleDefinition {
 
     /// Container Registry Repository Catalog Lister (ABAC-enabled).
     pub fn catalog_lister() -> Self {
-        Self::builtin(
+        Self::define(
             "bfdb9389-c9a5-478a-bb2f-ba9ca092c3c7",
             "Container Registry Repository Catalog Lister",
             &[],

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::serve::ServerTask;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
@@ -14,7 +15,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use super::{Access, Grant, TokenIssuer, intersect};
 use crate::FormRequest;
@@ -202,13 +202,17 @@ impl TokenServerBuilder {
             refresh_tokens: Mutex::new(HashMap::new()),
             log: Mutex::new(Vec::new()),
         });
-        let task = tokio::spawn(crate::serve_http1_with(
+        let task = ServerTask::spawn(crate::serve_http1_with(
             listener,
             None,
             state.clone(),
             |state, req| async move { handle(&state, req).await },
         ));
-        Ok(TokenServer { addr, state, task })
+        Ok(TokenServer {
+            addr,
+            state,
+            _task: task,
+        })
     }
 }
 
@@ -219,13 +223,7 @@ impl TokenServerBuilder {
 pub struct TokenServer {
     addr: SocketAddr,
     state: Arc<State>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: ServerTask,
 }
 
 impl TokenServer {

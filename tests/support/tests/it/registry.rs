@@ -131,6 +131,35 @@ async fn dropping_a_registry_kills_it_and_removes_storage() -> anyhow::Result<()
 }
 
 #[tokio::test]
+async fn dropping_a_proxy_closes_its_port() -> anyhow::Result<()> {
+    let reg = Registry::start().await?;
+    let proxy = Proxy::start(reg.addr(), Default::default()).await?;
+    let latency = LatencyProxy::start(reg.addr(), Duration::from_millis(1)).await?;
+    let addrs = [proxy.addr(), latency.addr()];
+    for addr in addrs {
+        assert!(TcpStream::connect(addr).await.is_ok(), "{addr} not serving");
+    }
+    drop((proxy, latency));
+    for addr in addrs {
+        // The accept loop is cancelled on its runtime's next turn.
+        let mut open = true;
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+            if TcpStream::connect(addr).await.is_err() {
+                open = false;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            !open,
+            "{addr} still accepts connections after its handle was dropped"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
 async fn latency_proxy_delays_both_directions() -> anyhow::Result<()> {
     let reg = Registry::start().await?;
     let lp = LatencyProxy::start(reg.addr(), Duration::from_millis(100)).await?;
