@@ -12,9 +12,9 @@ mod arm_common;
 mod common;
 use arm_common::{
     acr, assert_exit, assert_stderr_has, assert_stdout_has, code, command_without_subscription,
-    import, import_command, import_with_target_admin, json, output, scratch_file, words,
+    import, import_command, import_with_target_admin, output, words,
 };
-use common::{ACR, stderr as err, stdout as out};
+use common::{ACR, json, stderr as err, stdout as out, write_file};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_mode_imports_by_resource_id() {
@@ -196,7 +196,7 @@ async fn show_manifests_reads_the_acr_metadata_api() {
     let auth = acr_import_testsupport::basic_auth(ADMIN.0, ADMIN.1);
     let config =
         serde_json::json!({"auths": {ls.clone(): {"auth": auth.trim_start_matches("Basic ")}}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("config");
+    write_file(dir.path(), "config.json", &config.to_string());
     let list = |extra: &[&str]| {
         let mut cmd = tokio::process::Command::new(ACR);
         cmd.args(words(&format!(
@@ -426,7 +426,7 @@ async fn a_batch_entry_names_its_source_registry_like_registry_does() {
         "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
         w.source_id()
     );
-    let file = scratch_file(&w, "batch.yaml", &batch);
+    let file = write_file(&w.dir(), "batch.yaml", &batch);
     let o = import_with_target_admin(&w, IMPORTER, &["--from-file", &file]).await;
     assert_exit(&o, 0);
     w.assert_target_tag("batch/app", "v1", &w.app_v1).await;
@@ -461,7 +461,7 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
             "- source: {}/lib/many\n  target: {target}\n",
             w.external.host()
         );
-        scratch_file(&w, "mirror.yaml", &entry)
+        write_file(&w.dir(), "mirror.yaml", &entry)
     };
     // A dry run starts no operation and writes no tag: it reports what would be imported.
     let file = write_file("mirror/dry");
@@ -622,7 +622,7 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
         "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
         w.external.host()
     );
-    let file = scratch_file(&w, "signed.yaml", &entry);
+    let file = write_file(&w.dir(), "signed.yaml", &entry);
     let args = ["--from-file", &file, "--mode", "server", "-o", "json"];
     let o = import_with_target_admin(&w, IMPORTER, &args).await;
     assert_exit(&o, 0);

@@ -105,20 +105,7 @@ pub fn assert_stderr_has(o: &Output, want: &str) {
     assert!(stderr(o).contains(want), "{want}: {}", stderr(o));
 }
 
-/// The JSON document `o` printed on its standard output.
-#[track_caller]
-pub fn json(o: &Output) -> serde_json::Value {
-    serde_json::from_str(&stdout(o)).expect("json")
-}
-
 /// The words of a command line, split at white space (no value in these tests holds a space).
 pub fn words(line: &str) -> Vec<&str> {
     line.split_whitespace().collect()
-}
-
-/// Writes `text` to the file `name` in the world's scratch folder; its path, as an argument.
-pub fn scratch_file(w: &ArmWorld, name: &str, text: &str) -> String {
-    let path = w.dir().join(name);
-    std::fs::write(&path, text).expect("scratch file");
-    path.display().to_string()
 }
