@@ -15,6 +15,7 @@ use acr_import_auth::{
     StaticCredentials,
 };
 use acr_import_reference::DigestAlgorithm;
+use acr_import_testsupport::seed::{Blob, OCI_CONFIG, OCI_LAYER};
 use acr_import_testsupport::{AadEmulator, AcrEmulator, Rbac, Registry};
 use acr_import_transfer::{Manifest, RetryPolicy, TransferError, Transport, digest_of, manifest};
 use bytes::Bytes;
@@ -55,13 +56,18 @@ pub fn target_id() -> String {
     )
 }
 
+/// The ARM scope of the subscription `id`, `/subscriptions/{id}` (for role assignments).
+pub fn subscription_scope(id: &str) -> String {
+    format!("/subscriptions/{id}")
+}
+
 /// [`PUSHER`]'s roles for a client-side import: `AcrPush` and `Reader` on the target, `Reader`
 /// on the source's subscription ([`SUB2`]).
 pub fn pusher_roles(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
     let target = target_id();
     b.role(PUSHER.0, &target, ArmRole::AcrPush)
         .role(PUSHER.0, &target, ArmRole::Reader)
-        .role(PUSHER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+        .role(PUSHER.0, &subscription_scope(SUB2), ArmRole::Reader)
 }
 
 /// [`IMPORTER`] may not read its permissions on [`SUB`] (`permissions/read` denied): a
@@ -69,7 +75,7 @@ pub fn pusher_roles(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
 pub fn importer_cannot_read_permissions(b: ArmEmulatorBuilder) -> ArmEmulatorBuilder {
     b.deny(
         IMPORTER.0,
-        &format!("/subscriptions/{SUB}"),
+        &subscription_scope(SUB),
         "Microsoft.Authorization/permissions/read",
     )
 }
@@ -98,6 +104,32 @@ impl Default for ArmWorldOptions {
 }
 
 impl ArmWorldOptions {
+    /// The default world with `arm` applied to the emulator (roles, paging, polls…).
+    pub fn with_arm(
+        arm: impl FnOnce(ArmEmulatorBuilder) -> ArmEmulatorBuilder + Send + 'static,
+    ) -> Self {
+        Self {
+            arm: Box::new(arm),
+            ..Default::default()
+        }
+    }
+
+    /// The default world with `target` applied to the target registry.
+    pub fn with_target(target: impl FnOnce(ArmRegistry) -> ArmRegistry + Send + 'static) -> Self {
+        Self {
+            target: Box::new(target),
+            ..Default::default()
+        }
+    }
+
+    /// The default world with `source` applied to the source registry.
+    pub fn with_source(source: impl FnOnce(ArmRegistry) -> ArmRegistry + Send + 'static) -> Self {
+        Self {
+            source: Box::new(source),
+            ..Default::default()
+        }
+    }
+
     /// A target that refuses ARM-audience tokens, and [`PUSHER`] with its client-side roles
     /// ([`pusher_roles`]).
     pub fn pusher_and_a_target_without_arm_tokens() -> Self {
@@ -146,21 +178,29 @@ pub async fn push_image(
     seed: u64,
 ) -> Result<Manifest, TransferError> {
     let reg = transport.registry(registry)?;
-    let config = Bytes::from(format!(
-        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"seed":{seed}}}"#
-    ));
-    let layer = Bytes::from(format!("layer {seed} ").repeat(100));
-    let cd = digest_of(DigestAlgorithm::Sha256, &config);
-    let ld = digest_of(DigestAlgorithm::Sha256, &layer);
     let repo = repo.repo();
-    reg.push_blob(&repo, &cd, config.clone(), u64::MAX).await?;
-    reg.push_blob(&repo, &ld, layer.clone(), u64::MAX).await?;
-    let body = format!(
-        r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
-        manifest::OCI_MANIFEST,
-        config.len(),
-        layer.len()
-    );
+    let config = Blob {
+        bytes: Bytes::from(format!(
+            r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}},"seed":{seed}}}"#
+        )),
+        media_type: OCI_CONFIG,
+    };
+    let layer = Blob {
+        bytes: Bytes::from(format!("layer {seed} ").repeat(100)),
+        media_type: OCI_LAYER,
+    };
+    let sha256 = |b: &Blob| digest_of(DigestAlgorithm::Sha256, &b.bytes);
+    reg.push_blob(&repo, &sha256(&config), config.bytes.clone(), u64::MAX)
+        .await?;
+    reg.push_blob(&repo, &sha256(&layer), layer.bytes.clone(), u64::MAX)
+        .await?;
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": manifest::OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [layer.descriptor()],
+    })
+    .to_string();
     let m = Manifest {
         digest: digest_of(DigestAlgorithm::Sha256, body.as_bytes()),
         bytes: Bytes::from(body),
@@ -219,18 +259,10 @@ impl ArmWorld {
             .subscription(SUB_FOREIGN, OTHER_TENANT, "Foreign subscription")
             .registry(target_reg)
             .registry(source_reg)
-            .role(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB}"),
-                ArmRole::Importer,
-            )
-            .role(
-                IMPORTER.0,
-                &format!("/subscriptions/{SUB2}"),
-                ArmRole::Reader,
-            )
-            .role(READER.0, &format!("/subscriptions/{SUB}"), ArmRole::Reader)
-            .role(READER.0, &format!("/subscriptions/{SUB2}"), ArmRole::Reader)
+            .role(IMPORTER.0, &subscription_scope(SUB), ArmRole::Importer)
+            .role(IMPORTER.0, &subscription_scope(SUB2), ArmRole::Reader)
+            .role(READER.0, &subscription_scope(SUB), ArmRole::Reader)
+            .role(READER.0, &subscription_scope(SUB2), ArmRole::Reader)
             .polls_before_done(2)
             .retry_after(0);
         let arm = (options.arm)(builder).start().await?;
@@ -332,19 +364,20 @@ impl ArmWorld {
         ]
     }
 
+    /// The Azure AD credential chain of `principal` ([`Self::env_for`]): no retries, no `az`.
+    pub fn aad_chain(&self, principal: (&str, &str)) -> AadCredentialChain {
+        let env = AzureEnvironment::from_vars(self.env_for(principal));
+        let options = AadOptions {
+            retries: 0,
+            allow_azure_cli: false,
+            ..Default::default()
+        };
+        AadCredentialChain::new(&env, self.http(), options).expect("Azure AD chain")
+    }
+
     /// An ARM client signed in as `principal`.
     pub fn arm_client(&self, principal: (&str, &str)) -> ArmClient {
-        let env = AzureEnvironment::from_vars(self.env_for(principal));
-        let chain = AadCredentialChain::new(
-            &env,
-            self.http(),
-            AadOptions {
-                retries: 0,
-                allow_azure_cli: false,
-                ..Default::default()
-            },
-        )
-        .expect("Azure AD chain");
+        let chain = self.aad_chain(principal);
         // The Azure SDK policy, with back-offs short enough for tests.
         ArmClient::new(&self.cloud(), self.http(), Arc::new(chain))
             .expect("ARM client")
@@ -365,5 +398,14 @@ impl ArmWorld {
             .flatten()
             .and_then(|h| h.digest)
             .map(|d| d.to_string())
+    }
+
+    /// Asserts that `repo:tag` in the target has `digest`.
+    pub async fn assert_target_tag(&self, repo: &str, tag: &str, digest: &str) {
+        assert_eq!(
+            self.target_digest(repo, tag).await.as_deref(),
+            Some(digest),
+            "{repo}:{tag}"
+        );
     }
 }

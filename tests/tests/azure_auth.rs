@@ -207,12 +207,18 @@ impl World {
     }
 
     fn secret_vars(&self, app: (&'static str, &'static str)) -> Vec<(&'static str, &'static str)> {
-        vec![
-            (AZURE_TENANT_ID, TENANT),
-            (AZURE_CLIENT_ID, app.0),
-            (AZURE_CLIENT_SECRET, app.1),
-        ]
+        app_env(app.0, AZURE_CLIENT_SECRET, app.1).to_vec()
     }
+}
+
+/// The environment of the application `client_id` in the home tenant, with `key` set to
+/// `value` (its secret, certificate or token file).
+fn app_env<'a>(client_id: &'a str, key: &'a str, value: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        (AZURE_TENANT_ID, TENANT),
+        (AZURE_CLIENT_ID, client_id),
+        (key, value),
+    ]
 }
 
 /// Pulls `app:v1`: the manifest and every blob, verified.
@@ -374,11 +380,7 @@ async fn client_certificate_assertion() {
     let w = world().await;
     let ls = w.login_server();
     let cert_path = w.cert_file.to_str().expect("utf-8 path").to_owned();
-    let vars = [
-        (AZURE_TENANT_ID, TENANT),
-        (AZURE_CLIENT_ID, CERT_APP),
-        (AZURE_CLIENT_CERTIFICATE_PATH, cert_path.as_str()),
-    ];
+    let vars = app_env(CERT_APP, AZURE_CLIENT_CERTIFICATE_PATH, &cert_path);
     let aad_chain = w.aad_chain(&vars).expect("chain");
     assert_eq!(aad_chain.source(), Some(AadSource::ClientCertificate));
     let t = w.transport(w.chain(&vars));
@@ -395,11 +397,7 @@ async fn client_certificate_assertion() {
     let other_path = w.dir.path().join("other.pem");
     other.write(&other_path).expect("write");
     let other_path = other_path.to_str().expect("utf-8").to_owned();
-    let vars = [
-        (AZURE_TENANT_ID, TENANT),
-        (AZURE_CLIENT_ID, CERT_APP),
-        (AZURE_CLIENT_CERTIFICATE_PATH, other_path.as_str()),
-    ];
+    let vars = app_env(CERT_APP, AZURE_CLIENT_CERTIFICATE_PATH, &other_path);
     let t = w.transport(w.chain(&vars));
     let err = pull(&t, &ls).await.expect_err("wrong key");
     let text = err.to_string();
@@ -413,11 +411,7 @@ async fn workload_identity_with_a_federated_token_file() {
     let w = world().await;
     let ls = w.login_server();
     let file = w.federated_file.to_str().expect("utf-8").to_owned();
-    let vars = [
-        (AZURE_TENANT_ID, TENANT),
-        (AZURE_CLIENT_ID, WORKLOAD_APP),
-        (AZURE_FEDERATED_TOKEN_FILE, file.as_str()),
-    ];
+    let vars = app_env(WORKLOAD_APP, AZURE_FEDERATED_TOKEN_FILE, &file);
     assert_eq!(
         w.aad_chain(&vars).expect("chain").source(),
         Some(AadSource::WorkloadIdentity)
@@ -433,11 +427,7 @@ async fn workload_identity_with_a_federated_token_file() {
     let stale = w.dir.path().join("stale-token");
     std::fs::write(&stale, "eyJzdGFsZQ.eyJzdGFsZQ.c2ln").expect("write");
     let stale = stale.to_str().expect("utf-8").to_owned();
-    let vars = [
-        (AZURE_TENANT_ID, TENANT),
-        (AZURE_CLIENT_ID, WORKLOAD_APP),
-        (AZURE_FEDERATED_TOKEN_FILE, stale.as_str()),
-    ];
+    let vars = app_env(WORKLOAD_APP, AZURE_FEDERATED_TOKEN_FILE, &stale);
     let t = w.transport(w.chain(&vars));
     let err = pull(&t, &ls).await.expect_err("unknown federated token");
     assert!(err.to_string().contains("AADSTS70021"), "{err}");
@@ -718,11 +708,7 @@ async fn the_chain_explains_its_choice_and_never_shows_a_secret() {
         "test",
     );
     let refresh = exchange.refresh_token(&ls).await.expect("exchange");
-    let wrong = [
-        (AZURE_TENANT_ID, TENANT),
-        (AZURE_CLIENT_ID, PULLER.0),
-        (AZURE_CLIENT_SECRET, "definitely-Wrong~1"),
-    ];
+    let wrong = app_env(PULLER.0, AZURE_CLIENT_SECRET, "definitely-Wrong~1");
     let wrong_err = pull(&w.transport(w.chain(&wrong)), &ls)
         .await
         .expect_err("wrong secret");

@@ -1,86 +1,38 @@
 //! `acr import` server-side, end to end: the binary against the local Azure (Azure AD, ARM and
 //! two ACR login servers in front of real registries).
 
-use std::process::Output;
 use std::time::Duration;
 
 use acr_import_tests::Names;
 use acr_import_tests::world::{
-    ADMIN, IMPORTER, PUSHER, READER, SUB, importer_cannot_read_permissions, pusher_roles,
+    ADMIN, IMPORTER, PUSHER, READER, importer_cannot_read_permissions, pusher_roles,
 };
 use acr_import_tests::{ArmWorld, ArmWorldOptions};
 
-const ACR: &str = env!("CARGO_BIN_EXE_acr");
-
-/// `acr args` as `who` in the local Azure, with nothing of this machine's environment.
-fn command(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args(args)
-        .arg("--ca-file")
-        .arg(w.ca_file())
-        .env_clear()
-        .envs(w.env_for(who))
-        .env("AZURE_SUBSCRIPTION_ID", SUB)
-        .kill_on_drop(true);
-    cmd
-}
-
-async fn output(mut cmd: tokio::process::Command) -> Output {
-    tokio::time::timeout(Duration::from_secs(120), cmd.output())
-        .await
-        .expect("acr finished in time")
-        .expect("run acr")
-}
-
-async fn acr(w: &ArmWorld, who: (&str, &str), args: &[&str]) -> Output {
-    output(command(w, who, args)).await
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
+mod arm_common;
+mod common;
+use arm_common::{
+    acr, assert_exit, assert_stderr_has, assert_stdout_has, code, command_without_subscription,
+    import, import_command, import_with_target_admin, output, words,
+};
+use common::{ACR, json, stderr as err, stdout as out, write_file};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_mode_imports_by_resource_id() {
     let w = ArmWorld::start().await.expect("world");
     let id = w.source_id();
-    let o = acr(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            &id,
-            "--mode",
-            "server",
-        ],
-    )
-    .await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert!(out(&o).contains("server-side"), "{}", out(&o));
-    assert!(err(&o).contains("Importing image..."), "{}", err(&o));
+    let args = ["--source", "app:v1", "-r", &id, "--mode", "server"];
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
+    assert_stdout_has(&o, "server-side");
+    assert_stderr_has(&o, "Importing image...");
     let last = err(&o)
         .lines()
         .rfind(|l| l.starts_with("Importing image..."))
         .unwrap_or_default()
         .to_owned();
     assert_eq!(last, "Importing image... Succeeded", "{}", err(&o));
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    w.assert_target_tag("app", "v1", &w.app_v1).await;
     assert_eq!(
         w.arm.import_bodies()[0]["source"]["resourceId"],
         id.as_str()
@@ -91,65 +43,20 @@ async fn server_mode_imports_by_resource_id() {
 async fn auto_mode_says_which_engine_and_why() {
     let w = ArmWorld::start().await.expect("world");
     // ACR target through ARM, plain request: server-side, with JSON output.
-    let o = acr(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v2",
-            "-r",
-            "sourcereg",
-            "-t",
-            "mirror/app:2",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert!(
-        err(&o).contains("importing server-side: the target is an ACR"),
-        "{}",
-        err(&o)
-    );
-    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let args = words("--source app:v2 -r sourcereg -t mirror/app:2 -o json");
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
+    assert_stderr_has(&o, "importing server-side: the target is an ACR");
+    let v = json(&o);
     assert_eq!(v["engine"], "server");
     assert_eq!(v["targetTags"][0], "mirror/app:2");
-    assert_eq!(
-        w.target_digest("mirror/app", "2").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    w.assert_target_tag("mirror/app", "2", &w.app_v2).await;
     // A platform filter is not something importImage does: client-side, and it says why.
     let src = format!("{}/lib/tool:1", w.external.host());
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args([
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        &src,
-        "--platform",
-        "linux/amd64",
-        "-t",
-        "tool:1",
-    ])
-    .arg("--ca-file")
-    .arg(w.ca_file())
-    .env_clear()
-    .envs(w.env_for(IMPORTER))
-    .env("AZURE_SUBSCRIPTION_ID", SUB)
-    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
-    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
-    let o = cmd.output().await.expect("run");
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert!(
-        err(&o).contains("importing client-side: a platform filter"),
-        "{}",
-        err(&o)
-    );
+    let line = format!("--source {src} --platform linux/amd64 -t tool:1");
+    let o = import_with_target_admin(&w, IMPORTER, &words(&line)).await;
+    assert_exit(&o, 0);
+    assert_stderr_has(&o, "importing client-side: a platform filter");
     assert!(w.target_digest("tool", "1").await.is_some());
     assert_eq!(
         w.arm.import_bodies().len(),
@@ -160,219 +67,126 @@ async fn auto_mode_says_which_engine_and_why() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn preflight_only_prints_the_verdict_and_exit_code() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.deny_except(&[]).trusted_services(false)),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_target(|r| {
+        r.deny_except(&[]).trusted_services(false)
+    }))
     .await
     .expect("world");
     let id = w.source_id();
-    let o = acr(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            &id,
-            "--preflight-only",
-        ],
-    )
-    .await;
-    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
-    assert!(out(&o).contains("will fail"), "{}", out(&o));
-    assert!(
-        out(&o).contains("az acr update -n targetreg --allow-trusted-services true"),
-        "{}",
-        out(&o)
+    let args = ["--source", "app:v1", "-r", &id, "--preflight-only"];
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 3);
+    assert_stdout_has(&o, "will fail");
+    assert_stdout_has(
+        &o,
+        "az acr update -n targetreg --allow-trusted-services true",
     );
     assert!(w.arm.import_bodies().is_empty());
     // Without --preflight-only the import is refused before it starts, with the same reason.
-    let o = acr(
-        &w,
-        IMPORTER,
-        &["import", "-n", "targetreg", "--source", "app:v1", "-r", &id],
-    )
-    .await;
-    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
-    assert!(
-        err(&o).contains("--allow-trusted-services true"),
-        "{}",
-        err(&o)
-    );
+    let o = import(&w, IMPORTER, &args[..4]).await;
+    assert_exit(&o, 3);
+    assert_stderr_has(&o, "--allow-trusted-services true");
     assert!(w.arm.import_bodies().is_empty());
 
     let w = ArmWorld::start().await.expect("world");
-    let o = acr(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            "sourcereg",
-            "--preflight-only",
-            "-o",
-            "json",
-        ],
-    )
-    .await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
-    assert_eq!(v["verdict"], "WillWork");
+    let args = words("--source app:v1 -r sourcereg --preflight-only -o json");
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
+    assert_eq!(json(&o)["verdict"], "WillWork");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_wait_then_status_resumes() {
     let w = ArmWorld::start().await.expect("world");
     let id = w.source_id();
-    let o = acr(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            &id,
-            "--no-wait",
-        ],
-    )
-    .await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let args = ["--source", "app:v1", "-r", &id, "--no-wait"];
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
     let url = out(&o).trim().to_owned();
     assert!(
         url.starts_with(&w.arm.endpoint()) && url.contains("operationResults"),
         "{url}"
     );
-    assert!(err(&o).contains("Import has started"), "{}", err(&o));
-    let o = acr(&w, IMPORTER, &["import", "status", &url]).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert!(err(&o).contains("finished successfully"), "{}", err(&o));
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    assert_stderr_has(&o, "Import has started");
+    let o = acr(&w, IMPORTER, ["import", "status", &url]).await;
+    assert_exit(&o, 0);
+    assert_stderr_has(&o, "finished successfully");
+    w.assert_target_tag("app", "v1", &w.app_v1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conflicts_force_timeouts_and_refusals() {
     let w = ArmWorld::start().await.expect("world");
     let id = w.source_id();
-    let run = |args: Vec<String>, who| {
-        let w = &w;
-        async move {
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            acr(w, who, &a).await
-        }
-    };
-    let base = |extra: &[&str]| {
-        let mut v: Vec<String> = ["import", "-n", "targetreg", "-r", id.as_str()]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
-    let o = run(base(&["--source", "app:v1", "-t", "app:prod"]), IMPORTER).await;
-    assert_eq!(code(&o), 0, "{}", err(&o));
-    let o = run(base(&["--source", "app:v2", "-t", "app:prod"]), IMPORTER).await;
-    assert_eq!(code(&o), 1, "{}", err(&o));
+    let base = |extra: &[&'static str]| [["-r", id.as_str()].as_slice(), extra].concat();
+    let args = base(&["--source", "app:v1", "-t", "app:prod"]);
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
+    let args = base(&["--source", "app:v2", "-t", "app:prod"]);
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 1);
     assert!(
         err(&o).contains("already exists") && err(&o).contains("--force"),
         "{}",
         err(&o)
     );
-    assert!(err(&o).contains("target side"), "{}", err(&o));
-    assert_eq!(
-        w.target_digest("app", "prod").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
-    let o = run(
-        base(&["--source", "app:v2", "-t", "app:prod", "--force"]),
-        IMPORTER,
-    )
-    .await;
-    assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!(
-        w.target_digest("app", "prod").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    assert_stderr_has(&o, "target side");
+    w.assert_target_tag("app", "prod", &w.app_v1).await;
+    let args = base(&["--source", "app:v2", "-t", "app:prod", "--force"]);
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
+    w.assert_target_tag("app", "prod", &w.app_v2).await;
     assert_eq!(w.arm.import_bodies()[2]["mode"], "Force");
 
     // A stalled operation and --timeout: exit 1, and how to resume.
     w.arm.set_stalled(true);
-    let o = run(
-        base(&["--source", "app:v1", "-t", "app:late", "--timeout", "2"]),
-        IMPORTER,
-    )
-    .await;
-    assert_eq!(code(&o), 1, "{}", err(&o));
-    assert!(
-        err(&o).contains("acr import status https://"),
-        "{}",
-        err(&o)
-    );
-    assert!(
-        err(&o).contains("its last state: Importing image... Accepted"),
-        "the cause: {}",
-        err(&o)
-    );
+    let args = base(&["--source", "app:v1", "-t", "app:late", "--timeout", "2"]);
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 1);
+    assert_stderr_has(&o, "acr import status https://");
+    assert_stderr_has(&o, "its last state: Importing image... Accepted");
     w.arm.set_stalled(false);
 
     // Credentials with a resource-ID source: refused, nothing sent.
     let before = w.arm.import_bodies().len();
-    let o = run(
-        base(&["--source", "app:v1", "-u", "someone", "-p", "pw-Secret"]),
-        IMPORTER,
-    )
-    .await;
-    assert_eq!(code(&o), 2, "{}", err(&o));
-    assert!(
-        err(&o).contains("cannot be used with the Azure source"),
-        "{}",
-        err(&o)
-    );
+    let args = base(&["--source", "app:v1", "-u", "someone", "-p", "pw-Secret"]);
+    let o = import(&w, IMPORTER, &args).await;
+    assert_exit(&o, 2);
+    assert_stderr_has(&o, "cannot be used with the Azure source");
     assert!(!err(&o).contains("pw-Secret"));
     assert_eq!(w.arm.import_bodies().len(), before);
 
     // No import right: the permissions preflight says so before anything is sent (exit 3),
     // with the role and the command that grant it.
     let before = w.arm.import_bodies().len();
-    let o = run(base(&["--source", "app:v1", "-t", "app:denied"]), READER).await;
-    assert_eq!(code(&o), 3, "{}", err(&o));
-    assert!(err(&o).contains("importImage/action"), "{}", err(&o));
-    assert!(
-        err(&o).contains("--role \"Container Registry Data Importer and Data Reader\""),
-        "{}",
-        err(&o)
-    );
+    let args = base(&["--source", "app:v1", "-t", "app:denied"]);
+    let o = import(&w, READER, &args).await;
+    assert_exit(&o, 3);
+    let role = "--role \"Container Registry Data Importer and Data Reader\"";
+    for want in ["importImage/action", role] {
+        assert_stderr_has(&o, want);
+    }
     assert_eq!(w.arm.import_bodies().len(), before, "nothing was started");
 
     // --mode server with a target that is no ACR: a usage error.
-    let o = run(
-        vec![
-            "import".into(),
-            "-n".into(),
-            w.external.host(),
-            "--source".into(),
-            format!("{}/lib/tool:1", w.external.host()),
-            "--mode".into(),
-            "server".into(),
-        ],
-        IMPORTER,
-    )
-    .await;
-    assert_eq!(code(&o), 2, "{}", err(&o));
-    assert!(err(&o).contains("--mode server needs"), "{}", err(&o));
+    let external = w.external.host();
+    let src = format!("{external}/lib/tool:1");
+    let args = [
+        "import", "-n", &external, "--source", &src, "--mode", "server",
+    ];
+    let o = acr(&w, IMPORTER, args).await;
+    assert_exit(&o, 2);
+    assert_stderr_has(&o, "--mode server needs");
+}
+
+/// The digests of the rows `acr repository show-manifests` printed.
+fn listed_digests(o: &std::process::Output) -> Vec<String> {
+    json(o)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -383,42 +197,23 @@ async fn show_manifests_reads_the_acr_metadata_api() {
     let auth = acr_import_testsupport::basic_auth(ADMIN.0, ADMIN.1);
     let config =
         serde_json::json!({"auths": {ls.clone(): {"auth": auth.trim_start_matches("Basic ")}}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).expect("config");
-    let run = |args: Vec<String>| {
-        let ca = w.ca_file();
-        let docker = dir.path().to_path_buf();
-        async move {
-            let mut cmd = tokio::process::Command::new(ACR);
-            cmd.args(&args)
-                .arg("--ca-file")
-                .arg(ca)
-                .env_clear()
-                .env("DOCKER_CONFIG", docker)
-                .kill_on_drop(true);
-            tokio::time::timeout(Duration::from_secs(60), cmd.output())
-                .await
-                .expect("in time")
-                .expect("run acr")
-        }
-    };
+    write_file(dir.path(), "config.json", &config.to_string());
     let list = |extra: &[&str]| {
-        let mut a: Vec<String> = [
-            "repository",
-            "show-manifests",
-            "-n",
-            &ls,
-            "--repository",
-            "app",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+        let mut cmd = tokio::process::Command::new(ACR);
+        cmd.args(words(&format!(
+            "repository show-manifests -n {ls} --repository app"
+        )))
+        .args(extra)
+        .arg("--ca-file")
+        .arg(w.ca_file())
+        .env_clear()
+        .env("DOCKER_CONFIG", dir.path())
+        .kill_on_drop(true);
+        output(cmd)
     };
-    let o = run(list(&[])).await;
-    assert_eq!(code(&o), 0, "{}", err(&o));
-    let rows: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let o = list(&[]).await;
+    assert_exit(&o, 0);
+    let rows = json(&o);
     let rows = rows.as_array().expect("a list");
     assert_eq!(rows.len(), 2, "{rows:?}");
     for r in rows {
@@ -441,31 +236,14 @@ async fn show_manifests_reads_the_acr_metadata_api() {
         "through the metadata API"
     );
 
-    let o = run(list(&["--orderby", "time_desc"])).await;
-    let desc: Vec<String> = serde_json::from_str::<serde_json::Value>(&out(&o))
-        .expect("json")
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["digest"].as_str().unwrap().to_owned())
-        .collect();
-    let asc: Vec<String> = {
-        let o = run(list(&["--orderby", "time_asc"])).await;
-        serde_json::from_str::<serde_json::Value>(&out(&o))
-            .expect("json")
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r["digest"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let desc = listed_digests(&list(&["--orderby", "time_desc"]).await);
+    let asc = listed_digests(&list(&["--orderby", "time_asc"]).await);
     assert_eq!(
         desc.iter().rev().collect::<Vec<_>>(),
         asc.iter().collect::<Vec<_>>()
     );
 
-    let o = run(list(&["--detail", "--top", "1"])).await;
-    let detail: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let detail = json(&list(&["--detail", "--top", "1"]).await);
     assert_eq!(detail.as_array().unwrap().len(), 1);
     assert!(
         detail[0]["mediaType"]
@@ -476,40 +254,21 @@ async fn show_manifests_reads_the_acr_metadata_api() {
     );
     assert!(detail[0]["changeableAttributes"].is_object(), "{detail}");
 
-    let o = run(list(&["--orderby", "size"])).await;
-    assert_eq!(code(&o), 2, "{}", err(&o));
+    let o = list(&["--orderby", "size"]).await;
+    assert_exit(&o, 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.deny_except(&["203.0.113.0/24"])),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_target(|r| {
+        r.deny_except(&["203.0.113.0/24"])
+    }))
     .await
     .expect("world");
     w.target.set_firewall(true);
     let src = format!("{}/lib/tool:1", w.external.host());
-    let mut cmd = tokio::process::Command::new(ACR);
-    cmd.args([
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        &src,
-        "-t",
-        "tool:1",
-        "--mode",
-        "client",
-    ])
-    .arg("--ca-file")
-    .arg(w.ca_file())
-    .env_clear()
-    .envs(w.env_for(IMPORTER))
-    .env("AZURE_SUBSCRIPTION_ID", SUB)
-    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
-    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
-    let o = cmd.output().await.expect("run");
+    let args = ["--source", &src, "-t", "tool:1", "--mode", "client"];
+    let o = import_with_target_admin(&w, IMPORTER, &args).await;
     assert_ne!(code(&o), 0, "{}{}", out(&o), err(&o));
     let e = err(&o);
     assert!(
@@ -535,25 +294,15 @@ async fn a_firewall_refusal_client_side_names_the_rules_and_the_fix() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_permissions_preflight_names_the_role_and_the_command() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(|b| importer_cannot_read_permissions(pusher_roles(b))),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_arm(|b| {
+        importer_cannot_read_permissions(pusher_roles(b))
+    }))
     .await
     .expect("world");
     let id = w.source_id();
-    let args = [
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        "app:v1",
-        "-r",
-        &id,
-        "--preflight-only",
-    ];
-    let o = acr(&w, PUSHER, &args).await;
-    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
+    let args = ["--source", "app:v1", "-r", &id, "--preflight-only"];
+    let o = import(&w, PUSHER, &args).await;
+    assert_exit(&o, 3);
     let oid = w.aad.object_id(PUSHER.0).unwrap();
     for want in [
         "importImage/action",
@@ -562,21 +311,14 @@ async fn the_permissions_preflight_names_the_role_and_the_command() {
             w.target_id()
         ),
     ] {
-        assert!(out(&o).contains(want), "{want}: {}", out(&o));
+        assert_stdout_has(&o, want);
     }
     // A caller who may not read its permissions: "cannot tell", and the import goes ahead.
-    let o = acr(&w, IMPORTER, &args[..7]).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert!(err(&o).contains("preflight cannot tell"), "{}", err(&o));
-    assert!(
-        err(&o).contains("may not read its own permissions"),
-        "{}",
-        err(&o)
-    );
-    assert_eq!(
-        w.target_digest("app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    let o = import(&w, IMPORTER, &args[..4]).await;
+    assert_exit(&o, 0);
+    assert_stderr_has(&o, "preflight cannot tell");
+    assert_stderr_has(&o, "may not read its own permissions");
+    w.assert_target_tag("app", "v1", &w.app_v1).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -584,20 +326,9 @@ async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
     let w = ArmWorld::start_with(ArmWorldOptions::pusher_and_a_target_without_arm_tokens())
         .await
         .expect("world");
-    let import = |tag: &'static str, audience: Option<&'static str>| {
-        let mut args = vec![
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            "app:v1",
-            "-r",
-            "sourcereg",
-            "--mode",
-            "client",
-            "-t",
-            tag,
-        ];
+    let tagged = |tag: &'static str, audience: Option<&'static str>| {
+        let mut args = vec!["--source", "app:v1", "-r", "sourcereg", "--mode", "client"];
+        args.extend(["-t", tag]);
         if let Some(a) = audience {
             args.extend(["--acr-audience", a]);
         }
@@ -605,18 +336,15 @@ async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
     };
     // The ARM audience, asked for, is refused by this registry: the preflight reads the
     // registry's policy and says so before anything moves.
-    let o = acr(&w, PUSHER, &import("mirror:arm", Some("arm"))).await;
-    assert_eq!(code(&o), 3, "{}{}", out(&o), err(&o));
-    assert!(err(&o).contains("accepts only ACR-audience"), "{}", err(&o));
-    assert!(err(&o).contains("drop --acr-audience arm"), "{}", err(&o));
+    let o = import(&w, PUSHER, &tagged("mirror:arm", Some("arm"))).await;
+    assert_exit(&o, 3);
+    assert_stderr_has(&o, "accepts only ACR-audience");
+    assert_stderr_has(&o, "drop --acr-audience arm");
     assert!(w.target_digest("mirror", "arm").await.is_none());
     // The default asks for the ACR audience: accepted.
-    let o = acr(&w, PUSHER, &import("mirror:v1", None)).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert_eq!(
-        w.target_digest("mirror", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
-    );
+    let o = import(&w, PUSHER, &tagged("mirror:v1", None)).await;
+    assert_exit(&o, 0);
+    w.assert_target_tag("mirror", "v1", &w.app_v1).await;
     // Where ARM tokens are accepted and asked for, ARM and the registries share one Azure AD
     // token: one request for the scope in the run.
     w.arm
@@ -629,8 +357,8 @@ async fn client_side_with_azure_ad_into_a_registry_that_refuses_arm_tokens() {
             .count()
     };
     let before = arm_scope(&w);
-    let o = acr(&w, PUSHER, &import("mirror:v2", Some("arm"))).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let o = import(&w, PUSHER, &tagged("mirror:v2", Some("arm"))).await;
+    assert_exit(&o, 0);
     assert_eq!(
         arm_scope(&w) - before,
         1,
@@ -643,26 +371,17 @@ async fn the_subscription_comes_from_a_resource_id_target() {
     // The importer sees two subscriptions: without --subscription, a name is ambiguous, but a
     // resource-ID target names its subscription.
     let w = ArmWorld::start().await.expect("world");
+    let id = w.source_id();
     let run = |target: String| {
-        let mut cmd = tokio::process::Command::new(ACR);
-        cmd.args(["import", "-n", &target, "--source", "app:v2", "-r"])
-            .arg(w.source_id())
-            .arg("--ca-file")
-            .arg(w.ca_file())
-            .env_clear()
-            .envs(w.env_for(IMPORTER))
-            .kill_on_drop(true);
-        cmd.output()
+        let args = ["import", "-n", &target, "--source", "app:v2", "-r", &id];
+        output(command_without_subscription(&w, IMPORTER, args))
     };
-    let o = run("targetreg".into()).await.expect("run");
-    assert_eq!(code(&o), 2, "{}{}", out(&o), err(&o));
-    assert!(err(&o).contains("--subscription"), "{}", err(&o));
-    let o = run(w.target_id()).await.expect("run");
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert_eq!(
-        w.target_digest("app", "v2").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    let o = run("targetreg".into()).await;
+    assert_exit(&o, 2);
+    assert_stderr_has(&o, "--subscription");
+    let o = run(w.target_id()).await;
+    assert_exit(&o, 0);
+    w.assert_target_tag("app", "v2", &w.app_v2).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -670,8 +389,7 @@ async fn interrupting_a_server_side_import_says_it_runs_on() {
     let w = ArmWorld::start().await.expect("world");
     w.arm.set_stalled(true);
     let id = w.source_id();
-    let args = ["import", "-n", "targetreg", "--source", "app:v1", "-r", &id];
-    let child = command(&w, IMPORTER, &args)
+    let child = import_command(&w, IMPORTER, &["--source", "app:v1", "-r", &id])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -705,36 +423,15 @@ async fn a_batch_entry_names_its_source_registry_like_registry_does() {
     // Client-side, the importer reads the source with its Azure AD identity.
     w.source
         .set_role(IMPORTER.0, Some(acr_import_testsupport::AcrRole::Pull));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("batch.yaml");
-    std::fs::write(
-        &file,
-        format!(
-            "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
-            w.source_id()
-        ),
-    )
-    .expect("batch file");
-    let file = file.display().to_string();
-    let o = command(
-        &w,
-        IMPORTER,
-        &["import", "-n", "targetreg", "--from-file", &file],
-    )
-    .env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
-    .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1)
-    .output()
-    .await
-    .expect("run");
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert_eq!(
-        w.target_digest("batch/app", "v1").await.as_deref(),
-        Some(w.app_v1.as_str())
+    let batch = format!(
+        "- source: app:v1\n  registry: sourcereg\n  images: [batch/app:v1]\n- source: app:v2\n  registry: {}\n  images: [batch/app:v2]\n",
+        w.source_id()
     );
-    assert_eq!(
-        w.target_digest("batch/app", "v2").await.as_deref(),
-        Some(w.app_v2.as_str())
-    );
+    let file = write_file(&w.dir(), "batch.yaml", &batch);
+    let o = import_with_target_admin(&w, IMPORTER, &["--from-file", &file]).await;
+    assert_exit(&o, 0);
+    w.assert_target_tag("batch/app", "v1", &w.app_v1).await;
+    w.assert_target_tag("batch/app", "v2", &w.app_v2).await;
 }
 
 /// A mirror into an ACR through ARM runs server-side: one `importImage` per copy, at most 8
@@ -760,40 +457,28 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
         .unwrap();
         digests.insert(format!("1.{i}"), m.digest.to_string());
     }
-    let file = w.dir().join("mirror.yaml");
     let write_file = |target: &str| {
-        std::fs::write(
-            &file,
-            format!(
-                "- source: {}/lib/many\n  target: {target}\n",
-                w.external.host()
-            ),
-        )
-        .unwrap()
-    };
-    // The plan reads the target's tags with the admin user (the importer's role lets it start
-    // imports, not read the registry's data).
-    let file_arg = file.to_str().unwrap().to_owned();
-    let mirror = |extra: &'static [&'static str]| {
-        let mut args = vec!["import", "-n", "targetreg", "--from-file", &file_arg];
-        args.extend(["--mode", "server"]);
-        args.extend(extra);
-        let mut cmd = command(&w, IMPORTER, &args);
-        cmd.env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
-            .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
-        async move {
-            tokio::time::timeout(Duration::from_secs(120), cmd.output())
-                .await
-                .expect("in time")
-                .expect("run acr")
-        }
+        let entry = format!(
+            "- source: {}/lib/many\n  target: {target}\n",
+            w.external.host()
+        );
+        write_file(&w.dir(), "mirror.yaml", &entry)
     };
     // A dry run starts no operation and writes no tag: it reports what would be imported.
-    write_file("mirror/dry");
-    let o = mirror(&["--dry-run", "-o", "json"]).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let file = write_file("mirror/dry");
+    // The plan reads the target's tags with the admin user (the importer's role lets it start
+    // imports, not read the registry's data).
+    let mirror = |extra: &[&'static str]| {
+        [
+            ["--from-file", file.as_str(), "--mode", "server"].as_slice(),
+            extra,
+        ]
+        .concat()
+    };
+    let o = import_with_target_admin(&w, IMPORTER, &mirror(&["--dry-run", "-o", "json"])).await;
+    assert_exit(&o, 0);
     assert_eq!(w.arm.count("POST", "/importImage"), 0);
-    let report: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let report = json(&o);
     assert_eq!(report["dry_run"], true, "{report}");
     let tags = report["tags"].as_array().expect("tags");
     assert_eq!(tags.len(), 12, "{report}");
@@ -802,31 +487,26 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
 
     // Unthrottled: 8 operations run at once, no more.
     write_file("mirror/bound");
-    let o = mirror(&[]).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let o = import_with_target_admin(&w, IMPORTER, &mirror(&[])).await;
+    assert_exit(&o, 0);
     assert_eq!(w.arm.max_running_imports(), 8);
 
     // Throttled: 5 writes per 3 s.
     w.arm.set_write_budget(5, Duration::from_secs(3));
     let before = w.arm.count("POST", "/importImage");
     write_file("mirror/many");
-    let o = mirror(&["-o", "json"]).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    let report: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let o = import_with_target_admin(&w, IMPORTER, &mirror(&["-o", "json"])).await;
+    assert_exit(&o, 0);
+    let report = json(&o);
     assert_eq!(report["engine"], "server");
     assert_eq!(report["entries"][0]["copied"], 12, "{report}");
     for (tag, digest) in &digests {
-        assert_eq!(
-            w.target_digest("mirror/many", tag).await.as_deref(),
-            Some(digest.as_str()),
-            "{tag}"
-        );
+        w.assert_target_tag("mirror/many", tag, digest).await;
     }
     let posts: Vec<_> = w
         .arm
-        .requests()
+        .requests_matching("POST", "/importImage")
         .into_iter()
-        .filter(|r| r.method == "POST" && r.path.ends_with("/importImage"))
         .skip(before)
         .collect();
     let throttled: Vec<usize> = (0..posts.len())
@@ -852,8 +532,8 @@ async fn a_mirror_fans_out_server_side_within_the_bound_and_arm_throttling() {
 
     // Nothing changed: the re-run looks, and starts no import.
     let before = w.arm.count("POST", "/importImage");
-    let o = mirror(&[]).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let o = import_with_target_admin(&w, IMPORTER, &mirror(&[])).await;
+    assert_exit(&o, 0);
     assert_eq!(w.arm.count("POST", "/importImage"), before);
     // The target's tags were read from ACR's listing with digests, once.
     assert_eq!(
@@ -902,50 +582,27 @@ async fn sign_external_tool(
     (external, image, key)
 }
 
-/// A server-side mirror is followed by the images' signatures, copied from this machine.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_server_side_mirror_is_followed_by_the_signatures() {
+/// Asserts that the target's `repo` holds the signature [`sign_external_tool`] made: the
+/// source's `.sig` manifest byte for byte, verifying with the key.
+async fn assert_signature_copied(
+    w: &ArmWorld,
+    (external, image, key): &(
+        acr_import_transfer::Registry,
+        acr_import_reference::Digest,
+        acr_import_testsupport::cosign::CosignKey,
+    ),
+    repo: &str,
+) {
     use acr_import_tests::signatures::signature_verifies;
-    use acr_import_testsupport::cosign;
 
-    let w = ArmWorld::start().await.expect("world");
-    // The image outside Azure is signed with cosign; importImage copies the image only.
-    let (external, image, key) = sign_external_tool(&w).await;
-    let file = w.dir().join("signed.yaml");
-    let entry = format!(
-        "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
-        w.external.host()
-    );
-    std::fs::write(&file, entry).expect("mirror file");
-    let args = [
-        "import",
-        "-n",
-        "targetreg",
-        "--from-file",
-        file.to_str().expect("path"),
-        "--mode",
-        "server",
-        "-o",
-        "json",
-    ];
-    let mut cmd = command(&w, IMPORTER, &args);
-    with_target_admin(&mut cmd);
-    let o = output(cmd).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
-    assert_eq!(w.arm.import_bodies().len(), 1, "the image went server-side");
-    let report: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
-    assert_eq!(report["engine"], "server");
-    assert_eq!(report["copies"][0]["followed"]["signatures"], 1, "{report}");
-    // The signature's manifest was read from the source here: a pull, in the entry's row too.
-    assert_eq!(report["entries"][0]["source_pulls"], 1, "{report}");
     let target = w
         .admin()
         .registry(&w.target.login_server())
         .expect("target");
-    let tag = cosign::digest_tag(image.as_str(), "sig");
+    let tag = acr_import_testsupport::cosign::digest_tag(image.as_str(), "sig");
     assert_eq!(
         target
-            .get_manifest(&"mirror/tool".repo(), &tag.at())
+            .get_manifest(&repo.repo(), &tag.at())
             .await
             .expect("the .sig"),
         external
@@ -954,44 +611,43 @@ async fn a_server_side_mirror_is_followed_by_the_signatures() {
             .expect("source"),
         "byte for byte"
     );
-    signature_verifies(&target, "mirror/tool", image.as_str(), &key)
+    signature_verifies(&target, repo, image.as_str(), key)
         .await
         .expect("the signature verifies on the target");
 }
 
-/// `acr import` as the admin of the target for its client-side part.
-fn with_target_admin(cmd: &mut tokio::process::Command) {
-    cmd.env("ACR_IMPORT_TARGET_USERNAME", ADMIN.0)
-        .env("ACR_IMPORT_TARGET_PASSWORD", ADMIN.1);
+/// A server-side mirror is followed by the images' signatures, copied from this machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_side_mirror_is_followed_by_the_signatures() {
+    let w = ArmWorld::start().await.expect("world");
+    // The image outside Azure is signed with cosign; importImage copies the image only.
+    let signed = sign_external_tool(&w).await;
+    let entry = format!(
+        "- source: {}/lib/tool:1\n  images: [mirror/tool:1]\n",
+        w.external.host()
+    );
+    let file = write_file(&w.dir(), "signed.yaml", &entry);
+    let args = ["--from-file", &file, "--mode", "server", "-o", "json"];
+    let o = import_with_target_admin(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
+    assert_eq!(w.arm.import_bodies().len(), 1, "the image went server-side");
+    let report = json(&o);
+    assert_eq!(report["engine"], "server");
+    assert_eq!(report["copies"][0]["followed"]["signatures"], 1, "{report}");
+    // The signature's manifest was read from the source here: a pull, in the entry's row too.
+    assert_eq!(report["entries"][0]["source_pulls"], 1, "{report}");
+    assert_signature_copied(&w, &signed, "mirror/tool").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_imports_are_followed_by_their_signatures_client_side() {
-    use acr_import_tests::signatures::signature_verifies;
-    use acr_import_testsupport::cosign;
-
     let w = ArmWorld::start().await.expect("world");
     // The image outside Azure is signed with cosign; importImage copies the image only.
-    let (external, image, key) = sign_external_tool(&w).await;
+    let signed = sign_external_tool(&w).await;
     let src = format!("{}/lib/tool:1", w.external.host());
-    let mut cmd = command(
-        &w,
-        IMPORTER,
-        &[
-            "import",
-            "-n",
-            "targetreg",
-            "--source",
-            &src,
-            "-t",
-            "tool:1",
-            "--mode",
-            "server",
-        ],
-    );
-    with_target_admin(&mut cmd);
-    let o = output(cmd).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let args = ["--source", &src, "-t", "tool:1", "--mode", "server"];
+    let o = import_with_target_admin(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
     assert!(
         err(&o).contains("then the signatures, attestations and SBOMs"),
         "the plan says so: {}",
@@ -1003,25 +659,7 @@ async fn server_side_imports_are_followed_by_their_signatures_client_side() {
         out(&o)
     );
     assert_eq!(w.arm.import_bodies().len(), 1);
-    let target = w
-        .admin()
-        .registry(&w.target.login_server())
-        .expect("target");
-    let tag = cosign::digest_tag(image.as_str(), "sig");
-    assert_eq!(
-        target
-            .get_manifest(&"tool".repo(), &tag.at())
-            .await
-            .expect("the .sig"),
-        external
-            .get_manifest(&"lib/tool".repo(), &tag.at())
-            .await
-            .expect("source"),
-        "byte for byte"
-    );
-    signature_verifies(&target, "tool", image.as_str(), &key)
-        .await
-        .expect("the signature verifies on the target");
+    assert_signature_copied(&w, &signed, "tool").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1048,22 +686,10 @@ async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_r
     .expect("proxy");
     let src = format!("{}/lib/tool:1", proxy.host());
     let args = [
-        "import",
-        "-n",
-        "targetreg",
-        "--source",
-        &src,
-        "-t",
-        "tool:1",
-        "--mode",
-        "server",
-        "-o",
-        "json",
+        "--source", &src, "-t", "tool:1", "--mode", "server", "-o", "json",
     ];
-    let mut cmd = command(&w, IMPORTER, &args);
-    with_target_admin(&mut cmd);
-    let o = output(cmd).await;
-    assert_eq!(code(&o), 0, "{}{}", out(&o), err(&o));
+    let o = import_with_target_admin(&w, IMPORTER, &args).await;
+    assert_exit(&o, 0);
     let e = err(&o);
     assert!(
         e.contains(&format!(
@@ -1072,7 +698,7 @@ async fn a_server_side_import_says_what_stayed_behind_when_this_machine_cannot_r
             && e.contains("stayed behind"),
         "{e}"
     );
-    let v: serde_json::Value = serde_json::from_str(&out(&o)).expect("json");
+    let v = json(&o);
     assert_eq!(v["engine"], "server");
     assert!(
         v["followers"]["left-behind"]["reason"]

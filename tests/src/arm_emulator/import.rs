@@ -48,20 +48,41 @@ fn only_members(
     }
 }
 
+/// `value` as an object of `type_name` with no member outside `allowed`; `missing` when it is
+/// absent or no object.
+fn object_of<'a>(
+    value: Option<&'a Value>,
+    missing: &str,
+    allowed: &[&str],
+    type_name: &str,
+) -> Result<&'a serde_json::Map<String, Value>, Reply> {
+    let obj = value
+        .and_then(Value::as_object)
+        .ok_or_else(|| invalid(missing))?;
+    only_members(obj, allowed, type_name)?;
+    Ok(obj)
+}
+
+/// The string member `key` of `obj`, when given.
+fn string_member(obj: &serde_json::Map<String, Value>, key: &str) -> Option<String> {
+    obj.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// ARM's `400 InvalidParameters`.
+fn invalid_parameters(message: impl Into<String>) -> Reply {
+    error(StatusCode::BAD_REQUEST, "InvalidParameters", message)
+}
+
 pub(super) fn parse_body(value: &Value) -> Result<ImportBody, Reply> {
-    let Some(obj) = value.as_object() else {
-        return Err(invalid("The request content is not a JSON object."));
-    };
-    only_members(
-        obj,
+    let obj = object_of(
+        Some(value),
+        "The request content is not a JSON object.",
         &["source", "targetTags", "untaggedTargetRepositories", "mode"],
         "ImportImageParameters",
     )?;
-    let Some(source) = obj.get("source").and_then(Value::as_object) else {
-        return Err(invalid("The 'source' field is required."));
-    };
-    only_members(
-        source,
+    let source = object_of(
+        obj.get("source"),
+        "The 'source' field is required.",
         &["sourceImage", "resourceId", "registryUri", "credentials"],
         "ImportSource",
     )?;
@@ -69,24 +90,14 @@ pub(super) fn parse_body(value: &Value) -> Result<ImportBody, Reply> {
         return Err(invalid("The 'source.sourceImage' field is required."));
     };
     if source_image.parse::<RepositoryReference>().is_err() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameters",
-            format!("The source image '{source_image}' is invalid."),
-        ));
+        return Err(invalid_parameters(format!(
+            "The source image '{source_image}' is invalid."
+        )));
     }
-    let resource_id = source
-        .get("resourceId")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let registry_uri = source
-        .get("registryUri")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let resource_id = string_member(source, "resourceId");
+    let registry_uri = string_member(source, "registryUri");
     if resource_id.is_some() == registry_uri.is_some() {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameters",
+        return Err(invalid_parameters(
             "Exactly one of 'source.resourceId' and 'source.registryUri' must be given.",
         ));
     }
@@ -94,9 +105,7 @@ pub(super) fn parse_body(value: &Value) -> Result<ImportBody, Reply> {
         None | Some(Value::Null) => None,
         Some(c) => {
             if resource_id.is_some() {
-                return Err(error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidParameters",
+                return Err(invalid_parameters(
                     "'source.credentials' can only be used with 'source.registryUri'.",
                 ));
             }
@@ -147,6 +156,13 @@ pub(super) fn parse_body(value: &Value) -> Result<ImportBody, Reply> {
     })
 }
 
+/// ARM's throttling answer: `429 TooManyRequests` with `Retry-After: retry_after` (seconds).
+fn too_many_requests(message: &str, retry_after: String) -> Reply {
+    let mut reply = error(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", message);
+    reply.2.push(("retry-after", retry_after));
+    reply
+}
+
 /// `POST …/importImage`: validates, authorizes, starts the operation.
 pub(super) fn import_image(
     state: &Arc<State>,
@@ -163,30 +179,20 @@ pub(super) fn import_image(
         let mut faults = lock(&state.faults);
         if faults.throttled_imports.0 > 0 {
             faults.throttled_imports.0 -= 1;
-            let mut reply = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
+            return too_many_requests(
                 "The request is being throttled (injected).",
+                faults.throttled_imports.1.to_string(),
             );
-            reply
-                .2
-                .push(("retry-after", faults.throttled_imports.1.to_string()));
-            return reply;
         }
     }
     let left = match lock(&state.faults).writes.as_mut().map(WriteBudget::take) {
         None => None,
         Some(Ok(left)) => Some(left),
         Some(Err(wait)) => {
-            let mut reply = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
+            let mut reply = too_many_requests(
                 "The request is being throttled as the limit has been reached for operation type - Write.",
-            );
-            reply.2.push((
-                "retry-after",
                 wait.as_secs_f64().ceil().max(1.0).to_string(),
-            ));
+            );
             reply.2.push((
                 "x-ms-ratelimit-remaining-subscription-writes",
                 "0".to_owned(),

@@ -58,13 +58,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use acr_import_auth::{Credential, NULL_GUID_USERNAME, Secret};
+use acr_import_testsupport::ServerTask;
 use acr_import_testsupport::{
     AadEmulator, AadTokenVerifier, AcrEmulator, AcrHandle, Rbac, RepositoryCondition,
     RoleDefinition, random_guid as guid,
 };
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 mod import;
 mod operations;
@@ -555,13 +555,17 @@ impl ArmEmulatorBuilder {
             bodies: Mutex::new(Vec::new()),
         });
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
-        let task = tokio::spawn(acr_import_testsupport::serve_http1_with(
+        let task = ServerTask::spawn(acr_import_testsupport::serve_http1_with(
             listener,
             Some(acceptor),
             state.clone(),
             routes::handle,
         ));
-        Ok(ArmEmulator { addr, state, task })
+        Ok(ArmEmulator {
+            addr,
+            state,
+            _task: task,
+        })
     }
 }
 
@@ -569,7 +573,7 @@ impl ArmEmulatorBuilder {
 pub struct ArmEmulator {
     addr: SocketAddr,
     state: Arc<State>,
-    task: JoinHandle<()>,
+    _task: ServerTask,
 }
 
 impl fmt::Debug for ArmEmulator {
@@ -577,12 +581,6 @@ impl fmt::Debug for ArmEmulator {
         f.debug_struct("ArmEmulator")
             .field("addr", &self.addr)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for ArmEmulator {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -614,13 +612,19 @@ impl ArmEmulator {
         lock(&self.state.log).clone()
     }
 
-    /// Requests whose path contains `needle` (case-insensitively).
-    pub fn count(&self, method: &str, needle: &str) -> usize {
+    /// The `method` requests whose path contains `needle` (case-insensitively), in order.
+    pub fn requests_matching(&self, method: &str, needle: &str) -> Vec<ArmRequest> {
         let needle = needle.to_ascii_lowercase();
         lock(&self.state.log)
             .iter()
             .filter(|r| r.method == method && r.path.to_ascii_lowercase().contains(&needle))
-            .count()
+            .cloned()
+            .collect()
+    }
+
+    /// How many `method` requests have a path containing `needle` (case-insensitively).
+    pub fn count(&self, method: &str, needle: &str) -> usize {
+        self.requests_matching(method, needle).len()
     }
 
     /// Every `importImage` body received (valid or not), in order.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use super::routes::{Caller, Reply, error};
+use super::routes::{Caller, Reply, error, wrong_tenant};
 use super::{State, lock};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,11 +71,7 @@ fn look(state: &State, caller: &Caller, op: &str) -> Result<Seen, Reply> {
         ));
     };
     if !o.tenant.eq_ignore_ascii_case(&caller.tid) {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationTokenTenant",
-            "The access token is from the wrong issuer.",
-        ));
+        return Err(wrong_tenant("The access token is from the wrong issuer."));
     }
     let ended = !stalled && o.polls >= needed && o.status != OpStatus::Running;
     if ended && !o.reported {

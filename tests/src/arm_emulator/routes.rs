@@ -32,6 +32,15 @@ pub(super) fn error(status: StatusCode, code: &str, message: impl Into<String>) 
     )
 }
 
+/// ARM's `401 InvalidAuthenticationTokenTenant`: the token's tenant is not the resource's.
+pub(super) fn wrong_tenant(message: impl Into<String>) -> Reply {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationTokenTenant",
+        message,
+    )
+}
+
 pub(super) fn query_param(query: &str, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -158,13 +167,9 @@ impl State {
             ));
         };
         if !sub.tenant.eq_ignore_ascii_case(&caller.tid) {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationTokenTenant",
-                format!(
-                    "The access token is from the wrong issuer. It must match the tenant associated with subscription '{id}'."
-                ),
-            ));
+            return Err(wrong_tenant(format!(
+                "The access token is from the wrong issuer. It must match the tenant associated with subscription '{id}'."
+            )));
         }
         Ok(())
     }

@@ -11,25 +11,14 @@ async fn a_throttled_post_is_sent_again_after_retry_after() {
     let ctx = connect(&w, IMPORTER).await;
     w.arm.throttle_imports(2, 1);
     let started = Instant::now();
-    import(
-        &w,
-        &ctx,
-        src("app:v1", Some(&w.source_id())),
-        &["throttled:v1"],
-        false,
-    )
-    .await
-    .expect("a throttled POST is retried: nothing had started");
+    import(&w, &ctx, by_id(&w, "app:v1"), &["throttled:v1"], false)
+        .await
+        .expect("a throttled POST is retried: nothing had started");
     assert!(
         started.elapsed() >= Duration::from_secs(2),
         "Retry-After honoured"
     );
-    let posts: Vec<_> = w
-        .arm
-        .requests()
-        .into_iter()
-        .filter(|r| r.method == "POST")
-        .collect();
+    let posts = w.arm.requests_matching("POST", "");
     assert_eq!(
         posts.iter().map(|r| r.status).collect::<Vec<_>>(),
         [429, 429, 202]
@@ -40,7 +29,7 @@ async fn a_throttled_post_is_sent_again_after_retry_after() {
             .iter()
             .all(|r| r.client_request_id == posts[0].client_request_id)
     );
-    assert_tag(&w, "throttled", "v1", &w.app_v1).await;
+    w.assert_target_tag("throttled", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
@@ -49,15 +38,9 @@ async fn a_200_that_is_not_terminal_keeps_the_import_waiting() {
     let ctx = connect(&w, IMPORTER).await;
     w.arm.set_polls_before_done(4);
     w.arm.set_nonterminal_200s(3, "Updating");
-    let (outcome, progress) = import(
-        &w,
-        &ctx,
-        src("app:v1", Some(&w.source_id())),
-        &["nonterminal:v1"],
-        false,
-    )
-    .await
-    .expect("import");
+    let (outcome, progress) = import(&w, &ctx, by_id(&w, "app:v1"), &["nonterminal:v1"], false)
+        .await
+        .expect("import");
     assert_eq!(outcome, ServerOutcome::Completed);
     let polls = w.arm.count("GET", "/operationResults/");
     assert!(polls >= 5, "polled until a terminal answer: {polls} polls");
@@ -75,20 +58,13 @@ async fn the_status_monitor_is_polled_and_location_read_for_the_result() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
     w.arm.set_async_operation_header(true);
-    import(
-        &w,
-        &ctx,
-        src("app:v2", Some(&w.source_id())),
-        &["monitored:v2"],
-        false,
-    )
-    .await
-    .expect("import");
+    import(&w, &ctx, by_id(&w, "app:v2"), &["monitored:v2"], false)
+        .await
+        .expect("import");
     let gets: Vec<String> = w
         .arm
-        .requests()
+        .requests_matching("GET", "/locations/")
         .into_iter()
-        .filter(|r| r.method == "GET" && r.path.contains("/locations/"))
         .map(|r| r.path)
         .collect();
     assert!(gets.len() >= 3, "{gets:?}");
@@ -101,17 +77,11 @@ async fn the_status_monitor_is_polled_and_location_read_for_the_result() {
         last.contains("/operationResults/"),
         "the final read: {gets:?}"
     );
-    assert_tag(&w, "monitored", "v2", &w.app_v2).await;
+    w.assert_target_tag("monitored", "v2", &w.app_v2).await;
     // A failure reported by the status monitor is the operation's error, on the source side.
-    let err = import(
-        &w,
-        &ctx,
-        src("app:nope", Some(&w.source_id())),
-        &["monitored:nope"],
-        false,
-    )
-    .await
-    .expect_err("no such tag");
+    let err = import(&w, &ctx, by_id(&w, "app:nope"), &["monitored:nope"], false)
+        .await
+        .expect_err("no such tag");
     match &err {
         AcrError::Arm { side, code, .. } => {
             assert_eq!(*side, Side::Source, "{err}");
@@ -126,7 +96,7 @@ async fn the_status_monitor_is_polled_and_location_read_for_the_result() {
 async fn every_call_carries_a_client_request_id_and_failures_print_the_ids() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .expect("import");
     let requests = w.arm.requests();

@@ -14,7 +14,9 @@ use acr_import_acr::{
     WaitOptions,
 };
 use acr_import_auth::Secret;
-use acr_import_tests::world::{ADMIN, IMPORTER, OTHER_TENANT, READER, SUB, SUB_FOREIGN, TENANT};
+use acr_import_tests::world::{
+    ADMIN, IMPORTER, OTHER_TENANT, READER, SUB, SUB_FOREIGN, TENANT, subscription_scope,
+};
 use acr_import_tests::{ARM_API_VERSION, ArmRegistry, ArmRole, ArmWorld, ArmWorldOptions};
 use acr_import_testsupport::ACR_AUDIENCE;
 use bytes::Bytes;
@@ -44,6 +46,16 @@ fn src(source: &str, registry: Option<&str>) -> SourceArgs {
     }
 }
 
+/// `source` in `sourcereg`, named by the registry's resource ID.
+fn by_id(w: &ArmWorld, source: &str) -> SourceArgs {
+    src(source, Some(&w.source_id()))
+}
+
+/// `source` in `sourcereg`, named by the registry's name.
+fn by_name(source: &str) -> SourceArgs {
+    src(source, Some("sourcereg"))
+}
+
 /// `ctx`'s view of the target registry, `targetreg`.
 async fn target_registry(ctx: &AzureContext) -> Registry {
     ctx.resolve_target("targetreg", None).await.expect("target")
@@ -59,15 +71,6 @@ async fn resolve(w: &ArmWorld, ctx: &AzureContext, args: &SourceArgs) -> SourceR
 /// The network preflight of a server-side import of `source` into `target`.
 fn server_verdict(target: &Registry, source: &ResolvedSource) -> Preflight {
     evaluate(&preflight_input(Engine::Server, Some(target), source, None))
-}
-
-/// The tag `repo:tag` of the target holds `digest`.
-async fn assert_tag(w: &ArmWorld, repo: &str, tag: &str, digest: &str) {
-    assert_eq!(
-        w.target_digest(repo, tag).await.as_deref(),
-        Some(digest),
-        "{repo}:{tag}"
-    );
 }
 
 /// `err` is an ARM error about the `side` registry.
@@ -114,11 +117,11 @@ async fn import(
 async fn resource_id_source_is_imported_server_side() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let (outcome, progress) = import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    let (outcome, progress) = import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .expect("import");
     assert_eq!(outcome, ServerOutcome::Completed);
-    assert_tag(&w, "app", "v1", &w.app_v1).await;
+    w.assert_target_tag("app", "v1", &w.app_v1).await;
     assert!(progress.len() >= 2, "{progress:?}");
     let body = &w.arm.import_bodies()[0];
     assert_eq!(body["source"]["resourceId"], w.source_id().as_str());
@@ -137,20 +140,14 @@ async fn resource_id_source_is_imported_server_side() {
 async fn noforce_conflict_fails_and_force_overwrites() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    import(
-        &w,
-        &ctx,
-        src("app:v1", Some("sourcereg")),
-        &["app:stable"],
-        false,
-    )
-    .await
-    .expect("first import");
-    assert_tag(&w, "app", "stable", &w.app_v1).await;
+    import(&w, &ctx, by_name("app:v1"), &["app:stable"], false)
+        .await
+        .expect("first import");
+    w.assert_target_tag("app", "stable", &w.app_v1).await;
     let err = import(
         &w,
         &ctx,
-        src("app:v2", Some("sourcereg")),
+        by_name("app:v2"),
         &["app:stable", "app:new"],
         false,
     )
@@ -165,41 +162,34 @@ async fn noforce_conflict_fails_and_force_overwrites() {
     }
     assert!(err.to_string().contains("--force"), "{err}");
     // Nothing was copied: the old tag stays, the new one was not written.
-    assert_tag(&w, "app", "stable", &w.app_v1).await;
+    w.assert_target_tag("app", "stable", &w.app_v1).await;
     assert_eq!(w.target_digest("app", "new").await, None);
     import(
         &w,
         &ctx,
-        src("app:v2", Some("sourcereg")),
+        by_name("app:v2"),
         &["app:stable", "app:new"],
         true,
     )
     .await
     .expect("forced import");
-    assert_tag(&w, "app", "stable", &w.app_v2).await;
-    assert_tag(&w, "app", "new", &w.app_v2).await;
+    w.assert_target_tag("app", "stable", &w.app_v2).await;
+    w.assert_target_tag("app", "new", &w.app_v2).await;
     assert_eq!(w.arm.import_bodies()[2]["mode"], "Force");
 }
 
 #[tokio::test]
 async fn lro_polls_several_times_and_honours_retry_after() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(|b| b.polls_before_done(3).retry_after(1)),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_arm(|b| {
+        b.polls_before_done(3).retry_after(1)
+    }))
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
     let started = Instant::now();
-    let (_, progress) = import(
-        &w,
-        &ctx,
-        src("app:v1", Some(&w.source_id())),
-        &["copy:v1"],
-        false,
-    )
-    .await
-    .expect("import");
+    let (_, progress) = import(&w, &ctx, by_id(&w, "app:v1"), &["copy:v1"], false)
+        .await
+        .expect("import");
     // The POST's Retry-After (1 s) and three 202 polls with Retry-After: 1, not the 20 ms
     // back-off of the options.
     assert!(
@@ -223,14 +213,14 @@ async fn lro_polls_several_times_and_honours_retry_after() {
             .any(|(m, _)| m.starts_with("app@sha256:")),
         "{progress:?}"
     );
-    assert_tag(&w, "copy", "v1", &w.app_v1).await;
+    w.assert_target_tag("copy", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
 async fn no_wait_returns_the_operation_and_status_resumes_it() {
     let w = ArmWorld::start().await.expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let args = src("app:v2", Some(&w.source_id()));
+    let args = by_id(&w, "app:v2");
     let (target, body) = prepare(&w, &ctx, &args, &[], false).await.unwrap();
     let outcome = run_server_import(&ctx.arm, &target, &body, None, &mut |_| {})
         .await
@@ -253,7 +243,7 @@ async fn no_wait_returns_the_operation_and_status_resumes_it() {
         .wait(&operation_url, &fast(), &mut |_| {})
         .await
         .expect("resumed");
-    assert_tag(&w, "app", "v2", &w.app_v2).await;
+    w.assert_target_tag("app", "v2", &w.app_v2).await;
     // An operation URL off the ARM endpoint never gets the token.
     let err = later
         .wait(
@@ -271,7 +261,7 @@ async fn deadline_expiry_names_the_operation_to_resume() {
     let w = ArmWorld::start().await.expect("world");
     w.arm.set_stalled(true);
     let ctx = connect(&w, IMPORTER).await;
-    let args = src("app:v1", Some(&w.source_id()));
+    let args = by_id(&w, "app:v1");
     let (target, body) = prepare(&w, &ctx, &args, &[], false).await.unwrap();
     let options = WaitOptions {
         deadline: Some(Duration::from_millis(700)),
@@ -291,7 +281,7 @@ async fn deadline_expiry_names_the_operation_to_resume() {
         .wait(operation_url, &fast(), &mut |_| {})
         .await
         .expect("resumed after the deadline");
-    assert_tag(&w, "app", "v1", &w.app_v1).await;
+    w.assert_target_tag("app", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
@@ -398,37 +388,28 @@ async fn the_emulator_is_strict_about_tokens_and_bodies() {
         async move { http.exchange(r).await.unwrap() }
     };
     let good_body = r#"{"source":{"registryUri":"docker.io","sourceImage":"library/hello-world"},"mode":"NoForce"}"#;
-    let code = |r: &http::Response<Bytes>| {
-        serde_json::from_slice::<serde_json::Value>(r.body()).unwrap()["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+    // The status and ARM's error code of an answer.
+    let answer = |r: &http::Response<Bytes>| {
+        let body = serde_json::from_slice::<serde_json::Value>(r.body()).unwrap();
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        (r.status().as_u16(), code.to_owned())
     };
     let r = send(post(None, good_body)).await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "AuthenticationFailed")
-    );
+    assert_eq!(answer(&r), (401, "AuthenticationFailed".into()));
     let r = send(post(Some("Bearer not.a.jwt".into()), good_body)).await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(answer(&r), (401, "InvalidAuthenticationToken".into()));
     let acr_token = w.aad.issue_token(IMPORTER.0, ACR_AUDIENCE, 600).unwrap();
     let r = send(post(Some(format!("Bearer {acr_token}")), good_body)).await;
     assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationTokenAudience")
+        answer(&r),
+        (401, "InvalidAuthenticationTokenAudience".into())
     );
     let expired = w
         .aad
         .issue_token(IMPORTER.0, "https://management.azure.com", -60)
         .unwrap();
     let r = send(post(Some(format!("Bearer {expired}")), good_body)).await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationToken")
-    );
+    assert_eq!(answer(&r), (401, "InvalidAuthenticationToken".into()));
     let token = w
         .aad
         .issue_token(IMPORTER.0, "https://management.azure.com", 600)
@@ -462,10 +443,7 @@ async fn the_emulator_is_strict_about_tokens_and_bodies() {
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (r.status().as_u16(), code(&r).as_str()),
-        (401, "InvalidAuthenticationTokenTenant")
-    );
+    assert_eq!(answer(&r), (401, "InvalidAuthenticationTokenTenant".into()));
     let _ = OTHER_TENANT;
 }
 
@@ -595,7 +573,7 @@ async fn imports_by_registry_uri(w: &ArmWorld, ctx: &AzureContext, with_creds: S
     import(w, ctx, with_creds.clone(), &["viacreds:v1"], false)
         .await
         .expect("registryUri + credentials");
-    assert_tag(w, "viacreds", "v1", &w.app_v1).await;
+    w.assert_target_tag("viacreds", "v1", &w.app_v1).await;
     let external = src(&format!("{}/lib/tool:1", w.external.host()), None);
     import(w, ctx, external, &[], false)
         .await
@@ -617,21 +595,20 @@ async fn imports_by_registry_uri(w: &ArmWorld, ctx: &AzureContext, with_creds: S
 #[tokio::test]
 async fn preflight_verdicts_agree_with_the_service() {
     // Target denies and does not let trusted services through.
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        target: Box::new(|r| r.deny_except(&["203.0.113.0/24"]).trusted_services(false)),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_target(|r| {
+        r.deny_except(&["203.0.113.0/24"]).trusted_services(false)
+    }))
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
     let target = target_registry(&ctx).await;
-    let source = resolve(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let source = resolve(&w, &ctx, &by_id(&w, "app:v1")).await;
     let v = server_verdict(&target, &source.source);
     assert_eq!(
         v.failures[0].fix,
         "az acr update -n targetreg --allow-trusted-services true"
     );
-    let err = import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    let err = import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("denied"), "{err}");
@@ -652,10 +629,9 @@ async fn preflight_verdicts_agree_with_the_service() {
     assert_eq!(v.verdict, Verdict::WillWork);
 
     // Source with public access disabled: by login server fails, by resource ID works.
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        source: Box::new(|r| r.public_network_access(false)),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_source(|r| {
+        r.public_network_access(false)
+    }))
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
@@ -680,26 +656,25 @@ async fn preflight_verdicts_agree_with_the_service() {
             .contains("public network access is disabled"),
         "{err}"
     );
-    let by_id = resolve(&w, &ctx, &src("app:v1", Some("sourcereg"))).await;
+    let by_id = resolve(&w, &ctx, &by_name("app:v1")).await;
     let v = server_verdict(&target, &by_id.source);
     assert_eq!(v.verdict, Verdict::WillWork, "{v}");
-    import(&w, &ctx, src("app:v1", Some("sourcereg")), &[], false)
+    import(&w, &ctx, by_name("app:v1"), &[], false)
         .await
         .expect("by resource ID");
 
     // Export policy disabled on the source: both say no.
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        source: Box::new(|r| r.public_network_access(false).export_policy(false)),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_source(|r| {
+        r.public_network_access(false).export_policy(false)
+    }))
     .await
     .expect("world");
     let ctx = connect(&w, IMPORTER).await;
     let target = target_registry(&ctx).await;
-    let by_id = resolve(&w, &ctx, &src("app:v1", Some("sourcereg"))).await;
+    let by_id = resolve(&w, &ctx, &by_name("app:v1")).await;
     let v = server_verdict(&target, &by_id.source);
     assert_eq!(v.failures[0].rule, Rule::ExportPolicyDisabled, "{v}");
-    let err = import(&w, &ctx, src("app:v1", Some("sourcereg")), &[], false)
+    let err = import(&w, &ctx, by_name("app:v1"), &[], false)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("export policy"), "{err}");
@@ -707,19 +682,16 @@ async fn preflight_verdicts_agree_with_the_service() {
 
 #[tokio::test]
 async fn listing_follows_next_links_and_lookups_ignore_case() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(|b| {
-            b.page_size(1)
-                .registry(ArmRegistry::new(SUB, "rg-a", "alphareg1"))
-                .registry(ArmRegistry::new(SUB, "rg-b", "betareg22"))
-                .role(
-                    "someone-else",
-                    &format!("/subscriptions/{SUB}"),
-                    ArmRole::Contributor,
-                )
-        }),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_arm(|b| {
+        b.page_size(1)
+            .registry(ArmRegistry::new(SUB, "rg-a", "alphareg1"))
+            .registry(ArmRegistry::new(SUB, "rg-b", "betareg22"))
+            .role(
+                "someone-else",
+                &subscription_scope(SUB),
+                ArmRole::Contributor,
+            )
+    }))
     .await
     .expect("world");
     let client = w.arm_client(IMPORTER);
@@ -767,29 +739,17 @@ async fn server_errors_while_polling_are_retried_then_reported() {
     let ctx = connect(&w, IMPORTER).await;
     // Two 503s in front of the operation: polled again, and the import completes.
     w.arm.fail_polls(2, 503);
-    import(
-        &w,
-        &ctx,
-        src("app:v1", Some(&w.source_id())),
-        &["polled:v1"],
-        false,
-    )
-    .await
-    .expect("rides through 503s on the poll");
-    assert_tag(&w, "polled", "v1", &w.app_v1).await;
+    import(&w, &ctx, by_id(&w, "app:v1"), &["polled:v1"], false)
+        .await
+        .expect("rides through 503s on the poll");
+    w.assert_target_tag("polled", "v1", &w.app_v1).await;
     // A poll that keeps failing: a typed error with the status, naming the target side or
     // the operation, after a bounded number of tries.
     w.arm.fail_polls(50, 503);
     let before = w.arm.count("GET", "/operationResults/");
-    let err = import(
-        &w,
-        &ctx,
-        src("app:v2", Some(&w.source_id())),
-        &["polled:v2"],
-        false,
-    )
-    .await
-    .expect_err("a poll that keeps failing fails the import");
+    let err = import(&w, &ctx, by_id(&w, "app:v2"), &["polled:v2"], false)
+        .await
+        .expect_err("a poll that keeps failing fails the import");
     let polls = w.arm.count("GET", "/operationResults/") - before;
     assert!((2..=6).contains(&polls), "bounded retries: {polls} polls");
     assert_eq!(err.arm_status(), Some(503), "{err}");
@@ -800,25 +760,13 @@ async fn server_errors_while_polling_are_retried_then_reported() {
     // A 500, then three 429s, while polling: retried as the Azure SDKs do, and the import
     // completes (the operation went on regardless).
     w.arm.fail_polls(1, 500);
-    import(
-        &w,
-        &ctx,
-        src("app:v2", Some(&w.source_id())),
-        &["polled:v3"],
-        false,
-    )
-    .await
-    .expect("a 500 on the poll is ridden out");
+    import(&w, &ctx, by_id(&w, "app:v2"), &["polled:v3"], false)
+        .await
+        .expect("a 500 on the poll is ridden out");
     w.arm.fail_polls(3, 429);
-    import(
-        &w,
-        &ctx,
-        src("app:v2", Some(&w.source_id())),
-        &["polled:v4"],
-        false,
-    )
-    .await
-    .expect("three 429s on the poll are ridden out");
-    assert_tag(&w, "polled", "v4", &w.app_v2).await;
+    import(&w, &ctx, by_id(&w, "app:v2"), &["polled:v4"], false)
+        .await
+        .expect("three 429s on the poll are ridden out");
+    w.assert_target_tag("polled", "v4", &w.app_v2).await;
     w.arm.fail_polls(0, 503);
 }

@@ -5,17 +5,17 @@ use std::sync::Arc;
 
 use acr_import_acr::import::SourceArgs;
 use acr_import_acr::permissions::{
-    PermissionsEngine, PermissionsRead, TargetRef, evaluate as permissions, gather,
+    PermissionsEngine, PermissionsInput, PermissionsRead, TargetRef, evaluate as permissions,
+    gather,
 };
 use acr_import_acr::preflight::Rule;
 use acr_import_acr::{Preflight, RegistryResourceId};
 use acr_import_auth::azure::{AcrLoginServers, AzureAdProvider};
-use acr_import_auth::{
-    AadCredentialChain, AadOptions, AcrAudience, AzureEnvironment, CredentialChain,
-};
+use acr_import_auth::{AcrAudience, CredentialChain};
 use acr_import_tests::Names;
 use acr_import_tests::world::{
-    PUSHER, SOURCE_RG, STRANGER, SUB2, importer_cannot_read_permissions, push_image, target_id,
+    PUSHER, SOURCE_RG, STRANGER, SUB2, importer_cannot_read_permissions, push_image,
+    subscription_scope, target_id,
 };
 use acr_import_testsupport::{RepositoryCondition, RoleDefinition};
 use acr_import_transfer::{Copier, CopyOptions, Endpoint, Source, Target, Transport};
@@ -51,20 +51,17 @@ async fn server_preflight(w: &ArmWorld, ctx: &AzureContext, args: &SourceArgs) -
 #[tokio::test]
 async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
     let target_scope = target_id();
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(move |b| {
-            b.role(PUSHER.0, &target_scope, ArmRole::AcrPush).role(
-                PUSHER.0,
-                &format!("/subscriptions/{SUB2}"),
-                ArmRole::Reader,
-            )
-        }),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_arm(move |b| {
+        b.role(PUSHER.0, &target_scope, ArmRole::AcrPush).role(
+            PUSHER.0,
+            &subscription_scope(SUB2),
+            ArmRole::Reader,
+        )
+    }))
     .await
     .expect("world");
     let ctx = connect(&w, PUSHER).await;
-    let v = server_preflight(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let v = server_preflight(&w, &ctx, &by_id(&w, "app:v1")).await;
     assert_eq!(v.verdict, Verdict::WillFail, "{v}");
     let f = v
         .failures
@@ -87,7 +84,7 @@ async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
     );
     // The real call agrees.
     // (The caller cannot read the target: its ID is known to the test.)
-    let source = resolve(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let source = resolve(&w, &ctx, &by_id(&w, "app:v1")).await;
     let body = import_body(&source.source, &[], &[], false).unwrap();
     let err = ctx
         .arm
@@ -99,29 +96,22 @@ async fn acr_push_alone_cannot_import_and_the_importer_role_can() {
 
     // The importer role (the world's IMPORTER): the verdict passes and the import works.
     let ctx = connect(&w, IMPORTER).await;
-    let v = server_preflight(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let v = server_preflight(&w, &ctx, &by_id(&w, "app:v1")).await;
     assert_eq!(v.verdict, Verdict::WillWork, "{v}");
-    import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .expect("import");
 }
 
 #[tokio::test]
 async fn a_resource_id_source_without_read_fails_naming_the_source() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(|b| {
-            b.role(
-                STRANGER.0,
-                &format!("/subscriptions/{SUB}"),
-                ArmRole::Importer,
-            )
-        }),
-        ..Default::default()
-    })
+    let w = ArmWorld::start_with(ArmWorldOptions::with_arm(|b| {
+        b.role(STRANGER.0, &subscription_scope(SUB), ArmRole::Importer)
+    }))
     .await
     .expect("world");
     let ctx = connect(&w, STRANGER).await;
-    let v = server_preflight(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let v = server_preflight(&w, &ctx, &by_id(&w, "app:v1")).await;
     assert_eq!(v.verdict, Verdict::WillFail, "{v}");
     assert_eq!(v.failures.len(), 1, "one finding, not one per check: {v}");
     let f = &v.failures[0];
@@ -135,7 +125,7 @@ async fn a_resource_id_source_without_read_fails_naming_the_source() {
         )),
         "{v}"
     );
-    let err = import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    let err = import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .expect_err("linked-scope check");
     assert!(err.to_string().contains("linked scope"), "{err}");
@@ -150,18 +140,14 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
     let w = ArmWorld::start_with(ArmWorldOptions {
         source: Box::new(|r| r.abac(true)),
         arm: Box::new(move |b| {
-            b.role(
-                STRANGER.0,
-                &format!("/subscriptions/{SUB}"),
-                ArmRole::Importer,
-            )
-            .role(STRANGER.0, &source_scope, ArmRole::Reader)
-            .assign(
-                STRANGER.0,
-                &source_scope,
-                RoleDefinition::repository_reader(),
-                Some(RepositoryCondition::StartsWith("team1/".into())),
-            )
+            b.role(STRANGER.0, &subscription_scope(SUB), ArmRole::Importer)
+                .role(STRANGER.0, &source_scope, ArmRole::Reader)
+                .assign(
+                    STRANGER.0,
+                    &source_scope,
+                    RoleDefinition::repository_reader(),
+                    Some(RepositoryCondition::StartsWith("team1/".into())),
+                )
         }),
         ..Default::default()
     })
@@ -171,7 +157,7 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
         .await
         .expect("seed");
     let ctx = connect(&w, STRANGER).await;
-    let v = server_preflight(&w, &ctx, &src("team1/app:v1", Some(&w.source_id()))).await;
+    let v = server_preflight(&w, &ctx, &by_id(&w, "team1/app:v1")).await;
     assert_eq!(v.verdict, Verdict::CannotTell, "{v}");
     let u = &v.unknowns[0];
     assert_eq!(u.rule, Rule::PermissionConditional);
@@ -186,13 +172,13 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
     import(
         &w,
         &ctx,
-        src("team1/app:v1", Some(&w.source_id())),
+        by_id(&w, "team1/app:v1"),
         &["team1/app:v1"],
         false,
     )
     .await
     .expect("inside the condition");
-    let err = import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    let err = import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .expect_err("outside the condition");
     assert_side(&err, Side::Source);
@@ -206,21 +192,18 @@ async fn a_repository_condition_on_an_abac_source_gives_unknown_and_the_registry
 
 #[tokio::test]
 async fn a_caller_who_may_not_read_permissions_gets_unknown_and_the_import_proceeds() {
-    let w = ArmWorld::start_with(ArmWorldOptions {
-        arm: Box::new(importer_cannot_read_permissions),
-        ..Default::default()
-    })
-    .await
-    .expect("world");
+    let w = ArmWorld::start_with(ArmWorldOptions::with_arm(importer_cannot_read_permissions))
+        .await
+        .expect("world");
     let ctx = connect(&w, IMPORTER).await;
-    let v = server_preflight(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
+    let v = server_preflight(&w, &ctx, &by_id(&w, "app:v1")).await;
     assert_eq!(v.verdict, Verdict::CannotTell, "{v}");
     assert_eq!(v.unknowns[0].rule, Rule::PermissionsUnreadable);
     assert!(v.unknowns[0].reason.contains("goes ahead"), "{v}");
-    import(&w, &ctx, src("app:v1", Some(&w.source_id())), &[], false)
+    import(&w, &ctx, by_id(&w, "app:v1"), &[], false)
         .await
         .expect("the import proceeds");
-    assert_tag(&w, "app", "v1", &w.app_v1).await;
+    w.assert_target_tag("app", "v1", &w.app_v1).await;
 }
 
 #[tokio::test]
@@ -283,17 +266,7 @@ async fn the_permissions_api_is_strict() {
 
 /// A transport that signs in to both ACRs with Azure AD as `who`, for `audience`.
 fn aad_transport(w: &ArmWorld, who: (&str, &str), audience: AcrAudience) -> Transport {
-    let env = AzureEnvironment::from_vars(w.env_for(who));
-    let chain = AadCredentialChain::new(
-        &env,
-        w.http(),
-        AadOptions {
-            retries: 0,
-            allow_azure_cli: false,
-            ..Default::default()
-        },
-    )
-    .expect("chain");
+    let chain = w.aad_chain(who);
     let servers = AcrLoginServers::new()
         .with_host(&w.target.login_server())
         .with_host(&w.source.login_server());
@@ -304,6 +277,25 @@ fn aad_transport(w: &ArmWorld, who: (&str, &str), audience: AcrAudience) -> Tran
         .retry(acr_import_transfer::RetryPolicy::none())
         .build()
         .expect("transport")
+}
+
+/// What the permissions preflight reads for a client-side copy of `source` into `repo` of
+/// `target`, as `ctx`'s caller.
+async fn client_permissions(
+    ctx: &AzureContext,
+    target: &Registry,
+    repo: &str,
+    source: &ResolvedSource,
+) -> PermissionsInput {
+    let target = Some(TargetRef::Registry(target));
+    gather(
+        &ctx.arm,
+        PermissionsEngine::Client,
+        target,
+        vec![repo.into()],
+        source,
+    )
+    .await
 }
 
 async fn client_copy(w: &ArmWorld, transport: &Transport, repo: &str) -> Result<(), String> {
@@ -338,15 +330,8 @@ async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
     let ctx = connect(&w, PUSHER).await;
     let target = target_registry(&ctx).await;
     assert!(!target.accepts_arm_audience_tokens());
-    let source = resolve(&w, &ctx, &src("app:v1", Some(&w.source_id()))).await;
-    let input = gather(
-        &ctx.arm,
-        PermissionsEngine::Client,
-        Some(TargetRef::Registry(&target)),
-        vec!["mirror".into()],
-        &source.source,
-    )
-    .await;
+    let source = resolve(&w, &ctx, &by_id(&w, "app:v1")).await;
+    let input = client_permissions(&ctx, &target, "mirror", &source.source).await;
     assert!(matches!(
         input.target.as_ref().unwrap().permissions,
         PermissionsRead::Known(_)
@@ -369,14 +354,7 @@ async fn client_side_with_arm_tokens_disabled_and_an_abac_target() {
     // The target moves to ABAC mode: AcrPush is no longer honored; preflight and push agree.
     w.arm.update_registry("targetreg", |r| r.abac = true);
     let target = target_registry(&ctx).await;
-    let input = gather(
-        &ctx.arm,
-        PermissionsEngine::Client,
-        Some(TargetRef::Registry(&target)),
-        vec!["mirror2".into()],
-        &source.source,
-    )
-    .await;
+    let input = client_permissions(&ctx, &target, "mirror2", &source.source).await;
     let v = permissions(&input);
     assert_eq!(v.verdict, Verdict::WillFail, "{v}");
     assert!(
