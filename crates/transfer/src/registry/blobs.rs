@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{Registry, content_length, header_str};
 use crate::body::{BlobState, BlobStream, Hasher};
-use crate::error::{Operation, TransferError};
+use crate::error::{Operation, RequestContext, TransferError};
 use crate::transport::Req;
 
 impl Registry {
@@ -18,17 +18,9 @@ impl Registry {
         repository: &Repository,
         digest: &Digest,
     ) -> Result<Option<u64>, TransferError> {
-        let ctx = self.ctx(
-            Operation::HeadBlob,
-            Some(repository.as_str()),
-            Some(digest.as_str()),
-        );
-        let url = self
-            .v2_url(repository.as_str(), &["blobs", digest.as_str()])
+        let (ctx, scopes, req) = self
+            .blob_request(Operation::HeadBlob, Method::HEAD, repository, digest)
             .await?;
-        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
-        let mut req = Req::new(ctx.clone(), Method::HEAD, url, scopes.clone());
-        req.follow_redirects = true;
         let resp = self.send(req).await?;
         match resp.response.status() {
             StatusCode::OK => Ok(Some(content_length(&resp.response).unwrap_or(0))),
@@ -93,17 +85,9 @@ impl Registry {
         digest: &Digest,
         offset: u64,
     ) -> Result<(Incoming, u64, Url, Option<u64>), TransferError> {
-        let ctx = self.ctx(
-            Operation::GetBlob,
-            Some(repository.as_str()),
-            Some(digest.as_str()),
-        );
-        let url = self
-            .v2_url(repository.as_str(), &["blobs", digest.as_str()])
+        let (ctx, scopes, mut req) = self
+            .blob_request(Operation::GetBlob, Method::GET, repository, digest)
             .await?;
-        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
-        let mut req = Req::new(ctx.clone(), Method::GET, url, scopes.clone());
-        req.follow_redirects = true;
         if offset > 0 {
             req.headers.insert(
                 header::RANGE,
@@ -138,5 +122,24 @@ impl Registry {
             }
             _ => Err(self.fail(&ctx, resp, &scopes).await),
         }
+    }
+
+    /// A request for the blob `digest` of `repository` (redirects followed: blobs are often
+    /// served from a CDN), with its context and scopes.
+    async fn blob_request(
+        &self,
+        operation: Operation,
+        method: Method,
+        repository: &Repository,
+        digest: &Digest,
+    ) -> Result<(RequestContext, ScopeSet, Req), TransferError> {
+        let ctx = self.ctx(operation, Some(repository), Some(digest.as_str()));
+        let url = self
+            .v2_url(repository.as_str(), &["blobs", digest.as_str()])
+            .await?;
+        let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
+        let mut req = Req::new(ctx.clone(), method, url, scopes.clone());
+        req.follow_redirects = true;
+        Ok((ctx, scopes, req))
     }
 }

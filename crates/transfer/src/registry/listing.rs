@@ -111,7 +111,7 @@ impl Registry {
         repository: &Repository,
         page_size: Option<usize>,
     ) -> Result<Vec<String>, TransferError> {
-        let ctx = self.ctx(Operation::ListTags, Some(repository.as_str()), None);
+        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
         let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let url = self.v2_url(repository.as_str(), &["tags", "list"]).await?;
         self.paginate(ctx, url, scopes, page_size, "tags").await
@@ -122,7 +122,7 @@ impl Registry {
         repository: &Repository,
         page_size: usize,
     ) -> Result<TagsPage, TransferError> {
-        let ctx = self.ctx(Operation::ListTags, Some(repository.as_str()), None);
+        let ctx = self.ctx(Operation::ListTags, Some(repository), None);
         let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));
         let mut url = self.v2_url(repository.as_str(), &["tags", "list"]).await?;
         url.query_pairs_mut()
@@ -181,7 +181,7 @@ impl Registry {
     ) -> Result<Referrers, TransferError> {
         let ctx = self.ctx(
             Operation::Referrers,
-            Some(repository.as_str()),
+            Some(repository),
             Some(digest.as_str()),
         );
         match self.transport.referrers_api(&self.host) {
@@ -224,7 +224,7 @@ impl Registry {
     ) -> Result<Option<Referrers>, TransferError> {
         let ctx = self.ctx(
             Operation::Referrers,
-            Some(repository.as_str()),
+            Some(repository),
             Some(digest.as_str()),
         );
         let scopes = ScopeSet::new().with(Scope::pull(repository.as_str()));

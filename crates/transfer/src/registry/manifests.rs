@@ -295,7 +295,7 @@ impl Registry {
     ) -> Result<(), TransferError> {
         let ctx = self.ctx(
             Operation::DeleteManifest,
-            Some(repository.as_str()),
+            Some(repository),
             Some(digest.as_str()),
         );
         let url = self
@@ -320,11 +320,7 @@ impl Registry {
         repository: &Repository,
         reference: &TagOrDigest,
     ) -> RequestContext {
-        self.ctx(
-            operation,
-            Some(repository.as_str()),
-            Some(reference.as_str()),
-        )
+        self.ctx(operation, Some(repository), Some(reference.as_str()))
     }
 
     /// `/v2/<repository>/manifests/<reference>`.

@@ -317,13 +317,13 @@ impl Registry {
     fn ctx(
         &self,
         operation: Operation,
-        repository: Option<&str>,
+        repository: Option<&Repository>,
         reference: Option<&str>,
     ) -> RequestContext {
         RequestContext {
             operation,
             registry: self.host.clone(),
-            repository: repository.map(str::to_owned),
+            repository: repository.map(Repository::to_string),
             reference: reference.map(str::to_owned),
         }
     }

@@ -23,7 +23,7 @@ impl Registry {
     ) -> Result<UploadStart, TransferError> {
         let ctx = self.ctx(
             Operation::StartUpload,
-            Some(repository.as_str()),
+            Some(repository),
             mount.map(|(d, _)| d.as_str()),
         );
         let mut url = self
@@ -125,7 +125,7 @@ impl Registry {
     ) -> Result<(), TransferError> {
         let ctx = self.ctx(
             Operation::Upload,
-            Some(session.repository.as_str()),
+            Some(&session.repository),
             Some(digest.as_str()),
         );
         let mut url = session.location.clone();
@@ -162,7 +162,7 @@ impl Registry {
         session: UploadSession,
         data: Bytes,
     ) -> Result<UploadSession, TransferError> {
-        let ctx = self.ctx(Operation::Upload, Some(session.repository.as_str()), None);
+        let ctx = self.ctx(Operation::Upload, Some(&session.repository), None);
         let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let end = session.offset + data.len() as u64;
         let mut req = Req::new(
@@ -203,7 +203,7 @@ impl Registry {
         &self,
         session: &UploadSession,
     ) -> Result<UploadSession, TransferError> {
-        let ctx = self.ctx(Operation::Upload, Some(session.repository.as_str()), None);
+        let ctx = self.ctx(Operation::Upload, Some(&session.repository), None);
         let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let resp = self
             .send(Req::new(
@@ -230,7 +230,7 @@ impl Registry {
 
     /// Cancels a session (best effort: a failure here changes nothing for the caller).
     pub async fn cancel_upload(&self, session: &UploadSession) {
-        let ctx = self.ctx(Operation::Delete, Some(session.repository.as_str()), None);
+        let ctx = self.ctx(Operation::Delete, Some(&session.repository), None);
         let scopes = ScopeSet::new().with(Scope::push(session.repository.as_str()));
         let mut req = Req::new(ctx, Method::DELETE, session.location.clone(), scopes);
         req.idempotent = false;
