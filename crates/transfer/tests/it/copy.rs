@@ -47,20 +47,20 @@ fn split(name: &str) -> (&str, Option<&str>) {
 }
 
 /// The copies of a test: from `src` to `dst`, with one copier.
-struct Copies<'a> {
-    copier: Copier,
+pub(crate) struct Copies<'a> {
+    pub(crate) copier: Copier,
     src: &'a Registry,
     dst: &'a Registry,
 }
 
 impl<'a> Copies<'a> {
     /// Copies with the default options.
-    fn new(src: &'a Registry, dst: &'a Registry) -> Self {
+    pub(crate) fn new(src: &'a Registry, dst: &'a Registry) -> Self {
         Self::with(src, dst, CopyOptions::default())
     }
 
     /// Copies with `options`.
-    fn with(src: &'a Registry, dst: &'a Registry, options: CopyOptions) -> Self {
+    pub(crate) fn with(src: &'a Registry, dst: &'a Registry, options: CopyOptions) -> Self {
         Self {
             copier: Copier::new(options),
             src,
@@ -70,7 +70,7 @@ impl<'a> Copies<'a> {
 
     /// Copies `from` of the source (`repo:tag` or `repo@digest`) to `to` of the target
     /// (`repo:tag`, or a bare `repo` for an untagged copy).
-    async fn run(&self, from: &str, to: &str) -> Result<CopyReport, TransferError> {
+    pub(crate) async fn run(&self, from: &str, to: &str) -> Result<CopyReport, TransferError> {
         let (repo, reference) = split(from);
         let (to_repo, tag) = split(to);
         let reference = reference.expect("a source names a tag or a digest");
@@ -83,13 +83,13 @@ impl<'a> Copies<'a> {
     }
 
     /// [`Self::run`], which must succeed.
-    async fn ok(&self, from: &str, to: &str) -> CopyReport {
+    pub(crate) async fn ok(&self, from: &str, to: &str) -> CopyReport {
         let report = self.run(from, to).await;
         report.unwrap_or_else(|e| panic!("{from} → {to}: {e}"))
     }
 
     /// [`Self::ok`], then every manifest and blob the target got compared with the source's.
-    async fn same(&self, from: &str, to: &str) -> CopyReport {
+    pub(crate) async fn same(&self, from: &str, to: &str) -> CopyReport {
         let report = self.ok(from, to).await;
         let ((repo, reference), (to_repo, _)) = (split(from), split(to));
         let reference = reference.expect("a source names a tag or a digest");
@@ -121,7 +121,7 @@ async fn tagged_image(reg: &Registry, repo: &str, tag: &str, layers: &[&Blob]) -
 }
 
 /// Copies with every option default but `options` changes.
-fn options(change: impl FnOnce(&mut CopyOptions)) -> CopyOptions {
+pub(crate) fn options(change: impl FnOnce(&mut CopyOptions)) -> CopyOptions {
     let mut options = CopyOptions::default();
     change(&mut options);
     options

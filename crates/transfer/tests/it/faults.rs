@@ -42,28 +42,20 @@ async fn corrupted_blob_and_manifest_are_detected() {
         .await
         .unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
-    let err = reg
-        .get_manifest(&"app".repo(), &m.digest.clone().into())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TransferError::DigestMismatch { .. } | TransferError::InvalidManifest { .. }
-        ),
-        "{err}"
-    );
-    let err = reg
-        .get_manifest(&"app".repo(), &"v1".at())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            TransferError::DigestMismatch { .. } | TransferError::InvalidManifest { .. }
-        ),
-        "{err}"
-    );
+    // By digest and by tag.
+    for reference in [m.digest.clone().into(), "v1".at()] {
+        let err = reg
+            .get_manifest(&"app".repo(), &reference)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TransferError::DigestMismatch { .. } | TransferError::InvalidManifest { .. }
+            ),
+            "{reference}: {err}"
+        );
+    }
 }
 
 #[tokio::test]

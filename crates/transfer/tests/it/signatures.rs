@@ -15,7 +15,7 @@ use acr_import_transfer::{
 };
 use bytes::Bytes;
 
-use crate::copy::pair;
+use crate::copy::{Copies, options, pair};
 use crate::fixtures::*;
 use crate::{source as at, target as to, transport};
 
@@ -149,13 +149,7 @@ async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child()
     let dst = t.registry(&proxy.url()).unwrap();
     let s = signed_image(&src, "app", 300).await;
 
-    let report = Copier::new(CopyOptions::default())
-        .copy(
-            &at(&src, "app", "v1"),
-            &[to(&dst, "mirror/app", Some("v1"))],
-        )
-        .await
-        .unwrap();
+    let report = Copies::new(&src, &dst).ok("app:v1", "mirror/app:v1").await;
     all_followed(&src, &dst, "mirror/app", &s).await;
     // The index's .sig, one per platform, and the referrer; the .att, .sbom and .meta.
     assert_eq!(
@@ -206,26 +200,15 @@ async fn cosign_tags_and_referrers_follow_by_tag_by_digest_and_for_every_child()
     }
 
     // By digest, untagged (`--repository`): the same.
-    let pinned = Copier::new(CopyOptions::default())
-        .copy(
-            &at(&src, "app", s.top.digest.as_str()),
-            &[to(&dst, "pinned", None)],
-        )
-        .await
-        .unwrap();
+    let by_digest = format!("app@{}", s.top.digest);
+    let pinned = Copies::new(&src, &dst).ok(&by_digest, "pinned").await;
     assert_eq!(pinned.totals.followed.signatures, 2 + s.children.len());
     all_followed(&src, &dst, "pinned", &s).await;
 
     // Again onto the complete target: everything is already there; nothing attached is
     // read from the source again, nothing is written.
     proxy.clear_requests();
-    let again = Copier::new(CopyOptions::default())
-        .copy(
-            &at(&src, "app", "v1"),
-            &[to(&dst, "mirror/app", Some("v1"))],
-        )
-        .await
-        .unwrap();
+    let again = Copies::new(&src, &dst).ok("app:v1", "mirror/app:v1").await;
     assert!(again.up_to_date);
     assert_eq!(again.followers.len(), report.followers.len());
     let there = again
@@ -286,13 +269,10 @@ async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
         push_artifact(&src, repo, &meta).await;
     }
     let large = src.get_manifest(&"large".repo(), &"v1".at()).await.unwrap();
-    let copier = Copier::new(CopyOptions::default());
+    let copies = Copies::new(&src, &dst);
 
     proxy.clear_requests();
-    let small = copier
-        .copy(&at(&src, "small", "v1"), &[to(&dst, "small", Some("v1"))])
-        .await
-        .unwrap();
+    let small = copies.ok("small:v1", "small:v1").await;
     assert_eq!(proxy.count("GET", "/v2/small/tags/list"), 1);
     assert_eq!(
         proxy.count("HEAD", ".att"),
@@ -306,10 +286,7 @@ async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
     );
 
     proxy.clear_requests();
-    let large_report = copier
-        .copy(&at(&src, "large", "v1"), &[to(&dst, "large", Some("v1"))])
-        .await
-        .unwrap();
+    let large_report = copies.ok("large:v1", "large:v1").await;
     assert_eq!(proxy.count("GET", "/v2/large/tags/list"), 1, "one page");
     for suffix in [".sig", ".att", ".sbom"] {
         assert_eq!(proxy.count("HEAD", suffix), 1, "{suffix}");
@@ -326,13 +303,10 @@ async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
 async fn no_referrers_leaves_everything_behind_and_says_so() {
     let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 310).await;
-    let report = Copier::new(CopyOptions {
-        referrers: false,
-        ..CopyOptions::default()
-    })
-    .copy(&at(&src, "app", "v1"), &[to(&dst, "app", Some("v1"))])
-    .await
-    .unwrap();
+    let no_referrers = options(|o| o.referrers = false);
+    let report = Copies::with(&src, &dst, no_referrers)
+        .ok("app:v1", "app:v1")
+        .await;
     assert!(report.followers_off);
     assert!(report.followers.is_empty());
     assert!(
@@ -359,16 +333,15 @@ async fn no_referrers_leaves_everything_behind_and_says_so() {
 async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs() {
     let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 320).await;
-    let report = Copier::new(CopyOptions {
-        platforms: vec![
+    let two_platforms = options(|o| {
+        o.platforms = vec![
             "linux/amd64".parse::<PlatformFilter>().unwrap(),
             "linux/arm64".parse().unwrap(),
-        ],
-        ..CopyOptions::default()
-    })
-    .copy(&at(&src, "app", "v1"), &[to(&dst, "app", Some("v1"))])
-    .await
-    .unwrap();
+        ]
+    });
+    let report = Copies::with(&src, &dst, two_platforms)
+        .ok("app:v1", "app:v1")
+        .await;
     let new: Digest = report.digest.parse().unwrap();
     assert_ne!(new, s.top.digest);
     for image in [&s.top.digest, &new] {
@@ -423,13 +396,10 @@ async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs
 async fn a_dry_run_lists_the_followers_and_writes_nothing() {
     let (_sa, _sb, src, dst) = pair().await;
     let s = signed_image(&src, "app", 330).await;
-    let report = Copier::new(CopyOptions {
-        dry_run: true,
-        ..CopyOptions::default()
-    })
-    .copy(&at(&src, "app", "v1"), &[to(&dst, "app", Some("v1"))])
-    .await
-    .unwrap();
+    let dry_run = options(|o| o.dry_run = true);
+    let report = Copies::with(&src, &dst, dry_run)
+        .ok("app:v1", "app:v1")
+        .await;
     let text = report.summary("x");
     let sig = digest_tag(s.top.digest.as_str(), "sig");
     assert!(
@@ -487,10 +457,7 @@ async fn a_refused_artifact_is_left_behind_with_a_note_and_a_kept_tag_is_not_ove
     let other_key = CosignKey::generate().unwrap();
     let own = cosign::signature(&other_key, "elsewhere", s.top.digest.as_str()).unwrap();
     let own = push_artifact(&dst, "app", &own).await;
-    let report = Copier::new(CopyOptions::default())
-        .copy(&at(&src, "app", "v1"), &[to(&dst, "app", Some("v1"))])
-        .await
-        .unwrap();
+    let report = Copies::new(&src, &dst).ok("app:v1", "app:v1").await;
     let att = digest_tag(s.top.digest.as_str(), "att");
     let sig = digest_tag(s.top.digest.as_str(), "sig");
     assert!(
@@ -535,13 +502,8 @@ async fn a_refused_artifact_is_left_behind_with_a_note_and_a_kept_tag_is_not_ove
     .await;
 
     // With --force, the target's own signature is replaced by the source's.
-    let forced = Copier::new(CopyOptions {
-        force: true,
-        ..CopyOptions::default()
-    })
-    .copy(&at(&src, "app", "v1"), &[to(&dst, "app", Some("v1"))])
-    .await
-    .unwrap();
+    let force = options(|o| o.force = true);
+    let forced = Copies::with(&src, &dst, force).ok("app:v1", "app:v1").await;
     assert_eq!(forced.totals.followed.left_behind, 1, "the refused .att");
     signature_verifies(&dst, "app", &s.top.digest, &s.key).await;
 }
