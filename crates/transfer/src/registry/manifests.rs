@@ -235,7 +235,58 @@ impl Registry {
     /// [`Registry::put_manifest`], also telling whether the registry processed a `subject`
     /// (the `OCI-Subject` header of OCI 1.1 registries; without it, referrers must be
     /// recorded in the tag-schema fallback index).
+    ///
+    /// A `400 MANIFEST_BLOB_UNKNOWN` naming blobs or manifests that the repository does hold
+    /// (each checked with `HEAD`) is sent again, with the transport's retry backoff. A
+    /// registry can say so while another client writes the same blob into the repository:
+    /// distribution's filesystem storage rewrites the blob's link file in place, and a
+    /// manifest check that reads it half-written finds no blob (distribution/distribution
+    /// issue 4489; moby/moby issue 22854 for parallel pushes). A blob the registry really
+    /// lacks fails at once.
     pub async fn push_manifest(
+        &self,
+        repository: &Repository,
+        reference: &TagOrDigest,
+        manifest: &Manifest,
+    ) -> Result<PushedManifest, TransferError> {
+        let policy = self.transport.inner.retry;
+        let mut attempt = 0;
+        loop {
+            let error = match self
+                .push_manifest_once(repository, reference, manifest)
+                .await
+            {
+                Err(e) if attempt < policy.max_retries => e,
+                done => return done,
+            };
+            let named = unknown_blobs(&error);
+            if named.is_empty() || !self.holds_all(repository, &named).await {
+                return Err(error);
+            }
+            attempt += 1;
+            tracing::debug!(%error, attempt, "the registry lost blobs it holds; pushing the manifest again");
+            tokio::time::sleep(policy.delay(attempt, None)).await;
+        }
+    }
+
+    /// Whether the repository holds each of `digests`, as a blob or as a manifest. A check
+    /// that fails counts as not held.
+    async fn holds_all(&self, repository: &Repository, digests: &[Digest]) -> bool {
+        for digest in digests {
+            let blob = matches!(self.head_blob(repository, digest).await, Ok(Some(_)));
+            if !blob
+                && !matches!(
+                    self.head_manifest(repository, &digest.clone().into()).await,
+                    Ok(Some(_))
+                )
+            {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn push_manifest_once(
         &self,
         repository: &Repository,
         reference: &TagOrDigest,
@@ -365,4 +416,28 @@ fn resolve_media_type(
         }
         _ => Ok(content_type.to_owned()),
     }
+}
+
+/// The digests a `400 MANIFEST_BLOB_UNKNOWN` answer names: distribution writes each in the
+/// entry's `detail`, as the digest or as an object with a `digest` member.
+fn unknown_blobs(error: &TransferError) -> Vec<Digest> {
+    let Some(details) = error.details().filter(|d| d.status == 400) else {
+        return Vec::new();
+    };
+    details
+        .errors
+        .iter()
+        .filter(|e| e.code == "MANIFEST_BLOB_UNKNOWN")
+        .filter_map(|e| e.detail.as_deref())
+        .filter_map(|detail| {
+            detail.parse().ok().or_else(|| {
+                serde_json::from_str::<serde_json::Value>(detail)
+                    .ok()?
+                    .get("digest")?
+                    .as_str()?
+                    .parse()
+                    .ok()
+            })
+        })
+        .collect()
 }

@@ -326,3 +326,53 @@ async fn bad_manifests_are_refused() {
     assert_eq!(ok.bytes, docker, "exact bytes");
     assert_eq!(ok.digest, sha256(&docker));
 }
+
+/// A registry that answers `400 MANIFEST_BLOB_UNKNOWN` for a blob the repository holds (as
+/// distribution's filesystem storage can while another client writes the same blob into the
+/// repository; distribution/distribution issue 4489) gets the manifest again; a blob that is
+/// really missing fails the push at once.
+#[tokio::test]
+async fn a_manifest_refused_for_a_blob_the_repository_holds_is_pushed_again() {
+    let server = TestRegistry::start().await.unwrap();
+    let direct = transport().registry(&server.url()).unwrap();
+    let m = push_image(&direct, "app", "v1", 21, 3_000).await;
+    let config = m.parse().unwrap().config.unwrap().digest;
+    let lost = format!(
+        r#"{{"errors":[{{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"}},{{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"{config}"}}]}}"#
+    );
+    let proxy = Proxy::start(
+        server.addr(),
+        ProxyOptions::with_rules([FaultRule::new(FaultAction::Respond {
+            status: 400,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Bytes::from(lost),
+        })
+        .method("PUT")
+        .path_contains("/manifests/")
+        .first(2)]),
+    )
+    .await
+    .unwrap();
+    let reg = transport().registry(&proxy.url()).unwrap();
+    reg.put_manifest(&"app".repo(), &"v2".at(), &m)
+        .await
+        .expect("pushed once the blob is found in place");
+    assert_eq!(proxy.count("PUT", "/manifests/"), 3);
+    assert_eq!(proxy.count("HEAD", &format!("/blobs/{config}")), 2);
+    let stored = direct
+        .get_manifest(&"app".repo(), &"v2".at())
+        .await
+        .unwrap();
+    assert_eq!(stored.bytes, m.bytes);
+
+    // In a repository without the blobs, the registry's answer is the truth: one PUT.
+    proxy.set_rules([]);
+    proxy.clear_requests();
+    let err = reg
+        .put_manifest(&"other".repo(), &"v1".at(), &m)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err}");
+    assert!(err.to_string().contains("MANIFEST_BLOB_UNKNOWN"), "{err}");
+    assert_eq!(proxy.count("PUT", "/manifests/"), 1);
+}
