@@ -306,6 +306,14 @@ async fn unknown_index_fields_and_entries_are_kept() {
     assert!(is_not_found(&err), "{err}");
 }
 
+/// What `skopeo inspect --raw` reads as the manifest tagged `tag` in the layout at `dir`.
+fn inspect_raw(skopeo: &std::path::Path, dir: &std::path::Path, tag: &str) -> Vec<u8> {
+    run_tool(
+        skopeo,
+        ["inspect", "--raw", &format!("oci:{}:{tag}", dir.display())],
+    )
+}
+
 #[tokio::test]
 async fn skopeo_reads_our_layouts_and_we_read_its() {
     let skopeo = acr_import_testsupport::skopeo();
@@ -316,10 +324,7 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     let img = image("skopeo");
     put_image(&layout, &img, Some("v1")).await;
 
-    let raw = run_tool(
-        &skopeo,
-        ["inspect", "--raw", &format!("oci:{}:v1", ours.display())],
-    );
+    let raw = inspect_raw(&skopeo, &ours, "v1");
     assert_eq!(raw, img.manifest.bytes);
 
     run_tool(
@@ -341,22 +346,14 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     assert_eq!(got.bytes, img.manifest.bytes);
     assert_eq!(got.digest, img.manifest.digest);
     assert_eq!(got.media_type, OCI_MANIFEST);
-    assert_eq!(
-        read_blob(&copied, &sha256(&img.layer)).await.unwrap(),
-        img.layer
-    );
-    assert_eq!(
-        read_blob(&copied, &sha256(&img.config)).await.unwrap(),
-        img.config
-    );
+    for blob in [&img.layer, &img.config] {
+        assert_eq!(&read_blob(&copied, &sha256(blob)).await.unwrap(), blob);
+    }
 
     // And we can add to skopeo's layout, and skopeo still reads it.
     let other = image("added");
     put_image(&copied, &other, Some("v3")).await;
-    let raw = run_tool(
-        &skopeo,
-        ["inspect", "--raw", &format!("oci:{}:v3", theirs.display())],
-    );
+    let raw = inspect_raw(&skopeo, &theirs, "v3");
     assert_eq!(raw, other.manifest.bytes);
     assert_eq!(copied.tags().await.unwrap(), ["v2", "v3"]);
 }

@@ -7,7 +7,9 @@ use acr_import_reference::Digest;
 use acr_import_testsupport::cosign::{
     self, CosignArtifact, CosignKey, digest_tag, verify_signature,
 };
-use acr_import_testsupport::{FaultAction, FaultRule, Proxy, ProxyOptions, seed};
+use acr_import_testsupport::{
+    FaultAction, FaultRule, Proxy, ProxyOptions, Registry as TestRegistry, seed,
+};
 use acr_import_transfer::copy::{FollowerAction, FollowerKind, FollowerLink};
 use acr_import_transfer::{
     Copier, CopyOptions, CopyReport, Endpoint, Manifest, OciLayout, PlatformFilter, Registry,
@@ -77,6 +79,31 @@ async fn same_tag(a: &Registry, a_repo: &str, b: &Registry, b_repo: &str, tag: &
 /// A signed multi-arch image (`seed::cosign_signed`: the index with `.sig`, `.att`, `.sbom`
 /// and a regclient-style `.meta` tag, an OCI-referrer signature of the index, and a `.sig`
 /// for each platform) and its signer's key.
+/// `app:v1`, a signed image, copied with changed options; the registries stay up as long
+/// as this does.
+struct SignedCopy {
+    s: Signed,
+    report: CopyReport,
+    dst: Registry,
+    _servers: (TestRegistry, TestRegistry),
+}
+
+/// Seeds a signed `app:v1` (see [`signed_image`]) and copies it to `app:v1` of a second
+/// registry with the options `change` makes.
+async fn copy_signed(seed: u64, change: impl FnOnce(&mut CopyOptions)) -> SignedCopy {
+    let (sa, sb, src, dst) = pair().await;
+    let s = signed_image(&src, "app", seed).await;
+    let report = Copies::with(&src, &dst, options(change))
+        .ok("app:v1", "app:v1")
+        .await;
+    SignedCopy {
+        s,
+        report,
+        dst,
+        _servers: (sa, sb),
+    }
+}
+
 struct Signed {
     top: Manifest,
     children: Vec<Digest>,
@@ -301,12 +328,12 @@ async fn small_repositories_are_listed_once_and_large_ones_probed_with_head() {
 
 #[tokio::test]
 async fn no_referrers_leaves_everything_behind_and_says_so() {
-    let (_sa, _sb, src, dst) = pair().await;
-    let s = signed_image(&src, "app", 310).await;
-    let no_referrers = options(|o| o.referrers = false);
-    let report = Copies::with(&src, &dst, no_referrers)
-        .ok("app:v1", "app:v1")
-        .await;
+    let SignedCopy {
+        s,
+        report,
+        dst,
+        _servers,
+    } = copy_signed(310, |o| o.referrers = false).await;
     assert!(report.followers_off);
     assert!(report.followers.is_empty());
     assert!(
@@ -316,12 +343,7 @@ async fn no_referrers_leaves_everything_behind_and_says_so() {
     );
     assert!(report.summary("x").contains("left behind (--no-referrers)"));
     let sig = digest_tag(s.top.digest.as_str(), "sig");
-    assert!(
-        dst.head_manifest(&"app".repo(), &sig.at())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent(&dst, "app", &sig).await;
     let listed = dst
         .referrers(&"app".repo(), &s.top.digest, None)
         .await
@@ -331,27 +353,23 @@ async fn no_referrers_leaves_everything_behind_and_says_so() {
 
 #[tokio::test]
 async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs() {
-    let (_sa, _sb, src, dst) = pair().await;
-    let s = signed_image(&src, "app", 320).await;
-    let two_platforms = options(|o| {
+    let SignedCopy {
+        s,
+        report,
+        dst,
+        _servers,
+    } = copy_signed(320, |o| {
         o.platforms = vec![
             "linux/amd64".parse::<PlatformFilter>().unwrap(),
             "linux/arm64".parse().unwrap(),
         ]
-    });
-    let report = Copies::with(&src, &dst, two_platforms)
-        .ok("app:v1", "app:v1")
-        .await;
+    })
+    .await;
     let new: Digest = report.digest.parse().unwrap();
     assert_ne!(new, s.top.digest);
     for image in [&s.top.digest, &new] {
         let tag = digest_tag(image.as_str(), "sig");
-        assert!(
-            dst.head_manifest(&"app".repo(), &tag.at())
-                .await
-                .unwrap()
-                .is_none()
-        );
+        absent(&dst, "app", &tag).await;
     }
     let left: Vec<_> = report
         .followers
@@ -394,12 +412,12 @@ async fn a_rewritten_index_leaves_its_signatures_behind_and_children_keep_theirs
 
 #[tokio::test]
 async fn a_dry_run_lists_the_followers_and_writes_nothing() {
-    let (_sa, _sb, src, dst) = pair().await;
-    let s = signed_image(&src, "app", 330).await;
-    let dry_run = options(|o| o.dry_run = true);
-    let report = Copies::with(&src, &dst, dry_run)
-        .ok("app:v1", "app:v1")
-        .await;
+    let SignedCopy {
+        s,
+        report,
+        dst,
+        _servers,
+    } = copy_signed(330, |o| o.dry_run = true).await;
     let text = report.summary("x");
     let sig = digest_tag(s.top.digest.as_str(), "sig");
     assert!(
@@ -415,18 +433,8 @@ async fn a_dry_run_lists_the_followers_and_writes_nothing() {
         )),
         "{text}"
     );
-    assert!(
-        dst.head_manifest(&"app".repo(), &sig.at())
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        dst.head_manifest(&"app".repo(), &"v1".at())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent(&dst, "app", &sig).await;
+    absent(&dst, "app", "v1").await;
 }
 
 #[tokio::test]
@@ -460,12 +468,7 @@ async fn a_refused_artifact_is_left_behind_with_a_note_and_a_kept_tag_is_not_ove
     let report = Copies::new(&src, &dst).ok("app:v1", "app:v1").await;
     let att = digest_tag(s.top.digest.as_str(), "att");
     let sig = digest_tag(s.top.digest.as_str(), "sig");
-    assert!(
-        dst.head_manifest(&"app".repo(), &att.at())
-            .await
-            .unwrap()
-            .is_none()
-    );
+    absent(&dst, "app", &att).await;
     assert_eq!(
         dst.get_manifest(&"app".repo(), &sig.at()).await.unwrap(),
         own,
@@ -650,4 +653,13 @@ async fn a_layout_in_regctl_format_imports_with_all_its_referrers() {
         assert_eq!(copied.bytes.as_ref(), bytes.as_slice(), "byte for byte");
     }
     signature_verifies(&dst, "app", &image, &key).await;
+}
+
+/// Asserts that `repo` of `registry` holds no manifest under `tag`.
+async fn absent(registry: &Registry, repo: &str, tag: &str) {
+    let head = registry
+        .head_manifest(&repo.repo(), &tag.at())
+        .await
+        .unwrap();
+    assert!(head.is_none(), "{repo}:{tag} is there: {head:?}");
 }
