@@ -3,13 +3,25 @@
 
 use std::path::{Path, PathBuf};
 
-use acr_import_reference::{Digest, DigestAlgorithm};
+use acr_import_reference::{Digest, DigestAlgorithm, Tag, TagOrDigest};
 use acr_import_testsupport::run_tool;
 use acr_import_transfer::layout::{REF_NAME_ANNOTATION, is_not_found};
 use acr_import_transfer::manifest::OCI_MANIFEST;
 use acr_import_transfer::{Manifest, OciLayout, TransferError, digest_of};
 use bytes::Bytes;
 use futures_util::StreamExt;
+
+/// `text` as a tag or digest; panics naming text that is neither.
+fn at(text: &str) -> TagOrDigest {
+    text.parse()
+        .unwrap_or_else(|e| panic!("`{text}` names no manifest: {e}"))
+}
+
+/// `text` as a tag; panics naming text that is not one.
+fn named(text: &str) -> Tag {
+    text.parse()
+        .unwrap_or_else(|e| panic!("`{text}` is not a tag: {e}"))
+}
 
 /// A tiny image: an empty tar layer, its config, and an OCI manifest.
 struct Image {
@@ -86,7 +98,10 @@ async fn put_image(layout: &OciLayout, img: &Image, tag: Option<&str>) {
             .await
             .unwrap();
     }
-    layout.put_manifest(&img.manifest, tag).await.unwrap();
+    layout
+        .put_manifest(&img.manifest, tag.map(named).as_ref())
+        .await
+        .unwrap();
 }
 
 async fn read_blob(layout: &OciLayout, digest: &Digest) -> Result<Bytes, TransferError> {
@@ -135,9 +150,9 @@ async fn round_trip_by_tag_and_digest() {
     let one = image("one");
     put_image(&layout, &one, Some("v1")).await;
 
-    let by_tag = layout.get_manifest("v1").await.unwrap();
+    let by_tag = layout.get_manifest(&at("v1")).await.unwrap();
     let by_digest = layout
-        .get_manifest(one.manifest.digest.as_str())
+        .get_manifest(&one.manifest.digest.clone().into())
         .await
         .unwrap();
     assert_eq!(by_tag, one.manifest);
@@ -161,16 +176,16 @@ async fn round_trip_by_tag_and_digest() {
     let two = image("two");
     put_image(&layout, &two, Some("v2")).await;
     assert_eq!(layout.tags().await.unwrap(), ["v1", "v2"]);
-    assert_eq!(layout.get_manifest("v1").await.unwrap(), one.manifest);
-    assert_eq!(layout.get_manifest("v2").await.unwrap(), two.manifest);
+    assert_eq!(layout.get_manifest(&at("v1")).await.unwrap(), one.manifest);
+    assert_eq!(layout.get_manifest(&at("v2")).await.unwrap(), two.manifest);
 
     // Re-tagging moves the name.
     layout
-        .put_manifest(&two.manifest, Some("v1"))
+        .put_manifest(&two.manifest, Some(&named("v1")))
         .await
         .unwrap();
     assert_eq!(layout.tags().await.unwrap(), ["v1", "v2"]);
-    assert_eq!(layout.get_manifest("v1").await.unwrap(), two.manifest);
+    assert_eq!(layout.get_manifest(&at("v1")).await.unwrap(), two.manifest);
     let entries = index_json(&root)["manifests"].as_array().unwrap().clone();
     assert_eq!(entries.len(), 2, "{entries:?}");
     let v1 = entries
@@ -185,7 +200,7 @@ async fn round_trip_by_tag_and_digest() {
     let reopened = OciLayout::open(&root).unwrap();
     assert_eq!(
         reopened
-            .get_manifest(one.manifest.digest.as_str())
+            .get_manifest(&one.manifest.digest.clone().into())
             .await
             .unwrap(),
         one.manifest
@@ -201,7 +216,7 @@ async fn missing_things_are_not_found() {
     let layout = OciLayout::create(dir.path()).unwrap();
     let absent = sha256(b"absent");
 
-    let err = layout.get_manifest("nope").await.unwrap_err();
+    let err = layout.get_manifest(&at("nope")).await.unwrap_err();
     assert!(is_not_found(&err), "{err}");
     let text = err.to_string();
     assert!(
@@ -209,7 +224,7 @@ async fn missing_things_are_not_found() {
         "{text}"
     );
 
-    let err = layout.get_manifest(absent.as_str()).await.unwrap_err();
+    let err = layout.get_manifest(&absent.clone().into()).await.unwrap_err();
     assert!(is_not_found(&err), "{err}");
     assert!(err.to_string().contains(absent.as_str()), "{err}");
 
@@ -217,9 +232,8 @@ async fn missing_things_are_not_found() {
     assert!(is_not_found(&err), "{err}");
     assert_eq!(layout.blob_size(&absent).await.unwrap(), None);
 
-    // A bad digest reference is an error, not a miss.
-    let err = layout.get_manifest("sha256:xyz").await.unwrap_err();
-    assert!(!is_not_found(&err), "{err}");
+    // A bad digest cannot even be asked for: the reference grammar refuses it.
+    assert!("sha256:xyz".parse::<TagOrDigest>().is_err());
 }
 
 #[tokio::test]
@@ -241,7 +255,7 @@ async fn untagged_manifests_are_listed_once_and_children_not_at_all() {
     assert!(layout.tags().await.unwrap().is_empty());
     assert_eq!(
         layout
-            .get_manifest(img.manifest.digest.as_str())
+            .get_manifest(&img.manifest.digest.clone().into())
             .await
             .unwrap(),
         img.manifest
@@ -249,7 +263,7 @@ async fn untagged_manifests_are_listed_once_and_children_not_at_all() {
 
     // Tagging it later turns the untagged entry into the tagged one.
     layout
-        .put_manifest(&img.manifest, Some("now"))
+        .put_manifest(&img.manifest, Some(&named("now")))
         .await
         .unwrap();
     let entries = index_json(dir.path())["manifests"].clone();
@@ -267,7 +281,7 @@ async fn untagged_manifests_are_listed_once_and_children_not_at_all() {
         1
     );
     let got = layout
-        .get_manifest(child.manifest.digest.as_str())
+        .get_manifest(&child.manifest.digest.clone().into())
         .await
         .unwrap();
     assert_eq!(got, child.manifest, "media type from the body");
@@ -302,7 +316,7 @@ async fn unknown_index_fields_and_entries_are_kept() {
     assert_eq!(index["manifests"][0], foreign["manifests"][0]);
     assert_eq!(layout.tags().await.unwrap(), ["ours", "theirs"]);
     // Their entry points at a missing blob: not found, not a crash.
-    let err = layout.get_manifest("theirs").await.unwrap_err();
+    let err = layout.get_manifest(&at("theirs")).await.unwrap_err();
     assert!(is_not_found(&err), "{err}");
 }
 
@@ -342,7 +356,7 @@ async fn skopeo_reads_our_layouts_and_we_read_its() {
     );
     let copied = OciLayout::open(&theirs).unwrap();
     assert_eq!(copied.tags().await.unwrap(), ["v2"]);
-    let got = copied.get_manifest("v2").await.unwrap();
+    let got = copied.get_manifest(&at("v2")).await.unwrap();
     assert_eq!(got.bytes, img.manifest.bytes);
     assert_eq!(got.digest, img.manifest.digest);
     assert_eq!(got.media_type, OCI_MANIFEST);
@@ -445,14 +459,14 @@ async fn put_blob_verifies_and_leaves_nothing_behind() {
     // A manifest whose bytes do not match its digest is refused.
     let mut bad = image("bad").manifest;
     bad.digest = wrong.clone();
-    let err = layout.put_manifest(&bad, Some("bad")).await.unwrap_err();
+    let err = layout.put_manifest(&bad, Some(&named("bad"))).await.unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
     assert!(layout.tags().await.unwrap().is_empty());
 
-    // A tag that is not a tag is refused.
-    let good = image("good").manifest;
-    assert!(layout.put_manifest(&good, Some("a:b")).await.is_err());
-    assert!(layout.put_manifest(&good, Some("")).await.is_err());
+    // A tag that is not a tag cannot be named.
+    for bad in ["a:b", ""] {
+        assert!(bad.parse::<Tag>().is_err(), "`{bad}`");
+    }
 }
 
 #[tokio::test]
@@ -519,7 +533,7 @@ async fn corrupted_content_is_detected() {
     bytes[pos] = if bytes[pos] == b'6' { b'7' } else { b' ' };
     std::fs::write(blob_file(dir.path(), &img.manifest.digest), &bytes).unwrap();
     for reference in ["v1", img.manifest.digest.as_str()] {
-        let err = layout.get_manifest(reference).await.unwrap_err();
+        let err = layout.get_manifest(&at(reference)).await.unwrap_err();
         assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
     }
 }
@@ -550,7 +564,7 @@ async fn symbolic_links_are_refused() {
     std::fs::write(&outside_manifest, &img.manifest.bytes).unwrap();
     std::fs::remove_file(blob_file(&root, &img.manifest.digest)).unwrap();
     symlink(&outside_manifest, blob_file(&root, &img.manifest.digest)).unwrap();
-    let err = layout.get_manifest("v1").await.unwrap_err();
+    let err = layout.get_manifest(&at("v1")).await.unwrap_err();
     assert!(err.to_string().contains("symbolic link"), "{err}");
 
     // blobs/sha256 as a link to a folder outside: refused for reads and writes.
@@ -593,12 +607,12 @@ async fn malformed_index_json_is_named() {
         std::fs::write(dir.path().join("index.json"), bad).unwrap();
         let err = layout.tags().await.unwrap_err();
         assert!(err.to_string().contains("index.json"), "{err}");
-        let err = layout.get_manifest("v1").await.unwrap_err();
+        let err = layout.get_manifest(&at("v1")).await.unwrap_err();
         assert!(err.to_string().contains("index.json"), "{err}");
         let err = OciLayout::open(dir.path()).unwrap_err();
         assert!(err.to_string().contains("index.json"), "{err}");
         let err = layout
-            .put_manifest(&image("x").manifest, Some("x"))
+            .put_manifest(&image("x").manifest, Some(&named("x")))
             .await
             .unwrap_err();
         assert!(err.to_string().contains("index.json"), "{err}");
@@ -685,7 +699,7 @@ async fn hostile_index_entries_are_refused() {
     });
     std::fs::write(root.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
     for tag in ["evil", "passwd", "number", "negative"] {
-        let err = layout.get_manifest(tag).await.unwrap_err();
+        let err = layout.get_manifest(&at(tag)).await.unwrap_err();
         assert!(
             matches!(err, TransferError::InvalidManifest { .. }),
             "{tag}: {err}"
@@ -693,18 +707,18 @@ async fn hostile_index_entries_are_refused() {
         assert!(err.to_string().contains("index.json"), "{err}");
         assert!(!is_not_found(&err));
     }
-    // Digest references are validated before any path is built.
+    // A digest that would build a path outside the layout cannot even be named.
     for reference in [
         "sha256:../../../secret",
         "sha256:../../etc/passwd",
         "md5:abc",
     ] {
-        assert!(layout.get_manifest(reference).await.is_err(), "{reference}");
+        assert!(reference.parse::<TagOrDigest>().is_err(), "{reference}");
     }
     // The rest of the layout still works.
     let img = image("fine");
     put_image(&layout, &img, Some("fine")).await;
-    assert_eq!(layout.get_manifest("fine").await.unwrap(), img.manifest);
+    assert_eq!(layout.get_manifest(&at("fine")).await.unwrap(), img.manifest);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -733,7 +747,7 @@ async fn concurrent_tagging_loses_nothing() {
     let expected: Vec<String> = (0..20).map(|i| format!("t{i:02}")).collect();
     assert_eq!(layout.tags().await.unwrap(), expected);
     for (i, m) in manifests.iter().enumerate() {
-        assert_eq!(&layout.get_manifest(&format!("t{i:02}")).await.unwrap(), m);
+        assert_eq!(&layout.get_manifest(&at(&format!("t{i:02}"))).await.unwrap(), m);
     }
     assert_eq!(
         index_json(dir.path())["manifests"]

@@ -161,7 +161,7 @@ impl Place {
     async fn manifest(&self, reference: &str) -> anyhow::Result<Manifest> {
         Ok(match self {
             Place::Registry(r, repo) => r.get_manifest(&repo.repo(), &reference.at()).await?,
-            Place::Layout(l) => l.get_manifest(reference).await?,
+            Place::Layout(l) => l.get_manifest(&reference.at()).await?,
         })
     }
 

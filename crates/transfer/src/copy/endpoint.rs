@@ -104,7 +104,7 @@ impl Endpoint {
                 registry,
                 repository,
             } => registry.head_manifest(repository, reference).await,
-            Endpoint::Layout(l) => match l.manifest(reference).await {
+            Endpoint::Layout(l) => match l.get_manifest(reference).await {
                 Ok(m) => Ok(Some(ManifestHead {
                     size: Some(m.bytes.len() as u64),
                     media_type: Some(m.media_type),
@@ -180,7 +180,7 @@ impl Endpoint {
                 registry,
                 repository,
             } => registry.get_manifest(repository, reference).await,
-            Endpoint::Layout(l) => l.manifest(reference).await,
+            Endpoint::Layout(l) => l.get_manifest(reference).await,
         }
     }
 
@@ -205,7 +205,7 @@ impl Endpoint {
                 .push_manifest(repository, &TagOrDigest::Tag(tag.clone()), manifest)
                 .await
                 .map(drop),
-            Endpoint::Layout(l) => l.put_tagged(manifest, Some(tag)).await,
+            Endpoint::Layout(l) => l.put_manifest(manifest, Some(tag)).await,
         }
     }
 
@@ -228,7 +228,7 @@ impl Endpoint {
                     )),
                 },
             },
-            Endpoint::Layout(l) => match l.manifest(reference).await {
+            Endpoint::Layout(l) => match l.get_manifest(reference).await {
                 Ok(m) => Ok(Some(m.digest)),
                 Err(e) if e.is_not_found() => Ok(None),
                 Err(e) => Err(e),

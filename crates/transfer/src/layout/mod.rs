@@ -124,6 +124,42 @@ pub fn is_not_found(error: &TransferError) -> bool {
 /// An OCI image layout folder (see the [module documentation](self)).
 ///
 /// Cheap to clone: clones share the folder's write lock.
+///
+/// ```
+/// use acr_import_reference::{DigestAlgorithm, TagOrDigest};
+/// use acr_import_transfer::{Manifest, OciLayout, digest_of};
+/// use bytes::Bytes;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = tempfile::tempdir()?;
+/// let layout = OciLayout::create(dir.path())?;
+/// // An artifact with no layers, its config the empty descriptor's `{}`.
+/// let config = Bytes::from_static(b"{}");
+/// let config_digest = digest_of(DigestAlgorithm::Sha256, &config);
+/// let chunks = futures_util::stream::iter([Ok::<_, acr_import_transfer::TransferError>(config)]);
+/// layout.put_blob(&config_digest, Some(2), chunks).await?;
+/// let bytes = Bytes::from(format!(
+///     r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/example","config":{{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{config_digest}","size":2}},"layers":[]}}"#
+/// ));
+/// let manifest = Manifest {
+///     digest: digest_of(DigestAlgorithm::Sha256, &bytes),
+///     media_type: "application/vnd.oci.image.manifest.v1+json".to_owned(),
+///     bytes,
+/// };
+/// layout.put_manifest(&manifest, Some(&"v1".parse()?)).await?;
+///
+/// // Read back by tag or by digest: the same bytes.
+/// assert_eq!(layout.tags().await?, ["v1"]);
+/// let by_tag = layout.get_manifest(&"v1".parse()?).await?;
+/// let by_digest = layout
+///     .get_manifest(&TagOrDigest::Digest(manifest.digest.clone()))
+///     .await?;
+/// assert_eq!(by_tag, manifest);
+/// assert_eq!(by_digest, manifest);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct OciLayout {
     inner: Arc<Inner>,
@@ -261,9 +297,9 @@ impl OciLayout {
 
     /// Finds a manifest and returns its exact bytes, media type and digest.
     ///
-    /// `reference` is a digest when it contains `:` (any manifest blob of the layout, listed
-    /// in `index.json` or not — the children of an index are not), otherwise a tag: the
-    /// `org.opencontainers.image.ref.name` of an `index.json` entry. The manifest is read
+    /// By digest: any manifest blob of the layout, listed in `index.json` or not (the
+    /// children of an index are not). By tag: the `org.opencontainers.image.ref.name` of an
+    /// `index.json` entry. The manifest is read
     /// (refused over [`MAX_MANIFEST_BYTES`]), its digest verified, and its size checked
     /// against the `index.json` entry when there is one. The media type is the entry's
     /// `mediaType` when there is one, else the body's `mediaType`, else OCI manifest or
@@ -271,27 +307,7 @@ impl OciLayout {
     ///
     /// A missing tag or blob is a [`TransferError::Io`] of kind `NotFound` (see
     /// [`is_not_found`]) whose path is `oci:<folder>:<tag>` or `oci:<folder>@<digest>`.
-    pub async fn get_manifest(&self, reference: &str) -> Result<Manifest, TransferError> {
-        let parsed: TagOrDigest = reference.parse().map_err(|e| {
-            let what = if reference.contains(':') {
-                "digest"
-            } else {
-                "tag"
-            };
-            io_error(
-                self.path(),
-                io::ErrorKind::InvalidInput,
-                format!("invalid {what} `{reference}`: {e}"),
-            )
-        })?;
-        self.manifest(&parsed).await
-    }
-
-    /// [`Self::get_manifest`] of a reference already parsed (what the copy engine reads).
-    pub(crate) async fn manifest(
-        &self,
-        reference: &TagOrDigest,
-    ) -> Result<Manifest, TransferError> {
+    pub async fn get_manifest(&self, reference: &TagOrDigest) -> Result<Manifest, TransferError> {
         let ctx = self.ctx(Operation::GetManifest, Some(reference.as_str()));
         let entries = self.read_index(&ctx).await?;
         let (digest, entry) = match reference {
@@ -582,8 +598,7 @@ impl OciLayout {
     /// does) and records it in `index.json`, with the descriptor
     /// `{"mediaType", "digest", "size", "annotations"}`:
     ///
-    /// - with a `tag` (which must be a valid tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`), under
-    ///   the annotation `org.opencontainers.image.ref.name: <tag>`. Entries with the same name
+    /// - with a `tag`, under the annotation `org.opencontainers.image.ref.name: <tag>`. Entries with the same name
     ///   are removed first (re-tagging moves the name); an untagged entry of the same digest
     ///   becomes the tagged one, keeping its other fields — as `skopeo copy` to `oci:dir:tag`
     ///   does. Nothing is rewritten when the tag already names this digest.
@@ -597,25 +612,6 @@ impl OciLayout {
     /// atomically, and concurrent calls on the same folder in this process are serialized,
     /// so none loses another's entry.
     pub async fn put_manifest(
-        &self,
-        manifest: &Manifest,
-        tag: Option<&str>,
-    ) -> Result<(), TransferError> {
-        let tag = match tag {
-            Some(t) => Some(t.parse::<Tag>().map_err(|e| {
-                io_error(
-                    self.path(),
-                    io::ErrorKind::InvalidInput,
-                    format!("cannot name an image `{t}` in an OCI layout: {e}"),
-                )
-            })?),
-            None => None,
-        };
-        self.put_tagged(manifest, tag.as_ref()).await
-    }
-
-    /// [`Self::put_manifest`] under a tag already parsed (what the copy engine writes).
-    pub(crate) async fn put_tagged(
         &self,
         manifest: &Manifest,
         tag: Option<&Tag>,

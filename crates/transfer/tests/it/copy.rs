@@ -576,7 +576,7 @@ async fn through_an_oci_layout_and_back() {
         ["v1"],
         "only the top manifest is listed in index.json"
     );
-    assert_eq!(layout.get_manifest("v1").await.unwrap(), top);
+    assert_eq!(layout.get_manifest(&"v1".at()).await.unwrap(), top);
     // Re-export is a no-op.
     let again = copier.copy(&from, &out).await.unwrap();
     assert!(again.up_to_date);
