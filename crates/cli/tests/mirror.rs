@@ -199,6 +199,14 @@ fn repository_entries_mirror_the_selected_tags_and_an_unchanged_rerun_only_looks
     );
     let base_gets = sp.count_where(|r| r.method == "GET" && r.path.ends_with(base.as_str()));
     assert_eq!(base_gets, 1, "{:?}", kinds(&sp.requests()));
+    // The copies of a repository entry find digest tags in the plan's listing: `lib/tool` is
+    // listed once in all; `lib/app` once by the plan and once by the single image's copy.
+    let listings = |repo: &str| {
+        let path = format!("/v2/{repo}/tags/list");
+        sp.count_where(|r| r.method == "GET" && r.path.starts_with(&path))
+    };
+    assert_eq!(listings("lib/tool"), 1, "{:?}", kinds(&sp.requests()));
+    assert_eq!(listings("lib/app"), 2, "{:?}", kinds(&sp.requests()));
 
     // Nothing changed: the re-run lists each source repository once and looks at each tag.
     sp.clear_requests();

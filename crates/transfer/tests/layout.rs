@@ -224,7 +224,10 @@ async fn missing_things_are_not_found() {
         "{text}"
     );
 
-    let err = layout.get_manifest(&absent.clone().into()).await.unwrap_err();
+    let err = layout
+        .get_manifest(&absent.clone().into())
+        .await
+        .unwrap_err();
     assert!(is_not_found(&err), "{err}");
     assert!(err.to_string().contains(absent.as_str()), "{err}");
 
@@ -459,7 +462,10 @@ async fn put_blob_verifies_and_leaves_nothing_behind() {
     // A manifest whose bytes do not match its digest is refused.
     let mut bad = image("bad").manifest;
     bad.digest = wrong.clone();
-    let err = layout.put_manifest(&bad, Some(&named("bad"))).await.unwrap_err();
+    let err = layout
+        .put_manifest(&bad, Some(&named("bad")))
+        .await
+        .unwrap_err();
     assert!(matches!(err, TransferError::DigestMismatch { .. }), "{err}");
     assert!(layout.tags().await.unwrap().is_empty());
 
@@ -718,7 +724,10 @@ async fn hostile_index_entries_are_refused() {
     // The rest of the layout still works.
     let img = image("fine");
     put_image(&layout, &img, Some("fine")).await;
-    assert_eq!(layout.get_manifest(&at("fine")).await.unwrap(), img.manifest);
+    assert_eq!(
+        layout.get_manifest(&at("fine")).await.unwrap(),
+        img.manifest
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -747,7 +756,10 @@ async fn concurrent_tagging_loses_nothing() {
     let expected: Vec<String> = (0..20).map(|i| format!("t{i:02}")).collect();
     assert_eq!(layout.tags().await.unwrap(), expected);
     for (i, m) in manifests.iter().enumerate() {
-        assert_eq!(&layout.get_manifest(&at(&format!("t{i:02}"))).await.unwrap(), m);
+        assert_eq!(
+            &layout.get_manifest(&at(&format!("t{i:02}"))).await.unwrap(),
+            m
+        );
     }
     assert_eq!(
         index_json(dir.path())["manifests"]

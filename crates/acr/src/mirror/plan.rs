@@ -3,6 +3,7 @@
 //! and at the target — all at once, bounded per registry — to decide what to copy.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use acr_import_reference::Digest;
 use acr_import_transfer::{PlatformFilter, Registry, TransferError, Transport};
@@ -58,6 +59,9 @@ pub(crate) struct Unit {
     pub(crate) plan: ClientPlan,
     pub(crate) settings: Settings,
     pub(crate) source_digest: Option<Digest>,
+    /// Every tag of the source repository, as the plan listed them (repository entries):
+    /// the copy finds the image's digest tags there instead of listing again.
+    pub(crate) source_tags: Option<Arc<[String]>>,
     pub(crate) targets: Vec<TargetState>,
     /// Why the source could not be read.
     pub(crate) error: Option<String>,
@@ -213,6 +217,7 @@ impl Planner<'_> {
             plan,
             settings: settings.clone(),
             source_digest: None,
+            source_tags: None,
             targets: Vec::new(),
             error: None,
         };
@@ -250,6 +255,7 @@ impl Planner<'_> {
             .await
             .map_err(|e| format!("listing the tags of {host}/{repository}: {e}"))?;
         row.listed = Some(tags.len());
+        let listed: Arc<[String]> = tags.as_slice().into();
         let selected = r.tags.select(tags.iter().map(String::as_str));
         row.selected = selected.len();
         let mut units = Vec::new();
@@ -257,17 +263,20 @@ impl Planner<'_> {
             if !self.shard.owns(&shard_key(&target_repo, Some(tag), "")) {
                 continue;
             }
-            units.push(unit(ClientPlan {
-                label: r.source.clone(),
-                source: SourceSpec::Registry {
-                    host: host.clone(),
-                    repository: repository.clone(),
-                    reference: tag.to_owned(),
-                },
-                target: self.target.clone(),
-                images: vec![(target_repo.clone(), Some(tag.to_owned()))],
-                credentials: base.credentials.clone(),
-            }));
+            units.push(Unit {
+                source_tags: Some(listed.clone()),
+                ..unit(ClientPlan {
+                    label: r.source.clone(),
+                    source: SourceSpec::Registry {
+                        host: host.clone(),
+                        repository: repository.clone(),
+                        reference: tag.to_owned(),
+                    },
+                    target: self.target.clone(),
+                    images: vec![(target_repo.clone(), Some(tag.to_owned()))],
+                    credentials: base.credentials.clone(),
+                })
+            });
         }
         row.in_shard = units.len();
         Ok((units, Some(tags)))

@@ -23,6 +23,8 @@ pub(crate) struct Group {
     pub(crate) entry: usize,
     pub(crate) plan: ClientPlan,
     pub(crate) settings: super::plan::Settings,
+    /// Every tag of the source repository, when the plan listed them.
+    pub(crate) source_tags: Option<std::sync::Arc<[String]>>,
     /// Indices into the report's tags.
     pub(crate) tags: Vec<usize>,
 }
@@ -124,6 +126,7 @@ fn new_group(unit: &Unit) -> Group {
         entry: unit.entry,
         plan,
         settings: unit.settings.clone(),
+        source_tags: unit.source_tags.clone(),
         tags: Vec::new(),
     }
 }
@@ -249,6 +252,7 @@ impl ClientRun<'_> {
                 force: g.settings.force,
                 platforms: g.settings.platforms.clone(),
                 referrers: g.settings.referrers,
+                source_tags: g.source_tags.clone(),
                 ..base.clone()
             };
             async move {
@@ -285,7 +289,11 @@ impl ClientRun<'_> {
         let copier = Copier::new(base);
         let (copier, transport) = (&copier, self.transport);
         let mut running = futures_util::stream::iter(groups.into_iter().map(|g| async move {
-            let result = run_one(&g.plan, transport, copier).await;
+            let engine = copier.with_options(CopyOptions {
+                source_tags: g.source_tags.clone(),
+                ..copier.options().clone()
+            });
+            let result = run_one(&g.plan, transport, &engine).await;
             (g, result)
         }))
         .buffer_unordered(self.concurrency.max(1));

@@ -17,6 +17,7 @@
 //! all in its `index.json`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use acr_import_reference::{Digest, Tag, TagOrDigest};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -89,9 +90,9 @@ type Attached = (Digest, Vec<Descriptor>, Vec<(Tag, Digest)>);
 enum Lookup<'a> {
     Registry {
         src: &'a Endpoint,
-        /// Every tag of the repository, when one page held them all; read by the first
-        /// digest-tag lookup, while the first referrer lookups run.
-        tags: tokio::sync::OnceCell<Option<Vec<String>>>,
+        /// Every tag of the repository: as the caller listed them, or, when one page holds
+        /// them all, read by the first digest-tag lookup while the first referrer lookups run.
+        tags: tokio::sync::OnceCell<Option<Arc<[String]>>>,
     },
     Layout {
         src: &'a Endpoint,
@@ -100,11 +101,18 @@ enum Lookup<'a> {
 }
 
 impl<'a> Lookup<'a> {
-    async fn open(src: &'a Endpoint, notes: &mut Vec<String>) -> Result<Self, TransferError> {
+    async fn open(
+        src: &'a Endpoint,
+        listed: Option<&Arc<[String]>>,
+        notes: &mut Vec<String>,
+    ) -> Result<Self, TransferError> {
         match src {
             Endpoint::Registry { .. } => Ok(Lookup::Registry {
                 src,
-                tags: tokio::sync::OnceCell::new(),
+                tags: match listed {
+                    Some(tags) => tokio::sync::OnceCell::new_with(Some(Some(tags.clone()))),
+                    None => tokio::sync::OnceCell::new(),
+                },
             }),
             Endpoint::Layout(layout) => {
                 let scan = layout.scan().await?;
@@ -194,7 +202,7 @@ fn listed_tag(src: &Endpoint, name: &str) -> Result<Tag, TransferError> {
 
 /// Every tag of a registry repository when one page holds them all; `None` when it has
 /// more, or the list cannot be read (digest tags are then asked for with `HEAD`).
-async fn whole_tag_list(src: &Endpoint) -> Option<Vec<String>> {
+async fn whole_tag_list(src: &Endpoint) -> Option<Arc<[String]>> {
     let Endpoint::Registry {
         registry,
         repository,
@@ -203,7 +211,7 @@ async fn whole_tag_list(src: &Endpoint) -> Option<Vec<String>> {
         return None;
     };
     match registry.tags_page(repository, SMALL_REPOSITORY).await {
-        Ok(page) if !page.more => Some(page.tags),
+        Ok(page) if !page.more => Some(page.tags.into()),
         Ok(_) => None,
         Err(e) => {
             tracing::debug!(error = %e, "tag list unreadable: digest tags probed with HEAD");
@@ -269,7 +277,8 @@ impl Copier {
         if !self.options.referrers {
             return Ok(out);
         }
-        let lookup = Lookup::open(src, &mut out.notes).await?;
+        let listed = self.options.source_tags.as_ref();
+        let lookup = Lookup::open(src, listed, &mut out.notes).await?;
         let mut main: Vec<Digest> = Vec::new();
         for n in &graph.nodes {
             let children = n.content.manifests.iter().map(|d| &d.digest);

@@ -95,6 +95,11 @@ pub struct CopyOptions {
     pub dry_run: bool,
     /// Where progress events go. Default: nowhere.
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// Every tag of the source repository, as the caller has just listed them all (a
+    /// mirror's plan does): the digest tags of the copied manifests are found in it instead
+    /// of listing the repository again. A digest tag pushed after that listing is not seen
+    /// by this copy. Default: none (the copy lists the tags itself, or probes cosign's).
+    pub source_tags: Option<Arc<[String]>>,
 }
 
 impl Default for CopyOptions {
@@ -111,6 +116,7 @@ impl Default for CopyOptions {
             verify: false,
             dry_run: false,
             progress: None,
+            source_tags: None,
         }
     }
 }
