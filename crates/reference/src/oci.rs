@@ -7,7 +7,7 @@ use std::str::FromStr;
 use crate::digest::{Digest, is_algorithm_syntax};
 use crate::error::ReferenceError;
 use crate::reference::{Reference, write_suffix};
-use crate::tag::Tag;
+use crate::tag::{Tag, TagOrDigest};
 
 /// The prefix that marks an OCI image-layout reference.
 const OCI_PREFIX: &str = "oci:";
@@ -47,6 +47,12 @@ impl OciLayoutReference {
     /// The digest, if one was written.
     pub fn digest(&self) -> Option<&Digest> {
         self.digest.as_ref()
+    }
+
+    /// What to read from the layout: the digest if there is one, else the tag, else
+    /// `latest`, as for [`Reference::manifest_reference`].
+    pub fn manifest_reference(&self) -> TagOrDigest {
+        TagOrDigest::selecting(self.tag(), self.digest())
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain::{Domain, looks_like_domain};
 use crate::error::ReferenceError;
 use crate::repository::{Repository, check_name_len};
 use crate::repository_reference::RepositoryReference;
-use crate::tag::Tag;
+use crate::tag::{Tag, TagOrDigest};
 
 /// The namespace Docker Hub keeps its official images in.
 const OFFICIAL_PREFIX: &str = "library/";
@@ -96,12 +96,8 @@ impl Reference {
 
     /// What to ask the registry's manifest endpoint for: the digest if there is one (it wins
     /// over a tag), else the tag, else `latest`.
-    pub fn manifest_reference(&self) -> &str {
-        match (self.digest(), self.tag()) {
-            (Some(digest), _) => digest.as_str(),
-            (None, Some(tag)) => tag.as_str(),
-            (None, None) => "latest",
-        }
+    pub fn manifest_reference(&self) -> TagOrDigest {
+        TagOrDigest::selecting(self.tag(), self.digest())
     }
 
     /// The `host[:port]` that serves this reference's registry API: `registry-1.docker.io` for

@@ -85,6 +85,16 @@ pub enum TagOrDigest {
 }
 
 impl TagOrDigest {
+    /// What a reference written with `tag` and `digest` selects: the digest when there is
+    /// one (it wins over a tag), else the tag, else `latest`.
+    pub fn selecting(tag: Option<&Tag>, digest: Option<&crate::Digest>) -> TagOrDigest {
+        match (digest, tag) {
+            (Some(digest), _) => TagOrDigest::Digest(digest.clone()),
+            (None, Some(tag)) => TagOrDigest::Tag(tag.clone()),
+            (None, None) => TagOrDigest::Tag(Tag::latest()),
+        }
+    }
+
     /// The digest, when it names one.
     pub fn digest(&self) -> Option<&crate::Digest> {
         match self {

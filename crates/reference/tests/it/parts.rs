@@ -202,12 +202,30 @@ fn api_host_and_manifest_reference() {
         "registry-1.docker.io"
     );
     assert_eq!(reference("localhost:5000/x").api_host(), "localhost:5000");
-    assert_eq!(reference("nginx").manifest_reference(), "latest");
-    assert_eq!(reference("nginx:1.25").manifest_reference(), "1.25");
+    let selects = |r: &str| reference(r).manifest_reference().to_string();
+    assert_eq!(selects("nginx"), "latest");
+    assert_eq!(selects("nginx:1.25"), "1.25");
     // The digest wins for fetching; the tag is kept for display.
     let both = reference(concat!("nginx:1.25@sha256:", h256!()));
-    assert_eq!(both.manifest_reference(), concat!("sha256:", h256!()));
+    assert_eq!(
+        both.manifest_reference().to_string(),
+        concat!("sha256:", h256!())
+    );
+    assert!(both.manifest_reference().digest().is_some());
     assert_eq!(both.tag().unwrap().as_str(), "1.25");
+    // An OCI layout reference selects the same way.
+    let layout = |r: &str| {
+        r.parse::<acr_import_reference::OciLayoutReference>()
+            .unwrap()
+            .manifest_reference()
+            .to_string()
+    };
+    assert_eq!(layout("oci:./out"), "latest");
+    assert_eq!(layout("oci:./out:v1"), "v1");
+    assert_eq!(
+        layout(concat!("oci:./out:v1@sha256:", h256!())),
+        concat!("sha256:", h256!())
+    );
 }
 
 #[test]
