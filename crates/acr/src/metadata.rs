@@ -3,7 +3,7 @@
 //! shows them, and its tags with their digests (what a mirror compares in one request).
 
 use acr_import_auth::{Scope, ScopeSet};
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository};
 use acr_import_transfer::{Registry, TransferError};
 use serde::{Deserialize, Serialize};
 
@@ -65,7 +65,7 @@ impl ManifestOrder {
 /// the OCI API instead.
 pub async fn list_manifests(
     registry: &Registry,
-    repository: &str,
+    repository: &Repository,
     order: Option<ManifestOrder>,
     top: Option<usize>,
 ) -> Result<Option<Vec<ManifestMetadata>>, TransferError> {
@@ -82,7 +82,7 @@ pub async fn list_manifests(
 /// whose [`TransferError::is_not_found`] holds.
 pub async fn list_tags(
     registry: &Registry,
-    repository: &str,
+    repository: &Repository,
 ) -> Result<Option<Vec<(String, Digest)>>, TransferError> {
     /// One tag as the `_tags` listing describes it (the service's other fields unread).
     #[derive(Deserialize)]
@@ -110,12 +110,12 @@ pub async fn list_tags(
         .map(Some)
 }
 
-fn protocol(registry: &Registry, repository: &str, reason: String) -> TransferError {
+fn protocol(registry: &Registry, repository: &Repository, reason: String) -> TransferError {
     TransferError::Protocol {
         context: acr_import_transfer::RequestContext {
             operation: acr_import_transfer::Operation::Other,
             registry: registry.host().to_owned(),
-            repository: Some(repository.to_owned()),
+            repository: Some(repository.to_string()),
             reference: None,
         },
         reason,
@@ -126,15 +126,15 @@ fn protocol(registry: &Registry, repository: &str, reason: String) -> TransferEr
 /// `/acr/v1/{repo}/{kind}`, following `Link`, at most `top`.
 async fn list<T: serde::de::DeserializeOwned>(
     registry: &Registry,
-    repository: &str,
+    repository: &Repository,
     kind: &str,
     query: &[(&str, &str)],
     top: Option<usize>,
 ) -> Result<Option<Vec<T>>, TransferError> {
-    let scopes = ScopeSet::new().with(Scope::repository(repository, ["metadata_read"]));
+    let scopes = ScopeSet::new().with(Scope::repository(repository.as_str(), ["metadata_read"]));
     let segments: Vec<&str> = ["acr", "v1"]
         .into_iter()
-        .chain(repository.split('/'))
+        .chain(repository.components())
         .chain([kind])
         .collect();
     let field = kind.trim_start_matches('_');

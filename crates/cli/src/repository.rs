@@ -142,7 +142,7 @@ async fn show_manifests(a: ShowManifestsArgs, g: &Global) -> Result<(), Failure>
     // An ACR answers through its metadata API (tags, timestamps, sizes); any other registry
     // through the OCI API below.
     if let Some(entries) =
-        acr_import_acr::metadata::list_manifests(&reg, repository.as_str(), order, top).await?
+        acr_import_acr::metadata::list_manifests(&reg, &repository, order, top).await?
     {
         let format = g.output.unwrap_or(OutputFormat::Json);
         if a.detail {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use acr_import_auth::Credential;
-use acr_import_reference::{AnyReference, RepositoryReference};
+use acr_import_reference::{AnyReference, Repository, RepositoryReference, TagOrDigest};
 use acr_import_transfer::{CopyReport, Endpoint, OciLayout, Source, Target, Transport};
 
 use super::{ImportError, ImportEvent, ImportObserver, SourceCredentials};
@@ -28,12 +28,12 @@ pub(crate) struct ClientPlan {
 pub(crate) enum SourceSpec {
     Registry {
         host: String,
-        repository: String,
-        reference: String,
+        repository: Repository,
+        reference: TagOrDigest,
     },
     Layout {
         path: PathBuf,
-        reference: String,
+        reference: TagOrDigest,
     },
 }
 
@@ -86,13 +86,6 @@ impl ClientPlan {
         &self,
         transport: &Transport,
     ) -> Result<(Source, Vec<Target>), acr_import_transfer::TransferError> {
-        let typed = |reference: &str| {
-            reference.parse().map_err(|e| {
-                acr_import_transfer::TransferError::Config(format!(
-                    "the source reference `{reference}`: {e}"
-                ))
-            })
-        };
         let repository = |side: &str, repository: &str| {
             repository.parse().map_err(|e| {
                 acr_import_transfer::TransferError::Config(format!(
@@ -103,18 +96,15 @@ impl ClientPlan {
         let source = match &self.source {
             SourceSpec::Registry {
                 host,
-                repository: repo,
+                repository,
                 reference,
             } => Source {
-                endpoint: Endpoint::registry(
-                    transport.registry(host)?,
-                    repository("source", repo)?,
-                ),
-                reference: typed(reference)?,
+                endpoint: Endpoint::registry(transport.registry(host)?, repository.clone()),
+                reference: reference.clone(),
             },
             SourceSpec::Layout { path, reference } => Source {
                 endpoint: Endpoint::Layout(OciLayout::open(path)?),
-                reference: typed(reference)?,
+                reference: reference.clone(),
             },
         };
         let mut targets = Vec::new();
@@ -141,11 +131,7 @@ type ParsedSource = (SourceSpec, String, Option<String>);
 fn full_source(source: &str, observer: &dyn ImportObserver) -> Result<ParsedSource, ImportError> {
     match source.parse::<AnyReference>() {
         Ok(AnyReference::OciLayout(l)) => {
-            let reference = l
-                .digest()
-                .map(|d| d.to_string())
-                .or_else(|| l.tag().map(|t| t.to_string()))
-                .unwrap_or_else(|| "latest".to_owned());
+            let reference = l.manifest_reference();
             let default_repo = l
                 .path()
                 .file_name()
@@ -168,15 +154,13 @@ fn full_source(source: &str, observer: &dyn ImportObserver) -> Result<ParsedSour
                     "`{source}` is the Docker Hub official image {normalized}"
                 )));
             }
-            let reference = normalized.manifest_reference().to_owned();
-            let repository = normalized.repository().to_string();
             Ok((
                 SourceSpec::Registry {
                     host: normalized.api_host().to_owned(),
-                    repository: repository.clone(),
-                    reference,
+                    repository: normalized.repository().clone(),
+                    reference: normalized.manifest_reference(),
                 },
-                repository,
+                normalized.repository().to_string(),
                 normalized.tag().map(|t| t.to_string()),
             ))
         }
@@ -227,7 +211,7 @@ pub(crate) fn plan(
             },
         ) => Some((
             host.clone(),
-            repository.clone(),
+            repository.to_string(),
             Credential::from_username_password(
                 c.username.clone().unwrap_or_default(),
                 c.password.clone(),

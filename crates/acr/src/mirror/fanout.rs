@@ -167,7 +167,7 @@ impl ServerRun<'_> {
                 id,
                 registry: None,
                 unreadable: None,
-                image: image_text(repository, reference),
+                image: image_text(repository.as_str(), reference),
                 cross_tenant,
             },
             (
@@ -179,12 +179,8 @@ impl ServerRun<'_> {
                 resolved,
             ) => ResolvedSource::External {
                 // Docker Hub's API host is not what the service takes as its name.
-                host: if host == "registry-1.docker.io" {
-                    "docker.io".to_owned()
-                } else {
-                    host.clone()
-                },
-                image: image_text(repository, reference),
+                host: acr_import_reference::docker_hub::canonical(host).to_owned(),
+                image: image_text(repository.as_str(), reference),
                 credentials: match resolved {
                     Some(ResolvedSource::External { credentials, .. }) => credentials,
                     _ => None,

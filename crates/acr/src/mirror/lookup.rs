@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use acr_import_reference::{Digest, Repository};
+use acr_import_reference::{Digest, Repository, TagOrDigest};
 use acr_import_transfer::{ManifestHead, Registry, TransferError};
 use tokio::sync::{OnceCell, Semaphore};
 
@@ -33,7 +33,7 @@ pub(crate) struct Lookups {
     /// Whether a host serves ACR's `/acr/v1/{repo}/_tags`: decided by the first listing there.
     acr_listing: Once<String, bool>,
     /// (host, repository) → its tags and digests, listed once.
-    listings: Once<(String, String), Option<TagDigests>>,
+    listings: Once<(String, Repository), Option<TagDigests>>,
     /// Hosts whose referrers support was asked once.
     referrers_probe: Once<String, ()>,
 }
@@ -63,25 +63,23 @@ impl Lookups {
     pub(crate) async fn tags(
         &self,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
     ) -> Result<Vec<String>, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
-        registry.list_tags(&typed(repository)?, None).await
+        registry.list_tags(repository, None).await
     }
 
     /// The manifest `reference` names, `None` when there is none.
     pub(crate) async fn head(
         &self,
         registry: &Registry,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
     ) -> Result<Option<ManifestHead>, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
-        registry
-            .head_manifest(&typed(repository)?, &typed(reference)?)
-            .await
+        registry.head_manifest(repository, reference).await
     }
 
     /// Every tag of `repository` with its digest, when the registry lists them in one request
@@ -91,10 +89,10 @@ impl Lookups {
     pub(crate) async fn digests(
         &self,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
     ) -> Result<Option<TagDigests>, TransferError> {
         let host = registry.host().to_owned();
-        let listing = once(&self.listings, (host.clone(), repository.to_owned()));
+        let listing = once(&self.listings, (host.clone(), repository.clone()));
         let listed = listing
             .get_or_try_init(|| async {
                 let serves = once(&self.acr_listing, host);
@@ -126,7 +124,7 @@ impl Lookups {
     pub(crate) async fn has_referrers(
         &self,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
         listed: Option<&[String]>,
     ) -> Result<bool, TransferError> {
@@ -157,14 +155,12 @@ impl Lookups {
     async fn ask_referrers(
         &self,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
         digest: &Digest,
     ) -> Result<bool, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
-        let found = registry
-            .referrers(&typed::<Repository>(repository)?, digest, None)
-            .await?;
+        let found = registry.referrers(repository, digest, None).await?;
         Ok(!found.descriptors.is_empty())
     }
 
@@ -172,7 +168,7 @@ impl Lookups {
     async fn acr_tags(
         &self,
         registry: &Registry,
-        repository: &str,
+        repository: &Repository,
     ) -> Result<Option<Vec<(String, Digest)>>, TransferError> {
         let sem = self.semaphore(registry.host());
         let _permit = sem.acquire().await;
@@ -181,14 +177,4 @@ impl Lookups {
             other => other,
         }
     }
-}
-
-/// A repository or manifest reference of the mirror plan (text from the mirror file, the
-/// command line or a tag listing), as the transport takes it.
-fn typed<T>(text: &str) -> Result<T, TransferError>
-where
-    T: std::str::FromStr<Err = acr_import_reference::ReferenceError>,
-{
-    text.parse()
-        .map_err(|e| TransferError::Config(format!("`{text}`: {e}")))
 }

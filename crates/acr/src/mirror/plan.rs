@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use acr_import_reference::Digest;
+use acr_import_reference::{Digest, Repository, TagOrDigest};
 use acr_import_transfer::{PlatformFilter, Registry, TransferError, Transport};
 use futures_util::future::join_all;
 
@@ -89,9 +89,22 @@ impl Unit {
 }
 
 /// `repository:tag`, or `repository@digest`.
-pub(crate) fn image_text(repository: &str, reference: &str) -> String {
-    let sep = if reference.contains(':') { "@" } else { ":" };
+pub(crate) fn image_text(repository: &str, reference: &TagOrDigest) -> String {
+    let sep = match reference {
+        TagOrDigest::Digest(_) => "@",
+        TagOrDigest::Tag(_) => ":",
+    };
     format!("{repository}{sep}{reference}")
+}
+
+/// A target repository or tag as the mirror file or command line wrote it (the copy engine
+/// reads it the same way), for the plan's look-ups at the target.
+fn target_text<T>(text: &str) -> Result<T, TransferError>
+where
+    T: std::str::FromStr<Err = acr_import_reference::ReferenceError>,
+{
+    text.parse()
+        .map_err(|e| TransferError::Config(format!("the target `{text}`: {e}")))
 }
 
 /// `host/repository:tag` (or `@digest`), or `oci:PATH:tag`.
@@ -101,7 +114,7 @@ pub(crate) fn source_text(source: &SourceSpec) -> String {
             host,
             repository,
             reference,
-        } => format!("{host}/{}", image_text(repository, reference)),
+        } => format!("{host}/{}", image_text(repository.as_str(), reference)),
         SourceSpec::Layout { path, reference } => {
             format!("oci:{}", image_text(&path.display().to_string(), reference))
         }
@@ -270,7 +283,9 @@ impl Planner<'_> {
                     source: SourceSpec::Registry {
                         host: host.clone(),
                         repository: repository.clone(),
-                        reference: tag.to_owned(),
+                        reference: TagOrDigest::Tag(tag.parse().map_err(|e| {
+                            format!("{host}/{repository} lists `{tag}`, which is not a tag: {e}")
+                        })?),
                     },
                     target: self.target.clone(),
                     images: vec![(target_repo.clone(), Some(tag.to_owned()))],
@@ -346,12 +361,13 @@ impl Planner<'_> {
             if unit.targets[i].tag.is_some() {
                 continue;
             }
-            let repository = unit.targets[i].repository.clone();
-            match self
-                .lookups
-                .head(&target, &repository, digest.as_str())
-                .await
-            {
+            let looked_up = async {
+                let repository = target_text(&unit.targets[i].repository)?;
+                self.lookups
+                    .head(&target, &repository, &digest.clone().into())
+                    .await
+            };
+            match looked_up.await {
                 Ok(h) => unit.targets[i].before = h.and_then(|h| h.digest),
                 Err(e) => {
                     let at = unit.target_text(&unit.targets[i]);
@@ -400,19 +416,19 @@ impl Planner<'_> {
     async fn source_digest(
         &self,
         source: &Registry,
-        repository: &str,
-        reference: &str,
+        repository: &Repository,
+        reference: &TagOrDigest,
         settings: &Settings,
     ) -> Result<(Option<Digest>, bool), TransferError> {
         if settings.platforms.is_empty() {
-            if let Ok(d) = reference.parse::<Digest>() {
-                return Ok((Some(d), false));
+            if let TagOrDigest::Digest(d) = reference {
+                return Ok((Some(d.clone()), false));
             }
             // An ACR source lists its tags with their digests.
             if source.host().ends_with(&self.cloud.login_server_suffix)
                 && let Some(listed) = self.lookups.digests(source, repository).await?
             {
-                return Ok((listed.get(reference).cloned(), false));
+                return Ok((listed.get(reference.as_str()).cloned(), false));
             }
         }
         let head = self.lookups.head(source, repository, reference).await?;
@@ -426,7 +442,7 @@ impl Planner<'_> {
                 match h.digest {
                     Some(d) => (Some(d), index),
                     // A registry that does not say the digest: the engine compares.
-                    None => (reference.parse().ok(), index),
+                    None => (reference.digest().cloned(), index),
                 }
             }
         })
@@ -446,15 +462,16 @@ impl Planner<'_> {
                 out.push(None);
                 continue;
             };
+            let repository = target_text(&t.repository)?;
             if !listings.contains_key(t.repository.as_str()) {
-                let listed = self.lookups.digests(target, &t.repository).await?;
+                let listed = self.lookups.digests(target, &repository).await?;
                 listings.insert(&t.repository, listed);
             }
             let found = match listings.get(t.repository.as_str()) {
                 Some(Some(listed)) => listed.get(tag).cloned(),
                 _ => self
                     .lookups
-                    .head(target, &t.repository, tag)
+                    .head(target, &repository, &target_text(tag)?)
                     .await?
                     .and_then(|h| h.digest),
             };

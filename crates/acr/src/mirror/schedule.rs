@@ -119,7 +119,7 @@ fn new_group(unit: &Unit) -> Group {
         plan.source = SourceSpec::Registry {
             host: host.clone(),
             repository: repository.clone(),
-            reference: d.to_string(),
+            reference: d.clone().into(),
         };
     }
     Group {

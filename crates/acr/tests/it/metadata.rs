@@ -52,7 +52,7 @@ async fn next_pages_are_followed_on_the_same_endpoint_only() {
     )
     .await;
     let reg = transport().registry(&proxy.host()).unwrap();
-    let listed = list_manifests(&reg, "app", None, None)
+    let listed = list_manifests(&reg, &"app".parse().unwrap(), None, None)
         .await
         .unwrap()
         .unwrap();
@@ -79,7 +79,9 @@ async fn next_pages_are_followed_on_the_same_endpoint_only() {
         )
         .await;
         let reg = transport().registry(&proxy.host()).unwrap();
-        let err = list_manifests(&reg, "app", None, None).await.unwrap_err();
+        let err = list_manifests(&reg, &"app".parse().unwrap(), None, None)
+            .await
+            .unwrap_err();
         assert!(
             matches!(err, TransferError::Refused { .. }),
             "{link}: {err}"
