@@ -50,6 +50,13 @@ impl Lookups {
         }
     }
 
+    /// Runs `request` once one of the look-up slots of `registry`'s host is free.
+    async fn bounded<T>(&self, registry: &Registry, request: impl Future<Output = T>) -> T {
+        let sem = self.semaphore(registry.host());
+        let _permit = sem.acquire().await;
+        request.await
+    }
+
     fn semaphore(&self, host: &str) -> Arc<Semaphore> {
         self.permits
             .lock()
@@ -65,9 +72,8 @@ impl Lookups {
         registry: &Registry,
         repository: &Repository,
     ) -> Result<Vec<String>, TransferError> {
-        let sem = self.semaphore(registry.host());
-        let _permit = sem.acquire().await;
-        registry.list_tags(repository, None).await
+        self.bounded(registry, registry.list_tags(repository, None))
+            .await
     }
 
     /// The manifest `reference` names, `None` when there is none.
@@ -77,9 +83,8 @@ impl Lookups {
         repository: &Repository,
         reference: &TagOrDigest,
     ) -> Result<Option<ManifestHead>, TransferError> {
-        let sem = self.semaphore(registry.host());
-        let _permit = sem.acquire().await;
-        registry.head_manifest(repository, reference).await
+        self.bounded(registry, registry.head_manifest(repository, reference))
+            .await
     }
 
     /// Every tag of `repository` with its digest, when the registry lists them in one request
@@ -158,9 +163,9 @@ impl Lookups {
         repository: &Repository,
         digest: &Digest,
     ) -> Result<bool, TransferError> {
-        let sem = self.semaphore(registry.host());
-        let _permit = sem.acquire().await;
-        let found = registry.referrers(repository, digest, None).await?;
+        let found = self
+            .bounded(registry, registry.referrers(repository, digest, None))
+            .await?;
         Ok(!found.descriptors.is_empty())
     }
 
@@ -170,9 +175,10 @@ impl Lookups {
         registry: &Registry,
         repository: &Repository,
     ) -> Result<Option<Vec<(String, Digest)>>, TransferError> {
-        let sem = self.semaphore(registry.host());
-        let _permit = sem.acquire().await;
-        match metadata::list_tags(registry, repository).await {
+        match self
+            .bounded(registry, metadata::list_tags(registry, repository))
+            .await
+        {
             Err(e) if e.is_not_found() => Ok(Some(Vec::new())),
             other => other,
         }
