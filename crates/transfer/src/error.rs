@@ -405,6 +405,18 @@ impl TransferError {
         }
     }
 
+    /// The error of an operation that was tried `more` times again on top of the retries the
+    /// error counts (a blob upload sent again after its request's own retries), counting them.
+    pub(crate) fn retried_more(mut self, more: u32) -> Self {
+        if let TransferError::RateLimited { retries, .. }
+        | TransferError::Server { retries, .. }
+        | TransferError::Connection { retries, .. } = &mut self
+        {
+            *retries += more;
+        }
+        self
+    }
+
     /// Whether a registry's rate limit stopped the operation (a `429` after the retries, or a
     /// limit that resets later than a retry waits).
     pub fn is_rate_limited(&self) -> bool {

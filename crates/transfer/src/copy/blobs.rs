@@ -13,7 +13,7 @@ use super::limiter::{Admission, Slot, Turn, Turns};
 use super::{BlobAction, BlobCell, BlobEntry, Copier, CopyReport, Endpoint, Progress};
 use crate::layout::OciLayout;
 use crate::manifest::Descriptor;
-use crate::{Registry, TransferError, UploadStart};
+use crate::{Registry, RetryPolicy, TransferError, UploadStart};
 
 impl Copier {
     /// Moves every blob to every place: to the first place of each registry first, so the
@@ -129,6 +129,8 @@ impl Copier {
         });
         let limiter = self.limiter(limiter_key);
         let _slot = limiter.acquire().await;
+        // A layout is local: the source registry's retries are the ones that matter.
+        let policy = src.retry_policy().unwrap_or_default();
         let mut attempt = 0;
         loop {
             let (stream, failure) = self.source_stream(src, desc, false, None).await?;
@@ -140,7 +142,7 @@ impl Copier {
                         .unwrap_or_else(|p| p.into_inner())
                         .take()
                         .unwrap_or(e);
-                    self.retry_blob(e, &mut attempt, entry)?;
+                    self.retry_blob(e, policy, &mut attempt, entry).await?;
                 }
             }
         }
@@ -149,15 +151,17 @@ impl Copier {
     }
 
     /// After a failed blob transfer: the error back when it is not worth another attempt (or
-    /// 3 retries are spent); otherwise counts and reports the retry.
-    fn retry_blob(
+    /// the retries of `policy` are spent); otherwise counts and reports the retry, and waits
+    /// the policy's backoff.
+    async fn retry_blob(
         &self,
         e: TransferError,
+        policy: RetryPolicy,
         attempt: &mut u32,
         entry: &mut BlobEntry,
     ) -> Result<(), TransferError> {
-        if !blob_retryable(&e) || *attempt >= 3 {
-            return Err(e);
+        if !blob_retryable(&e) || *attempt >= policy.max_retries {
+            return Err(e.retried_more(*attempt));
         }
         *attempt += 1;
         entry.retries += 1;
@@ -165,6 +169,7 @@ impl Copier {
             digest: entry.digest.clone(),
             error: e.to_string(),
         });
+        tokio::time::sleep(policy.delay(*attempt, None)).await;
         Ok(())
     }
 
@@ -225,6 +230,7 @@ impl Copier {
             limiter: self.limiter(&host),
             turn,
         };
+        let policy = registry.retry_policy();
         let mut attempt = 0;
         loop {
             match self
@@ -246,7 +252,7 @@ impl Copier {
                     if matches!(e.status(), Some(429 | 503)) {
                         admission.limiter.back_off();
                     }
-                    self.retry_blob(e, &mut attempt, entry)?;
+                    self.retry_blob(e, policy, &mut attempt, entry).await?;
                 }
             }
         }
@@ -443,7 +449,7 @@ async fn lock_or_yield<T>(cell: &BlobCell<T>, turn: &mut Turn) -> tokio::sync::O
 fn blob_retryable(e: &TransferError) -> bool {
     // A refused upload is sent again from a fresh read: the content was damaged on the way
     // (DIGEST_INVALID, SIZE_INVALID), or the refusal itself arrived damaged (a 400 whose
-    // error body cannot be read). At most 3 times, like any retry of a blob.
+    // error body cannot be read). As often as the transport retries a request.
     let code = e.details().and_then(|d| d.code());
     e.is_retryable()
         || matches!(code, Some("DIGEST_INVALID" | "SIZE_INVALID"))

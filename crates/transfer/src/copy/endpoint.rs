@@ -6,7 +6,7 @@ use acr_import_reference::{Digest, Repository, Tag, TagOrDigest};
 use crate::layout::OciLayout;
 use crate::manifest::{Descriptor, Manifest};
 use crate::registry::cache::Reads;
-use crate::{BlobStream, ManifestHead, Registry, TransferError};
+use crate::{BlobStream, ManifestHead, Registry, RetryPolicy, TransferError};
 
 /// Where content lives: a repository of a registry, or an OCI image-layout folder.
 #[derive(Debug, Clone)]
@@ -58,6 +58,14 @@ impl Endpoint {
         match self {
             Endpoint::Registry { registry, .. } => registry.host().to_owned(),
             Endpoint::Layout(l) => format!("oci:{}", l.path().display()),
+        }
+    }
+
+    /// How often a request to this endpoint's registry is tried again; `None` for a layout.
+    pub(super) fn retry_policy(&self) -> Option<RetryPolicy> {
+        match self {
+            Endpoint::Registry { registry, .. } => Some(registry.retry_policy()),
+            Endpoint::Layout(_) => None,
         }
     }
 

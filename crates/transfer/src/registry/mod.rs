@@ -410,6 +410,11 @@ impl Registry {
         }
     }
 
+    /// The transport's retry policy: how often an operation on this registry is tried again.
+    pub fn retry_policy(&self) -> crate::RetryPolicy {
+        self.transport.inner.retry
+    }
+
     /// The transport's idle timeout, for callers that stream.
     pub fn idle_timeout(&self) -> Duration {
         self.transport.inner.idle_timeout

@@ -10,7 +10,8 @@ use acr_import_testsupport::{
 use acr_import_transfer::TransferError;
 use bytes::Bytes;
 
-use crate::{basic, data, push_image, sha256, transport, transport_with};
+use crate::copy::Copies;
+use crate::{basic, data, push_image, sha256, transport, transport_with, transport_with_retries};
 
 #[tokio::test]
 async fn corrupted_blob_and_manifest_are_detected() {
@@ -375,4 +376,50 @@ async fn a_manifest_refused_for_a_blob_the_repository_holds_is_pushed_again() {
     assert_eq!(err.status(), Some(400), "{err}");
     assert!(err.to_string().contains("MANIFEST_BLOB_UNKNOWN"), "{err}");
     assert_eq!(proxy.count("PUT", "/manifests/"), 1);
+}
+
+/// A blob upload that fails is sent again as often as the target's transport retries a
+/// request, with the transport's backoff; once those retries are spent, the copy fails with
+/// what the target said.
+#[tokio::test]
+async fn a_failed_blob_upload_is_sent_as_often_as_the_transport_retries() {
+    let (a, b) = tokio::join!(TestRegistry::start(), TestRegistry::start());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let src = transport().registry(&a.url()).unwrap();
+    let m = push_image(&src, "app", "v1", 41, 4_000).await;
+    let layer = m.parse().unwrap().layers[0].digest.clone();
+    let put_of_layer = format!("digest={}", layer.as_str().replace(':', "%3A"));
+    let refuse = |n: Option<usize>| {
+        let rule = FaultRule::new(FaultAction::status(503))
+            .method("PUT")
+            .path_contains(&put_of_layer);
+        match n {
+            Some(n) => rule.first(n),
+            None => rule.every(),
+        }
+    };
+    let proxy = Proxy::start(b.addr(), ProxyOptions::with_rules([refuse(Some(5))]))
+        .await
+        .unwrap();
+
+    // Five failed uploads, six retries: the sixth retry lands.
+    let dst = transport_with_retries(6).registry(&proxy.url()).unwrap();
+    let report = Copies::new(&src, &dst).same("app:v1", "app:v1").await;
+    assert_eq!(proxy.count("PUT", &put_of_layer), 6);
+    let entry = report.blobs.iter().find(|e| e.digest == layer.as_str());
+    assert_eq!(entry.map(|e| e.retries), Some(5), "{:?}", report.blobs);
+
+    // Two retries, every upload refused: three uploads, then the target's answer.
+    proxy.set_rules([refuse(None)]);
+    proxy.clear_requests();
+    let dst = transport_with_retries(2).registry(&proxy.url()).unwrap();
+    let err = Copies::new(&src, &dst)
+        .run("app:v1", "other:v1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TransferError::Server { retries: 2, .. }),
+        "the error counts the uploads sent again: {err}"
+    );
+    assert_eq!(proxy.count("PUT", &put_of_layer), 3);
 }

@@ -67,8 +67,9 @@ async fn thirty_imports_through_faults_are_exact() {
         Proxy::start(sb.addr(), ProxyOptions::with_rules(faults(11)))
     );
     let (src_proxy, dst_proxy) = (src_proxy.unwrap(), dst_proxy.unwrap());
-    // Six retries: at a 15 % fault rate, four faults in a row on one of ~1300 requests are
-    // likely, and a request that fails four times is rightly a failed import.
+    // Six retries, for a request and for a blob upload sent again alike: at a 15 % fault
+    // rate, four faults in a row on one of ~1,700 requests are likely (with the engine's
+    // former fixed three re-sends of a blob, one run in four failed here), seven are not.
     let t = transport_with_retries(6);
     let (src, dst) = (
         t.registry(&src_proxy.url()).unwrap(),
